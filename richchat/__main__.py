@@ -1,0 +1,4 @@
+from richchat.cli import main
+
+if __name__ == "__main__":
+    main()

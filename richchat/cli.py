@@ -1,0 +1,79 @@
+"""Root Typer app: registers the commands and turns errors into one line and an exit status."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import typer
+
+from richchat import __version__
+from richchat.core.errors import RichchatError
+from richchat.core.exit_codes import ExitStatus
+
+app = typer.Typer(
+    name="richchat",
+    help="LAN chat toolkit: run a chat server, discover servers and hosts, scan ports, chat.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+_state = {"debug": False}
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"richchat {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Show the version and exit."
+    ),
+    debug: bool = typer.Option(
+        False, "--debug", envvar="RICHCHAT_DEBUG", help="Show tracebacks for unexpected errors."
+    ),
+) -> None:
+    """richchat: chat on your LAN from the terminal."""
+    _state["debug"] = debug
+
+
+def _register() -> None:
+    # Command modules are small and import heavy libraries only inside their functions.
+    # (one line per command: ``app.command("name")(module.function)``)
+
+
+_register()
+
+
+def _print_error(message: str, hint: str | None = None) -> None:
+    from rich.console import Console
+    from rich.text import Text
+
+    console = Console(stderr=True, no_color=bool(os.environ.get("NO_COLOR")), highlight=False)
+    line = Text("error: ", style="bold red")
+    line.append(message)
+    if hint:
+        line.append(f" ({hint})", style="dim")
+    console.print(line, soft_wrap=True)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    try:
+        app()
+    except RichchatError as exc:
+        if _state["debug"]:
+            raise
+        _print_error(exc.message, exc.hint)
+        sys.exit(int(exc.exit_status))
+    except KeyboardInterrupt:
+        sys.exit(int(ExitStatus.INTERRUPTED))
+    except Exception as exc:  # one line, never a traceback unless --debug
+        if _state["debug"]:
+            raise
+        _print_error(f"unexpected {type(exc).__name__}: {exc}", "run with --debug for details")
+        sys.exit(int(ExitStatus.ERROR))

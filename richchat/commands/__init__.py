@@ -1,0 +1,1 @@
+"""One small module per CLI command: options, one core call, render or --json."""

@@ -1,0 +1,1 @@
+"""Everything that is not CLI glue lives here."""

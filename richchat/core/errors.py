@@ -1,0 +1,67 @@
+"""Exception hierarchy. The CLI turns each into a one-line message and an exit status."""
+
+from __future__ import annotations
+
+from richchat.core.exit_codes import ExitStatus
+
+
+class RichchatError(Exception):
+    """Base class: a failure we can explain to the user in one line."""
+
+    exit_status: ExitStatus = ExitStatus.ERROR
+    hint: str | None = None
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        if hint is not None:
+            self.hint = hint
+
+    @property
+    def message(self) -> str:
+        return str(self.args[0]) if self.args else self.__class__.__name__
+
+
+class UsageError(RichchatError):
+    exit_status = ExitStatus.USAGE
+
+
+class ConnectionRefusedRichchatError(RichchatError):
+    exit_status = ExitStatus.CONNECTION_REFUSED
+
+
+class UnknownHostError(RichchatError):
+    exit_status = ExitStatus.UNKNOWN_HOST
+
+
+class NickRefusedError(RichchatError):
+    exit_status = ExitStatus.NICK_REFUSED
+
+    def __init__(self, message: str, *, code: str = "name_invalid", hint: str | None = None):
+        super().__init__(message, hint=hint)
+        self.code = code
+
+
+class TimeoutRichchatError(RichchatError):
+    exit_status = ExitStatus.TIMEOUT
+
+
+class ProtocolError(RichchatError):
+    """The peer sent something that is not our protocol."""
+
+    exit_status = ExitStatus.PROTOCOL
+
+
+class ConnectionLostError(RichchatError):
+    exit_status = ExitStatus.CONNECTION_LOST
+
+
+class PrivilegeError(RichchatError):
+    exit_status = ExitStatus.PRIVILEGE
+
+
+class ToolMissingError(RichchatError):
+    exit_status = ExitStatus.TOOL_MISSING
+
+
+class AddressInUseError(RichchatError):
+    exit_status = ExitStatus.ADDRESS_IN_USE

@@ -1,0 +1,42 @@
+"""Sans-I/O protocol core: bytes in, validated frames out; frames in, bytes out.
+
+Never imports asyncio or socket. See docs/protocol.md.
+"""
+
+from richchat.core.protocol.codec import (
+    MAX_LINE_BYTES,
+    LineDecoder,
+    LineTooLong,
+    decode_client_line,
+    decode_server_line,
+    encode,
+)
+from richchat.core.protocol.frames import (
+    PROTOCOL_VERSION,
+    ClientFrame,
+    ServerFrame,
+)
+from richchat.core.protocol.text import (
+    DEFAULT_ROOM,
+    fold_name,
+    sanitize_text,
+    validate_nick,
+    validate_room,
+)
+
+__all__ = [
+    "DEFAULT_ROOM",
+    "MAX_LINE_BYTES",
+    "PROTOCOL_VERSION",
+    "ClientFrame",
+    "LineDecoder",
+    "LineTooLong",
+    "ServerFrame",
+    "decode_client_line",
+    "decode_server_line",
+    "encode",
+    "fold_name",
+    "sanitize_text",
+    "validate_nick",
+    "validate_room",
+]

@@ -1,0 +1,155 @@
+"""Bytes <-> frames. Pure: no sockets, no asyncio.
+
+* :class:`LineDecoder` splits any byte chunks into lines. It accepts ``\\n``, ``\\r\\n`` and a
+  bare ``\\r`` as terminators, replaces invalid UTF-8, and enforces a maximum line length: an
+  oversized line yields one :class:`LineTooLong` event and is skipped up to its terminator,
+  after which decoding carries on normally.
+* :func:`decode_client_line` / :func:`decode_server_line` turn one line into a validated frame.
+  A client line that is not a frame becomes :class:`RawText` (netcat input); a frame that fails
+  validation becomes :class:`InvalidFrame` with a machine-readable code.
+* :func:`encode` turns a frame into the bytes of one line.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from pydantic import ValidationError
+
+from richchat.core.protocol.frames import (
+    CLIENT_FRAMES,
+    SERVER_FRAMES,
+    ClientFrame,
+    Frame,
+    FrameSyntaxError,
+    RawText,
+    ServerFrame,
+    Unknown,
+)
+
+#: Longest line a server accepts from a client, in bytes, terminator excluded.
+MAX_LINE_BYTES = 2048
+#: Longest line a client accepts from a server (a user list of thousands of users is long).
+MAX_SERVER_LINE_BYTES = 1024 * 1024
+
+_TERMINATOR = re.compile(rb"\r\n|\r|\n")
+_TAG = re.compile(r"^([A-Z][A-Z_]{0,15})\|")
+
+
+@dataclass(frozen=True)
+class LineTooLong:
+    """Event: a line longer than the limit was received and dropped."""
+
+    limit: int
+
+
+@dataclass(frozen=True)
+class InvalidFrame:
+    """Event: a line looked like frame ``tag`` but its contents are not valid."""
+
+    tag: str
+    code: str
+    reason: str
+
+
+class LineDecoder:
+    """Incremental line splitter: ``feed(bytes) -> [str | LineTooLong, ...]``."""
+
+    __slots__ = ("_buf", "_skip_lf", "_skipping", "max_line")
+
+    def __init__(self, max_line: int = MAX_LINE_BYTES) -> None:
+        self.max_line = max_line
+        self._buf = bytearray()
+        self._skipping = False  # inside an oversized line: drop until the next terminator
+        self._skip_lf = False  # last chunk ended in '\r': a leading '\n' belongs to it
+
+    def feed(self, data: bytes) -> list[str | LineTooLong]:
+        out: list[str | LineTooLong] = []
+        if self._skip_lf and data[:1] == b"\n":
+            data = data[1:]
+        self._skip_lf = False
+        buf = self._buf
+        buf += data
+        start = 0
+        for m in _TERMINATOR.finditer(buf):
+            end = m.start()
+            if self._skipping:
+                self._skipping = False
+            elif end - start > self.max_line:
+                out.append(LineTooLong(self.max_line))
+            else:
+                out.append(buf[start:end].decode("utf-8", "replace"))
+            start = m.end()
+            if m.group() == b"\r" and start == len(buf):
+                self._skip_lf = True
+        del buf[:start]
+        if len(buf) > self.max_line:
+            if not self._skipping:
+                out.append(LineTooLong(self.max_line))
+                self._skipping = True
+            buf.clear()
+        return out
+
+    def eof(self) -> list[str | LineTooLong]:
+        """The connection ended: return a final unterminated line, if any."""
+        if self._skipping or not self._buf:
+            self._buf.clear()
+            return []
+        line = self._buf.decode("utf-8", "replace")
+        self._buf.clear()
+        return [line]
+
+    @property
+    def pending(self) -> int:
+        return len(self._buf)
+
+
+def encode(frame: Frame) -> bytes:
+    """One frame as the bytes of one ``\\n``-terminated line."""
+    return (frame.line() + "\n").encode("utf-8")
+
+
+_INVALID_CODES = {
+    "CMD_USER": "name_invalid",
+    "CMD_JOIN": "room_invalid",
+    "CMD_PART": "room_invalid",
+    "CMD_WHO": "room_invalid",
+    "CMD_TOPIC": "room_invalid",
+    "CMD_ME": "room_invalid",
+    "RMSG": "room_invalid",
+    "CMD_MSG": "name_invalid",
+}
+
+
+def _reason(exc: ValidationError | FrameSyntaxError) -> str:
+    if isinstance(exc, FrameSyntaxError):
+        return str(exc)
+    err = exc.errors()[0]
+    msg = str(err.get("msg", "invalid"))
+    return msg.removeprefix("Value error, ")
+
+
+def decode_client_line(line: str) -> ClientFrame | InvalidFrame:
+    """Parse one line sent by a client."""
+    m = _TAG.match(line)
+    cls = CLIENT_FRAMES.get(m.group(1)) if m else None
+    if m is None or cls is None:
+        return RawText(text=line)
+    try:
+        return cls.parse_payload(line[m.end() :])  # type: ignore[return-value]
+    except (ValidationError, FrameSyntaxError) as exc:
+        tag = m.group(1)
+        return InvalidFrame(tag, _INVALID_CODES.get(tag, "bad_frame"), _reason(exc))
+
+
+def decode_server_line(line: str) -> ServerFrame:
+    """Parse one line sent by a server; anything unexpected becomes :class:`Unknown`."""
+    m = _TAG.match(line)
+    cls = SERVER_FRAMES.get(m.group(1)) if m else None
+    if m is None or cls is None:
+        return Unknown(text=line)
+    try:
+        return cls.parse_payload(line[m.end() :])  # type: ignore[return-value]
+    except (ValidationError, FrameSyntaxError):
+        return Unknown(text=line)

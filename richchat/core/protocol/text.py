@@ -1,0 +1,103 @@
+"""Text rules of the protocol: nicknames, room names, and neutralising control characters."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+MAX_NICK_LEN = 24
+MAX_ROOM_LEN = 32
+MAX_TOPIC_LEN = 200
+DEFAULT_ROOM = "lobby"
+
+# Characters that carry meaning in frames, or that make names ambiguous on screen.
+_NICK_FORBIDDEN = set("|,():[]*@#!/\\\"' ")
+
+_ROOM_RE = re.compile(r"^[^\W_][\w.\-]*$", re.UNICODE)
+
+
+def _is_control(ch: str) -> bool:
+    cat = unicodedata.category(ch)
+    # Cc: C0/C1 controls and DEL. Cf: format chars (bidi overrides, zero-width joiners...).
+    return cat in ("Cc", "Cf", "Zl", "Zp")
+
+
+def _control_picture(ch: str) -> str:
+    code = ord(ch)
+    if code < 0x20:
+        return chr(0x2400 + code)  # U+2400 block: visible pictures of C0 controls
+    if code == 0x7F:
+        return "\u2421"
+    return "\ufffd"
+
+
+def sanitize_text(text: str) -> str:
+    """Neutralise control characters so relayed text can never drive a terminal.
+
+    Tabs become a space; every other C0/C1 control, DEL, and Unicode format/separator
+    character (bidi overrides) becomes a visible placeholder. ESC becomes U+241B, so an
+    ANSI sequence is shown as text instead of being interpreted.
+    """
+    if text.isprintable():
+        return text
+    out = []
+    for ch in text:
+        if ch == "\t":
+            out.append(" ")
+        elif _is_control(ch):
+            out.append(_control_picture(ch))
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def fold_name(name: str) -> str:
+    """The identity key of a nickname or room: NFKC-normalised and case-folded."""
+    return unicodedata.normalize("NFKC", name).casefold()
+
+
+def nick_problem(name: str) -> str | None:
+    """Why ``name`` is not a valid nickname, or None when it is."""
+    if not name:
+        return "a nickname cannot be empty"
+    normal = unicodedata.normalize("NFKC", name)
+    if len(normal) > MAX_NICK_LEN:
+        return f"a nickname has at most {MAX_NICK_LEN} characters"
+    for ch in normal:
+        if ch in _NICK_FORBIDDEN:
+            shown = "space" if ch == " " else repr(ch)
+            return f"a nickname cannot contain {shown}"
+        if _is_control(ch) or ch.isspace():
+            return "a nickname cannot contain spaces or control characters"
+    return None
+
+
+def validate_nick(name: str) -> str:
+    """Return the NFKC form of a valid nickname; raise ValueError with the reason otherwise."""
+    problem = nick_problem(name)
+    if problem:
+        raise ValueError(problem)
+    return unicodedata.normalize("NFKC", name)
+
+
+def room_problem(name: str) -> str | None:
+    if not name:
+        return "a room name cannot be empty"
+    normal = unicodedata.normalize("NFKC", name)
+    if len(normal) > MAX_ROOM_LEN:
+        return f"a room name has at most {MAX_ROOM_LEN} characters"
+    if not _ROOM_RE.match(normal):
+        return (
+            "a room name starts with a letter or digit and contains only letters, "
+            "digits, '.', '-' and '_'"
+        )
+    return None
+
+
+def validate_room(name: str) -> str:
+    """Return the canonical (NFKC, case-folded) room name; raise ValueError otherwise."""
+    name = name.lstrip("#")
+    problem = room_problem(name)
+    if problem:
+        raise ValueError(problem)
+    return fold_name(name)
