@@ -43,7 +43,8 @@ def root(
 
 def _register() -> None:
     # Command modules are small and import heavy libraries only inside their functions.
-    # (one line per command: ``app.command("name")(module.function)``)
+    # One line per command: ``app.command("name")(module.function)``.
+    pass
 
 
 _register()
