@@ -44,7 +44,10 @@ def root(
 def _register() -> None:
     # Command modules are small and import heavy libraries only inside their functions.
     # One line per command: ``app.command("name")(module.function)``.
-    pass
+    from richchat.commands import join, send
+
+    app.command("join")(join.join)
+    app.command("send")(send.send)
 
 
 _register()

@@ -1,0 +1,50 @@
+"""``richchat send``: send one message (or each line of stdin) and confirm delivery."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+
+def send(
+    address: str = typer.Argument(..., metavar="HOST[:PORT]", help="Server address; default port 5050, IPv6 as [::1]:5050."),
+    message: list[str] | None = typer.Argument(None, metavar="[MESSAGE ...| -]", help="The message words, or '-' to send each line of stdin."),
+    nick: str = typer.Option(..., "--nick", "-n", help="Nickname to send as."),
+    room: str = typer.Option("lobby", "--room", "-r", help="Room to send to (joined first)."),
+    to: str | None = typer.Option(None, "--to", "-t", help="Send a private message to this user instead."),
+    auto_nick: bool = typer.Option(False, "--auto-nick", help="If the nickname is taken, add a suffix (_2, _3...) instead of failing."),
+    timeout: float = typer.Option(10.0, "--timeout", min=0.1, help="Seconds to wait for each step (connect, register, each echo)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing on success."),
+) -> None:
+    """Send a message and exit 0 once the server has relayed it back.
+
+    Exit codes: 3 connection refused, 4 unknown host, 5 nickname refused, 6 timeout,
+    7 not a richchat server, 11 connection lost, 1 message refused by the server.
+    """
+    import asyncio
+
+    from richchat.core.client import parse_address, send_messages
+    from richchat.core.errors import UsageError
+
+    words = list(message or [])
+    if words == ["-"]:
+        lines = [line.rstrip("\r\n") for line in sys.stdin]
+    elif words:
+        lines = [" ".join(words)]
+    else:
+        raise UsageError("nothing to send", hint="give a MESSAGE, or '-' to read lines from stdin")
+    lines = [line for line in lines if line.strip()]
+    if not lines:
+        raise UsageError("nothing to send: stdin had no non-blank lines")
+    result = asyncio.run(
+        send_messages(
+            parse_address(address), nick, lines,
+            room=room, to=to, auto_nick=auto_nick, timeout=timeout,
+        )
+    )
+    if not quiet:
+        plural = "" if result.delivered == 1 else "s"
+        sys.stderr.write(
+            f"sent {result.delivered} message{plural} to {result.target} as {result.nick}\n"
+        )
