@@ -6,18 +6,23 @@ import sys
 
 import typer
 
+_ADDRESS = "Server address; default port 5050, IPv6 as [::1]:5050."
+_MESSAGE = "The message (words are joined with spaces), or '-' to send each line of stdin."
+_AUTO = "If the nickname is taken, add a suffix (_2, _3, ...) instead of failing."
+_TIMEOUT = "Seconds to wait for each step: connecting, registering, each message's echo."
+
 
 def send(
-    address: str = typer.Argument(..., metavar="HOST[:PORT]", help="Server address; default port 5050, IPv6 as [::1]:5050."),
-    message: list[str] | None = typer.Argument(None, metavar="[MESSAGE ...| -]", help="The message words, or '-' to send each line of stdin."),
+    address: str = typer.Argument(..., metavar="HOST[:PORT]", help=_ADDRESS),
+    message: list[str] | None = typer.Argument(None, metavar="[MESSAGE ...|-]", help=_MESSAGE),
     nick: str = typer.Option(..., "--nick", "-n", help="Nickname to send as."),
     room: str = typer.Option("lobby", "--room", "-r", help="Room to send to (joined first)."),
-    to: str | None = typer.Option(None, "--to", "-t", help="Send a private message to this user instead."),
-    auto_nick: bool = typer.Option(False, "--auto-nick", help="If the nickname is taken, add a suffix (_2, _3...) instead of failing."),
-    timeout: float = typer.Option(10.0, "--timeout", min=0.1, help="Seconds to wait for each step (connect, register, each echo)."),
+    to: str | None = typer.Option(None, "--to", "-t", help="Send privately to this user."),
+    auto_nick: bool = typer.Option(False, "--auto-nick", help=_AUTO),
+    timeout: float = typer.Option(10.0, "--timeout", min=0.1, help=_TIMEOUT),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing on success."),
 ) -> None:
-    """Send a message and exit 0 once the server has relayed it back.
+    """Send a message; exit 0 only once the server has relayed every line back.
 
     Exit codes: 3 connection refused, 4 unknown host, 5 nickname refused, 6 timeout,
     7 not a richchat server, 11 connection lost, 1 message refused by the server.
@@ -37,11 +42,9 @@ def send(
     lines = [line for line in lines if line.strip()]
     if not lines:
         raise UsageError("nothing to send: stdin had no non-blank lines")
+    target = parse_address(address)
     result = asyncio.run(
-        send_messages(
-            parse_address(address), nick, lines,
-            room=room, to=to, auto_nick=auto_nick, timeout=timeout,
-        )
+        send_messages(target, nick, lines, room=room, to=to, auto_nick=auto_nick, timeout=timeout)
     )
     if not quiet:
         plural = "" if result.delivered == 1 else "s"

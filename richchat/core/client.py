@@ -387,7 +387,9 @@ async def _register_with_retry(client: ChatClient, nick: str, auto_nick: bool) -
         except NickRefusedError as exc:
             if exc.code != "name_taken":
                 raise
-    raise NickRefusedError(f"nickname {nick!r} and 19 suffixed variants are taken", code="name_taken")
+    raise NickRefusedError(
+        f"nickname {nick!r} and 19 suffixed variants are taken", code="name_taken"
+    )
 
 
 async def _await_room_joined(client: ChatClient, room: str) -> None:

@@ -271,7 +271,7 @@ class ChatApp(App[None]):
 
     # ------------------------------------------------------------------ frames -> state
 
-    def _handle_frame(self, frame: f.Frame) -> None:  # noqa: C901 - one dispatch table
+    def _handle_frame(self, frame: f.Frame) -> None:
         now = int(time.time() * 1000)
         fmt = self.time_format
         if isinstance(frame, (f.RoomMessage, f.Action)):
@@ -523,12 +523,24 @@ class ChatApp(App[None]):
     def action_scroll_panel(self, how: str) -> None:
         if self.active_panel == "chat":
             log = self.chat_log
-            {"up": log.scroll_up, "down": log.scroll_down,
-             "page_up": log.scroll_page_up, "page_down": log.scroll_page_down}[how]()
+            if how == "up":
+                log.scroll_up()
+            elif how == "down":
+                log.scroll_down()
+            elif how == "page_up":
+                log.scroll_page_up()
+            else:
+                log.scroll_page_down()
         else:
             users = self.user_list
-            {"up": users.action_cursor_up, "down": users.action_cursor_down,
-             "page_up": users.action_page_up, "page_down": users.action_page_down}[how]()
+            if how == "up":
+                users.action_cursor_up()
+            elif how == "down":
+                users.action_cursor_down()
+            elif how == "page_up":
+                users.action_page_up()
+            else:
+                users.action_page_down()
 
     def action_cycle(self, step: int) -> None:
         self._switch(self.convs.cycle(step))
@@ -588,7 +600,7 @@ class ChatApp(App[None]):
             return await self._send(f.Say(text=text))
         return await self._send(f.SayRoom(room=conv.key, text=text))
 
-    async def _command(self, text: str) -> bool:  # noqa: C901 - a flat command table
+    async def _command(self, text: str) -> bool:
         """Run a slash command; return True to keep the text in the input line."""
         name, _, arg = text[1:].partition(" ")
         name, arg = name.lower(), arg.strip()

@@ -1,0 +1,161 @@
+"""``richchat send`` as a real subprocess against a real server on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from richchat.core.exit_codes import ExitStatus
+from richchat.core.protocol import frames as f
+from tests.client.servers import chat_server, cli_env, free_port, next_frame, registered
+from tests.netlab import Lab
+
+__all__ = ["chat_server"]
+
+CLI = [sys.executable, "-m", "richchat"]
+
+
+async def run_send(*args: str, stdin: str | None = None) -> tuple[int, str, str]:
+    proc = await asyncio.create_subprocess_exec(
+        *CLI, "send", *args,
+        stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=cli_env(),
+    )
+    out, err = await asyncio.wait_for(
+        proc.communicate(stdin.encode() if stdin is not None else None), 60
+    )
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+def addr(server: object) -> str:
+    return f"127.0.0.1:{server.port}"  # type: ignore[attr-defined]
+
+
+async def test_send_one_message_is_relayed(chat_server: object) -> None:
+    watcher = await registered(chat_server.port, "watcher")  # type: ignore[attr-defined]
+    code, out, err = await run_send(addr(chat_server), "--nick", "bot", "hello", "[b]world[/b]")
+    assert code == ExitStatus.OK, err
+    got = await next_frame(watcher, f.RoomMessage)
+    assert isinstance(got, f.RoomMessage)
+    assert (got.room, got.name, got.text) == ("lobby", "bot", "hello [b]world[/b]")
+    assert "sent 1 message to lobby as bot" in err
+    assert out == ""
+    await watcher.close()
+
+
+async def test_send_stdin_lines_to_a_room(chat_server: object) -> None:
+    watcher = await registered(chat_server.port, "watcher")  # type: ignore[attr-defined]
+    await watcher.join("ops")
+    await next_frame(watcher, f.RoomUsers)
+    code, _, err = await run_send(
+        addr(chat_server), "--nick", "bot", "--room", "ops", "-", stdin="one\n\ntwo\r\nthree\n"
+    )
+    assert code == ExitStatus.OK, err
+    texts = []
+    for _ in range(3):
+        got = await next_frame(watcher, f.RoomMessage)
+        assert isinstance(got, f.RoomMessage) and got.room == "ops" and got.name == "bot"
+        texts.append(got.text)
+    assert texts == ["one", "two", "three"]
+    assert "sent 3 messages to ops" in err
+    await watcher.close()
+
+
+async def test_send_private(chat_server: object) -> None:
+    bob = await registered(chat_server.port, "bob")  # type: ignore[attr-defined]
+    code, _, err = await run_send(addr(chat_server), "--nick", "bot", "--to", "bob", "psst")
+    assert code == ExitStatus.OK, err
+    got = await next_frame(bob, f.Private)
+    assert isinstance(got, f.Private) and (got.sender, got.to, got.text) == ("bot", "bob", "psst")
+    assert "@bob" in err
+    await bob.close()
+
+
+async def test_send_private_to_unknown_user_fails(chat_server: object) -> None:
+    code, _, err = await run_send(addr(chat_server), "--nick", "bot", "--to", "ghost", "hi")
+    assert code == ExitStatus.ERROR
+    assert err.count("\n") == 1 and "ghost" in err and "Traceback" not in err
+
+
+async def test_nick_taken_and_auto_nick(chat_server: object) -> None:
+    holder = await registered(chat_server.port, "bot")  # type: ignore[attr-defined]
+    code, _, err = await run_send(addr(chat_server), "--nick", "bot", "hi")
+    assert code == ExitStatus.NICK_REFUSED
+    assert "name_taken" in err and err.count("\n") == 1
+    code, _, err = await run_send(addr(chat_server), "--nick", "bot", "--auto-nick", "hi")
+    assert code == ExitStatus.OK, err
+    assert "as bot_2" in err
+    got = await next_frame(holder, f.RoomMessage)
+    assert isinstance(got, f.RoomMessage) and got.name == "bot_2"
+    await holder.close()
+
+
+async def test_invalid_nick_refused(chat_server: object) -> None:
+    code, _, err = await run_send(addr(chat_server), "--nick", "no spaces", "hi")
+    assert code == ExitStatus.NICK_REFUSED
+    assert "space" in err
+
+
+async def test_connection_refused() -> None:
+    code, _, err = await run_send(f"127.0.0.1:{free_port()}", "--nick", "bot", "hi")
+    assert code == ExitStatus.CONNECTION_REFUSED
+    assert "connection refused" in err and err.count("\n") == 1
+
+
+async def test_timeout() -> None:
+    with socket.socket() as sock:  # listens, never accepts, never answers
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(1)
+        port = sock.getsockname()[1]
+        code, _, err = await run_send(f"127.0.0.1:{port}", "--nick", "bot", "--timeout", "0.5", "x")
+    assert code == ExitStatus.TIMEOUT
+    assert "timed out" in err and err.count("\n") == 1
+
+
+async def test_usage_errors() -> None:
+    code, _, err = await run_send("127.0.0.1:1", "--nick", "bot")
+    assert code == ExitStatus.USAGE and "nothing to send" in err
+    code, _, err = await run_send("127.0.0.1:99999", "--nick", "bot", "x")
+    assert code == ExitStatus.USAGE and "bad port" in err
+    code, _, err = await run_send("127.0.0.1:1", "--nick", "bot", "--room", "no room", "x")
+    assert code == ExitStatus.USAGE and "bad room" in err
+
+
+def test_unknown_host(lab: Lab) -> None:
+    # Resolved inside a lab namespace that has no route anywhere: no DNS packet can leave it.
+    host = lab.add_host("a")
+    result = lab.run(host, [*CLI, "send", "no-such-host.invalid:5050", "--nick", "bot", "hi"],
+                     env=cli_env(), timeout=60)
+    assert result.returncode == ExitStatus.UNKNOWN_HOST, result.stderr
+    assert "unknown host" in result.stderr and result.stderr.count("\n") == 1
+
+
+def test_send_does_not_import_heavy_modules(tmp_path: Path) -> None:
+    probe = (
+        "import sys, runpy\n"
+        "sys.argv = ['richchat', 'send', '127.0.0.1:1', '--nick', 'x', 'hi']\n"
+        "try:\n"
+        "    from richchat.cli import main; main()\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "heavy = [m for m in ('textual', 'scapy', 'nmap', 'zeroconf', 'requests') "
+        "if m in sys.modules]\n"
+        "print(','.join(heavy) or 'none')\n"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                            env=cli_env(), timeout=60)
+    assert result.stdout.strip().splitlines()[-1] == "none", result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("flag", ["--help"])
+def test_help_lists_exit_codes(flag: str) -> None:
+    result = subprocess.run([*CLI, "send", flag], capture_output=True, text=True, env=cli_env(),
+                            timeout=60)
+    assert result.returncode == 0
+    assert "--auto-nick" in result.stdout and "--timeout" in result.stdout
