@@ -245,6 +245,8 @@ class ChatApp(App[None]):
                 self._handle_frame(frame)
             await client.close()
             self.client = None
+            for conv in self.convs.items.values():
+                conv.joined = False
             if self._quitting:
                 return
             delay = next(delays)
@@ -276,9 +278,10 @@ class ChatApp(App[None]):
         fmt = self.time_format
         if isinstance(frame, (f.RoomMessage, f.Action)):
             conv = self.convs.get_room(frame.room)
-            if frame.id in conv.seen_ids:
+            # (id, ts): the same id with another timestamp is another server's message
+            if (frame.id, frame.ts) in conv.seen_ids:
                 return  # history we already show (after a reconnect)
-            conv.seen_ids.add(frame.id)
+            conv.seen_ids.add((frame.id, frame.ts))
             make = render.message_line if isinstance(frame, f.RoomMessage) else render.action_line
             line = make(frame.ts, frame.name, frame.text, self.nick, fmt)
             mention = self.nick is not None and frame.name != self.nick and render.mentions(
@@ -305,8 +308,9 @@ class ChatApp(App[None]):
             old = self.nick
             self.nick = frame.name
             self.wanted_nick = frame.name
+            lobby = self.convs.get_room(DEFAULT_ROOM)
+            lobby.joined = True
             if old is None or fold_name(old) != fold_name(frame.name):
-                lobby = self.convs.get_room(DEFAULT_ROOM)
                 if old:
                     lobby.rename_user(old, frame.name)
                 lobby.add_user(frame.name)
@@ -358,6 +362,7 @@ class ChatApp(App[None]):
         if is_me:
             conv = self.convs.get_room(frame.room)
             conv.add_user(name)
+            conv.joined = True
             if self._pending_join == frame.room:
                 self._pending_join = None
                 self._switch(frame.room)
@@ -538,9 +543,9 @@ class ChatApp(App[None]):
             elif how == "down":
                 users.action_cursor_down()
             elif how == "page_up":
-                users.action_page_up()
+                users.action_page_up()  # type: ignore[no-untyped-call]
             else:
-                users.action_page_down()
+                users.action_page_down()  # type: ignore[no-untyped-call]
 
     def action_cycle(self, step: int) -> None:
         self._switch(self.convs.cycle(step))
@@ -593,6 +598,10 @@ class ChatApp(App[None]):
             self._system(f"Message too long (max about {MAX_LINE_BYTES - 64} bytes).", error=True)
             return False
         conv = self.convs.current
+        if not conv.private and not conv.joined:
+            self._system(f"Not in {conv.title} yet (rejoining): your message is kept.",
+                         error=True)
+            return False
         if conv.private:
             other = conv.title[1:]
             return await self._send(f.SendPrivate(to=other, text=text))

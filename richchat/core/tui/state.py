@@ -19,11 +19,13 @@ class Conversation:
     title: str
     private: bool = False
     lines: list[Text] = field(default_factory=list)
-    seen_ids: set[int] = field(default_factory=set)
+    seen_ids: set[tuple[int, int]] = field(default_factory=set)  # (id, ts)
     users: dict[str, str] = field(default_factory=dict)  # folded -> display name
     topic: str = ""
     unread: int = 0
     mentioned: bool = False
+    joined: bool = False  # a room we are (re)joined to on the current connection
+
 
     def add(self, line: Text) -> None:
         self.lines.append(line)

@@ -1,0 +1,310 @@
+"""Textual Pilot drives the real chat app against a real server on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from pathlib import Path
+
+from textual import events
+from textual.pilot import Pilot
+
+from richchat.core.client import Address, ChatClient
+from richchat.core.protocol import frames as f
+from richchat.core.tui import ChatApp
+from richchat.core.tui.app import PASTE_LINE_LIMIT, NickScreen
+from richchat.core.tui.render import MENTION_STYLE
+from tests.client.servers import next_frame, registered, start_server
+
+SIZE = (110, 32)
+
+
+async def until(pilot: Pilot[None], cond: Callable[[], bool], what: str, timeout: float = 10) -> None:
+    """Let the app run until ``cond()`` holds (never a fixed sleep)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not cond():
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await pilot.pause(0.02)
+
+
+def plain(app: ChatApp, key: str) -> list[str]:
+    return [line.plain for line in app.convs.items[key].lines]
+
+
+def make_app(port: int, nick: str | None = "alice") -> ChatApp:
+    return ChatApp(Address("127.0.0.1", port), nick, reconnect_base=0.1, reconnect_cap=0.5)
+
+
+async def type_line(pilot: Pilot[None], text: str) -> None:
+    await pilot.press(*text)
+    await pilot.press("enter")
+
+
+async def test_send_and_receive(chat_server: object) -> None:
+    port = chat_server.port  # type: ignore[attr-defined]
+    bob = await registered(port, "bob")
+    app = make_app(port)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: app.nick == "alice", "registration")
+        assert app.state == "connected"
+        await type_line(pilot, "hello bob")
+        got = await next_frame(bob, f.RoomMessage)
+        assert isinstance(got, f.RoomMessage) and (got.name, got.text) == ("alice", "hello bob")
+        assert app.input.value == ""
+        await bob.say("hi alice, welcome")
+        await until(pilot, lambda: any("<bob> hi alice" in s for s in plain(app, "lobby")), "bob")
+        line = app.convs.items["lobby"].lines[-1]
+        assert any(span.style == MENTION_STYLE for span in line.spans)  # mention highlighted
+        await until(pilot, lambda: "bob" in app.convs.items["lobby"].users, "user list")
+        assert {str(o.prompt) for o in app.user_list.options} >= {"bob", "alice (you)"}
+    await bob.close()
+
+
+async def test_markup_and_escapes_shown_literally(chat_server: object) -> None:
+    port = chat_server.port  # type: ignore[attr-defined]
+    bob = await registered(port, "bob")
+    app = make_app(port)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: app.nick == "alice", "registration")
+        await bob.say("[bold red]not bold[/] \x1b[31mred? 你好🙂 done")
+        await until(pilot, lambda: any("not bold" in s for s in plain(app, "lobby")), "message")
+        line = app.convs.items["lobby"].lines[-1]
+        assert "[bold red]not bold[/]" in line.plain
+        assert "\x1b" not in line.plain and "\u241b[31mred?" in line.plain
+        assert not any("red" in str(span.style) for span in line.spans)
+        assert "你好🙂 done" in line.plain
+    await bob.close()
+
+
+async def test_tab_scrolling_and_typing_reaches_input(chat_server: object) -> None:
+    port = chat_server.port  # type: ignore[attr-defined]
+    bob = await registered(port, "bob")
+    for n in range(5):
+        await registered(port, f"user{n}")
+    app = make_app(port)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: app.nick == "alice", "registration")
+        for n in range(60):
+            await bob.say(f"line {n}")
+        await until(pilot, lambda: any("line 59" in s for s in plain(app, "lobby")), "lines")
+        await pilot.pause()
+        log = app.chat_log
+        assert log.max_scroll_y > 0
+        await until(pilot, lambda: log.scroll_y == log.max_scroll_y, "bottom")
+        await pilot.press("pageup")
+        await pilot.pause()
+        reading = log.scroll_y
+        assert reading < log.max_scroll_y
+        await pilot.press("up")
+        await pilot.pause()
+        assert log.scroll_y == reading - 1
+        reading = log.scroll_y
+        await bob.say("a new line while reading")
+        await until(pilot, lambda: any("while reading" in s for s in plain(app, "lobby")), "new")
+        await pilot.pause()
+        assert log.scroll_y == reading  # not yanked to the bottom
+        await pilot.press("h", "i")
+        assert app.input.value == "hi"  # typing reaches the input whatever panel is active
+        # TAB: the users panel becomes active; Up/Down now move in the user list
+        await pilot.press("tab")
+        assert app.active_panel == "users"
+        assert app.user_list.has_class("-active") and not app.query_one("#main").has_class(
+            "-active"
+        )
+        await pilot.press("down")
+        first = app.user_list.highlighted
+        await pilot.press("down")
+        assert app.user_list.highlighted == (first or 0) + 1
+        assert log.scroll_y == reading
+        await pilot.press("tab")
+        assert app.active_panel == "chat"
+        await pilot.press("pagedown", "pagedown", "pagedown", "pagedown")
+        await pilot.pause()
+        assert log.scroll_y == log.max_scroll_y
+        assert app.input.value == "hi" and app.input.has_focus
+    await bob.close()
+
+
+async def test_nick_change_accepted_and_refused(chat_server: object) -> None:
+    port = chat_server.port  # type: ignore[attr-defined]
+    bob = await registered(port, "bob")
+    app = make_app(port)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: app.nick == "alice", "registration")
+        await type_line(pilot, "/nick alicia")
+        await until(pilot, lambda: app.nick == "alicia", "rename")
+        assert any("now known as alicia" in s for s in plain(app, "lobby"))
+        await type_line(pilot, "/nick BOB")
+        await until(pilot, lambda: any("name_taken" in s for s in plain(app, "lobby")), "refusal")
+        assert app.nick == "alicia"
+        await type_line(pilot, "/nick bad|name")
+        assert any("cannot contain '|'" in s for s in plain(app, "lobby"))
+        assert app.input.value == "/nick bad|name"  # kept for correction
+    await bob.close()
+
+
+async def test_refused_initial_nick_is_asked_again(chat_server: object) -> None:
+    port = chat_server.port  # type: ignore[attr-defined]
+    bob = await registered(port, "bob")
+    app = make_app(port, nick="bob")
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: isinstance(app.screen, NickScreen), "nickname dialog")
+        assert "refused" in str(app.screen.query_one("#nick-reason").render())
+        field = app.screen.query_one("#nick-input")
+        field.value = ""  # type: ignore[attr-defined]
+        await type_line(pilot, "carol")
+        await until(pilot, lambda: app.nick == "carol", "registration as carol")
+        assert not isinstance(app.screen, NickScreen)
+    await bob.close()
+
+
+async def test_commands_help_clear_unknown(chat_server: object) -> None:
+    port = chat_server.port  # type: ignore[attr-defined]
+    app = make_app(port)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: app.nick == "alice", "registration")
+        await type_line(pilot, "/help")
+        assert any("/join ROOM" in s for s in plain(app, "lobby"))
+        await type_line(pilot, "/frobnicate")
+        assert any("Unknown command /frobnicate" in s and "/help" in s for s in plain(app, "lobby"))
+        assert app.input.value == "/frobnicate"  # kept, to fix the typo
+        app.input.value = ""
+        await type_line(pilot, "/users")
+        assert any("Users in #lobby (1): alice" in s for s in plain(app, "lobby"))
+        await type_line(pilot, "/clear")
+        assert plain(app, "lobby") == []
+        assert app.input.value == ""
+
+
+async def test_multi_line_paste(chat_server: object) -> None:
+    port = chat_server.port  # type: ignore[attr-defined]
+    bob = await registered(port, "bob")
+    app = make_app(port)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: app.nick == "alice", "registration")
+        app.input.post_message(events.Paste("first\n\nsecond\r\nthird"))
+        texts = []
+        for _ in range(3):
+            got = await next_frame(bob, f.RoomMessage)
+            assert isinstance(got, f.RoomMessage)
+            texts.append(got.text)
+        assert texts == ["first", "second", "third"]
+        big = "\n".join(f"l{n}" for n in range(PASTE_LINE_LIMIT + 1))
+        app.input.post_message(events.Paste(big))
+        await until(pilot, lambda: any("not sent" in s for s in plain(app, "lobby")), "refusal")
+        await bob.say("marker")
+        got = await next_frame(bob, f.RoomMessage)
+        assert isinstance(got, f.RoomMessage) and got.text == "marker"  # nothing else was sent
+    await bob.close()
+
+
+async def test_rooms_join_switch_isolation(chat_server: object) -> None:
+    port = chat_server.port  # type: ignore[attr-defined]
+    bob = await registered(port, "bob")
+    await bob.join("dev")
+    await next_frame(bob, f.RoomUsers)
+    await bob.say("old dev news", room="dev")
+    await next_frame(bob, f.RoomMessage)  # bob's own echo
+    app = make_app(port)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: app.nick == "alice", "registration")
+        await type_line(pilot, "/join dev")
+        await until(pilot, lambda: app.convs.active == "dev", "switch to dev")
+        await until(pilot, lambda: any("old dev news" in s for s in plain(app, "dev")), "history")
+        await until(pilot, lambda: set(app.convs.items["dev"].users) == {"alice", "bob"}, "rlist")
+        await type_line(pilot, "/topic shipping today")
+        await until(pilot, lambda: app.convs.items["dev"].topic == "shipping today", "topic")
+        await type_line(pilot, "in dev")
+        got = await next_frame(bob, f.RoomMessage)
+        assert isinstance(got, f.RoomMessage) and (got.room, got.text) == ("dev", "in dev")
+        await bob.say("lobby chatter")
+        await until(pilot, lambda: app.convs.items["lobby"].unread == 1, "unread count")
+        assert not any("lobby chatter" in s for s in plain(app, "dev"))
+        assert "(1)" in str(app.query_one("#conversations").render())
+        await pilot.press("ctrl+p")
+        assert app.convs.active == "lobby" and app.convs.items["lobby"].unread == 0
+        await pilot.press("ctrl+n")
+        assert app.convs.active == "dev"
+        await type_line(pilot, "/me waves")
+        await until(pilot, lambda: any("* alice waves" in s for s in plain(app, "dev")), "action")
+        await type_line(pilot, "/leave")
+        await until(pilot, lambda: "dev" not in app.convs.items, "leave")
+        assert app.convs.active == "lobby"
+        await type_line(pilot, "/rooms")
+        await until(pilot, lambda: any("Rooms:" in s for s in plain(app, "lobby")), "rooms")
+    await bob.close()
+
+
+async def test_private_conversation_view(chat_server: object) -> None:
+    port = chat_server.port  # type: ignore[attr-defined]
+    bob = await registered(port, "bob")
+    app = make_app(port)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: app.nick == "alice", "registration")
+        await bob.private("alice", "secret plan")
+        await next_frame(bob, f.Private)  # bob's own echo
+        await until(pilot, lambda: "@bob" in app.convs.items, "private conversation")
+        conv = app.convs.items["@bob"]
+        assert conv.unread == 1 and conv.mentioned
+        assert not any("secret plan" in s for s in plain(app, "lobby"))
+        await pilot.press("ctrl+n")
+        assert app.convs.active == "@bob"
+        assert "private conversation" in str(app.query_one("#topic").render())
+        await type_line(pilot, "got it")
+        got = await next_frame(bob, f.Private)
+        assert isinstance(got, f.Private) and (got.sender, got.to, got.text) == (
+            "alice", "bob", "got it",
+        )
+        await until(pilot, lambda: any("-> *bob* got it" in s for s in plain(app, "@bob")), "echo")
+        await type_line(pilot, "/msg carol hi")
+        await until(pilot, lambda: any("no_such_user" in s for s in plain(app, "@carol")), "err")
+    await bob.close()
+
+
+async def test_reconnect_after_server_restart(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    server = await start_server(data)
+    port = server.port  # type: ignore[attr-defined]
+    app = make_app(port)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: app.nick == "alice", "registration")
+        await type_line(pilot, "/join dev")
+        await until(pilot, lambda: app.convs.active == "dev", "join dev")
+        await type_line(pilot, "before restart")
+        await until(pilot, lambda: any("before restart" in s for s in plain(app, "dev")), "echo")
+        await server.stop()  # type: ignore[attr-defined]
+        await until(pilot, lambda: app.state == "disconnected", "lost connection")
+        assert "disconnected" in str(app.query_one("#status").render())
+        await pilot.press(*"typed while offline")
+        await pilot.press("enter")
+        assert app.input.value == "typed while offline"  # unsent input kept
+        server = await start_server(data, port=port)
+        try:
+            await until(pilot, lambda: app.state == "connected" and app.sessions == 2,
+                        "reconnect", timeout=20)
+            assert app.nick == "alice"
+            await until(pilot, lambda: app.convs.items["dev"].joined, "rejoined dev")
+            await pilot.press("enter")
+            await until(pilot, lambda: any("typed while offline" in s
+                                           for s in plain(app, "dev")), "sent after reconnect")
+            assert sum("before restart" in s for s in plain(app, "dev")) == 1  # no duplicates
+            assert app.input.value == ""
+        finally:
+            await server.stop()  # type: ignore[attr-defined]
+
+
+async def test_quit_command_exits(chat_server: object) -> None:
+    port = chat_server.port  # type: ignore[attr-defined]
+    watcher = ChatClient("127.0.0.1", port)
+    await watcher.connect()
+    await watcher.register("watcher")
+    app = make_app(port)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: app.nick == "alice", "registration")
+        await type_line(pilot, "/quit")
+        await until(pilot, lambda: not app.is_running, "exit")
+    left = await next_frame(watcher, f.UserLeft)
+    assert isinstance(left, f.UserLeft) and left.name == "alice"
+    await watcher.close()
