@@ -19,7 +19,9 @@ from tests.client.servers import next_frame, registered, start_server
 SIZE = (110, 32)
 
 
-async def until(pilot: Pilot[None], cond: Callable[[], bool], what: str, timeout: float = 10) -> None:
+async def until(
+    pilot: Pilot[None], cond: Callable[[], bool], what: str, timeout: float = 10
+) -> None:
     """Let the app run until ``cond()`` holds (never a fixed sleep)."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
