@@ -44,8 +44,9 @@ def root(
 def _register() -> None:
     # Command modules are small and import heavy libraries only inside their functions.
     # One line per command: ``app.command("name")(module.function)``.
-    from richchat.commands import join, send
+from richchat.commands import join, send, server
 
+    app.command("server")(server.server)
     app.command("join")(join.join)
     app.command("send")(send.send)
 
