@@ -44,7 +44,7 @@ def root(
 def _register() -> None:
     # Command modules are small and import heavy libraries only inside their functions.
     # One line per command: ``app.command("name")(module.function)``.
-from richchat.commands import join, send, server
+    from richchat.commands import join, send, server
 
     app.command("server")(server.server)
     app.command("join")(join.join)
