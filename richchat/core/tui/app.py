@@ -387,6 +387,8 @@ class ChatApp(App[None]):
             return
         conv = self.convs.items[frame.room]
         conv.remove_user(frame.name)
+        if frame.room == DEFAULT_ROOM:
+            return  # the lobby gets the server's own "left" notice
         reason = f" ({frame.reason})" if frame.reason else ""
         self._add(conv, render.system_line(now, f"{frame.name} left #{frame.room}{reason}",
                                            self.time_format), count=False)

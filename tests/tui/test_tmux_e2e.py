@@ -1,0 +1,82 @@
+"""End to end in a real terminal: ``richchat join`` inside tmux against ``richchat server``.
+
+Each test uses its own tmux server (``-L`` with a unique socket name) and kills only that one.
+"""
+
+from __future__ import annotations
+
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from tests.client.servers import REPO_ROOT, ServerProcess
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(shutil.which("tmux") is None, reason="needs tmux"),
+]
+
+
+class Tmux:
+    def __init__(self) -> None:
+        self.socket = f"richchat-test-{uuid.uuid4().hex[:10]}"
+
+    def run(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["tmux", "-L", self.socket, "-f", "/dev/null", *args], capture_output=True,
+                              text=True, timeout=30)
+
+    def capture(self) -> str:
+        return self.run("capture-pane", "-p", "-t", "main").stdout
+
+    def wait_for(self, cond: Callable[[str], bool], what: str, timeout: float = 30) -> str:
+        deadline = time.monotonic() + timeout
+        screen = ""
+        while time.monotonic() < deadline:
+            screen = self.capture()
+            if cond(screen):
+                return screen
+            time.sleep(0.1)
+        raise AssertionError(f"timed out waiting for {what}; screen:\n{screen}")
+
+    def kill(self) -> None:
+        self.run("kill-server")
+
+
+@pytest.fixture
+def tmux() -> Iterator[Tmux]:
+    session = Tmux()
+    try:
+        yield session
+    finally:
+        session.kill()
+
+
+def test_join_in_a_real_terminal(tmux: Tmux, server_process: ServerProcess) -> None:
+    command = " ".join(
+        shlex.quote(part)
+        for part in [
+            "env", f"PYTHONPATH={REPO_ROOT}", "TERM=xterm-256color", "NO_COLOR=",
+            sys.executable, "-m", "richchat", "join", server_process.address, "--nick", "x",
+        ]
+    )
+    result = tmux.run("new-session", "-d", "-s", "main", "-x", "110", "-y", "30", command)
+    assert result.returncode == 0, result.stderr
+    tmux.wait_for(lambda s: "connected" in s and "nick: x" in s, "the chat screen")
+    tmux.run("send-keys", "-t", "main", "-l", "hi [b]lit[/b]")
+    tmux.run("send-keys", "-t", "main", "Enter")
+    screen = tmux.wait_for(lambda s: "<x> hi [b]lit[/b]" in s, "the echo")
+    assert "#lobby" in screen
+    tmux.run("send-keys", "-t", "main", "-l", "/join dev")
+    tmux.run("send-keys", "-t", "main", "Enter")
+    tmux.wait_for(lambda s: "You joined #dev" in s, "the room")
+    tmux.run("send-keys", "-t", "main", "C-c")
+    deadline = time.monotonic() + 15
+    while tmux.run("has-session", "-t", "main").returncode == 0:
+        assert time.monotonic() < deadline, "richchat join did not exit on Ctrl+C"
+        time.sleep(0.1)
