@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import socket
+from pathlib import Path
 
 import pytest
 
@@ -222,3 +224,34 @@ async def test_end_of_stream_ends_iteration(chat_server: object) -> None:
     assert not client.connected
     assert any(isinstance(fr, f.Notice) and "shutting down" in fr.text for fr in frames)
     await chat_server.start()  # type: ignore[attr-defined]  # fixture teardown stops it again
+
+
+async def test_ping_is_answered_so_an_idle_client_stays(tmp_path: Path) -> None:
+    from richchat.core.server import ChatServer, ServerConfig
+
+    server = ChatServer(ServerConfig(host="127.0.0.1", port=0, data_dir=tmp_path, beacon=False,
+                                     mdns=False, name="test", idle_timeout=0.6))
+    await server.start()
+    try:
+        client = await registered(server.port, "sleepy")
+        quiet = await registered(server.port, "quiet")
+        quiet._reader = None  # never reads again, so never sees (or answers) a PING
+        # Read (and so answer PINGs) for several idle periods; "quiet" gets dropped.
+        left = await next_frame(client, f.UserLeft, timeout=15)
+        assert isinstance(left, f.UserLeft) and left.name == "quiet"
+
+        async def read_forever() -> None:
+            while await client.recv() is not None:
+                pass
+
+        # Two more idle periods of reading (and answering PINGs): still connected.
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(read_forever(), 1.5)
+        assert client.connected
+        await client.say("still here")
+        echo = await next_frame(client, f.RoomMessage)
+        assert isinstance(echo, f.RoomMessage) and echo.text == "still here"
+        await client.close()
+        await quiet.close()
+    finally:
+        await server.stop()
