@@ -12,7 +12,7 @@ def join(
         "finds servers and hosts on the network.",
     ),
     nick: str | None = typer.Option(None, "--nick", "-n", help="Your nickname (asked if omitted)."),
-    timeout: float = typer.Option(10.0, "--timeout", min=0.1, help="Seconds to wait when connecting."),
+    timeout: float = typer.Option(10.0, "--timeout", min=0.1, help="Seconds to wait on connect."),
 ) -> None:
     """Chat in the terminal: join a richchat server (or pick one with the wizard)."""
     from richchat.core.client import parse_address

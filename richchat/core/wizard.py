@@ -1,0 +1,284 @@
+"""The ``richchat join`` wizard (no address given): find a server, pick a port, pick a name.
+
+1. Discovery (:func:`richchat.core.discovery.discover`): one table grouped as *Advertised
+   servers*, *Discovered hosts* and *Local interfaces*; the user picks a row by number or types
+   an address by hand.
+2. For a host (not an advertised server, whose port is known): a port scan
+   (:func:`richchat.core.scanner.scan`) with a progress bar, then the open ports with the
+   joinable chat services marked; the user picks one or types a port.
+3. The nickname: checked locally and against the server's user list (everyone is always in
+   the lobby, so its ``ULIST`` names every user); a refused name is asked again with the reason.
+
+Everything talks to the terminal through a :class:`rich.console.Console` and an ``ask``
+function, so tests can drive it. Progress goes to stderr.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from richchat.core.client import Address, ChatClient, parse_address
+from richchat.core.errors import RichchatError, UsageError
+from richchat.core.protocol.text import nick_problem
+
+if TYPE_CHECKING:
+    from richchat.core.discovery import DiscoveryReport
+    from richchat.core.scanner import ScanProgress, ScanReport
+
+Ask = Callable[[str], str]
+Group = Literal["advertised", "host", "interface"]
+
+GROUP_TITLES: dict[Group, str] = {
+    "advertised": "Advertised servers",
+    "host": "Discovered hosts",
+    "interface": "Local interfaces",
+}
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One row of the first table: a place to join (advertised) or to scan (host, interface)."""
+
+    group: Group
+    host: str
+    port: int | None  # known for advertised servers
+    name: str  # server name, vendor, or interface name
+    detail: str
+
+
+def candidates(report: DiscoveryReport) -> list[Candidate]:
+    """Every row of the discovery table, in display order."""
+    rows: list[Candidate] = []
+    for server in report.servers:
+        users = f"{server.users} users" if server.users is not None else ""
+        via = ", ".join(server.found_via)
+        tls = "TLS" if server.tls else ""
+        rows.append(Candidate("advertised", server.address, server.port, server.name,
+                              " · ".join(x for x in (users, tls, via) if x)))
+    for host in report.hosts:
+        os_name = host.os.name if host.os else ""
+        rows.append(Candidate("host", host.ip, None, host.vendor or "",
+                              " · ".join(x for x in (host.mac or "", host.interface or "",
+                                                       os_name) if x)))
+    for iface in report.interfaces:
+        for addr in iface.addresses:
+            if addr.family != "ipv4":
+                continue
+            rows.append(Candidate("interface", addr.address, None, iface.name,
+                                  "this machine" + (" · loopback" if iface.loopback else "")))
+    return rows
+
+
+def candidates_table(rows: list[Candidate]) -> Table:
+    table = Table(title="Found on the network", title_justify="left", expand=False)
+    table.add_column("#", justify="right", style="bold")
+    table.add_column("address")
+    table.add_column("name")
+    table.add_column("details", style="dim")
+    current: Group | None = None
+    for n, row in enumerate(rows, 1):
+        if row.group != current:
+            current = row.group
+            table.add_section()
+            table.add_row("", Text(GROUP_TITLES[current], style="bold underline"), "", "")
+        where = str(Address(row.host, row.port)) if row.port else row.host
+        table.add_row(str(n), Text(where), Text(row.name), Text(row.detail))
+    if not rows:
+        table.add_row("", Text("nothing found", style="italic"), "", "")
+    return table
+
+
+def ports_table(report: ScanReport) -> Table:
+    table = Table(title=f"Open ports on {report.address}", title_justify="left")
+    table.add_column("#", justify="right", style="bold")
+    table.add_column("port", justify="right")
+    table.add_column("service")
+    table.add_column("chat")
+    for n, result in enumerate(report.open, 1):
+        service = result.service or ""
+        if result.richchat is not None and result.richchat.server_name:
+            service = f"{service} ({result.richchat.server_name})"
+        chat = Text("joinable ✔", style="bold green") if result.joinable else Text("")
+        table.add_row(str(n), str(result.port), Text(service), chat)
+    if not report.open:
+        table.add_row("", "", Text("no open ports", style="italic"), "")
+    return table
+
+
+def _pick(ask: Ask, console: Console, count: int, prompt: str) -> int | str:
+    """A row number (1-based) or the text the user typed instead; '' means quit."""
+    while True:
+        answer = ask(prompt).strip()
+        if not answer or answer.lower() in ("q", "quit"):
+            return ""
+        if answer.isdigit() and 1 <= int(answer) <= count:
+            return int(answer)
+        if answer.isdigit() and count and int(answer) <= 0:
+            console.print(Text(f"Choose 1-{count}, or type an address.", style="red"))
+            continue
+        return answer
+
+
+async def check_nick(address: Address, nick: str, timeout: float) -> str | None:
+    """Why ``nick`` would be refused on ``address`` (None if it looks free)."""
+    problem = nick_problem(nick)
+    if problem:
+        return problem
+    client = ChatClient(address.host, address.port, timeout=timeout)
+    try:
+        await client.connect()
+        # The lobby ULIST follows the welcome and history; everyone is in the lobby.
+        from richchat.core.protocol import frames as f
+
+        while (frame := await asyncio.wait_for(client.recv(), timeout)) is not None:
+            if isinstance(frame, f.UserList):
+                break
+        return "already in use (name_taken)" if client.name_in_use(nick) else None
+    finally:
+        await client.close()
+
+
+class Wizard:
+    def __init__(self, console: Console, ask: Ask, timeout: float = 10.0,
+                 discovery_timeout: float = 3.0) -> None:
+        self.console = console
+        self.ask = ask
+        self.timeout = timeout
+        self.discovery_timeout = discovery_timeout
+
+    # step 1 -----------------------------------------------------------------
+    def discover(self) -> DiscoveryReport:
+        from richchat.core.discovery import DiscoveryOptions, discover
+
+        options = DiscoveryOptions(timeout=self.discovery_timeout)
+        with self.console.status("Looking for chat servers and hosts on the network..."):
+            report = asyncio.run(discover(options))
+        for notice in report.notices:
+            line = Text(f"note: {notice.message}", style="yellow")
+            if notice.hint:
+                line.append(f" ({notice.hint})", style="dim")
+            self.console.print(line)
+        return report
+
+    def choose_target(self, report: DiscoveryReport) -> Candidate | Address | None:
+        rows = candidates(report)
+        self.console.print(candidates_table(rows))
+        answer = _pick(self.ask, self.console, len(rows),
+                       "Pick a number, or type an address (HOST[:PORT]); Enter quits: ")
+        if answer == "":
+            return None
+        if isinstance(answer, int):
+            return rows[answer - 1]
+        return self._typed_address(answer)
+
+    def _typed_address(self, text: str) -> Address | Candidate:
+        address = parse_address(text, default_port=0)
+        if address.port:
+            return address
+        return Candidate("host", address.host, None, "", "typed by hand")
+
+    # step 2 -----------------------------------------------------------------
+    def scan(self, host: str) -> ScanReport:
+        from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
+
+        from richchat.core.scanner import scan
+
+        with Progress(TextColumn("Scanning {task.description}"), BarColumn(),
+                      TaskProgressColumn(), TextColumn("{task.fields[open]} open"),
+                      console=self.console, transient=True) as bar:
+            task = bar.add_task(host, total=None, open=0)
+
+            def progress(p: ScanProgress) -> None:
+                bar.update(task, completed=p.done, total=p.total, open=p.open)
+
+            report = asyncio.run(scan(host, None, progress_callback=progress))
+        return report
+
+    def choose_port(self, report: ScanReport) -> int | None:
+        self.console.print(ports_table(report))
+        joinable = [r.port for r in report.open if r.joinable]
+        default = joinable[0] if len(joinable) == 1 else None
+        enter = f"Enter = {default}" if default else "Enter quits"
+        while True:
+            answer = self.ask(f"Pick a number or type a port; {enter}: ").strip()
+            if not answer:
+                return default
+            if answer.isdigit() and 1 <= int(answer) <= len(report.open):
+                return report.open[int(answer) - 1].port
+            if answer.isdigit() and 0 < int(answer) < 65536:
+                return int(answer)
+            self.console.print(Text("A row number, or a port 1-65535.", style="red"))
+
+    # step 3 -----------------------------------------------------------------
+    def choose_nick(self, address: Address, nick: str | None) -> str | None:
+        suggestion = nick or _default_nick()
+        while True:
+            shown = f" [{suggestion}]" if suggestion else ""
+            answer = self.ask(f"Nickname{shown}: ").strip() or suggestion
+            if not answer:
+                continue
+            try:
+                reason = asyncio.run(check_nick(address, answer, self.timeout))
+            except RichchatError as exc:
+                self.console.print(Text(f"cannot check the name: {exc.message}", style="yellow"))
+                return answer  # the chat screen asks again if the server refuses it
+            if reason is None:
+                return answer
+            self.console.print(Text(f"Nickname {answer!r} refused: {reason}", style="red"))
+            suggestion = ""
+
+    def run(self, nick: str | None) -> tuple[Address, str] | None:
+        report = self.discover()
+        picked = self.choose_target(report)
+        if picked is None:
+            return None
+        if isinstance(picked, Candidate) and picked.port:
+            address = Address(picked.host, picked.port)
+        elif isinstance(picked, Candidate):
+            port = self.choose_port(self.scan(picked.host))
+            if port is None:
+                return None
+            address = Address(picked.host, port)
+        else:
+            address = picked
+        self.console.print(Text(f"Joining {address}", style="bold"))
+        chosen = self.choose_nick(address, nick)
+        return (address, chosen) if chosen else None
+
+
+def _default_nick() -> str:
+    try:
+        name = getpass.getuser()
+    except Exception:  # no login name (containers)
+        return ""
+    return name if nick_problem(name) is None else ""
+
+
+def run_wizard(
+    nick: str | None = None,
+    timeout: float = 10.0,
+    console: Console | None = None,
+    ask: Ask | None = None,
+) -> tuple[Address, str] | None:
+    """Run the three steps on the terminal; None if the user quit."""
+    out = console or Console(stderr=True, highlight=False)
+    prompt: Ask = ask or (lambda text: out.input(Text(text, style="bold")))
+    if not out.is_terminal and ask is None:
+        raise UsageError("no server address given and no terminal for the wizard",
+                         hint="richchat join HOST[:PORT] --nick NAME")
+    try:
+        return Wizard(out, prompt, timeout=timeout).run(nick)
+    except EOFError:
+        return None
+
+
+__all__ = ["Candidate", "Wizard", "candidates", "candidates_table", "check_nick",
+           "ports_table", "run_wizard"]

@@ -1,0 +1,135 @@
+"""``richchat join`` with no address: the wizard, end to end in a namespace lab.
+
+The server runs in one lab host (beaconing to the lab's broadcast address only); ``richchat
+join`` runs in another lab host inside a tmux terminal. Discovery, the port scan and the chat
+all stay on the lab's private bridge.
+"""
+
+from __future__ import annotations
+
+import select
+import shlex
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from richchat.core.exit_codes import ExitStatus
+from tests.client.servers import LISTEN_RE, REPO_ROOT, cli_env
+from tests.netlab import Host, Lab
+from tests.tui.test_tmux_e2e import Tmux
+
+pytestmark = [pytest.mark.netns, pytest.mark.slow]
+
+HOLD_NAME = (
+    "import asyncio, sys\n"
+    "from richchat.core.client import ChatClient\n"
+    "async def main():\n"
+    "    c = ChatClient(sys.argv[1], int(sys.argv[2]))\n"
+    "    await c.connect(); await c.register(sys.argv[3])\n"
+    "    print('registered', flush=True)\n"
+    "    async for _ in c: pass\n"
+    "asyncio.run(main())\n"
+)
+
+
+def start_lab_server(lab: Lab, host: Host, data_dir: Path) -> int:
+    argv = [sys.executable, "-m", "richchat", "server", "--host", "0.0.0.0", "--port", "5050",
+            "--name", "labchat", "--data-dir", str(data_dir), "--beacon-addr", lab.broadcast,
+            "--beacon-interval", "1", "--no-mdns"]
+    proc = lab.popen(host, argv, env=cli_env(), stdout=subprocess.PIPE,
+                     stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+    assert proc.stdout is not None
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if select.select([proc.stdout], [], [], 0.5)[0]:
+            m = LISTEN_RE.search(proc.stdout.readline().decode())
+            if m:
+                return int(m.group(2))
+    raise AssertionError("lab server did not start")
+
+
+@pytest.fixture
+def lan(lab: Lab, tmp_path: Path) -> Iterator[tuple[Lab, Host, Host, int]]:
+    server = lab.add_host("srv")
+    client = lab.add_host("cli")
+    port = start_lab_server(lab, server, tmp_path / "data")
+    yield lab, server, client, port
+
+
+@pytest.fixture
+def tmux() -> Iterator[Tmux]:
+    session = Tmux()
+    try:
+        yield session
+    finally:
+        session.kill()
+
+
+def start_join(tmux: Tmux, client: Host, *extra: str) -> None:
+    inner = ["env", f"PYTHONPATH={REPO_ROOT}", "TERM=xterm-256color", "NO_COLOR=",
+             sys.executable, "-m", "richchat", "join", *extra]
+    command = " ".join(shlex.quote(p) for p in ["ip", "netns", "exec", client.ns, *inner])
+    result = tmux.run("new-session", "-d", "-s", "main", "-x", "120", "-y", "40", command)
+    assert result.returncode == 0, result.stderr
+
+
+def answer(tmux: Tmux, text: str) -> None:
+    if text:
+        tmux.run("send-keys", "-t", "main", "-l", text)
+    tmux.run("send-keys", "-t", "main", "Enter")
+
+
+def test_wizard_advertised_server(lan: tuple[Lab, Host, Host, int], tmux: Tmux) -> None:
+    _lab, server, client, _ = lan
+    start_join(tmux, client)
+    screen = tmux.wait_for(lambda s: "Pick a number" in s, "the discovery table", timeout=60)
+    assert "Advertised servers" in screen and "labchat" in screen
+    assert f"{server.ip}:5050" in screen
+    assert "Local interfaces" in screen
+    answer(tmux, "1")
+    tmux.wait_for(lambda s: "Nickname" in s, "the nickname prompt")
+    answer(tmux, "zoe")
+    tmux.wait_for(lambda s: "nick: zoe" in s and "● connected" in s, "the chat screen")
+    answer(tmux, "hello lab")
+    tmux.wait_for(lambda s: "<zoe> hello lab" in s, "the echo")
+
+
+def test_wizard_scan_and_refused_nick(lan: tuple[Lab, Host, Host, int], tmux: Tmux) -> None:
+    lab, server, client, port = lan
+    holder = lab.popen(client, [sys.executable, "-c", HOLD_NAME, server.ip, str(port), "taken"],
+                       env=cli_env(), stdout=subprocess.PIPE, stdin=subprocess.DEVNULL)
+    assert holder.stdout is not None and b"registered" in holder.stdout.readline()
+    start_join(tmux, client)
+    screen = tmux.wait_for(lambda s: "Pick a number" in s, "the discovery table", timeout=60)
+    assert "Discovered hosts" in screen
+    answer(tmux, server.ip)  # typed by hand, no port: scan it
+    screen = tmux.wait_for(lambda s: "Pick a number or type a port" in s and "Enter = 5050" in s, "the port table",
+                           timeout=120)
+    assert "5050" in screen and "joinable" in screen
+    answer(tmux, "")  # the single joinable port is the default
+    tmux.wait_for(lambda s: "Nickname" in s, "the nickname prompt")
+    answer(tmux, "taken")
+    screen = tmux.wait_for(lambda s: "refused" in s, "the refusal")
+    assert "name_taken" in screen
+    answer(tmux, "fresh")
+    tmux.wait_for(lambda s: "nick: fresh" in s and "● connected" in s, "the chat screen")
+
+
+def test_join_without_terminal_explains(tmp_path: Path) -> None:
+    # No terminal: the wizard refuses before it sends anything.
+    result = subprocess.run([sys.executable, "-m", "richchat", "join"], capture_output=True,
+                            text=True, env=cli_env(), stdin=subprocess.DEVNULL, timeout=60)
+    assert result.returncode == ExitStatus.USAGE
+    assert "no server address" in result.stderr
+
+
+def test_join_bad_address() -> None:
+    result = subprocess.run([sys.executable, "-m", "richchat", "join", "host:99999"],
+                            capture_output=True, text=True, env=cli_env(),
+                            stdin=subprocess.DEVNULL, timeout=60)
+    assert result.returncode == ExitStatus.USAGE
+    assert "bad port" in result.stderr
