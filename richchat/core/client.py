@@ -417,7 +417,8 @@ async def send_messages(
 
     A room message counts as delivered when its ``RMSG`` echo with our name arrives (the
     server relays to every member, sender included); a private message when its ``PRIV``
-    echo arrives. ``ERR|flood`` makes us wait and resend the same line.
+    echo arrives. Lines are sent one at a time, each after the previous echo; ``ERR|flood``
+    only warns that the server is delaying them, so we keep waiting.
     """
     try:
         target_room = f.JoinRoom(room=room).room
@@ -441,37 +442,31 @@ async def send_messages(
             await _await_room_joined(client, target_room)
         delivered = 0
         for text in messages:
-            flood_wait = 0.25
-            while True:
-                if to is not None:
-                    await client.private(to, text)
-                else:
-                    await client.say(text, target_room)
-                outcome = await _await_echo(client, me, target_room, to)
-                if outcome == "ok":
-                    delivered += 1
-                    break
-                await asyncio.sleep(flood_wait)  # flood control: slow down, try again
-                flood_wait = min(flood_wait * 2, 4.0)
+            if to is not None:
+                await client.private(to, text)
+            else:
+                await client.say(text, target_room)
+            await _await_echo(client, me, target_room, to)
+            delivered += 1
         await client.quit()
         return SendResult(nick=me, target=f"@{to}" if to else target_room, delivered=delivered)
     finally:
         await client.close()
 
 
-async def _await_echo(client: ChatClient, me: str, room: str, to: str | None) -> str:
+async def _await_echo(client: ChatClient, me: str, room: str, to: str | None) -> None:
     key = fold_name(me)
     while True:
         frame = await client._read_frame(client.timeout, "the server to relay our message")
         if to is None and isinstance(frame, f.RoomMessage):
             if frame.room == room and fold_name(frame.name) == key:
-                return "ok"
+                return
         elif to is not None and isinstance(frame, f.Private):
             if fold_name(frame.sender) == key and fold_name(frame.to) == fold_name(to):
-                return "ok"
+                return
         elif isinstance(frame, f.Error):
             if frame.code == "flood":
-                return "flood"
+                continue  # the server delays our lines (never drops them): keep waiting
             if frame.code == "no_such_user":
                 raise RequestRejectedError(f"no user named {to!r} is online", code=frame.code)
             raise RequestRejectedError(

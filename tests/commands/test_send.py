@@ -159,3 +159,20 @@ def test_help_lists_exit_codes(flag: str) -> None:
                             timeout=60)
     assert result.returncode == 0
     assert "--auto-nick" in result.stdout and "--timeout" in result.stdout
+
+
+async def test_many_stdin_lines_pass_flood_control_once_each(chat_server: object) -> None:
+    # More lines than the server's flood burst (30): it delays them (ERR|flood warns once);
+    # send must keep waiting, never resend, and deliver each line exactly once, in order.
+    watcher = await registered(chat_server.port, "watcher")  # type: ignore[attr-defined]
+    lines = [f"line {n}" for n in range(40)]
+    code, _, err = await run_send(addr(chat_server), "--nick", "bulk", "-",
+                                  stdin="\n".join(lines) + "\n")
+    assert code == ExitStatus.OK, err
+    got = []
+    while len(got) < len(lines):
+        frame = await next_frame(watcher, f.RoomMessage)
+        assert isinstance(frame, f.RoomMessage)
+        got.append(frame.text)
+    assert got == lines
+    await watcher.close()
