@@ -77,6 +77,9 @@ async def test_markup_and_escapes_shown_literally(chat_server: object) -> None:
         assert "\x1b" not in line.plain and "\u241b[31mred?" in line.plain
         assert not any("red" in str(span.style) for span in line.spans)
         assert "你好🙂 done" in line.plain
+        await pilot.pause()
+        width = app.chat_log.scrollable_content_region.width
+        assert all(strip.cell_length <= width for strip in app.chat_log.lines)
     await bob.close()
 
 
@@ -107,6 +110,8 @@ async def test_tab_scrolling_and_typing_reaches_input(chat_server: object) -> No
         await until(pilot, lambda: any("while reading" in s for s in plain(app, "lobby")), "new")
         await pilot.pause()
         assert log.scroll_y == reading  # not yanked to the bottom
+        assert app.new_below == 1
+        assert "1 new below" in str(app.query_one("#topic").render())
         await pilot.press("h", "i")
         assert app.input.value == "hi"  # typing reaches the input whatever panel is active
         # TAB: the users panel becomes active; Up/Down now move in the user list
@@ -125,6 +130,8 @@ async def test_tab_scrolling_and_typing_reaches_input(chat_server: object) -> No
         await pilot.press("pagedown", "pagedown", "pagedown", "pagedown")
         await pilot.pause()
         assert log.scroll_y == log.max_scroll_y
+        assert app.new_below == 0
+        assert "new below" not in str(app.query_one("#topic").render())
         assert app.input.value == "hi" and app.input.has_focus
     await bob.close()
 
@@ -160,6 +167,20 @@ async def test_refused_initial_nick_is_asked_again(chat_server: object) -> None:
         await until(pilot, lambda: app.nick == "carol", "registration as carol")
         assert not isinstance(app.screen, NickScreen)
     await bob.close()
+
+
+async def test_no_nick_given_asks_for_one(chat_server: object) -> None:
+    port = chat_server.port  # type: ignore[attr-defined]
+    app = make_app(port, nick=None)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: isinstance(app.screen, NickScreen), "nickname dialog")
+        await type_line(pilot, "bad name")
+        assert "space" in str(app.screen.query_one("#nick-reason").render())
+        field = app.screen.query_one("#nick-input")
+        field.value = ""  # type: ignore[attr-defined]
+        await type_line(pilot, "dora")
+        await until(pilot, lambda: app.nick == "dora", "registration")
+        assert "nick: dora" in str(app.query_one("#status").render())
 
 
 async def test_commands_help_clear_unknown(chat_server: object) -> None:
@@ -234,6 +255,9 @@ async def test_rooms_join_switch_isolation(chat_server: object) -> None:
         await type_line(pilot, "/leave")
         await until(pilot, lambda: "dev" not in app.convs.items, "leave")
         assert app.convs.active == "lobby"
+        await type_line(pilot, "/who lobby")
+        await until(pilot, lambda: any("Users in #lobby: " in s and "bob" in s
+                                       for s in plain(app, "lobby")), "who")
         await type_line(pilot, "/rooms")
         await until(pilot, lambda: any("Rooms:" in s for s in plain(app, "lobby")), "rooms")
     await bob.close()

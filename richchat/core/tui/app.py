@@ -171,6 +171,7 @@ class ChatApp(App[None]):
         self._asking_nick = False
         self._pending_who: set[str] = set()
         self._pending_join: str | None = None
+        self.new_below = 0  # lines that arrived while the user was reading older history
 
     # ------------------------------------------------------------------ layout
 
@@ -190,7 +191,13 @@ class ChatApp(App[None]):
         self.query_one("#input", ChatInput).focus()
         self._mark_active_panel()
         self._refresh_all()
+        self.watch(self.chat_log, "scroll_y", self._on_chat_scroll, init=False)
         self._connection()
+
+    def _on_chat_scroll(self, _old: float, _new: float) -> None:
+        if self.new_below and self._at_bottom():
+            self.new_below = 0
+            self._refresh_all()
 
     @property
     def chat_log(self) -> RichLog:
@@ -425,8 +432,10 @@ class ChatApp(App[None]):
              count: bool = True) -> None:
         conv.add(line)
         if conv.key == self.convs.active:
-            log = self.chat_log
-            log.write(line, scroll_end=self._at_bottom())
+            at_bottom = self._at_bottom()
+            self.chat_log.write(line, scroll_end=at_bottom)
+            if not at_bottom:
+                self.new_below += 1
         elif count:
             conv.unread += 1
             conv.mentioned = conv.mentioned or mention
@@ -451,6 +460,7 @@ class ChatApp(App[None]):
         self._refresh_all()
 
     def _load_active(self) -> None:
+        self.new_below = 0
         log = self.chat_log
         log.clear()
         for line in self.convs.current.lines:
@@ -497,6 +507,8 @@ class ChatApp(App[None]):
             elif conv.topic:
                 topic.append("  ")
                 topic.append(conv.topic)
+            if self.new_below:
+                topic.append(f"  ▼ {self.new_below} new below", style="bold yellow")
             self.query_one("#topic", Static).update(topic)
             self._refresh_users()
 
