@@ -334,3 +334,27 @@ async def test_quit_command_exits(chat_server: object) -> None:
     left = await next_frame(watcher, f.UserLeft)
     assert isinstance(left, f.UserLeft) and left.name == "alice"
     await watcher.close()
+
+
+async def test_reconnect_waits_for_a_nickname_taken_meanwhile(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    server = await start_server(data)
+    port = server.port  # type: ignore[attr-defined]
+    app = ChatApp(Address("127.0.0.1", port), "alice", reconnect_base=1.0, reconnect_cap=1.0)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: app.registered, "registration")
+        await server.stop()  # type: ignore[attr-defined]
+        await until(pilot, lambda: app.state == "disconnected", "lost connection")
+        server = await start_server(data, port=port)
+        try:
+            imposter = await registered(port, "alice")  # takes the name before we are back
+            await until(pilot, lambda: any("still taken" in s for s in plain(app, "lobby")),
+                        "retry notice", timeout=20)
+            assert not isinstance(app.screen, NickScreen)
+            await imposter.close()
+            await until(pilot, lambda: app.registered and app.sessions == 2, "re-registered",
+                        timeout=20)
+            assert app.nick == "alice"
+            assert not isinstance(app.screen, NickScreen)
+        finally:
+            await server.stop()  # type: ignore[attr-defined]

@@ -172,6 +172,8 @@ class ChatApp(App[None]):
         self._pending_who: set[str] = set()
         self._pending_join: str | None = None
         self.new_below = 0  # lines that arrived while the user was reading older history
+        self.registered = False  # the server confirmed our nickname on this connection
+        self._nick_retries = 0
 
     # ------------------------------------------------------------------ layout
 
@@ -241,10 +243,11 @@ class ChatApp(App[None]):
                 await self._send(f.SetNick(name=nick))
             else:
                 self._ask_nick(None)
-            registered = False
+            self.registered = False
+            self._nick_retries = 0
             async for frame in client:
-                if isinstance(frame, f.You) and not registered:
-                    registered = True
+                if isinstance(frame, f.You) and not self.registered:
+                    self.registered = True
                     attempt = 0
                     delays = backoff_delays(self.reconnect_base, self.reconnect_cap)
                     self.sessions += 1
@@ -252,6 +255,7 @@ class ChatApp(App[None]):
                 self._handle_frame(frame)
             await client.close()
             self.client = None
+            self.registered = False
             for conv in self.convs.items.values():
                 conv.joined = False
             if self._quitting:
@@ -402,8 +406,16 @@ class ChatApp(App[None]):
 
     def _on_error(self, frame: f.Error) -> None:
         self._system(f"{frame.text} [{frame.code}]", error=True)
-        if frame.code in NICK_ERRORS and self.nick is None:
+        if frame.code in NICK_ERRORS and not self.registered:
             wanted = self.wanted_nick
+            if frame.code == "name_taken" and wanted and self.sessions and self._nick_retries < 3:
+                # Reconnecting: the server may not have noticed our old connection is gone.
+                self._nick_retries += 1
+                delay = float(2 ** (self._nick_retries - 1))
+                self._system(f"{wanted} is still taken; trying again in {delay:g} s")
+                self.set_timer(delay, lambda: self.run_worker(
+                    self._send(f.SetNick(name=wanted)), group="send"))
+                return
             self._ask_nick(f"Nickname {wanted!r} refused: {frame.text}")
         elif frame.code in ("room_invalid", "not_in_room"):
             self._pending_join = None
@@ -605,8 +617,11 @@ class ChatApp(App[None]):
 
     async def _say(self, text: str) -> bool:
         """Send ``text`` to the current conversation; False (input kept) if not possible."""
-        if self.client is None or not self.client.connected or self.nick is None:
+        if self.client is None or not self.client.connected:
             self._system("Not connected: your message is kept in the input line.", error=True)
+            return False
+        if not self.registered:
+            self._system("No nickname yet (/nick NAME): your message is kept.", error=True)
             return False
         if len(text.encode("utf-8")) > MAX_LINE_BYTES - 64:
             self._system(f"Message too long (max about {MAX_LINE_BYTES - 64} bytes).", error=True)
@@ -662,7 +677,7 @@ class ChatApp(App[None]):
                 return True
             self.wanted_nick = arg
             return not await self._send(f.SetNick(name=arg))
-        if self.nick is None:
+        if not self.registered:
             self._system("Choose a nickname first: /nick NAME", error=True)
             return True
         if name == "join":
