@@ -73,6 +73,10 @@ def test_main_screen(snap_compare: Any, threaded_server: ThreadedServer) -> None
     async def setup(pilot: Pilot[None]) -> None:
         app.input.cursor_blink = False
         await _until(pilot, lambda: app.nick == "alice")
+        # /clear drops the welcome notice, which carries the version number
+        await pilot.press(*"/clear")
+        await pilot.press("enter")
+        await _until(pilot, lambda: not app.convs.current.lines)
         bob = await registered(threaded_server.port, "bob")
         clients.append(bob)
         await _until(pilot, lambda: "bob" in app.convs.items["lobby"].users)
