@@ -15,8 +15,19 @@ def join(
     timeout: float = typer.Option(10.0, "--timeout", min=0.1, help="Seconds to wait on connect."),
 ) -> None:
     """Chat in the terminal: join a richchat server (or pick one with the wizard)."""
-    from richchat.core.client import parse_address
+    import sys
 
+    from richchat.core.client import parse_address
+    from richchat.core.errors import UsageError
+
+    if address is not None:
+        target = parse_address(address)
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        raise UsageError(
+            "richchat join needs a terminal" if address else
+            "no server address given and no terminal for the wizard",
+            hint="for scripts use: richchat send HOST[:PORT] --nick NAME MESSAGE",
+        )
     if address is None:
         from richchat.core.wizard import run_wizard
 
@@ -24,9 +35,10 @@ def join(
         if picked is None:
             raise typer.Exit(0)
         target, nick = picked
-    else:
-        target = parse_address(address)
 
     from richchat.core.tui import ChatApp
 
-    ChatApp(target, nick, timeout=timeout).run()
+    app = ChatApp(target, nick, timeout=timeout, fail_fast=True)
+    app.run()
+    if app.failure is not None:
+        raise app.failure

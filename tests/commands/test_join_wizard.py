@@ -127,6 +127,14 @@ def test_join_without_terminal_explains(tmp_path: Path) -> None:
     assert "no server address" in result.stderr
 
 
+def test_join_with_address_but_no_terminal() -> None:
+    result = subprocess.run([sys.executable, "-m", "richchat", "join", "127.0.0.1:5050"],
+                            capture_output=True, text=True, env=cli_env(),
+                            stdin=subprocess.DEVNULL, timeout=60)
+    assert result.returncode == ExitStatus.USAGE
+    assert "needs a terminal" in result.stderr and "richchat send" in result.stderr
+
+
 def test_join_bad_address() -> None:
     result = subprocess.run([sys.executable, "-m", "richchat", "join", "host:99999"],
                             capture_output=True, text=True, env=cli_env(),

@@ -358,3 +358,20 @@ async def test_reconnect_waits_for_a_nickname_taken_meanwhile(tmp_path: Path) ->
             assert not isinstance(app.screen, NickScreen)
         finally:
             await server.stop()  # type: ignore[attr-defined]
+
+
+async def test_first_connection_failure_exits_when_fail_fast() -> None:
+    from richchat.core.errors import ConnectionRefusedRichchatError
+    from tests.client.servers import free_port
+
+    app = ChatApp(Address("127.0.0.1", free_port()), "alice", fail_fast=True)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: not app.is_running, "exit")
+    assert isinstance(app.failure, ConnectionRefusedRichchatError)
+
+
+async def test_invalid_nick_option_opens_the_dialog(chat_server: object) -> None:
+    app = make_app(chat_server.port, nick="no spaces")  # type: ignore[attr-defined]
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: isinstance(app.screen, NickScreen), "nickname dialog")
+        assert "space" in str(app.screen.query_one("#nick-reason").render())

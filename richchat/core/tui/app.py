@@ -150,6 +150,7 @@ class ChatApp(App[None]):
         timeout: float = 10.0,
         reconnect_base: float = 0.5,
         reconnect_cap: float = 15.0,
+        fail_fast: bool = False,
     ) -> None:
         super().__init__()
         self.address = address
@@ -160,6 +161,9 @@ class ChatApp(App[None]):
         self.timeout = timeout
         self.reconnect_base = reconnect_base
         self.reconnect_cap = reconnect_cap
+        #: exit (with ``failure`` set) if the very first connection attempt fails
+        self.fail_fast = fail_fast
+        self.failure: RichchatError | None = None
         self.convs = Conversations()
         self.client: ChatClient | None = None
         self.server_name = ""
@@ -228,9 +232,16 @@ class ChatApp(App[None]):
             except ProtocolError as exc:
                 self._system(str(exc.message), error=True)
                 self._set_state("failed", "not a richchat server")
+                if self.fail_fast and not self.sessions:
+                    self.failure = exc
+                    self.exit()
                 return
             except RichchatError as exc:
                 await client.close()
+                if self.fail_fast and not self.sessions:
+                    self.failure = exc
+                    self.exit()
+                    return
                 delay = next(delays)
                 self._set_state("disconnected", f"{exc.message}; retrying in {delay:.1f} s")
                 await asyncio.sleep(delay)
@@ -239,10 +250,11 @@ class ChatApp(App[None]):
             self.server_name = hello.name or ""
             self._set_state("connected", "choosing a nickname")
             nick = self.nick or self.wanted_nick
-            if nick:
+            problem = nick_problem(nick) if nick else None
+            if nick and not problem:
                 await self._send(f.SetNick(name=nick))
             else:
-                self._ask_nick(None)
+                self._ask_nick(f"Nickname {nick!r} refused: {problem}" if problem else None)
             self.registered = False
             self._nick_retries = 0
             async for frame in client:
@@ -252,7 +264,10 @@ class ChatApp(App[None]):
                     delays = backoff_delays(self.reconnect_base, self.reconnect_cap)
                     self.sessions += 1
                     await self._rejoin_rooms(client)
-                self._handle_frame(frame)
+                try:
+                    self._handle_frame(frame)
+                except Exception as exc:  # a bug must not take the whole chat down
+                    self._system(f"internal error on {frame.line()[:40]!r}: {exc!r}", error=True)
             await client.close()
             self.client = None
             self.registered = False
