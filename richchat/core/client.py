@@ -272,6 +272,19 @@ class ChatClient:
             self._eof = True
             raise ConnectionLostError(f"connection to {self.address} lost: {exc}") from None
 
+    def send_nowait(self, frame: f.Frame, max_buffer: int = 1024 * 1024) -> None:
+        """Queue ``frame`` without waiting (for UIs that must never block on the network).
+
+        Raises :class:`ConnectionLostError` if the connection is gone, or if more than
+        ``max_buffer`` bytes are already waiting because the server stopped reading.
+        """
+        writer = self._writer
+        if writer is None or writer.is_closing() or self._eof:
+            raise ConnectionLostError(f"not connected to {self.address}")
+        if writer.transport.get_write_buffer_size() > max_buffer:
+            raise ConnectionLostError(f"{self.address} is not reading our data")
+        writer.write(encode(frame))
+
     async def say(self, text: str, room: str = DEFAULT_ROOM) -> None:
         """A chat line for ``room`` (``MSG`` for the lobby, ``RMSG`` otherwise)."""
         if fold_name(room) == DEFAULT_ROOM:

@@ -18,6 +18,7 @@ from richchat.core.client import (
     suffixed_nick,
 )
 from richchat.core.errors import (
+    ConnectionLostError,
     ConnectionRefusedRichchatError,
     NickRefusedError,
     TimeoutRichchatError,
@@ -255,3 +256,13 @@ async def test_ping_is_answered_so_an_idle_client_stays(tmp_path: Path) -> None:
         await quiet.close()
     finally:
         await server.stop()
+
+
+async def test_send_nowait_queues_without_waiting(chat_server: object) -> None:
+    client = await registered(chat_server.port, "alice")  # type: ignore[attr-defined]
+    client.send_nowait(f.Say(text="queued"))
+    echo = await next_frame(client, f.RoomMessage)
+    assert isinstance(echo, f.RoomMessage) and echo.text == "queued"
+    await client.close()
+    with pytest.raises(ConnectionLostError):
+        client.send_nowait(f.Say(text="too late"))

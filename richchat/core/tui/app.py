@@ -287,11 +287,12 @@ class ChatApp(App[None]):
                     await client.join(conv.key)
 
     async def _send(self, frame: f.Frame) -> bool:
+        """Queue a frame for the server; never waits on the network (the UI stays live)."""
         client = self.client
         if client is None or not client.connected:
             return False
         try:
-            await client.send(frame)
+            client.send_nowait(frame)
         except RichchatError as exc:
             self._system(f"not sent: {exc.message}", error=True)
             return False
