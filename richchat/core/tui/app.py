@@ -365,6 +365,9 @@ class ChatApp(App[None]):
                 conv.add(render.system_line(now, f"{frame.old} is now {frame.new}", fmt))
         elif isinstance(frame, f.Topic):
             conv = self.convs.get_room(frame.room)
+            if conv.topic == frame.text and conv.lines:
+                self._refresh_all()
+                return  # the same topic again (a rejoin after reconnecting)
             conv.topic = frame.text
             who = f" by {frame.setter}" if frame.setter else ""
             self._add(conv, render.system_line(now, f"Topic{who}: {frame.text}", fmt), count=False)
