@@ -214,7 +214,7 @@ class Wizard:
             if not answer:
                 return default
             if answer.isdigit() and 1 <= int(answer) <= len(report.open):
-                return report.open[int(answer) - 1].port
+                return int(report.open[int(answer) - 1].port)
             if answer.isdigit() and 0 < int(answer) < 65536:
                 return int(answer)
             self.console.print(Text("A row number, or a port 1-65535.", style="red"))
