@@ -1,0 +1,50 @@
+"""The wizard's pure parts: rows and table of the discovery step; nickname check on loopback."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from rich.console import Console
+
+from richchat.core.client import Address
+from richchat.core.wizard import check_nick
+from tests.client.servers import registered
+
+
+def test_candidates_grouped_in_order() -> None:
+    discovery = pytest.importorskip("richchat.core.discovery", reason="discovery not merged")
+    from richchat.core.wizard import candidates, candidates_table
+
+    report = discovery.DiscoveryReport(
+        servers=[discovery.AdvertisedServer(name="[b]lab[/b]", address="10.0.0.5", port=5051,
+                                            users=2, found_via=["beacon"])],
+        hosts=[discovery.DiscoveredHost(ip="10.0.0.7", mac="00:1b:63:00:00:01",
+                                        vendor="Apple", source="arp-sweep")],
+        interfaces=[discovery.LocalInterface(
+            name="lo", loopback=True,
+            addresses=[{"family": "ipv4", "address": "127.0.0.1"},
+                       {"family": "ipv6", "address": "::1"}])],
+    )
+    rows = candidates(report)
+    assert [(r.group, r.host, r.port) for r in rows] == [
+        ("advertised", "10.0.0.5", 5051), ("host", "10.0.0.7", None),
+        ("interface", "127.0.0.1", None),
+    ]
+    out = io.StringIO()
+    Console(file=out, width=100, color_system=None).print(candidates_table(rows))
+    text = out.getvalue()
+    for needle in ("Advertised servers", "Discovered hosts", "Local interfaces",
+                   "10.0.0.5:5051", "[b]lab[/b]", "Apple", "2 users"):
+        assert needle in text
+    assert text.index("Advertised") < text.index("Discovered") < text.index("Local interf")
+
+
+async def test_check_nick_against_the_server(chat_server: object) -> None:
+    port = chat_server.port  # type: ignore[attr-defined]
+    holder = await registered(port, "alice")
+    where = Address("127.0.0.1", port)
+    assert await check_nick(where, "ALICE", 5) == "already in use (name_taken)"
+    assert await check_nick(where, "bob", 5) is None
+    assert "space" in (await check_nick(where, "b o b", 5) or "")
+    await holder.close()
