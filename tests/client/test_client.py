@@ -266,3 +266,25 @@ async def test_send_nowait_queues_without_waiting(chat_server: object) -> None:
     await client.close()
     with pytest.raises(ConnectionLostError):
         client.send_nowait(f.Say(text="too late"))
+
+
+async def test_ipv6_loopback(tmp_path: Path) -> None:
+    if not socket.has_ipv6:
+        pytest.skip("no IPv6")
+    from richchat.core.server import ChatServer, ServerConfig
+
+    server = ChatServer(ServerConfig(host="::1", port=0, data_dir=tmp_path, beacon=False,
+                                     mdns=False, name="v6"))
+    try:
+        await server.start()
+    except OSError as exc:
+        pytest.skip(f"cannot bind ::1: {exc}")
+    try:
+        address = parse_address(f"[::1]:{server.port}")
+        client = ChatClient(address.host, address.port)
+        hello = await client.connect()
+        assert hello.name == "v6"
+        assert await client.register("six") == "six"
+        await client.close()
+    finally:
+        await server.stop()

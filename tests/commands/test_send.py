@@ -176,3 +176,41 @@ async def test_many_stdin_lines_pass_flood_control_once_each(chat_server: object
         got.append(frame.text)
     assert got == lines
     await watcher.close()
+
+
+class OtherService:
+    """A real TCP service on loopback that is not richchat: it greets (or hangs up) and
+    closes, like an SSH server would greet a stranger."""
+
+    def __init__(self, greeting: bytes | None) -> None:
+        self.greeting = greeting
+        self.server: asyncio.Server | None = None
+
+    async def __aenter__(self) -> int:
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            if self.greeting:
+                writer.write(self.greeting)
+                await writer.drain()
+            writer.close()
+
+        self.server = await asyncio.start_server(handle, "127.0.0.1", 0)
+        return int(self.server.sockets[0].getsockname()[1])
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self.server is not None
+        self.server.close()
+        await self.server.wait_closed()
+
+
+async def test_not_a_richchat_server() -> None:
+    async with OtherService(b"SSH-2.0-OpenSSH_9.6\r\n") as port:
+        code, _, err = await run_send(f"127.0.0.1:{port}", "--nick", "bot", "x")
+    assert code == ExitStatus.PROTOCOL
+    assert "does not speak the richchat protocol" in err and err.count("\n") == 1
+
+
+async def test_connection_lost() -> None:
+    async with OtherService(None) as port:  # accepts, then hangs up at once
+        code, _, err = await run_send(f"127.0.0.1:{port}", "--nick", "bot", "x")
+    assert code == ExitStatus.CONNECTION_LOST
+    assert "closed the connection" in err and err.count("\n") == 1
