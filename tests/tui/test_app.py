@@ -250,6 +250,11 @@ async def test_rooms_join_switch_isolation(chat_server: object) -> None:
         assert app.convs.active == "lobby" and app.convs.items["lobby"].unread == 0
         await pilot.press("ctrl+n")
         assert app.convs.active == "dev"
+        await pilot.click("#conversations", offset=(3, 1))  # the "#lobby" line
+        assert app.convs.active == "lobby"
+        await pilot.click("#conversations", offset=(3, 2))  # the "#dev" line
+        assert app.convs.active == "dev"
+        assert app.input.has_focus
         await type_line(pilot, "/me waves")
         await until(pilot, lambda: any("* alice waves" in s for s in plain(app, "dev")), "action")
         await type_line(pilot, "/leave")
@@ -284,6 +289,13 @@ async def test_private_conversation_view(chat_server: object) -> None:
             "alice", "bob", "got it",
         )
         await until(pilot, lambda: any("-> *bob* got it" in s for s in plain(app, "@bob")), "echo")
+        await pilot.press("ctrl+p")
+        assert app.convs.active == "lobby"
+        await until(pilot, lambda: app.user_list.option_count == 2, "user list")
+        bob_row = next(i for i, o in enumerate(app.user_list.options) if str(o.prompt) == "bob")
+        await pilot.click("#users", offset=(3, 1 + bob_row))  # 1: the border
+        assert app.convs.active == "@bob"
+        assert app.input.has_focus
         await type_line(pilot, "/msg carol hi")
         await until(pilot, lambda: any("no_such_user" in s for s in plain(app, "@carol")), "err")
     await bob.close()

@@ -82,6 +82,20 @@ class ChatInput(Input):
         super()._on_paste(event)
 
 
+class ConversationList(Static):
+    """The list of conversations; clicking a line switches to that conversation."""
+
+    class Picked(Message):
+        def __init__(self, index: int) -> None:
+            super().__init__()
+            self.index = index
+
+    def on_click(self, event: events.Click) -> None:
+        # line 0 is the heading; line n is conversation n - 1
+        if event.y >= 1:
+            self.post_message(self.Picked(event.y - 1))
+
+
 class NickScreen(ModalScreen[str | None]):
     """Ask for a nickname; shows why the previous one was refused."""
 
@@ -184,7 +198,7 @@ class ChatApp(App[None]):
     def compose(self) -> ComposeResult:
         yield Static(id="status")
         with Horizontal(id="body"):
-            yield Static(id="conversations")
+            yield ConversationList(id="conversations")
             with Vertical(id="main"):
                 yield Static(id="topic")
                 yield RichLog(id="chat", wrap=True, markup=False, highlight=False, min_width=20)
@@ -591,6 +605,23 @@ class ChatApp(App[None]):
                 users.action_page_up()  # type: ignore[no-untyped-call]
             else:
                 users.action_page_down()  # type: ignore[no-untyped-call]
+
+    def on_conversation_list_picked(self, event: ConversationList.Picked) -> None:
+        keys = self.convs.keys()
+        if 0 <= event.index < len(keys):
+            self._switch(keys[event.index])
+
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        """Clicking a user opens the private conversation with them."""
+        if event.option_list is not self.user_list or self.nick is None:
+            return
+        name = str(event.option.prompt).removesuffix(" (you)")
+        if fold_name(name) == fold_name(self.nick):
+            return
+        conv = self.convs.get_private(name)
+        conv.set_users([self.nick, name])
+        self._switch(conv.key)
+        self.input.focus()
 
     def action_cycle(self, step: int) -> None:
         self._switch(self.convs.cycle(step))
