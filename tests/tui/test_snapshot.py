@@ -53,12 +53,13 @@ def threaded_server(tmp_path: Path) -> Iterator[ThreadedServer]:
         server.close()
 
 
-async def _until(pilot: Pilot[None], cond: Callable[[], bool]) -> None:
-    for _ in range(500):
-        if cond():
-            return
+async def _until(pilot: Pilot[None], cond: Callable[[], bool], what: str) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 20
+    while not cond():
+        if loop.time() > deadline:
+            raise AssertionError(f"snapshot setup timed out waiting for {what}")
         await pilot.pause(0.02)
-    raise AssertionError("snapshot setup timed out")
 
 
 def test_main_screen(snap_compare: Any, threaded_server: ThreadedServer) -> None:
@@ -72,21 +73,23 @@ def test_main_screen(snap_compare: Any, threaded_server: ThreadedServer) -> None
 
     async def setup(pilot: Pilot[None]) -> None:
         app.input.cursor_blink = False
-        await _until(pilot, lambda: app.nick == "alice")
+        await _until(pilot, lambda: app.nick == "alice", "registration")
         # /clear drops the welcome notice, which carries the version number
         await pilot.press(*"/clear")
         await pilot.press("enter")
-        await _until(pilot, lambda: not app.convs.current.lines)
+        await _until(pilot, lambda: not app.convs.current.lines, "clear")
         bob = await registered(threaded_server.port, "bob")
         clients.append(bob)
-        await _until(pilot, lambda: "bob" in app.convs.items["lobby"].users)
+        await _until(pilot, lambda: "bob" in app.convs.items["lobby"].users, "bob")
         await bob.say("hi alice! [bold]not markup[/bold] 你好 🙂")
-        await _until(pilot, lambda: any("你好" in ln.plain for ln in app.convs.current.lines))
+        await _until(pilot, lambda: any("你好" in ln.plain for ln in app.convs.current.lines),
+                     "bob's line")
         await pilot.press(*"hello bob")
         await pilot.press("enter")
-        await _until(pilot, lambda: any("hello bob" in ln.plain for ln in app.convs.current.lines))
+        await _until(pilot, lambda: any("hello bob" in ln.plain for ln in app.convs.current.lines),
+                     "the echo")
         await bob.close()
-        await _until(pilot, lambda: "bob" not in app.convs.items["lobby"].users)
+        await _until(pilot, lambda: "bob" not in app.convs.items["lobby"].users, "bob leaving")
         await pilot.pause()
 
     assert snap_compare(app, terminal_size=(100, 24), run_before=setup)
