@@ -71,7 +71,9 @@ def discover(
         for notice in report.notices:
             err.print(notice_line(notice), soft_wrap=True)
     else:
-        out = Console(no_color=no_color, highlight=False)
+        # Piped output is not cut to 80 columns: MACs and addresses must stay whole.
+        width = None if sys.stdout.isatty() else int(os.environ.get("COLUMNS", "132"))
+        out = Console(no_color=no_color, highlight=False, width=width)
         print_report(report, out, err, options.timeout)
     if report.exit_status:
         raise typer.Exit(report.exit_status)

@@ -39,6 +39,8 @@ Progress = Callable[[str, str], None]
 
 #: Time kept back at the end of the run to close sockets and build the report.
 _MARGIN = 0.15
+#: With --os the long part is nmap: listen for advertised servers only this long.
+LISTEN_WITH_OS = 3.0
 #: Longest wait for ARP replies after the last request of a sweep.
 ARP_REPLY_WAIT = 1.0
 
@@ -211,7 +213,10 @@ async def discover(
 
     async def advertised() -> None:
         t0 = time.monotonic()
-        servers, notices = await _advertised(options, interfaces, deadline, started, say)
+        listen_until = deadline
+        if options.os:
+            listen_until = min(deadline, started + LISTEN_WITH_OS - _MARGIN)
+        servers, notices = await _advertised(options, interfaces, listen_until, started, say)
         report.servers = servers
         report.notices.extend(notices)
         durations["advertised"] = round(time.monotonic() - t0, 4)
