@@ -134,6 +134,9 @@ def _interface_for(
 ) -> str | None:
     for iface in interfaces:
         for addr in iface.addresses:
-            if addr.family == "ipv4" and ipaddress.IPv4Address(addr.address) in net:
+            if addr.family != "ipv4" or addr.prefixlen is None:
+                continue
+            own = ipaddress.IPv4Interface(f"{addr.address}/{addr.prefixlen}").network
+            if ipaddress.IPv4Address(addr.address) in net or net.subnet_of(own):
                 return iface.name
     return None

@@ -43,11 +43,18 @@ class ServerTable:
         users: int | None, tls: bool, version: int | None,
     ) -> AdvertisedServer:
         key = server_id or f"{address}:{port}"
-        if server_id is None:
-            # An mDNS record without an id: merge with a UDP sighting of the same endpoint.
-            for existing_key, existing in self.servers.items():
-                if existing.address == address and existing.port == port:
-                    key = existing_key
+        if key not in self.servers:
+            # An mDNS record may lack the id: merge sightings of the same endpoint when at
+            # most one of them carries an id, and keep the id as the key.
+            for existing_key, existing in list(self.servers.items()):
+                if (existing.address, existing.port) == (address, port) and (
+                    server_id is None or existing.server_id is None
+                ):
+                    if server_id is not None:
+                        del self.servers[existing_key]
+                        self.servers[key] = existing
+                    else:
+                        key = existing_key
                     break
         server = self.servers.get(key)
         if server is None:

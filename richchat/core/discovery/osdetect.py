@@ -19,10 +19,12 @@ def os_detection_blocker() -> Notice | None:
             hint="install nmap (e.g. sudo apt install nmap) and run again with --os",
             exit_status=int(ExitStatus.TOOL_MISSING),
         )
-    if os.geteuid() != 0:
+    from richchat.core.discovery.arp import can_open_raw_socket
+
+    if os.geteuid() != 0 or not can_open_raw_socket():
         return Notice(
             source="os",
-            message="OS detection skipped: nmap -O needs root",
+            message="OS detection skipped: nmap -O needs root (with CAP_NET_RAW)",
             hint="run with sudo",
             exit_status=int(ExitStatus.PRIVILEGE),
         )

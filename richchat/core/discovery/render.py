@@ -62,8 +62,10 @@ def interfaces_table(report: DiscoveryReport) -> Table:
         )
         default = f"yes (via {i.gateway})" if i.is_default and i.gateway else (
             "yes" if i.is_default else "")
-        table.add_row(_t(i.name), _t(addrs), _t(i.mac), _t(i.netmask), _t(i.broadcast),
-                      _t(default))
+        v4 = next((a for a in i.addresses if a.family == "ipv4"), None)
+        netmask = i.netmask or (v4.netmask if v4 else None)
+        bcast = i.broadcast or (v4.broadcast if v4 else None)
+        table.add_row(_t(i.name), _t(addrs), _t(i.mac), _t(netmask), _t(bcast), _t(default))
     return table
 
 

@@ -99,8 +99,8 @@ async def _advertised(
     table = ServerTable(started, on_new)
     broadcast = options.broadcast if options.broadcast is not None else broadcast_addresses(
         interfaces)
-    if options.interface is not None and any(i.loopback for i in interfaces):
-        broadcast = options.broadcast or ["127.255.255.255"]
+    if options.broadcast is None and any(i.loopback for i in interfaces) and options.interface:
+        broadcast = ["127.255.255.255"]  # --interface lo: discover servers on this machine
     accept = source_filter(_interface_networks(interfaces) if options.interface else None)
     if not broadcast:
         notices.append(Notice(source="advertised",
