@@ -82,6 +82,7 @@ async def test_query_gets_a_unicast_reply_with_the_nonce(
         assert reply.nonce == "q1"
         assert reply.info() == make_info()
         assert adv.queries_answered == 1
+        assert addr == ("127.0.0.1", beacon_port)  # from the query listener, unicast to us
     finally:
         await adv.stop()
 
