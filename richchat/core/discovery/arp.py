@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import errno
 import ipaddress
+import select
 import shutil
 import socket
 import subprocess
+import time
 from collections.abc import Iterable
 from functools import lru_cache
 
@@ -59,29 +62,117 @@ def vendor_of(mac: str | None) -> str | None:
     return str(name)
 
 
-def arp_sweep(targets: Iterable[SweepTarget], timeout: float) -> list[DiscoveredHost]:
-    """Send one ARP who-has to every address of each target; blocking (run it in a thread)."""
-    from scapy.config import conf
-    from scapy.layers.l2 import ARP, Ether
-    from scapy.sendrecv import srp
+#: Addresses per burst; between bursts the deadline is checked.
+BURST = 256
+#: Wait after the first pass before asking the silent addresses once more.
+RETRY_AFTER = 0.25
 
-    conf.verb = 0
+
+def arp_sweep(
+    targets: Iterable[SweepTarget], reply_wait: float, deadline: float | None = None
+) -> list[DiscoveredHost]:
+    """ARP who-has every address of each target, twice for the silent ones; blocking.
+
+    scapy builds the request once and opens the link-layer socket (bound to the ARP
+    ethertype, so the kernel hands us nothing else); the per-address frames are that template
+    with the target address patched in, so a /22 costs milliseconds to send. Replies are read
+    until ``reply_wait`` after the last request or ``deadline`` (time.monotonic()).
+    """
     hosts: dict[str, DiscoveredHost] = {}
     for target in targets:
-        addresses = [str(ip) for ip in target.network.hosts()]
-        if not addresses:
-            continue
-        packet = Ether(dst="ff:ff:ff:ff:ff:ff") / ARP(pdst=addresses)
-        answered, _ = srp(packet, iface=target.interface, timeout=timeout, verbose=False)
-        for _sent, received in answered:
-            ip = str(received[ARP].psrc)
-            mac = str(received[ARP].hwsrc).lower()
-            if ip not in hosts:
-                hosts[ip] = DiscoveredHost(
-                    ip=ip, mac=mac, vendor=vendor_of(mac), interface=target.interface,
-                    source="arp-sweep",
-                )
+        if deadline is not None and time.monotonic() >= deadline:
+            break
+        for ip, mac in _sweep_one(target, reply_wait, deadline).items():
+            hosts.setdefault(ip, DiscoveredHost(
+                ip=ip, mac=mac, vendor=vendor_of(mac), interface=target.interface,
+                source="arp-sweep",
+            ))
     return sort_hosts(hosts.values())
+
+
+def _sweep_one(target: SweepTarget, reply_wait: float, deadline: float | None) -> dict[str, str]:
+    from scapy.arch import get_if_hwaddr
+    from scapy.config import conf
+    from scapy.layers.l2 import ARP, Ether
+
+    iface, source = target.interface, target.source
+    first = next(iter(target.network.hosts()), target.network.network_address)
+    if iface is None or source is None:
+        route_iface, route_src, _gw = conf.route.route(str(first))
+        iface = iface or str(route_iface)
+        source = source or str(route_src)
+    own_mac = get_if_hwaddr(iface)
+    template = bytes(
+        Ether(dst="ff:ff:ff:ff:ff:ff", src=own_mac)
+        / ARP(op=1, hwsrc=own_mac, psrc=source, hwdst="00:00:00:00:00:00", pdst=str(first))
+    )
+    # Ethernet (14) + ARP: the target protocol address is the last 4 bytes of the ARP header.
+    pdst_at = 14 + 24
+    head, tail = template[:pdst_at], template[pdst_at + 4:]
+    pending = [ip for ip in target.network.hosts() if str(ip) != source]
+    found: dict[str, str] = {}
+    sock = conf.L2socket(iface=iface, type=ETH_P_ARP)
+    try:
+        raw = sock.ins
+
+        def drain(until: float) -> None:
+            while True:
+                left = until - time.monotonic()
+                if deadline is not None:
+                    left = min(left, deadline - time.monotonic())
+                if left <= 0:
+                    return
+                ready, _, _ = select.select([raw], [], [], left)
+                if not ready:
+                    return
+                frame = raw.recv(2048)
+                _note_reply(frame, target.network, found)
+
+        for attempt in range(2):
+            for i in range(0, len(pending), BURST):
+                if deadline is not None and time.monotonic() >= deadline:
+                    return found
+                for ip in pending[i:i + BURST]:
+                    _send(raw, head + ip.packed + tail)
+                drain(time.monotonic())  # read what is already there, do not wait
+            drain(time.monotonic() + (RETRY_AFTER if attempt == 0 else reply_wait))
+            pending = [ip for ip in pending if str(ip) not in found]
+            if not pending:
+                break
+    finally:
+        sock.close()
+    return found
+
+
+def _send(raw: socket.socket, frame: bytes) -> None:
+    try:
+        raw.send(frame)
+    except BlockingIOError:
+        select.select([], [raw], [], 0.05)
+        raw.send(frame)
+    except OSError as exc:
+        if exc.errno != errno.ENOBUFS:
+            raise
+        time.sleep(0.002)  # the device queue is full: let it drain once
+        raw.send(frame)
+
+
+def load_scapy() -> None:
+    """Import scapy's ARP machinery and the manuf db now (about a second, once)."""
+    from scapy.layers.l2 import ARP, Ether  # noqa: F401
+
+    _manufdb()
+
+
+def _note_reply(frame: bytes, network: ipaddress.IPv4Network, found: dict[str, str]) -> None:
+    """Record an ARP reply (ethertype 0x0806, opcode 2) from inside ``network``."""
+    if len(frame) < 42 or frame[12:14] != b"\x08\x06" or frame[20:22] != b"\x00\x02":
+        return
+    sender_ip = ipaddress.IPv4Address(frame[28:32])
+    if sender_ip not in network:
+        return
+    mac = ":".join(f"{b:02x}" for b in frame[22:28])
+    found.setdefault(str(sender_ip), mac)
 
 
 def sort_hosts(hosts: Iterable[DiscoveredHost]) -> list[DiscoveredHost]:

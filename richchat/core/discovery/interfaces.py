@@ -96,6 +96,8 @@ class SweepTarget:
     network: ipaddress.IPv4Network
     interface: str | None
     explicit: bool = False
+    #: Our own address on that interface (the ARP sender address); None: ask the route table.
+    source: str | None = None
 
     @property
     def too_large(self) -> bool:
@@ -111,7 +113,8 @@ def sweep_targets(
         targets = []
         for cidr in subnets:
             net = ipaddress.IPv4Network(cidr, strict=False)
-            targets.append(SweepTarget(net, interface or _interface_for(interfaces, net), True))
+            name, source = _interface_for(interfaces, net)
+            targets.append(SweepTarget(net, interface or name, True, source))
         return targets
     targets = []
     seen: set[ipaddress.IPv4Network] = set()
@@ -125,18 +128,18 @@ def sweep_targets(
             if net.is_loopback or net.is_link_local or net in seen:
                 continue
             seen.add(net)
-            targets.append(SweepTarget(net, iface.name))
+            targets.append(SweepTarget(net, iface.name, source=addr.address))
     return targets
 
 
 def _interface_for(
     interfaces: list[LocalInterface], net: ipaddress.IPv4Network
-) -> str | None:
+) -> tuple[str | None, str | None]:
     for iface in interfaces:
         for addr in iface.addresses:
             if addr.family != "ipv4" or addr.prefixlen is None:
                 continue
             own = ipaddress.IPv4Interface(f"{addr.address}/{addr.prefixlen}").network
             if ipaddress.IPv4Address(addr.address) in net or net.subnet_of(own):
-                return iface.name
-    return None
+                return iface.name, addr.address
+    return None, None

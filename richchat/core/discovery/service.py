@@ -41,8 +41,8 @@ Progress = Callable[[str, str], None]
 _MARGIN = 0.15
 #: With --os the long part is nmap: listen for advertised servers only this long.
 LISTEN_WITH_OS = 3.0
-#: Longest wait for ARP replies after the last request of a sweep.
-ARP_REPLY_WAIT = 1.0
+#: Wait for ARP replies after the last request of a sweep.
+ARP_REPLY_WAIT = 0.5
 
 
 def _noop(_source: str, _text: str) -> None:
@@ -153,9 +153,12 @@ async def _hosts(
     t0 = time.monotonic()
     if kept and arp.can_open_raw_socket():
         names = ", ".join(str(t.network) for t in kept)
+        progress("arp", "loading scapy")
+        await asyncio.to_thread(arp.load_scapy)
+        durations["scapy_import"] = round(time.monotonic() - t0, 4)
+        t0 = time.monotonic()
         progress("arp", f"ARP sweep of {names}")
-        wait = min(ARP_REPLY_WAIT, max(0.2, deadline - time.monotonic() - 1.5))
-        hosts = await asyncio.to_thread(arp.arp_sweep, kept, wait)
+        hosts = await asyncio.to_thread(arp.arp_sweep, kept, ARP_REPLY_WAIT, deadline)
         durations["arp"] = round(time.monotonic() - t0, 4)
         progress("arp", f"{len(hosts)} hosts answered")
     else:
