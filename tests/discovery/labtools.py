@@ -54,3 +54,56 @@ def discover(lab: Lab, host: Host, *args: str, prefix: tuple[str, ...] = (),
     setpriv) and return the finished process."""
     argv = [*prefix, sys.executable, "-m", "richchat", "discover", *args]
     return lab.run(host, argv, env=cli_env(), timeout=timeout, stdin=subprocess.DEVNULL)
+
+
+def run_on_pty(argv: list[str], env: dict[str, str], *, answer: bytes | None = None,
+               prompt: bytes = b"?", timeout: float = 60) -> tuple[int, bytes, bytes]:
+    """Run ``argv`` with stdin and stderr on a pseudo-terminal and stdout on a pipe.
+
+    Returns (exit status, stdout, everything written to the terminal). When ``prompt`` shows up
+    on the terminal, ``answer`` is typed.
+    """
+    import pty
+
+    master, slave = pty.openpty()
+    try:
+        proc = subprocess.Popen(argv, env=env, stdin=slave, stderr=slave,
+                                stdout=subprocess.PIPE, start_new_session=True)
+        os.close(slave)
+        slave = -1
+        assert proc.stdout is not None
+        term = b""
+        out = b""
+        answered = answer is None
+        deadline = time.monotonic() + timeout
+        fds = [master, proc.stdout.fileno()]
+        while fds and time.monotonic() < deadline:
+            ready, _, _ = select.select(fds, [], [], 0.2)
+            for fd in ready:
+                try:
+                    chunk = os.read(fd, 65536)
+                except OSError:  # EIO: the terminal's other side is closed
+                    chunk = b""
+                if not chunk:
+                    fds.remove(fd)
+                elif fd == master:
+                    term += chunk
+                    if not answered and prompt in term:
+                        assert answer is not None
+                        os.write(master, answer)
+                        answered = True
+                else:
+                    out += chunk
+            if proc.poll() is not None and proc.stdout.fileno() not in fds:
+                break
+        try:
+            code = proc.wait(timeout=max(1.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, 9)
+            proc.wait()
+            raise
+        return code, out, term
+    finally:
+        if slave >= 0:
+            os.close(slave)
+        os.close(master)

@@ -9,6 +9,7 @@ import subprocess
 from richchat.core.discovery.advertise import Advertiser, ServerInfo
 from richchat.core.discovery.models import DiscoveryReport
 from richchat.core.exit_codes import ExitStatus
+from tests.discovery.labtools import run_on_pty
 
 LOOP = "127.255.255.255"
 
@@ -96,3 +97,19 @@ async def test_usage_errors_are_one_line(cli: list[str], cli_env: dict[str, str]
     code, _, err = await run_cli([*cli, "discover", "--interface", "nope0", "--no-mdns"],
                                  cli_env)
     assert code == ExitStatus.USAGE and "no such network interface: nope0" in err
+
+
+async def test_progress_shows_on_a_terminal_and_stdout_stays_data(
+    cli: list[str], cli_env: dict[str, str], beacon_port: int
+) -> None:
+    adv = server(beacon_port)
+    await adv.start()
+    try:
+        code, out, term = await asyncio.to_thread(
+            run_on_pty, [*cli, *loop_args(beacon_port, "--json")], cli_env)
+    finally:
+        await adv.stop()
+    assert code == 0
+    assert b"advertised: found cli-lab at 127.0.0.1:5050" in term  # the live status line
+    report = DiscoveryReport.model_validate_json(out)  # nothing but JSON on stdout
+    assert [s.name for s in report.servers] == ["cli-lab"]

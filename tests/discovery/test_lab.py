@@ -16,7 +16,7 @@ import pytest
 
 from richchat.core.discovery.models import DiscoveryReport
 from richchat.core.exit_codes import ExitStatus
-from tests.discovery.labtools import discover, start_server
+from tests.discovery.labtools import cli_env, discover, run_on_pty, start_server
 from tests.netlab import Host, Lab, require_netns
 
 pytestmark = pytest.mark.netns
@@ -182,3 +182,31 @@ def test_large_subnet_is_not_swept_without_confirmation(lab: Lab, tmp_path: Path
     assert proc.returncode == 0 and report.notices == []
     assert [h.ip for h in report.hosts] == [other.ip]
     assert [i.name for i in report.interfaces] == ["eth0"]
+
+
+def test_dns_sd_alone_finds_the_server_with_its_txt_records(lan: Lan) -> None:
+    # Wrong beacon port: neither beacon nor query can reach the server; only DNS-SD can.
+    proc = discover(lan.lab, lan.scanner, "--json", "--no-arp", "--beacon-port", "50999",
+                    "--timeout", "3")
+    assert proc.returncode == 0, proc.stderr
+    [server] = report_of(proc).servers
+    assert server.found_via == ["mdns"]
+    assert (server.name, server.address, server.port, server.tls, server.version) == (
+        "labchat", lan.server.ip, lan.port, False, 1)
+    assert server.server_id  # TXT id: the same identity the beacon carries
+    assert server.users == 0
+
+
+def test_large_subnet_asks_on_a_terminal(lab: Lab) -> None:
+    scanner = lab.add_host("scan")
+    other = lab.add_host("peer")
+    subprocess.run(["ip", "-n", scanner.ns, "addr", "add", "10.78.0.1/16", "dev", "eth0"],
+                   check=True)
+    argv = lab.argv(scanner, [sys.executable, "-m", "richchat", "discover", "--json",
+                              "--no-mdns", "--timeout", "2"])
+    code, out, term = run_on_pty(argv, cli_env(), answer=b"n\n", prompt=b"Sweep 10.78.0.0/16")
+    assert code == 0
+    assert b"Sweep 10.78.0.0/16 (65536 addresses)?" in term
+    report = DiscoveryReport.model_validate_json(out)
+    assert [h.ip for h in report.hosts] == [other.ip]
+    assert [n.source for n in report.notices] == ["subnet"]

@@ -62,7 +62,10 @@ def detect_os(ips: list[str], timeout: float) -> dict[str, OsGuess]:
     scanner = nmap.PortScanner()
     host_timeout = max(2, int(timeout) - 1)
     arguments = f"-O --osscan-guess -n -T4 --max-os-tries 1 --host-timeout {host_timeout}s"
-    scanner.scan(hosts=" ".join(ips), arguments=arguments, timeout=max(1, int(timeout)))
+    try:
+        scanner.scan(hosts=" ".join(ips), arguments=arguments, timeout=max(1, int(timeout)))
+    except nmap.PortScannerTimeout:
+        raise TimeoutError("nmap -O did not finish in time") from None
     result: dict[str, OsGuess] = {}
     for ip in scanner.all_hosts():
         guess = best_guess(scanner[ip])

@@ -190,6 +190,10 @@ async def _hosts(
                 try:
                     guesses = await asyncio.to_thread(
                         osdetect.detect_os, [h.ip for h in hosts], remaining)
+                except TimeoutError:
+                    notices.append(Notice(
+                        source="os", message="OS detection did not finish within --timeout",
+                        hint="raise --timeout", exit_status=int(ExitStatus.TIMEOUT)))
                 except Exception as exc:
                     notices.append(Notice(source="os", message=f"nmap failed: {exc}",
                                           hint="raise --timeout, or run nmap -O by hand",
