@@ -42,6 +42,7 @@ def discover(
 
     from richchat.core.discovery import DiscoveryOptions, discover_sync, planned_targets
     from richchat.core.discovery.render import notice_line, print_report
+    from richchat.core.discovery.service import LISTEN_WITH_OS
 
     no_color = bool(os.environ.get("NO_COLOR"))
     err = Console(stderr=True, no_color=no_color, highlight=False)
@@ -74,6 +75,7 @@ def discover(
         # Piped output is not cut to 80 columns: MACs and addresses must stay whole.
         width = None if sys.stdout.isatty() else int(os.environ.get("COLUMNS", "132"))
         out = Console(no_color=no_color, highlight=False, width=width)
-        print_report(report, out, err, options.timeout)
+        listened = min(options.timeout, LISTEN_WITH_OS) if os_detect else options.timeout
+        print_report(report, out, err, listened)
     if report.exit_status:
         raise typer.Exit(report.exit_status)

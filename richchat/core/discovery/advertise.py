@@ -29,12 +29,20 @@ from richchat.core.protocol.beacon import (
     encode_datagram,
 )
 
-__all__ = ["MDNS_SERVICE_TYPE", "Advertiser", "ServerInfo", "new_server_id"]
+__all__ = ["MDNS_SERVICE_TYPE", "Advertiser", "BeaconPortInUse", "ServerInfo", "new_server_id"]
 
 log = logging.getLogger(__name__)
 
 MDNS_SERVICE_TYPE = "_richchat._tcp.local."
 _WILDCARDS = {"", "0.0.0.0", "::", "*"}
+
+
+class BeaconPortInUse(AddressInUseError, OSError):
+    """The beacon/query UDP port is held by a socket without SO_REUSEPORT.
+
+    An AddressInUseError (one line + exit status for the CLI) that is also an OSError, so a
+    server that treats discovery as optional (``except OSError``) keeps running without it.
+    """
 
 
 def new_server_id() -> str:
@@ -140,7 +148,7 @@ class Advertiser:
                 sock = udp_socket(self.beacon_port)
             except OSError as exc:
                 self._started = False
-                raise AddressInUseError(
+                raise BeaconPortInUse(
                     f"cannot bind the discovery port UDP {self.beacon_port}: {exc.strerror}",
                     hint="choose another --beacon-port or disable it with --no-beacon",
                 ) from None
