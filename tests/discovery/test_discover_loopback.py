@@ -93,17 +93,24 @@ async def test_progress_callback_reports_each_server(beacon_port: int) -> None:
     assert ("advertised", "found eps at 127.0.0.1:6000") in events
 
 
-async def test_discover_sync_works_inside_a_running_loop(beacon_port: int) -> None:
+async def test_discover_sync_from_a_worker_thread(beacon_port: int) -> None:
     adv = Advertiser(lambda: info("zeta", "Z"), bind_host="127.0.0.1", beacon_port=beacon_port,
                      beacon_addrs=[LOOP], interval=3600, mdns=False)
     await adv.start()
     try:
-        # A sync caller (e.g. a wizard callback) inside a loop: runs in a worker thread.
-        # The advertiser must keep serving meanwhile, so run the sync call off-loop.
+        # How a TUI worker thread calls it while the app's loop keeps serving.
         report = await asyncio.to_thread(discover_sync, loop_options(beacon_port))
     finally:
         await adv.stop()
     assert [s.name for s in report.servers] == ["zeta"]
+
+
+async def test_discover_sync_called_on_a_running_loop_does_not_crash(beacon_port: int) -> None:
+    # asyncio.run() cannot nest: discover_sync runs the discovery on a private loop in a
+    # helper thread instead (blocking this loop meanwhile, as any sync call does).
+    report = discover_sync(loop_options(beacon_port, timeout=0.5))
+    assert report.servers == []
+    assert report.elapsed > 0
 
 
 def test_discover_sync_from_plain_code(beacon_port: int) -> None:

@@ -210,3 +210,13 @@ def test_large_subnet_asks_on_a_terminal(lab: Lab) -> None:
     report = DiscoveryReport.model_validate_json(out)
     assert [h.ip for h in report.hosts] == [other.ip]
     assert [n.source for n in report.notices] == ["subnet"]
+
+
+def test_timeout_caps_the_sweep_and_says_so(lan: Lan) -> None:
+    # 0.5 s is shorter than one sweep (it waits 0.25 s + 0.5 s for replies): cut short.
+    proc = discover(lan.lab, lan.scanner, "--json", "--no-mdns", "--timeout", "0.5")
+    assert proc.returncode == 0, proc.stderr
+    report = report_of(proc)
+    assert report.elapsed < 1.5
+    assert any("cut short by --timeout" in n.message for n in report.notices)
+    assert "raise --timeout" in proc.stderr

@@ -159,6 +159,10 @@ async def _hosts(
         t0 = time.monotonic()
         progress("arp", f"ARP sweep of {names}")
         hosts = await asyncio.to_thread(arp.arp_sweep, kept, ARP_REPLY_WAIT, deadline)
+        if time.monotonic() >= deadline - 0.01:
+            notices.append(Notice(source="arp", message="the ARP sweep was cut short by "
+                                  "--timeout; some hosts may be missing",
+                                  hint="raise --timeout"))
         durations["arp"] = round(time.monotonic() - t0, 4)
         progress("arp", f"{len(hosts)} hosts answered")
     else:
