@@ -220,3 +220,18 @@ def test_timeout_caps_the_sweep_and_says_so(lan: Lan) -> None:
     assert report.elapsed < 1.5
     assert any("cut short by --timeout" in n.message for n in report.notices)
     assert "raise --timeout" in proc.stderr
+
+
+def test_two_servers_with_one_name_stay_two(lab: Lab, tmp_path: Path) -> None:
+    scanner = lab.add_host("scan")
+    one, two = lab.add_host("one"), lab.add_host("two")
+    start_server(lab, one, tmp_path / "one", name="twin")
+    start_server(lab, two, tmp_path / "two", name="twin")
+    proc = discover(lab, scanner, "--json", "--no-arp", "--timeout", "3")
+    assert proc.returncode == 0, proc.stderr
+    servers = report_of(proc).servers
+    assert sorted(s.address for s in servers) == sorted([one.ip, two.ip])
+    assert len({s.server_id for s in servers}) == 2  # merged by identity, not by name
+    for s in servers:
+        assert s.name == "twin"
+        assert {"query", "mdns"} <= set(s.found_via)

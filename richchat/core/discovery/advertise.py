@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import ipaddress
 import logging
+import re
 import secrets
 import socket
 from collections.abc import Callable
@@ -257,7 +258,10 @@ class Advertiser:
     def _build_service(self, name: str, info: ServerInfo, txt: dict[str, str]) -> Any:
         from zeroconf.asyncio import AsyncServiceInfo
 
-        host = socket.gethostname().split(".")[0] or "richchat"
+        # One host name per server: two servers on one machine (or in namespaces sharing the
+        # machine's host name) must not publish conflicting address records for one name.
+        host = (socket.gethostname().split(".")[0] or "richchat")[:40]
+        host = re.sub(r"[^A-Za-z0-9-]", "-", f"{host}-{info.server_id[:8]}")
         return AsyncServiceInfo(
             MDNS_SERVICE_TYPE,
             name,
