@@ -78,7 +78,6 @@ async def test_beacon_alone_finds_a_server_when_no_query_is_sent(beacon_port: in
 async def test_nothing_advertised_gives_an_empty_list(beacon_port: int) -> None:
     report = await discover(loop_options(beacon_port, timeout=0.6))
     assert report.servers == []
-    assert report.elapsed < 5
 
 
 async def test_progress_callback_reports_each_server(beacon_port: int) -> None:

@@ -74,9 +74,13 @@ def test_sweep_targets_cover_each_subnet_once_and_flag_large_ones() -> None:
     assert MAX_AUTO_PREFIX == 22
     only = sweep_targets(ifs, interface="eth1")
     assert [str(t.network) for t in only] == ["10.1.0.0/16"]
-    explicit = sweep_targets(ifs, subnets=["10.1.2.0/23"])
-    assert [(str(t.network), t.interface, t.too_large) for t in explicit] == [
-        ("10.1.2.0/23", "eth1", False)]
+    explicit = sweep_targets(ifs, subnets=["10.1.2.0/23", "192.168.99.0/24"])
+    assert [(str(t.network), t.interface, t.source, t.too_large) for t in explicit] == [
+        ("10.1.2.0/23", "eth1", "10.1.0.5", False),
+        ("192.168.99.0/24", None, None, False),  # off-link: refused by the sweep
+    ]
+    wrong_if = sweep_targets(ifs, subnets=["10.1.2.0/23"], interface="eth0")
+    assert [(t.interface, t.source) for t in wrong_if] == [("eth0", None)]
 
 
 def test_server_table_merges_by_identity() -> None:

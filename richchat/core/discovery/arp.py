@@ -97,7 +97,7 @@ def _sweep_one(target: SweepTarget, reply_wait: float, deadline: float | None) -
 
     iface, source = target.interface, target.source
     first = next(iter(target.network.hosts()), target.network.network_address)
-    if iface is None or source is None:
+    if iface is None or source is None:  # not planned by sweep_targets: ask the route table
         route_iface, route_src, _gw = conf.route.route(str(first))
         iface = iface or str(route_iface)
         source = source or str(route_src)

@@ -113,8 +113,9 @@ def sweep_targets(
         targets = []
         for cidr in subnets:
             net = ipaddress.IPv4Network(cidr, strict=False)
-            name, source = _interface_for(interfaces, net)
-            targets.append(SweepTarget(net, interface or name, True, source))
+            pool = [i for i in interfaces if interface is None or i.name == interface]
+            name, source = _interface_for(pool, net)
+            targets.append(SweepTarget(net, name or interface, True, source))
         return targets
     targets = []
     seen: set[ipaddress.IPv4Network] = set()

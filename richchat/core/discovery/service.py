@@ -140,7 +140,15 @@ async def _hosts(
     targets = sweep_targets(interfaces, options.subnets, options.interface)
     kept: list[SweepTarget] = []
     for target in targets:
-        if target.too_large and not options.allow_large:
+        if target.explicit and target.source is None:
+            where = f"on {options.interface}" if options.interface else "on any local interface"
+            notices.append(Notice(
+                source="subnet",
+                message=f"not sweeping {target.network}: it is not {where}, and ARP only "
+                "reaches the local link",
+                hint="pick a subnet of the Local Interface table",
+            ))
+        elif target.too_large and not options.allow_large:
             notices.append(Notice(
                 source="subnet",
                 message=f"not sweeping {target.network} on {target.interface}: larger than "
@@ -173,7 +181,7 @@ async def _hosts(
                 "table instead",
                 hint=arp.PRIVILEGE_HINT,
             ))
-        hosts = arp.neighbour_table(kept or None, options.interface)
+        hosts = arp.neighbour_table(targets or None, options.interface)
         durations["neighbours"] = round(time.monotonic() - t0, 4)
     if options.os:
         from richchat.core.discovery import osdetect
