@@ -118,6 +118,11 @@ def suffixed_nick(nick: str, n: int) -> str:
 # --------------------------------------------------------------------------- the client
 
 
+def _is_raw_welcome(line: str) -> bool:
+    """The first line a richchat server sends a plain-text (netcat) client."""
+    return line.startswith("*** Welcome to ") and "(richchat" in line
+
+
 async def open_tcp(host: str, port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
     """The default transport: plain TCP. (A TLS opener would pass ``ssl=`` here.)"""
     return await asyncio.open_connection(host, port, limit=MAX_SERVER_LINE_BYTES + 1024)
@@ -196,6 +201,7 @@ class ChatClient:
         self._decoder = LineDecoder(max_line=MAX_SERVER_LINE_BYTES)
         self._pending.clear()
         await self.send(f.Hello(version=PROTOCOL_VERSION, agent=self.agent))
+        took_us_for_raw = False
         while True:
             frame = await self._read_frame(self.timeout, "the server's HELLO")
             if isinstance(frame, f.Hello):
@@ -203,12 +209,18 @@ class ChatClient:
                 return frame
             if isinstance(frame, f.Error):
                 raise ProtocolError(f"server refused the connection: {frame.code}: {frame.text}")
-            if not isinstance(frame, f.Ping):
-                # A server of an older protocol (or not richchat at all): not what we speak.
-                raise ProtocolError(
-                    f"{self.address} does not speak the richchat protocol "
-                    f"(first line: {frame.line()[:60]!r})"
-                )
+            if isinstance(frame, f.Ping):
+                continue
+            if took_us_for_raw or (isinstance(frame, f.Unknown) and _is_raw_welcome(frame.text)):
+                # Our HELLO arrived after the server's raw-client delay (a busy machine): it
+                # greeted us as a netcat user first, and answers the HELLO right after.
+                took_us_for_raw = True
+                continue
+            # A server of an older protocol (or not richchat at all): not what we speak.
+            raise ProtocolError(
+                f"{self.address} does not speak the richchat protocol "
+                f"(first line: {frame.line()[:60]!r})"
+            )
 
     async def register(self, nick: str) -> str:
         """Register ``nick``; return the name the server confirmed (``YOU``).

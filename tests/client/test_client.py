@@ -7,6 +7,7 @@ import contextlib
 import random
 import socket
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -285,6 +286,34 @@ async def test_ipv6_loopback(tmp_path: Path) -> None:
         hello = await client.connect()
         assert hello.name == "v6"
         assert await client.register("six") == "six"
+        await client.close()
+    finally:
+        await server.stop()
+
+
+async def test_late_hello_after_raw_welcome_still_connects(tmp_path: Path) -> None:
+    # On a busy machine our HELLO can arrive after the server's raw-client delay: the server
+    # greets us as a netcat user, then still switches to the protocol on our HELLO.
+    from richchat.core.client import open_tcp
+    from richchat.core.server import ChatServer, ServerConfig
+
+    server = ChatServer(ServerConfig(host="127.0.0.1", port=0, data_dir=tmp_path, beacon=False,
+                                     mdns=False, name="slow", raw_detect_delay=0.05))
+    await server.start()
+
+    async def slow_opener(host: str, port: int) -> tuple[Any, Any]:
+        reader, writer = await open_tcp(host, port)
+        await asyncio.sleep(0.5)  # the server times out waiting and greets a "netcat" user
+        return reader, writer
+
+    try:
+        client = ChatClient("127.0.0.1", server.port, opener=slow_opener)
+        hello = await client.connect()
+        assert hello.name == "slow"
+        assert await client.register("late") == "late"
+        await client.say("made it")
+        echo = await next_frame(client, f.RoomMessage)
+        assert isinstance(echo, f.RoomMessage) and echo.text == "made it"
         await client.close()
     finally:
         await server.stop()

@@ -75,6 +75,8 @@ def start_join(tmux: Tmux, client: Host, *extra: str) -> None:
     inner = ["env", f"PYTHONPATH={REPO_ROOT}", "TERM=xterm-256color", "NO_COLOR=",
              sys.executable, "-m", "richchat", "join", *extra]
     command = " ".join(shlex.quote(p) for p in ["ip", "netns", "exec", client.ns, *inner])
+    # keep the pane (and any error message) after richchat exits, to show it on failure
+    command = f"{command}; echo \"[richchat exited with $?]\"; sleep 120"
     result = tmux.run("new-session", "-d", "-s", "main", "-x", "120", "-y", "40", command)
     assert result.returncode == 0, result.stderr
 
