@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterable
 
 import typer
 
@@ -33,15 +34,13 @@ def send(
     from richchat.core.errors import UsageError
 
     words = list(message or [])
+    lines: Iterable[str]
     if words == ["-"]:
-        lines = [line.rstrip("\r\n") for line in sys.stdin]
+        lines = sys.stdin  # streamed: each line is sent as it arrives
     elif words:
         lines = [" ".join(words)]
     else:
         raise UsageError("nothing to send", hint="give a MESSAGE, or '-' to read lines from stdin")
-    lines = [line for line in lines if line.strip()]
-    if not lines:
-        raise UsageError("nothing to send: stdin had no non-blank lines")
     target = parse_address(address)
     result = asyncio.run(
         send_messages(target, nick, lines, room=room, to=to, auto_nick=auto_nick, timeout=timeout)

@@ -15,8 +15,9 @@ import asyncio
 import contextlib
 import random
 import socket
+import threading
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from pydantic import ValidationError
@@ -203,7 +204,7 @@ class ChatClient:
         await self.send(f.Hello(version=PROTOCOL_VERSION, agent=self.agent))
         took_us_for_raw = False
         while True:
-            frame = await self._read_frame(self.timeout, "the server's HELLO")
+            frame = await self.read_frame(self.timeout, "the server's HELLO")
             if isinstance(frame, f.Hello):
                 self.server_hello = frame
                 return frame
@@ -236,7 +237,7 @@ class ChatClient:
         held: list[f.Frame] = []
         try:
             while True:
-                frame = await self._read_frame(self.timeout, "the nickname answer")
+                frame = await self.read_frame(self.timeout, "the nickname answer")
                 if isinstance(frame, f.You):
                     self.nick = frame.name
                     return frame.name
@@ -331,7 +332,8 @@ class ChatClient:
 
     # ------------------------------------------------------------------ receiving
 
-    async def _read_frame(self, timeout: float | None, waiting_for: str) -> f.Frame:
+    async def read_frame(self, timeout: float | None, waiting_for: str) -> f.Frame:
+        """The next frame within ``timeout``; timeouts and end of stream become errors."""
         try:
             frame = await asyncio.wait_for(self.recv(), timeout)
         except asyncio.TimeoutError:
@@ -366,8 +368,9 @@ class ChatClient:
                     continue
                 frame = decode_server_line(event)
                 if isinstance(frame, f.Ping):
+                    # no await here: a cancelled recv() must never lose decoded frames
                     with contextlib.suppress(RichchatError):
-                        await self.send(f.Pong(token=frame.token))
+                        self.send_nowait(f.Pong(token=frame.token))
                     continue
                 if isinstance(frame, f.UserList):
                     self.lobby_users = frame.users
@@ -420,7 +423,7 @@ async def _register_with_retry(client: ChatClient, nick: str, auto_nick: bool) -
 async def _await_room_joined(client: ChatClient, room: str) -> None:
     """Wait for the end of the join sequence (``RLIST`` of the room) or a refusal."""
     while True:
-        frame = await client._read_frame(client.timeout, f"joining room {room!r}")
+        frame = await client.read_frame(client.timeout, f"joining room {room!r}")
         if isinstance(frame, f.RoomUsers) and frame.room == room:
             return
         if isinstance(frame, f.Error) and frame.code in ("room_invalid", "not_in_room"):
@@ -428,10 +431,48 @@ async def _await_room_joined(client: ChatClient, room: str) -> None:
                                        code=frame.code)
 
 
+def _check_size(text: str, room: str) -> None:
+    size = len(text.encode("utf-8"))
+    if size + len(room) + 8 > MAX_LINE_BYTES:
+        raise UsageError(
+            f"message too long ({size} bytes): {text[:30]!r}...",
+            hint=f"the server accepts lines up to {MAX_LINE_BYTES} bytes",
+        )
+
+
+async def _lines_from(source: Iterable[str]) -> AsyncIterator[str]:
+    """Lines of ``source`` as they come. A list is used directly; anything else (stdin) is
+    read by a daemon thread, so a slow pipe never blocks the event loop and a blocked read
+    never keeps the process alive."""
+    if isinstance(source, (list, tuple)):
+        for item in source:
+            yield item
+        return
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue[str | None] = asyncio.Queue()
+
+    def pump() -> None:
+        try:
+            for item in source:
+                loop.call_soon_threadsafe(queue.put_nowait, item)
+        finally:
+            loop.call_soon_threadsafe(queue.put_nowait, None)
+
+    threading.Thread(target=pump, name="richchat-send-stdin", daemon=True).start()
+    while (item := await queue.get()) is not None:
+        yield item
+
+
+async def _drain_while_idle(client: ChatClient) -> None:
+    """Keep reading (and answering PINGs) while we wait for the next input line."""
+    while await client.recv() is not None:
+        pass
+
+
 async def send_messages(
     address: Address,
     nick: str,
-    messages: list[str],
+    messages: Iterable[str],
     *,
     room: str = DEFAULT_ROOM,
     to: str | None = None,
@@ -440,10 +481,12 @@ async def send_messages(
 ) -> SendResult:
     """Connect, register, send each message and wait until the server relayed each one back.
 
-    A room message counts as delivered when its ``RMSG`` echo with our name arrives (the
-    server relays to every member, sender included); a private message when its ``PRIV``
-    echo arrives. Lines are sent one at a time, each after the previous echo; ``ERR|flood``
-    only warns that the server is delaying them, so we keep waiting.
+    ``messages`` is a list, or any iterable of lines such as ``sys.stdin``: lines are sent as
+    they arrive (``tail -f log | richchat send ... -``); blank lines are skipped. A room message
+    counts as delivered when its ``RMSG`` echo with our name arrives (the server relays to
+    every member, sender included); a private message when its ``PRIV`` echo arrives. Lines
+    are sent one at a time, each after the previous echo; ``ERR|flood`` only warns that the
+    server is delaying them, so we keep waiting.
     """
     try:
         target_room = f.JoinRoom(room=room).room
@@ -451,13 +494,9 @@ async def send_messages(
         raise UsageError(f"bad room {room!r}: {frame_error_text(exc)}") from None
     if to is not None and nick_problem(to):
         raise UsageError(f"bad user {to!r}: {nick_problem(to)}")
-    for text in messages:
-        size = len(text.encode("utf-8")) + len(target_room) + 8
-        if size > MAX_LINE_BYTES:
-            raise UsageError(
-                f"message too long ({len(text.encode('utf-8'))} bytes)",
-                hint=f"the server accepts lines up to {MAX_LINE_BYTES} bytes",
-            )
+    if isinstance(messages, (list, tuple)):
+        for text in messages:
+            _check_size(text, target_room)
     client = ChatClient(address.host, address.port, timeout=timeout)
     await client.connect()
     try:
@@ -466,13 +505,29 @@ async def send_messages(
             await client.join(target_room)
             await _await_room_joined(client, target_room)
         delivered = 0
-        for text in messages:
+        lines = _lines_from(messages)
+        while True:
+            idle = asyncio.create_task(_drain_while_idle(client))
+            try:
+                raw = await anext(lines, None)
+            finally:
+                idle.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await idle
+            if raw is None:
+                break
+            text = raw.rstrip("\r\n")
+            if not text.strip():
+                continue
+            _check_size(text, target_room)
             if to is not None:
                 await client.private(to, text)
             else:
                 await client.say(text, target_room)
             await _await_echo(client, me, target_room, to)
             delivered += 1
+        if not delivered:
+            raise UsageError("nothing to send: no non-blank lines")
         await client.quit()
         return SendResult(nick=me, target=f"@{to}" if to else target_room, delivered=delivered)
     finally:
@@ -482,7 +537,7 @@ async def send_messages(
 async def _await_echo(client: ChatClient, me: str, room: str, to: str | None) -> None:
     key = fold_name(me)
     while True:
-        frame = await client._read_frame(client.timeout, "the server to relay our message")
+        frame = await client.read_frame(client.timeout, "the server to relay our message")
         if to is None and isinstance(frame, f.RoomMessage):
             if frame.room == room and fold_name(frame.name) == key:
                 return

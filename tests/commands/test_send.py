@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import subprocess
 import sys
@@ -214,3 +215,70 @@ async def test_connection_lost() -> None:
         code, _, err = await run_send(f"127.0.0.1:{port}", "--nick", "bot", "x")
     assert code == ExitStatus.CONNECTION_LOST
     assert "closed the connection" in err and err.count("\n") == 1
+
+
+async def test_stdin_is_streamed_line_by_line(chat_server: object) -> None:
+    # Each line goes out as it arrives (tail -f | richchat send ... -), not at EOF.
+    watcher = await registered(chat_server.port, "watcher")  # type: ignore[attr-defined]
+    proc = await asyncio.create_subprocess_exec(
+        *CLI, "send", addr(chat_server), "--nick", "tail", "-",
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=cli_env(),
+    )
+    assert proc.stdin is not None
+    proc.stdin.write(b"first\n")
+    await proc.stdin.drain()
+    got = await next_frame(watcher, f.RoomMessage, timeout=30)
+    assert isinstance(got, f.RoomMessage) and (got.name, got.text) == ("tail", "first")
+    assert proc.returncode is None  # still running: stdin is open
+    proc.stdin.write(b"second\n")
+    proc.stdin.close()
+    _, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == ExitStatus.OK, err
+    got = await next_frame(watcher, f.RoomMessage)
+    assert isinstance(got, f.RoomMessage) and got.text == "second"
+    assert b"sent 2 messages" in err
+    await watcher.close()
+
+
+async def test_empty_stdin_is_a_usage_error(chat_server: object) -> None:
+    code, _, err = await run_send(addr(chat_server), "--nick", "bot", "-", stdin="\n  \n")
+    assert code == ExitStatus.USAGE and "nothing to send" in err
+
+
+async def test_idle_stdin_keeps_the_connection_alive(tmp_path: Path) -> None:
+    # While send waits for the next stdin line it still answers the server's PINGs, so a
+    # quiet pipe is not dropped as an idle client.
+    from richchat.core.server import ChatServer, ServerConfig
+
+    server = ChatServer(ServerConfig(host="127.0.0.1", port=0, data_dir=tmp_path, beacon=False,
+                                     mdns=False, name="test", idle_timeout=0.6))
+    await server.start()
+    try:
+        watcher = await registered(server.port, "watcher")
+        proc = await asyncio.create_subprocess_exec(
+            *CLI, "send", f"127.0.0.1:{server.port}", "--nick", "quiet", "-",
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=cli_env(),
+        )
+        assert proc.stdin is not None
+        proc.stdin.write(b"before\n")
+        await proc.stdin.drain()
+
+        async def watch(text: str) -> None:
+            while True:  # the watcher reads, so it answers its own PINGs too
+                frame = await next_frame(watcher, f.RoomMessage, timeout=30)
+                assert isinstance(frame, f.RoomMessage)
+                if frame.text == text:
+                    return
+
+        await watch("before")
+        # three idle periods with nothing on stdin; the watcher keeps reading meanwhile
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(watch("never sent"), 1.8)
+        proc.stdin.write(b"after\n")
+        proc.stdin.close()
+        _, err = await asyncio.wait_for(proc.communicate(), 30)
+        assert proc.returncode == ExitStatus.OK, err
+        await watch("after")
+        await watcher.close()
+    finally:
+        await server.stop()
