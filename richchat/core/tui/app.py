@@ -37,7 +37,8 @@ from richchat.core.client import (
 from richchat.core.errors import ProtocolError, RichchatError
 from richchat.core.protocol import frames as f
 from richchat.core.protocol.codec import MAX_LINE_BYTES
-from richchat.core.protocol.text import DEFAULT_ROOM, fold_name, nick_problem, room_problem
+from richchat.core.protocol.slash import HelpRequest, SlashError, parse_slash
+from richchat.core.protocol.text import DEFAULT_ROOM, fold_name, nick_problem
 from richchat.core.tui import render
 from richchat.core.tui.state import Conversation, Conversations, private_key
 
@@ -51,7 +52,7 @@ HELP = [
     "  /who [ROOM]       list the members of a room",
     "  /users            list the users of this conversation",
     "  /topic TEXT       set the topic of the current room",
-    "  /msg USER [TEXT]  private message (opens a private conversation)",
+    "  /msg USER [TEXT]  private message (opens a private conversation; also /query USER)",
     "  /me ACTION        an emote, like '* alice waves'",
     "  /nick NAME        change your nickname",
     "  /clear            clear this conversation's window",
@@ -689,96 +690,96 @@ class ChatApp(App[None]):
         return await self._send(f.SayRoom(room=conv.key, text=text))
 
     async def _command(self, text: str) -> bool:
-        """Run a slash command; return True to keep the text in the input line."""
+        """Run a slash command; return True to keep the text in the input line.
+
+        UI commands (/help, /quit, /clear, /users, /msg USER without text, /query, /leave in a
+        private view) are handled here; everything else goes through the protocol's shared
+        slash parser (the same grammar netcat users have) and becomes one frame.
+        """
         name, _, arg = text[1:].partition(" ")
         name, arg = name.lower(), arg.strip()
         conv = self.convs.current
-        if name == "help":
-            for line in HELP:
-                self._system(line)
+        local = self._local_command(name, arg, conv)
+        if local is not None:
+            if local == "quit":
+                await self.action_quit_chat()
+                return False
+            return local == "keep"
+        if name == "query":
+            name = "msg"
+        room = DEFAULT_ROOM if conv.private else conv.key
+        parsed = parse_slash(f"/{name} {arg}".rstrip(), room)
+        if isinstance(parsed, SlashError):
+            if parsed.code == "unknown_command":
+                self._system(f"Unknown command /{name}; type /help for the list.", error=True)
+            else:
+                self._system(parsed.text[:1].upper() + parsed.text[1:], error=True)
+            return True
+        if isinstance(parsed, HelpRequest):  # handled locally; kept for completeness
             return False
-        if name == "quit":
+        if isinstance(parsed, f.Quit):
             await self.action_quit_chat()
             return False
-        if name == "clear":
-            conv.lines.clear()
-            self.chat_log.clear()
-            return False
-        if name == "users":
-            names = conv.sorted_users()
-            self._system(f"Users in {conv.title} ({len(names)}): " + ", ".join(names))
-            return False
-        needs_arg = {"nick": "NAME", "join": "ROOM", "msg": "USER [TEXT]", "me": "ACTION",
-                     "topic": "TEXT", "query": "USER"}
-        known = set(needs_arg) | {"leave", "part", "rooms", "who"}
-        if name not in known:
-            self._system(f"Unknown command /{name}; type /help for the list.", error=True)
-            return True
-        if name in needs_arg and not arg:
-            self._system(f"Usage: /{name} {needs_arg[name]}", error=True)
-            return True
         if self.client is None or not self.client.connected:
             self._system("Not connected: your command is kept in the input line.", error=True)
             return True
-        if name == "nick":
-            problem = nick_problem(arg)
-            if problem:
-                self._system(f"Nickname {arg!r} refused: {problem}", error=True)
-                return True
-            self.wanted_nick = arg
-            return not await self._send(f.SetNick(name=arg))
+        if isinstance(parsed, f.SetNick):
+            self.wanted_nick = parsed.name
+            return not await self._send(parsed)
         if not self.registered:
             self._system("Choose a nickname first: /nick NAME", error=True)
             return True
-        if name == "join":
-            room = arg.split()[0].lstrip("#")
-            problem = room_problem(room)
-            if problem:
-                self._system(f"Bad room name {room!r}: {problem}", error=True)
-                return True
-            key = fold_name(room)
-            if key in self.convs.items:
-                self._switch(key)
+        frame: f.Frame = parsed
+        if isinstance(parsed, f.JoinRoom):
+            if parsed.room in self.convs.items:
+                self._switch(parsed.room)
                 return False
-            self._pending_join = key
-            return not await self._send(f.JoinRoom(room=key))
-        if name in ("leave", "part"):
-            target = arg.lstrip("#") if arg else conv.key
-            if conv.private and not arg:
-                self.convs.remove(conv.key)
-                self._load_active()
-                self._refresh_all()
-                return False
-            if fold_name(target) == DEFAULT_ROOM:
-                self._system("Everyone stays in #lobby; it cannot be left.", error=True)
-                return False
-            return not await self._send(f.PartRoom(room=fold_name(target)))
-        if name == "rooms":
-            return not await self._send(f.ListRooms())
-        if name == "who":
-            room = fold_name(arg.lstrip("#")) if arg else (DEFAULT_ROOM if conv.private
-                                                            else conv.key)
-            self._pending_who.add(room)
-            return not await self._send(f.Who(room=room))
-        if name == "topic":
-            if conv.private:
-                self._system("Private conversations have no topic.", error=True)
-                return True
-            return not await self._send(f.SetTopic(room=conv.key, text=arg[:200]))
-        if name == "me":
-            if conv.private:
-                return not await self._send(f.SendPrivate(to=conv.title[1:], text=f"* {arg}"))
-            return not await self._send(f.SendAction(room=conv.key, text=arg))
-        if name in ("msg", "query"):
-            user, _, body = arg.partition(" ")
-            problem = nick_problem(user)
-            if problem:
-                self._system(f"Bad user name {user!r}: {problem}", error=True)
-                return True
-            pconv = self.convs.get_private(user)
-            pconv.set_users([n for n in (self.nick, user) if n])
-            self._switch(pconv.key)
-            if body.strip():
-                return not await self._send(f.SendPrivate(to=user, text=body))
+            self._pending_join = parsed.room
+        elif isinstance(parsed, f.PartRoom) and parsed.room == DEFAULT_ROOM:
+            self._system("Everyone stays in #lobby; it cannot be left.", error=True)
             return False
-        return True
+        elif isinstance(parsed, f.Who):
+            self._pending_who.add(parsed.room)
+        elif isinstance(parsed, f.SendPrivate):
+            self._open_private(parsed.to)
+        elif conv.private and isinstance(parsed, f.SetTopic):
+            self._system("Private conversations have no topic.", error=True)
+            return True
+        elif conv.private and isinstance(parsed, f.SendAction):
+            frame = f.SendPrivate(to=conv.title[1:], text=f"* {parsed.text}")
+        return not await self._send(frame)
+
+    def _local_command(self, name: str, arg: str, conv: Conversation) -> str | None:
+        """UI-only commands: None if ``name`` is not one, else "done", "keep" or "quit"."""
+        if name == "help":
+            for line in HELP:
+                self._system(line)
+            return "done"
+        if name == "quit":
+            return "quit"
+        if name == "clear":
+            conv.lines.clear()
+            self.chat_log.clear()
+            return "done"
+        if name == "users":
+            names = conv.sorted_users()
+            self._system(f"Users in {conv.title} ({len(names)}): " + ", ".join(names))
+            return "done"
+        if name in ("msg", "query") and arg and " " not in arg:
+            problem = nick_problem(arg)
+            if problem:
+                self._system(f"Bad user name {arg!r}: {problem}", error=True)
+                return "keep"
+            self._open_private(arg)
+            return "done"
+        if name in ("leave", "part") and conv.private and not arg:
+            self.convs.remove(conv.key)
+            self._load_active()
+            self._refresh_all()
+            return "done"
+        return None
+
+    def _open_private(self, user: str) -> None:
+        conv = self.convs.get_private(user)
+        conv.set_users([n for n in (self.nick, user) if n])
+        self._switch(conv.key)
