@@ -12,8 +12,9 @@ from textual.pilot import Pilot
 from richchat.core.client import Address, ChatClient
 from richchat.core.protocol import frames as f
 from richchat.core.tui import ChatApp
-from richchat.core.tui.app import PASTE_LINE_LIMIT, NickScreen
+from richchat.core.tui.app import PASTE_LINE_LIMIT
 from richchat.core.tui.render import MENTION_STYLE
+from richchat.core.tui.widgets import NickScreen
 from tests.client.servers import next_frame, registered, start_server
 
 SIZE = (110, 32)
@@ -33,6 +34,11 @@ async def until(
 
 def plain(app: ChatApp, key: str) -> list[str]:
     return [line.plain for line in app.convs.items[key].lines]
+
+
+def dialog_ready(app: ChatApp) -> bool:
+    """The nickname dialog is shown and composed."""
+    return isinstance(app.screen, NickScreen) and bool(app.screen.query("#nick-input"))
 
 
 def make_app(port: int, nick: str | None = "alice") -> ChatApp:
@@ -159,7 +165,7 @@ async def test_refused_initial_nick_is_asked_again(chat_server: object) -> None:
     bob = await registered(port, "bob")
     app = make_app(port, nick="bob")
     async with app.run_test(size=SIZE) as pilot:
-        await until(pilot, lambda: isinstance(app.screen, NickScreen), "nickname dialog")
+        await until(pilot, lambda: dialog_ready(app), "nickname dialog")
         assert "refused" in str(app.screen.query_one("#nick-reason").render())
         field = app.screen.query_one("#nick-input")
         field.value = ""  # type: ignore[attr-defined]
@@ -173,7 +179,7 @@ async def test_no_nick_given_asks_for_one(chat_server: object) -> None:
     port = chat_server.port  # type: ignore[attr-defined]
     app = make_app(port, nick=None)
     async with app.run_test(size=SIZE) as pilot:
-        await until(pilot, lambda: isinstance(app.screen, NickScreen), "nickname dialog")
+        await until(pilot, lambda: dialog_ready(app), "nickname dialog")
         await type_line(pilot, "bad name")
         assert "space" in str(app.screen.query_one("#nick-reason").render())
         field = app.screen.query_one("#nick-input")
@@ -385,5 +391,5 @@ async def test_first_connection_failure_exits_when_fail_fast() -> None:
 async def test_invalid_nick_option_opens_the_dialog(chat_server: object) -> None:
     app = make_app(chat_server.port, nick="no spaces")  # type: ignore[attr-defined]
     async with app.run_test(size=SIZE) as pilot:
-        await until(pilot, lambda: isinstance(app.screen, NickScreen), "nickname dialog")
+        await until(pilot, lambda: dialog_ready(app), "nickname dialog")
         assert "space" in str(app.screen.query_one("#nick-reason").render())
