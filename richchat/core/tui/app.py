@@ -516,13 +516,13 @@ class ChatApp(App[None]):
         if self.active_panel == "chat":
             log = self.chat_log
             if how == "up":
-                log.scroll_up()
+                log.scroll_up(animate=False)
             elif how == "down":
-                log.scroll_down()
+                log.scroll_down(animate=False)
             elif how == "page_up":
-                log.scroll_page_up()
+                log.scroll_page_up(animate=False)
             else:
-                log.scroll_page_down()
+                log.scroll_page_down(animate=False)
         else:
             users = self.user_list
             if how == "up":
