@@ -22,6 +22,7 @@ def send(
     auto_nick: bool = typer.Option(False, "--auto-nick", help=_AUTO),
     timeout: float = typer.Option(10.0, "--timeout", min=0.1, help=_TIMEOUT),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing on success."),
+    json_out: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
 ) -> None:
     """Send a message; exit 0 only once the server has relayed every line back.
 
@@ -45,7 +46,9 @@ def send(
     result = asyncio.run(
         send_messages(target, nick, lines, room=room, to=to, auto_nick=auto_nick, timeout=timeout)
     )
-    if not quiet:
+    if json_out:
+        sys.stdout.write(result.model_dump_json() + "\n")
+    elif not quiet:
         plural = "" if result.delivered == 1 else "s"
         sys.stderr.write(
             f"sent {result.delivered} message{plural} to {result.target} as {result.nick}\n"

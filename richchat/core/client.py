@@ -20,7 +20,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from richchat import __version__
 from richchat.core.errors import (
@@ -398,8 +398,12 @@ def frame_error_text(exc: ValidationError) -> str:
 # --------------------------------------------------------------------------- one-shot send
 
 
-@dataclass(frozen=True)
-class SendResult:
+class SendResult(BaseModel):
+    """What ``richchat send --json`` prints."""
+
+    model_config = ConfigDict(frozen=True)
+
+    server: str
     nick: str
     target: str  # a room name, or "@user" for a private message
     delivered: int
@@ -529,7 +533,8 @@ async def send_messages(
         if not delivered:
             raise UsageError("nothing to send: no non-blank lines")
         await client.quit()
-        return SendResult(nick=me, target=f"@{to}" if to else target_room, delivered=delivered)
+        return SendResult(server=str(address), nick=me, target=f"@{to}" if to else target_room,
+                          delivered=delivered)
     finally:
         await client.close()
 

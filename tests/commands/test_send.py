@@ -192,6 +192,8 @@ class OtherService:
             if self.greeting:
                 writer.write(self.greeting)
                 await writer.drain()
+                # like SSH: read the peer's identification line, then hang up
+                await asyncio.wait_for(reader.readline(), 10)
             writer.close()
 
         self.server = await asyncio.start_server(handle, "127.0.0.1", 0)
@@ -282,3 +284,13 @@ async def test_idle_stdin_keeps_the_connection_alive(tmp_path: Path) -> None:
         await watcher.close()
     finally:
         await server.stop()
+
+
+async def test_json_output(chat_server: object) -> None:
+    import json
+
+    code, out, err = await run_send(addr(chat_server), "--nick", "bot", "--json", "hi")
+    assert code == ExitStatus.OK, err
+    assert json.loads(out) == {"server": addr(chat_server), "nick": "bot", "target": "lobby",
+                               "delivered": 1}
+    assert err == ""
