@@ -247,7 +247,8 @@ class ChatClient:
                     )
                 held.append(frame)
         finally:
-            self._pending.extend(held)
+            # back in front of anything read after them, in their original order
+            self._pending.extendleft(reversed(held))
 
     async def close(self) -> None:
         writer, self._writer = self._writer, None

@@ -317,3 +317,24 @@ async def test_late_hello_after_raw_welcome_still_connects(tmp_path: Path) -> No
         await client.close()
     finally:
         await server.stop()
+
+
+async def test_frames_around_registration_keep_their_order(chat_server: object) -> None:
+    port = chat_server.port  # type: ignore[attr-defined]
+    alice = await registered(port, "alice")
+    for n in range(3):
+        await alice.say(f"history {n}")
+        await next_frame(alice, f.RoomMessage)
+    bob = ChatClient("127.0.0.1", port)
+    await bob.connect()
+    await bob.register("bob")  # history and the user list arrive before YOU
+    seen: list[str] = []
+    while len(seen) < 4:
+        frame = await asyncio.wait_for(bob.recv(), 10)
+        if isinstance(frame, f.RoomMessage):
+            seen.append(frame.text)
+        elif isinstance(frame, f.Notice) and "bob joined" in frame.text:
+            seen.append("bob joined")
+    assert seen == ["history 0", "history 1", "history 2", "bob joined"]
+    await alice.close()
+    await bob.close()
