@@ -44,7 +44,9 @@ def root(
 def _register() -> None:
     # Command modules are small and import heavy libraries only inside their functions.
     # One line per command: ``app.command("name")(module.function)``.
-    pass
+    from richchat.commands import server
+
+    app.command("server")(server.server)
 
 
 _register()

@@ -8,6 +8,7 @@ to the machine's own interfaces. Every namespace name carries a random prefix, a
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import secrets
@@ -92,7 +93,7 @@ class Lab:
         ns = f"{self.prefix}-{name}"
         ip = f"10.77.{self.subnet_octet}.{self._next}"
         self._next += 1
-        mac = "02:%02x:%02x:%02x:%02x:%02x" % tuple(secrets.token_bytes(5))
+        mac = "02:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}".format(*tuple(secrets.token_bytes(5)))
         _ip("netns", "add", ns)
         _ip("link", "set", "lo", "up", ns=ns)
         peer = f"v{len(self.hosts)}"
@@ -126,18 +127,14 @@ class Lab:
     def close(self) -> None:
         for proc in self.procs:
             if proc.poll() is None:
-                try:
+                with contextlib.suppress(ProcessLookupError):
                     os.killpg(proc.pid, signal.SIGTERM)
-                except ProcessLookupError:
-                    pass
         for proc in self.procs:
             try:
                 proc.wait(timeout=5)
             except subprocess.TimeoutExpired:
-                try:
+                with contextlib.suppress(ProcessLookupError):
                     os.killpg(proc.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
                 proc.wait(timeout=5)
         for host in self.hosts.values():
             subprocess.run(["ip", "netns", "del", host.ns], capture_output=True)

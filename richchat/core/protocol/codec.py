@@ -66,6 +66,8 @@ class LineDecoder:
 
     def feed(self, data: bytes) -> list[str | LineTooLong]:
         out: list[str | LineTooLong] = []
+        if not data:
+            return out
         if self._skip_lf and data[:1] == b"\n":
             data = data[1:]
         self._skip_lf = False

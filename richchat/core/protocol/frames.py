@@ -450,7 +450,7 @@ class Error(Frame):
 
 
 class You(Frame):
-    """``YOU|alice``: your nickname is now ``alice`` (after registration, a rename, a guest name)."""
+    """``YOU|alice``: your nickname is now ``alice`` (registration, rename, guest name)."""
 
     tag: ClassVar[str] = "YOU"
     kind: Literal["YOU"] = "YOU"
@@ -657,16 +657,45 @@ class Unknown(Frame):
 
 ClientFrame = Annotated[
     Union[
-        Hello, Ping, Pong, SetNick, Say, SayRoom, JoinRoom, PartRoom, ListRooms, SetTopic,
-        SendPrivate, SendAction, Who, Quit, RawText,
+        Hello,
+        Ping,
+        Pong,
+        SetNick,
+        Say,
+        SayRoom,
+        JoinRoom,
+        PartRoom,
+        ListRooms,
+        SetTopic,
+        SendPrivate,
+        SendAction,
+        Who,
+        Quit,
+        RawText,
     ],
     Field(discriminator="kind"),
 ]
 
 ServerFrame = Annotated[
     Union[
-        Hello, Ping, Pong, ChatMessage, Notice, UserList, Error, You, RoomMessage, Action,
-        Private, UserJoined, UserLeft, NickChanged, RoomUsers, RoomList, Topic, Unknown,
+        Hello,
+        Ping,
+        Pong,
+        ChatMessage,
+        Notice,
+        UserList,
+        Error,
+        You,
+        RoomMessage,
+        Action,
+        Private,
+        UserJoined,
+        UserLeft,
+        NickChanged,
+        RoomUsers,
+        RoomList,
+        Topic,
+        Unknown,
     ],
     Field(discriminator="kind"),
 ]
@@ -674,16 +703,43 @@ ServerFrame = Annotated[
 CLIENT_FRAMES: dict[str, type[Frame]] = {
     cls.tag: cls
     for cls in (
-        Hello, Ping, Pong, SetNick, Say, SayRoom, JoinRoom, PartRoom, ListRooms, SetTopic,
-        SendPrivate, SendAction, Who, Quit,
+        Hello,
+        Ping,
+        Pong,
+        SetNick,
+        Say,
+        SayRoom,
+        JoinRoom,
+        PartRoom,
+        ListRooms,
+        SetTopic,
+        SendPrivate,
+        SendAction,
+        Who,
+        Quit,
     )
 }
 
 SERVER_FRAMES: dict[str, type[Frame]] = {
     cls.tag: cls
     for cls in (
-        Hello, Ping, Pong, ChatMessage, Notice, UserList, Error, You, RoomMessage, Action,
-        Private, UserJoined, UserLeft, NickChanged, RoomUsers, RoomList, Topic,
+        Hello,
+        Ping,
+        Pong,
+        ChatMessage,
+        Notice,
+        UserList,
+        Error,
+        You,
+        RoomMessage,
+        Action,
+        Private,
+        UserJoined,
+        UserLeft,
+        NickChanged,
+        RoomUsers,
+        RoomList,
+        Topic,
     )
 }
 

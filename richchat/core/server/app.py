@@ -1,0 +1,183 @@
+"""ChatServer: binds the listener, owns the hub and the history store, advertises itself,
+sweeps idle connections, and shuts down gracefully.
+
+Graceful shutdown: stop accepting, send every client ``SRV|Server is shutting down``, flush,
+close each connection, wait up to ``shutdown_timeout`` seconds for them to go, abort the rest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import logging
+import time
+import uuid
+
+from richchat.core.errors import AddressInUseError, RichchatError
+from richchat.core.protocol import frames as f
+from richchat.core.server.config import ServerConfig
+from richchat.core.server.connection import Connection
+from richchat.core.server.hub import LocalHub, Mode
+from richchat.core.server.storage import HistoryStore
+
+log = logging.getLogger("richchat.server")
+
+
+def raise_nofile_limit() -> int:
+    """Raise the soft RLIMIT_NOFILE to the hard limit; return the new soft limit."""
+    try:
+        import resource
+    except ImportError:  # Windows
+        return 512
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY:
+        hard = 1 << 20
+    if soft < hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            soft = hard
+        except (ValueError, OSError):
+            pass
+    return int(soft)
+
+
+class ChatServer:
+    def __init__(self, config: ServerConfig) -> None:
+        self.config = config
+        self.hub: LocalHub | None = None
+        self.store: HistoryStore | None = None
+        self._server: asyncio.AbstractServer | None = None
+        self._sweeper: asyncio.Task[None] | None = None
+        self._advertiser: object | None = None
+        self.port = config.port
+        self.host = config.host
+        self.server_id = ""
+
+    async def start(self) -> None:
+        cfg = self.config
+        limit = raise_nofile_limit()
+        if cfg.max_clients > limit - 64:
+            log.warning(
+                "file descriptor limit %d caps clients below --max-clients %d",
+                limit,
+                cfg.max_clients,
+            )
+        self.store = HistoryStore(cfg.data_dir / "history.sqlite3", retention=cfg.retention)
+        self.server_id = self.store.meta("server_id", uuid.uuid4().hex)
+        self.hub = LocalHub(cfg, self.store)
+        hub = self.hub
+        loop = asyncio.get_running_loop()
+        try:
+            self._server = await loop.create_server(
+                lambda: Connection(hub), cfg.host, cfg.port, reuse_address=True, backlog=1024
+            )
+        except OSError as exc:
+            self.store.close()
+            if exc.errno == errno.EADDRINUSE:
+                raise AddressInUseError(
+                    f"{cfg.host}:{cfg.port} is already in use",
+                    hint="choose another --port, or --port 0 for a free one",
+                ) from None
+            raise RichchatError(
+                f"cannot listen on {cfg.host}:{cfg.port}: {exc.strerror or exc}"
+            ) from None
+        sock = self._server.sockets[0]
+        self.host, self.port = sock.getsockname()[:2]
+        self._sweeper = asyncio.create_task(self._sweep())
+        await self._start_advertiser()
+        log.info("listening on %s:%d", self.host, self.port)
+
+    async def _start_advertiser(self) -> None:
+        cfg = self.config
+        if not (cfg.beacon or cfg.mdns):
+            return
+        from richchat.core.discovery.advertise import Advertiser, ServerInfo
+
+        def info() -> ServerInfo:
+            return ServerInfo(
+                server_id=self.server_id,
+                name=cfg.name,
+                port=self.port,
+                users=self.hub.users_online if self.hub else 0,
+                tls=False,
+                version=f.Hello.model_fields["version"].default or 1,
+            )
+
+        adv = Advertiser(
+            info,
+            bind_host=cfg.host,
+            beacon=cfg.beacon,
+            beacon_port=cfg.beacon_port,
+            beacon_addrs=list(cfg.beacon_addrs) if cfg.beacon_addrs else None,
+            interval=cfg.beacon_interval,
+            mdns=cfg.mdns,
+        )
+        try:
+            await adv.start()
+        except OSError as exc:
+            log.warning("discovery advertising disabled: %s", exc)
+            return
+        self._advertiser = adv
+
+    async def _sweep(self) -> None:
+        """Ping silent HELLO clients, drop idle ones and those that never register."""
+        cfg = self.config
+        period = max(0.05, min(5.0, cfg.idle_timeout / 4, cfg.register_timeout / 4))
+        while True:
+            await asyncio.sleep(period)
+            if self.hub is None:
+                continue
+            now = time.monotonic()
+            for conn in list(self.hub.conns):
+                if conn.closed:
+                    continue
+                if conn.name is None and conn.mode in (Mode.HELLO, Mode.SEED):
+                    if now - conn.connected_at > cfg.register_timeout:
+                        conn.error("register_timeout", "no nickname registered in time")
+                        conn.close("registration timeout")
+                    continue
+                if conn.mode != Mode.HELLO:
+                    continue  # raw and seed clients rely on TCP keepalive
+                silent = now - conn.last_seen
+                if silent > cfg.idle_timeout:
+                    conn.close("idle timeout")
+                elif silent > cfg.idle_timeout / 2 and not conn.pinged:
+                    conn.pinged = True
+                    conn.send(f.Ping(token=str(int(now))))
+
+    async def stop(self) -> None:
+        """Graceful shutdown; safe to call twice."""
+        if self._server is None:
+            return
+        server, self._server = self._server, None
+        server.close()
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+        if self._advertiser is not None:
+            await self._advertiser.stop()  # type: ignore[attr-defined]
+            self._advertiser = None
+        hub = self.hub
+        if hub is not None:
+            hub.shutdown_notice()
+            for conn in list(hub.conns):
+                conn.close("server shutting down")
+            deadline = time.monotonic() + self.config.shutdown_timeout
+            while hub.conns and time.monotonic() < deadline:
+                await asyncio.sleep(0.02)
+            for conn in list(hub.conns):
+                conn.abort("server shutting down (client did not close in time)")
+            await asyncio.sleep(0)
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(server.wait_closed(), timeout=1.0)
+        if self.store is not None:
+            self.store.close()
+            self.store = None
+        log.info("server stopped")
+
+    async def __aenter__(self) -> ChatServer:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()

@@ -1,0 +1,55 @@
+"""Server settings, with the defaults documented in the README and docs/protocol.md."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from richchat.core.protocol.codec import MAX_LINE_BYTES
+
+DEFAULT_PORT = 5050
+DEFAULT_BEACON_PORT = 50505
+
+
+def default_data_dir() -> Path:
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir("richchat", appauthor=False)) / "server"
+
+
+class ServerConfig(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    host: str = "0.0.0.0"
+    port: int = Field(default=DEFAULT_PORT, ge=0, le=65535)
+    name: str = Field(default="richchat", min_length=1, max_length=64)
+    data_dir: Path = Field(default_factory=default_data_dir)
+    #: messages of history sent to a client on connect (per room)
+    history: int = Field(default=50, ge=0, le=10_000)
+    #: messages kept on disk per room; older ones are deleted
+    retention: int = Field(default=10_000, ge=1)
+
+    beacon: bool = True
+    beacon_addrs: tuple[str, ...] | None = None  # None: every local IPv4 broadcast address
+    beacon_port: int = Field(default=DEFAULT_BEACON_PORT, ge=1, le=65535)
+    beacon_interval: float = Field(default=5.0, gt=0)
+    mdns: bool = True
+
+    max_clients: int = Field(default=10_000, ge=1)
+    max_line: int = Field(default=MAX_LINE_BYTES, ge=64)
+    #: per-connection token bucket: lines per second and burst size (0 = no flood control)
+    flood_rate: float = Field(default=10.0, ge=0)
+    flood_burst: int = Field(default=30, ge=1)
+    #: bytes queued for one client before it is disconnected as too slow
+    output_limit: int = Field(default=4 * 1024 * 1024, ge=1024)
+    #: seconds of silence before a HELLO client is pinged (half) and then dropped (full)
+    idle_timeout: float = Field(default=300.0, gt=0)
+    #: seconds a protocol client may stay connected without registering a nickname
+    register_timeout: float = Field(default=60.0, gt=0)
+    #: seconds to wait for a client's first line before treating it as a raw (netcat) client
+    raw_detect_delay: float = Field(default=0.4, ge=0)
+    #: delay that coalesces user-list (ULIST) updates for seed-protocol clients
+    ulist_delay: float = Field(default=0.25, ge=0)
+    #: seconds graceful shutdown waits for clients before closing them hard
+    shutdown_timeout: float = Field(default=3.0, gt=0)

@@ -1,0 +1,323 @@
+"""One client connection: an asyncio Protocol that reads lines, throttles floods, and queues
+output without ever blocking the hub.
+
+* Reading: bytes go through the sans-I/O :class:`LineDecoder` (max line length, any line
+  ending, invalid UTF-8 replaced) and :func:`decode_client_line` (validated frames).
+* Dialect: the first line decides. ``HELLO|`` means our own client, any other frame a
+  seed-protocol client, anything else (or silence for ``raw_detect_delay``) a raw netcat user.
+* Flood control: a token bucket per connection (``flood_rate`` lines/s, ``flood_burst``). When
+  it runs dry the connection stops reading (TCP pushes back on the sender) until tokens refill:
+  nothing is lost, the flooder is simply slowed down, and nobody else waits.
+* Writing: the hub appends encoded bytes to ``out``; one flush per loop iteration writes them
+  with a single ``transport.write``. A client whose unsent bytes exceed ``output_limit`` is
+  disconnected with a reason; nobody else waits for it.
+* The transport is whatever asyncio gives (TCP now, TLS later): nothing here assumes plain TCP.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import time
+from collections import deque
+
+from richchat.core.protocol import frames as f
+from richchat.core.protocol.codec import (
+    InvalidFrame,
+    LineDecoder,
+    LineTooLong,
+    decode_client_line,
+    encode,
+)
+from richchat.core.protocol.slash import HelpRequest, SlashError, parse_slash
+from richchat.core.protocol.text import DEFAULT_ROOM
+from richchat.core.server.hub import LocalHub, Mode
+
+log = logging.getLogger("richchat.server")
+
+_NOT_CHAT = (f.Ping, f.Pong)
+
+
+class Connection(asyncio.Protocol):
+    __slots__ = (
+        "_backlog",
+        "_close_reason",
+        "_drain_handle",
+        "_flood_warned",
+        "_mode_timer",
+        "_seen_line",
+        "_tokens",
+        "_tokens_at",
+        "closed",
+        "connected_at",
+        "current_room",
+        "decoder",
+        "entry",
+        "host",
+        "hub",
+        "last_seen",
+        "mode",
+        "name",
+        "out",
+        "out_size",
+        "pinged",
+        "port",
+        "rooms",
+        "transport",
+    )
+
+    def __init__(self, hub: LocalHub) -> None:
+        self.hub = hub
+        cfg = hub.config
+        self.decoder = LineDecoder(cfg.max_line)
+        self.transport: asyncio.Transport | None = None
+        self.mode = Mode.PENDING
+        self.name: str | None = None
+        self.entry = ""
+        self.host = "?"
+        self.port = 0
+        self.rooms: set[str] = set()  # rooms besides the lobby
+        self.current_room = DEFAULT_ROOM
+        self.out: list[bytes] = []
+        self.out_size = 0
+        self.closed = False
+        self._tokens = float(cfg.flood_burst)
+        self._tokens_at = time.monotonic()
+        self._backlog: deque[str | LineTooLong] | None = None
+        self._drain_handle: asyncio.TimerHandle | None = None
+        self._flood_warned = False
+        self._mode_timer: asyncio.TimerHandle | None = None
+        self.connected_at = self.last_seen = time.monotonic()
+        self.pinged = False
+        self._close_reason: str | None = None
+        self._seen_line = False
+
+    # ------------------------------------------------------------------ identity
+
+    @property
+    def peer(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def user_entry(self) -> f.UserEntry:
+        assert self.name is not None
+        return f.UserEntry.model_construct(name=self.name, host=self.host, port=self.port)
+
+    # ------------------------------------------------------------------ asyncio.Protocol
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        peer = transport.get_extra_info("peername")
+        if isinstance(peer, tuple):
+            self.host, self.port = str(peer[0]), int(peer[1])
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            _tune_socket(sock)
+        if not self.hub.attach(self):
+            transport.write(
+                encode(f.Error(code="server_full", text="the server is full, try later"))
+            )
+            self.closed = True
+            transport.close()
+            log.warning("refused %s: server full", self.peer)
+            return
+        log.info("connect %s", self.peer)
+        loop = asyncio.get_running_loop()
+        self._mode_timer = loop.call_later(self.hub.config.raw_detect_delay, self._become_raw)
+
+    def data_received(self, data: bytes) -> None:
+        if self.closed:
+            return
+        self.last_seen = time.monotonic()
+        self.pinged = False
+        self._process(self.decoder.feed(data))
+
+    def eof_received(self) -> bool | None:
+        self._process(self.decoder.eof())
+        return None  # close our side too
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        reason = self._close_reason or (f"connection lost: {exc}" if exc else "disconnected")
+        self.closed = True
+        for handle in (self._mode_timer, self._drain_handle):
+            if handle is not None:
+                handle.cancel()
+        self.hub.detach(self, reason)
+
+    # ------------------------------------------------------------------ input
+
+    def _take_token(self) -> bool:
+        rate = self.hub.config.flood_rate
+        if rate <= 0:
+            return True
+        now = time.monotonic()
+        self._tokens = min(
+            self.hub.config.flood_burst, self._tokens + (now - self._tokens_at) * rate
+        )
+        self._tokens_at = now
+        if self._tokens >= 1:
+            self._tokens -= 1
+            return True
+        return False
+
+    def _process(self, items: list[str | LineTooLong]) -> None:
+        if not items:
+            return
+        if self._backlog is not None:
+            self._backlog.extend(items)
+            return
+        for i, item in enumerate(items):
+            if self.closed:
+                return
+            if not self._take_token():
+                self._backlog = deque(items[i:])
+                self._start_throttle()
+                return
+            self._handle_line(item)
+
+    def _start_throttle(self) -> None:
+        assert self.transport is not None
+        self.transport.pause_reading()
+        if not self._flood_warned:
+            self._flood_warned = True
+            cfg = self.hub.config
+            self.error(
+                "flood",
+                f"slow down: at most {cfg.flood_rate:g} lines/s (burst {cfg.flood_burst}); "
+                "your lines are delayed",
+            )
+        self._schedule_drain()
+
+    def _schedule_drain(self) -> None:
+        delay = max(0.01, (1 - self._tokens) / self.hub.config.flood_rate)
+        self._drain_handle = asyncio.get_running_loop().call_later(delay, self._drain)
+
+    def _drain(self) -> None:
+        self._drain_handle = None
+        backlog = self._backlog
+        if backlog is None or self.closed:
+            return
+        while backlog and not self.closed:
+            if not self._take_token():
+                self._schedule_drain()
+                return
+            self._handle_line(backlog.popleft())
+        self._backlog = None
+        self._flood_warned = False
+        if self.transport is not None and not self.closed:
+            self.transport.resume_reading()
+
+    def _become_raw(self) -> None:
+        self._mode_timer = None
+        if self.mode == Mode.PENDING and not self.closed:
+            self.hub.start_session(self, Mode.RAW)
+
+    def _handle_line(self, item: str | LineTooLong) -> None:
+        if isinstance(item, LineTooLong):
+            self.error("line_too_long", f"line longer than {item.limit} bytes dropped")
+            return
+        frame = decode_client_line(item)
+        if not self._seen_line:
+            # The first line decides the dialect, even after a raw welcome was sent.
+            self._seen_line = True
+            if self._mode_timer is not None:
+                self._mode_timer.cancel()
+                self._mode_timer = None
+            if isinstance(frame, f.Hello):
+                self.hub.start_session(self, Mode.HELLO)
+                return
+            if not isinstance(frame, f.RawText):
+                self.hub.start_session(self, Mode.SEED)
+            elif self.mode == Mode.PENDING:
+                self.hub.start_session(self, Mode.RAW)
+        if isinstance(frame, InvalidFrame):
+            self.error(frame.code, frame.reason)
+        elif isinstance(frame, f.RawText):
+            self._handle_raw(frame.text)
+        else:
+            self.hub.handle(self, frame)
+
+    def _handle_raw(self, text: str) -> None:
+        if self.mode != Mode.RAW:
+            self.error("bad_frame", "not a protocol frame (see docs/protocol.md)")
+            return
+        if text.startswith("/") and not text.startswith("//"):
+            cmd = parse_slash(text, self.current_room)
+            if isinstance(cmd, HelpRequest):
+                self.hub.help(self)
+            elif isinstance(cmd, SlashError):
+                self.error(cmd.code, cmd.text)
+            else:
+                self.hub.handle(self, cmd)
+            return
+        if text.startswith("//"):
+            text = text[1:]
+        if text.strip():
+            self.hub.say(self, self.current_room, text)
+
+    # ------------------------------------------------------------------ output
+
+    def queue(self, data: bytes) -> None:
+        if self.closed:
+            return
+        if not self.out:
+            self.hub.mark_dirty(self)
+        self.out.append(data)
+        self.out_size += len(data)
+
+    def send(self, frame: f.Frame) -> None:
+        self.queue(encode(frame))
+
+    def queue_text(self, text: str) -> None:
+        self.queue((text + "\n").encode("utf-8"))
+
+    def error(self, code: str, text: str) -> None:
+        if self.mode == Mode.RAW:
+            self.queue_text(f"*** Error: {text}")
+        else:
+            self.send(f.Error.model_construct(code=code, text=text))
+
+    def flush_out(self) -> None:
+        if not self.out or self.transport is None:
+            return
+        data = self.out[0] if len(self.out) == 1 else b"".join(self.out)
+        self.out = []
+        self.out_size = 0
+        if self.closed:
+            return
+        self.transport.write(data)
+        if self.transport.get_write_buffer_size() > self.hub.config.output_limit:
+            self.abort("output buffer overflow (client too slow)")
+
+    # ------------------------------------------------------------------ closing
+
+    def close(self, reason: str) -> None:
+        """Flush what is queued, then close politely."""
+        if self.closed or self.transport is None:
+            return
+        self._close_reason = reason
+        self.flush_out()
+        self.closed = True
+        self.transport.close()
+
+    def abort(self, reason: str) -> None:
+        """Drop the connection now, discarding unsent output."""
+        if self.transport is None:
+            return
+        self._close_reason = reason
+        self.closed = True
+        self.out = []
+        self.transport.abort()
+
+
+def _tune_socket(sock: socket.socket) -> None:
+    try:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        if hasattr(socket, "TCP_KEEPIDLE"):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, 60)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, 10)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, 6)
+    except OSError:  # not TCP (tests over socketpair, TLS wrappers): fine
+        pass

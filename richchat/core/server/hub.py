@@ -1,0 +1,530 @@
+"""The hub: names, rooms, presence, fan-out and history for one server process.
+
+Connections call the hub with validated frames; the hub decides, stores, and queues bytes on
+the members' connections. It never awaits: fan-out appends already-encoded bytes to each
+recipient's outgoing list, and one flush per event-loop iteration first commits history
+(so a relayed message is always on disk) and then writes each dirty connection once.
+
+Every message is encoded once per wire dialect (HELLO clients, seed-protocol clients, raw
+netcat clients), not once per recipient.
+
+This is the embedded backend (in-process fan-out + SQLite). :class:`HubBackend` is the seam
+through which a shared backend (Redis pub/sub + streams) can later serve several processes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Iterable
+from datetime import datetime
+from typing import TYPE_CHECKING, Protocol
+
+from richchat import __version__
+from richchat.core.protocol import frames as f
+from richchat.core.protocol.codec import encode
+from richchat.core.protocol.frames import PROTOCOL_VERSION
+from richchat.core.protocol.slash import HELP_LINES
+from richchat.core.protocol.text import DEFAULT_ROOM, fold_name
+from richchat.core.server.config import ServerConfig
+from richchat.core.server.storage import HistoryStore, StoredMessage
+
+if TYPE_CHECKING:
+    from richchat.core.server.connection import Connection
+
+log = logging.getLogger("richchat.server")
+
+FEATURES = ("rooms", "priv", "incremental")
+SERVER_AGENT = f"richchat-server/{__version__}"
+
+
+class Mode:
+    PENDING = 0  # first line not seen yet
+    HELLO = 1  # our own clients: rich frames, incremental user-list updates
+    SEED = 2  # seed-protocol clients: MSG/SRV/ULIST only, lobby only
+    RAW = 3  # netcat: human-readable lines, slash commands
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class HubBackend(Protocol):
+    """What connections need from a hub; a Redis-backed hub implements the same calls."""
+
+    def attach(self, conn: Connection) -> bool: ...
+    def detach(self, conn: Connection, reason: str) -> None: ...
+    def start_session(self, conn: Connection, mode: int) -> None: ...
+    def handle(self, conn: Connection, frame: f.Frame) -> None: ...
+    def mark_dirty(self, conn: Connection) -> None: ...
+
+
+class Room:
+    __slots__ = ("members", "name", "topic", "topic_setter")
+
+    def __init__(self, name: str, topic: str = "", setter: str = "") -> None:
+        self.name = name
+        self.members: dict[Connection, None] = {}  # insertion-ordered set
+        self.topic = topic
+        self.topic_setter = setter
+
+
+class LocalHub:
+    def __init__(self, config: ServerConfig, store: HistoryStore) -> None:
+        self.config = config
+        self.store = store
+        self.conns: set[Connection] = set()
+        self.names: dict[str, Connection] = {}
+        topics = store.topics()
+        self.rooms: dict[str, Room] = {
+            DEFAULT_ROOM: Room(DEFAULT_ROOM, *_topic(topics, DEFAULT_ROOM))
+        }
+        self._topics = topics
+        self._dirty: list[Connection] = []
+        self._flush_handle: asyncio.Handle | None = None
+        self._ulist_handle: asyncio.TimerHandle | None = None
+        self._ulist_cache: bytes | None = None
+        self._loop = asyncio.get_running_loop()
+
+    # ------------------------------------------------------------------ bookkeeping
+
+    @property
+    def lobby(self) -> Room:
+        return self.rooms[DEFAULT_ROOM]
+
+    @property
+    def users_online(self) -> int:
+        return len(self.names)
+
+    def attach(self, conn: Connection) -> bool:
+        if len(self.conns) >= self.config.max_clients:
+            return False
+        self.conns.add(conn)
+        return True
+
+    def mark_dirty(self, conn: Connection) -> None:
+        self._dirty.append(conn)
+        if self._flush_handle is None:
+            self._flush_handle = self._loop.call_soon(self.flush)
+
+    def flush(self) -> None:
+        """Commit history, then write every dirty connection once."""
+        self._flush_handle = None
+        try:
+            self.store.flush()
+        except Exception:  # disk full, locked: keep chatting, say so in the log
+            log.exception("could not write history")
+        dirty, self._dirty = self._dirty, []
+        for conn in dirty:
+            conn.flush_out()
+
+    # ------------------------------------------------------------------ output helpers
+
+    def _fanout(
+        self,
+        conns: Iterable[Connection],
+        hello: bytes | None = None,
+        seed: bytes | None = None,
+        raw: bytes | None = None,
+        skip: Connection | None = None,
+    ) -> None:
+        for c in conns:
+            if c is skip:
+                continue
+            mode = c.mode
+            data = hello if mode == Mode.HELLO else seed if mode == Mode.SEED else raw
+            if data is not None and mode != Mode.PENDING:
+                c.queue(data)
+
+    def notice_all(self, text: str, conns: Iterable[Connection] | None = None) -> None:
+        """A notice to everyone (or ``conns``): ``SRV|text`` or ``*** text``."""
+        self._fanout(
+            self.conns if conns is None else conns,
+            hello=encode(f.Notice(text=text)),
+            seed=encode(f.Notice(text=text)),
+            raw=_raw(f"*** {text}"),
+        )
+
+    def _registered(self, room: Room) -> list[Connection]:
+        return [c for c in room.members if c.name]
+
+    def _ulist_bytes(self) -> bytes:
+        if self._ulist_cache is None:
+            entries = ",".join(c.entry for c in self.lobby.members if c.name)
+            self._ulist_cache = f"ULIST|{entries}\n".encode()
+        return self._ulist_cache
+
+    def _users_changed(self) -> None:
+        """Lobby membership changed: seed clients get one coalesced ULIST after a short delay."""
+        self._ulist_cache = None
+        if self._ulist_handle is None:
+            self._ulist_handle = self._loop.call_later(self.config.ulist_delay, self._send_ulist)
+
+    def _send_ulist(self) -> None:
+        self._ulist_handle = None
+        data = self._ulist_bytes()
+        for c in self.conns:
+            if c.mode == Mode.SEED:
+                c.queue(data)
+
+    def _rlist(self, room: Room) -> f.RoomUsers:
+        return f.RoomUsers.model_construct(
+            room=room.name, users=tuple(c.user_entry() for c in self._registered(room))
+        )
+
+    # ------------------------------------------------------------------ sessions
+
+    def start_session(self, conn: Connection, mode: int) -> None:
+        """The client's dialect is known: send the welcome, history and user list."""
+        was_raw = conn.mode == Mode.RAW
+        conn.mode = mode
+        if mode == Mode.HELLO:
+            conn.send(
+                f.Hello(
+                    version=PROTOCOL_VERSION,
+                    agent=SERVER_AGENT,
+                    name=self.config.name,
+                    users=self.users_online,
+                    tls=False,
+                    features=FEATURES,
+                )
+            )
+        welcome = (
+            f"Welcome to {self.config.name} (richchat {__version__}, protocol {PROTOCOL_VERSION})"
+        )
+        if mode == Mode.RAW:
+            conn.queue_text(f"*** {welcome}. {self.users_online} user(s) online.")
+        else:
+            conn.send(f.Notice(text=welcome))
+        self.lobby.members[conn] = None
+        self._send_history(conn, self.lobby)
+        if mode == Mode.RAW:
+            names = ", ".join(c.name for c in self.lobby.members if c.name) or "nobody yet"
+            conn.queue_text(f"*** Users online: {names}")
+            if self.lobby.topic:
+                conn.queue_text(f"*** Topic: {self.lobby.topic}")
+            if not was_raw:
+                self._register(conn, self._guest_name())
+                conn.queue_text(
+                    f"*** You are {conn.name}. Type /nick NAME to change it, /help for commands."
+                )
+        else:
+            conn.queue(self._ulist_bytes())
+            if mode == Mode.HELLO and self.lobby.topic:
+                conn.send(
+                    f.Topic(
+                        room=DEFAULT_ROOM, setter=self.lobby.topic_setter, text=self.lobby.topic
+                    )
+                )
+
+    def _send_history(self, conn: Connection, room: Room) -> None:
+        limit = self.config.history
+        if limit <= 0:
+            return
+        for m in self.store.recent(room.name, limit):
+            conn.queue(self._encode_message(m, conn.mode, history=True))
+
+    def _encode_message(self, m: StoredMessage, mode: int, history: bool = False) -> bytes:
+        if mode == Mode.HELLO:
+            cls = f.Action if m.kind == "action" else f.RoomMessage
+            return encode(
+                cls.model_construct(room=m.room, id=m.id, ts=m.ts, name=m.name, text=m.text)
+            )
+        prefix = "" if m.room == DEFAULT_ROOM else f"[{m.room}] "
+        if mode == Mode.SEED:
+            if m.kind == "action":
+                return encode(f.Notice.model_construct(text=f"* {m.name} {m.text}"))
+            return encode(f.ChatMessage.model_construct(name=m.name, text=m.text))
+        stamp = datetime.fromtimestamp(m.ts / 1000).strftime("[%H:%M] ") if history else ""
+        if m.kind == "action":
+            return _raw(f"{stamp}{prefix}* {m.name} {m.text}")
+        return _raw(f"{stamp}{prefix}{m.name}: {m.text}")
+
+    def _guest_name(self) -> str:
+        while True:
+            name = f"guest-{random.randint(1000, 9999)}"
+            if fold_name(name) not in self.names:
+                return name
+
+    def detach(self, conn: Connection, reason: str) -> None:
+        if conn not in self.conns:
+            return
+        self.conns.discard(conn)
+        name = conn.name
+        for room_name in list(conn.rooms):
+            room = self.rooms.get(room_name)
+            if room is None:
+                continue
+            room.members.pop(conn, None)
+            if name and room.name != DEFAULT_ROOM:
+                self._fanout(
+                    room.members,
+                    hello=encode(
+                        f.UserLeft.model_construct(room=room.name, name=name, reason=reason)
+                    ),
+                    raw=_raw(f"*** {name} left #{room.name} ({reason})"),
+                )
+            self._maybe_drop_room(room)
+        self.lobby.members.pop(conn, None)
+        if name:
+            self.names.pop(fold_name(name), None)
+            self._fanout(
+                self.lobby.members,
+                hello=encode(
+                    f.UserLeft.model_construct(room=DEFAULT_ROOM, name=name, reason=reason)
+                ),
+            )
+            self.notice_all(f"{name} left ({reason})", self.lobby.members)
+            self._users_changed()
+        log.info("disconnect %s %s: %s", conn.peer, name or "(unregistered)", reason)
+
+    def _maybe_drop_room(self, room: Room) -> None:
+        if room.name != DEFAULT_ROOM and not room.members:
+            del self.rooms[room.name]
+
+    # ------------------------------------------------------------------ names
+
+    def _register(self, conn: Connection, name: str) -> None:
+        conn.name = name
+        conn.entry = conn.user_entry().render()
+        self.names[fold_name(name)] = conn
+        if conn.mode == Mode.HELLO:
+            conn.send(f.You(name=name))
+        self._fanout(
+            self.lobby.members,
+            hello=encode(f.UserJoined.model_construct(room=DEFAULT_ROOM, user=conn.user_entry())),
+        )
+        self.notice_all(f"{name} joined", self.lobby.members)
+        self._users_changed()
+        log.info("register %s as %s", conn.peer, name)
+
+    def set_nick(self, conn: Connection, name: str) -> None:
+        key = fold_name(name)
+        holder = self.names.get(key)
+        if holder is not None and holder is not conn:
+            conn.error("name_taken", f"the nickname {name} is already in use")
+            return
+        old = conn.name
+        if old is None:
+            self._register(conn, name)
+            return
+        if old == name:
+            if conn.mode == Mode.HELLO:
+                conn.send(f.You(name=name))
+            return
+        self.names.pop(fold_name(old), None)
+        self.names[key] = conn
+        conn.name = name
+        conn.entry = conn.user_entry().render()
+        if conn.mode == Mode.HELLO:
+            conn.send(f.You(name=name))
+        everyone = self.lobby.members
+        self._fanout(everyone, hello=encode(f.NickChanged.model_construct(old=old, new=name)))
+        self.notice_all(f"{old} is now known as {name}", everyone)
+        self._users_changed()
+        log.info("rename %s -> %s", old, name)
+
+    # ------------------------------------------------------------------ frames
+
+    def handle(self, conn: Connection, frame: f.Frame) -> None:
+        if isinstance(frame, f.SetNick):
+            self.set_nick(conn, frame.name)
+            return
+        if isinstance(frame, f.Ping):
+            conn.send(f.Pong(token=frame.token))
+            return
+        if isinstance(frame, (f.Pong, f.Hello)):
+            return
+        if isinstance(frame, f.Quit):
+            conn.close(f"quit: {frame.reason}" if frame.reason else "quit")
+            return
+        if isinstance(frame, f.ListRooms):
+            self.list_rooms(conn)
+            return
+        if isinstance(frame, f.Who):
+            self.who(conn, frame.room)
+            return
+        if conn.name is None:
+            conn.error("not_registered", "choose a nickname first (CMD_USER|name)")
+            return
+        if isinstance(frame, f.Say):
+            self.say(conn, DEFAULT_ROOM, frame.text)
+        elif isinstance(frame, f.SayRoom):
+            self.say(conn, frame.room, frame.text)
+        elif isinstance(frame, f.SendAction):
+            self.say(conn, frame.room, frame.text, kind="action")
+        elif isinstance(frame, f.JoinRoom):
+            self.join(conn, frame.room)
+        elif isinstance(frame, f.PartRoom):
+            self.part(conn, frame.room)
+        elif isinstance(frame, f.SetTopic):
+            self.set_topic(conn, frame.room, frame.text)
+        elif isinstance(frame, f.SendPrivate):
+            self.private(conn, frame.to, frame.text)
+        else:
+            conn.error("bad_frame", f"unexpected frame {frame.tag}")
+
+    def say(self, conn: Connection, room_name: str, text: str, kind: str = "msg") -> None:
+        room = self.rooms.get(room_name)
+        if room is None or conn not in room.members:
+            conn.error("not_in_room", f"you are not in #{room_name}; /join {room_name} first")
+            return
+        if not text:
+            return
+        assert conn.name is not None
+        ts = now_ms()
+        msg = StoredMessage(
+            self.store.add(room.name, ts, conn.name, kind, text),
+            room.name,
+            ts,
+            conn.name,
+            kind,
+            text,
+        )
+        lobby = room.name == DEFAULT_ROOM
+        self._fanout(
+            room.members,
+            hello=self._encode_message(msg, Mode.HELLO),
+            seed=self._encode_message(msg, Mode.SEED) if lobby else None,
+            raw=self._encode_message(msg, Mode.RAW),
+        )
+
+    def join(self, conn: Connection, room_name: str) -> None:
+        room = self.rooms.get(room_name)
+        if room is None:
+            room = self.rooms[room_name] = Room(room_name, *_topic(self._topics, room_name))
+        conn.current_room = room_name
+        if conn in room.members:
+            self._send_room_state(conn, room)
+            return
+        room.members[conn] = None
+        conn.rooms.add(room_name)
+        assert conn.name is not None
+        self._fanout(
+            room.members,
+            hello=encode(f.UserJoined.model_construct(room=room.name, user=conn.user_entry())),
+            raw=_raw(f"*** {conn.name} joined #{room.name}"),
+            skip=conn if conn.mode == Mode.RAW else None,
+        )
+        self._send_room_state(conn, room)
+
+    def _send_room_state(self, conn: Connection, room: Room) -> None:
+        if conn.mode == Mode.RAW:
+            conn.queue_text(
+                f"*** You are in #{room.name} ({len(room.members)} member(s)); "
+                "plain lines now go there"
+            )
+            if room.topic:
+                conn.queue_text(f"*** Topic of #{room.name}: {room.topic}")
+        elif room.topic:
+            conn.send(f.Topic(room=room.name, setter=room.topic_setter, text=room.topic))
+        self._send_history(conn, room)
+        self.who(conn, room.name)
+
+    def part(self, conn: Connection, room_name: str) -> None:
+        if room_name == DEFAULT_ROOM:
+            conn.error("cannot_leave", "everyone stays in the lobby; /quit leaves the server")
+            return
+        room = self.rooms.get(room_name)
+        if room is None or conn not in room.members:
+            conn.error("not_in_room", f"you are not in #{room_name}")
+            return
+        assert conn.name is not None
+        self._fanout(
+            room.members,
+            hello=encode(f.UserLeft.model_construct(room=room.name, name=conn.name, reason="left")),
+            raw=_raw(f"*** {conn.name} left #{room.name}"),
+        )
+        room.members.pop(conn, None)
+        conn.rooms.discard(room_name)
+        if conn.current_room == room_name:
+            conn.current_room = DEFAULT_ROOM
+            if conn.mode == Mode.RAW:
+                conn.queue_text("*** Plain lines now go to #lobby")
+        self._maybe_drop_room(room)
+
+    def list_rooms(self, conn: Connection) -> None:
+        rooms = sorted(self.rooms.values(), key=lambda r: (r.name != DEFAULT_ROOM, r.name))
+        if conn.mode == Mode.RAW:
+            conn.queue_text(
+                "*** Rooms: " + ", ".join(f"#{r.name} ({len(self._registered(r))})" for r in rooms)
+            )
+            return
+        infos = tuple(
+            f.RoomInfo.model_construct(room=r.name, members=len(self._registered(r))) for r in rooms
+        )
+        conn.send(f.RoomList.model_construct(rooms=infos))
+
+    def who(self, conn: Connection, room_name: str) -> None:
+        room = self.rooms.get(room_name)
+        if room is None:
+            conn.error("no_such_room", f"there is no room #{room_name}")
+            return
+        if conn.mode == Mode.RAW:
+            names = ", ".join(c.name for c in self._registered(room) if c.name)
+            conn.queue_text(f"*** Members of #{room.name}: {names}")
+        elif conn.mode == Mode.SEED:
+            conn.queue(self._ulist_bytes())
+        else:
+            conn.send(self._rlist(room))
+
+    def set_topic(self, conn: Connection, room_name: str, text: str) -> None:
+        room = self.rooms.get(room_name)
+        if room is None or conn not in room.members:
+            conn.error("not_in_room", f"you are not in #{room_name}")
+            return
+        assert conn.name is not None
+        room.topic, room.topic_setter = text, conn.name
+        self._topics[room.name] = (conn.name, text)
+        self.store.set_topic(room.name, conn.name, text, now_ms())
+        self._fanout(
+            room.members,
+            hello=encode(f.Topic.model_construct(room=room.name, setter=conn.name, text=text)),
+            seed=encode(f.Notice.model_construct(text=f"{conn.name} set the topic: {text}")),
+            raw=_raw(f"*** {conn.name} set the topic of #{room.name}: {text}"),
+        )
+
+    def private(self, conn: Connection, to: str, text: str) -> None:
+        target = self.names.get(fold_name(to))
+        if target is None:
+            conn.error("no_such_user", f"no user named {to} is online")
+            return
+        assert conn.name is not None and target.name is not None
+        frame = f.Private.model_construct(ts=now_ms(), sender=conn.name, to=target.name, text=text)
+        for c, raw in (
+            (target, f"*{conn.name}* (private): {text}"),
+            (conn, f"-> *{target.name}*: {text}"),
+        ):
+            if c.mode == Mode.HELLO:
+                c.send(frame)
+            elif c.mode == Mode.SEED:
+                c.send(
+                    f.Notice.model_construct(
+                        text=f"private from {conn.name}: {text}"
+                        if c is target
+                        else f"private to {target.name}: {text}"
+                    )
+                )
+            else:
+                c.queue_text(raw)
+            if c is target and conn is target:
+                break
+
+    def help(self, conn: Connection) -> None:
+        for line in HELP_LINES:
+            conn.queue_text(f"*** {line}")
+
+    def shutdown_notice(self) -> None:
+        self.notice_all("Server is shutting down")
+        self.flush()
+
+
+def _raw(text: str) -> bytes:
+    return (text + "\n").encode("utf-8")
+
+
+def _topic(topics: dict[str, tuple[str, str]], room: str) -> tuple[str, str]:
+    setter, text = topics.get(room, ("", ""))
+    return text, setter

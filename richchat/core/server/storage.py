@@ -1,0 +1,130 @@
+"""Message history on disk: SQLite in WAL mode, written in batches before messages are relayed.
+
+The hub assigns message ids in memory, queues rows with :meth:`HistoryStore.add`, and calls
+:meth:`HistoryStore.flush` (one transaction) before any queued bytes reach a socket, so every
+message a client has seen is on disk, and survives ``kill -9`` of the server.
+Retention: the newest ``retention`` messages of each room are kept; older rows are deleted
+every :data:`PRUNE_EVERY` inserts. Private messages are never stored.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import NamedTuple
+
+PRUNE_EVERY = 1000
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS messages (
+    id   INTEGER PRIMARY KEY,
+    room TEXT NOT NULL,
+    ts   INTEGER NOT NULL,
+    name TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    text TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS messages_room_id ON messages (room, id);
+CREATE TABLE IF NOT EXISTS topics (
+    room   TEXT PRIMARY KEY,
+    setter TEXT NOT NULL,
+    text   TEXT NOT NULL,
+    ts     INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+
+class StoredMessage(NamedTuple):
+    id: int
+    room: str
+    ts: int
+    name: str
+    kind: str  # "msg" or "action"
+    text: str
+
+
+class HistoryStore:
+    def __init__(self, path: Path, retention: int = 10_000) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self.retention = retention
+        self._db = sqlite3.connect(str(path), isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(_SCHEMA)
+        row = self._db.execute("SELECT COALESCE(MAX(id), 0) FROM messages").fetchone()
+        self._next_id = int(row[0]) + 1
+        self._pending: list[StoredMessage] = []
+        self._since_prune = 0
+
+    def add(self, room: str, ts: int, name: str, kind: str, text: str) -> int:
+        msg_id = self._next_id
+        self._next_id += 1
+        self._pending.append(StoredMessage(msg_id, room, ts, name, kind, text))
+        return msg_id
+
+    def flush(self) -> None:
+        if not self._pending:
+            return
+        rows, self._pending = self._pending, []
+        with self._db:
+            self._db.executemany("INSERT INTO messages VALUES (?, ?, ?, ?, ?, ?)", rows)
+        self._since_prune += len(rows)
+        if self._since_prune >= PRUNE_EVERY:
+            self._since_prune = 0
+            self.prune()
+
+    def prune(self) -> None:
+        with self._db:
+            self._db.execute(
+                """DELETE FROM messages WHERE id IN (
+                       SELECT id FROM (
+                           SELECT id, ROW_NUMBER() OVER (PARTITION BY room ORDER BY id DESC) AS n
+                           FROM messages)
+                       WHERE n > ?)""",
+                (self.retention,),
+            )
+
+    def recent(self, room: str, limit: int) -> list[StoredMessage]:
+        """The last ``limit`` messages of ``room``, oldest first."""
+        self.flush()
+        if limit <= 0:
+            return []
+        rows = self._db.execute(
+            "SELECT id, room, ts, name, kind, text FROM messages WHERE room = ? "
+            "ORDER BY id DESC LIMIT ?",
+            (room, limit),
+        ).fetchall()
+        return [StoredMessage(*r) for r in reversed(rows)]
+
+    def count(self, room: str | None = None) -> int:
+        self.flush()
+        if room is None:
+            return int(self._db.execute("SELECT COUNT(*) FROM messages").fetchone()[0])
+        q = "SELECT COUNT(*) FROM messages WHERE room = ?"
+        return int(self._db.execute(q, (room,)).fetchone()[0])
+
+    def set_topic(self, room: str, setter: str, text: str, ts: int) -> None:
+        with self._db:
+            self._db.execute(
+                "INSERT OR REPLACE INTO topics VALUES (?, ?, ?, ?)", (room, setter, text, ts)
+            )
+
+    def topics(self) -> dict[str, tuple[str, str]]:
+        rows = self._db.execute("SELECT room, setter, text FROM topics").fetchall()
+        return {r[0]: (r[1], r[2]) for r in rows}
+
+    def meta(self, key: str, default: str) -> str:
+        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        if row is not None:
+            return str(row[0])
+        with self._db:
+            self._db.execute("INSERT INTO meta VALUES (?, ?)", (key, default))
+        return default
+
+    def close(self) -> None:
+        try:
+            self.flush()
+        finally:
+            self._db.close()

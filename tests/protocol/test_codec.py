@@ -1,0 +1,77 @@
+"""LineDecoder: any chunking, any line ending, length limit with recovery, bad UTF-8."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from richchat.core.protocol.codec import LineDecoder, LineTooLong
+
+
+def feed_all(decoder: LineDecoder, chunks: list[bytes]) -> list[str | LineTooLong]:
+    out: list[str | LineTooLong] = []
+    for chunk in chunks:
+        out.extend(decoder.feed(chunk))
+    return out
+
+
+def test_all_line_endings() -> None:
+    d = LineDecoder()
+    assert d.feed(b"a\nb\r\nc\rd\n") == ["a", "b", "c", "d"]
+
+
+def test_crlf_split_across_chunks_is_one_terminator() -> None:
+    d = LineDecoder()
+    assert d.feed(b"one\r") == ["one"]
+    assert d.feed(b"\ntwo\n") == ["two"]
+
+
+def test_empty_lines_are_kept() -> None:
+    assert LineDecoder().feed(b"\n\r\n\n") == ["", "", ""]
+
+
+def test_oversized_line_reported_once_and_skipped() -> None:
+    d = LineDecoder(max_line=8)
+    out = feed_all(d, [b"ok\n", b"x" * 5, b"x" * 5, b"x" * 50, b"tail\nnext\n"])
+    assert out == ["ok", LineTooLong(8), "next"]
+
+
+def test_oversized_line_in_one_chunk() -> None:
+    d = LineDecoder(max_line=4)
+    assert d.feed(b"toolong\nfine\n") == [LineTooLong(4), "fine"]
+
+
+def test_line_at_exact_limit_is_accepted() -> None:
+    assert LineDecoder(max_line=4).feed(b"abcd\n") == ["abcd"]
+
+
+def test_invalid_utf8_is_replaced() -> None:
+    assert LineDecoder().feed(b"caf\xc3\xa9 \xff\n") == ["café \ufffd"]
+
+
+def test_utf8_split_across_chunks() -> None:
+    d = LineDecoder()
+    assert d.feed(b"caf\xc3") == []
+    assert d.feed(b"\xa9\n") == ["café"]
+
+
+def test_eof_returns_unterminated_line() -> None:
+    d = LineDecoder()
+    assert d.feed(b"partial") == []
+    assert d.eof() == ["partial"]
+    assert d.eof() == []
+
+
+lines_st = st.lists(
+    st.text(alphabet=st.characters(blacklist_characters="\r\n"), max_size=40), max_size=20
+)
+
+
+@given(lines_st, st.sampled_from([b"\n", b"\r\n", b"\r"]), st.data())
+def test_any_chunking_gives_the_same_lines(
+    lines: list[str], eol: bytes, data: st.DataObject
+) -> None:
+    blob = b"".join(line.encode() + eol for line in lines)
+    cuts = sorted(data.draw(st.lists(st.integers(0, len(blob)), max_size=10)))
+    chunks = [blob[a:b] for a, b in zip([0, *cuts], [*cuts, len(blob)], strict=False)]
+    assert feed_all(LineDecoder(max_line=10_000), chunks) == lines

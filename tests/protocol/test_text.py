@@ -1,0 +1,46 @@
+from __future__ import annotations
+
+import pytest
+
+from richchat.core.protocol import frames as f
+from richchat.core.protocol.slash import HelpRequest, SlashError, parse_slash
+from richchat.core.protocol.text import fold_name, nick_problem, sanitize_text, validate_room
+
+
+@pytest.mark.parametrize("name", ["alice", "Bob_2", "δημήτρης", "日本語", "a-b.c", "x" * 24])
+def test_valid_nicks(name: str) -> None:
+    assert nick_problem(name) is None
+
+
+@pytest.mark.parametrize(
+    "name", ["", "a b", "a|b", "a,b", "a(b", "a)b", "a:b", "a\x00", "a\u202eb", "x" * 25]
+)
+def test_invalid_nicks(name: str) -> None:
+    assert nick_problem(name)
+
+
+def test_fold_name_nfkc_casefold() -> None:
+    assert fold_name("\uff21LICE") == fold_name("alice") == fold_name("ALİCE".replace("İ", "I"))
+    assert fold_name("Straße") == fold_name("STRASSE")
+
+
+def test_rooms_are_canonical() -> None:
+    assert validate_room("#Dev") == "dev"
+    with pytest.raises(ValueError):
+        validate_room("-leading")
+
+
+def test_sanitize_keeps_printable_text() -> None:
+    assert sanitize_text("héllo 世界 🎉") == "héllo 世界 🎉"
+    assert sanitize_text("\x1b[2J") == "\u241b[2J"
+
+
+def test_slash_commands() -> None:
+    assert parse_slash("/nick bob") == f.SetNick(name="bob")
+    assert parse_slash("/me waves", "dev") == f.SendAction(room="dev", text="waves")
+    assert parse_slash("/msg bob hi there") == f.SendPrivate(to="bob", text="hi there")
+    assert parse_slash("/help") == HelpRequest()
+    err = parse_slash("/nope")
+    assert isinstance(err, SlashError) and err.code == "unknown_command"
+    bad = parse_slash("/nick a b")
+    assert isinstance(bad, SlashError) and bad.code == "name_invalid"

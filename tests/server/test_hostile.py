@@ -1,0 +1,157 @@
+"""Hostile and broken clients never hurt others (each case through a real socket)."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+
+from richchat.core.protocol.codec import MAX_LINE_BYTES
+from tests.linechat import LineClient
+from tests.server.conftest import ServerFactory
+
+
+async def test_oversized_line_is_dropped_and_connection_recovers(
+    make_server: ServerFactory,
+) -> None:
+    server = await make_server()
+    alice = await LineClient.connect(server.port, hello="t", nick="alice")
+    bob = await LineClient.connect(server.port, hello="t", nick="bob")
+    alice.send(b"MSG|" + b"x" * (MAX_LINE_BYTES * 3) + b"\nMSG|after the big one\n")
+    err = await alice.expect(lambda l: l.startswith("ERR|"))
+    assert err.startswith("ERR|line_too_long|")
+    await bob.expect(lambda l: l.endswith("|alice|after the big one"))
+    assert not any("xxxx" in l for l in bob.lines)
+    await alice.close()
+    await bob.close()
+
+
+async def test_invalid_utf8_and_binary_junk_are_replaced(make_server: ServerFactory) -> None:
+    server = await make_server()
+    alice = await LineClient.connect(server.port, hello="t", nick="alice")
+    bob = await LineClient.connect(server.port, hello="t", nick="bob")
+    alice.send(b"MSG|bad \xff\xfe bytes \x00\x07 here\n")
+    line = await bob.expect(lambda l: l.startswith("RMSG|"))
+    assert line.endswith("|alice|bad \ufffd\ufffd bytes \u2400\u2407 here")
+    junk = await LineClient.connect(server.port)
+    junk.send(bytes(range(256)) * 4 + b"\n")
+    await junk.readline()  # it is served like any raw client
+    bob.send("MSG|still fine")
+    await alice.expect(lambda l: l.endswith("|bob|still fine"))
+    for c in (alice, bob, junk):
+        await c.close()
+
+
+async def test_ansi_escapes_neutralised_before_relaying(make_server: ServerFactory) -> None:
+    server = await make_server()
+    watcher = await LineClient.connect(server.port)  # a raw user would see escapes on a terminal
+    await watcher.expect(lambda l: l.startswith("*** You are guest-"))
+    evil = await LineClient.connect(server.port)
+    evil.send(b"\x1b[2J\x1b]0;pwned\x07\x9b31m red \r\n")
+    line = await watcher.expect(lambda l: "red" in l)
+    assert "\x1b" not in line and "\x07" not in line and "\x9b" not in line
+    assert "\u241b[2J" in line
+    for c in (watcher, evil):
+        await c.close()
+
+
+async def test_flood_is_throttled_not_lost_and_others_unaffected(
+    make_server: ServerFactory,
+) -> None:
+    server = await make_server(flood_rate=50.0, flood_burst=5)
+    flooder = await LineClient.connect(server.port, hello="t", nick="flooder")
+    calm = await LineClient.connect(server.port, hello="t", nick="calm")
+    flooder.send(b"".join(f"MSG|flood {i}\n".encode() for i in range(40)))
+    err = await flooder.expect(lambda l: l.startswith("ERR|"))
+    assert err.startswith("ERR|flood|")
+    calm.send("MSG|I can still talk")
+    await calm.expect(lambda l: l.endswith("|calm|I can still talk"))
+    await calm.expect(lambda l: l.endswith("|flooder|flood 39"), timeout=10)
+    got = [l.rsplit("|", 1)[1] for l in calm.lines if "|flooder|" in l]
+    assert got == [f"flood {i}" for i in range(40)]  # delayed, never dropped or reordered
+    await flooder.close()
+    await calm.close()
+
+
+async def test_slow_reader_is_disconnected_alone(make_server: ServerFactory) -> None:
+    server = await make_server(output_limit=64 * 1024, flood_rate=0)
+    slow_sock = socket.socket()
+    slow_sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    slow_sock.connect(("127.0.0.1", server.port))
+    slow_sock.sendall(b"HELLO|1|t\nCMD_USER|slowpoke\n")
+    sender = await LineClient.connect(server.port, hello="t", nick="sender")
+    fast = await LineClient.connect(server.port, hello="t", nick="fast")
+    await sender.expect(lambda l: "|fast(" in l)
+    payload = "y" * 1900
+    count = 4000  # ~7.6 MB: more than the kernel buffers of a reader that takes nothing
+    for i in range(count):
+        sender.send(f"MSG|{i} {payload}")
+        if i % 100 == 0:
+            await sender.writer.drain()
+    await sender.writer.drain()
+    await fast.expect(lambda l: f"|sender|{count - 1} " in l, timeout=30)
+    assert any(l.startswith("PART|lobby|slowpoke|output buffer overflow") for l in fast.lines)
+    got = [l for l in fast.lines if "|sender|" in l]
+    assert len(got) == count
+    slow_sock.close()
+    await sender.close()
+    await fast.close()
+
+
+async def test_idle_hello_client_pinged_then_dropped(make_server: ServerFactory) -> None:
+    server = await make_server(idle_timeout=0.6)
+    lazy = await LineClient.connect(server.port, hello="t", nick="lazy")
+    await lazy.expect(lambda l: l.startswith("PING|"), timeout=5)
+    assert await lazy.closed(timeout=5)  # never answered the PING
+    awake = await LineClient.connect(server.port, hello="t", nick="awake")
+    for _ in range(3):
+        ping = await awake.expect(lambda l: l.startswith("PING|"), timeout=5)
+        awake.send("PONG|" + ping.split("|", 1)[1])
+    awake.send("MSG|still here")
+    await awake.expect(lambda l: l.endswith("|awake|still here"))
+    await awake.close()
+
+
+async def test_unregistered_protocol_client_times_out(make_server: ServerFactory) -> None:
+    server = await make_server(register_timeout=0.4)
+    c = await LineClient.connect(server.port, hello="t")
+    await c.expect(lambda l: l.startswith("ERR|register_timeout|"), timeout=5)
+    assert await c.closed()
+
+
+async def test_half_open_connections_get_tcp_keepalive(make_server: ServerFactory) -> None:
+    server = await make_server()
+    c = await LineClient.connect(server.port, hello="t", nick="k")
+    assert server.hub is not None
+    (conn,) = list(server.hub.conns)
+    assert conn.transport is not None
+    sock = conn.transport.get_extra_info("socket")
+    assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
+    assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
+    await c.close()
+
+
+async def test_connection_cap(make_server: ServerFactory) -> None:
+    server = await make_server(max_clients=2)
+    a = await LineClient.connect(server.port, hello="t", nick="a")
+    b = await LineClient.connect(server.port, hello="t", nick="b")
+    c = await LineClient.connect(server.port, hello="t")
+    assert (await c.readline()).startswith("ERR|server_full|")
+    assert await c.closed()
+    a.send("MSG|a still works")
+    await b.expect(lambda l: l.endswith("|a|a still works"))
+    for x in (a, b):
+        await x.close()
+
+
+async def test_abrupt_disconnects_do_not_disturb_others(make_server: ServerFactory) -> None:
+    server = await make_server()
+    stay = await LineClient.connect(server.port, hello="t", nick="stay")
+    for i in range(20):
+        s = socket.create_connection(("127.0.0.1", server.port))
+        s.sendall(f"HELLO|1|t\nCMD_USER|gone{i}\nMSG|half a li".encode())
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+        s.close()  # RST
+    await asyncio.sleep(0.2)
+    stay.send("MSG|survived")
+    await stay.expect(lambda l: l.endswith("|stay|survived"))
+    await stay.close()

@@ -1,0 +1,202 @@
+"""`richchat server` as a real process: restart and kill -9 keep history, graceful shutdown,
+clear errors."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import signal
+import socket
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.linechat import LineClient
+
+LISTEN_RE = re.compile(r"listening on (\S+):(\d+)")
+
+
+class ServerProcess:
+    def __init__(self, cli: list[str], env: dict[str, str], data_dir: Path, *extra: str) -> None:
+        self.proc = subprocess.Popen(
+            [
+                *cli,
+                "server",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                "0",
+                "--no-beacon",
+                "--no-mdns",
+                "--data-dir",
+                str(data_dir),
+                "--name",
+                "proc-test",
+                *extra,
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        m = LISTEN_RE.search(line)
+        if not m:
+            self.proc.kill()
+            raise AssertionError(
+                f"no listening line: {line!r} {self.proc.stderr.read() if self.proc.stderr else ''}"
+            )
+        self.port = int(m.group(2))
+
+    def stop(self, sig: int = signal.SIGTERM) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        try:
+            return self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise
+
+
+@pytest.fixture
+def spawn(cli: list[str], cli_env: dict[str, str]) -> Iterator[object]:
+    procs: list[ServerProcess] = []
+
+    def factory(data_dir: Path, *extra: str) -> ServerProcess:
+        p = ServerProcess(cli, cli_env, data_dir, *extra)
+        procs.append(p)
+        return p
+
+    yield factory
+    for p in procs:
+        if p.proc.poll() is None:
+            p.proc.kill()
+            p.proc.wait()
+
+
+async def test_kill_9_keeps_every_relayed_message(spawn, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    srv = spawn(tmp_path)
+    alice = await LineClient.connect(srv.port, hello="t", nick="alice")
+    for i in range(30):
+        alice.send(f"MSG|durable {i}")
+    await alice.expect(lambda l: l.endswith("|alice|durable 29"))  # relayed == stored
+    srv.proc.kill()  # SIGKILL: no chance to flush anything
+    srv.proc.wait()
+    await alice.close()
+    again = spawn(tmp_path, "--history", "100")
+    bob = await LineClient.connect(again.port, hello="t")
+    await bob.expect(lambda l: l.startswith("ULIST|"))
+    texts = [l.rsplit("|", 1)[1] for l in bob.lines if l.startswith("RMSG|")]
+    assert texts == [f"durable {i}" for i in range(30)]
+    await bob.close()
+    assert again.stop() == 0
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+async def test_graceful_shutdown_with_clients_connected(spawn, tmp_path: Path, sig: int) -> None:  # type: ignore[no-untyped-def]
+    srv = spawn(tmp_path)
+    polite = await LineClient.connect(srv.port, hello="t", nick="polite")
+    raw = await LineClient.connect(srv.port)
+    await raw.expect(lambda l: l.startswith("*** You are guest-"))
+    # A client that never reads and never closes must not keep the server alive.
+    hung = socket.create_connection(("127.0.0.1", srv.port))
+    hung.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    hung.sendall(b"HELLO|1|t\nCMD_USER|hung\n")
+    await polite.expect(lambda l: "|hung(" in l)
+    loop = asyncio.get_running_loop()
+    code = await loop.run_in_executor(None, srv.stop, sig)
+    assert code == 0
+    await polite.expect("SRV|Server is shutting down")
+    assert await polite.closed()
+    await raw.expect("*** Server is shutting down")
+    hung.close()
+    await polite.close()
+    await raw.close()
+
+
+def test_port_in_use_is_one_clear_line(
+    cli: list[str], cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen()
+    port = busy.getsockname()[1]
+    try:
+        res = subprocess.run(
+            [
+                *cli,
+                "server",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--no-beacon",
+                "--no-mdns",
+                "--data-dir",
+                str(tmp_path),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            stdin=subprocess.DEVNULL,
+            env=cli_env,
+        )
+    finally:
+        busy.close()
+    assert res.returncode == 10  # ExitStatus.ADDRESS_IN_USE
+    assert "already in use" in res.stderr
+    assert "Traceback" not in res.stderr
+
+
+def test_options_from_environment(cli: list[str], cli_env: dict[str, str], tmp_path: Path) -> None:
+    env = dict(
+        cli_env,
+        RICHCHAT_HOST="127.0.0.1",
+        RICHCHAT_PORT="0",
+        RICHCHAT_NAME="from-env",
+        RICHCHAT_BEACON="0",
+        RICHCHAT_MDNS="0",
+        RICHCHAT_DATA_DIR=str(tmp_path),
+    )
+    proc = subprocess.Popen(
+        [*cli, "server"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        text=True,
+        env=env,
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert "'from-env' listening on 127.0.0.1:" in line
+        assert (tmp_path / "history.sqlite3").exists()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 0
+
+
+def test_bad_option_value_is_usage_error(cli: list[str], cli_env: dict[str, str]) -> None:
+    res = subprocess.run(
+        [*cli, "server", "--port", "70000"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+        env=cli_env,
+    )
+    assert res.returncode == 2
+    assert "Traceback" not in res.stderr
+
+
+def test_version(cli: list[str], cli_env: dict[str, str]) -> None:
+    res = subprocess.run(
+        [*cli, "--version"], capture_output=True, text=True, timeout=60, env=cli_env
+    )
+    assert res.returncode == 0
+    assert re.fullmatch(r"richchat \d+\.\d+\.\d+\n", res.stdout)
