@@ -47,6 +47,7 @@ def _register() -> None:
     from richchat.commands import server
 
     app.command("server")(server.server)
+    app.command("scan")(__import__("richchat.commands.scan", fromlist=["scan"]).scan)
 
 
 _register()

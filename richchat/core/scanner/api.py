@@ -10,14 +10,18 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from richchat.core.errors import UnknownHostError, UsageError
 from richchat.core.scanner.engine import SweepResult, sweep
 from richchat.core.scanner.limits import concurrency_budget
-from richchat.core.scanner.models import PortResult, ScanMethod, ScanProgress, ScanReport
 from richchat.core.scanner.ports import parse_ports
-from richchat.core.scanner.probes import NotOpen, probe_port
+from richchat.core.scanner.progress import ScanProgress
+
+if TYPE_CHECKING:
+    # Imported for real once the sweep is running (pydantic and the protocol models take a
+    # few hundred milliseconds to import; the sweep does not need them).
+    from richchat.core.scanner.models import PortResult, ScanReport
 
 ProgressCallback = Callable[[ScanProgress], None]
 
@@ -141,6 +145,8 @@ class _Prober:
             self.tasks.append(asyncio.ensure_future(self._one(port, rtt)))
 
     async def _one(self, port: int, rtt: float) -> None:
+        from richchat.core.scanner.probes import NotOpen, probe_port
+
         async with self.sem:
             try:
                 self.results[port] = await probe_port(
@@ -174,6 +180,8 @@ class _Prober:
             t.cancel()
 
     def ports(self, sweep_open: dict[int, float]) -> list[PortResult]:
+        from richchat.core.scanner.models import PortResult
+
         merged = {**self.found, **sweep_open}
         return [
             self.results.get(p) or PortResult(port=p, rtt_ms=round(merged[p] * 1000, 3))
@@ -216,7 +224,6 @@ async def scan(
     if any(not 1 <= p <= 65535 for p in port_list):
         raise UsageError("ports must be between 1 and 65535")
     family, address = await resolve(host)
-    method: ScanMethod = "syn" if syn else "connect"
     started_at = datetime.now(timezone.utc)
     t0 = time.monotonic()
     progress = _Progress(len(port_list), progress_callback)
@@ -224,39 +231,50 @@ async def scan(
     prober = _Prober(family, address, timeout, probe)
 
     try:
+        n_workers = workers if workers is not None else default_workers()
+        parallel = n_workers > 1 and len(port_list) >= PARALLEL_MIN_PORTS and hasattr(os, "fork")
         if syn:
             from richchat.core.scanner.syn import require_raw_privilege, syn_sweep
 
             require_raw_privilege(family)
-            result = await _threaded(
-                syn_sweep, family, address, port_list, progress, prober.on_open, stop_event,
-                timeout=timeout,
-            )
-        else:
-            n_workers = workers if workers is not None else default_workers()
-            if n_workers > 1 and len(port_list) >= PARALLEL_MIN_PORTS and hasattr(os, "fork"):
-                from richchat.core.scanner.workers import parallel_sweep
+        sweeping: asyncio.Future[SweepResult]
+        if parallel:
+            from richchat.core.scanner.workers import parallel_sweep
 
-                result = await parallel_sweep(
-                    family, address, port_list,
-                    workers=n_workers, max_inflight=budget, timeout=timeout,
-                    on_progress=progress, on_open=prober.on_open, stop_event=stop_event,
-                )
-            else:
-                result = await _threaded(
-                    sweep, family, address, port_list, progress, prober.on_open, stop_event,
-                    timeout=timeout, max_inflight=budget,
-                )
+            sweeping = asyncio.ensure_future(parallel_sweep(
+                family, address, port_list,
+                workers=n_workers, max_inflight=budget, timeout=timeout,
+                kind="syn" if syn else "connect",
+                on_progress=progress, on_open=prober.on_open, stop_event=stop_event,
+            ))
+        else:
+            sweeping = asyncio.ensure_future(_threaded(
+                syn_sweep if syn else sweep, family, address, port_list, progress,
+                prober.on_open, stop_event,
+                **({"timeout": timeout} if syn else {"timeout": timeout, "max_inflight": budget}),
+            ))
+        try:
+            await asyncio.sleep(0)  # the sweep is under way: now pay for the heavy imports
+            from richchat.core.scanner import models
+
+            if probe:
+                from richchat.core.scanner import probes  # noqa: F401
+            result = await sweeping
+        finally:
+            if not sweeping.done():
+                sweeping.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await sweeping
         if not result.interrupted:
             await prober.finish(stop_event, progress)
     finally:
         prober.cancel()
 
-    report = ScanReport(
+    report = models.ScanReport(
         host=host,
         address=address[0],
         family="ipv6" if family == socket.AF_INET6 else "ipv4",
-        method=method,
+        method="syn" if syn else "connect",
         ports_scanned=len(port_list),
         open=prober.ports(result.open),
         closed=result.closed + len(prober.refused),

@@ -7,6 +7,18 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from richchat.core.scanner.progress import ScanProgress
+
+__all__ = [
+    "HttpInfo",
+    "PortResult",
+    "PortState",
+    "RichchatInfo",
+    "ScanMethod",
+    "ScanProgress",
+    "ScanReport",
+]
+
 PortState = Literal["open", "closed", "filtered"]
 ScanMethod = Literal["connect", "syn"]
 
@@ -90,15 +102,3 @@ class ScanReport(BaseModel):
         if number in self.filtered:
             return "filtered"
         return "closed"
-
-
-class ScanProgress(BaseModel):
-    """Passed to ``progress_callback`` while a scan runs."""
-
-    model_config = ConfigDict(frozen=True)
-
-    done: int
-    total: int
-    open: int
-    rate: float = Field(description="ports per second so far")
-    phase: Literal["sweep", "retry", "probe"] = "sweep"

@@ -1,4 +1,4 @@
-"""Run the connect engine in forked worker processes, one per core, from asyncio.
+"""Run the scan engines in forked worker processes, one per core, from asyncio.
 
 Each worker gets an interleaved share of the ports (``ports[i::n]``) and its share of the
 file-descriptor budget, and reports over a pipe: ``P done open`` progress lines, then one
@@ -24,8 +24,14 @@ ProgressFn = Callable[[int, int], None]
 OpenFn = Callable[[int, float], None]
 
 
-def _child(write_fd: int, family: int, address: tuple[Any, ...], ports: Sequence[int],
-           kwargs: dict[str, Any]) -> None:  # pragma: no cover - runs in the forked child
+def _child(  # pragma: no cover - runs in the forked child
+    write_fd: int,
+    kind: str,
+    family: int,
+    address: tuple[Any, ...],
+    ports: Sequence[int],
+    kwargs: dict[str, Any],
+) -> None:
     status = 0
     try:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -39,9 +45,16 @@ def _child(write_fd: int, family: int, address: tuple[Any, ...], ports: Sequence
         def found_open(port: int, rtt: float) -> None:
             os.write(write_fd, f"O {port} {rtt}\n".encode())
 
-        result = ConnectSweep(
-            family, address, on_progress=progress, on_open=found_open, **kwargs
-        ).run(ports)
+        if kind == "syn":
+            from richchat.core.scanner.syn import SynSweep
+
+            result = SynSweep(
+                family, address, on_progress=progress, on_open=found_open, **kwargs
+            ).run(list(ports))
+        else:
+            result = ConnectSweep(
+                family, address, on_progress=progress, on_open=found_open, **kwargs
+            ).run(ports)
         data = ("R " + json.dumps(result.to_wire()) + "\n").encode()
         while data:
             data = data[os.write(write_fd, data):]
@@ -114,11 +127,15 @@ async def parallel_sweep(
     workers: int,
     max_inflight: int,
     timeout: float,
+    kind: str = "connect",
     on_progress: ProgressFn | None = None,
     on_open: OpenFn | None = None,
     stop_event: asyncio.Event | None = None,
 ) -> SweepResult:
-    """Connect-scan ``ports`` with ``workers`` forked processes and merge their results.
+    """Scan ``ports`` with ``workers`` forked processes and merge their results.
+
+    ``kind`` is ``"connect"`` (:class:`ConnectSweep`) or ``"syn"`` (:class:`SynSweep`, each
+    worker with its own raw socket and source port).
 
     When ``stop_event`` is set the workers are terminated and the open ports they had
     reported so far come back in a result marked ``interrupted``.
@@ -127,7 +144,9 @@ async def parallel_sweep(
     shares = [list(ports[i::workers]) for i in range(workers)]
     shares = [s for s in shares if s]
     per_worker = max(1, max_inflight // max(1, len(shares)))
-    kwargs = {"timeout": timeout, "max_inflight": per_worker}
+    kwargs: dict[str, Any] = {"timeout": timeout}
+    if kind == "connect":
+        kwargs["max_inflight"] = per_worker
     procs: list[_Worker] = []
     interrupted = False
 
@@ -145,7 +164,7 @@ async def parallel_sweep(
                 pid = os.fork()
             if pid == 0:  # pragma: no cover - child
                 os.close(read_fd)
-                _child(write_fd, family, address, share, kwargs)
+                _child(write_fd, kind, family, address, share, kwargs)
             os.close(write_fd)
             os.set_blocking(read_fd, False)
             worker = _Worker(pid, read_fd)
