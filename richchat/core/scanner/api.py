@@ -141,18 +141,22 @@ class _Prober:
         if port in self.found:
             return
         self.found[port] = rtt
-        if self.enabled:
-            self.tasks.append(asyncio.ensure_future(self._one(port, rtt)))
+        self.tasks.append(asyncio.ensure_future(self._one(port, rtt)))
 
     async def _one(self, port: int, rtt: float) -> None:
-        from richchat.core.scanner.probes import NotOpen, probe_port
+        from richchat.core.scanner.probes import NotOpen, probe_port, verify_open
 
         async with self.sem:
             try:
-                self.results[port] = await probe_port(
-                    self.family, self.address, port,
-                    connect_timeout=max(self.timeout, 1.0), rtt=rtt,
-                )
+                if self.enabled:
+                    self.results[port] = await probe_port(
+                        self.family, self.address, port,
+                        connect_timeout=max(self.timeout, 1.0), rtt=rtt,
+                    )
+                else:
+                    await verify_open(
+                        self.family, self.address, port, connect_timeout=max(self.timeout, 1.0)
+                    )
             except NotOpen:
                 self.refused.add(port)  # the sweep's answer did not hold: never report it
 
@@ -255,10 +259,10 @@ async def scan(
             ))
         try:
             await asyncio.sleep(0)  # the sweep is under way: now pay for the heavy imports
-            from richchat.core.scanner import models
-
-            if probe:
-                from richchat.core.scanner import probes  # noqa: F401
+            from richchat.core.scanner import (
+                models,
+                probes,  # noqa: F401
+            )
             result = await sweeping
         finally:
             if not sweeping.done():

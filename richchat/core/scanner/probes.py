@@ -15,6 +15,7 @@ import contextlib
 import html
 import re
 import socket
+import struct
 from typing import Any
 
 from richchat import __version__
@@ -206,6 +207,33 @@ async def probe_port(
     finally:
         if not writer.is_closing():
             await _close(writer)
+
+
+async def verify_open(
+    family: int, sockaddr: tuple[Any, ...], port: int, *, connect_timeout: float
+) -> None:
+    """Connect once more and close at once (RST): raises :class:`NotOpen` if refused.
+
+    Used instead of :func:`probe_port` when service probes are off, so that a port is never
+    reported open on the strength of one connect alone (on loopback two in-flight sweep
+    sockets can, in theory, simultaneously open onto each other).
+    """
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setblocking(False)
+    loop = asyncio.get_running_loop()
+    try:
+        await asyncio.wait_for(
+            loop.sock_connect(sock, (sockaddr[0], port, *sockaddr[1:])), connect_timeout
+        )
+        if sock.getsockname() == sock.getpeername():
+            raise NotOpen("self-connect")
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    except (ConnectionRefusedError, ConnectionResetError) as exc:
+        raise NotOpen(str(exc)) from None
+    except (asyncio.TimeoutError, OSError):
+        pass  # open in the sweep, slow now: keep the sweep's answer
+    finally:
+        sock.close()
 
 
 async def _identify(

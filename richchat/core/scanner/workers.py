@@ -78,6 +78,7 @@ class _Worker:
         self.error: str | None = None
         self.eof = asyncio.get_running_loop().create_future()
         self.reaped = False
+        self.finished = False  # the worker closed its pipe (it exited)
 
     def on_readable(self, on_line: Callable[[], None], on_open: OpenFn | None) -> None:
         try:
@@ -86,6 +87,7 @@ class _Worker:
             return
         if not chunk:
             asyncio.get_running_loop().remove_reader(self.fd)
+            self.finished = True
             if not self.eof.done():
                 self.eof.set_result(None)
             return
@@ -188,7 +190,7 @@ async def parallel_sweep(
                 interrupted = True
     finally:
         for w in procs:
-            if not w.eof.done():
+            if not w.finished:
                 loop.remove_reader(w.fd)
                 w.stop()
             w.reap()
