@@ -130,7 +130,7 @@ class ConnectSweep:
         *,
         timeout: float = 1.0,
         max_inflight: int = 4096,
-        window: int = DEFAULT_WINDOW,
+        window: int | None = None,
         on_progress: ProgressFn | None = None,
         should_stop: Callable[[], bool] | None = None,
         progress_interval: float = 0.05,
@@ -140,7 +140,7 @@ class ConnectSweep:
         self.address = address  # the sockaddr without the port: (ip,) or (ip, flow, scope)
         self.timeout = timeout
         self.max_inflight = max(1, max_inflight)
-        self.window = max(1, window)
+        self.window = max(1, window if window is not None else DEFAULT_WINDOW)
         self.on_progress = on_progress
         self.should_stop = should_stop
         self.on_open = on_open
@@ -192,6 +192,15 @@ class ConnectSweep:
         sock.close()
 
     def _pass(self, ports: Sequence[int], *, final: bool) -> list[int]:
+        """Connect to every port once; return those that never answered (first pass only).
+
+        Sockets are reused: a connect refused by the peer leaves its socket in the CLOSE
+        state, and Linux lets the same socket connect again once the error has been read
+        (the next ``connect`` returns ECONNABORTED and resets it; the one after starts a
+        new handshake). That saves ``socket``, ``close`` and ``epoll_ctl`` per closed port,
+        which is most of the kernel's work in a connect scan. A socket that connected (an
+        open port) or timed out is closed and replaced.
+        """
         result = self.result
         rtt = self.rtt
         queue: deque[int] = deque(ports)
@@ -206,6 +215,7 @@ class ConnectSweep:
         sock_new = socket.socket
         einprogress = errno.EINPROGRESS
         econnrefused = errno.ECONNREFUSED
+        econnaborted = errno.ECONNABORTED
         evmask = select.EPOLLOUT
         err_mask = _ERR_MASK
         sol, so_error = socket.SOL_SOCKET, socket.SO_ERROR
@@ -218,6 +228,44 @@ class ConnectSweep:
                 self.done += 1
             else:
                 unanswered.append(port)
+
+        stalled = False
+
+        def launch(s: socket.socket, now: float, reused: bool) -> bool:
+            """Start the next queued port on ``s``; False when ``s`` was not put to use."""
+            while queue:
+                port = queue.popleft()
+                addr = (host, port, *rest)
+                err = s.connect_ex(addr)
+                if reused and err == econnaborted:
+                    err = s.connect_ex(addr)  # the reset connect: now the real one
+                reused = False
+                if err == einprogress:
+                    e = _Entry(s, port, now)
+                    inflight[s.fileno()] = e
+                    order.append(e)
+                    young.append(e)
+                    return True
+                if err == econnrefused:
+                    result.closed += 1
+                    self.done += 1
+                    reused = True
+                elif err == 0:
+                    self._connected(s, port, 0.0)  # closes s
+                    self.done += 1
+                    return False
+                elif err in _NO_PORT_ERRNOS:
+                    # no free local port for this destination right now: wait for some
+                    nonlocal stalled
+                    stalled = True
+                    queue.appendleft(port)
+                    if not inflight:
+                        time.sleep(0.01)
+                    return False
+                else:
+                    lost(port)
+                    return False
+            return False
 
         try:
             while queue or inflight:
@@ -253,43 +301,23 @@ class ConnectSweep:
                         aged += 1
                     else:
                         break
-                # start new connects
+                # start new connects on new sockets
                 limit = min(cap, self.window + aged)
                 while queue and len(inflight) < limit:
-                    port = queue.popleft()
                     try:
                         s = sock_new(family, flags)
                     except OSError as exc:
                         if exc.errno not in _RESOURCE_ERRNOS:
                             raise
-                        queue.appendleft(port)
                         cap = max(1, len(inflight) - 1)  # out of descriptors: shrink for good
                         break
-                    err = s.connect_ex((host, port, *rest))
-                    if err == einprogress:
-                        fd = s.fileno()
-                        ep.register(fd, evmask)
-                        e = _Entry(s, port, now)
-                        inflight[fd] = e
-                        order.append(e)
-                        young.append(e)
-                    elif err == econnrefused:
-                        s.close()
-                        result.closed += 1
-                        self.done += 1
-                    elif err == 0:
-                        self._connected(s, port, 0.0)
-                        self.done += 1
-                    elif err in _NO_PORT_ERRNOS:
-                        # no free local port for this destination right now: wait for some
-                        s.close()
-                        queue.appendleft(port)
-                        if not inflight:
-                            time.sleep(0.01)
-                        break
+                    if launch(s, now, False):
+                        ep.register(s.fileno(), evmask)
                     else:
                         s.close()
-                        lost(port)
+                        if stalled:
+                            stalled = False
+                            break
                 # collect completions
                 if queue and len(inflight) < min(cap, self.window + aged):
                     wait = 0.0
@@ -300,6 +328,7 @@ class ConnectSweep:
                 events = ep.poll(wait, 1024) if inflight else ()
                 if events:
                     now = monotonic()
+                    limit = min(cap, self.window + aged)
                 for fd, ev in events:
                     e = inflight.pop(fd)
                     e.done = True
@@ -308,18 +337,20 @@ class ConnectSweep:
                     s = e.sock
                     elapsed = now - e.start
                     err = s.getsockopt(sol, so_error) if ev & err_mask else 0
+                    if err == 0:
+                        rtt.update(elapsed)
+                        self._connected(s, e.port, elapsed)  # closes s
+                        self.done += 1
+                        continue
                     if err == econnrefused:
                         rtt.update(elapsed)
-                        s.close()
                         result.closed += 1
                         self.done += 1
-                    elif err == 0:
-                        rtt.update(elapsed)
-                        self._connected(s, e.port, elapsed)
-                        self.done += 1
                     else:  # ETIMEDOUT, EHOSTUNREACH (ICMP), ...: no usable answer
-                        s.close()
                         lost(e.port)
+                    # the socket is back in CLOSE: reuse it for the next port
+                    if not (queue and len(inflight) < limit and launch(s, now, True)):
+                        s.close()
                 self._progress()
         finally:
             for e in inflight.values():
