@@ -183,3 +183,36 @@ def test_cli_unknown_host(cli: list[str], cli_env: dict[str, str]) -> None:
     )
     assert proc.returncode == ExitStatus.UNKNOWN_HOST
     assert len(proc.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.netns
+async def test_syn_scan_on_loopback(ssh_port: int, silent_port: int, closed_port: int) -> None:
+    from tests.netlab import require_netns
+
+    require_netns()  # root: raw sockets
+    report = await scan("127.0.0.1", [ssh_port, silent_port, closed_port], syn=True)
+    assert report.method == "syn"
+    assert [p.port for p in report.open] == sorted([ssh_port, silent_port])
+    assert report.port(ssh_port).service == "ssh"  # type: ignore[union-attr]
+    assert report.state_of(closed_port) == "closed"
+
+
+@pytest.mark.netns
+@pytest.mark.skipif(not _ipv6_loopback(), reason="no IPv6 loopback")
+async def test_syn_scan_ipv6() -> None:
+    from tests.netlab import require_netns
+
+    require_netns()
+    server = await asyncio.start_server(lambda r, w: w.close(), "::1", 0)
+    port = server.sockets[0].getsockname()[1]
+    closed = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+    closed.bind(("::1", 0))
+    try:
+        report = await scan("::1", [port, closed.getsockname()[1]], syn=True, probe=False)
+    finally:
+        closed.close()
+        server.close()
+        await server.wait_closed()
+    assert report.family == "ipv6"
+    assert [p.port for p in report.open] == [port]
+    assert report.closed == 1

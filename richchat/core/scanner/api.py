@@ -34,7 +34,12 @@ async def resolve(host: str) -> tuple[int, tuple[Any, ...]]:
     loop = asyncio.get_running_loop()
     name = host[1:-1] if host.startswith("[") and host.endswith("]") else host
     try:
-        infos = await loop.getaddrinfo(name, None, type=socket.SOCK_STREAM)
+        try:  # a numeric address needs no resolver (and no executor thread)
+            infos = socket.getaddrinfo(
+                name, None, type=socket.SOCK_STREAM, flags=socket.AI_NUMERICHOST
+            )
+        except socket.gaierror:
+            infos = await loop.getaddrinfo(name, None, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError) as exc:
         raise UnknownHostError(f"cannot resolve host {host!r}: {exc}") from None
     if not infos:

@@ -24,8 +24,8 @@ from richchat.core.protocol.frames import Hello
 from richchat.core.protocol.text import sanitize_text
 from richchat.core.scanner.models import HttpInfo, PortResult, RichchatInfo
 
-BANNER_WAIT = 0.25  # shorter than the server's 0.4 s raw-mode decision
-REPLY_WAIT = 0.6
+BANNER_WAIT = 0.2  # well under the server's 0.4 s raw-mode decision
+REPLY_WAIT = 0.5
 HTTP_TIMEOUT = 2.0
 MAX_READ = 4096
 HELLO_LINE = f"HELLO|1|richchat-scan/{__version__}\n".encode()

@@ -33,6 +33,7 @@ from richchat.core.scanner.engine import RttEstimator, SweepResult
 SO_ATTACH_FILTER = 26
 _TCP = struct.Struct("!HHIIBBHHHBBH")  # header with a 4-byte MSS option: 24 bytes
 _TCP_LEN = 24
+_REPLY = struct.Struct("!HHIIBB")  # source port, destination port, seq, ack, offset, flags
 _SYN = 0x02
 _RST = 0x04
 _ACK = 0x10
@@ -66,12 +67,6 @@ def _open_raw(family: int) -> socket.socket:
         raise PrivilegeError(
             "--syn needs root or CAP_NET_RAW to open a raw socket", hint=PRIVILEGE_HINT
         ) from None
-
-
-def _fold(total: int) -> int:
-    while total >> 16:
-        total = (total & 0xFFFF) + (total >> 16)
-    return total
 
 
 def _sum16(data: bytes) -> int:
@@ -136,15 +131,14 @@ class SynSweep:
         self.rtt = RttEstimator()
         self.key = secrets.randbits(32)
         self.result = SweepResult()
-        self.answered: dict[int, bool] = {}  # port -> open?
-        self.sent_at: dict[int, float] = {}
+        self.state = bytearray(65536)  # per port: 0 no answer yet, 1 closed (RST), 2 open
+        self.sent_at = [0.0] * 65536
+        self.answered = 0
+        self.opened = 0
         self._open_rtt: dict[int, float] = {}
         host = address[0].partition("%")[0]
         self._canonical = socket.inet_ntop(family, socket.inet_pton(family, host))
         self._last_progress = 0.0
-
-    def _cookie(self, port: int) -> int:
-        return ((port * 2654435761) ^ self.key) & 0xFFFFFFFF
 
     def run(self, ports: Sequence[int]) -> SweepResult:
         family = self.family
@@ -174,31 +168,29 @@ class SynSweep:
                     break
             raw.setblocking(False)
             self._drain(raw)  # anything queued before the filter was attached
-            self.answered.clear()
             base = _sum16(pseudo) + _sum16(
                 _TCP.pack(sport, 0, 0, 0, (_TCP_LEN // 4) << 4, _SYN, _WINDOW, 0, 0, 2, 4, _MSS)
             )
             self._round(raw, sockaddr, sport, base, ports, first=True)
-            missing = [p for p in ports if p not in self.answered]
+            missing = [p for p in ports if not self.state[p]]
             if missing and not self.result.interrupted:
                 self._round(raw, sockaddr, sport, base, missing, first=False)
         finally:
             raw.close()
             reserve.close()
         res = self.result
-        for port, is_open in self.answered.items():
-            if is_open:
-                res.open[port] = self._rtt_of(port)
-            else:
+        state = self.state
+        for port in ports:
+            st = state[port]
+            if st == 2:
+                res.open[port] = self._open_rtt.get(port, 0.0)
+            elif st == 1:
                 res.closed += 1
-        if not res.interrupted:
-            res.filtered = sorted(p for p in ports if p not in self.answered)
+            elif not res.interrupted:
+                res.filtered.append(port)
         res.srtt = self.rtt.srtt
         self._progress(force=True)
         return res
-
-    def _rtt_of(self, port: int) -> float:
-        return self._open_rtt.get(port, 0.0)
 
     def _progress(self, force: bool = False) -> None:
         if self.on_progress is None:
@@ -206,8 +198,7 @@ class SynSweep:
         now = time.monotonic()
         if force or now - self._last_progress >= 0.05:
             self._last_progress = now
-            opened = sum(1 for v in self.answered.values() if v)
-            self.on_progress(len(self.answered), opened)
+            self.on_progress(self.answered, self.opened)
 
     def _round(
         self,
@@ -221,10 +212,11 @@ class SynSweep:
     ) -> None:
         pack = _TCP.pack
         offset = (_TCP_LEN // 4) << 4
-        cookie = self._cookie
+        key = self.key
         sendto = raw.sendto
         sent_at = self.sent_at
         monotonic = time.monotonic
+        answered_before = self.answered
         i = 0
         n = len(ports)
         while i < n:
@@ -233,8 +225,10 @@ class SynSweep:
                 return
             now = monotonic()
             for port in ports[i : i + _BATCH]:
-                seq = cookie(port)
-                csum = ~_fold(base + port + (seq >> 16) + (seq & 0xFFFF)) & 0xFFFF
+                seq = ((port * 2654435761) ^ key) & 0xFFFFFFFF
+                csum = base + port + (seq >> 16) + (seq & 0xFFFF)
+                csum = (csum & 0xFFFF) + (csum >> 16)
+                csum = ~((csum & 0xFFFF) + (csum >> 16)) & 0xFFFF
                 pkt = pack(sport, port, seq, 0, offset, _SYN, _WINDOW, csum, 0, 2, 4, _MSS)
                 while True:
                     try:
@@ -256,12 +250,12 @@ class SynSweep:
         # wait for the stragglers: RTT-adapted on the first round, full timeout on the retry
         deadline_for = self.rtt.timeout(self.timeout) if first else self.timeout
         deadline = monotonic() + deadline_for
-        want = set(ports)
         while monotonic() < deadline:
             if self.should_stop is not None and self.should_stop():
                 self.result.interrupted = True
                 return
-            if all(p in self.answered for p in want):
+            # every answer in this round is for a port of this round
+            if self.answered - answered_before >= n:
                 break
             self._wait(raw, min(0.05, max(0.0, deadline - monotonic())))
             self._progress()
@@ -274,43 +268,45 @@ class SynSweep:
         v4 = self.family == socket.AF_INET
         target = self._canonical
         key = self.key
-        answered = self.answered
+        state = self.state
+        unpack_from = _REPLY.unpack_from
+        recv, recvfrom = raw.recv, raw.recvfrom
         now = time.monotonic()
         while True:
             try:
-                data, peer = raw.recvfrom(128)
+                if v4:
+                    data = recv(128)
+                    hl = (data[0] & 0x0F) << 2
+                else:
+                    data, peer = recvfrom(128)
+                    if peer[0].partition("%")[0] != target:
+                        continue
+                    hl = 0
             except (BlockingIOError, InterruptedError):
                 return
-            if v4:
-                hl = (data[0] & 0x0F) * 4
-                tcp = data[hl:]
-            else:
-                if peer[0].partition("%")[0] != target:
-                    continue
-                tcp = data
-            if len(tcp) < 14:
+            if len(data) < hl + 14:
                 continue
-            port = (tcp[0] << 8) | tcp[1]
-            ack = int.from_bytes(tcp[8:12], "big")
-            flags = tcp[13]
+            port, _dport, _seq, ack, _off, flags = unpack_from(data, hl)
             if ack != ((((port * 2654435761) ^ key) + 1) & 0xFFFFFFFF):
                 continue  # not an answer to one of our SYNs
-            if port in answered:
-                continue
+            if state[port]:
+                continue  # answered already (a retransmission)
             if flags & (_SYN | _ACK) == (_SYN | _ACK):
-                answered[port] = True
+                state[port] = 2
+                self.opened += 1
             elif flags & _RST:
-                answered[port] = False
+                state[port] = 1
             else:
                 continue
-            sent = self.sent_at.get(port)
-            elapsed = max(0.0, now - sent) if sent is not None else 0.0
-            if sent is not None:
+            self.answered += 1
+            elapsed = max(0.0, now - self.sent_at[port])
+            if state[port] == 2:
                 self.rtt.update(elapsed)
-            if answered[port]:
                 self._open_rtt[port] = elapsed
                 if self.on_open is not None:
                     self.on_open(port, elapsed)
+            elif self.answered & 15 == 1:
+                self.rtt.update(elapsed)  # a sample of the closed ports is enough
 
 
 def syn_sweep(
