@@ -24,8 +24,9 @@ from richchat.core.protocol.frames import Hello
 from richchat.core.protocol.text import sanitize_text
 from richchat.core.scanner.models import HttpInfo, PortResult, RichchatInfo
 
-BANNER_WAIT = 0.2  # well under the server's 0.4 s raw-mode decision
-REPLY_WAIT = 0.5
+BANNER_WAIT = 0.15  # services that speak first do so at once; well under the server's 0.4 s
+REPLY_WAIT_MIN = 0.3  # a richchat server answers HELLO at once; allow for a loaded host
+REPLY_WAIT_MAX = 1.0
 HTTP_TIMEOUT = 2.0
 MAX_READ = 4096
 HELLO_LINE = f"HELLO|1|richchat-scan/{__version__}\n".encode()
@@ -189,6 +190,7 @@ async def probe_port(
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setblocking(False)
     loop = asyncio.get_running_loop()
+    started = loop.time()
     try:
         await asyncio.wait_for(loop.sock_connect(sock, (address, port, *sockaddr[1:])),
                                connect_timeout)
@@ -201,9 +203,12 @@ async def probe_port(
     if sock.getsockname() == sock.getpeername():
         sock.close()
         raise NotOpen("self-connect")
+    # How long to wait for answers scales with this connect's handshake time (a loaded or
+    # distant host answers later), between REPLY_WAIT_MIN and REPLY_WAIT_MAX.
+    reply_wait = min(REPLY_WAIT_MAX, max(REPLY_WAIT_MIN, 50 * (loop.time() - started)))
     reader, writer = await asyncio.open_connection(sock=sock, limit=MAX_READ * 4)
     try:
-        return await _identify(reader, writer, family, address, port, rtt)
+        return await _identify(reader, writer, family, address, port, rtt, reply_wait)
     finally:
         if not writer.is_closing():
             await _close(writer)
@@ -243,6 +248,7 @@ async def _identify(
     address: str,
     port: int,
     rtt: float | None,
+    reply_wait: float,
 ) -> PortResult:
     base: dict[str, Any] = {"port": port, "rtt_ms": _ms(rtt)}
     banner_bytes = await _read_some(reader, BANNER_WAIT)
@@ -258,11 +264,11 @@ async def _identify(
     # Silent (or a richchat raw welcome): say HELLO, the one line a richchat server answers.
     try:
         writer.write(HELLO_LINE)
-        await asyncio.wait_for(writer.drain(), REPLY_WAIT)
+        await asyncio.wait_for(writer.drain(), reply_wait)
     except (asyncio.TimeoutError, ConnectionError, OSError):
         return PortResult(**base, banner=_clean(banner) or None)
     if welcome:
-        hello = await _read_hello_answer(reader, REPLY_WAIT)
+        hello = await _read_hello_answer(reader, reply_wait)
         await _close(writer, QUIT_LINE)
         chat = (
             _richchat_from_hello(hello)
@@ -271,7 +277,7 @@ async def _identify(
         )
         return PortResult(**base, service="richchat", joinable=True, banner=_clean(banner),
                           richchat=chat)
-    first = await _read_some(reader, REPLY_WAIT)
+    first = await _read_some(reader, reply_wait)
     line = _first_line(first) if first else ""
     frame = decode_server_line(line) if line else None
     if isinstance(frame, Hello):  # any agent that answers our HELLO speaks our protocol

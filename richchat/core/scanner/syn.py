@@ -39,7 +39,7 @@ _RST = 0x04
 _ACK = 0x10
 _WINDOW = 1024
 _MSS = 1460
-_BATCH = 256  # SYNs sent between two drains of the receive queue
+_BATCH = 512  # SYNs sent between two drains of the receive queue
 
 PRIVILEGE_HINT = (
     "run as root, or grant the capability: sudo setcap cap_net_raw+ep "
@@ -129,8 +129,10 @@ class SynSweep:
         self.should_stop = should_stop
         self.on_open = on_open
         self.rtt = RttEstimator()
-        self.key = secrets.randbits(32)
         self.result = SweepResult()
+        self.key = secrets.randbits(32)
+        # the acknowledgement number that answers our SYN to each port (its cookie + 1)
+        self._expect = [(((p * 2654435761) ^ self.key) + 1) & 0xFFFFFFFF for p in range(65536)]
         self.state = bytearray(65536)  # per port: 0 no answer yet, 1 closed (RST), 2 open
         self.sent_at = [0.0] * 65536
         self.answered = 0
@@ -265,48 +267,49 @@ class SynSweep:
         self._drain(raw)
 
     def _drain(self, raw: socket.socket) -> None:
+        """Read every queued answer (non-blocking) and record it."""
         v4 = self.family == socket.AF_INET
         target = self._canonical
-        key = self.key
+        expect = self._expect
         state = self.state
         unpack_from = _REPLY.unpack_from
         recv, recvfrom = raw.recv, raw.recvfrom
         now = time.monotonic()
-        while True:
-            try:
-                if v4:
-                    data = recv(128)
-                    hl = (data[0] & 0x0F) << 2
-                else:
-                    data, peer = recvfrom(128)
-                    if peer[0].partition("%")[0] != target:
-                        continue
-                    hl = 0
-            except (BlockingIOError, InterruptedError):
-                return
-            if len(data) < hl + 14:
-                continue
-            port, _dport, _seq, ack, _off, flags = unpack_from(data, hl)
-            if ack != ((((port * 2654435761) ^ key) + 1) & 0xFFFFFFFF):
-                continue  # not an answer to one of our SYNs
-            if state[port]:
-                continue  # answered already (a retransmission)
-            if flags & (_SYN | _ACK) == (_SYN | _ACK):
-                state[port] = 2
-                self.opened += 1
-            elif flags & _RST:
-                state[port] = 1
-            else:
-                continue
-            self.answered += 1
-            elapsed = max(0.0, now - self.sent_at[port])
-            if state[port] == 2:
-                self.rtt.update(elapsed)
-                self._open_rtt[port] = elapsed
-                if self.on_open is not None:
-                    self.on_open(port, elapsed)
-            elif self.answered & 15 == 1:
-                self.rtt.update(elapsed)  # a sample of the closed ports is enough
+        answered = self.answered
+        try:
+            while True:
+                try:
+                    if v4:
+                        data = recv(128)
+                        hl = (data[0] & 0x0F) << 2
+                    else:
+                        data, peer = recvfrom(128)
+                        if peer[0].partition("%")[0] != target:
+                            continue
+                        hl = 0
+                except (BlockingIOError, InterruptedError):
+                    return
+                if len(data) < hl + 14:
+                    continue
+                port, _dport, _seq, ack, _off, flags = unpack_from(data, hl)
+                if ack != expect[port] or state[port]:
+                    continue  # not an answer to one of our SYNs, or answered already
+                if flags & _RST:
+                    state[port] = 1
+                    answered += 1
+                    if answered & 15 == 1:  # a sample of the closed ports is enough
+                        self.rtt.update(max(0.0, now - self.sent_at[port]))
+                elif flags & (_SYN | _ACK) == (_SYN | _ACK):
+                    state[port] = 2
+                    answered += 1
+                    self.opened += 1
+                    elapsed = max(0.0, now - self.sent_at[port])
+                    self.rtt.update(elapsed)
+                    self._open_rtt[port] = elapsed
+                    if self.on_open is not None:
+                        self.on_open(port, elapsed)
+        finally:
+            self.answered = answered
 
 
 def syn_sweep(
