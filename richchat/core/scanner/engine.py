@@ -310,6 +310,8 @@ class ConnectSweep:
                         if exc.errno not in _RESOURCE_ERRNOS:
                             raise
                         cap = max(1, len(inflight) - 1)  # out of descriptors: shrink for good
+                        if not inflight:
+                            time.sleep(0.01)  # descriptors held elsewhere (probes): wait
                         break
                     if launch(s, now, False):
                         ep.register(s.fileno(), evmask)
