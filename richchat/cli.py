@@ -44,9 +44,10 @@ def root(
 def _register() -> None:
     # Command modules are small and import heavy libraries only inside their functions.
     # One line per command: ``app.command("name")(module.function)``.
-    from richchat.commands import server
+    from richchat.commands import discover, server
 
     app.command("server")(server.server)
+    app.command("discover")(discover.discover)
     app.command("scan")(__import__("richchat.commands.scan", fromlist=["scan"]).scan)
 
 

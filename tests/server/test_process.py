@@ -200,3 +200,48 @@ def test_version(cli: list[str], cli_env: dict[str, str]) -> None:
     )
     assert res.returncode == 0
     assert re.fullmatch(r"richchat \d+\.\d+\.\d+\n", res.stdout)
+
+
+def test_port_is_asked_on_a_terminal(
+    cli: list[str], cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    import os
+    import pty
+    import select
+
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(
+        [
+            *cli,
+            "server",
+            "--host",
+            "127.0.0.1",
+            "--no-beacon",
+            "--no-mdns",
+            "--data-dir",
+            str(tmp_path),
+        ],
+        stdin=slave,
+        stdout=slave,
+        stderr=subprocess.DEVNULL,
+        env=cli_env,
+        close_fds=True,
+    )
+    os.close(slave)
+    seen = b""
+    try:
+        while b"Port [5050]:" not in seen:
+            ready, _, _ = select.select([master], [], [], 30)
+            assert ready, f"no prompt; got {seen!r}"
+            seen += os.read(master, 1024)
+        os.write(master, b"0\n")
+        while not LISTEN_RE.search(seen.decode(errors="replace")):
+            ready, _, _ = select.select([master], [], [], 30)
+            assert ready, f"no listening line; got {seen!r}"
+            seen += os.read(master, 1024)
+        m = LISTEN_RE.search(seen.decode(errors="replace"))
+        assert m and int(m.group(2)) != 5050
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 0
+        os.close(master)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, ClassVar, Literal, TypeVar, Union
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter
 
 from richchat.core.protocol.text import (
     MAX_TOPIC_LEN,
@@ -29,6 +29,17 @@ SafeText = Annotated[str, AfterValidator(sanitize_text)]
 Token = Annotated[str, Field(max_length=64, pattern=r"^[\w.\-]*$")]
 ErrCode = Annotated[str, Field(pattern=r"^[a-z][a-z_]{0,31}$")]
 
+
+
+def _digits_only(value: object) -> object:
+    if isinstance(value, str) and not value.isdigit():
+        raise ValueError("must be a non-negative integer written with digits only")
+    return value
+
+
+#: A non-negative integer field; on the wire only ASCII digits are accepted.
+WireInt = Annotated[int, BeforeValidator(_digits_only), Field(ge=0)]
+
 F = TypeVar("F", bound="Frame")
 
 
@@ -40,13 +51,18 @@ class Frame(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     tag: ClassVar[str]
+    #: field names in wire order; the last one is free text and may contain ``|``
+    wire: ClassVar[tuple[str, ...]] = ()
 
     def payload(self) -> str:
-        raise NotImplementedError
+        return "|".join(str(getattr(self, name)) for name in self.wire)
 
     @classmethod
     def parse_payload(cls: type[F], payload: str) -> F:
-        raise NotImplementedError
+        if not cls.wire:
+            return cls()
+        parts = _split(payload, len(cls.wire), cls.tag)
+        return cls.model_validate(dict(zip(cls.wire, parts, strict=True)))
 
     def line(self) -> str:
         """The frame as one line of text, without the terminator."""
@@ -131,28 +147,16 @@ class Ping(Frame):
     """``PING|token``: both directions; the peer answers ``PONG|token``."""
 
     tag: ClassVar[str] = "PING"
+    wire: ClassVar[tuple[str, ...]] = ("token",)
     kind: Literal["PING"] = "PING"
     token: Token = ""
-
-    def payload(self) -> str:
-        return self.token
-
-    @classmethod
-    def parse_payload(cls, payload: str) -> Ping:
-        return cls(token=payload)
 
 
 class Pong(Frame):
     tag: ClassVar[str] = "PONG"
+    wire: ClassVar[tuple[str, ...]] = ("token",)
     kind: Literal["PONG"] = "PONG"
     token: Token = ""
-
-    def payload(self) -> str:
-        return self.token
-
-    @classmethod
-    def parse_payload(cls, payload: str) -> Pong:
-        return cls(token=payload)
 
 
 # --------------------------------------------------------------------------- client -> server
@@ -162,172 +166,102 @@ class SetNick(Frame):
     """``CMD_USER|alice``: set or change the nickname (seed frame)."""
 
     tag: ClassVar[str] = "CMD_USER"
+    wire: ClassVar[tuple[str, ...]] = ("name",)
     kind: Literal["CMD_USER"] = "CMD_USER"
     name: Nick
-
-    def payload(self) -> str:
-        return self.name
-
-    @classmethod
-    def parse_payload(cls, payload: str) -> SetNick:
-        return cls(name=payload)
 
 
 class Say(Frame):
     """``MSG|hello``: a chat line for the default room (seed frame)."""
 
     tag: ClassVar[str] = "MSG"
+    wire: ClassVar[tuple[str, ...]] = ("text",)
     kind: Literal["MSG"] = "MSG"
     text: SafeText
-
-    def payload(self) -> str:
-        return self.text
-
-    @classmethod
-    def parse_payload(cls, payload: str) -> Say:
-        return cls(text=payload)
 
 
 class SayRoom(Frame):
     """``RMSG|room|text``: a chat line for one room."""
 
     tag: ClassVar[str] = "RMSG"
+    wire: ClassVar[tuple[str, ...]] = ("room", "text")
     kind: Literal["RMSG"] = "RMSG"
     room: Room
     text: SafeText
-
-    def payload(self) -> str:
-        return f"{self.room}|{self.text}"
-
-    @classmethod
-    def parse_payload(cls, payload: str) -> SayRoom:
-        room, text = _split(payload, 2, cls.tag)
-        return cls(room=room, text=text)
 
 
 class JoinRoom(Frame):
     """``CMD_JOIN|room``: join (and create if needed) a room."""
 
     tag: ClassVar[str] = "CMD_JOIN"
+    wire: ClassVar[tuple[str, ...]] = ("room",)
     kind: Literal["CMD_JOIN"] = "CMD_JOIN"
     room: Room
-
-    def payload(self) -> str:
-        return self.room
-
-    @classmethod
-    def parse_payload(cls, payload: str) -> JoinRoom:
-        return cls(room=payload)
 
 
 class PartRoom(Frame):
     """``CMD_PART|room``: leave a room."""
 
     tag: ClassVar[str] = "CMD_PART"
+    wire: ClassVar[tuple[str, ...]] = ("room",)
     kind: Literal["CMD_PART"] = "CMD_PART"
     room: Room
-
-    def payload(self) -> str:
-        return self.room
-
-    @classmethod
-    def parse_payload(cls, payload: str) -> PartRoom:
-        return cls(room=payload)
 
 
 class ListRooms(Frame):
     """``CMD_ROOMS|``: ask for the room list (answered with ``ROOMS|``)."""
 
     tag: ClassVar[str] = "CMD_ROOMS"
+    wire: ClassVar[tuple[str, ...]] = ()
     kind: Literal["CMD_ROOMS"] = "CMD_ROOMS"
-
-    def payload(self) -> str:
-        return ""
-
-    @classmethod
-    def parse_payload(cls, payload: str) -> ListRooms:
-        return cls()
 
 
 class SetTopic(Frame):
     """``CMD_TOPIC|room|text``: set a room's topic."""
 
     tag: ClassVar[str] = "CMD_TOPIC"
+    wire: ClassVar[tuple[str, ...]] = ("room", "text")
     kind: Literal["CMD_TOPIC"] = "CMD_TOPIC"
     room: Room
     text: Annotated[SafeText, Field(max_length=MAX_TOPIC_LEN)]
-
-    def payload(self) -> str:
-        return f"{self.room}|{self.text}"
-
-    @classmethod
-    def parse_payload(cls, payload: str) -> SetTopic:
-        room, text = _split(payload, 2, cls.tag)
-        return cls(room=room, text=text)
 
 
 class SendPrivate(Frame):
     """``CMD_MSG|bob|text``: a private message to one user."""
 
     tag: ClassVar[str] = "CMD_MSG"
+    wire: ClassVar[tuple[str, ...]] = ("to", "text")
     kind: Literal["CMD_MSG"] = "CMD_MSG"
     to: Nick
     text: SafeText
-
-    def payload(self) -> str:
-        return f"{self.to}|{self.text}"
-
-    @classmethod
-    def parse_payload(cls, payload: str) -> SendPrivate:
-        to, text = _split(payload, 2, cls.tag)
-        return cls(to=to, text=text)
 
 
 class SendAction(Frame):
     """``CMD_ME|room|waves``: an emote in a room."""
 
     tag: ClassVar[str] = "CMD_ME"
+    wire: ClassVar[tuple[str, ...]] = ("room", "text")
     kind: Literal["CMD_ME"] = "CMD_ME"
     room: Room
     text: SafeText
-
-    def payload(self) -> str:
-        return f"{self.room}|{self.text}"
-
-    @classmethod
-    def parse_payload(cls, payload: str) -> SendAction:
-        room, text = _split(payload, 2, cls.tag)
-        return cls(room=room, text=text)
 
 
 class Who(Frame):
     """``CMD_WHO|room``: ask for a room's members (answered with ``RLIST|``)."""
 
     tag: ClassVar[str] = "CMD_WHO"
+    wire: ClassVar[tuple[str, ...]] = ("room",)
     kind: Literal["CMD_WHO"] = "CMD_WHO"
     room: Room
-
-    def payload(self) -> str:
-        return self.room
-
-    @classmethod
-    def parse_payload(cls, payload: str) -> Who:
-        return cls(room=payload)
 
 
 class Quit(Frame):
     """``CMD_QUIT|reason``: leave the server politely."""
 
     tag: ClassVar[str] = "CMD_QUIT"
+    wire: ClassVar[tuple[str, ...]] = ("reason",)
     kind: Literal["CMD_QUIT"] = "CMD_QUIT"
     reason: Annotated[SafeText, Field(max_length=200)] = ""
-
-    def payload(self) -> str:
-        return self.reason
-
-    @classmethod
-    def parse_payload(cls, payload: str) -> Quit:
-        return cls(reason=payload)
 
 
 class RawText(Frame):
@@ -406,15 +340,9 @@ class Notice(Frame):
     """``SRV|text``: a server notice (seed)."""
 
     tag: ClassVar[str] = "SRV"
+    wire: ClassVar[tuple[str, ...]] = ("text",)
     kind: Literal["SRV"] = "SRV"
     text: SafeText
-
-    def payload(self) -> str:
-        return self.text
-
-    @classmethod
-    def parse_payload(cls, payload: str) -> Notice:
-        return cls(text=payload)
 
 
 class UserList(Frame):
@@ -436,91 +364,57 @@ class Error(Frame):
     """``ERR|code|text``: a request was refused; ``code`` is machine-readable."""
 
     tag: ClassVar[str] = "ERR"
+    wire: ClassVar[tuple[str, ...]] = ("code", "text")
     kind: Literal["ERR"] = "ERR"
     code: ErrCode
     text: SafeText
-
-    def payload(self) -> str:
-        return f"{self.code}|{self.text}"
-
-    @classmethod
-    def parse_payload(cls, payload: str) -> Error:
-        code, text = _split(payload, 2, cls.tag)
-        return cls(code=code, text=text)
 
 
 class You(Frame):
     """``YOU|alice``: your nickname is now ``alice`` (registration, rename, guest name)."""
 
     tag: ClassVar[str] = "YOU"
+    wire: ClassVar[tuple[str, ...]] = ("name",)
     kind: Literal["YOU"] = "YOU"
     name: Nick
-
-    def payload(self) -> str:
-        return self.name
-
-    @classmethod
-    def parse_payload(cls, payload: str) -> You:
-        return cls(name=payload)
 
 
 class RoomMessage(Frame):
     """``RMSG|room|id|ts_ms|alice|text``: a chat line in a room, with id and timestamp."""
 
     tag: ClassVar[str] = "RMSG"
+    wire: ClassVar[tuple[str, ...]] = ("room", "id", "ts", "name", "text")
     kind: Literal["RMSG"] = "RMSG"
     room: Room
-    id: int = Field(ge=0)
-    ts: int = Field(ge=0, description="milliseconds since the Unix epoch")
+    id: WireInt
+    ts: WireInt  # milliseconds since the Unix epoch
     name: Nick
     text: SafeText
-
-    def payload(self) -> str:
-        return f"{self.room}|{self.id}|{self.ts}|{self.name}|{self.text}"
-
-    @classmethod
-    def parse_payload(cls, payload: str) -> RoomMessage:
-        room, id_, ts, name, text = _split(payload, 5, cls.tag)
-        return cls(room=room, id=_int(id_, "id"), ts=_int(ts, "ts"), name=name, text=text)
 
 
 class Action(Frame):
     """``ACTION|room|id|ts_ms|alice|waves``: an emote (``/me waves``) in a room."""
 
     tag: ClassVar[str] = "ACTION"
+    wire: ClassVar[tuple[str, ...]] = ("room", "id", "ts", "name", "text")
     kind: Literal["ACTION"] = "ACTION"
     room: Room
-    id: int = Field(ge=0)
-    ts: int = Field(ge=0)
+    id: WireInt
+    ts: WireInt  # milliseconds since the Unix epoch
     name: Nick
     text: SafeText
-
-    def payload(self) -> str:
-        return f"{self.room}|{self.id}|{self.ts}|{self.name}|{self.text}"
-
-    @classmethod
-    def parse_payload(cls, payload: str) -> Action:
-        room, id_, ts, name, text = _split(payload, 5, cls.tag)
-        return cls(room=room, id=_int(id_, "id"), ts=_int(ts, "ts"), name=name, text=text)
 
 
 class Private(Frame):
     """``PRIV|ts_ms|alice|bob|text``: a private message from alice to bob."""
 
     tag: ClassVar[str] = "PRIV"
+    wire: ClassVar[tuple[str, ...]] = ("ts", "sender", "to", "text")
     kind: Literal["PRIV"] = "PRIV"
-    ts: int = Field(ge=0)
+    ts: WireInt  # milliseconds since the Unix epoch
     sender: Nick
     to: Nick
     text: SafeText
-
-    def payload(self) -> str:
-        return f"{self.ts}|{self.sender}|{self.to}|{self.text}"
-
-    @classmethod
-    def parse_payload(cls, payload: str) -> Private:
-        ts, sender, to, text = _split(payload, 4, cls.tag)
-        return cls(ts=_int(ts, "ts"), sender=sender, to=to, text=text)
 
 
 class UserJoined(Frame):
@@ -544,35 +438,21 @@ class UserLeft(Frame):
     """``PART|room|alice|reason``: incremental user-list update."""
 
     tag: ClassVar[str] = "PART"
+    wire: ClassVar[tuple[str, ...]] = ("room", "name", "reason")
     kind: Literal["PART"] = "PART"
     room: Room
     name: Nick
     reason: SafeText = ""
-
-    def payload(self) -> str:
-        return f"{self.room}|{self.name}|{self.reason}"
-
-    @classmethod
-    def parse_payload(cls, payload: str) -> UserLeft:
-        room, name, reason = _split(payload, 3, cls.tag)
-        return cls(room=room, name=name, reason=reason)
 
 
 class NickChanged(Frame):
     """``NICK|old|new``: a user was renamed."""
 
     tag: ClassVar[str] = "NICK"
+    wire: ClassVar[tuple[str, ...]] = ("old", "new")
     kind: Literal["NICK"] = "NICK"
     old: Nick
     new: Nick
-
-    def payload(self) -> str:
-        return f"{self.old}|{self.new}"
-
-    @classmethod
-    def parse_payload(cls, payload: str) -> NickChanged:
-        old, new = _split(payload, 2, cls.tag)
-        return cls(old=old, new=new)
 
 
 class RoomUsers(Frame):
@@ -623,18 +503,11 @@ class Topic(Frame):
     """``TOPIC|room|setter|text``: a room's topic (sent on join and on change)."""
 
     tag: ClassVar[str] = "TOPIC"
+    wire: ClassVar[tuple[str, ...]] = ("room", "setter", "text")
     kind: Literal["TOPIC"] = "TOPIC"
     room: Room
     setter: str = Field(default="", max_length=64)
     text: SafeText = ""
-
-    def payload(self) -> str:
-        return f"{self.room}|{self.setter}|{self.text}"
-
-    @classmethod
-    def parse_payload(cls, payload: str) -> Topic:
-        room, setter, text = _split(payload, 3, cls.tag)
-        return cls(room=room, setter=setter, text=text)
 
 
 class Unknown(Frame):

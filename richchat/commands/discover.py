@@ -1,0 +1,81 @@
+"""``richchat discover``: advertised servers, LAN hosts and local interfaces."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import typer
+
+DEFAULT_TIMEOUT = 3.0
+DEFAULT_OS_TIMEOUT = 30.0
+
+
+def discover(
+    timeout: float | None = typer.Option(
+        None, "--timeout", "-t", min=0.5, max=3600,
+        help=f"Cap for the whole run in seconds (default {DEFAULT_TIMEOUT:g} s, "
+        f"{DEFAULT_OS_TIMEOUT:g} s with --os).",
+    ),
+    interface: str | None = typer.Option(
+        None, "--interface", "-i", help="Only this interface (sweep, query, interface table)."
+    ),
+    no_arp: bool = typer.Option(False, "--no-arp", help="Skip the ARP sweep of the subnets."),
+    os_detect: bool = typer.Option(
+        False, "--os", help="Guess each host's OS with nmap -O (needs root and nmap)."
+    ),
+    json_out: bool = typer.Option(False, "--json", help="Print one JSON document on stdout."),
+    beacon_port: int = typer.Option(
+        50505, "--beacon-port", min=1, max=65535, help="UDP port of the server beacons."
+    ),
+    broadcast: list[str] | None = typer.Option(
+        None, "--broadcast", metavar="ADDR",
+        help="Send the active query here (repeatable; default: every interface broadcast).",
+    ),
+    subnet: list[str] | None = typer.Option(
+        None, "--subnet", metavar="CIDR", help="Sweep this subnet instead (repeatable)."
+    ),
+    no_mdns: bool = typer.Option(False, "--no-mdns", help="Do not browse DNS-SD (mDNS)."),
+) -> None:
+    """Find richchat servers, hosts on the LAN and the local interfaces."""
+    from rich.console import Console
+
+    from richchat.core.discovery import DiscoveryOptions, discover_sync, planned_targets
+    from richchat.core.discovery.render import notice_line, print_report
+    from richchat.core.discovery.service import LISTEN_WITH_OS
+
+    no_color = bool(os.environ.get("NO_COLOR"))
+    err = Console(stderr=True, no_color=no_color, highlight=False)
+    options = DiscoveryOptions(
+        timeout=timeout or (DEFAULT_OS_TIMEOUT if os_detect else DEFAULT_TIMEOUT),
+        interface=interface, arp=not no_arp, os=os_detect, mdns=not no_mdns,
+        beacon_port=beacon_port, broadcast=broadcast or None, subnets=subnet or None,
+    )
+    interactive = sys.stdin.isatty() and sys.stderr.isatty()
+    if options.arp and not subnet:
+        large = [t for t in planned_targets(options) if t.too_large]
+        if large and interactive:
+            from rich.prompt import Confirm
+
+            nets = ", ".join(f"{t.network} ({t.network.num_addresses} addresses)" for t in large)
+            if Confirm.ask(f"Sweep {nets}?", console=err, default=False):
+                options = options.model_copy(update={"allow_large": True})
+    if sys.stderr.isatty():
+        from richchat.core.discovery.progress import StatusProgress
+
+        with StatusProgress(err) as progress:
+            report = discover_sync(options, progress.update)
+    else:
+        report = discover_sync(options)
+    if json_out:
+        sys.stdout.write(report.model_dump_json(indent=2) + "\n")
+        for notice in report.notices:
+            err.print(notice_line(notice), soft_wrap=True)
+    else:
+        # Piped output is not cut to 80 columns: MACs and addresses must stay whole.
+        width = None if sys.stdout.isatty() else int(os.environ.get("COLUMNS", "132"))
+        out = Console(no_color=no_color, highlight=False, width=width)
+        listened = min(options.timeout, LISTEN_WITH_OS) if os_detect else options.timeout
+        print_report(report, out, err, listened)
+    if report.exit_status:
+        raise typer.Exit(report.exit_status)

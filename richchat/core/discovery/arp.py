@@ -1,0 +1,234 @@
+"""Hosts on the local subnets: an ARP sweep with scapy, or the kernel's neighbour table."""
+
+from __future__ import annotations
+
+import errno
+import ipaddress
+import select
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterable
+from functools import lru_cache
+
+from richchat.core.discovery.interfaces import SweepTarget
+from richchat.core.discovery.models import DiscoveredHost
+
+ETH_P_ARP = 0x0806
+PRIVILEGE_HINT = (
+    "run with sudo, or: sudo setcap cap_net_raw+eip \"$(readlink -f \"$(which python3)\")\""
+)
+
+
+def can_open_raw_socket() -> bool:
+    """True if this process may send raw link-layer frames (root or CAP_NET_RAW)."""
+    if not hasattr(socket, "AF_PACKET"):
+        return False
+    try:
+        sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ARP))
+    except PermissionError:
+        return False
+    except OSError:
+        return False
+    sock.close()
+    return True
+
+
+@lru_cache(maxsize=1)
+def _manufdb() -> object:
+    from scapy.config import conf
+
+    return conf.manufdb
+
+
+def vendor_of(mac: str | None) -> str | None:
+    """The vendor registered for the MAC's OUI (scapy's bundled manuf db), or None."""
+    if not mac:
+        return None
+    try:
+        octet = int(mac.split(":")[0], 16)
+    except ValueError:
+        return None
+    if octet & 0x02:  # locally administered: no OUI behind it
+        return None
+    try:
+        short, long = _manufdb().lookup(mac)  # type: ignore[attr-defined]
+    except Exception:
+        return None
+    name = long or short
+    if not name or name.lower() == mac.lower():
+        return None
+    return str(name)
+
+
+#: Addresses per burst; between bursts the deadline is checked.
+BURST = 256
+#: Wait after the first pass before asking the silent addresses once more.
+RETRY_AFTER = 0.25
+
+
+def arp_sweep(
+    targets: Iterable[SweepTarget], reply_wait: float, deadline: float | None = None
+) -> list[DiscoveredHost]:
+    """ARP who-has every address of each target, twice for the silent ones; blocking.
+
+    scapy builds the request once and opens the link-layer socket (bound to the ARP
+    ethertype, so the kernel hands us nothing else); the per-address frames are that template
+    with the target address patched in, so a /22 costs milliseconds to send. Replies are read
+    until ``reply_wait`` after the last request or ``deadline`` (time.monotonic()).
+    """
+    hosts: dict[str, DiscoveredHost] = {}
+    for target in targets:
+        if deadline is not None and time.monotonic() >= deadline:
+            break
+        for ip, mac in _sweep_one(target, reply_wait, deadline).items():
+            hosts.setdefault(ip, DiscoveredHost(
+                ip=ip, mac=mac, vendor=vendor_of(mac), interface=target.interface,
+                source="arp-sweep",
+            ))
+    return sort_hosts(hosts.values())
+
+
+def _sweep_one(target: SweepTarget, reply_wait: float, deadline: float | None) -> dict[str, str]:
+    from scapy.arch import get_if_hwaddr
+    from scapy.config import conf
+    from scapy.layers.l2 import ARP, Ether
+
+    iface, source = target.interface, target.source
+    first = next(iter(target.network.hosts()), target.network.network_address)
+    if iface is None or source is None:  # not planned by sweep_targets: ask the route table
+        route_iface, route_src, _gw = conf.route.route(str(first))
+        iface = iface or str(route_iface)
+        source = source or str(route_src)
+    own_mac = get_if_hwaddr(iface)
+    template = bytes(
+        Ether(dst="ff:ff:ff:ff:ff:ff", src=own_mac)
+        / ARP(op=1, hwsrc=own_mac, psrc=source, hwdst="00:00:00:00:00:00", pdst=str(first))
+    )
+    # Ethernet (14) + ARP: the target protocol address is the last 4 bytes of the ARP header.
+    pdst_at = 14 + 24
+    head, tail = template[:pdst_at], template[pdst_at + 4:]
+    pending = [ip for ip in target.network.hosts() if str(ip) != source]
+    found: dict[str, str] = {}
+    sock = conf.L2socket(iface=iface, type=ETH_P_ARP)
+    try:
+        raw = sock.ins
+
+        def drain(until: float) -> None:
+            while True:
+                left = until - time.monotonic()
+                if deadline is not None:
+                    left = min(left, deadline - time.monotonic())
+                if left <= 0:
+                    return
+                ready, _, _ = select.select([raw], [], [], left)
+                if not ready:
+                    return
+                frame = raw.recv(2048)
+                _note_reply(frame, target.network, found)
+
+        for attempt in range(2):
+            for i in range(0, len(pending), BURST):
+                if deadline is not None and time.monotonic() >= deadline:
+                    return found
+                for ip in pending[i:i + BURST]:
+                    _send(raw, head + ip.packed + tail)
+                drain(time.monotonic())  # read what is already there, do not wait
+            drain(time.monotonic() + (RETRY_AFTER if attempt == 0 else reply_wait))
+            pending = [ip for ip in pending if str(ip) not in found]
+            if not pending:
+                break
+    finally:
+        sock.close()
+    return found
+
+
+def _send(raw: socket.socket, frame: bytes) -> None:
+    try:
+        raw.send(frame)
+    except BlockingIOError:
+        select.select([], [raw], [], 0.05)
+        raw.send(frame)
+    except OSError as exc:
+        if exc.errno != errno.ENOBUFS:
+            raise
+        time.sleep(0.002)  # the device queue is full: let it drain once
+        raw.send(frame)
+
+
+def load_scapy() -> None:
+    """Import scapy's ARP machinery and the manuf db now (about a second, once)."""
+    from scapy.layers.l2 import ARP, Ether  # noqa: F401
+
+    _manufdb()
+
+
+def _note_reply(frame: bytes, network: ipaddress.IPv4Network, found: dict[str, str]) -> None:
+    """Record an ARP reply (ethertype 0x0806, opcode 2) from inside ``network``."""
+    if len(frame) < 42 or frame[12:14] != b"\x08\x06" or frame[20:22] != b"\x00\x02":
+        return
+    sender_ip = ipaddress.IPv4Address(frame[28:32])
+    if sender_ip not in network:
+        return
+    mac = ":".join(f"{b:02x}" for b in frame[22:28])
+    found.setdefault(str(sender_ip), mac)
+
+
+def sort_hosts(hosts: Iterable[DiscoveredHost]) -> list[DiscoveredHost]:
+    return sorted(hosts, key=lambda h: ipaddress.IPv4Address(h.ip))
+
+
+def _in_targets(ip: str, interface: str | None, targets: list[SweepTarget] | None,
+                only_interface: str | None) -> bool:
+    if only_interface is not None and interface != only_interface:
+        return False
+    if not targets:
+        return True
+    addr = ipaddress.IPv4Address(ip)
+    return any(addr in t.network for t in targets)
+
+
+def neighbour_table(
+    targets: list[SweepTarget] | None = None, interface: str | None = None
+) -> list[DiscoveredHost]:
+    """Complete entries of the kernel's IPv4 neighbour table (/proc/net/arp, else ``ip neigh``)."""
+    entries: list[tuple[str, str, str | None]] = []
+    try:
+        with open("/proc/net/arp", encoding="ascii") as fh:
+            lines = fh.read().splitlines()[1:]
+        for line in lines:
+            parts = line.split()
+            if len(parts) < 6:
+                continue
+            f_ip, _hwtype, flags, f_mac, _mask, f_dev = parts[:6]
+            if int(flags, 16) & 0x2 and f_mac != "00:00:00:00:00:00":  # ATF_COM: complete
+                entries.append((f_ip, f_mac.lower(), f_dev))
+    except OSError:
+        entries = _ip_neigh()
+    hosts: dict[str, DiscoveredHost] = {}
+    for ip, mac, dev in entries:
+        try:
+            if not _in_targets(ip, dev, targets, interface):
+                continue
+        except ValueError:
+            continue
+        hosts.setdefault(ip, DiscoveredHost(
+            ip=ip, mac=mac, vendor=vendor_of(mac), interface=dev, source="neighbour-table",
+        ))
+    return sort_hosts(hosts.values())
+
+
+def _ip_neigh() -> list[tuple[str, str, str | None]]:
+    if shutil.which("ip") is None:
+        return []
+    proc = subprocess.run(["ip", "-4", "neigh", "show"], capture_output=True, text=True,
+                          timeout=5, check=False)
+    entries: list[tuple[str, str, str | None]] = []
+    for line in proc.stdout.splitlines():
+        parts = line.split()
+        if "lladdr" not in parts or "FAILED" in parts or "INCOMPLETE" in parts:
+            continue
+        dev = parts[parts.index("dev") + 1] if "dev" in parts else None
+        entries.append((parts[0], parts[parts.index("lladdr") + 1].lower(), dev))
+    return entries

@@ -1,0 +1,83 @@
+"""DNS-SD browsing of ``_richchat._tcp.local.`` with zeroconf."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from typing import Any
+
+from richchat.core.discovery.advertise import MDNS_SERVICE_TYPE
+from richchat.core.discovery.listen import ServerTable
+
+log = logging.getLogger(__name__)
+
+
+def _txt(props: dict[Any, Any], key: str) -> str | None:
+    value = props.get(key.encode()) if props else None
+    if value is None:
+        return None
+    return bytes(value).decode("utf-8", "replace")
+
+
+def _int_or_none(value: str | None) -> int | None:
+    return int(value) if value is not None and value.isdigit() else None
+
+
+async def browse_mdns(
+    table: ServerTable, *, deadline: float, interfaces: list[str] | None,
+    accept: Any = None,
+) -> None:
+    """Browse until ``deadline``; resolve each instance and add it to ``table``.
+
+    ``interfaces``: IPv4 addresses of the interfaces to use (None = all of them).
+    """
+    from zeroconf import InterfaceChoice, IPVersion, ServiceStateChange
+    from zeroconf.asyncio import AsyncServiceBrowser, AsyncServiceInfo, AsyncZeroconf
+
+    aiozc = AsyncZeroconf(
+        interfaces=interfaces if interfaces else InterfaceChoice.All,
+        ip_version=IPVersion.V4Only,
+    )
+    pending: set[asyncio.Task[None]] = set()
+
+    async def resolve(name: str) -> None:
+        info = AsyncServiceInfo(MDNS_SERVICE_TYPE, name)
+        remaining_ms = int((deadline - time.monotonic()) * 1000)
+        if remaining_ms <= 50 or not await info.async_request(aiozc.zeroconf, remaining_ms):
+            return
+        props = info.properties or {}
+        addresses = info.parsed_addresses(IPVersion.V4Only)
+        if accept is not None:
+            addresses = [a for a in addresses if accept(a)]
+        if not addresses or info.port is None:
+            return
+        instance = name[: -len(MDNS_SERVICE_TYPE) - 1] if name.endswith(MDNS_SERVICE_TYPE) else name
+        table.add(
+            via="mdns", address=addresses[0], port=int(info.port),
+            name=_txt(props, "name") or instance, server_id=_txt(props, "id"),
+            users=_int_or_none(_txt(props, "users")), tls=_txt(props, "tls") == "1",
+            version=_int_or_none(_txt(props, "v")),
+        )
+
+    def on_change(
+        zeroconf: Any, service_type: str, name: str, state_change: ServiceStateChange
+    ) -> None:
+        if state_change in (ServiceStateChange.Added, ServiceStateChange.Updated):
+            task = asyncio.ensure_future(resolve(name))
+            pending.add(task)
+            task.add_done_callback(pending.discard)
+
+    browser = AsyncServiceBrowser(aiozc.zeroconf, [MDNS_SERVICE_TYPE], handlers=[on_change])
+    try:
+        remaining = deadline - time.monotonic()
+        if remaining > 0:
+            await asyncio.sleep(remaining)
+    finally:
+        for task in list(pending):
+            task.cancel()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(browser.async_cancel(), 1.0)
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(aiozc.async_close(), 1.0)

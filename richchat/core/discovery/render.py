@@ -1,0 +1,90 @@
+"""Rich tables for a DiscoveryReport: Advertised, Discovered, Local Interface."""
+
+from __future__ import annotations
+
+from rich.console import Console, Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+
+from richchat.core.discovery.models import DiscoveryReport, Notice
+
+
+def _t(value: object) -> Text:
+    return Text("" if value is None else str(value))
+
+
+def advertised_table(report: DiscoveryReport, timeout: float | None = None) -> Table:
+    table = Table(title="Advertised", title_justify="left", expand=False)
+    for col in ("Name", "Address", "Port", "Users", "TLS", "Found via", "Server id"):
+        table.add_column(col, justify="right" if col in ("Port", "Users") else "left",
+                         overflow="fold")
+    for s in report.servers:
+        table.add_row(_t(s.name), _t(s.address), _t(s.port), _t(s.users),
+                      _t("yes" if s.tls else "no"), _t(", ".join(s.found_via)), _t(s.server_id))
+    if not report.servers:
+        table.caption = "no richchat server answered" + (f" within {timeout:g} s" if timeout
+                                                          else "")
+    return table
+
+
+def discovered_table(report: DiscoveryReport) -> Table:
+    table = Table(title="Discovered", title_justify="left")
+    with_os = any(h.os is not None for h in report.hosts)
+    cols = ["IP", "MAC", "Vendor", "Interface", "Source"]
+    if with_os:
+        cols += ["OS", "Accuracy"]
+    for col in cols:
+        table.add_column(col, justify="right" if col == "Accuracy" else "left",
+                         min_width=17 if col == "MAC" else None, overflow="fold")
+    for h in report.hosts:
+        row = [_t(h.ip), _t(h.mac), _t(h.vendor), _t(h.interface), _t(h.source)]
+        if with_os:
+            row += [_t(h.os.name if h.os else None),
+                    _t(f"{h.os.accuracy}%" if h.os else None)]
+        table.add_row(*row)
+    if not report.hosts:
+        table.caption = "no hosts found"
+    return table
+
+
+def interfaces_table(report: DiscoveryReport) -> Table:
+    table = Table(title="Local Interface", title_justify="left")
+    table.add_column("Name", no_wrap=True)
+    table.add_column("Addresses", overflow="fold")
+    table.add_column("MAC", min_width=17, overflow="fold")
+    table.add_column("Netmask", overflow="fold")
+    table.add_column("Broadcast", overflow="fold")
+    table.add_column("Default route", overflow="fold")
+    for i in report.interfaces:
+        addrs = "\n".join(
+            f"{a.address}/{a.prefixlen}" if a.prefixlen is not None else a.address
+            for a in i.addresses
+        )
+        default = f"yes (via {i.gateway})" if i.is_default and i.gateway else (
+            "yes" if i.is_default else "")
+        v4 = next((a for a in i.addresses if a.family == "ipv4"), None)
+        netmask = i.netmask or (v4.netmask if v4 else None)
+        bcast = i.broadcast or (v4.broadcast if v4 else None)
+        table.add_row(_t(i.name), _t(addrs), _t(i.mac), _t(netmask), _t(bcast), _t(default))
+    return table
+
+
+def report_renderable(report: DiscoveryReport, timeout: float | None = None) -> RenderableType:
+    return Group(advertised_table(report, timeout), Text(""), discovered_table(report), Text(""),
+                 interfaces_table(report))
+
+
+def notice_line(notice: Notice) -> Text:
+    style = "bold red" if notice.exit_status else "bold yellow"
+    line = Text("error: " if notice.exit_status else "warning: ", style=style)
+    line.append(notice.message)
+    if notice.hint:
+        line.append(f" ({notice.hint})", style="dim")
+    return line
+
+
+def print_report(report: DiscoveryReport, out: Console, err: Console,
+                 timeout: float | None = None) -> None:
+    out.print(report_renderable(report, timeout))
+    for notice in report.notices:
+        err.print(notice_line(notice), soft_wrap=True)

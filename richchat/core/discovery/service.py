@@ -1,0 +1,283 @@
+"""One discovery run: advertised servers, LAN hosts and local interfaces, concurrently.
+
+``await discover(options)`` is the single entry point (the CLI and the join wizard use it);
+``discover_sync(options)`` calls it from synchronous code. Every source stops by
+``options.timeout``; what could not be done becomes a :class:`Notice` (one line + the fix), and
+the report's ``exit_status`` says how the CLI should exit after printing it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import ipaddress
+import time
+from collections.abc import Callable
+
+from richchat.core.discovery.interfaces import (
+    MAX_AUTO_PREFIX,
+    SweepTarget,
+    broadcast_addresses,
+    list_interfaces,
+    sweep_targets,
+)
+from richchat.core.discovery.listen import ServerTable, listen_udp, source_filter
+from richchat.core.discovery.models import (
+    AdvertisedServer,
+    DiscoveredHost,
+    DiscoveryOptions,
+    DiscoveryReport,
+    LocalInterface,
+    Notice,
+)
+from richchat.core.errors import UsageError
+from richchat.core.exit_codes import ExitStatus
+
+#: ``progress(source, text)``: called from the event loop as sources advance.
+Progress = Callable[[str, str], None]
+
+#: Time kept back at the end of the run to close sockets and build the report.
+_MARGIN = 0.15
+#: With --os the long part is nmap: listen for advertised servers only this long.
+LISTEN_WITH_OS = 3.0
+#: Wait for ARP replies after the last request of a sweep.
+ARP_REPLY_WAIT = 0.5
+
+
+def _noop(_source: str, _text: str) -> None:
+    return None
+
+
+def _validate(options: DiscoveryOptions, interfaces: list[LocalInterface]) -> None:
+    if options.interface is not None and not interfaces:
+        raise UsageError(f"no such network interface: {options.interface}",
+                         hint="see the Local Interface table of `richchat discover --no-arp`")
+    for addr in options.broadcast or []:
+        try:
+            ip = ipaddress.IPv4Address(addr)
+        except ValueError:
+            raise UsageError(f"--broadcast needs an IPv4 address, not {addr!r}") from None
+        if ip == ipaddress.IPv4Address("255.255.255.255"):
+            raise UsageError("--broadcast 255.255.255.255 is not allowed",
+                             hint="use the subnet broadcast address, e.g. 192.168.1.255")
+    for cidr in options.subnets or []:
+        try:
+            net = ipaddress.IPv4Network(cidr, strict=False)
+        except ValueError:
+            raise UsageError(f"--subnet needs an IPv4 CIDR like 192.168.1.0/24, not {cidr!r}") \
+                from None
+        if net.prefixlen < 16:
+            raise UsageError(f"--subnet {cidr} is larger than a /16; sweep smaller pieces")
+
+
+def planned_targets(options: DiscoveryOptions) -> list[SweepTarget]:
+    """The subnets an ARP sweep with these options would cover (for confirmation prompts)."""
+    interfaces = list_interfaces(options.interface)
+    _validate(options, interfaces)
+    return sweep_targets(interfaces, options.subnets, options.interface)
+
+
+def _interface_networks(interfaces: list[LocalInterface]) -> list[ipaddress.IPv4Network]:
+    nets = []
+    for iface in interfaces:
+        for addr in iface.addresses:
+            if addr.family == "ipv4" and addr.prefixlen is not None:
+                nets.append(ipaddress.IPv4Interface(f"{addr.address}/{addr.prefixlen}").network)
+    return nets
+
+
+async def _advertised(
+    options: DiscoveryOptions, interfaces: list[LocalInterface], deadline: float,
+    started: float, progress: Progress,
+) -> tuple[list[AdvertisedServer], list[Notice]]:
+    notices: list[Notice] = []
+
+    def on_new(server: AdvertisedServer) -> None:
+        progress("advertised", f"found {server.name} at {server.address}:{server.port}")
+
+    table = ServerTable(started, on_new)
+    broadcast = options.broadcast if options.broadcast is not None else broadcast_addresses(
+        interfaces)
+    if options.broadcast is None and any(i.loopback for i in interfaces) and options.interface:
+        broadcast = ["127.255.255.255"]  # --interface lo: discover servers on this machine
+    accept = source_filter(_interface_networks(interfaces) if options.interface else None)
+    if not broadcast:
+        notices.append(Notice(source="advertised",
+                              message="no IPv4 broadcast address to send the discovery query to",
+                              hint="pass --broadcast ADDR"))
+    progress("advertised", "listening for beacons, query sent")
+    jobs = [listen_udp(table, beacon_port=options.beacon_port, broadcast=broadcast,
+                       deadline=deadline, accept=accept)]
+    if options.mdns:
+        mdns_ifaces = None
+        if options.interface is not None:
+            mdns_ifaces = [a.address for i in interfaces for a in i.addresses if a.family == "ipv4"]
+        jobs.append(_mdns_guarded(table, deadline, mdns_ifaces, accept, notices))
+    results = await asyncio.gather(*jobs)
+    notices.extend(results[0] or [])
+    return table.result(), notices
+
+
+async def _mdns_guarded(table: ServerTable, deadline: float, ifaces: list[str] | None,
+                        accept: Callable[[str], bool], notices: list[Notice]) -> list[Notice]:
+    from richchat.core.discovery.mdns import browse_mdns
+
+    try:
+        await browse_mdns(table, deadline=deadline, interfaces=ifaces, accept=accept)
+    except Exception as exc:
+        notices.append(Notice(source="mdns", message=f"DNS-SD browsing failed: {exc}"))
+    return []
+
+
+async def _hosts(
+    options: DiscoveryOptions, interfaces: list[LocalInterface], deadline: float,
+    progress: Progress, durations: dict[str, float],
+) -> tuple[list[DiscoveredHost], list[Notice]]:
+    from richchat.core.discovery import arp
+
+    notices: list[Notice] = []
+    targets = sweep_targets(interfaces, options.subnets, options.interface)
+    kept: list[SweepTarget] = []
+    for target in targets:
+        if target.explicit and target.source is None:
+            where = f"on {options.interface}" if options.interface else "on any local interface"
+            notices.append(Notice(
+                source="subnet",
+                message=f"not sweeping {target.network}: it is not {where}, and ARP only "
+                "reaches the local link",
+                hint="pick a subnet of the Local Interface table",
+            ))
+        elif target.too_large and not options.allow_large:
+            notices.append(Notice(
+                source="subnet",
+                message=f"not sweeping {target.network} on {target.interface}: larger than "
+                f"/{MAX_AUTO_PREFIX} ({target.network.num_addresses} addresses)",
+                hint="confirm on a terminal, or pass --subnet CIDR",
+            ))
+        else:
+            kept.append(target)
+    hosts: list[DiscoveredHost] = []
+    t0 = time.monotonic()
+    if kept and arp.can_open_raw_socket():
+        names = ", ".join(str(t.network) for t in kept)
+        progress("arp", "loading scapy")
+        await asyncio.to_thread(arp.load_scapy)
+        durations["scapy_import"] = round(time.monotonic() - t0, 4)
+        t0 = time.monotonic()
+        progress("arp", f"ARP sweep of {names}")
+        hosts = await asyncio.to_thread(arp.arp_sweep, kept, ARP_REPLY_WAIT, deadline)
+        if time.monotonic() >= deadline - 0.01:
+            notices.append(Notice(source="arp", message="the ARP sweep was cut short by "
+                                  "--timeout; some hosts may be missing",
+                                  hint="raise --timeout"))
+        durations["arp"] = round(time.monotonic() - t0, 4)
+        progress("arp", f"{len(hosts)} hosts answered")
+    else:
+        if kept:
+            notices.append(Notice(
+                source="arp",
+                message="ARP sweep needs root or CAP_NET_RAW; showing the kernel's neighbour "
+                "table instead",
+                hint=arp.PRIVILEGE_HINT,
+            ))
+        hosts = arp.neighbour_table(targets or None, options.interface)
+        durations["neighbours"] = round(time.monotonic() - t0, 4)
+    if options.os:
+        from richchat.core.discovery import osdetect
+
+        blocker = osdetect.os_detection_blocker()
+        if blocker is not None:
+            notices.append(blocker)
+        elif hosts:
+            remaining = deadline - time.monotonic() - _MARGIN
+            if remaining < 2:
+                notices.append(Notice(
+                    source="os", message="OS detection skipped: no time left",
+                    hint="raise --timeout", exit_status=int(ExitStatus.TIMEOUT),
+                ))
+            else:
+                progress("os", f"nmap -O on {len(hosts)} hosts")
+                t1 = time.monotonic()
+                try:
+                    guesses = await asyncio.to_thread(
+                        osdetect.detect_os, [h.ip for h in hosts], remaining)
+                except TimeoutError:
+                    notices.append(Notice(
+                        source="os", message="OS detection did not finish within --timeout",
+                        hint="raise --timeout", exit_status=int(ExitStatus.TIMEOUT)))
+                except Exception as exc:
+                    notices.append(Notice(source="os", message=f"nmap failed: {exc}",
+                                          hint="raise --timeout, or run nmap -O by hand",
+                                          exit_status=int(ExitStatus.ERROR)))
+                else:
+                    for host in hosts:
+                        host.os = guesses.get(host.ip)
+                durations["os"] = round(time.monotonic() - t1, 4)
+    return hosts, notices
+
+
+async def discover(
+    options: DiscoveryOptions, progress: Progress | None = None
+) -> DiscoveryReport:
+    """Run every discovery source concurrently and return one report (never raises for a
+    missing privilege or tool: those become notices)."""
+    say = progress or _noop
+    started = time.monotonic()
+    deadline = started + options.timeout - _MARGIN
+    interfaces = await asyncio.to_thread(list_interfaces, options.interface)
+    _validate(options, interfaces)
+    durations: dict[str, float] = {"interfaces": round(time.monotonic() - started, 4)}
+    report = DiscoveryReport(interfaces=interfaces)
+
+    async def advertised() -> None:
+        t0 = time.monotonic()
+        listen_until = deadline
+        if options.os:
+            listen_until = min(deadline, started + LISTEN_WITH_OS - _MARGIN)
+        servers, notices = await _advertised(options, interfaces, listen_until, started, say)
+        report.servers = servers
+        report.notices.extend(notices)
+        durations["advertised"] = round(time.monotonic() - t0, 4)
+
+    async def hosts() -> None:
+        found, notices = await _hosts(options, interfaces, deadline, say, durations)
+        report.hosts = found
+        report.notices.extend(notices)
+
+    tasks = []
+    if options.advertised:
+        tasks.append(asyncio.create_task(advertised(), name="discover-advertised"))
+    if options.arp or options.os:
+        tasks.append(asyncio.create_task(hosts(), name="discover-hosts"))
+    if tasks:
+        done, pending = await asyncio.wait(tasks, timeout=max(0.0, deadline - time.monotonic())
+                                           + 1.0)
+        for task in pending:
+            task.cancel()
+            report.notices.append(Notice(source="advertised" if "advertised" in task.get_name()
+                                         else "arp",
+                                         message=f"{task.get_name()} did not finish in time"))
+        for task in pending:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        for task in done:
+            exc = task.exception()
+            if exc is not None:
+                raise exc
+    report.durations = durations
+    report.elapsed = round(time.monotonic() - started, 4)
+    report.exit_status = next((n.exit_status for n in report.notices if n.exit_status), 0)
+    return report
+
+
+def discover_sync(
+    options: DiscoveryOptions, progress: Progress | None = None
+) -> DiscoveryReport:
+    """``discover`` for synchronous callers; works even when an event loop is running."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(discover(options, progress))
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, discover(options, progress)).result()

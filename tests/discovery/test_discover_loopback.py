@@ -1,0 +1,133 @@
+"""discover() against real Advertisers on loopback (no ARP, no mDNS, no real interface)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from richchat.core.discovery import DiscoveryOptions, discover, discover_sync
+from richchat.core.discovery.advertise import Advertiser, ServerInfo
+from richchat.core.errors import UsageError
+
+LOOP = "127.255.255.255"
+
+
+def loop_options(port: int, **kw: object) -> DiscoveryOptions:
+    base: dict[str, object] = {
+        "timeout": 1.2, "arp": False, "mdns": False, "beacon_port": port, "broadcast": [LOOP],
+        "interface": "lo",
+    }
+    base.update(kw)
+    return DiscoveryOptions.model_validate(base)
+
+
+def info(name: str, sid: str, users: int = 1, tls: bool = False) -> ServerInfo:
+    return ServerInfo(server_id=sid, name=name, port=6000, users=users, tls=tls, version=1)
+
+
+async def test_active_query_finds_servers_before_the_next_beacon(beacon_port: int) -> None:
+    a = Advertiser(lambda: info("alpha", "A", users=2, tls=True), bind_host="127.0.0.1",
+                   beacon_port=beacon_port, beacon_addrs=[LOOP], interval=3600, mdns=False)
+    b = Advertiser(lambda: info("beta", "B"), bind_host="127.0.0.1", beacon_port=beacon_port,
+                   beacon_addrs=[LOOP], interval=3600, mdns=False)
+    await a.start()
+    await b.start()
+    try:
+        # Their first beacons went out before we listened; only the query can find them now.
+        report = await discover(loop_options(beacon_port))
+    finally:
+        await a.stop()
+        await b.stop()
+    by_name = {s.name: s for s in report.servers}
+    assert set(by_name) == {"alpha", "beta"}
+    alpha = by_name["alpha"]
+    assert alpha.address == "127.0.0.1"
+    assert (alpha.port, alpha.users, alpha.tls, alpha.server_id, alpha.version) == (
+        6000, 2, True, "A", 1)
+    assert alpha.found_via == ["query"]
+    assert report.exit_status == 0
+    assert [i.name for i in report.interfaces] == ["lo"]
+    assert report.hosts == []
+
+
+async def test_passive_beacon_is_heard_and_merged_with_the_query(beacon_port: int) -> None:
+    adv = Advertiser(lambda: info("gamma", "G"), bind_host="127.0.0.1", beacon_port=beacon_port,
+                     beacon_addrs=[LOOP], interval=0.3, mdns=False)
+    await adv.start()
+    try:
+        report = await discover(loop_options(beacon_port, timeout=1.5))
+    finally:
+        await adv.stop()
+    assert len(report.servers) == 1  # one identity, however often it was heard
+    assert set(report.servers[0].found_via) == {"query", "beacon"}
+
+
+async def test_beacon_alone_finds_a_server_when_no_query_is_sent(beacon_port: int) -> None:
+    adv = Advertiser(lambda: info("delta", "D"), bind_host="127.0.0.1", beacon_port=beacon_port,
+                     beacon_addrs=[LOOP], interval=0.3, mdns=False)
+    await adv.start()
+    try:
+        report = await discover(loop_options(beacon_port, broadcast=[], timeout=1.5))
+    finally:
+        await adv.stop()
+    assert [s.found_via for s in report.servers] == [["beacon"]]
+    assert any("no IPv4 broadcast address" in n.message for n in report.notices)
+
+
+async def test_nothing_advertised_gives_an_empty_list(beacon_port: int) -> None:
+    report = await discover(loop_options(beacon_port, timeout=0.6))
+    assert report.servers == []
+
+
+async def test_progress_callback_reports_each_server(beacon_port: int) -> None:
+    adv = Advertiser(lambda: info("eps", "E"), bind_host="127.0.0.1", beacon_port=beacon_port,
+                     beacon_addrs=[LOOP], interval=3600, mdns=False)
+    await adv.start()
+    events: list[tuple[str, str]] = []
+    try:
+        await discover(loop_options(beacon_port), lambda s, t: events.append((s, t)))
+    finally:
+        await adv.stop()
+    assert ("advertised", "found eps at 127.0.0.1:6000") in events
+
+
+async def test_discover_sync_from_a_worker_thread(beacon_port: int) -> None:
+    adv = Advertiser(lambda: info("zeta", "Z"), bind_host="127.0.0.1", beacon_port=beacon_port,
+                     beacon_addrs=[LOOP], interval=3600, mdns=False)
+    await adv.start()
+    try:
+        # How a TUI worker thread calls it while the app's loop keeps serving.
+        report = await asyncio.to_thread(discover_sync, loop_options(beacon_port))
+    finally:
+        await adv.stop()
+    assert [s.name for s in report.servers] == ["zeta"]
+
+
+async def test_discover_sync_called_on_a_running_loop_does_not_crash(beacon_port: int) -> None:
+    # asyncio.run() cannot nest: discover_sync runs the discovery on a private loop in a
+    # helper thread instead (blocking this loop meanwhile, as any sync call does).
+    report = discover_sync(loop_options(beacon_port, timeout=0.5))
+    assert report.servers == []
+    assert report.elapsed > 0
+
+
+def test_discover_sync_from_plain_code(beacon_port: int) -> None:
+    report = discover_sync(loop_options(beacon_port, timeout=0.5))
+    assert report.servers == []
+
+
+@pytest.mark.parametrize(
+    ("kw", "match"),
+    [
+        ({"interface": "no-such-if0"}, "no such network interface"),
+        ({"broadcast": ["255.255.255.255"]}, "not allowed"),
+        ({"broadcast": ["not-an-ip"]}, "IPv4 address"),
+        ({"subnets": ["10.0.0.0/8"]}, "larger than a /16"),
+        ({"subnets": ["banana"]}, "CIDR"),
+    ],
+)
+async def test_bad_options_are_usage_errors(beacon_port: int, kw: dict[str, object],
+                                            match: str) -> None:
+    with pytest.raises(UsageError, match=match):
+        await discover(loop_options(beacon_port, **kw))
