@@ -31,6 +31,7 @@ def scan(
 ) -> None:
     """Scan a host's TCP ports; open ports that are richchat servers are marked joinable."""
     import asyncio
+    import gc
     import os
     import signal
     import sys
@@ -75,5 +76,9 @@ def scan(
         from richchat.core.scanner.render import report_renderable
 
         Console(no_color=no_color, highlight=False).print(report_renderable(report))
+    sys.stdout.flush()
+    # Nothing is left to collect: skip the interpreter's final full garbage collection over
+    # every object pydantic, rich and requests created (about 0.2 s of CPU at exit).
+    gc.freeze()
     if report.interrupted:
         raise typer.Exit(int(ExitStatus.INTERRUPTED))
