@@ -223,3 +223,13 @@ async def test_syn_scan_ipv6() -> None:
     assert report.family == "ipv6"
     assert [p.port for p in report.open] == [port]
     assert report.closed == 1
+
+
+async def test_https_server_identified(https_port: int) -> None:
+    report = await scan("127.0.0.1", [https_port])
+    result = report.port(https_port)
+    assert result is not None
+    assert result.service == "https"
+    assert result.http is not None and result.http.scheme == "https"
+    assert result.http.status == 200
+    assert result.http.title == "Secure page"

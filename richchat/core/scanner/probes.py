@@ -98,6 +98,35 @@ async def _read_some(reader: asyncio.StreamReader, wait: float) -> bytes:
         return b""
 
 
+async def _read_first_line(reader: asyncio.StreamReader, wait: float) -> tuple[bytes, bool]:
+    """Whatever the peer sends first, read on until a full first line (or the wait ends).
+
+    Returns the bytes and whether the peer closed the connection.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait
+    data = b""
+    closed = False
+    while b"\n" not in data and len(data) < MAX_READ:
+        left = deadline - loop.time()
+        if left <= 0:
+            break
+        try:
+            chunk = await asyncio.wait_for(reader.read(MAX_READ - len(data)), left)
+        except asyncio.TimeoutError:
+            break
+        except (ConnectionError, OSError):
+            closed = True
+            break
+        if not chunk:
+            closed = True
+            break
+        data += chunk
+        if data[:1] in (b"\x15", b"\x16"):
+            break  # TLS records have no lines
+    return data, closed
+
+
 async def _read_hello_answer(reader: asyncio.StreamReader, wait: float) -> Hello | None:
     """Read lines until a HELLO answer (or anything that shows this is not richchat)."""
     loop = asyncio.get_running_loop()
@@ -277,7 +306,7 @@ async def _identify(
         )
         return PortResult(**base, service="richchat", joinable=True, banner=_clean(banner),
                           richchat=chat)
-    first = await _read_some(reader, reply_wait)
+    first, hung_up = await _read_first_line(reader, reply_wait)
     line = _first_line(first) if first else ""
     frame = decode_server_line(line) if line else None
     if isinstance(frame, Hello):  # any agent that answers our HELLO speaks our protocol
@@ -285,9 +314,14 @@ async def _identify(
         return PortResult(**base, service="richchat", joinable=True,
                           richchat=_richchat_from_hello(frame))
     await _close(writer)
-    if _is_tls_alert(first):
+    if _is_tls_alert(first) or (not first and hung_up):
+        # A TLS alert, or a hang-up without a word (what many TLS servers do with plain
+        # text): one HTTPS request tells an HTTPS server apart.
         info = await _http_probe(address, family, port, ("https",))
-        return PortResult(**base, service="https" if info else "tls", http=info)
+        if info is not None:
+            return PortResult(**base, service="https", http=info)
+        if first:
+            return PortResult(**base, service="tls")
     lowered = first[:1024].lower()
     if line.startswith("HTTP/") or b"<html" in lowered or b"<!doctype" in lowered:
         info = await _http_probe(address, family, port, ("http",))
