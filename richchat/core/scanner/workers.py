@@ -18,6 +18,7 @@ import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from richchat.core.errors import RichchatError
 from richchat.core.scanner.engine import ConnectSweep, SweepResult
 
 ProgressFn = Callable[[int, int], None]
@@ -207,7 +208,7 @@ async def parallel_sweep(
         return merged
     for w in procs:
         if w.result is None:
-            raise RuntimeError(f"scan worker {w.pid} failed: {w.error or 'no result'}")
+            raise RichchatError(f"scan worker {w.pid} failed: {w.error or 'no result'}")
         merged.merge(w.result)
     merged.filtered.sort()
     return merged
