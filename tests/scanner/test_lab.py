@@ -161,3 +161,13 @@ def test_ctrl_c_prints_what_was_found(scan_lab: ScanLab) -> None:
     assert report.interrupted
     assert [p.port for p in report.open] == [22]
     assert "Traceback" not in err
+
+
+def test_concurrency_one(scan_lab: ScanLab) -> None:
+    """One connect at a time still finds everything, and the RTT gets measured."""
+    report = scan_lab.report(scan_lab.target.ip, "-p", f"1-300,{DROPPED}", "--concurrency", "1",
+                             "--timeout", "0.3")
+    assert [p.port for p in report.open] == [22]
+    assert report.filtered == [DROPPED]
+    assert report.closed == 299
+    assert report.srtt_ms is not None
