@@ -200,6 +200,7 @@ def main() -> int:
             f"{max(values):.2f} | {statistics.median(cpu) if cpu else 0:.2f} | "
             + (f"{statistics.median(alone):.2f} |" if alone else "|")
         )
+    lines += ["", *_verdict(times)]
     lines += [
         "",
         f"Machine: {_machine()}.",
@@ -239,6 +240,26 @@ def main() -> int:
     if args.write:
         _write_section(args.write, text)
     return 1 if failures else 0
+
+
+TARGETS = [  # (richchat row, nmap row it must not be slower than)
+    ("richchat scan -p- (with probes)", "nmap -sT -p- -T4"),
+    ("richchat scan -p- --no-probe", "nmap -sT -p- -T4"),
+    ("richchat scan -p- --syn (with probes)", "nmap -sS -p- -T4"),
+    ("richchat scan -p- --syn --no-probe", "nmap -sS -p- -T4"),
+]
+
+
+def _verdict(times: dict[str, list[float]]) -> list[str]:
+    """One line per target: is the richchat median at most nmap's?"""
+    out = ["Targets (median wall time at most nmap's):", ""]
+    for ours, theirs in TARGETS:
+        if ours not in times or theirs not in times:
+            continue
+        a, b = statistics.median(times[ours]), statistics.median(times[theirs])
+        state = "met" if a <= b else f"**not met** (+{a - b:.2f} s, {100 * (a / b - 1):.0f} %)"
+        out.append(f"- `{ours}` {a:.2f} s vs `{theirs}` {b:.2f} s: {state}")
+    return out
 
 
 def _load() -> str:
