@@ -10,6 +10,7 @@ import json
 import re
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -118,7 +119,9 @@ def test_syn_refused_without_cap_net_raw(scan_lab: ScanLab) -> None:
 def test_self_connects_on_loopback_are_not_reported(scan_lab: ScanLab) -> None:
     """With one ephemeral port, connecting to that port on loopback connects to itself."""
     lab, host = scan_lab.lab, scan_lab.scanner
-    proc = lab.run(host, ["sysctl", "-w", "net.ipv4.ip_local_port_range=40000 40000"])
+    # (per network namespace; written directly so the test needs no procps)
+    setting = "open('/proc/sys/net/ipv4/ip_local_port_range', 'w').write('40000 40000')"
+    proc = lab.run(host, [sys.executable, "-c", setting])
     assert proc.returncode == 0, proc.stderr
     report = scan_lab.report("127.0.0.1", "-p", "39990-40010")
     assert report.open == []
