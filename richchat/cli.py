@@ -44,11 +44,11 @@ def root(
 def _register() -> None:
     # Command modules are small and import heavy libraries only inside their functions.
     # One line per command: ``app.command("name")(module.function)``.
-    from richchat.commands import discover, server
+    from richchat.commands import discover, scan, server
 
     app.command("server")(server.server)
     app.command("discover")(discover.discover)
-    app.command("scan")(__import__("richchat.commands.scan", fromlist=["scan"]).scan)
+    app.command("scan")(scan.scan)
 
 
 _register()
