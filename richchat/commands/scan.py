@@ -1,0 +1,84 @@
+"""`richchat scan`: which TCP ports of a host are open, and which are joinable chat servers."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Optional
+
+import typer
+
+
+def scan(
+    host: str = typer.Argument(..., help="Host name, IPv4 or IPv6 address to scan."),
+    ports: str = typer.Option(
+        "-", "--ports", "-p", metavar="PORTS",
+        help="Ports like nmap: 22,80,5000-6000; -p- (the default) is all 65535.",
+    ),
+    timeout: float = typer.Option(
+        1.0, "--timeout", min=0.01,
+        help="Longest wait for one connect, in seconds (the first pass adapts it to the RTT).",
+    ),
+    concurrency: Optional[int] = typer.Option(
+        None, "--concurrency", min=1,
+        help="Most connects in flight (default: sized from the open-file limit).",
+    ),
+    syn: bool = typer.Option(
+        False, "--syn", help="Stateless SYN scan through a raw socket (root or CAP_NET_RAW)."
+    ),
+    probe: bool = typer.Option(
+        True, "--probe/--no-probe", help="Identify the services on open ports (default on)."
+    ),
+    json_out: bool = typer.Option(False, "--json", help="Write the ScanReport as JSON to stdout."),
+) -> None:
+    """Scan a host's TCP ports; open ports that are richchat servers are marked joinable."""
+    import asyncio
+    import gc
+    import os
+    import signal
+    import sys
+
+    from rich.console import Console
+
+    from richchat.core.exit_codes import ExitStatus
+    from richchat.core.scanner import parse_ports
+    from richchat.core.scanner import scan as run_scan
+
+    if TYPE_CHECKING:
+        from richchat.core.scanner.models import ScanReport
+
+    port_list = parse_ports(ports)
+    no_color = bool(os.environ.get("NO_COLOR"))
+    err = Console(stderr=True, no_color=no_color, highlight=False)
+
+    async def main() -> ScanReport:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGINT, stop.set)
+        try:
+            if not err.is_terminal:
+                return await run_scan(
+                    host, port_list, timeout=timeout, concurrency=concurrency, syn=syn,
+                    probe=probe, stop_event=stop,
+                )
+            from richchat.core.scanner.render import ProgressBar
+
+            with ProgressBar(err, len(port_list)) as bar:
+                return await run_scan(
+                    host, port_list, timeout=timeout, concurrency=concurrency, syn=syn,
+                    probe=probe, progress_callback=bar.update, stop_event=stop,
+                )
+        finally:
+            loop.remove_signal_handler(signal.SIGINT)
+
+    report = asyncio.run(main())
+    if json_out:
+        sys.stdout.write(report.model_dump_json(indent=2) + "\n")
+    else:
+        from richchat.core.scanner.render import report_renderable
+
+        Console(no_color=no_color, highlight=False).print(report_renderable(report))
+    sys.stdout.flush()
+    # Nothing is left to collect: skip the interpreter's final full garbage collection over
+    # every object pydantic, rich and requests created (about 0.2 s of CPU at exit).
+    gc.freeze()
+    if report.interrupted:
+        raise typer.Exit(int(ExitStatus.INTERRUPTED))

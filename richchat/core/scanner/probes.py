@@ -1,0 +1,341 @@
+"""Service probes for open ports: is it a joinable richchat server, or what else is there?
+
+Every probe is read-only and minimal. Connect; wait briefly for a banner (SSH, SMTP, FTP,
+IRC, POP3, IMAP and others speak first). A service that stays silent gets one line, our
+``HELLO|1|richchat-scan/<ver>``: a richchat server answers with its name, users online and
+TLS flag and is marked joinable (we then say ``CMD_QUIT|scan`` and close); an HTTP server
+usually answers 400, a TLS server a TLS alert, and only then is ``requests`` asked for
+``GET /`` (status, ``Server`` header, page title), over HTTPS for a TLS port.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import html
+import re
+import socket
+import struct
+from typing import Any
+
+from richchat import __version__
+from richchat.core.protocol import decode_server_line
+from richchat.core.protocol.frames import Hello
+from richchat.core.protocol.text import sanitize_text
+from richchat.core.scanner.models import HttpInfo, PortResult, RichchatInfo
+
+BANNER_WAIT = 0.15  # services that speak first do so at once; well under the server's 0.4 s
+REPLY_WAIT_MIN = 0.3  # a richchat server answers HELLO at once; allow for a loaded host
+REPLY_WAIT_MAX = 1.0
+HTTP_TIMEOUT = 2.0
+MAX_READ = 4096
+HELLO_LINE = f"HELLO|1|richchat-scan/{__version__}\n".encode()
+QUIT_LINE = b"CMD_QUIT|scan\n"
+WEB_PORTS = frozenset({80, 443, 8000, 8008, 8080, 8443, 8888})
+
+_WELCOME = re.compile(r"^\*\*\* Welcome to (?P<name>.*?)\s*\(richchat")
+_TITLE = re.compile(rb"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
+_FTP_HINT = re.compile(r"ftp", re.IGNORECASE)
+_SMTP_HINT = re.compile(r"smtp|esmtp|mail|postfix|exim|sendmail", re.IGNORECASE)
+
+
+class NotOpen(Exception):
+    """The port refused the probe connection: the sweep's 'open' did not hold."""
+
+
+def _clean(text: str, limit: int = 200) -> str:
+    text = sanitize_text(text.strip())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _first_line(data: bytes) -> str:
+    line = data.split(b"\n", 1)[0].rstrip(b"\r")
+    return line.decode("utf-8", errors="replace")
+
+
+def classify_banner(banner: str) -> str | None:
+    """Name the service behind a greeting line, or None."""
+    if banner.startswith("SSH-"):
+        return "ssh"
+    if banner.startswith("220"):
+        if _FTP_HINT.search(banner):
+            return "ftp"
+        if _SMTP_HINT.search(banner):
+            return "smtp"
+        return "smtp/ftp"
+    if banner.startswith("+OK"):
+        return "pop3"
+    if banner.startswith("* OK"):
+        return "imap"
+    if banner.startswith(":") and (" NOTICE " in banner or " 0" in banner or " 4" in banner):
+        return "irc"
+    if banner.startswith("NOTICE ") or banner.startswith("ERROR :"):
+        return "irc"
+    if banner.startswith("HTTP/"):
+        return "http"
+    if banner.startswith("RFB "):
+        return "vnc"
+    if banner.startswith("-ERR") or banner.startswith("+PONG"):
+        return "redis"
+    return None
+
+
+def _richchat_from_hello(frame: Hello) -> RichchatInfo:
+    return RichchatInfo(
+        server_name=_clean(frame.name) if frame.name is not None else None,
+        agent=frame.agent,
+        protocol=frame.version,
+        users=frame.users,
+        tls=bool(frame.tls),
+        features=frame.features,
+    )
+
+
+async def _read_some(reader: asyncio.StreamReader, wait: float) -> bytes:
+    try:
+        return await asyncio.wait_for(reader.read(MAX_READ), wait)
+    except (asyncio.TimeoutError, ConnectionError, OSError):
+        return b""
+
+
+async def _read_first_line(reader: asyncio.StreamReader, wait: float) -> tuple[bytes, bool]:
+    """Whatever the peer sends first, read on until a full first line (or the wait ends).
+
+    Returns the bytes and whether the peer closed the connection.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait
+    data = b""
+    closed = False
+    while b"\n" not in data and len(data) < MAX_READ:
+        left = deadline - loop.time()
+        if left <= 0:
+            break
+        try:
+            chunk = await asyncio.wait_for(reader.read(MAX_READ - len(data)), left)
+        except asyncio.TimeoutError:
+            break
+        except (ConnectionError, OSError):
+            closed = True
+            break
+        if not chunk:
+            closed = True
+            break
+        data += chunk
+        if data[:1] in (b"\x15", b"\x16"):
+            break  # TLS records have no lines
+    return data, closed
+
+
+async def _read_hello_answer(reader: asyncio.StreamReader, wait: float) -> Hello | None:
+    """Read lines until a HELLO answer (or anything that shows this is not richchat)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait
+    for _ in range(8):
+        left = deadline - loop.time()
+        if left <= 0:
+            return None
+        try:
+            raw = await asyncio.wait_for(reader.readline(), left)
+        except (asyncio.TimeoutError, ConnectionError, OSError, ValueError):
+            return None
+        if not raw:
+            return None
+        frame = decode_server_line(raw.decode("utf-8", errors="replace").rstrip("\r\n"))
+        if isinstance(frame, Hello):
+            return frame
+        if not raw.startswith(b"***"):
+            return None
+    return None
+
+
+async def _close(writer: asyncio.StreamWriter, goodbye: bytes | None = None) -> None:
+    with contextlib.suppress(Exception):
+        if goodbye:
+            writer.write(goodbye)
+            await asyncio.wait_for(writer.drain(), 0.5)
+    writer.close()
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(writer.wait_closed(), 0.5)
+
+
+def _http_get(address: str, family: int, port: int, scheme: str, timeout: float) -> HttpInfo:
+    import warnings
+
+    import requests
+    import urllib3
+
+    host = f"[{address}]" if family == socket.AF_INET6 else address
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", urllib3.exceptions.InsecureRequestWarning)
+        with requests.get(
+            f"{scheme}://{host}:{port}/",
+            timeout=timeout,
+            verify=False,
+            allow_redirects=False,
+            stream=True,
+            headers={"User-Agent": f"richchat-scan/{__version__}"},
+        ) as resp:
+            body = b""
+            for chunk in resp.iter_content(8192):
+                body += chunk
+                if len(body) >= 65536 or _TITLE.search(body):
+                    break
+    match = _TITLE.search(body)
+    title = None
+    if match:
+        text = match.group(1).decode(resp.encoding or "utf-8", errors="replace")
+        title = _clean(" ".join(html.unescape(text).split())) or None
+    server = resp.headers.get("Server")
+    return HttpInfo(
+        scheme="https" if scheme == "https" else "http",
+        status=resp.status_code,
+        reason=_clean(resp.reason) if resp.reason else None,
+        server=_clean(server) if server else None,
+        title=title,
+    )
+
+
+async def _http_probe(
+    address: str, family: int, port: int, schemes: tuple[str, ...]
+) -> HttpInfo | None:
+    for scheme in schemes:
+        try:
+            return await asyncio.to_thread(_http_get, address, family, port, scheme, HTTP_TIMEOUT)
+        except Exception:  # any failure means "not this scheme"
+            continue
+    return None
+
+
+def _is_tls_alert(data: bytes) -> bool:
+    return len(data) >= 2 and data[0] in (0x15, 0x16) and data[1] == 0x03
+
+
+async def probe_port(
+    family: int, sockaddr: tuple[Any, ...], port: int, *, connect_timeout: float, rtt: float | None
+) -> PortResult:
+    """Identify what listens on an open port. Raises :class:`NotOpen` if it refuses us."""
+    address = sockaddr[0]
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setblocking(False)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    try:
+        await asyncio.wait_for(loop.sock_connect(sock, (address, port, *sockaddr[1:])),
+                               connect_timeout)
+    except (ConnectionRefusedError, ConnectionResetError) as exc:
+        sock.close()
+        raise NotOpen(str(exc)) from None
+    except (asyncio.TimeoutError, OSError):
+        sock.close()
+        return PortResult(port=port, rtt_ms=_ms(rtt))  # open in the sweep, silent now
+    if sock.getsockname() == sock.getpeername():
+        sock.close()
+        raise NotOpen("self-connect")
+    # How long to wait for answers scales with this connect's handshake time (a loaded or
+    # distant host answers later), between REPLY_WAIT_MIN and REPLY_WAIT_MAX.
+    reply_wait = min(REPLY_WAIT_MAX, max(REPLY_WAIT_MIN, 50 * (loop.time() - started)))
+    reader, writer = await asyncio.open_connection(sock=sock, limit=MAX_READ * 4)
+    try:
+        return await _identify(reader, writer, family, address, port, rtt, reply_wait)
+    finally:
+        if not writer.is_closing():
+            await _close(writer)
+
+
+async def verify_open(
+    family: int, sockaddr: tuple[Any, ...], port: int, *, connect_timeout: float
+) -> None:
+    """Connect once more and close at once (RST): raises :class:`NotOpen` if refused.
+
+    Used instead of :func:`probe_port` when service probes are off, so that a port is never
+    reported open on the strength of one connect alone (on loopback two in-flight sweep
+    sockets can, in theory, simultaneously open onto each other).
+    """
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setblocking(False)
+    loop = asyncio.get_running_loop()
+    try:
+        await asyncio.wait_for(
+            loop.sock_connect(sock, (sockaddr[0], port, *sockaddr[1:])), connect_timeout
+        )
+        if sock.getsockname() == sock.getpeername():
+            raise NotOpen("self-connect")
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    except (ConnectionRefusedError, ConnectionResetError) as exc:
+        raise NotOpen(str(exc)) from None
+    except (asyncio.TimeoutError, OSError):
+        pass  # open in the sweep, slow now: keep the sweep's answer
+    finally:
+        sock.close()
+
+
+async def _identify(
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    family: int,
+    address: str,
+    port: int,
+    rtt: float | None,
+    reply_wait: float,
+) -> PortResult:
+    base: dict[str, Any] = {"port": port, "rtt_ms": _ms(rtt)}
+    banner_bytes = await _read_some(reader, BANNER_WAIT)
+    banner = _first_line(banner_bytes) if banner_bytes else ""
+    welcome = _WELCOME.match(banner)
+    if banner and not welcome:
+        service = classify_banner(banner)
+        await _close(writer)
+        if service == "http":
+            info = await _http_probe(address, family, port, ("http",))
+            return PortResult(**base, service="http", banner=_clean(banner), http=info)
+        return PortResult(**base, service=service, banner=_clean(banner))
+    # Silent (or a richchat raw welcome): say HELLO, the one line a richchat server answers.
+    try:
+        writer.write(HELLO_LINE)
+        await asyncio.wait_for(writer.drain(), reply_wait)
+    except (asyncio.TimeoutError, ConnectionError, OSError):
+        return PortResult(**base, banner=_clean(banner) or None)
+    if welcome:
+        hello = await _read_hello_answer(reader, reply_wait)
+        await _close(writer, QUIT_LINE)
+        chat = (
+            _richchat_from_hello(hello)
+            if hello is not None
+            else RichchatInfo(server_name=_clean(welcome.group("name")), agent="richchat")
+        )
+        return PortResult(**base, service="richchat", joinable=True, banner=_clean(banner),
+                          richchat=chat)
+    first, hung_up = await _read_first_line(reader, reply_wait)
+    line = _first_line(first) if first else ""
+    frame = decode_server_line(line) if line else None
+    if isinstance(frame, Hello):  # any agent that answers our HELLO speaks our protocol
+        await _close(writer, QUIT_LINE)
+        return PortResult(**base, service="richchat", joinable=True,
+                          richchat=_richchat_from_hello(frame))
+    await _close(writer)
+    if _is_tls_alert(first) or (not first and hung_up):
+        # A TLS alert, or a hang-up without a word (what many TLS servers do with plain
+        # text): one HTTPS request tells an HTTPS server apart.
+        info = await _http_probe(address, family, port, ("https",))
+        if info is not None:
+            return PortResult(**base, service="https", http=info)
+        if first:
+            return PortResult(**base, service="tls")
+    lowered = first[:1024].lower()
+    if line.startswith("HTTP/") or b"<html" in lowered or b"<!doctype" in lowered:
+        info = await _http_probe(address, family, port, ("http",))
+        return PortResult(**base, service="http", http=info,
+                          banner=None if info else _clean(line) or None)
+    if not first and port in WEB_PORTS:
+        # Silent after our one line: only on well-known web ports is a GET still polite.
+        schemes = ("https", "http") if port in (443, 8443) else ("http", "https")
+        info = await _http_probe(address, family, port, schemes)
+        if info is not None:
+            return PortResult(**base, service=info.scheme, http=info)
+    return PortResult(**base, service=classify_banner(line) if line else None,
+                      banner=_clean(line) or None)
+
+
+def _ms(rtt: float | None) -> float | None:
+    return None if rtt is None else round(rtt * 1000, 3)
