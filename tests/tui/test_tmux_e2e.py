@@ -5,6 +5,7 @@ Each test uses its own tmux server (``-L`` with a unique socket name) and kills 
 
 from __future__ import annotations
 
+import os
 import shlex
 import shutil
 import subprocess
@@ -12,6 +13,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -46,6 +48,9 @@ class Tmux:
 
     def kill(self) -> None:
         self.run("kill-server")
+        # tmux may leave its socket file behind; it is ours (unique name), remove it
+        base = Path(os.environ.get("TMUX_TMPDIR", "/tmp")) / f"tmux-{os.getuid()}"
+        (base / self.socket).unlink(missing_ok=True)
 
 
 @pytest.fixture
