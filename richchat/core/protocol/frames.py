@@ -9,6 +9,7 @@ frames by direction: :data:`ClientFrame` (client -> server) and :data:`ServerFra
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Annotated, ClassVar, Literal, TypeVar, Union
 
@@ -48,7 +49,9 @@ class FrameSyntaxError(ValueError):
 
 
 class Frame(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # defer_build: a frame's validator is built on first use, so a short-lived process
+    # (`richchat send`) pays only for the frames it really uses.
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     tag: ClassVar[str]
     #: field names in wire order; the last one is free text and may contain ``|``
@@ -291,7 +294,7 @@ _ENTRY_RE = re.compile(r"^(?P<name>[^(),|]+)\((?P<host>[^()]*):(?P<port>\d{1,5})
 class UserEntry(BaseModel):
     """One user as shown in ``ULIST``: ``name(host:port)``; IPv6 hosts in brackets."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
     name: Nick
     host: str = Field(pattern=r"^[0-9A-Za-z.:%\-]*$", max_length=64)
     port: int = Field(ge=0, le=65535)
@@ -473,7 +476,7 @@ class RoomUsers(Frame):
 
 
 class RoomInfo(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
     room: Room
     members: int = Field(ge=0)
 
@@ -616,5 +619,15 @@ SERVER_FRAMES: dict[str, type[Frame]] = {
     )
 }
 
-client_frame_adapter: TypeAdapter[ClientFrame] = TypeAdapter(ClientFrame)
-server_frame_adapter: TypeAdapter[ServerFrame] = TypeAdapter(ServerFrame)
+
+
+@functools.cache
+def client_frame_adapter() -> TypeAdapter[ClientFrame]:
+    """Validates any client frame from a dict/JSON (built on first use, not at import)."""
+    return TypeAdapter(ClientFrame)
+
+
+@functools.cache
+def server_frame_adapter() -> TypeAdapter[ServerFrame]:
+    """Validates any server frame from a dict/JSON (built on first use, not at import)."""
+    return TypeAdapter(ServerFrame)
