@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 
-import pytest
 from rich.console import Console
 
 from richchat.core.client import Address
@@ -13,7 +12,7 @@ from tests.client.servers import registered
 
 
 def test_candidates_grouped_in_order() -> None:
-    discovery = pytest.importorskip("richchat.core.discovery", reason="discovery not merged")
+    import richchat.core.discovery as discovery
     from richchat.core.wizard import candidates, candidates_table
 
     report = discovery.DiscoveryReport(

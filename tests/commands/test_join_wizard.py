@@ -54,8 +54,6 @@ def start_lab_server(lab: Lab, host: Host, data_dir: Path) -> int:
 
 @pytest.fixture
 def lan(lab: Lab, tmp_path: Path) -> Iterator[tuple[Lab, Host, Host, int]]:
-    pytest.importorskip("richchat.core.discovery", reason="discovery core not merged yet")
-    pytest.importorskip("richchat.core.scanner", reason="scanner core not merged yet")
     server = lab.add_host("srv")
     client = lab.add_host("cli")
     port = start_lab_server(lab, server, tmp_path / "data")

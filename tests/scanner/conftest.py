@@ -135,7 +135,7 @@ def ssh_port_thread() -> Iterator[int]:
 def _self_signed(tmp: Path) -> tuple[Path, Path]:
     import datetime
 
-    x509 = pytest.importorskip("cryptography.x509")
+    from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.x509.oid import NameOID
