@@ -21,6 +21,7 @@ import logging
 import socket
 import time
 from collections import deque
+from typing import cast
 
 from richchat.core.protocol import frames as f
 from richchat.core.protocol.codec import (
@@ -106,8 +107,8 @@ class Connection(asyncio.Protocol):
     # ------------------------------------------------------------------ asyncio.Protocol
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # uvloop's transports implement asyncio.Transport without subclassing it
+        self.transport = cast(asyncio.Transport, transport)
         peer = transport.get_extra_info("peername")
         if isinstance(peer, tuple):
             self.host, self.port = str(peer[0]), int(peer[1])
@@ -115,7 +116,7 @@ class Connection(asyncio.Protocol):
         if sock is not None:
             _tune_socket(sock)
         if not self.hub.attach(self):
-            transport.write(
+            self.transport.write(
                 encode(f.Error(code="server_full", text="the server is full, try later"))
             )
             self.closed = True
