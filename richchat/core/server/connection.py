@@ -61,7 +61,6 @@ class Connection(asyncio.Protocol):
         "mode",
         "name",
         "out",
-        "out_size",
         "pinged",
         "port",
         "rooms",
@@ -81,7 +80,6 @@ class Connection(asyncio.Protocol):
         self.rooms: set[str] = set()  # rooms besides the lobby
         self.current_room = DEFAULT_ROOM
         self.out: list[bytes] = []
-        self.out_size = 0
         self.closed = False
         self._tokens = float(cfg.flood_burst)
         self._tokens_at = time.monotonic()
@@ -265,7 +263,6 @@ class Connection(asyncio.Protocol):
         if not self.out:
             self.hub.mark_dirty(self)
         self.out.append(data)
-        self.out_size += len(data)
 
     def send(self, frame: f.Frame) -> None:
         self.queue(encode(frame))
@@ -284,7 +281,6 @@ class Connection(asyncio.Protocol):
             return
         data = self.out[0] if len(self.out) == 1 else b"".join(self.out)
         self.out = []
-        self.out_size = 0
         if self.closed:
             return
         self.transport.write(data)

@@ -47,6 +47,9 @@ class Mode:
     RAW = 3  # netcat: human-readable lines, slash commands
 
 
+_HELLO, _SEED, _RAW = Mode.HELLO, Mode.SEED, Mode.RAW
+
+
 def now_ms() -> int:
     return int(time.time() * 1000)
 
@@ -86,6 +89,8 @@ class LocalHub:
         self._flush_handle: asyncio.Handle | None = None
         self._ulist_handle: asyncio.TimerHandle | None = None
         self._ulist_cache: bytes | None = None
+        #: connections per dialect (index: Mode value), to encode only the dialects in use
+        self._mode_counts = [0, 0, 0, 0]
         self._loop = asyncio.get_running_loop()
 
     # ------------------------------------------------------------------ bookkeeping
@@ -102,6 +107,7 @@ class LocalHub:
         if len(self.conns) >= self.config.max_clients:
             return False
         self.conns.add(conn)
+        self._mode_counts[conn.mode] += 1
         return True
 
     def mark_dirty(self, conn: Connection) -> None:
@@ -130,13 +136,23 @@ class LocalHub:
         raw: bytes | None = None,
         skip: Connection | None = None,
     ) -> None:
+        """Queue the bytes of each recipient's dialect (None: that dialect gets nothing).
+
+        This is the hot path of every broadcast: Connection.queue is inlined.
+        """
+        dirty = self._dirty
+        was_clean = not dirty
+        by_mode = (None, hello, seed, raw)  # indexed by Mode (PENDING gets nothing)
         for c in conns:
-            if c is skip:
+            data = by_mode[c.mode]
+            if data is None or c.closed or c is skip:
                 continue
-            mode = c.mode
-            data = hello if mode == Mode.HELLO else seed if mode == Mode.SEED else raw
-            if data is not None and mode != Mode.PENDING:
-                c.queue(data)
+            out = c.out
+            if not out:
+                dirty.append(c)
+            out.append(data)
+        if was_clean and dirty and self._flush_handle is None:
+            self._flush_handle = self._loop.call_soon(self.flush)
 
     def notice_all(self, text: str, conns: Iterable[Connection] | None = None) -> None:
         """A notice to everyone (or ``conns``): ``SRV|text`` or ``*** text``."""
@@ -179,6 +195,8 @@ class LocalHub:
     def start_session(self, conn: Connection, mode: int) -> None:
         """The client's dialect is known: send the welcome, history and user list."""
         was_raw = conn.mode == Mode.RAW
+        self._mode_counts[conn.mode] -= 1
+        self._mode_counts[mode] += 1
         conn.mode = mode
         if mode == Mode.HELLO:
             conn.send(
@@ -227,16 +245,16 @@ class LocalHub:
             conn.queue(self._encode_message(m, conn.mode, history=True))
 
     def _encode_message(self, m: StoredMessage, mode: int, history: bool = False) -> bytes:
+        # Same bytes as encode(RoomMessage/Action/ChatMessage/Notice(...)), without building
+        # pydantic models on the hot path: every field was validated when it came in.
         if mode == Mode.HELLO:
-            cls = f.Action if m.kind == "action" else f.RoomMessage
-            return encode(
-                cls.model_construct(room=m.room, id=m.id, ts=m.ts, name=m.name, text=m.text)
-            )
+            tag = "ACTION" if m.kind == "action" else "RMSG"
+            return f"{tag}|{m.room}|{m.id}|{m.ts}|{m.name}|{m.text}\n".encode()
         prefix = "" if m.room == DEFAULT_ROOM else f"[{m.room}] "
         if mode == Mode.SEED:
             if m.kind == "action":
-                return encode(f.Notice.model_construct(text=f"* {m.name} {m.text}"))
-            return encode(f.ChatMessage.model_construct(name=m.name, text=m.text))
+                return f"SRV|* {m.name} {m.text}\n".encode()
+            return f"MSG|{m.name}: {m.text}\n".encode()
         stamp = datetime.fromtimestamp(m.ts / 1000).strftime("[%H:%M] ") if history else ""
         if m.kind == "action":
             return _raw(f"{stamp}{prefix}* {m.name} {m.text}")
@@ -252,6 +270,7 @@ class LocalHub:
         if conn not in self.conns:
             return
         self.conns.discard(conn)
+        self._mode_counts[conn.mode] -= 1
         name = conn.name
         for room_name in list(conn.rooms):
             room = self.rooms.get(room_name)
@@ -384,11 +403,13 @@ class LocalHub:
             text,
         )
         lobby = room.name == DEFAULT_ROOM
+        counts = self._mode_counts
+        # Encode the other dialects only when someone connected speaks them.
         self._fanout(
             room.members,
-            hello=self._encode_message(msg, Mode.HELLO),
-            seed=self._encode_message(msg, Mode.SEED) if lobby else None,
-            raw=self._encode_message(msg, Mode.RAW),
+            hello=self._encode_message(msg, Mode.HELLO) if counts[_HELLO] else None,
+            seed=self._encode_message(msg, Mode.SEED) if lobby and counts[_SEED] else None,
+            raw=self._encode_message(msg, Mode.RAW) if counts[_RAW] else None,
         )
 
     def join(self, conn: Connection, room_name: str) -> None:
