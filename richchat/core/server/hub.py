@@ -38,6 +38,8 @@ log = logging.getLogger("richchat.server")
 
 FEATURES = ("rooms", "priv", "incremental")
 SERVER_AGENT = f"richchat-server/{__version__}"
+#: a busy hub flushes (commits history, writes to sockets) at most once per this many seconds
+FLUSH_INTERVAL = 0.001
 
 
 class Mode:
@@ -92,6 +94,7 @@ class LocalHub:
         #: connections per dialect (index: Mode value), to encode only the dialects in use
         self._mode_counts = [0, 0, 0, 0]
         self._loop = asyncio.get_running_loop()
+        self._last_flush = 0.0
 
     # ------------------------------------------------------------------ bookkeeping
 
@@ -113,11 +116,28 @@ class LocalHub:
     def mark_dirty(self, conn: Connection) -> None:
         self._dirty.append(conn)
         if self._flush_handle is None:
-            self._flush_handle = self._loop.call_soon(self.flush)
+            self._schedule_flush()
+
+    def _schedule_flush(self) -> None:
+        """Flush on the next loop iteration, but at most once per FLUSH_INTERVAL.
+
+        An idle server flushes at once; a busy one coalesces everything that arrives
+        within FLUSH_INTERVAL into one SQLite commit and one write per client, so the
+        cost of a commit and of a send() is shared by many messages.
+        """
+        loop = self._loop
+        due = self._last_flush + FLUSH_INTERVAL
+        if loop.time() >= due:
+            self._flush_handle = loop.call_soon(self.flush)
+        else:
+            self._flush_handle = loop.call_at(due, self.flush)
 
     def flush(self) -> None:
         """Commit history, then write every dirty connection once."""
-        self._flush_handle = None
+        if self._flush_handle is not None:
+            self._flush_handle.cancel()
+            self._flush_handle = None
+        self._last_flush = self._loop.time()
         try:
             self.store.flush()
         except Exception:  # disk full, locked: keep chatting, say so in the log
@@ -152,7 +172,7 @@ class LocalHub:
                 dirty.append(c)
             out.append(data)
         if was_clean and dirty and self._flush_handle is None:
-            self._flush_handle = self._loop.call_soon(self.flush)
+            self._schedule_flush()
 
     def notice_all(self, text: str, conns: Iterable[Connection] | None = None) -> None:
         """A notice to everyone (or ``conns``): ``SRV|text`` or ``*** text``."""
