@@ -9,7 +9,9 @@ every :data:`PRUNE_EVERY` inserts. Private messages are never stored.
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 from typing import NamedTuple
 
@@ -68,15 +70,28 @@ class HistoryStore:
         if not self._pending:
             return
         rows, self._pending = self._pending, []
-        with self._db:
+        with self._transaction():
             self._db.executemany("INSERT INTO messages VALUES (?, ?, ?, ?, ?, ?)", rows)
         self._since_prune += len(rows)
         if self._since_prune >= PRUNE_EVERY:
             self._since_prune = 0
             self.prune()
 
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """One explicit transaction: in autocommit mode (isolation_level=None) ``with db:``
+        does not open one, and every row of an executemany would be a commit of its own."""
+        db = self._db
+        db.execute("BEGIN")
+        try:
+            yield
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
     def prune(self) -> None:
-        with self._db:
+        with self._transaction():
             self._db.execute(
                 """DELETE FROM messages WHERE id IN (
                        SELECT id FROM (
