@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import NamedTuple
 
@@ -59,6 +59,7 @@ class HistoryStore:
         self._next_id = int(row[0]) + 1
         self._pending: list[StoredMessage] = []
         self._since_prune = 0
+        self._touched: set[str] = set()  # rooms written to since the last prune
 
     def add(self, room: str, ts: int, name: str, kind: str, text: str) -> int:
         msg_id = self._next_id
@@ -73,9 +74,11 @@ class HistoryStore:
         with self._transaction():
             self._db.executemany("INSERT INTO messages VALUES (?, ?, ?, ?, ?, ?)", rows)
         self._since_prune += len(rows)
+        self._touched.update(r.room for r in rows)
         if self._since_prune >= PRUNE_EVERY:
+            touched, self._touched = self._touched, set()
             self._since_prune = 0
-            self.prune()
+            self.prune(touched)
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[None]:
@@ -90,16 +93,20 @@ class HistoryStore:
             raise
         db.execute("COMMIT")
 
-    def prune(self) -> None:
+    def prune(self, rooms: Iterable[str] | None = None) -> None:
+        """Keep the newest ``retention`` messages of each room (of ``rooms``, or all).
+
+        One indexed range delete per room: cost grows with ``retention``, not with the table.
+        """
+        if rooms is None:
+            rooms = [r[0] for r in self._db.execute("SELECT DISTINCT room FROM messages")]
         with self._transaction():
-            self._db.execute(
-                """DELETE FROM messages WHERE id IN (
-                       SELECT id FROM (
-                           SELECT id, ROW_NUMBER() OVER (PARTITION BY room ORDER BY id DESC) AS n
-                           FROM messages)
-                       WHERE n > ?)""",
-                (self.retention,),
-            )
+            for room in rooms:
+                self._db.execute(
+                    "DELETE FROM messages WHERE room = ?1 AND id <= ("
+                    "SELECT id FROM messages WHERE room = ?1 ORDER BY id DESC LIMIT 1 OFFSET ?2)",
+                    (room, self.retention),
+                )
 
     def recent(self, room: str, limit: int) -> list[StoredMessage]:
         """The last ``limit`` messages of ``room``, oldest first."""
