@@ -32,7 +32,7 @@ from richchat.core.protocol.codec import (
     encode,
 )
 from richchat.core.protocol.slash import HelpRequest, SlashError, parse_slash
-from richchat.core.protocol.text import DEFAULT_ROOM
+from richchat.core.protocol.text import DEFAULT_ROOM, sanitize_text
 from richchat.core.server.hub import LocalHub, Mode
 
 log = logging.getLogger("richchat.server")
@@ -213,6 +213,17 @@ class Connection(asyncio.Protocol):
             self.hub.start_session(self, Mode.RAW)
 
     def _handle_line(self, item: str | LineTooLong) -> None:
+        if (
+            self.name is not None
+            and self._seen_line
+            and type(item) is str
+            and item.startswith("MSG|")
+            and self.mode != Mode.RAW
+        ):
+            # Hot path: a registered protocol client's lobby message. Same result as
+            # decode_client_line -> Say(text=sanitize_text(...)) -> hub.say, minus the model.
+            self.hub.say(self, DEFAULT_ROOM, sanitize_text(item[4:]))
+            return
         if isinstance(item, LineTooLong):
             self.error("line_too_long", f"line longer than {item.limit} bytes dropped")
             return

@@ -39,7 +39,7 @@ log = logging.getLogger("richchat.server")
 FEATURES = ("rooms", "priv", "incremental")
 SERVER_AGENT = f"richchat-server/{__version__}"
 #: a busy hub flushes (commits history, writes to sockets) at most once per this many seconds
-FLUSH_INTERVAL = 0.001
+FLUSH_INTERVAL = 0.005
 
 
 class Mode:
