@@ -132,6 +132,9 @@ class HelloDialect(Dialect):
 
 class IrcDialect(Dialect):
     name = "irc"
+    # ngircd listens with a compiled-in backlog of 10: with more handshakes in flight the
+    # kernel drops the final ACKs and those clients stall for good (seen at N=1000).
+    inflight = 8
 
     def register(self, i: int) -> bytes:
         return b"NICK b%d\r\nUSER b%d 0 * :bench\r\nJOIN #bench\r\n" % (i, i)
@@ -240,13 +243,17 @@ PAM = no
 
 
 def start_ngircd(label: str = "ngircd") -> Server | None:
-    exe = shutil.which("ngircd") or ("/usr/sbin/ngircd" if Path("/usr/sbin/ngircd").exists() else None)
+    exe = shutil.which("ngircd") or (
+        "/usr/sbin/ngircd" if Path("/usr/sbin/ngircd").exists() else None
+    )
     if exe is None:
         return None
     tmp = Path(tempfile.mkdtemp(prefix="fanout-irc-"))
     port = free_port()
     conf = tmp / "ngircd.conf"
-    conf.write_text(NGIRCD_CONF.format(host=HOST, port=port, tmp=tmp, uid=os.getuid(), gid=os.getgid()))
+    conf.write_text(
+        NGIRCD_CONF.format(host=HOST, port=port, tmp=tmp, uid=os.getuid(), gid=os.getgid())
+    )
     proc = subprocess.Popen(
         [exe, "-n", "-f", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp
     )
@@ -416,6 +423,7 @@ class Run:
         self.acked: list[int] = []
         self.next_q: list[int] = []
         self.pump: Callable[[int], None] | None = None
+        self.inflight = 0  # registrations in flight (0: the dialect's default)
 
     def on_registered(self) -> None:
         self.registered += 1
@@ -430,7 +438,7 @@ class Run:
 
     async def connect_all(self, timeout: float) -> float:
         loop = asyncio.get_running_loop()
-        sem = asyncio.Semaphore(self.dialect.inflight)
+        sem = asyncio.Semaphore(self.inflight or self.dialect.inflight)
         t0 = time.monotonic()
 
         async def one(i: int) -> None:
@@ -491,9 +499,12 @@ class Run:
         phase.first_send = time.monotonic_ns()
 
         def flush(s: int, lines: list[bytes]) -> None:
+            # one write (one TCP segment, TCP_NODELAY) per message, like a chat client;
+            # ncat --chat prefixes each read() chunk, not each line, so this matters there
             tr = senders[s].transport
-            if lines and tr is not None:
-                tr.write(b"".join(lines))
+            if tr is not None:
+                for line in lines:
+                    tr.write(line)
 
         def pump(s: int) -> None:
             lines: list[bytes] = []
@@ -620,13 +631,17 @@ def summarize(phase: Phase, cpu: float, rate: float | None) -> PhaseResult:
         p99_ms=round(pct(0.99), 2),
         max_ms=round(lat[-1] / 1e6, 2) if lat else float("nan"),
         server_cpu_s=round(cpu, 2),
-        cpu_us_per_delivery=round(cpu / phase.delivered * 1e6, 3) if phase.delivered else float("nan"),
+        cpu_us_per_delivery=round(cpu / phase.delivered * 1e6, 3)
+        if phase.delivered
+        else float("nan"),
         rate=rate,
     )
 
 
 async def bench_one(server: Server, n: int, s: int, m: int, args: argparse.Namespace) -> Result:
     run = Run(server, n, s, args.payload, args.window)
+    if args.inflight and not isinstance(server.dialect, NcatDialect):
+        run.inflight = args.inflight
     pid = server.proc.pid
     spy = None
     if args.pyspy and server.label.startswith("richchat"):
@@ -722,7 +737,10 @@ async def main_async(args: argparse.Namespace) -> list[Result]:
     for n, s, m in sizes:
         for target in targets:
             if target == "ncat" and n > args.ncat_max:
-                print(f"skip ncat at N={n} (> --ncat-max {args.ncat_max}: it aborts past 1024 fds)", file=sys.stderr)
+                print(
+                    f"skip ncat at N={n} (> --ncat-max {args.ncat_max}: it aborts past 1024 fds)",
+                    file=sys.stderr,
+                )
                 continue
             if target == "ngircd" and n > args.ngircd_max:
                 print(f"skip ngircd at N={n} (> --ngircd-max {args.ngircd_max})", file=sys.stderr)
@@ -744,19 +762,40 @@ async def main_async(args: argparse.Namespace) -> list[Result]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--targets", default="richchat,ngircd,ncat", help="richchat, richchat-uvloop, richchat-flood, ngircd, ncat")
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument(
+        "--targets",
+        default="richchat,ngircd,ncat",
+        help="richchat, richchat-uvloop, richchat-flood, ngircd, ncat",
+    )
     ap.add_argument("--sizes", default="100:10:200,1000:10:20,5000:10:4", help="N:S:M,...")
     ap.add_argument("--payload", type=int, default=100, help="payload bytes per message")
     ap.add_argument("--window", type=int, default=8, help="unpaced: messages in flight per sender")
-    ap.add_argument("--rate", type=float, default=100.0, help="paced: messages/s per sender (upper bound)")
-    ap.add_argument("--paced-budget", type=float, default=100_000.0, help="paced: max deliveries/s overall")
+    ap.add_argument(
+        "--rate", type=float, default=100.0, help="paced: messages/s per sender (upper bound)"
+    )
+    ap.add_argument(
+        "--paced-budget", type=float, default=100_000.0, help="paced: max deliveries/s overall"
+    )
     ap.add_argument("--paced-seconds", type=float, default=3.0, help="paced: duration (0: skip)")
     ap.add_argument("--register-timeout", type=float, default=120.0)
     ap.add_argument("--phase-timeout", type=float, default=60.0)
+    ap.add_argument(
+        "--inflight",
+        type=int,
+        default=0,
+        help="registrations in flight (default: 256, ngircd 8, ncat 1)",
+    )
     ap.add_argument("--ncat-max", type=int, default=1000)
     ap.add_argument("--ngircd-max", type=int, default=1000)
-    ap.add_argument("--loop", choices=("auto", "asyncio", "uvloop"), default="auto", help="load generator's event loop")
+    ap.add_argument(
+        "--loop",
+        choices=("auto", "asyncio", "uvloop"),
+        default="auto",
+        help="load generator's event loop",
+    )
     ap.add_argument("--pyspy", help="profile richchat servers with py-spy into this directory")
     ap.add_argument("--json", type=Path, help="write results as JSON here")
     args = ap.parse_args()
@@ -766,7 +805,9 @@ def main() -> None:
     resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
     sizes_n = max(int(spec.split(":")[0]) for spec in args.sizes.split(","))
     if want < 2 * sizes_n + 100:
-        raise SystemExit(f"RLIMIT_NOFILE hard limit {hard} is too low for N={sizes_n} (client + server ends)")
+        raise SystemExit(
+            f"RLIMIT_NOFILE hard limit {hard} is too low for N={sizes_n} (client + server ends)"
+        )
 
     if args.loop != "asyncio":
         try:
