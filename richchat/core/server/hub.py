@@ -91,6 +91,8 @@ class LocalHub:
         self._flush_handle: asyncio.Handle | None = None
         self._ulist_handle: asyncio.TimerHandle | None = None
         self._ulist_cache: bytes | None = None
+        #: ULIST entries of registered users, in registration order (kept, not recomputed)
+        self._entries: dict[Connection, str] = {}
         #: connections per dialect (index: Mode value), to encode only the dialects in use
         self._mode_counts = [0, 0, 0, 0]
         self._loop = asyncio.get_running_loop()
@@ -183,12 +185,18 @@ class LocalHub:
             raw=_raw(f"*** {text}"),
         )
 
+    def _presence(self, hello: bytes, text: str) -> None:
+        """A lobby presence change: the HELLO frame (JOIN/PART/NICK) and the ``SRV|text``
+        notice go to HELLO clients as one chunk, so the lobby is walked once, not twice."""
+        notice = f"SRV|{text}\n".encode()
+        self._fanout(self.lobby.members, hello=hello + notice, seed=notice, raw=_raw(f"*** {text}"))
+
     def _registered(self, room: Room) -> list[Connection]:
         return [c for c in room.members if c.name]
 
     def _ulist_bytes(self) -> bytes:
         if self._ulist_cache is None:
-            entries = ",".join(c.entry for c in self.lobby.members if c.name)
+            entries = ",".join(self._entries.values())
             self._ulist_cache = f"ULIST|{entries}\n".encode()
         return self._ulist_cache
 
@@ -309,13 +317,11 @@ class LocalHub:
         self.lobby.members.pop(conn, None)
         if name:
             self.names.pop(fold_name(name), None)
-            self._fanout(
-                self.lobby.members,
-                hello=encode(
-                    f.UserLeft.model_construct(room=DEFAULT_ROOM, name=name, reason=reason)
-                ),
+            self._entries.pop(conn, None)
+            self._presence(
+                encode(f.UserLeft.model_construct(room=DEFAULT_ROOM, name=name, reason=reason)),
+                f"{name} left ({reason})",
             )
-            self.notice_all(f"{name} left ({reason})", self.lobby.members)
             self._users_changed()
         log.info("disconnect %s %s: %s", conn.peer, name or "(unregistered)", reason)
 
@@ -329,13 +335,10 @@ class LocalHub:
         conn.name = name
         conn.entry = conn.user_entry().render()
         self.names[fold_name(name)] = conn
+        self._entries[conn] = conn.entry
         if conn.mode == Mode.HELLO:
             conn.send(f.You(name=name))
-        self._fanout(
-            self.lobby.members,
-            hello=encode(f.UserJoined.model_construct(room=DEFAULT_ROOM, user=conn.user_entry())),
-        )
-        self.notice_all(f"{name} joined", self.lobby.members)
+        self._presence(f"JOIN|{DEFAULT_ROOM}|{conn.entry}\n".encode(), f"{name} joined")
         self._users_changed()
         log.info("register %s as %s", conn.peer, name)
 
@@ -359,9 +362,11 @@ class LocalHub:
         conn.entry = conn.user_entry().render()
         if conn.mode == Mode.HELLO:
             conn.send(f.You(name=name))
-        everyone = self.lobby.members
-        self._fanout(everyone, hello=encode(f.NickChanged.model_construct(old=old, new=name)))
-        self.notice_all(f"{old} is now known as {name}", everyone)
+        self._entries[conn] = conn.entry
+        self._presence(
+            encode(f.NickChanged.model_construct(old=old, new=name)),
+            f"{old} is now known as {name}",
+        )
         self._users_changed()
         log.info("rename %s -> %s", old, name)
 
