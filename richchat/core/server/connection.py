@@ -63,6 +63,7 @@ class Connection(asyncio.Protocol):
         "out",
         "pinged",
         "port",
+        "presence_seq",
         "rooms",
         "transport",
     )
@@ -77,6 +78,7 @@ class Connection(asyncio.Protocol):
         self.entry = ""
         self.host = "?"
         self.port = 0
+        self.presence_seq = 0  # hub's presence-change count when this client entered the lobby
         self.rooms: set[str] = set()  # rooms besides the lobby
         self.current_room = DEFAULT_ROOM
         self.out: list[bytes] = []

@@ -93,6 +93,9 @@ class LocalHub:
         self._ulist_cache: bytes | None = None
         #: ULIST entries of registered users, in registration order (kept, not recomputed)
         self._entries: dict[Connection, str] = {}
+        #: presence changes not yet queued to lobby members: (hello, seed, raw) bytes
+        self._pending: list[tuple[bytes, bytes, bytes]] = []
+        self._presence_seq = 0  # presence changes issued so far
         #: connections per dialect (index: Mode value), to encode only the dialects in use
         self._mode_counts = [0, 0, 0, 0]
         self._loop = asyncio.get_running_loop()
@@ -136,6 +139,7 @@ class LocalHub:
 
     def flush(self) -> None:
         """Commit history, then write every dirty connection once."""
+        self._settle()
         if self._flush_handle is not None:
             self._flush_handle.cancel()
             self._flush_handle = None
@@ -178,6 +182,7 @@ class LocalHub:
 
     def notice_all(self, text: str, conns: Iterable[Connection] | None = None) -> None:
         """A notice to everyone (or ``conns``): ``SRV|text`` or ``*** text``."""
+        self._settle()
         self._fanout(
             self.conns if conns is None else conns,
             hello=encode(f.Notice(text=text)),
@@ -186,10 +191,53 @@ class LocalHub:
         )
 
     def _presence(self, hello: bytes, text: str) -> None:
-        """A lobby presence change: the HELLO frame (JOIN/PART/NICK) and the ``SRV|text``
-        notice go to HELLO clients as one chunk, so the lobby is walked once, not twice."""
+        """A lobby presence change (register, rename, leave): JOIN/PART/NICK + ``SRV|text``.
+
+        Presence changes are batched: a burst of N registrations walks the lobby once per
+        flush, not N times (registering N clients was O(N^2) queue operations). The batch
+        is settled (queued to every lobby member, each getting only the changes made since
+        it entered the lobby) before anything else reaches a client: any other frame
+        handled, message relayed, flush, so nobody ever sees a user act before its JOIN.
+        """
         notice = f"SRV|{text}\n".encode()
-        self._fanout(self.lobby.members, hello=hello + notice, seed=notice, raw=_raw(f"*** {text}"))
+        self._pending.append((hello + notice, notice, _raw(f"*** {text}")))
+        self._presence_seq += 1
+        if self._flush_handle is None:
+            self._schedule_flush()
+
+    def _settle(self) -> None:
+        """Queue the pending presence changes to the lobby members (one walk)."""
+        pending = self._pending
+        if not pending:
+            return
+        self._pending = []
+        count = len(pending)
+        base = self._presence_seq - count  # sequence number of pending[0]
+        blobs: tuple[bytes | None, ...] = (
+            None,
+            b"".join(p[0] for p in pending),
+            b"".join(p[1] for p in pending),
+            b"".join(p[2] for p in pending),
+        )
+        dirty = self._dirty
+        was_clean = not dirty
+        for c in self.lobby.members:
+            mode = c.mode
+            if mode == Mode.PENDING or c.closed:
+                continue
+            skip = c.presence_seq - base
+            if skip <= 0:
+                data = blobs[mode]
+            elif skip < count:  # entered the lobby during this batch
+                data = b"".join(p[mode - 1] for p in pending[skip:])
+            else:
+                continue
+            out = c.out
+            if not out:
+                dirty.append(c)
+            out.append(data)  # type: ignore[arg-type]
+        if was_clean and dirty and self._flush_handle is None:
+            self._schedule_flush()
 
     def _registered(self, room: Room) -> list[Connection]:
         return [c for c in room.members if c.name]
@@ -208,6 +256,7 @@ class LocalHub:
 
     def _send_ulist(self) -> None:
         self._ulist_handle = None
+        self._settle()
         data = self._ulist_bytes()
         for c in self.conns:
             if c.mode == Mode.SEED:
@@ -223,6 +272,8 @@ class LocalHub:
     def start_session(self, conn: Connection, mode: int) -> None:
         """The client's dialect is known: send the welcome, history and user list."""
         was_raw = conn.mode == Mode.RAW
+        if was_raw:
+            self._settle()  # what was meant for it as a raw client goes out as raw text
         self._mode_counts[conn.mode] -= 1
         self._mode_counts[mode] += 1
         conn.mode = mode
@@ -245,6 +296,7 @@ class LocalHub:
         else:
             conn.send(f.Notice(text=welcome))
         self.lobby.members[conn] = None
+        conn.presence_seq = self._presence_seq  # earlier changes are in its ULIST already
         self._send_history(conn, self.lobby)
         if mode == Mode.RAW:
             names = ", ".join(c.name for c in self.lobby.members if c.name) or "nobody yet"
@@ -300,6 +352,8 @@ class LocalHub:
         self.conns.discard(conn)
         self._mode_counts[conn.mode] -= 1
         name = conn.name
+        if conn.rooms:
+            self._settle()  # room PARTs below must not overtake pending lobby changes
         for room_name in list(conn.rooms):
             room = self.rooms.get(room_name)
             if room is None:
@@ -373,6 +427,8 @@ class LocalHub:
     # ------------------------------------------------------------------ frames
 
     def handle(self, conn: Connection, frame: f.Frame) -> None:
+        if self._pending and not (isinstance(frame, f.SetNick) and conn.name is None):
+            self._settle()
         if isinstance(frame, f.SetNick):
             self.set_nick(conn, frame.name)
             return
@@ -411,6 +467,8 @@ class LocalHub:
             conn.error("bad_frame", f"unexpected frame {frame.tag}")
 
     def say(self, conn: Connection, room_name: str, text: str, kind: str = "msg") -> None:
+        if self._pending:
+            self._settle()
         room = self.rooms.get(room_name)
         if room is None or conn not in room.members:
             conn.error("not_in_room", f"you are not in #{room_name}; /join {room_name} first")
