@@ -41,6 +41,7 @@ import resource
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -296,6 +297,7 @@ class Phase:
         self.delivered = 0
         self.echoes = 0
         self.corrupted = 0
+        self.unattributed = 0  # counted in corrupted too
         self.duplicates = 0
         self.gaps = 0
         self.other_lines = 0
@@ -378,11 +380,15 @@ class Client(asyncio.Protocol):
                 s = int(sb[2:])
                 q = int(qb)
                 t = int(tb)
-                ok = phase.sent[s][q] == p and i > 0
+                ok = phase.sent[s][q] == p
             except (ValueError, IndexError):
                 ok = False
             if not ok:
                 phase.corrupted += 1
+                continue
+            if i == 0:  # intact text, but no sender in front of it: who said it?
+                phase.corrupted += 1
+                phase.unattributed += 1
                 continue
             if s == me:
                 phase.echoes += 1
@@ -574,6 +580,7 @@ class PhaseResult:
     delivered: int
     lost: int
     corrupted: int
+    unattributed: int
     duplicates: int
     echoes: int
     seconds: float
@@ -623,6 +630,7 @@ def summarize(phase: Phase, cpu: float, rate: float | None) -> PhaseResult:
         delivered=phase.delivered,
         lost=lost,
         corrupted=phase.corrupted,
+        unattributed=phase.unattributed,
         duplicates=phase.duplicates,
         echoes=phase.echoes,
         seconds=round(secs, 3),
@@ -723,6 +731,37 @@ def fmt_row(r: Result) -> str:
     )
 
 
+def median_table(results: list[Result]) -> str:
+    """Medians over repeated runs of each (server, N); losses and corruption summed."""
+    groups: dict[tuple[str, int], list[Result]] = {}
+    for r in results:
+        groups.setdefault((r.server, r.n), []).append(r)
+    lines = [
+        "| server | N | runs | register s | KB/idle conn | deliveries/s | CPU µs/delivery "
+        "| paced p50 ms | paced p99 ms | paced CPU µs/delivery | lost (all runs) | corrupted (all runs) |",
+        "|" + "---|" * 12,
+    ]
+
+    def med(values: list[float]) -> float:
+        values = sorted(v for v in values if v == v)
+        return statistics.median(values) if values else float("nan")
+
+    for (server, n), rs in groups.items():
+        un = [r.unpaced for r in rs if r.unpaced]
+        pa = [r.paced for r in rs if r.paced]
+        lost = sum(p.lost for p in un + pa)
+        corrupted = sum(p.corrupted for p in un + pa)
+        lines.append(
+            f"| {server} | {n} | {len(rs)} | {med([r.register_s for r in rs]):.2f} "
+            f"| {med([r.kb_per_idle_conn for r in rs]):.1f} "
+            f"| {med([p.deliveries_per_s for p in un]):,.0f} "
+            f"| {med([p.cpu_us_per_delivery for p in un]):.2f} "
+            f"| {med([p.p50_ms for p in pa]):.1f} | {med([p.p99_ms for p in pa]):.1f} "
+            f"| {med([p.cpu_us_per_delivery for p in pa]):.2f} | {lost} | {corrupted} |"
+        )
+    return "\n".join(lines)
+
+
 HEADER = (
     "| server | N | S x M | registered | register s | KB/idle conn | deliveries/s | lost | corrupted | CPU µs/delivery | p50 ms | p99 ms "
     "| paced rate/sender | paced lost | paced corrupted | paced p50 ms | paced p99 ms | paced CPU µs/delivery | note |\n"
@@ -734,30 +773,30 @@ async def main_async(args: argparse.Namespace) -> list[Result]:
     results: list[Result] = []
     sizes = [tuple(int(x) for x in spec.split(":")) for spec in args.sizes.split(",")]
     targets = args.targets.split(",")
-    for n, s, m in sizes:
-        for target in targets:
-            if target == "ncat" and n > args.ncat_max:
-                print(
-                    f"skip ncat at N={n} (> --ncat-max {args.ncat_max}: it aborts past 1024 fds)",
-                    file=sys.stderr,
-                )
-                continue
-            if target == "ngircd" and n > args.ngircd_max:
-                print(f"skip ngircd at N={n} (> --ngircd-max {args.ngircd_max})", file=sys.stderr)
-                continue
-            server = start(target)
-            if server is None:
-                print(f"skip {target}: not installed", file=sys.stderr)
-                continue
-            try:
-                t0 = time.monotonic()
-                r = await bench_one(server, n, s, m, args)
-                r.extra["wall_s"] = round(time.monotonic() - t0, 1)
-                r.extra["command"] = server.config
-            finally:
-                server.stop()
-            results.append(r)
-            print(fmt_row(r), file=sys.stderr, flush=True)
+    runs = [(n, s, m, t) for n, s, m in sizes for _ in range(args.repeat) for t in targets]
+    for n, s, m, target in runs:
+        if target == "ncat" and n > args.ncat_max:
+            print(
+                f"skip ncat at N={n} (> --ncat-max {args.ncat_max}: it aborts past 1024 fds)",
+                file=sys.stderr,
+            )
+            continue
+        if target == "ngircd" and n > args.ngircd_max:
+            print(f"skip ngircd at N={n} (> --ngircd-max {args.ngircd_max})", file=sys.stderr)
+            continue
+        server = start(target)
+        if server is None:
+            print(f"skip {target}: not installed", file=sys.stderr)
+            continue
+        try:
+            t0 = time.monotonic()
+            r = await bench_one(server, n, s, m, args)
+            r.extra["wall_s"] = round(time.monotonic() - t0, 1)
+            r.extra["command"] = server.config
+        finally:
+            server.stop()
+        results.append(r)
+        print(fmt_row(r), file=sys.stderr, flush=True)
     return results
 
 
@@ -788,6 +827,7 @@ def main() -> None:
         default=0,
         help="registrations in flight (default: 256, ngircd 8, ncat 1)",
     )
+    ap.add_argument("--repeat", type=int, default=1, help="runs of each server and size")
     ap.add_argument("--ncat-max", type=int, default=1000)
     ap.add_argument("--ngircd-max", type=int, default=1000)
     ap.add_argument(
@@ -827,6 +867,9 @@ def main() -> None:
     print(HEADER)
     for r in results:
         print(fmt_row(r))
+    if args.repeat > 1:
+        print()
+        print(median_table(results))
     if args.json:
         args.json.write_text(json.dumps([asdict(r) for r in results], indent=1))
 
