@@ -21,6 +21,7 @@ import logging
 import socket
 import time
 from collections import deque
+from typing import cast
 
 from richchat.core.protocol import frames as f
 from richchat.core.protocol.codec import (
@@ -31,7 +32,7 @@ from richchat.core.protocol.codec import (
     encode,
 )
 from richchat.core.protocol.slash import HelpRequest, SlashError, parse_slash
-from richchat.core.protocol.text import DEFAULT_ROOM
+from richchat.core.protocol.text import DEFAULT_ROOM, sanitize_text
 from richchat.core.server.hub import LocalHub, Mode
 
 log = logging.getLogger("richchat.server")
@@ -60,9 +61,9 @@ class Connection(asyncio.Protocol):
         "mode",
         "name",
         "out",
-        "out_size",
         "pinged",
         "port",
+        "presence_seq",
         "rooms",
         "transport",
     )
@@ -77,10 +78,10 @@ class Connection(asyncio.Protocol):
         self.entry = ""
         self.host = "?"
         self.port = 0
+        self.presence_seq = 0  # hub's presence-change count when this client entered the lobby
         self.rooms: set[str] = set()  # rooms besides the lobby
         self.current_room = DEFAULT_ROOM
         self.out: list[bytes] = []
-        self.out_size = 0
         self.closed = False
         self._tokens = float(cfg.flood_burst)
         self._tokens_at = time.monotonic()
@@ -106,8 +107,8 @@ class Connection(asyncio.Protocol):
     # ------------------------------------------------------------------ asyncio.Protocol
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # uvloop's transports implement asyncio.Transport without subclassing it
+        self.transport = cast(asyncio.Transport, transport)
         peer = transport.get_extra_info("peername")
         if isinstance(peer, tuple):
             self.host, self.port = str(peer[0]), int(peer[1])
@@ -115,7 +116,7 @@ class Connection(asyncio.Protocol):
         if sock is not None:
             _tune_socket(sock)
         if not self.hub.attach(self):
-            transport.write(
+            self.transport.write(
                 encode(f.Error(code="server_full", text="the server is full, try later"))
             )
             self.closed = True
@@ -214,6 +215,17 @@ class Connection(asyncio.Protocol):
             self.hub.start_session(self, Mode.RAW)
 
     def _handle_line(self, item: str | LineTooLong) -> None:
+        if (
+            self.name is not None
+            and self._seen_line
+            and type(item) is str
+            and item.startswith("MSG|")
+            and self.mode != Mode.RAW
+        ):
+            # Hot path: a registered protocol client's lobby message. Same result as
+            # decode_client_line -> Say(text=sanitize_text(...)) -> hub.say, minus the model.
+            self.hub.say(self, DEFAULT_ROOM, sanitize_text(item[4:]))
+            return
         if isinstance(item, LineTooLong):
             self.error("line_too_long", f"line longer than {item.limit} bytes dropped")
             return
@@ -264,7 +276,6 @@ class Connection(asyncio.Protocol):
         if not self.out:
             self.hub.mark_dirty(self)
         self.out.append(data)
-        self.out_size += len(data)
 
     def send(self, frame: f.Frame) -> None:
         self.queue(encode(frame))
@@ -283,7 +294,6 @@ class Connection(asyncio.Protocol):
             return
         data = self.out[0] if len(self.out) == 1 else b"".join(self.out)
         self.out = []
-        self.out_size = 0
         if self.closed:
             return
         self.transport.write(data)

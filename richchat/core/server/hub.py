@@ -38,6 +38,8 @@ log = logging.getLogger("richchat.server")
 
 FEATURES = ("rooms", "priv", "incremental")
 SERVER_AGENT = f"richchat-server/{__version__}"
+#: a busy hub flushes (commits history, writes to sockets) at most once per this many seconds
+FLUSH_INTERVAL = 0.005
 
 
 class Mode:
@@ -45,6 +47,9 @@ class Mode:
     HELLO = 1  # our own clients: rich frames, incremental user-list updates
     SEED = 2  # seed-protocol clients: MSG/SRV/ULIST only, lobby only
     RAW = 3  # netcat: human-readable lines, slash commands
+
+
+_HELLO, _SEED, _RAW = Mode.HELLO, Mode.SEED, Mode.RAW
 
 
 def now_ms() -> int:
@@ -86,7 +91,15 @@ class LocalHub:
         self._flush_handle: asyncio.Handle | None = None
         self._ulist_handle: asyncio.TimerHandle | None = None
         self._ulist_cache: bytes | None = None
+        #: ULIST entries of registered users, in registration order (kept, not recomputed)
+        self._entries: dict[Connection, str] = {}
+        #: presence changes not yet queued to lobby members: (hello, seed, raw) bytes
+        self._pending: list[tuple[bytes, bytes, bytes]] = []
+        self._presence_seq = 0  # presence changes issued so far
+        #: connections per dialect (index: Mode value), to encode only the dialects in use
+        self._mode_counts = [0, 0, 0, 0]
         self._loop = asyncio.get_running_loop()
+        self._last_flush = 0.0
 
     # ------------------------------------------------------------------ bookkeeping
 
@@ -102,16 +115,35 @@ class LocalHub:
         if len(self.conns) >= self.config.max_clients:
             return False
         self.conns.add(conn)
+        self._mode_counts[conn.mode] += 1
         return True
 
     def mark_dirty(self, conn: Connection) -> None:
         self._dirty.append(conn)
         if self._flush_handle is None:
-            self._flush_handle = self._loop.call_soon(self.flush)
+            self._schedule_flush()
+
+    def _schedule_flush(self) -> None:
+        """Flush on the next loop iteration, but at most once per FLUSH_INTERVAL.
+
+        An idle server flushes at once; a busy one coalesces everything that arrives
+        within FLUSH_INTERVAL into one SQLite commit and one write per client, so the
+        cost of a commit and of a send() is shared by many messages.
+        """
+        loop = self._loop
+        due = self._last_flush + FLUSH_INTERVAL
+        if loop.time() >= due:
+            self._flush_handle = loop.call_soon(self.flush)
+        else:
+            self._flush_handle = loop.call_at(due, self.flush)
 
     def flush(self) -> None:
         """Commit history, then write every dirty connection once."""
-        self._flush_handle = None
+        self._settle()
+        if self._flush_handle is not None:
+            self._flush_handle.cancel()
+            self._flush_handle = None
+        self._last_flush = self._loop.time()
         try:
             self.store.flush()
         except Exception:  # disk full, locked: keep chatting, say so in the log
@@ -130,16 +162,27 @@ class LocalHub:
         raw: bytes | None = None,
         skip: Connection | None = None,
     ) -> None:
+        """Queue the bytes of each recipient's dialect (None: that dialect gets nothing).
+
+        This is the hot path of every broadcast: Connection.queue is inlined.
+        """
+        dirty = self._dirty
+        was_clean = not dirty
+        by_mode = (None, hello, seed, raw)  # indexed by Mode (PENDING gets nothing)
         for c in conns:
-            if c is skip:
+            data = by_mode[c.mode]
+            if data is None or c.closed or c is skip:
                 continue
-            mode = c.mode
-            data = hello if mode == Mode.HELLO else seed if mode == Mode.SEED else raw
-            if data is not None and mode != Mode.PENDING:
-                c.queue(data)
+            out = c.out
+            if not out:
+                dirty.append(c)
+            out.append(data)
+        if was_clean and dirty and self._flush_handle is None:
+            self._schedule_flush()
 
     def notice_all(self, text: str, conns: Iterable[Connection] | None = None) -> None:
         """A notice to everyone (or ``conns``): ``SRV|text`` or ``*** text``."""
+        self._settle()
         self._fanout(
             self.conns if conns is None else conns,
             hello=encode(f.Notice(text=text)),
@@ -147,12 +190,61 @@ class LocalHub:
             raw=_raw(f"*** {text}"),
         )
 
+    def _presence(self, hello: bytes, text: str) -> None:
+        """A lobby presence change (register, rename, leave): JOIN/PART/NICK + ``SRV|text``.
+
+        Presence changes are batched: a burst of N registrations walks the lobby once per
+        flush, not N times (registering N clients was O(N^2) queue operations). The batch
+        is settled (queued to every lobby member, each getting only the changes made since
+        it entered the lobby) before anything else reaches a client: any other frame
+        handled, message relayed, flush, so nobody ever sees a user act before its JOIN.
+        """
+        notice = f"SRV|{text}\n".encode()
+        self._pending.append((hello + notice, notice, _raw(f"*** {text}")))
+        self._presence_seq += 1
+        if self._flush_handle is None:
+            self._schedule_flush()
+
+    def _settle(self) -> None:
+        """Queue the pending presence changes to the lobby members (one walk)."""
+        pending = self._pending
+        if not pending:
+            return
+        self._pending = []
+        count = len(pending)
+        base = self._presence_seq - count  # sequence number of pending[0]
+        blobs: tuple[bytes | None, ...] = (
+            None,
+            b"".join(p[0] for p in pending),
+            b"".join(p[1] for p in pending),
+            b"".join(p[2] for p in pending),
+        )
+        dirty = self._dirty
+        was_clean = not dirty
+        for c in self.lobby.members:
+            mode = c.mode
+            if mode == Mode.PENDING or c.closed:
+                continue
+            skip = c.presence_seq - base
+            if skip <= 0:
+                data = blobs[mode]
+            elif skip < count:  # entered the lobby during this batch
+                data = b"".join(p[mode - 1] for p in pending[skip:])
+            else:
+                continue
+            out = c.out
+            if not out:
+                dirty.append(c)
+            out.append(data)  # type: ignore[arg-type]
+        if was_clean and dirty and self._flush_handle is None:
+            self._schedule_flush()
+
     def _registered(self, room: Room) -> list[Connection]:
         return [c for c in room.members if c.name]
 
     def _ulist_bytes(self) -> bytes:
         if self._ulist_cache is None:
-            entries = ",".join(c.entry for c in self.lobby.members if c.name)
+            entries = ",".join(self._entries.values())
             self._ulist_cache = f"ULIST|{entries}\n".encode()
         return self._ulist_cache
 
@@ -164,6 +256,7 @@ class LocalHub:
 
     def _send_ulist(self) -> None:
         self._ulist_handle = None
+        self._settle()
         data = self._ulist_bytes()
         for c in self.conns:
             if c.mode == Mode.SEED:
@@ -179,6 +272,10 @@ class LocalHub:
     def start_session(self, conn: Connection, mode: int) -> None:
         """The client's dialect is known: send the welcome, history and user list."""
         was_raw = conn.mode == Mode.RAW
+        if was_raw:
+            self._settle()  # what was meant for it as a raw client goes out as raw text
+        self._mode_counts[conn.mode] -= 1
+        self._mode_counts[mode] += 1
         conn.mode = mode
         if mode == Mode.HELLO:
             conn.send(
@@ -199,6 +296,7 @@ class LocalHub:
         else:
             conn.send(f.Notice(text=welcome))
         self.lobby.members[conn] = None
+        conn.presence_seq = self._presence_seq  # earlier changes are in its ULIST already
         self._send_history(conn, self.lobby)
         if mode == Mode.RAW:
             names = ", ".join(c.name for c in self.lobby.members if c.name) or "nobody yet"
@@ -227,16 +325,16 @@ class LocalHub:
             conn.queue(self._encode_message(m, conn.mode, history=True))
 
     def _encode_message(self, m: StoredMessage, mode: int, history: bool = False) -> bytes:
+        # Same bytes as encode(RoomMessage/Action/ChatMessage/Notice(...)), without building
+        # pydantic models on the hot path: every field was validated when it came in.
         if mode == Mode.HELLO:
-            cls = f.Action if m.kind == "action" else f.RoomMessage
-            return encode(
-                cls.model_construct(room=m.room, id=m.id, ts=m.ts, name=m.name, text=m.text)
-            )
+            tag = "ACTION" if m.kind == "action" else "RMSG"
+            return f"{tag}|{m.room}|{m.id}|{m.ts}|{m.name}|{m.text}\n".encode()
         prefix = "" if m.room == DEFAULT_ROOM else f"[{m.room}] "
         if mode == Mode.SEED:
             if m.kind == "action":
-                return encode(f.Notice.model_construct(text=f"* {m.name} {m.text}"))
-            return encode(f.ChatMessage.model_construct(name=m.name, text=m.text))
+                return f"SRV|* {m.name} {m.text}\n".encode()
+            return f"MSG|{m.name}: {m.text}\n".encode()
         stamp = datetime.fromtimestamp(m.ts / 1000).strftime("[%H:%M] ") if history else ""
         if m.kind == "action":
             return _raw(f"{stamp}{prefix}* {m.name} {m.text}")
@@ -252,7 +350,10 @@ class LocalHub:
         if conn not in self.conns:
             return
         self.conns.discard(conn)
+        self._mode_counts[conn.mode] -= 1
         name = conn.name
+        if conn.rooms:
+            self._settle()  # room PARTs below must not overtake pending lobby changes
         for room_name in list(conn.rooms):
             room = self.rooms.get(room_name)
             if room is None:
@@ -270,13 +371,11 @@ class LocalHub:
         self.lobby.members.pop(conn, None)
         if name:
             self.names.pop(fold_name(name), None)
-            self._fanout(
-                self.lobby.members,
-                hello=encode(
-                    f.UserLeft.model_construct(room=DEFAULT_ROOM, name=name, reason=reason)
-                ),
+            self._entries.pop(conn, None)
+            self._presence(
+                encode(f.UserLeft.model_construct(room=DEFAULT_ROOM, name=name, reason=reason)),
+                f"{name} left ({reason})",
             )
-            self.notice_all(f"{name} left ({reason})", self.lobby.members)
             self._users_changed()
         log.info("disconnect %s %s: %s", conn.peer, name or "(unregistered)", reason)
 
@@ -290,13 +389,10 @@ class LocalHub:
         conn.name = name
         conn.entry = conn.user_entry().render()
         self.names[fold_name(name)] = conn
+        self._entries[conn] = conn.entry
         if conn.mode == Mode.HELLO:
             conn.send(f.You(name=name))
-        self._fanout(
-            self.lobby.members,
-            hello=encode(f.UserJoined.model_construct(room=DEFAULT_ROOM, user=conn.user_entry())),
-        )
-        self.notice_all(f"{name} joined", self.lobby.members)
+        self._presence(f"JOIN|{DEFAULT_ROOM}|{conn.entry}\n".encode(), f"{name} joined")
         self._users_changed()
         log.info("register %s as %s", conn.peer, name)
 
@@ -320,15 +416,19 @@ class LocalHub:
         conn.entry = conn.user_entry().render()
         if conn.mode == Mode.HELLO:
             conn.send(f.You(name=name))
-        everyone = self.lobby.members
-        self._fanout(everyone, hello=encode(f.NickChanged.model_construct(old=old, new=name)))
-        self.notice_all(f"{old} is now known as {name}", everyone)
+        self._entries[conn] = conn.entry
+        self._presence(
+            encode(f.NickChanged.model_construct(old=old, new=name)),
+            f"{old} is now known as {name}",
+        )
         self._users_changed()
         log.info("rename %s -> %s", old, name)
 
     # ------------------------------------------------------------------ frames
 
     def handle(self, conn: Connection, frame: f.Frame) -> None:
+        if self._pending and not (isinstance(frame, f.SetNick) and conn.name is None):
+            self._settle()
         if isinstance(frame, f.SetNick):
             self.set_nick(conn, frame.name)
             return
@@ -367,6 +467,8 @@ class LocalHub:
             conn.error("bad_frame", f"unexpected frame {frame.tag}")
 
     def say(self, conn: Connection, room_name: str, text: str, kind: str = "msg") -> None:
+        if self._pending:
+            self._settle()
         room = self.rooms.get(room_name)
         if room is None or conn not in room.members:
             conn.error("not_in_room", f"you are not in #{room_name}; /join {room_name} first")
@@ -384,11 +486,13 @@ class LocalHub:
             text,
         )
         lobby = room.name == DEFAULT_ROOM
+        counts = self._mode_counts
+        # Encode the other dialects only when someone connected speaks them.
         self._fanout(
             room.members,
-            hello=self._encode_message(msg, Mode.HELLO),
-            seed=self._encode_message(msg, Mode.SEED) if lobby else None,
-            raw=self._encode_message(msg, Mode.RAW),
+            hello=self._encode_message(msg, Mode.HELLO) if counts[_HELLO] else None,
+            seed=self._encode_message(msg, Mode.SEED) if lobby and counts[_SEED] else None,
+            raw=self._encode_message(msg, Mode.RAW) if counts[_RAW] else None,
         )
 
     def join(self, conn: Connection, room_name: str) -> None:

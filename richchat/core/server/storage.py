@@ -9,11 +9,19 @@ every :data:`PRUNE_EVERY` inserts. Private messages are never stored.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import sqlite3
+import threading
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import NamedTuple
 
+log = logging.getLogger("richchat.server")
+
 PRUNE_EVERY = 1000
+#: seconds between WAL checkpoints, which run in a background thread (they fsync)
+CHECKPOINT_EVERY = 1.0
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS messages (
@@ -52,11 +60,33 @@ class HistoryStore:
         self._db = sqlite3.connect(str(path), isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
+        # Checkpoints copy the WAL into the database and fsync: milliseconds that would stall
+        # the event loop. A thread with its own connection runs them instead (the sqlite3
+        # module releases the GIL while SQLite works).
+        self._db.execute("PRAGMA wal_autocheckpoint=0")
         self._db.executescript(_SCHEMA)
         row = self._db.execute("SELECT COALESCE(MAX(id), 0) FROM messages").fetchone()
         self._next_id = int(row[0]) + 1
         self._pending: list[StoredMessage] = []
         self._since_prune = 0
+        self._touched: set[str] = set()  # rooms written to since the last prune
+        self._stop = threading.Event()
+        self._checkpointer = threading.Thread(
+            target=self._checkpoint_loop, name="richchat-wal-checkpoint", daemon=True
+        )
+        self._checkpointer.start()
+
+    def _checkpoint_loop(self) -> None:
+        db = sqlite3.connect(str(self.path), isolation_level=None)
+        try:
+            db.execute("PRAGMA busy_timeout=1000")
+            while not self._stop.wait(CHECKPOINT_EVERY):
+                try:
+                    db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                except sqlite3.Error as exc:  # busy, disk trouble: try again next time
+                    log.warning("WAL checkpoint failed: %s", exc)
+        finally:
+            db.close()
 
     def add(self, room: str, ts: int, name: str, kind: str, text: str) -> int:
         msg_id = self._next_id
@@ -68,23 +98,42 @@ class HistoryStore:
         if not self._pending:
             return
         rows, self._pending = self._pending, []
-        with self._db:
+        with self._transaction():
             self._db.executemany("INSERT INTO messages VALUES (?, ?, ?, ?, ?, ?)", rows)
         self._since_prune += len(rows)
+        self._touched.update(r.room for r in rows)
         if self._since_prune >= PRUNE_EVERY:
+            touched, self._touched = self._touched, set()
             self._since_prune = 0
-            self.prune()
+            self.prune(touched)
 
-    def prune(self) -> None:
-        with self._db:
-            self._db.execute(
-                """DELETE FROM messages WHERE id IN (
-                       SELECT id FROM (
-                           SELECT id, ROW_NUMBER() OVER (PARTITION BY room ORDER BY id DESC) AS n
-                           FROM messages)
-                       WHERE n > ?)""",
-                (self.retention,),
-            )
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """One explicit transaction: in autocommit mode (isolation_level=None) ``with db:``
+        does not open one, and every row of an executemany would be a commit of its own."""
+        db = self._db
+        db.execute("BEGIN")
+        try:
+            yield
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
+    def prune(self, rooms: Iterable[str] | None = None) -> None:
+        """Keep the newest ``retention`` messages of each room (of ``rooms``, or all).
+
+        One indexed range delete per room: cost grows with ``retention``, not with the table.
+        """
+        if rooms is None:
+            rooms = [r[0] for r in self._db.execute("SELECT DISTINCT room FROM messages")]
+        with self._transaction():
+            for room in rooms:
+                self._db.execute(
+                    "DELETE FROM messages WHERE room = ?1 AND id <= ("
+                    "SELECT id FROM messages WHERE room = ?1 ORDER BY id DESC LIMIT 1 OFFSET ?2)",
+                    (room, self.retention),
+                )
 
     def recent(self, room: str, limit: int) -> list[StoredMessage]:
         """The last ``limit`` messages of ``room``, oldest first."""
@@ -124,6 +173,8 @@ class HistoryStore:
         return default
 
     def close(self) -> None:
+        self._stop.set()
+        self._checkpointer.join(timeout=5)
         try:
             self.flush()
         finally:

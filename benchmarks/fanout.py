@@ -1,0 +1,878 @@
+"""Chat server fan-out benchmark: richchat against ngircd and `ncat --chat`, same load.
+
+N clients join one room, S of them send M messages each (payload P bytes), everyone
+receives. Every payload carries ``~B<sender>.<seq>.<send-time-ns>.`` plus a deterministic
+filler, so each copy received is checked byte for byte (corruption), per sender in order
+(loss, duplicates) and timed (latency: send -> receive on the same clock).
+
+Deliveries are counted the same way for every server: a *delivery* is a copy of a message
+received by a client other than its sender (N-1 per message). richchat also echoes each
+message to its sender (delivery confirmation); IRC and ncat do not. Echoes are counted
+separately and are not deliveries, so richchat does 1/(N-1) more work than it is credited for.
+
+Phases per server and size, on the same connections:
+
+1. register: connect N clients (at most 256 handshakes in flight) and register them
+   (richchat: ``HELLO`` + ``CMD_USER`` until ``YOU|name``; IRC: NICK/USER/JOIN until our own
+   JOIN echo; ncat: until its ``already connected`` announce). Memory per idle connection =
+   server RSS growth / N once everything is quiet.
+2. unpaced: each sender keeps at most ``--window`` messages in flight (sent, not yet seen by
+   an observer client); deliveries per second and server CPU per delivery.
+3. paced: each sender sends at a fixed rate (``--rate``/s, lowered so the whole run stays
+   under ``--paced-budget`` deliveries/s that one Python load generator can take); latency.
+
+Server CPU is utime+stime(+cutime+cstime) from /proc/PID/stat around each phase (10 ms ticks).
+
+Only loopback (127.0.0.1) is used; every phase is bounded in count and time.
+
+    python benchmarks/fanout.py                      # default run, ~3-5 minutes
+    python benchmarks/fanout.py --sizes 100:10:200 --targets richchat
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import re
+import resource
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+FILLER = b"abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ" * 64
+HOST = "127.0.0.1"
+
+
+# --------------------------------------------------------------------------- /proc
+
+
+def proc_cpu(pid: int) -> float:
+    """utime + stime (+ reaped children) of a process, in seconds."""
+    with open(f"/proc/{pid}/stat") as fh:
+        fields = fh.read().rsplit(")", 1)[1].split()
+    # fields[0] is field 3 (state): utime=14, stime=15, cutime=16, cstime=17
+    return sum(int(x) for x in fields[11:15]) / CLK_TCK
+
+
+def proc_rss_kb(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as fh:
+        for line in fh:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return int(s.getsockname()[1])
+
+
+def wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}")
+        with contextlib.suppress(OSError), socket.create_connection((HOST, port), timeout=0.5):
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"nothing listening on {HOST}:{port} after {timeout}s")
+
+
+# --------------------------------------------------------------------------- dialects
+
+
+class Dialect:
+    name = ""
+    #: registrations in flight at once while connecting
+    inflight = 256
+
+    def register(self, i: int) -> bytes:
+        raise NotImplementedError
+
+    def confirm(self, i: int) -> bytes:
+        raise NotImplementedError
+
+    def message(self, payload: bytes) -> bytes:
+        raise NotImplementedError
+
+    def pong(self, line: bytes) -> bytes | None:
+        return None
+
+
+class HelloDialect(Dialect):
+    name = "richchat"
+
+    def register(self, i: int) -> bytes:
+        return b"HELLO|1|bench/1\nCMD_USER|bench%d\n" % i
+
+    def confirm(self, i: int) -> bytes:
+        return b"\nYOU|bench%d\n" % i
+
+    def message(self, payload: bytes) -> bytes:
+        return b"MSG|" + payload + b"\n"
+
+    def pong(self, line: bytes) -> bytes | None:
+        if line.startswith(b"PING|"):
+            return b"PONG|" + line[5:] + b"\n"
+        return None
+
+
+class IrcDialect(Dialect):
+    name = "irc"
+    # ngircd listens with a compiled-in backlog of 10: with more handshakes in flight the
+    # kernel drops the final ACKs and those clients stall for good (seen at N=1000).
+    inflight = 8
+
+    def register(self, i: int) -> bytes:
+        return b"NICK b%d\r\nUSER b%d 0 * :bench\r\nJOIN #bench\r\n" % (i, i)
+
+    def confirm(self, i: int) -> bytes:
+        return b"\n:b%d!" % i
+
+    def message(self, payload: bytes) -> bytes:
+        return b"PRIVMSG #bench :" + payload + b"\r\n"
+
+    def pong(self, line: bytes) -> bytes | None:
+        if line.startswith(b"PING"):
+            return b"PONG" + line[4:].rstrip(b"\r") + b"\r\n"
+        return None
+
+
+class NcatDialect(Dialect):
+    name = "ncat"
+    # ncat --chat silently drops connections that arrive in a burst (never greets them):
+    # connect one at a time.
+    inflight = 1
+
+    def register(self, i: int) -> bytes:
+        return b""
+
+    def confirm(self, i: int) -> bytes:
+        return b"<announce> already connected:"
+
+    def message(self, payload: bytes) -> bytes:
+        return payload + b"\n"
+
+
+# --------------------------------------------------------------------------- servers
+
+
+@dataclass
+class Server:
+    label: str
+    proc: subprocess.Popen[bytes]
+    port: int
+    dialect: Dialect
+    tmp: Path
+    config: str = ""
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=5)
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def start_richchat(
+    label: str, flood: bool = False, uvloop: bool = False, max_clients: int = 20000
+) -> Server:
+    tmp = Path(tempfile.mkdtemp(prefix="fanout-rc-"))
+    args = [
+        "server", "--host", HOST, "--port", "0", "--no-beacon", "--no-mdns",
+        "--data-dir", str(tmp), "--log-level", "warning", "--max-clients", str(max_clients),
+    ]  # fmt: skip
+    if not flood:
+        args += ["--flood-rate", "0"]
+    if uvloop:
+        boot = "import sys, uvloop; uvloop.install(); from richchat.cli import main; sys.argv[0] = 'richchat'; main()"
+        cmd = [sys.executable, "-c", boot, *args]
+    else:
+        cmd = [sys.executable, "-m", "richchat", *args]
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, env=env, cwd=tmp)
+    assert proc.stdout is not None
+    line = proc.stdout.readline().decode()
+    m = re.search(r"listening on (\S+):(\d+)", line)
+    if not m:
+        proc.kill()
+        raise RuntimeError(f"richchat server did not start: {line!r}")
+    return Server(label, proc, int(m.group(2)), HelloDialect(), tmp, " ".join(cmd[1:]))
+
+
+NGIRCD_CONF = """\
+[Global]
+Name = bench.irc.local
+Info = fanout benchmark
+Listen = {host}
+Ports = {port}
+MotdPhrase = bench
+PidFile = {tmp}/ngircd.pid
+ServerUID = {uid}
+ServerGID = {gid}
+[Limits]
+MaxConnections = 0
+MaxConnectionsIP = 0
+MaxJoins = 0
+MaxNickLength = 20
+MaxPenaltyTime = 0
+PingTimeout = 600
+PongTimeout = 600
+MaxListSize = 100
+[Options]
+DNS = no
+Ident = no
+PAM = no
+"""
+
+
+def start_ngircd(label: str = "ngircd") -> Server | None:
+    exe = shutil.which("ngircd") or (
+        "/usr/sbin/ngircd" if Path("/usr/sbin/ngircd").exists() else None
+    )
+    if exe is None:
+        return None
+    tmp = Path(tempfile.mkdtemp(prefix="fanout-irc-"))
+    port = free_port()
+    conf = tmp / "ngircd.conf"
+    conf.write_text(
+        NGIRCD_CONF.format(host=HOST, port=port, tmp=tmp, uid=os.getuid(), gid=os.getgid())
+    )
+    proc = subprocess.Popen(
+        [exe, "-n", "-f", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp
+    )
+    wait_port(port, proc)
+    return Server(label, proc, port, IrcDialect(), tmp, f"{exe} -n -f ngircd.conf")
+
+
+def start_ncat(label: str = "ncat") -> Server | None:
+    exe = shutil.which("ncat")
+    if exe is None:
+        return None
+    tmp = Path(tempfile.mkdtemp(prefix="fanout-ncat-"))
+    port = free_port()
+    cmd = [exe, "--chat", "--keep-open", "-l", HOST, str(port), "--max-conns", "100000"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp)
+    wait_port(port, proc)
+    time.sleep(0.3)  # let ncat forget wait_port's probe connection
+    return Server(label, proc, port, NcatDialect(), tmp, " ".join(cmd))
+
+
+# --------------------------------------------------------------------------- load
+
+
+def make_payload(s: int, q: int, t_ns: int, size: int) -> bytes:
+    head = b"~B%d.%d.%d." % (s, q, t_ns)
+    rot = (s * 7 + q * 13) % 62
+    return head + FILLER[rot : rot + max(0, size - len(head))]
+
+
+class Phase:
+    """Counters of one measured phase."""
+
+    def __init__(self, n: int, senders: int, msgs: int) -> None:
+        self.n = n
+        self.senders = senders
+        self.msgs = msgs
+        self.expected = senders * msgs * (n - 1)
+        self.sent: list[list[bytes | None]] = [[None] * msgs for _ in range(senders)]
+        self.next_seq: list[list[int]] = [[0] * senders for _ in range(n)]
+        self.delivered = 0
+        self.echoes = 0
+        self.corrupted = 0
+        self.unattributed = 0  # counted in corrupted too
+        self.duplicates = 0
+        self.gaps = 0
+        self.other_lines = 0
+        self.latencies: list[int] = []
+        self.first_send = 0
+        self.last_delivery = 0
+        self.sends_done = 0
+
+
+class Client(asyncio.Protocol):
+    __slots__ = ("idx", "registered", "run", "tail", "token", "transport")
+
+    def __init__(self, run: Run, idx: int) -> None:
+        self.run = run
+        self.idx = idx
+        self.token = run.dialect.confirm(idx)
+        self.registered = False
+        self.tail = b""
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]  # uvloop's is not a subclass
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        data = self.run.dialect.register(self.idx)
+        if data:
+            transport.write(data)  # type: ignore[attr-defined]
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.run.lost_connections += 1
+        self.transport = None
+
+    def data_received(self, data: bytes) -> None:
+        run = self.run
+        now = time.monotonic_ns()
+        run.last_rx = now
+        run.rx_bytes += len(data)
+        phase = run.phase
+        if not self.registered:
+            buf = self.tail + data
+            if self.token in buf:
+                self.registered = True
+                run.on_registered()
+                nl = buf.rfind(b"\n")
+                self.tail = buf[nl + 1 :]
+            else:
+                self.tail = buf[-(len(self.token) + 4096) :]
+            return
+        if phase is None:
+            if b"PING" in data:
+                self._lines(self.tail + data, None, now)
+                return
+            nl = data.rfind(b"\n")
+            self.tail = data[nl + 1 :] if nl >= 0 else self.tail + data
+            return
+        self._lines(self.tail + data if self.tail else data, phase, now)
+
+    def _lines(self, buf: bytes, phase: Phase | None, now: int) -> None:
+        lines = buf.split(b"\n")
+        self.tail = lines.pop()
+        me = self.idx
+        run = self.run
+        for line in lines:
+            i = line.find(b"~B")
+            if i < 0:
+                reply = run.dialect.pong(line)
+                if reply is not None and self.transport is not None:
+                    self.transport.write(reply)
+                elif phase is not None:
+                    phase.other_lines += 1
+                continue
+            if phase is None:
+                continue
+            p = line[i:]
+            if p[-1:] == b"\r":
+                p = p[:-1]
+            try:
+                sb, qb, tb, _ = p.split(b".", 3)
+                s = int(sb[2:])
+                q = int(qb)
+                t = int(tb)
+                ok = phase.sent[s][q] == p
+            except (ValueError, IndexError):
+                ok = False
+            if not ok:
+                phase.corrupted += 1
+                continue
+            if i == 0:  # intact text, but no sender in front of it: who said it?
+                phase.corrupted += 1
+                phase.unattributed += 1
+                continue
+            if s == me:
+                phase.echoes += 1
+                continue
+            seqs = phase.next_seq[me]
+            nxt = seqs[s]
+            if q < nxt:
+                phase.duplicates += 1
+                continue
+            if q > nxt:
+                phase.gaps += 1
+            seqs[s] = q + 1
+            phase.delivered += 1
+            phase.latencies.append(now - t)
+            phase.last_delivery = now
+            if me == run.observer:
+                run.on_observed(s, q)
+
+
+class Run:
+    """One server, one size: connections and phases."""
+
+    def __init__(self, server: Server, n: int, senders: int, payload: int, window: int) -> None:
+        self.server = server
+        self.dialect = server.dialect
+        self.n = n
+        self.senders = senders
+        self.payload = payload
+        self.window = window
+        self.clients: list[Client] = []
+        self.registered = 0
+        self.reg_done = asyncio.Event()
+        self.last_rx = time.monotonic_ns()
+        self.rx_bytes = 0
+        self.lost_connections = 0
+        self.phase: Phase | None = None
+        self.observer = n - 1
+        self.acked: list[int] = []
+        self.next_q: list[int] = []
+        self.pump: Callable[[int], None] | None = None
+        self.inflight = 0  # registrations in flight (0: the dialect's default)
+
+    def on_registered(self) -> None:
+        self.registered += 1
+        if self.registered >= self.n:
+            self.reg_done.set()
+
+    def on_observed(self, s: int, q: int) -> None:
+        if q + 1 > self.acked[s]:
+            self.acked[s] = q + 1
+        if self.pump is not None:
+            self.pump(s)
+
+    async def connect_all(self, timeout: float) -> float:
+        loop = asyncio.get_running_loop()
+        sem = asyncio.Semaphore(self.inflight or self.dialect.inflight)
+        t0 = time.monotonic()
+
+        async def one(i: int) -> None:
+            async with sem:
+                client = Client(self, i)
+                self.clients.append(client)
+                for attempt in range(5):
+                    try:
+                        await loop.create_connection(lambda: client, HOST, self.server.port)
+                        break
+                    except OSError:
+                        if attempt == 4:
+                            raise
+                        await asyncio.sleep(0.2)
+                # hold the slot until registered, so at most 256 registrations are in flight
+                deadline = time.monotonic() + timeout
+                while not client.registered and time.monotonic() < deadline:
+                    await asyncio.sleep(0.005)
+
+        tasks = [asyncio.create_task(one(i)) for i in range(self.n)]
+        deadline = time.monotonic() + timeout
+        seen, seen_at = 0, time.monotonic()
+        while not self.reg_done.is_set() and time.monotonic() < deadline:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self.reg_done.wait(), 0.5)
+            if self.registered != seen:
+                seen, seen_at = self.registered, time.monotonic()
+            elif time.monotonic() - seen_at > 15:
+                break  # no progress for 15 s: give up
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self.clients.sort(key=lambda c: c.idx)
+        return time.monotonic() - t0
+
+    async def quiesce(self, quiet: float = 0.5, timeout: float = 120.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if time.monotonic_ns() - self.last_rx > quiet * 1e9:
+                return
+            await asyncio.sleep(0.05)
+
+    def _write(self, s: int, q: int, phase: Phase, lines: list[bytes]) -> None:
+        p = make_payload(s, q, time.monotonic_ns(), self.payload)
+        phase.sent[s][q] = p
+        lines.append(self.dialect.message(p))
+
+    async def run_phase(self, msgs: int, rate: float | None, timeout: float) -> tuple[Phase, float]:
+        """Send ``msgs`` per sender (windowed when ``rate`` is None, else paced)."""
+        loop = asyncio.get_running_loop()
+        phase = Phase(self.n, self.senders, msgs)
+        self.acked = [0] * self.senders
+        self.next_q = [0] * self.senders
+        senders = self.clients[: self.senders]
+        pid = self.server.proc.pid
+        cpu0 = proc_cpu(pid)
+        self.phase = phase
+        phase.first_send = time.monotonic_ns()
+
+        def flush(s: int, lines: list[bytes]) -> None:
+            # one write (one TCP segment, TCP_NODELAY) per message, like a chat client;
+            # ncat --chat prefixes each read() chunk, not each line, so this matters there
+            tr = senders[s].transport
+            if tr is not None:
+                for line in lines:
+                    tr.write(line)
+
+        def pump(s: int) -> None:
+            lines: list[bytes] = []
+            while self.next_q[s] < msgs and self.next_q[s] - self.acked[s] < self.window:
+                self._write(s, self.next_q[s], phase, lines)
+                self.next_q[s] += 1
+            flush(s, lines)
+            if self.next_q[s] >= msgs and lines:
+                phase.sends_done += 1
+
+        handles: list[asyncio.TimerHandle] = []
+        if rate is None:
+            self.pump = pump
+            for s in range(self.senders):
+                pump(s)
+        else:
+            self.pump = None
+            start = loop.time() + 0.05
+            interval = 1.0 / rate
+
+            def tick(s: int) -> None:
+                due = min(msgs, int((loop.time() - start) / interval) + 1)
+                lines: list[bytes] = []
+                while self.next_q[s] < due:
+                    self._write(s, self.next_q[s], phase, lines)
+                    self.next_q[s] += 1
+                flush(s, lines)
+                if self.next_q[s] < msgs:
+                    handles.append(loop.call_at(start + self.next_q[s] * interval, tick, s))
+                else:
+                    phase.sends_done += 1
+
+            for s in range(self.senders):
+                offset = s * interval / self.senders
+                handles.append(loop.call_at(start + offset, tick, s))
+                start_s = start + offset
+                del start_s
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+            got = phase.delivered + phase.corrupted + phase.duplicates
+            if got >= phase.expected:
+                break
+            idle = (time.monotonic_ns() - self.last_rx) / 1e9
+            if idle > 2.0 and (phase.sends_done >= self.senders or rate is None):
+                break  # nothing moved for 2 s: the rest is lost
+        for h in handles:
+            h.cancel()
+        self.pump = None
+        await self.quiesce(quiet=0.3, timeout=10)
+        cpu = proc_cpu(pid) - cpu0
+        self.phase = None
+        return phase, cpu
+
+    def close(self) -> None:
+        for c in self.clients:
+            if c.transport is not None:
+                c.transport.abort()
+
+
+# --------------------------------------------------------------------------- results
+
+
+@dataclass
+class PhaseResult:
+    expected: int
+    delivered: int
+    lost: int
+    corrupted: int
+    unattributed: int
+    duplicates: int
+    echoes: int
+    seconds: float
+    deliveries_per_s: float
+    p50_ms: float
+    p99_ms: float
+    max_ms: float
+    server_cpu_s: float
+    cpu_us_per_delivery: float
+    rate: float | None = None
+
+
+@dataclass
+class Result:
+    server: str
+    n: int
+    senders: int
+    msgs: int
+    payload: int
+    registered: int
+    register_s: float
+    rss_before_kb: int
+    rss_after_kb: int
+    kb_per_idle_conn: float
+    register_cpu_s: float
+    unpaced: PhaseResult | None = None
+    paced: PhaseResult | None = None
+    note: str = ""
+    disconnected: int = 0
+    extra: dict[str, object] = field(default_factory=dict)
+
+
+def summarize(phase: Phase, cpu: float, rate: float | None) -> PhaseResult:
+    lat = sorted(phase.latencies)
+
+    def pct(p: float) -> float:
+        if not lat:
+            return float("nan")
+        return lat[min(len(lat) - 1, int(p * len(lat)))] / 1e6
+
+    end = phase.last_delivery or phase.first_send
+    secs = max(1e-9, (end - phase.first_send) / 1e9)
+    # a corrupted or duplicated copy is not a delivery: losses are what never arrived intact
+    lost = phase.expected - phase.delivered
+    return PhaseResult(
+        expected=phase.expected,
+        delivered=phase.delivered,
+        lost=lost,
+        corrupted=phase.corrupted,
+        unattributed=phase.unattributed,
+        duplicates=phase.duplicates,
+        echoes=phase.echoes,
+        seconds=round(secs, 3),
+        deliveries_per_s=round(phase.delivered / secs),
+        p50_ms=round(pct(0.50), 2),
+        p99_ms=round(pct(0.99), 2),
+        max_ms=round(lat[-1] / 1e6, 2) if lat else float("nan"),
+        server_cpu_s=round(cpu, 2),
+        cpu_us_per_delivery=round(cpu / phase.delivered * 1e6, 3)
+        if phase.delivered
+        else float("nan"),
+        rate=rate,
+    )
+
+
+async def bench_one(server: Server, n: int, s: int, m: int, args: argparse.Namespace) -> Result:
+    run = Run(server, n, s, args.payload, args.window)
+    if args.inflight and not isinstance(server.dialect, NcatDialect):
+        run.inflight = args.inflight
+    pid = server.proc.pid
+    spy = None
+    if args.pyspy and server.label.startswith("richchat"):
+        out = Path(args.pyspy) / f"{server.label}-{n}.txt"
+        spy = subprocess.Popen(
+            ["py-spy", "record", "--pid", str(pid), "--format", "raw", "--rate", "500", "-o", str(out)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+    await asyncio.sleep(0.2)
+    rss0 = proc_rss_kb(pid)
+    cpu0 = proc_cpu(pid)
+    reg = await run.connect_all(timeout=args.register_timeout)
+    await run.quiesce(quiet=0.5, timeout=60)
+    reg_cpu = proc_cpu(pid) - cpu0
+    rss1 = proc_rss_kb(pid)
+    res = Result(
+        server=server.label, n=n, senders=s, msgs=m, payload=args.payload,
+        registered=run.registered, register_s=round(reg, 2), rss_before_kb=rss0, rss_after_kb=rss1,
+        kb_per_idle_conn=round((rss1 - rss0) / max(1, run.registered), 2),
+        register_cpu_s=round(reg_cpu, 2),
+    )  # fmt: skip
+    if run.registered < n:
+        res.note = f"only {run.registered}/{n} clients registered within {args.register_timeout}s"
+    if server.proc.poll() is not None:
+        res.note += f" server exited with {server.proc.returncode}"
+        run.close()
+        return res
+    if run.registered == n:
+        ph, cpu = await run.run_phase(m, None, timeout=args.phase_timeout)
+        res.unpaced = summarize(ph, cpu, None)
+        if args.paced_seconds > 0 and server.proc.poll() is None:
+            rate = min(args.rate, args.paced_budget / (s * (n - 1)))
+            pm = max(4, int(rate * args.paced_seconds))
+            ph, cpu = await run.run_phase(pm, rate, timeout=args.phase_timeout)
+            res.paced = summarize(ph, cpu, round(rate, 2))
+    res.disconnected = run.lost_connections
+    if spy is not None:
+        spy.send_signal(signal.SIGINT)
+        spy.wait(timeout=30)
+    run.close()
+    await asyncio.sleep(0.2)
+    return res
+
+
+def start(target: str) -> Server | None:
+    if target == "richchat":
+        return start_richchat("richchat")
+    if target == "richchat-uvloop":
+        return start_richchat("richchat-uvloop", uvloop=True)
+    if target == "richchat-flood":
+        return start_richchat("richchat-flood", flood=True)
+    if target == "ngircd":
+        return start_ngircd()
+    if target == "ncat":
+        return start_ncat()
+    raise SystemExit(f"unknown target {target}")
+
+
+def fmt_row(r: Result) -> str:
+    def ph(p: PhaseResult | None, lat: bool) -> str:
+        if p is None:
+            return " - | - | - | - |" + (" - | - |" if lat else "")
+        s = f" {p.deliveries_per_s:,} | {p.lost} | {p.corrupted} | {p.cpu_us_per_delivery:.2f} |"
+        if lat:
+            s += f" {p.p50_ms:.1f} | {p.p99_ms:.1f} |"
+        return s
+
+    paced = r.paced
+    paced_s = (
+        f" {paced.rate:g}/s | {paced.lost} | {paced.corrupted} | {paced.p50_ms:.2f} | {paced.p99_ms:.2f} | {paced.cpu_us_per_delivery:.2f} |"
+        if paced
+        else " - | - | - | - | - | - |"
+    )
+    return (
+        f"| {r.server} | {r.n} | {r.senders}x{r.msgs} | {r.registered} | {r.register_s:.2f} | {r.kb_per_idle_conn:.1f} |"
+        + ph(r.unpaced, True)
+        + paced_s
+        + (f" {r.note.strip()} |" if r.note else " |")
+    )
+
+
+def median_table(results: list[Result]) -> str:
+    """Medians over repeated runs of each (server, N); losses and corruption summed."""
+    groups: dict[tuple[str, int], list[Result]] = {}
+    for r in results:
+        groups.setdefault((r.server, r.n), []).append(r)
+    lines = [
+        "| server | N | runs | register s | KB/idle conn | deliveries/s | CPU µs/delivery "
+        "| paced p50 ms | paced p99 ms | paced CPU µs/delivery | lost (all runs) | corrupted (all runs) |",
+        "|" + "---|" * 12,
+    ]
+
+    def med(values: list[float]) -> float:
+        values = sorted(v for v in values if v == v)
+        return statistics.median(values) if values else float("nan")
+
+    for (server, n), rs in groups.items():
+        un = [r.unpaced for r in rs if r.unpaced]
+        pa = [r.paced for r in rs if r.paced]
+        lost = sum(p.lost for p in un + pa)
+        corrupted = sum(p.corrupted for p in un + pa)
+        lines.append(
+            f"| {server} | {n} | {len(rs)} | {med([r.register_s for r in rs]):.2f} "
+            f"| {med([r.kb_per_idle_conn for r in rs]):.1f} "
+            f"| {med([p.deliveries_per_s for p in un]):,.0f} "
+            f"| {med([p.cpu_us_per_delivery for p in un]):.2f} "
+            f"| {med([p.p50_ms for p in pa]):.1f} | {med([p.p99_ms for p in pa]):.1f} "
+            f"| {med([p.cpu_us_per_delivery for p in pa]):.2f} | {lost} | {corrupted} |"
+        )
+    return "\n".join(lines)
+
+
+HEADER = (
+    "| server | N | S x M | registered | register s | KB/idle conn | deliveries/s | lost | corrupted | CPU µs/delivery | p50 ms | p99 ms "
+    "| paced rate/sender | paced lost | paced corrupted | paced p50 ms | paced p99 ms | paced CPU µs/delivery | note |\n"
+    "|" + "---|" * 19
+)
+
+
+async def main_async(args: argparse.Namespace) -> list[Result]:
+    results: list[Result] = []
+    sizes = [tuple(int(x) for x in spec.split(":")) for spec in args.sizes.split(",")]
+    targets = args.targets.split(",")
+    runs = [(n, s, m, t) for n, s, m in sizes for _ in range(args.repeat) for t in targets]
+    for n, s, m, target in runs:
+        if target == "ncat" and n > args.ncat_max:
+            print(
+                f"skip ncat at N={n} (> --ncat-max {args.ncat_max}: it aborts past 1024 fds)",
+                file=sys.stderr,
+            )
+            continue
+        if target == "ngircd" and n > args.ngircd_max:
+            print(f"skip ngircd at N={n} (> --ngircd-max {args.ngircd_max})", file=sys.stderr)
+            continue
+        server = start(target)
+        if server is None:
+            print(f"skip {target}: not installed", file=sys.stderr)
+            continue
+        try:
+            t0 = time.monotonic()
+            r = await bench_one(server, n, s, m, args)
+            r.extra["wall_s"] = round(time.monotonic() - t0, 1)
+            r.extra["command"] = server.config
+        finally:
+            server.stop()
+        results.append(r)
+        print(fmt_row(r), file=sys.stderr, flush=True)
+    return results
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument(
+        "--targets",
+        default="richchat,ngircd,ncat",
+        help="richchat, richchat-uvloop, richchat-flood, ngircd, ncat",
+    )
+    ap.add_argument("--sizes", default="100:10:200,1000:10:20,5000:10:4", help="N:S:M,...")
+    ap.add_argument("--payload", type=int, default=100, help="payload bytes per message")
+    ap.add_argument("--window", type=int, default=8, help="unpaced: messages in flight per sender")
+    ap.add_argument(
+        "--rate", type=float, default=100.0, help="paced: messages/s per sender (upper bound)"
+    )
+    ap.add_argument(
+        "--paced-budget", type=float, default=100_000.0, help="paced: max deliveries/s overall"
+    )
+    ap.add_argument("--paced-seconds", type=float, default=3.0, help="paced: duration (0: skip)")
+    ap.add_argument("--register-timeout", type=float, default=120.0)
+    ap.add_argument("--phase-timeout", type=float, default=60.0)
+    ap.add_argument(
+        "--inflight",
+        type=int,
+        default=0,
+        help="registrations in flight (default: 256, ngircd 8, ncat 1)",
+    )
+    ap.add_argument("--repeat", type=int, default=1, help="runs of each server and size")
+    ap.add_argument("--ncat-max", type=int, default=1000)
+    ap.add_argument("--ngircd-max", type=int, default=1000)
+    ap.add_argument(
+        "--loop",
+        choices=("auto", "asyncio", "uvloop"),
+        default="auto",
+        help="load generator's event loop",
+    )
+    ap.add_argument("--pyspy", help="profile richchat servers with py-spy into this directory")
+    ap.add_argument("--json", type=Path, help="write results as JSON here")
+    args = ap.parse_args()
+
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = hard if hard != resource.RLIM_INFINITY else 1 << 20
+    resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+    sizes_n = max(int(spec.split(":")[0]) for spec in args.sizes.split(","))
+    if want < 2 * sizes_n + 100:
+        raise SystemExit(
+            f"RLIMIT_NOFILE hard limit {hard} is too low for N={sizes_n} (client + server ends)"
+        )
+
+    if args.loop != "asyncio":
+        try:
+            import uvloop
+
+            uvloop.install()
+            args.loop = "uvloop"
+        except ImportError:
+            if args.loop == "uvloop":
+                raise
+            args.loop = "asyncio"
+    print(f"load generator loop: {args.loop}; cores: {os.cpu_count()}", file=sys.stderr)
+    print(HEADER, file=sys.stderr)
+    t0 = time.monotonic()
+    results = asyncio.run(main_async(args))
+    print(f"total {time.monotonic() - t0:.0f}s", file=sys.stderr)
+    print(HEADER)
+    for r in results:
+        print(fmt_row(r))
+    if args.repeat > 1:
+        print()
+        print(median_table(results))
+    if args.json:
+        args.json.write_text(json.dumps([asdict(r) for r in results], indent=1))
+
+
+if __name__ == "__main__":
+    main()
