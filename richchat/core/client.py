@@ -379,6 +379,16 @@ class ChatClient:
                     self.nick = frame.name
                 self._pending.append(frame)
 
+    def discard_received(self) -> int:
+        """Drop the frames already received but not yet read; return how many.
+
+        They all came before anything we send next, so none of them can answer it (for
+        ``send``: a history line by our own nick is not the echo of the line we send now).
+        """
+        count = len(self._pending)
+        self._pending.clear()
+        return count
+
     async def __aiter__(self) -> AsyncIterator[f.Frame]:
         while (frame := await self.recv()) is not None:
             yield frame
@@ -525,6 +535,9 @@ async def send_messages(
             if not text.strip():
                 continue
             _check_size(text, target_room)
+            # History and whatever else arrived so far predates this line (the idle reader
+            # may not have run at all when lines come from a list).
+            client.discard_received()
             if to is not None:
                 await client.private(to, text)
             else:

@@ -294,3 +294,32 @@ async def test_json_output(chat_server: object) -> None:
     assert json.loads(out) == {"server": addr(chat_server), "nick": "bot", "target": "lobby",
                                "delivered": 1}
     assert err == ""
+
+
+async def test_an_old_message_in_history_is_not_taken_for_the_echo(tmp_path: Path) -> None:
+    # The lobby history sent on connect holds an earlier message by the same nick. It must not
+    # count as the echo of the new one: here the server delays the new line (flood control) far
+    # beyond --timeout, so send has to time out instead of claiming delivery.
+    from richchat.core.server import ChatServer, ServerConfig
+
+    def config(**kw: float) -> ServerConfig:
+        return ServerConfig(host="127.0.0.1", port=0, data_dir=tmp_path, beacon=False,
+                            mdns=False, name="test", **kw)  # type: ignore[arg-type]
+
+    first = ChatServer(config())
+    await first.start()
+    try:
+        code, _, err = await run_send(f"127.0.0.1:{first.port}", "--nick", "bot", "earlier")
+        assert code == ExitStatus.OK, err
+    finally:
+        await first.stop()
+    # HELLO and CMD_USER take the only two tokens; the message then waits ~1000 s
+    slow = ChatServer(config(flood_rate=0.001, flood_burst=2))
+    await slow.start()
+    try:
+        code, _, err = await run_send(
+            f"127.0.0.1:{slow.port}", "--nick", "bot", "--timeout", "1", "later"
+        )
+        assert code == ExitStatus.TIMEOUT, err
+    finally:
+        await slow.stop()
