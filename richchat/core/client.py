@@ -201,6 +201,17 @@ class ChatClient:
         self._eof = False
         self._decoder = LineDecoder(max_line=MAX_SERVER_LINE_BYTES)
         self._pending.clear()
+        try:
+            return await self._exchange_hello()
+        except BaseException:
+            # not a richchat server, no answer, cancelled: do not leave the socket open
+            writer, self._writer = self._writer, None
+            self._eof = True
+            if writer is not None:
+                writer.close()
+            raise
+
+    async def _exchange_hello(self) -> f.Hello:
         await self.send(f.Hello(version=PROTOCOL_VERSION, agent=self.agent))
         took_us_for_raw = False
         while True:
