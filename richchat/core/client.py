@@ -214,8 +214,9 @@ class ChatClient:
     async def _exchange_hello(self) -> f.Hello:
         await self.send(f.Hello(version=PROTOCOL_VERSION, agent=self.agent))
         took_us_for_raw = False
+        deadline = self.deadline()
         while True:
-            frame = await self.read_frame(self.timeout, "the server's HELLO")
+            frame = await self.read_frame(self.timeout, "the server's HELLO", deadline=deadline)
             if isinstance(frame, f.Hello):
                 self.server_hello = frame
                 return frame
@@ -246,9 +247,12 @@ class ChatClient:
             raise NickRefusedError(f"nickname {nick!r} refused: {problem}", code="name_invalid")
         await self.send(f.SetNick(name=nick))
         held: list[f.Frame] = []
+        deadline = self.deadline()
         try:
             while True:
-                frame = await self.read_frame(self.timeout, "the nickname answer")
+                frame = await self.read_frame(
+                    self.timeout, "the nickname answer", deadline=deadline
+                )
                 if isinstance(frame, f.You):
                     self.nick = frame.name
                     return frame.name
@@ -344,10 +348,21 @@ class ChatClient:
 
     # ------------------------------------------------------------------ receiving
 
-    async def read_frame(self, timeout: float | None, waiting_for: str) -> f.Frame:
-        """The next frame within ``timeout``; timeouts and end of stream become errors."""
+    def deadline(self) -> float:
+        """When a step that starts now must be over (``timeout`` from now, loop time)."""
+        return asyncio.get_running_loop().time() + self.timeout
+
+    async def read_frame(
+        self, timeout: float | None, waiting_for: str, *, deadline: float | None = None
+    ) -> f.Frame:
+        """The next frame within ``timeout`` (and before ``deadline``, the loop time a whole
+        step must end by, however many other frames arrive); timeouts and end of stream
+        become errors."""
+        wait = timeout
+        if deadline is not None:
+            wait = max(0.0, deadline - asyncio.get_running_loop().time())
         try:
-            frame = await asyncio.wait_for(self.recv(), timeout)
+            frame = await asyncio.wait_for(self.recv(), wait)
         except asyncio.TimeoutError:
             raise TimeoutRichchatError(
                 f"timed out after {timeout:g} s waiting for {waiting_for} from {self.address}"
@@ -448,8 +463,11 @@ async def _register_with_retry(client: ChatClient, nick: str, auto_nick: bool) -
 
 async def _await_room_joined(client: ChatClient, room: str) -> None:
     """Wait for the end of the join sequence (``RLIST`` of the room) or a refusal."""
+    deadline = client.deadline()
     while True:
-        frame = await client.read_frame(client.timeout, f"joining room {room!r}")
+        frame = await client.read_frame(
+            client.timeout, f"joining room {room!r}", deadline=deadline
+        )
         if isinstance(frame, f.RoomUsers) and frame.room == room:
             return
         if isinstance(frame, f.Error) and frame.code in ("room_invalid", "not_in_room"):
@@ -566,8 +584,11 @@ async def send_messages(
 
 async def _await_echo(client: ChatClient, me: str, room: str, to: str | None) -> None:
     key = fold_name(me)
+    deadline = client.deadline()  # other traffic must not extend the wait for our echo
     while True:
-        frame = await client.read_frame(client.timeout, "the server to relay our message")
+        frame = await client.read_frame(
+            client.timeout, "the server to relay our message", deadline=deadline
+        )
         if to is None and isinstance(frame, f.RoomMessage):
             if frame.room == room and fold_name(frame.name) == key:
                 return

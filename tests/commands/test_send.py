@@ -323,3 +323,38 @@ async def test_an_old_message_in_history_is_not_taken_for_the_echo(tmp_path: Pat
         assert code == ExitStatus.TIMEOUT, err
     finally:
         await slow.stop()
+
+
+async def test_timeout_bounds_the_whole_wait_despite_other_traffic(tmp_path: Path) -> None:
+    # --timeout is per step, not per frame: while the server holds our line back (flood
+    # control, ~1000 s here), people coming and going must not keep send waiting forever.
+    from richchat.core.server import ChatServer, ServerConfig
+
+    server = ChatServer(ServerConfig(host="127.0.0.1", port=0, data_dir=tmp_path, beacon=False,
+                                     mdns=False, name="test", flood_rate=0.001, flood_burst=2))
+    await server.start()
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            *CLI, "send", f"127.0.0.1:{server.port}", "--nick", "bot", "--timeout", "1", "x",
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            env=cli_env(),
+        )
+        done = asyncio.ensure_future(proc.communicate())
+        churned = 0
+        while not done.done() and churned < 150:  # bounded: at most ~30 s of churn
+            # HELLO + CMD_USER fit the burst: bot sees a JOIN and a PART every 0.2 s
+            _, writer = await asyncio.open_connection("127.0.0.1", server.port)
+            writer.write(f"HELLO|1|t\nCMD_USER|churn{churned}\n".encode())
+            await asyncio.sleep(0.1)
+            writer.close()
+            await asyncio.sleep(0.1)
+            churned += 1
+        if not done.done():
+            proc.kill()  # our own child, by its handle
+            await done
+            raise AssertionError("send kept waiting while other frames kept arriving")
+        _, err = await done
+        assert proc.returncode == ExitStatus.TIMEOUT, err.decode()
+        assert "timed out" in err.decode()
+    finally:
+        await server.stop()
