@@ -196,3 +196,15 @@ async def test_half_close_during_flood_backlog_answers_every_line(
     got = await _send_then_half_close(server.port, b"HELLO|1|t\nCMD_USER|burster\n" + lines)
     echoes = [l.rsplit("|", 1)[1] for l in got.decode().splitlines() if "|burster|" in l]
     assert echoes == [f"burst {i}" for i in range(15)]
+
+
+async def test_a_throttled_client_is_busy_not_idle(make_server: ServerFactory) -> None:
+    # While its backlog drains the server does not read from it, but the client is not idle:
+    # it must not be pinged away as idle (and its delayed lines lost) meanwhile.
+    server = await make_server(idle_timeout=0.6, flood_rate=4.0, flood_burst=2)
+    burst = await LineClient.connect(server.port, hello="t", nick="burst")
+    burst.send(b"".join(f"MSG|line {i}\n".encode() for i in range(12)))  # ~3 s of backlog
+    await burst.expect(lambda l: l.endswith("|burst|line 11"), timeout=15)
+    got = [l.rsplit("|", 1)[1] for l in burst.lines if "|burst|line " in l]
+    assert got == [f"line {i}" for i in range(12)]
+    await burst.close()

@@ -212,6 +212,8 @@ class Connection(asyncio.Protocol):
         backlog = self._backlog
         if backlog is None or self.closed:
             return
+        # reading is paused meanwhile: its own lines being handled are its sign of life
+        self.last_seen = time.monotonic()
         while backlog and not self.closed:
             if not self._take_token():
                 self._schedule_drain()
