@@ -552,12 +552,23 @@ async def send_messages(
         lines = _lines_from(messages)
         while True:
             idle = asyncio.create_task(_drain_while_idle(client))
+            line: asyncio.Future[str | None] = asyncio.ensure_future(anext(lines, None))
             try:
-                raw = await anext(lines, None)
+                waiting: set[asyncio.Future[object]] = {idle, line}  # type: ignore[arg-type]
+                await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
             finally:
-                idle.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await idle
+                for task in (idle, line):
+                    if not task.done():
+                        task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
+            if line.cancelled():
+                # the connection ended while we waited for input (a quiet `tail -f | send -`)
+                raise ConnectionLostError(
+                    f"{address} closed the connection while we waited for the next line "
+                    f"({delivered} delivered)"
+                )
+            raw = line.result()
             if raw is None:
                 break
             text = raw.rstrip("\r\n")

@@ -358,3 +358,39 @@ async def test_timeout_bounds_the_whole_wait_despite_other_traffic(tmp_path: Pat
         assert "timed out" in err.decode()
     finally:
         await server.stop()
+
+
+async def test_server_gone_while_waiting_for_stdin_is_connection_lost(tmp_path: Path) -> None:
+    # `tail -f log | richchat send -`: if the server goes away while stdin is quiet, send
+    # must say so (exit 11) instead of waiting for a line that may never come.
+    from richchat.core.server import ChatServer, ServerConfig
+
+    server = ChatServer(ServerConfig(host="127.0.0.1", port=0, data_dir=tmp_path, beacon=False,
+                                     mdns=False, name="test"))
+    await server.start()
+    proc = await asyncio.create_subprocess_exec(
+        *CLI, "send", f"127.0.0.1:{server.port}", "--nick", "tail", "-",
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=cli_env(),
+    )
+    assert proc.stdin is not None and proc.stderr is not None
+    try:
+        watcher = await registered(server.port, "watcher")
+        proc.stdin.write(b"before\n")
+        await proc.stdin.drain()
+        while True:
+            frame = await next_frame(watcher, f.RoomMessage, timeout=30)
+            if isinstance(frame, f.RoomMessage) and frame.text == "before":
+                break
+        await watcher.close()
+    finally:
+        await server.stop()  # stdin stays open
+    try:
+        await asyncio.wait_for(proc.wait(), 20)
+    except asyncio.TimeoutError:
+        proc.kill()  # our own child, by its handle
+        await proc.wait()
+        raise AssertionError("send kept waiting for stdin after the server had gone") from None
+    err = (await proc.stderr.read()).decode()
+    proc.stdin.close()
+    assert proc.returncode == ExitStatus.CONNECTION_LOST, err
+    assert "closed the connection" in err and err.count("\n") == 1
