@@ -201,10 +201,22 @@ class ChatClient:
         self._eof = False
         self._decoder = LineDecoder(max_line=MAX_SERVER_LINE_BYTES)
         self._pending.clear()
+        try:
+            return await self._exchange_hello()
+        except BaseException:
+            # not a richchat server, no answer, cancelled: do not leave the socket open
+            writer, self._writer = self._writer, None
+            self._eof = True
+            if writer is not None:
+                writer.close()
+            raise
+
+    async def _exchange_hello(self) -> f.Hello:
         await self.send(f.Hello(version=PROTOCOL_VERSION, agent=self.agent))
         took_us_for_raw = False
+        deadline = self.deadline()
         while True:
-            frame = await self.read_frame(self.timeout, "the server's HELLO")
+            frame = await self.read_frame(self.timeout, "the server's HELLO", deadline=deadline)
             if isinstance(frame, f.Hello):
                 self.server_hello = frame
                 return frame
@@ -235,9 +247,12 @@ class ChatClient:
             raise NickRefusedError(f"nickname {nick!r} refused: {problem}", code="name_invalid")
         await self.send(f.SetNick(name=nick))
         held: list[f.Frame] = []
+        deadline = self.deadline()
         try:
             while True:
-                frame = await self.read_frame(self.timeout, "the nickname answer")
+                frame = await self.read_frame(
+                    self.timeout, "the nickname answer", deadline=deadline
+                )
                 if isinstance(frame, f.You):
                     self.nick = frame.name
                     return frame.name
@@ -333,10 +348,21 @@ class ChatClient:
 
     # ------------------------------------------------------------------ receiving
 
-    async def read_frame(self, timeout: float | None, waiting_for: str) -> f.Frame:
-        """The next frame within ``timeout``; timeouts and end of stream become errors."""
+    def deadline(self) -> float:
+        """When a step that starts now must be over (``timeout`` from now, loop time)."""
+        return asyncio.get_running_loop().time() + self.timeout
+
+    async def read_frame(
+        self, timeout: float | None, waiting_for: str, *, deadline: float | None = None
+    ) -> f.Frame:
+        """The next frame within ``timeout`` (and before ``deadline``, the loop time a whole
+        step must end by, however many other frames arrive); timeouts and end of stream
+        become errors."""
+        wait = timeout
+        if deadline is not None:
+            wait = max(0.0, deadline - asyncio.get_running_loop().time())
         try:
-            frame = await asyncio.wait_for(self.recv(), timeout)
+            frame = await asyncio.wait_for(self.recv(), wait)
         except asyncio.TimeoutError:
             raise TimeoutRichchatError(
                 f"timed out after {timeout:g} s waiting for {waiting_for} from {self.address}"
@@ -378,6 +404,16 @@ class ChatClient:
                 elif isinstance(frame, f.You):
                     self.nick = frame.name
                 self._pending.append(frame)
+
+    def discard_received(self) -> int:
+        """Drop the frames already received but not yet read; return how many.
+
+        They all came before anything we send next, so none of them can answer it (for
+        ``send``: a history line by our own nick is not the echo of the line we send now).
+        """
+        count = len(self._pending)
+        self._pending.clear()
+        return count
 
     async def __aiter__(self) -> AsyncIterator[f.Frame]:
         while (frame := await self.recv()) is not None:
@@ -427,8 +463,11 @@ async def _register_with_retry(client: ChatClient, nick: str, auto_nick: bool) -
 
 async def _await_room_joined(client: ChatClient, room: str) -> None:
     """Wait for the end of the join sequence (``RLIST`` of the room) or a refusal."""
+    deadline = client.deadline()
     while True:
-        frame = await client.read_frame(client.timeout, f"joining room {room!r}")
+        frame = await client.read_frame(
+            client.timeout, f"joining room {room!r}", deadline=deadline
+        )
         if isinstance(frame, f.RoomUsers) and frame.room == room:
             return
         if isinstance(frame, f.Error) and frame.code in ("room_invalid", "not_in_room"):
@@ -513,18 +552,32 @@ async def send_messages(
         lines = _lines_from(messages)
         while True:
             idle = asyncio.create_task(_drain_while_idle(client))
+            line: asyncio.Future[str | None] = asyncio.ensure_future(anext(lines, None))
             try:
-                raw = await anext(lines, None)
+                waiting: set[asyncio.Future[object]] = {idle, line}  # type: ignore[arg-type]
+                await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
             finally:
-                idle.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await idle
+                for task in (idle, line):
+                    if not task.done():
+                        task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
+            if line.cancelled():
+                # the connection ended while we waited for input (a quiet `tail -f | send -`)
+                raise ConnectionLostError(
+                    f"{address} closed the connection while we waited for the next line "
+                    f"({delivered} delivered)"
+                )
+            raw = line.result()
             if raw is None:
                 break
             text = raw.rstrip("\r\n")
             if not text.strip():
                 continue
             _check_size(text, target_room)
+            # History and whatever else arrived so far predates this line (the idle reader
+            # may not have run at all when lines come from a list).
+            client.discard_received()
             if to is not None:
                 await client.private(to, text)
             else:
@@ -542,8 +595,11 @@ async def send_messages(
 
 async def _await_echo(client: ChatClient, me: str, room: str, to: str | None) -> None:
     key = fold_name(me)
+    deadline = client.deadline()  # other traffic must not extend the wait for our echo
     while True:
-        frame = await client.read_frame(client.timeout, "the server to relay our message")
+        frame = await client.read_frame(
+            client.timeout, "the server to relay our message", deadline=deadline
+        )
         if to is None and isinstance(frame, f.RoomMessage):
             if frame.room == room and fold_name(frame.name) == key:
                 return

@@ -22,6 +22,7 @@ from richchat.core.errors import (
     ConnectionLostError,
     ConnectionRefusedRichchatError,
     NickRefusedError,
+    ProtocolError,
     TimeoutRichchatError,
     UsageError,
 )
@@ -338,3 +339,27 @@ async def test_frames_around_registration_keep_their_order(chat_server: object) 
     assert seen == ["history 0", "history 1", "history 2", "bob joined"]
     await alice.close()
     await bob.close()
+
+
+@pytest.mark.parametrize("greeting", [b"220 smtp.example ESMTP\r\n", b""])
+async def test_failed_handshake_closes_the_socket(greeting: bytes) -> None:
+    # A peer that is not a richchat server (wrong greeting), or says nothing (timeout): connect()
+    # raises, and must not leave the socket open (the UI's reconnect loop would pile them up).
+    peer_saw_eof = asyncio.Event()
+
+    async def peer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(greeting)
+        while await reader.read(4096):
+            pass
+        peer_saw_eof.set()
+        writer.close()
+
+    server = await asyncio.start_server(peer, "127.0.0.1", 0)
+    try:
+        client = ChatClient("127.0.0.1", server.sockets[0].getsockname()[1], timeout=0.5)
+        with pytest.raises((ProtocolError, TimeoutRichchatError)):
+            await client.connect()
+        await asyncio.wait_for(peer_saw_eof.wait(), 5)
+        assert not client.connected
+    finally:
+        server.close()

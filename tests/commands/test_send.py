@@ -294,3 +294,103 @@ async def test_json_output(chat_server: object) -> None:
     assert json.loads(out) == {"server": addr(chat_server), "nick": "bot", "target": "lobby",
                                "delivered": 1}
     assert err == ""
+
+
+async def test_an_old_message_in_history_is_not_taken_for_the_echo(tmp_path: Path) -> None:
+    # The lobby history sent on connect holds an earlier message by the same nick. It must not
+    # count as the echo of the new one: here the server delays the new line (flood control) far
+    # beyond --timeout, so send has to time out instead of claiming delivery.
+    from richchat.core.server import ChatServer, ServerConfig
+
+    def config(**kw: float) -> ServerConfig:
+        return ServerConfig(host="127.0.0.1", port=0, data_dir=tmp_path, beacon=False,
+                            mdns=False, name="test", **kw)  # type: ignore[arg-type]
+
+    first = ChatServer(config())
+    await first.start()
+    try:
+        code, _, err = await run_send(f"127.0.0.1:{first.port}", "--nick", "bot", "earlier")
+        assert code == ExitStatus.OK, err
+    finally:
+        await first.stop()
+    # HELLO and CMD_USER take the only two tokens; the message then waits ~1000 s
+    slow = ChatServer(config(flood_rate=0.001, flood_burst=2))
+    await slow.start()
+    try:
+        code, _, err = await run_send(
+            f"127.0.0.1:{slow.port}", "--nick", "bot", "--timeout", "1", "later"
+        )
+        assert code == ExitStatus.TIMEOUT, err
+    finally:
+        await slow.stop()
+
+
+async def test_timeout_bounds_the_whole_wait_despite_other_traffic(tmp_path: Path) -> None:
+    # --timeout is per step, not per frame: while the server holds our line back (flood
+    # control, ~1000 s here), people coming and going must not keep send waiting forever.
+    from richchat.core.server import ChatServer, ServerConfig
+
+    server = ChatServer(ServerConfig(host="127.0.0.1", port=0, data_dir=tmp_path, beacon=False,
+                                     mdns=False, name="test", flood_rate=0.001, flood_burst=2))
+    await server.start()
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            *CLI, "send", f"127.0.0.1:{server.port}", "--nick", "bot", "--timeout", "1", "x",
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            env=cli_env(),
+        )
+        done = asyncio.ensure_future(proc.communicate())
+        churned = 0
+        while not done.done() and churned < 150:  # bounded: at most ~30 s of churn
+            # HELLO + CMD_USER fit the burst: bot sees a JOIN and a PART every 0.2 s
+            _, writer = await asyncio.open_connection("127.0.0.1", server.port)
+            writer.write(f"HELLO|1|t\nCMD_USER|churn{churned}\n".encode())
+            await asyncio.sleep(0.1)
+            writer.close()
+            await asyncio.sleep(0.1)
+            churned += 1
+        if not done.done():
+            proc.kill()  # our own child, by its handle
+            await done
+            raise AssertionError("send kept waiting while other frames kept arriving")
+        _, err = await done
+        assert proc.returncode == ExitStatus.TIMEOUT, err.decode()
+        assert "timed out" in err.decode()
+    finally:
+        await server.stop()
+
+
+async def test_server_gone_while_waiting_for_stdin_is_connection_lost(tmp_path: Path) -> None:
+    # `tail -f log | richchat send -`: if the server goes away while stdin is quiet, send
+    # must say so (exit 11) instead of waiting for a line that may never come.
+    from richchat.core.server import ChatServer, ServerConfig
+
+    server = ChatServer(ServerConfig(host="127.0.0.1", port=0, data_dir=tmp_path, beacon=False,
+                                     mdns=False, name="test"))
+    await server.start()
+    proc = await asyncio.create_subprocess_exec(
+        *CLI, "send", f"127.0.0.1:{server.port}", "--nick", "tail", "-",
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=cli_env(),
+    )
+    assert proc.stdin is not None and proc.stderr is not None
+    try:
+        watcher = await registered(server.port, "watcher")
+        proc.stdin.write(b"before\n")
+        await proc.stdin.drain()
+        while True:
+            frame = await next_frame(watcher, f.RoomMessage, timeout=30)
+            if isinstance(frame, f.RoomMessage) and frame.text == "before":
+                break
+        await watcher.close()
+    finally:
+        await server.stop()  # stdin stays open
+    try:
+        await asyncio.wait_for(proc.wait(), 20)
+    except asyncio.TimeoutError:
+        proc.kill()  # our own child, by its handle
+        await proc.wait()
+        raise AssertionError("send kept waiting for stdin after the server had gone") from None
+    err = (await proc.stderr.read()).decode()
+    proc.stdin.close()
+    assert proc.returncode == ExitStatus.CONNECTION_LOST, err
+    assert "closed the connection" in err and err.count("\n") == 1

@@ -155,3 +155,56 @@ async def test_abrupt_disconnects_do_not_disturb_others(make_server: ServerFacto
     stay.send("MSG|survived")
     await stay.expect(lambda l: l.endswith("|stay|survived"))
     await stay.close()
+
+
+async def _send_then_half_close(port: int, data: bytes) -> bytes:
+    """Send ``data``, shut down our sending side (like ``printf ... | nc -N``), read to EOF."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(data)
+    await writer.drain()
+    writer.write_eof()
+    try:
+        return await asyncio.wait_for(reader.read(), 10)
+    finally:
+        writer.close()
+
+
+async def test_half_closing_client_still_gets_its_answers(make_server: ServerFactory) -> None:
+    server = await make_server()
+    watcher = await LineClient.connect(server.port, hello="t", nick="watcher")
+    for i in range(5):  # each time, queued replies must be flushed before the close
+        got = await _send_then_half_close(
+            server.port, f"HELLO|1|t\nCMD_USER|pipe{i}\nMSG|piped {i}\n".encode()
+        )
+        lines = got.decode().splitlines()
+        assert lines[0].startswith("HELLO|1|")
+        assert f"YOU|pipe{i}" in lines
+        assert lines[-1].endswith(f"|pipe{i}|piped {i}")  # the delivery echo
+        await watcher.expect(lambda l, i=i: l.endswith(f"|pipe{i}|piped {i}"))
+    raw = (await _send_then_half_close(server.port, b"/nick piper\nfrom a pipe")).decode()
+    assert raw.startswith("*** Welcome to ")
+    assert "piper: from a pipe" in raw
+    await watcher.close()
+
+
+async def test_half_close_during_flood_backlog_answers_every_line(
+    make_server: ServerFactory,
+) -> None:
+    server = await make_server(flood_rate=50.0, flood_burst=3)
+    # the last line has no newline: the EOF completes it while the bucket is still empty
+    lines = b"".join(f"MSG|burst {i}\n".encode() for i in range(15)).rstrip(b"\n")
+    got = await _send_then_half_close(server.port, b"HELLO|1|t\nCMD_USER|burster\n" + lines)
+    echoes = [l.rsplit("|", 1)[1] for l in got.decode().splitlines() if "|burster|" in l]
+    assert echoes == [f"burst {i}" for i in range(15)]
+
+
+async def test_a_throttled_client_is_busy_not_idle(make_server: ServerFactory) -> None:
+    # While its backlog drains the server does not read from it, but the client is not idle:
+    # it must not be pinged away as idle (and its delayed lines lost) meanwhile.
+    server = await make_server(idle_timeout=0.6, flood_rate=4.0, flood_burst=2)
+    burst = await LineClient.connect(server.port, hello="t", nick="burst")
+    burst.send(b"".join(f"MSG|line {i}\n".encode() for i in range(12)))  # ~3 s of backlog
+    await burst.expect(lambda l: l.endswith("|burst|line 11"), timeout=15)
+    got = [l.rsplit("|", 1)[1] for l in burst.lines if "|burst|line " in l]
+    assert got == [f"line {i}" for i in range(12)]
+    await burst.close()

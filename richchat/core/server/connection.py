@@ -45,6 +45,7 @@ class Connection(asyncio.Protocol):
         "_backlog",
         "_close_reason",
         "_drain_handle",
+        "_eof",
         "_flood_warned",
         "_mode_timer",
         "_seen_line",
@@ -93,6 +94,7 @@ class Connection(asyncio.Protocol):
         self.pinged = False
         self._close_reason: str | None = None
         self._seen_line = False
+        self._eof = False
 
     # ------------------------------------------------------------------ identity
 
@@ -135,8 +137,19 @@ class Connection(asyncio.Protocol):
         self._process(self.decoder.feed(data))
 
     def eof_received(self) -> bool | None:
+        # The peer half-closed (``printf ... | nc -N``, shutdown(SHUT_WR)) but may still read:
+        # answer every line it sent, then close. Returning None here would close the transport
+        # at once and drop the replies still queued for the next hub flush.
+        self._eof = True
         self._process(self.decoder.eof())
-        return None  # close our side too
+        if self._backlog is None:
+            self._finish_eof()
+        return True  # keep the transport open; _finish_eof closes it (now or after the backlog)
+
+    def _finish_eof(self) -> None:
+        if not self.closed:
+            self.hub.flush()  # commit history, then write what is queued for everyone
+            self.close("disconnected")
 
     def connection_lost(self, exc: Exception | None) -> None:
         reason = self._close_reason or (f"connection lost: {exc}" if exc else "disconnected")
@@ -199,6 +212,8 @@ class Connection(asyncio.Protocol):
         backlog = self._backlog
         if backlog is None or self.closed:
             return
+        # reading is paused meanwhile: its own lines being handled are its sign of life
+        self.last_seen = time.monotonic()
         while backlog and not self.closed:
             if not self._take_token():
                 self._schedule_drain()
@@ -206,7 +221,9 @@ class Connection(asyncio.Protocol):
             self._handle_line(backlog.popleft())
         self._backlog = None
         self._flood_warned = False
-        if self.transport is not None and not self.closed:
+        if self._eof:
+            self._finish_eof()
+        elif self.transport is not None and not self.closed:
             self.transport.resume_reading()
 
     def _become_raw(self) -> None:
