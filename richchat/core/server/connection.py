@@ -324,6 +324,7 @@ class Connection(asyncio.Protocol):
         if self.closed or self.transport is None:
             return
         self._close_reason = reason
+        self.hub.commit_history()  # what this client is about to see must be on disk first
         self.flush_out()
         self.closed = True
         self.transport.close()

@@ -64,6 +64,7 @@ class HubBackend(Protocol):
     def start_session(self, conn: Connection, mode: int) -> None: ...
     def handle(self, conn: Connection, frame: f.Frame) -> None: ...
     def mark_dirty(self, conn: Connection) -> None: ...
+    def commit_history(self) -> None: ...
 
 
 class Room:
@@ -144,13 +145,17 @@ class LocalHub:
             self._flush_handle.cancel()
             self._flush_handle = None
         self._last_flush = self._loop.time()
+        self.commit_history()
+        dirty, self._dirty = self._dirty, []
+        for conn in dirty:
+            conn.flush_out()
+
+    def commit_history(self) -> None:
+        """Write queued history rows; called before any queued bytes reach a socket."""
         try:
             self.store.flush()
         except Exception:  # disk full, locked: keep chatting, say so in the log
             log.exception("could not write history")
-        dirty, self._dirty = self._dirty, []
-        for conn in dirty:
-            conn.flush_out()
 
     # ------------------------------------------------------------------ output helpers
 
