@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 import re
-from typing import Annotated, ClassVar, Literal, TypeVar, Union
+from typing import Annotated, ClassVar, Literal, TypeVar, Union, get_args
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter
 
@@ -29,7 +29,6 @@ Room = Annotated[str, AfterValidator(validate_room)]
 SafeText = Annotated[str, AfterValidator(sanitize_text)]
 Token = Annotated[str, Field(max_length=64, pattern=r"^[\w.\-]*$")]
 ErrCode = Annotated[str, Field(pattern=r"^[a-z][a-z_]{0,31}$")]
-
 
 
 def _digits_only(value: object) -> object:
@@ -576,49 +575,17 @@ ServerFrame = Annotated[
     Field(discriminator="kind"),
 ]
 
-CLIENT_FRAMES: dict[str, type[Frame]] = {
-    cls.tag: cls
-    for cls in (
-        Hello,
-        Ping,
-        Pong,
-        SetNick,
-        Say,
-        SayRoom,
-        JoinRoom,
-        PartRoom,
-        ListRooms,
-        SetTopic,
-        SendPrivate,
-        SendAction,
-        Who,
-        Quit,
-    )
-}
 
-SERVER_FRAMES: dict[str, type[Frame]] = {
-    cls.tag: cls
-    for cls in (
-        Hello,
-        Ping,
-        Pong,
-        ChatMessage,
-        Notice,
-        UserList,
-        Error,
-        You,
-        RoomMessage,
-        Action,
-        Private,
-        UserJoined,
-        UserLeft,
-        NickChanged,
-        RoomUsers,
-        RoomList,
-        Topic,
-    )
-}
+def _by_tag(union: object) -> dict[str, type[Frame]]:
+    """Tag -> frame class for every member of a discriminated union that has a wire tag."""
+    members = get_args(get_args(union)[0])
+    return {cls.tag: cls for cls in members if cls.tag}
 
+
+#: the frames a server accepts, by tag (RawText is what is left)
+CLIENT_FRAMES = _by_tag(ClientFrame)
+#: the frames a client understands, by tag (Unknown is what is left)
+SERVER_FRAMES = _by_tag(ServerFrame)
 
 
 @functools.cache
