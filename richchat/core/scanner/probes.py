@@ -6,6 +6,10 @@ IRC, POP3, IMAP and others speak first). A service that stays silent gets one li
 TLS flag and is marked joinable (we then say ``CMD_QUIT|scan`` and close); an HTTP server
 usually answers 400, a TLS server a TLS alert, and only then is ``requests`` asked for
 ``GET /`` (status, ``Server`` header, page title), over HTTPS for a TLS port.
+
+The waits adapt to the probe connection's handshake time (the round-trip time): a short
+first wait for the answer to ``HELLO``, and a second, longer one on the same connection only
+when something suggests a slow richchat server might still answer (see :class:`_Waits`).
 """
 
 from __future__ import annotations
@@ -24,9 +28,26 @@ from richchat.core.protocol.frames import Hello
 from richchat.core.protocol.text import sanitize_text
 from richchat.core.scanner.models import HttpInfo, PortResult, RichchatInfo
 
-BANNER_WAIT = 0.15  # services that speak first do so at once; well under the server's 0.4 s
-REPLY_WAIT_MIN = 0.3  # a richchat server answers HELLO at once; allow for a loaded host
+# How long to wait for a banner: services that speak first do so as soon as they accept, a
+# few round trips after the handshake. Between these bounds, BANNER_RTTS handshake times.
+# (A banner that comes later still names the service: it is the first line we read after
+# HELLO. The richchat server waits 0.4 s before it treats a silent client as a netcat
+# user, so HELLO always goes well before that.)
+BANNER_WAIT_MIN = 0.04
+BANNER_WAIT_MAX = 0.15
+BANNER_RTTS = 10
+# How long to wait for the answer to HELLO, first: a richchat server answers at once
+# (about 1 ms on a quiet LAN host, tens of ms on a host with four times more runnable
+# processes than cores). Between these bounds, REPLY_RTTS handshake times.
+REPLY_WAIT_MIN = 0.1
+REPLY_RTTS = 25
+# ... then, only for a port that may still be a slow richchat server (the probe's own
+# timers fired late, so this machine is busy; or the port is richchat's default), a second
+# wait on the same connection up to this long in all.
+REPLY_RETRY_WAIT = 0.5
 REPLY_WAIT_MAX = 1.0
+LATE_TIMER = 0.01  # a timer that fires this much late means the machine is busy
+RICHCHAT_PORTS = frozenset({5050})  # richchat server's default port (core.server.config)
 HTTP_TIMEOUT = 2.0
 MAX_READ = 4096
 HELLO_LINE = f"HELLO|1|richchat-scan/{__version__}\n".encode()
@@ -91,21 +112,49 @@ def _richchat_from_hello(frame: Hello) -> RichchatInfo:
     )
 
 
-async def _read_some(reader: asyncio.StreamReader, wait: float) -> bytes:
+class _Waits:
+    """The waits of one probe, from its handshake time, and how late its timers fired.
+
+    A timer that fires late means this process did not get the CPU when it asked for it:
+    the machine is busy, and a richchat server on it (or on a host as busy) may be as slow
+    to answer. Tests and benchmarks run server and scanner on one machine, where that is
+    exactly the case that matters.
+    """
+
+    def __init__(self, handshake: float) -> None:
+        self.banner = min(BANNER_WAIT_MAX, max(BANNER_WAIT_MIN, BANNER_RTTS * handshake))
+        self.reply = min(REPLY_WAIT_MAX, max(REPLY_WAIT_MIN, REPLY_RTTS * handshake))
+        self.retry = min(REPLY_WAIT_MAX, max(REPLY_RETRY_WAIT, 3 * self.reply))
+        self.lateness = 0.0
+
+    def timed_out(self, deadline: float) -> None:
+        late = asyncio.get_running_loop().time() - deadline
+        self.lateness = max(self.lateness, late)
+
+    def worth_a_second_wait(self, port: int) -> bool:
+        return self.lateness >= LATE_TIMER or port in RICHCHAT_PORTS
+
+
+async def _read_some(reader: asyncio.StreamReader, wait: float, waits: _Waits) -> bytes:
+    deadline = asyncio.get_running_loop().time() + wait
     try:
         return await asyncio.wait_for(reader.read(MAX_READ), wait)
-    except (asyncio.TimeoutError, ConnectionError, OSError):
+    except asyncio.TimeoutError:
+        waits.timed_out(deadline)
+        return b""
+    except (ConnectionError, OSError):
         return b""
 
 
-async def _read_first_line(reader: asyncio.StreamReader, wait: float) -> tuple[bytes, bool]:
+async def _read_first_line(
+    reader: asyncio.StreamReader, wait: float, waits: _Waits | None = None, data: bytes = b""
+) -> tuple[bytes, bool]:
     """Whatever the peer sends first, read on until a full first line (or the wait ends).
 
-    Returns the bytes and whether the peer closed the connection.
+    Returns the bytes (``data`` plus what came) and whether the peer closed the connection.
     """
     loop = asyncio.get_running_loop()
     deadline = loop.time() + wait
-    data = b""
     closed = False
     while b"\n" not in data and len(data) < MAX_READ:
         left = deadline - loop.time()
@@ -114,6 +163,8 @@ async def _read_first_line(reader: asyncio.StreamReader, wait: float) -> tuple[b
         try:
             chunk = await asyncio.wait_for(reader.read(MAX_READ - len(data)), left)
         except asyncio.TimeoutError:
+            if waits is not None:
+                waits.timed_out(deadline)
             break
         except (ConnectionError, OSError):
             closed = True
@@ -207,6 +258,34 @@ async def _http_probe(
     return None
 
 
+async def _named_by_banner(
+    writer: asyncio.StreamWriter, family: int, address: str, port: int,
+    base: dict[str, Any], banner: str,
+) -> PortResult:
+    service = classify_banner(banner)
+    await _close(writer)
+    if service == "http":
+        info = await _http_probe(address, family, port, ("http",))
+        return PortResult(**base, service="http", banner=_clean(banner), http=info)
+    return PortResult(**base, service=service, banner=_clean(banner))
+
+
+async def _richchat_after_welcome(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, base: dict[str, Any],
+    banner: str, welcome: re.Match[str], waits: _Waits,
+) -> PortResult:
+    """The richchat netcat welcome: joinable; its HELLO answer adds name, users and TLS."""
+    hello = await _read_hello_answer(reader, waits.retry)
+    await _close(writer, QUIT_LINE)
+    chat = (
+        _richchat_from_hello(hello)
+        if hello is not None
+        else RichchatInfo(server_name=_clean(welcome.group("name")), agent="richchat")
+    )
+    return PortResult(**base, service="richchat", joinable=True, banner=_clean(banner),
+                      richchat=chat)
+
+
 def _is_tls_alert(data: bytes) -> bool:
     return len(data) >= 2 and data[0] in (0x15, 0x16) and data[1] == 0x03
 
@@ -233,11 +312,11 @@ async def probe_port(
         sock.close()
         raise NotOpen("self-connect")
     # How long to wait for answers scales with this connect's handshake time (a loaded or
-    # distant host answers later), between REPLY_WAIT_MIN and REPLY_WAIT_MAX.
-    reply_wait = min(REPLY_WAIT_MAX, max(REPLY_WAIT_MIN, 50 * (loop.time() - started)))
+    # distant host answers later).
+    waits = _Waits(loop.time() - started)
     reader, writer = await asyncio.open_connection(sock=sock, limit=MAX_READ * 4)
     try:
-        return await _identify(reader, writer, family, address, port, rtt, reply_wait)
+        return await _identify(reader, writer, family, address, port, rtt, waits)
     finally:
         if not writer.is_closing():
             await _close(writer)
@@ -277,42 +356,43 @@ async def _identify(
     address: str,
     port: int,
     rtt: float | None,
-    reply_wait: float,
+    waits: _Waits,
 ) -> PortResult:
     base: dict[str, Any] = {"port": port, "rtt_ms": _ms(rtt)}
-    banner_bytes = await _read_some(reader, BANNER_WAIT)
+    banner_bytes = await _read_some(reader, waits.banner, waits)
     banner = _first_line(banner_bytes) if banner_bytes else ""
     welcome = _WELCOME.match(banner)
     if banner and not welcome:
-        service = classify_banner(banner)
-        await _close(writer)
-        if service == "http":
-            info = await _http_probe(address, family, port, ("http",))
-            return PortResult(**base, service="http", banner=_clean(banner), http=info)
-        return PortResult(**base, service=service, banner=_clean(banner))
+        return await _named_by_banner(writer, family, address, port, base, banner)
     # Silent (or a richchat raw welcome): say HELLO, the one line a richchat server answers.
     try:
         writer.write(HELLO_LINE)
-        await asyncio.wait_for(writer.drain(), reply_wait)
-    except (asyncio.TimeoutError, ConnectionError, OSError):
+        await asyncio.wait_for(writer.drain(), waits.retry)
+    except asyncio.TimeoutError:
+        await _close(writer)
         return PortResult(**base, banner=_clean(banner) or None)
+    except (ConnectionError, OSError):
+        pass  # the peer hung up (perhaps after a late banner): read what it sent
     if welcome:
-        hello = await _read_hello_answer(reader, reply_wait)
-        await _close(writer, QUIT_LINE)
-        chat = (
-            _richchat_from_hello(hello)
-            if hello is not None
-            else RichchatInfo(server_name=_clean(welcome.group("name")), agent="richchat")
-        )
-        return PortResult(**base, service="richchat", joinable=True, banner=_clean(banner),
-                          richchat=chat)
-    first, hung_up = await _read_first_line(reader, reply_wait)
+        return await _richchat_after_welcome(reader, writer, base, banner, welcome, waits)
+    first, hung_up = await _read_first_line(reader, waits.reply, waits)
+    if not first and not hung_up and waits.worth_a_second_wait(port):
+        first, hung_up = await _read_first_line(reader, waits.retry - waits.reply)
+    elif first and b"\n" not in first and not hung_up and first[:1] not in (b"\x15", b"\x16"):
+        # a line under way: give it the rest of the long wait
+        first, hung_up = await _read_first_line(reader, waits.retry - waits.reply, data=first)
     line = _first_line(first) if first else ""
     frame = decode_server_line(line) if line else None
     if isinstance(frame, Hello):  # any agent that answers our HELLO speaks our protocol
         await _close(writer, QUIT_LINE)
         return PortResult(**base, service="richchat", joinable=True,
                           richchat=_richchat_from_hello(frame))
+    late_welcome = _WELCOME.match(line)
+    if late_welcome:  # a busy richchat server sent its netcat welcome before reading HELLO
+        return await _richchat_after_welcome(reader, writer, base, line, late_welcome, waits)
+    if line and not _is_tls_alert(first) and classify_banner(line) not in (None, "http"):
+        # a banner that came after our HELLO went out (a slow SSH, SMTP, ... server)
+        return await _named_by_banner(writer, family, address, port, base, line)
     await _close(writer)
     if _is_tls_alert(first) or (not first and hung_up):
         # A TLS alert, or a hang-up without a word (what many TLS servers do with plain
