@@ -36,25 +36,31 @@ def scan(
     import signal
     import sys
 
-    from rich.console import Console
-
     from richchat.core.exit_codes import ExitStatus
     from richchat.core.scanner import parse_ports
     from richchat.core.scanner import scan as run_scan
 
     if TYPE_CHECKING:
+        from rich.console import Console
+
         from richchat.core.scanner.models import ScanReport
 
     port_list = parse_ports(ports)
     no_color = bool(os.environ.get("NO_COLOR"))
-    err = Console(stderr=True, no_color=no_color, highlight=False)
+    err: Console | None = None
+    if sys.stderr.isatty() or os.environ.get("TTY_COMPATIBLE") or "FORCE_COLOR" in os.environ:
+        # rich decides (it honours these variables); otherwise there is no progress bar
+        # to draw, and a --json scan never imports rich at all.
+        from rich.console import Console
+
+        err = Console(stderr=True, no_color=no_color, highlight=False)
 
     async def main() -> ScanReport:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGINT, stop.set)
         try:
-            if not err.is_terminal:
+            if err is None or not err.is_terminal:
                 return await run_scan(
                     host, port_list, timeout=timeout, concurrency=concurrency, syn=syn,
                     probe=probe, stop_event=stop,
@@ -73,6 +79,8 @@ def scan(
     if json_out:
         sys.stdout.write(report.model_dump_json(indent=2) + "\n")
     else:
+        from rich.console import Console
+
         from richchat.core.scanner.render import report_renderable
 
         Console(no_color=no_color, highlight=False).print(report_renderable(report))
