@@ -14,6 +14,7 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
@@ -174,3 +175,47 @@ def test_concurrency_one(scan_lab: ScanLab) -> None:
     assert report.filtered == [DROPPED]
     assert report.closed == 299
     assert report.srtt_ms is not None
+
+
+def _queued_bytes(lab: Lab, host: Host, port: int) -> int:
+    """Bytes waiting unread on established connections to ``port`` inside ``host``."""
+    total = 0
+    for line in lab.run(host, ["cat", "/proc/net/tcp"]).stdout.splitlines()[1:]:
+        fields = line.split()
+        if fields[3] == "01" and int(fields[1].split(":")[1], 16) == port:
+            total += int(fields[4].split(":")[1], 16)
+    return total
+
+
+def test_stopped_chat_server_on_the_default_port_is_still_joinable(
+    lab: Lab, cli: list[str], cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    """On richchat's default port a silent service gets the long wait for its answer: a
+    server that is stopped when HELLO arrives, and resumes after the first wait, counts."""
+    from richchat.core.scanner.probes import REPLY_WAIT_MIN
+
+    host = lab.add_host("chat")  # server and scanner on this namespace's own loopback
+    server = lab.popen(
+        host, [*cli, "server", "--host", "127.0.0.1", "--port", "5050", "--no-beacon",
+               "--no-mdns", "--data-dir", str(tmp_path / "chat"), "--name", "default-port"],
+        env=cli_env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )
+    assert server.stdout is not None
+    assert "listening on 127.0.0.1:5050" in server.stdout.readline()
+    server.send_signal(signal.SIGSTOP)
+    try:
+        scan = lab.popen(host, [*cli, "scan", "127.0.0.1", "-p", "5050", "--json"],
+                         env=cli_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 30
+        while _queued_bytes(lab, host, 5050) == 0:  # HELLO has reached the stopped server
+            assert time.monotonic() < deadline, "the probe never said HELLO"
+            time.sleep(0.005)
+        time.sleep(REPLY_WAIT_MIN + 0.1)  # the first wait is over: resume the server
+    finally:
+        server.send_signal(signal.SIGCONT)
+    out, err = scan.communicate(timeout=30)
+    assert scan.returncode == 0, err
+    report = ScanReport.model_validate_json(out)
+    chat = report.port(5050)
+    assert chat is not None and chat.joinable
+    assert chat.richchat is not None and chat.richchat.server_name == "default-port"

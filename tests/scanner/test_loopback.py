@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
+import signal
 import socket
 import subprocess
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from richchat.core.errors import UnknownHostError
 from richchat.core.exit_codes import ExitStatus
 from richchat.core.scanner import ScanProgress, ScanReport, scan
+from richchat.core.scanner.probes import REPLY_WAIT_MIN
 from richchat.core.server import ChatServer
 
 pytestmark = pytest.mark.timeout(60)
@@ -233,3 +238,118 @@ async def test_https_server_identified(https_port: int) -> None:
     assert result.http is not None and result.http.scheme == "https"
     assert result.http.status == 200
     assert result.http.title == "Secure page"
+
+
+async def test_late_banner_still_names_the_service() -> None:
+    """A greeter slower than the banner wait gets our one HELLO line and is still named.
+
+    (This one greets only once the probe has spoken: a banner that comes after HELLO.)
+    """
+    from richchat.core.scanner.probes import HELLO_LINE
+
+    received: list[bytes] = []
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            first = await asyncio.wait_for(reader.readline(), 5)
+            if first:
+                received.append(first)
+                writer.write(b"SSH-2.0-OpenSSH_9.2p1 slow-greeter\r\n")
+                await writer.drain()
+                received.append(await asyncio.wait_for(reader.read(1024), 5))
+        except (ConnectionError, asyncio.TimeoutError):
+            pass
+        writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        report = await scan("127.0.0.1", [port])
+    finally:
+        server.close()
+        await server.wait_closed()
+    result = report.port(port)
+    assert result is not None
+    assert result.service == "ssh"
+    assert result.banner == "SSH-2.0-OpenSSH_9.2p1 slow-greeter"
+    assert not result.joinable
+    # one line from the probe, then nothing but the close (the sweep's connect said nothing)
+    assert received == [HELLO_LINE, b""]
+
+
+def _queued_bytes(port: int) -> int:
+    """Bytes waiting unread on established IPv4 connections to local ``port``."""
+    total = 0
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        local, state, queues = fields[1], fields[3], fields[4]
+        if state == "01" and int(local.split(":")[1], 16) == port:
+            total += int(queues.split(":")[1], 16)
+    return total
+
+
+@pytest.fixture
+def chat_server_process(
+    cli: list[str], cli_env: dict[str, str], tmp_path: Path
+) -> Iterator[tuple[subprocess.Popen[str], int]]:
+    """A real ``richchat server`` process on loopback (so the test can stop and resume it)."""
+    proc = subprocess.Popen(
+        [*cli, "server", "--host", "127.0.0.1", "--port", "0", "--no-beacon", "--no-mdns",
+         "--data-dir", str(tmp_path / "chat"), "--name", "stopped-lab"],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=cli_env,
+    )
+    try:
+        assert proc.stdout is not None
+        match = re.search(r"listening on (\S+):(\d+)", proc.stdout.readline())
+        assert match, "the server did not start"
+        yield proc, int(match.group(2))
+    finally:
+        proc.send_signal(signal.SIGCONT)
+        proc.terminate()
+        proc.wait(10)
+
+
+async def test_busy_machine_gets_the_second_wait(
+    chat_server_process: tuple[subprocess.Popen[str], int],
+) -> None:
+    """As on a loaded machine, the server and the scanner are both late: the server (stopped)
+    has not read HELLO, and the scanner gets no CPU past the end of its first wait. Its
+    late timer buys a second wait, in which the resumed server's answer arrives."""
+    import time
+
+    server, port = chat_server_process
+    loop = asyncio.get_running_loop()
+    server.send_signal(signal.SIGSTOP)
+
+    async def starve_then_resume() -> None:
+        while _queued_bytes(port) == 0:  # HELLO has reached the stopped server
+            await asyncio.sleep(0.002)
+        time.sleep(REPLY_WAIT_MIN + 0.05)  # the scanner is starved past its first wait...
+        loop.call_later(0.05, server.send_signal, signal.SIGCONT)  # ...then the server runs
+
+    starver = asyncio.ensure_future(starve_then_resume())
+    try:
+        report = await scan("127.0.0.1", [port])
+    finally:
+        starver.cancel()
+        server.send_signal(signal.SIGCONT)
+    chat = report.port(port)
+    assert chat is not None and chat.joinable
+    assert chat.richchat is not None and chat.richchat.server_name == "stopped-lab"
+
+
+def test_probe_waits_follow_the_handshake_time() -> None:
+    from richchat.core.scanner import probes
+
+    lan = probes._Waits(0.0002)  # a LAN round trip: the floors
+    assert lan.banner == probes.BANNER_WAIT_MIN
+    assert lan.reply == probes.REPLY_WAIT_MIN
+    assert lan.total_for(7777) == lan.reply  # a quiet machine: no second wait
+    assert lan.total_for(5050) == probes.REPLY_WAIT_MAX  # richchat's default port: long
+    lan.lateness = probes.LATE_TIMER  # a timer fired late: this machine is busy
+    assert lan.total_for(7777) == probes.REPLY_RETRY_WAIT
+    far = probes._Waits(0.02)  # a distant (or busy) host: waits scale with the round trip
+    assert lan.banner < far.banner <= probes.BANNER_WAIT_MAX
+    assert lan.reply < far.reply <= far.retry <= probes.REPLY_WAIT_MAX
+    slow = probes._Waits(5.0)
+    assert slow.banner == probes.BANNER_WAIT_MAX and slow.retry == probes.REPLY_WAIT_MAX

@@ -41,9 +41,10 @@ BANNER_RTTS = 10
 # processes than cores). Between these bounds, REPLY_RTTS handshake times.
 REPLY_WAIT_MIN = 0.1
 REPLY_RTTS = 25
-# ... then, only for a port that may still be a slow richchat server (the probe's own
-# timers fired late, so this machine is busy; or the port is richchat's default), a second
-# wait on the same connection up to this long in all.
+# ... then, only for a port that may still be a slow richchat server, a second wait on the
+# same connection: up to REPLY_RETRY_WAIT in all when the probe's own timers fired late
+# (this machine is busy, and a server on it or on a host as busy may be as slow), and up to
+# REPLY_WAIT_MAX on richchat's default port.
 REPLY_RETRY_WAIT = 0.5
 REPLY_WAIT_MAX = 1.0
 LATE_TIMER = 0.01  # a timer that fires this much late means the machine is busy
@@ -131,8 +132,13 @@ class _Waits:
         late = asyncio.get_running_loop().time() - deadline
         self.lateness = max(self.lateness, late)
 
-    def worth_a_second_wait(self, port: int) -> bool:
-        return self.lateness >= LATE_TIMER or port in RICHCHAT_PORTS
+    def total_for(self, port: int) -> float:
+        """How long in all to wait for the answer to HELLO on ``port`` after the first wait."""
+        if port in RICHCHAT_PORTS:
+            return REPLY_WAIT_MAX
+        if self.lateness >= LATE_TIMER:
+            return self.retry
+        return self.reply
 
 
 async def _read_some(reader: asyncio.StreamReader, wait: float, waits: _Waits) -> bytes:
@@ -376,8 +382,8 @@ async def _identify(
     if welcome:
         return await _richchat_after_welcome(reader, writer, base, banner, welcome, waits)
     first, hung_up = await _read_first_line(reader, waits.reply, waits)
-    if not first and not hung_up and waits.worth_a_second_wait(port):
-        first, hung_up = await _read_first_line(reader, waits.retry - waits.reply)
+    if not first and not hung_up and waits.total_for(port) > waits.reply:
+        first, hung_up = await _read_first_line(reader, waits.total_for(port) - waits.reply)
     elif first and b"\n" not in first and not hung_up and first[:1] not in (b"\x15", b"\x16"):
         # a line under way: give it the rest of the long wait
         first, hung_up = await _read_first_line(reader, waits.retry - waits.reply, data=first)
