@@ -16,7 +16,7 @@ import pytest
 from richchat.core.errors import UnknownHostError
 from richchat.core.exit_codes import ExitStatus
 from richchat.core.scanner import ScanProgress, ScanReport, scan
-from richchat.core.scanner.probes import REPLY_WAIT_MIN
+from richchat.core.scanner.probes import REPLY_WAIT_MAX
 from richchat.core.server import ChatServer
 
 pytestmark = pytest.mark.timeout(60)
@@ -313,8 +313,9 @@ async def test_busy_machine_gets_the_second_wait(
     chat_server_process: tuple[subprocess.Popen[str], int],
 ) -> None:
     """As on a loaded machine, the server and the scanner are both late: the server (stopped)
-    has not read HELLO, and the scanner gets no CPU past the end of its first wait. Its
-    late timer buys a second wait, in which the resumed server's answer arrives."""
+    has not read HELLO, and the scanner gets no CPU past the end of its first wait (however
+    long the handshake made that). Its late timer buys a second wait, in which the resumed
+    server's answer arrives."""
     import time
 
     server, port = chat_server_process
@@ -324,8 +325,8 @@ async def test_busy_machine_gets_the_second_wait(
     async def starve_then_resume() -> None:
         while _queued_bytes(port) == 0:  # HELLO has reached the stopped server
             await asyncio.sleep(0.002)
-        time.sleep(REPLY_WAIT_MIN + 0.05)  # the scanner is starved past its first wait...
-        loop.call_later(0.05, server.send_signal, signal.SIGCONT)  # ...then the server runs
+        time.sleep(REPLY_WAIT_MAX + 0.05)  # the scanner is starved past its first wait...
+        loop.call_soon(server.send_signal, signal.SIGCONT)  # ...then both run again
 
     starver = asyncio.ensure_future(starve_then_resume())
     try:
@@ -344,10 +345,11 @@ def test_probe_waits_follow_the_handshake_time() -> None:
     lan = probes._Waits(0.0002)  # a LAN round trip: the floors
     assert lan.banner == probes.BANNER_WAIT_MIN
     assert lan.reply == probes.REPLY_WAIT_MIN
-    assert lan.total_for(7777) == lan.reply  # a quiet machine: no second wait
-    assert lan.total_for(5050) == probes.REPLY_WAIT_MAX  # richchat's default port: long
+    assert lan.second_wait(7777) == 0  # a quiet machine: no second wait
+    # richchat's default port: the long wait in all
+    assert lan.reply + lan.second_wait(5050) == probes.REPLY_WAIT_MAX
     lan.lateness = probes.LATE_TIMER  # a timer fired late: this machine is busy
-    assert lan.total_for(7777) == probes.REPLY_RETRY_WAIT
+    assert lan.second_wait(7777) == probes.REPLY_RETRY_WAIT
     far = probes._Waits(0.02)  # a distant (or busy) host: waits scale with the round trip
     assert lan.banner < far.banner <= probes.BANNER_WAIT_MAX
     assert lan.reply < far.reply <= far.retry <= probes.REPLY_WAIT_MAX

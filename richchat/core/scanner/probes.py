@@ -42,9 +42,10 @@ BANNER_RTTS = 10
 REPLY_WAIT_MIN = 0.1
 REPLY_RTTS = 25
 # ... then, only for a port that may still be a slow richchat server, a second wait on the
-# same connection: up to REPLY_RETRY_WAIT in all when the probe's own timers fired late
-# (this machine is busy, and a server on it or on a host as busy may be as slow), and up to
-# REPLY_WAIT_MAX on richchat's default port.
+# same connection: REPLY_RETRY_WAIT (or three first waits) more when the probe's own timers
+# fired late (this machine is busy, and a server on it, or on a host as busy, may be as
+# slow: it gets that long again once this process runs again); and up to REPLY_WAIT_MAX in
+# all on richchat's default port.
 REPLY_RETRY_WAIT = 0.5
 REPLY_WAIT_MAX = 1.0
 LATE_TIMER = 0.01  # a timer that fires this much late means the machine is busy
@@ -132,13 +133,14 @@ class _Waits:
         late = asyncio.get_running_loop().time() - deadline
         self.lateness = max(self.lateness, late)
 
-    def total_for(self, port: int) -> float:
-        """How long in all to wait for the answer to HELLO on ``port`` after the first wait."""
-        if port in RICHCHAT_PORTS:
-            return REPLY_WAIT_MAX
+    def second_wait(self, port: int) -> float:
+        """How much longer to wait for the answer to HELLO once the first wait is over."""
+        wait = 0.0
         if self.lateness >= LATE_TIMER:
-            return self.retry
-        return self.reply
+            wait = self.retry
+        if port in RICHCHAT_PORTS:
+            wait = max(wait, REPLY_WAIT_MAX - self.reply)
+        return wait
 
 
 async def _read_some(reader: asyncio.StreamReader, wait: float, waits: _Waits) -> bytes:
@@ -382,11 +384,11 @@ async def _identify(
     if welcome:
         return await _richchat_after_welcome(reader, writer, base, banner, welcome, waits)
     first, hung_up = await _read_first_line(reader, waits.reply, waits)
-    if not first and not hung_up and waits.total_for(port) > waits.reply:
-        first, hung_up = await _read_first_line(reader, waits.total_for(port) - waits.reply)
+    if not first and not hung_up and waits.second_wait(port) > 0:
+        first, hung_up = await _read_first_line(reader, waits.second_wait(port))
     elif first and b"\n" not in first and not hung_up and first[:1] not in (b"\x15", b"\x16"):
-        # a line under way: give it the rest of the long wait
-        first, hung_up = await _read_first_line(reader, waits.retry - waits.reply, data=first)
+        # a line under way: give it as long again
+        first, hung_up = await _read_first_line(reader, waits.retry, data=first)
     line = _first_line(first) if first else ""
     frame = decode_server_line(line) if line else None
     if isinstance(frame, Hello):  # any agent that answers our HELLO speaks our protocol
