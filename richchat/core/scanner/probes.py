@@ -33,7 +33,7 @@ from richchat.core.scanner.models import HttpInfo, PortResult, RichchatInfo
 # (A banner that comes later still names the service: it is the first line we read after
 # HELLO. The richchat server waits 0.4 s before it treats a silent client as a netcat
 # user, so HELLO always goes well before that.)
-BANNER_WAIT_MIN = 0.04
+BANNER_WAIT_MIN = 0.025
 BANNER_WAIT_MAX = 0.15
 BANNER_RTTS = 10
 # How long to wait for the answer to HELLO, first: a richchat server answers at once
