@@ -215,11 +215,16 @@ def main() -> int:
         "faster, and keep every packet inside the lab.",
         "- `richchat scan` does more than `nmap -sT`/`-sS`: every open port is confirmed by a "
         "second connect and identified (banner, richchat `HELLO`, HTTP title). The probes "
-        "overlap the sweep; what they add is mostly the last silent port's wait (0.15 s for a "
-        "banner, then at least 0.3 s for an answer to `HELLO`). `--no-probe` rows are the "
-        "like-for-like comparison with nmap's port scan.",
+        "overlap the sweep; what they add is mostly the probe of the last open port found, "
+        "here the silent port 65535 at the very end of the sweep: on a LAN 25 ms for a "
+        "banner, then 0.1 s for an answer to `HELLO` (waits that follow the round-trip time; "
+        "docs/scan.md), and the CPU the probes take from the sweep's two workers (this "
+        "machine has two cores). `--no-probe` rows are the like-for-like comparison with "
+        "nmap's port scan.",
         "- The start-up row (a one-port scan of the chat server) is the fixed cost of a "
-        "Python CLI: interpreter, Typer/pydantic imports, exit. nmap starts in a few ms.",
+        "Python CLI: interpreter, Typer/pydantic imports (Typer builds a pydantic adapter "
+        "for every option; about 0.2 s before the sweep starts), exit. nmap starts in a few "
+        "ms. The tree is byte-compiled first, as `pip install` does.",
         *([f"- Service detection for comparison: {sv_note} (richchat scan names it a "
             "joinable richchat server with its name and users)."] if sv_note else []),
         "- CPU is user + system time of the command's whole process tree (workers included), "
