@@ -131,8 +131,6 @@ class SynSweep:
         self.rtt = RttEstimator()
         self.result = SweepResult()
         self.key = secrets.randbits(32)
-        # the acknowledgement number that answers our SYN to each port (its cookie + 1)
-        self._expect = [(((p * 2654435761) ^ self.key) + 1) & 0xFFFFFFFF for p in range(65536)]
         self.state = bytearray(65536)  # per port: 0 no answer yet, 1 closed (RST), 2 open
         self.sent_at = [0.0] * 65536
         self.answered = 0
@@ -270,7 +268,7 @@ class SynSweep:
         """Read every queued answer (non-blocking) and record it."""
         v4 = self.family == socket.AF_INET
         target = self._canonical
-        expect = self._expect
+        key = self.key
         state = self.state
         unpack_from = _REPLY.unpack_from
         recv, recvfrom = raw.recv, raw.recvfrom
@@ -292,7 +290,9 @@ class SynSweep:
                 if len(data) < hl + 14:
                     continue
                 port, _dport, _seq, ack, _off, flags = unpack_from(data, hl)
-                if ack != expect[port] or state[port]:
+                # the acknowledgement number that answers our SYN to this port: its cookie + 1
+                # (computed here, per answer, rather than as a 65,536-entry table per worker)
+                if ack != (((port * 2654435761) ^ key) + 1) & 0xFFFFFFFF or state[port]:
                     continue  # not an answer to one of our SYNs, or answered already
                 if flags & _RST:
                     state[port] = 1
