@@ -48,7 +48,7 @@ REPLY_RTTS = 25
 # all on richchat's default port.
 REPLY_RETRY_WAIT = 0.5
 REPLY_WAIT_MAX = 1.0
-LATE_TIMER = 0.01  # a timer that fires this much late means the machine is busy
+LATE_TIMER = 0.025  # a timer this late: this process did not get the CPU (a busy machine)
 RICHCHAT_PORTS = frozenset({5050})  # richchat server's default port (core.server.config)
 HTTP_TIMEOUT = 2.0
 MAX_READ = 4096
@@ -117,10 +117,12 @@ def _richchat_from_hello(frame: Hello) -> RichchatInfo:
 class _Waits:
     """The waits of one probe, from its handshake time, and how late its timers fired.
 
-    A timer that fires late means this process did not get the CPU when it asked for it:
-    the machine is busy, and a richchat server on it (or on a host as busy) may be as slow
-    to answer. Tests and benchmarks run server and scanner on one machine, where that is
-    exactly the case that matters.
+    A timer that fires late means this process did not get the CPU when it asked for it: the
+    machine stalls (CPU load alone delays a timer by a few ms: wakers are favoured), and a
+    richchat server on it (or on a host as stalled) may be as slow to answer. Tests run
+    server and scanner on one machine, where that is exactly the case that matters. (A
+    stall of this process alone costs nothing: what arrived meanwhile is read before the
+    late timer is handled; it only makes silent ports wait longer.)
     """
 
     def __init__(self, handshake: float) -> None:
