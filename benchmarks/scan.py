@@ -191,7 +191,7 @@ def main() -> int:
         "listener and nothing else" + (" **except as listed below**" if failures else "") + ".",
         "",
         "Command: `sudo python benchmarks/scan.py --rounds "
-        f"{args.rounds} --write docs/performance.md`",
+        f"{args.rounds}{' --nmap-sv' if args.nmap_sv else ''} --write docs/performance.md`",
         "",
         "| command | wall median s | min s | max s | CPU median s | scan() alone, median s |",
         "| --- | ---: | ---: | ---: | ---: | ---: |",
