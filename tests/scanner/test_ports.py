@@ -59,3 +59,11 @@ def test_cli_bad_spec_is_one_line_and_usage_status(
     assert len(lines) == 1, proc.stderr
     assert lines[0].startswith("error: bad port spec")
     assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("ports", [[0, 80], [80, 65536], [-1]])
+async def test_scan_refuses_ports_out_of_range(ports: list[int]) -> None:
+    from richchat.core.scanner import scan
+
+    with pytest.raises(UsageError, match="between 1 and 65535"):
+        await scan("127.0.0.1", ports)

@@ -32,8 +32,9 @@ def parse_ports(spec: str) -> list[int]:
     text = spec.strip()
     if not text:
         raise UsageError("empty port spec", hint="use e.g. -p 22,80,5000-6000 or -p- for all ports")
+    items = text.split(",")
     ports: set[int] = set()
-    for raw in text.split(","):
+    for raw in items:
         item = raw.strip()
         if not item:
             raise UsageError(f"bad port spec {spec!r}: empty item between commas")
@@ -45,6 +46,8 @@ def parse_ports(spec: str) -> list[int]:
             hi = _port(hi_s, spec) if hi_s else MAX_PORT
             if lo > hi:
                 raise UsageError(f"bad port spec {spec!r}: range {item!r} is backwards")
+            if len(items) == 1:
+                return list(range(lo, hi + 1))  # one range (-p- above all): already sorted
             ports.update(range(lo, hi + 1))
         else:
             ports.add(_port(item, spec))
