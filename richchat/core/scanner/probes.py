@@ -188,20 +188,31 @@ async def _read_first_line(
     return data, closed
 
 
-async def _read_hello_answer(reader: asyncio.StreamReader, wait: float) -> Hello | None:
-    """Read lines until a HELLO answer (or anything that shows this is not richchat)."""
+async def _read_hello_answer(
+    reader: asyncio.StreamReader, wait: float, pending: bytes = b""
+) -> Hello | None:
+    """Read lines until a HELLO answer (or anything that shows this is not richchat).
+
+    ``pending``: bytes already read after the welcome line, looked at first.
+    """
     loop = asyncio.get_running_loop()
     deadline = loop.time() + wait
+    lines = pending.splitlines(keepends=True)
+    if lines and not lines[-1].endswith(b"\n"):
+        lines.pop()  # a partial line: its end is lost; the HELLO answer is a line of its own
     for _ in range(8):
-        left = deadline - loop.time()
-        if left <= 0:
-            return None
-        try:
-            raw = await asyncio.wait_for(reader.readline(), left)
-        except (asyncio.TimeoutError, ConnectionError, OSError, ValueError):
-            return None
-        if not raw:
-            return None
+        if lines:
+            raw = lines.pop(0)
+        else:
+            left = deadline - loop.time()
+            if left <= 0:
+                return None
+            try:
+                raw = await asyncio.wait_for(reader.readline(), left)
+            except (asyncio.TimeoutError, ConnectionError, OSError, ValueError):
+                return None
+            if not raw:
+                return None
         frame = decode_server_line(raw.decode("utf-8", errors="replace").rstrip("\r\n"))
         if isinstance(frame, Hello):
             return frame
@@ -282,10 +293,10 @@ async def _named_by_banner(
 
 async def _richchat_after_welcome(
     reader: asyncio.StreamReader, writer: asyncio.StreamWriter, base: dict[str, Any],
-    banner: str, welcome: re.Match[str], waits: _Waits,
+    banner: str, welcome: re.Match[str], waits: _Waits, pending: bytes = b"",
 ) -> PortResult:
     """The richchat netcat welcome: joinable; its HELLO answer adds name, users and TLS."""
-    hello = await _read_hello_answer(reader, waits.retry)
+    hello = await _read_hello_answer(reader, waits.retry, pending)
     await _close(writer, QUIT_LINE)
     chat = (
         _richchat_from_hello(hello)
@@ -399,7 +410,9 @@ async def _identify(
                           richchat=_richchat_from_hello(frame))
     late_welcome = _WELCOME.match(line)
     if late_welcome:  # a busy richchat server sent its netcat welcome before reading HELLO
-        return await _richchat_after_welcome(reader, writer, base, line, late_welcome, waits)
+        return await _richchat_after_welcome(
+            reader, writer, base, line, late_welcome, waits, first.partition(b"\n")[2]
+        )
     if line and not _is_tls_alert(first) and classify_banner(line) not in (None, "http"):
         # a banner that came after our HELLO went out (a slow SSH, SMTP, ... server)
         return await _named_by_banner(writer, family, address, port, base, line)
