@@ -101,6 +101,7 @@ class LocalHub:
         self._mode_counts = [0, 0, 0, 0]
         self._loop = asyncio.get_running_loop()
         self._last_flush = 0.0
+        self.flushes = 0  # flushes so far: the server's activity counter
 
     # ------------------------------------------------------------------ bookkeeping
 
@@ -145,6 +146,7 @@ class LocalHub:
             self._flush_handle.cancel()
             self._flush_handle = None
         self._last_flush = self._loop.time()
+        self.flushes += 1
         self.commit_history()
         dirty, self._dirty = self._dirty, []
         for conn in dirty:
@@ -509,7 +511,7 @@ class LocalHub:
             self._send_room_state(conn, room)
             return
         room.members[conn] = None
-        conn.rooms.add(room_name)
+        conn.rooms[room_name] = None
         assert conn.name is not None
         self._fanout(
             room.members,
@@ -547,7 +549,7 @@ class LocalHub:
             raw=_raw(f"*** {conn.name} left #{room.name}"),
         )
         room.members.pop(conn, None)
-        conn.rooms.discard(room_name)
+        conn.rooms.pop(room_name, None)
         if conn.current_room == room_name:
             conn.current_room = DEFAULT_ROOM
             if conn.mode == Mode.RAW:
