@@ -328,7 +328,12 @@ class LocalHub:
         limit = self.config.history
         if limit <= 0:
             return
-        for m in self.store.recent(room.name, limit):
+        try:
+            messages = self.store.recent(room.name, limit)
+        except Exception:  # a damaged or locked file: the client still joins, without history
+            log.exception("could not read the history of #%s", room.name)
+            return
+        for m in messages:
             conn.queue(self._encode_message(m, conn.mode, history=True))
 
     def _encode_message(self, m: StoredMessage, mode: int, history: bool = False) -> bytes:
@@ -589,7 +594,10 @@ class LocalHub:
         assert conn.name is not None
         room.topic, room.topic_setter = text, conn.name
         self._topics[room.name] = (conn.name, text)
-        self.store.set_topic(room.name, conn.name, text, now_ms())
+        try:
+            self.store.set_topic(room.name, conn.name, text, now_ms())
+        except Exception:  # the topic still applies until a restart
+            log.exception("could not store the topic of #%s", room.name)
         self._fanout(
             room.members,
             hello=encode(f.Topic.model_construct(room=room.name, setter=conn.name, text=text)),
