@@ -15,11 +15,17 @@ Phases per server and size, on the same connections:
 1. register: connect N clients (at most 256 handshakes in flight) and register them
    (richchat: ``HELLO`` + ``CMD_USER`` until ``YOU|name``; IRC: NICK/USER/JOIN until our own
    JOIN echo; ncat: until its ``already connected`` announce). Memory per idle connection =
-   server RSS growth / N once everything is quiet.
+   growth of the server's anonymous resident memory (RssAnon) / N, both samples taken after
+   IDLE_SETTLE quiet seconds.
 2. unpaced: each sender keeps at most ``--window`` messages in flight (sent, not yet seen by
    an observer client); deliveries per second and server CPU per delivery.
 3. paced: each sender sends at a fixed rate (``--rate``/s, lowered so the whole run stays
-   under ``--paced-budget`` deliveries/s that one Python load generator can take); latency.
+   under ``--paced-budget`` deliveries/s that one Python load generator can take), the
+   senders spread evenly over each interval; latency.
+
+Received copies are checked (text, order, latency) as they arrive only by the observer
+client, which paces the unpaced senders; every other client keeps its chunks with their
+arrival time and they are checked after the phase, so the generator's CPU goes to receiving.
 
 Server CPU is utime+stime(+cutime+cstime) from /proc/PID/stat around each phase (10 ms ticks).
 
@@ -54,6 +60,8 @@ ROOT = Path(__file__).resolve().parent.parent
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 FILLER = b"abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ" * 64
 HOST = "127.0.0.1"
+#: seconds a server is left quiet before its memory is sampled ("idle")
+IDLE_SETTLE = 2.5
 
 
 # --------------------------------------------------------------------------- /proc
@@ -67,10 +75,17 @@ def proc_cpu(pid: int) -> float:
     return sum(int(x) for x in fields[11:15]) / CLK_TCK
 
 
-def proc_rss_kb(pid: int) -> int:
+def proc_rss_kb(pid: int, field: str = "RssAnon") -> int:
+    """Resident memory from /proc/PID/status, in KB.
+
+    ``RssAnon`` (the default) is the memory a process allocated itself: heap, stacks, its
+    buffers. ``VmRSS`` adds file-backed pages (code of the program and its libraries, paged
+    in the first time a code path runs: the first client of a Python server pulls in ~250 KB
+    of pydantic-core and unicodedata code that no later client adds to) and shared memory.
+    """
     with open(f"/proc/{pid}/status") as fh:
         for line in fh:
-            if line.startswith("VmRSS:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1])
     return 0
 
@@ -99,6 +114,8 @@ class Dialect:
     name = ""
     #: registrations in flight at once while connecting
     inflight = 256
+    #: does the server send a message back to its sender?
+    echoes = False
 
     def register(self, i: int) -> bytes:
         raise NotImplementedError
@@ -115,6 +132,7 @@ class Dialect:
 
 class HelloDialect(Dialect):
     name = "richchat"
+    echoes = True  # the sender gets its own message back (delivery confirmation)
 
     def register(self, i: int) -> bytes:
         return b"HELLO|1|bench/1\nCMD_USER|bench%d\n" % i
@@ -305,10 +323,11 @@ class Phase:
         self.first_send = 0
         self.last_delivery = 0
         self.sends_done = 0
+        self.gen_cpu = 0.0  # the load generator's own CPU seconds in this phase
 
 
 class Client(asyncio.Protocol):
-    __slots__ = ("idx", "registered", "run", "tail", "token", "transport")
+    __slots__ = ("idx", "registered", "run", "rx", "tail", "token", "transport")
 
     def __init__(self, run: Run, idx: int) -> None:
         self.run = run
@@ -317,6 +336,8 @@ class Client(asyncio.Protocol):
         self.registered = False
         self.tail = b""
         self.transport: asyncio.Transport | None = None
+        #: chunks received during a phase, with their arrival time, checked after the phase
+        self.rx: list[tuple[int, bytes]] = []
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]  # uvloop's is not a subclass
@@ -354,7 +375,24 @@ class Client(asyncio.Protocol):
             nl = data.rfind(b"\n")
             self.tail = data[nl + 1 :] if nl >= 0 else self.tail + data
             return
-        self._lines(self.tail + data if self.tail else data, phase, now)
+        run.rx_copies += data.count(b"~B")
+        if self.idx == run.observer or b"PING" in data:
+            # the observer paces the unpaced senders: check its copies as they come
+            self._replay()
+            self._lines(self.tail + data if self.tail else data, phase, now)
+        else:
+            # everyone else: keep the chunk and its arrival time, check it after the phase,
+            # so the generator spends as little CPU as possible while the server is measured
+            self.rx.append((now, data))
+
+    def _replay(self) -> None:
+        """Check the chunks kept during the phase, in arrival order."""
+        phase = self.run.phase
+        if phase is None or not self.rx:
+            return
+        rx, self.rx = self.rx, []
+        for now, data in rx:
+            self._lines(self.tail + data if self.tail else data, phase, now)
 
     def _lines(self, buf: bytes, phase: Phase | None, now: int) -> None:
         lines = buf.split(b"\n")
@@ -423,6 +461,7 @@ class Run:
         self.reg_done = asyncio.Event()
         self.last_rx = time.monotonic_ns()
         self.rx_bytes = 0
+        self.rx_copies = 0  # payload copies received in the current phase (echoes included)
         self.lost_connections = 0
         self.phase: Phase | None = None
         self.observer = n - 1
@@ -501,7 +540,10 @@ class Run:
         senders = self.clients[: self.senders]
         pid = self.server.proc.pid
         cpu0 = proc_cpu(pid)
+        gen0 = time.process_time()
         self.phase = phase
+        self.rx_copies = 0
+        copies = phase.expected + (self.senders * msgs if self.dialect.echoes else 0)
         phase.first_send = time.monotonic_ns()
 
         def flush(s: int, lines: list[bytes]) -> None:
@@ -531,30 +573,31 @@ class Run:
             start = loop.time() + 0.05
             interval = 1.0 / rate
 
+            # sender s sends its message q at start + (q + s / S) * interval: the senders are
+            # spread evenly over each interval (independent chatters), not in lockstep
+            def due_at(s: int, q: int) -> float:
+                return start + (q + s / self.senders) * interval
+
             def tick(s: int) -> None:
-                due = min(msgs, int((loop.time() - start) / interval) + 1)
+                now = loop.time()
                 lines: list[bytes] = []
-                while self.next_q[s] < due:
+                while self.next_q[s] < msgs and due_at(s, self.next_q[s]) <= now + 0.001:
                     self._write(s, self.next_q[s], phase, lines)
                     self.next_q[s] += 1
                 flush(s, lines)
                 if self.next_q[s] < msgs:
-                    handles.append(loop.call_at(start + self.next_q[s] * interval, tick, s))
+                    handles.append(loop.call_at(due_at(s, self.next_q[s]), tick, s))
                 else:
                     phase.sends_done += 1
 
             for s in range(self.senders):
-                offset = s * interval / self.senders
-                handles.append(loop.call_at(start + offset, tick, s))
-                start_s = start + offset
-                del start_s
+                handles.append(loop.call_at(due_at(s, 0), tick, s))
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             await asyncio.sleep(0.02)
-            got = phase.delivered + phase.corrupted + phase.duplicates
-            if got >= phase.expected:
+            if self.rx_copies >= copies:
                 break
-            idle = (time.monotonic_ns() - self.last_rx) / 1e9
+            idle = (time.monotonic_ns() - max(self.last_rx, phase.first_send)) / 1e9
             if idle > 2.0 and (phase.sends_done >= self.senders or rate is None):
                 break  # nothing moved for 2 s: the rest is lost
         for h in handles:
@@ -562,6 +605,9 @@ class Run:
         self.pump = None
         await self.quiesce(quiet=0.3, timeout=10)
         cpu = proc_cpu(pid) - cpu0
+        phase.gen_cpu = time.process_time() - gen0
+        for c in self.clients:
+            c._replay()
         self.phase = None
         return phase, cpu
 
@@ -591,6 +637,7 @@ class PhaseResult:
     server_cpu_s: float
     cpu_us_per_delivery: float
     rate: float | None = None
+    generator_cpu_s: float = 0.0
 
 
 @dataclass
@@ -643,6 +690,7 @@ def summarize(phase: Phase, cpu: float, rate: float | None) -> PhaseResult:
         if phase.delivered
         else float("nan"),
         rate=rate,
+        generator_cpu_s=round(phase.gen_cpu, 2),
     )
 
 
@@ -658,19 +706,25 @@ async def bench_one(server: Server, n: int, s: int, m: int, args: argparse.Names
             ["py-spy", "record", "--pid", str(pid), "--format", "raw", "--rate", "500", "-o", str(out)],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
-    await asyncio.sleep(0.2)
+    # memory is sampled on an idle server: started (or done registering) and then quiet
+    # for IDLE_SETTLE seconds, the same for every server
+    await asyncio.sleep(IDLE_SETTLE)
     rss0 = proc_rss_kb(pid)
+    vm0 = proc_rss_kb(pid, "VmRSS")
     cpu0 = proc_cpu(pid)
     reg = await run.connect_all(timeout=args.register_timeout)
     await run.quiesce(quiet=0.5, timeout=60)
     reg_cpu = proc_cpu(pid) - cpu0
+    await asyncio.sleep(IDLE_SETTLE - 0.5)
     rss1 = proc_rss_kb(pid)
+    vm1 = proc_rss_kb(pid, "VmRSS")
     res = Result(
         server=server.label, n=n, senders=s, msgs=m, payload=args.payload,
         registered=run.registered, register_s=round(reg, 2), rss_before_kb=rss0, rss_after_kb=rss1,
         kb_per_idle_conn=round((rss1 - rss0) / max(1, run.registered), 2),
         register_cpu_s=round(reg_cpu, 2),
     )  # fmt: skip
+    res.extra["vmrss_kb_per_idle_conn"] = round((vm1 - vm0) / max(1, run.registered), 2)
     if run.registered < n:
         res.note = f"only {run.registered}/{n} clients registered within {args.register_timeout}s"
     if server.proc.poll() is not None:
@@ -738,8 +792,9 @@ def median_table(results: list[Result]) -> str:
         groups.setdefault((r.server, r.n), []).append(r)
     lines = [
         "| server | N | runs | register s | KB/idle conn | deliveries/s | CPU µs/delivery "
-        "| paced p50 ms | paced p99 ms | paced CPU µs/delivery | lost (all runs) | corrupted (all runs) |",
-        "|" + "---|" * 12,
+        "| paced p50 ms | paced p99 ms | paced CPU µs/delivery | paced generator load "
+        "| lost (all runs) | corrupted (all runs) |",
+        "|" + "---|" * 13,
     ]
 
     def med(values: list[float]) -> float:
@@ -757,7 +812,8 @@ def median_table(results: list[Result]) -> str:
             f"| {med([p.deliveries_per_s for p in un]):,.0f} "
             f"| {med([p.cpu_us_per_delivery for p in un]):.2f} "
             f"| {med([p.p50_ms for p in pa]):.1f} | {med([p.p99_ms for p in pa]):.1f} "
-            f"| {med([p.cpu_us_per_delivery for p in pa]):.2f} | {lost} | {corrupted} |"
+            f"| {med([p.cpu_us_per_delivery for p in pa]):.2f} "
+            f"| {med([p.generator_cpu_s / p.seconds for p in pa]):.0%} | {lost} | {corrupted} |"
         )
     return "\n".join(lines)
 
@@ -816,7 +872,10 @@ def main() -> None:
         "--rate", type=float, default=100.0, help="paced: messages/s per sender (upper bound)"
     )
     ap.add_argument(
-        "--paced-budget", type=float, default=100_000.0, help="paced: max deliveries/s overall"
+        "--paced-budget",
+        type=float,
+        default=50_000.0,
+        help="paced: max deliveries/s overall (what one generator process receives unsaturated)",
     )
     ap.add_argument("--paced-seconds", type=float, default=3.0, help="paced: duration (0: skip)")
     ap.add_argument("--register-timeout", type=float, default=120.0)

@@ -19,6 +19,7 @@ from richchat.core.protocol import frames as f
 from richchat.core.server.config import ServerConfig
 from richchat.core.server.connection import Connection
 from richchat.core.server.hub import LocalHub, Mode
+from richchat.core.server.memory import HeapTrimmer, libc_malloc_trim
 from richchat.core.server.storage import HistoryStore
 
 log = logging.getLogger("richchat.server")
@@ -49,6 +50,8 @@ class ChatServer:
         self.store: HistoryStore | None = None
         self._server: asyncio.AbstractServer | None = None
         self._sweeper: asyncio.Task[None] | None = None
+        self._trimmer: asyncio.Task[None] | None = None
+        self.trimmer: HeapTrimmer | None = None
         self._advertiser: object | None = None
         self.port = config.port
         self.host = config.host
@@ -63,6 +66,8 @@ class ChatServer:
                 limit,
                 cfg.max_clients,
             )
+        # every frame's validator now, not while the first clients connect (see build_all)
+        f.build_all()
         self.store = HistoryStore(cfg.data_dir / "history.sqlite3", retention=cfg.retention)
         self.server_id = self.store.meta("server_id", uuid.uuid4().hex)
         self.hub = LocalHub(cfg, self.store)
@@ -85,6 +90,11 @@ class ChatServer:
         sock = self._server.sockets[0]
         self.host, self.port = sock.getsockname()[:2]
         self._sweeper = asyncio.create_task(self._sweep())
+        if cfg.heap_trim_quiet > 0:
+            self.trimmer = HeapTrimmer(
+                lambda: hub.flushes, libc_malloc_trim(), cfg.heap_trim_quiet
+            )
+            self._trimmer = asyncio.create_task(self.trimmer.run())
         await self._start_advertiser()
         log.info("listening on %s:%d", self.host, self.port)
 
@@ -152,8 +162,9 @@ class ChatServer:
             return
         server, self._server = self._server, None
         server.close()
-        if self._sweeper is not None:
-            self._sweeper.cancel()
+        for task in (self._sweeper, self._trimmer):
+            if task is not None:
+                task.cancel()
         if self._advertiser is not None:
             await self._advertiser.stop()  # type: ignore[attr-defined]
             self._advertiser = None

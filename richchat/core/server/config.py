@@ -53,3 +53,5 @@ class ServerConfig(BaseModel):
     ulist_delay: float = Field(default=0.25, ge=0)
     #: seconds graceful shutdown waits for clients before closing them hard
     shutdown_timeout: float = Field(default=3.0, gt=0)
+    #: give freed heap back to the OS after this many quiet seconds (0 = never; glibc only)
+    heap_trim_quiet: float = Field(default=1.0, ge=0)

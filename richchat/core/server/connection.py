@@ -80,7 +80,8 @@ class Connection(asyncio.Protocol):
         self.host = "?"
         self.port = 0
         self.presence_seq = 0  # hub's presence-change count when this client entered the lobby
-        self.rooms: set[str] = set()  # rooms besides the lobby
+        #: rooms besides the lobby, as an ordered set (an empty dict is 64 bytes, a set 216)
+        self.rooms: dict[str, None] = {}
         self.current_room = DEFAULT_ROOM
         self.out: list[bytes] = []
         self.closed = False

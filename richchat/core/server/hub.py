@@ -101,6 +101,7 @@ class LocalHub:
         self._mode_counts = [0, 0, 0, 0]
         self._loop = asyncio.get_running_loop()
         self._last_flush = 0.0
+        self.flushes = 0  # flushes so far: the server's activity counter
 
     # ------------------------------------------------------------------ bookkeeping
 
@@ -145,6 +146,7 @@ class LocalHub:
             self._flush_handle.cancel()
             self._flush_handle = None
         self._last_flush = self._loop.time()
+        self.flushes += 1
         self.commit_history()
         dirty, self._dirty = self._dirty, []
         for conn in dirty:
@@ -326,7 +328,12 @@ class LocalHub:
         limit = self.config.history
         if limit <= 0:
             return
-        for m in self.store.recent(room.name, limit):
+        try:
+            messages = self.store.recent(room.name, limit)
+        except Exception:  # a damaged or locked file: the client still joins, without history
+            log.exception("could not read the history of #%s", room.name)
+            return
+        for m in messages:
             conn.queue(self._encode_message(m, conn.mode, history=True))
 
     def _encode_message(self, m: StoredMessage, mode: int, history: bool = False) -> bytes:
@@ -509,7 +516,7 @@ class LocalHub:
             self._send_room_state(conn, room)
             return
         room.members[conn] = None
-        conn.rooms.add(room_name)
+        conn.rooms[room_name] = None
         assert conn.name is not None
         self._fanout(
             room.members,
@@ -547,7 +554,7 @@ class LocalHub:
             raw=_raw(f"*** {conn.name} left #{room.name}"),
         )
         room.members.pop(conn, None)
-        conn.rooms.discard(room_name)
+        conn.rooms.pop(room_name, None)
         if conn.current_room == room_name:
             conn.current_room = DEFAULT_ROOM
             if conn.mode == Mode.RAW:
@@ -587,7 +594,10 @@ class LocalHub:
         assert conn.name is not None
         room.topic, room.topic_setter = text, conn.name
         self._topics[room.name] = (conn.name, text)
-        self.store.set_topic(room.name, conn.name, text, now_ms())
+        try:
+            self.store.set_topic(room.name, conn.name, text, now_ms())
+        except Exception:  # the topic still applies until a restart
+            log.exception("could not store the topic of #%s", room.name)
         self._fanout(
             room.members,
             hello=encode(f.Topic.model_construct(room=room.name, setter=conn.name, text=text)),

@@ -1,0 +1,106 @@
+"""Idle memory housekeeping: validators built at start-up, freed heap given back when quiet."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+
+import pytest
+
+from richchat.core.protocol import frames as f
+from richchat.core.server import ChatServer
+from richchat.core.server.memory import HeapTrimmer, libc_malloc_trim
+from tests.linechat import LineClient
+from tests.server.conftest import ServerFactory
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def make_trimmer(busy_interval: float = 60.0) -> tuple[HeapTrimmer, list[int], list[int]]:
+    counter = [0]
+    trims: list[int] = []
+    clock = Clock()
+    trimmer = HeapTrimmer(
+        lambda: counter[0], lambda: trims.append(1), quiet=1.0,
+        busy_interval=busy_interval, clock=clock,
+    )  # fmt: skip
+    return trimmer, counter, trims
+
+
+def test_trims_once_after_start_up_then_only_after_activity() -> None:
+    trimmer, counter, trims = make_trimmer()
+    assert trimmer.tick() is True  # start-up garbage
+    assert trimmer.tick() is False and trimmer.tick() is False  # idle: nothing to give back
+    counter[0] += 5  # a burst
+    assert trimmer.tick() is False  # still busy during this interval
+    assert trimmer.tick() is True  # quiet for a whole interval after it: trim
+    assert trimmer.tick() is False
+    assert len(trims) == 2 and trimmer.trims == 2
+
+
+def test_never_stopping_activity_still_trims_every_busy_interval() -> None:
+    trimmer, counter, trims = make_trimmer(busy_interval=10.0)
+    clock = trimmer.clock
+    assert isinstance(clock, Clock)
+    trimmer.tick()
+    trims.clear()
+    for _ in range(25):  # busy at every tick, 1 s apart, for 25 s
+        counter[0] += 1
+        clock.now += 1.0
+        trimmer.tick()
+    assert len(trims) == 2  # at 10 s and 20 s, not at every tick
+
+
+def test_no_malloc_trim_means_no_trimming() -> None:
+    trimmer = HeapTrimmer(lambda: 0, None)
+    assert trimmer.tick() is False
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc_trim")
+def test_glibc_malloc_trim_is_found_and_callable() -> None:
+    trim = libc_malloc_trim()
+    assert trim is not None
+    assert trim() in (0, 1)  # 1: memory was released, 0: there was none to release
+
+
+def test_build_all_builds_every_frame_validator() -> None:
+    f.build_all()
+    models = [*f.CLIENT_FRAMES.values(), *f.SERVER_FRAMES.values(), f.UserEntry, f.RoomInfo]
+    assert all(m.__pydantic_complete__ for m in models)
+    # still validating, of course
+    hello = f.Hello(version=1, agent="x/1")
+    assert hello.version == 1
+
+
+async def test_server_trims_after_a_burst_and_keeps_serving(make_server: ServerFactory) -> None:
+    if libc_malloc_trim() is None:
+        pytest.skip("no glibc malloc_trim here")
+    server: ChatServer = await make_server(heap_trim_quiet=0.05)
+    assert server.trimmer is not None
+    trimmer = server.trimmer
+    for _ in range(100):  # start-up trim (bounded wait, not a timing assertion)
+        if trimmer.trims >= 1:
+            break
+        await asyncio.sleep(0.05)
+    first = trimmer.trims
+    assert first >= 1
+    clients = [await LineClient.connect(server.port, hello="t", nick=f"u{i}") for i in range(20)]
+    clients[0].send("MSG|hello after the burst")
+    for c in clients:
+        await c.expect(lambda line: line.endswith("|u0|hello after the burst"))
+    for _ in range(100):
+        if trimmer.trims > first:
+            break
+        await asyncio.sleep(0.05)
+    assert trimmer.trims > first
+    clients[1].send("MSG|still here")  # trimming changed nothing for the clients
+    for c in clients:
+        await c.expect(lambda line: line.endswith("|u1|still here"))
+    for c in clients:
+        await c.close()
