@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import sys
 
 import pytest
@@ -28,20 +29,44 @@ def make_trimmer(busy_interval: float = 60.0) -> tuple[HeapTrimmer, list[int], l
     clock = Clock()
     trimmer = HeapTrimmer(
         lambda: counter[0], lambda: trims.append(1), quiet=1.0,
-        busy_interval=busy_interval, clock=clock,
+        busy_interval=busy_interval, clock=clock, collect=lambda: None,
     )  # fmt: skip
     return trimmer, counter, trims
 
 
-def test_trims_once_after_start_up_then_only_after_activity() -> None:
+def test_tidies_once_after_start_up_then_only_after_activity() -> None:
     trimmer, counter, trims = make_trimmer()
     assert trimmer.tick() is True  # start-up garbage
     assert trimmer.tick() is False and trimmer.tick() is False  # idle: nothing to give back
     counter[0] += 5  # a burst
     assert trimmer.tick() is False  # still busy during this interval
-    assert trimmer.tick() is True  # quiet for a whole interval after it: trim
+    assert trimmer.tick() is True  # quiet for a whole interval after it: collect and trim
     assert trimmer.tick() is False
-    assert len(trims) == 2 and trimmer.trims == 2
+    assert len(trims) == 2 and trimmer.trims == 2 and trimmer.collections == 2
+
+
+def test_quiet_collection_freezes_the_survivors_and_finds_frozen_garbage() -> None:
+    class Node:
+        def __init__(self) -> None:
+            self.me = self  # a reference cycle: only the cyclic collector frees it
+
+    trimmer = HeapTrimmer(lambda: 0, None, quiet=1.0)
+    try:
+        kept = Node()
+        assert trimmer.tick() is True  # start-up: full collection, then freeze
+        assert gc.get_freeze_count() > 0
+        gc.collect()  # an ordinary full collection does not look at frozen objects...
+        import weakref
+
+        ref = weakref.ref(kept)
+        del kept
+        gc.collect()
+        assert ref() is not None  # ...so the frozen cycle is still there
+        trimmer._pending = True  # next quiet tidy: unfreeze, collect, freeze
+        assert trimmer.tick() is True
+        assert ref() is None
+    finally:
+        gc.unfreeze()
 
 
 def test_never_stopping_activity_still_trims_every_busy_interval() -> None:
@@ -50,16 +75,19 @@ def test_never_stopping_activity_still_trims_every_busy_interval() -> None:
     assert isinstance(clock, Clock)
     trimmer.tick()
     trims.clear()
+    collections = trimmer.collections
     for _ in range(25):  # busy at every tick, 1 s apart, for 25 s
         counter[0] += 1
         clock.now += 1.0
         trimmer.tick()
     assert len(trims) == 2  # at 10 s and 20 s, not at every tick
+    assert trimmer.collections == collections  # no full collection while busy
 
 
-def test_no_malloc_trim_means_no_trimming() -> None:
-    trimmer = HeapTrimmer(lambda: 0, None)
-    assert trimmer.tick() is False
+def test_without_malloc_trim_it_only_collects() -> None:
+    trimmer = HeapTrimmer(lambda: 0, None, collect=lambda: None)
+    assert trimmer.tick() is True
+    assert trimmer.collections == 1 and trimmer.trims == 0
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc_trim")

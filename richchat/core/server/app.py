@@ -19,7 +19,7 @@ from richchat.core.protocol import frames as f
 from richchat.core.server.config import ServerConfig
 from richchat.core.server.connection import Connection
 from richchat.core.server.hub import LocalHub, Mode
-from richchat.core.server.memory import HeapTrimmer, libc_malloc_trim
+from richchat.core.server.memory import HeapTrimmer, collect_and_freeze, libc_malloc_trim
 from richchat.core.server.storage import HistoryStore
 
 log = logging.getLogger("richchat.server")
@@ -91,6 +91,7 @@ class ChatServer:
         self.host, self.port = sock.getsockname()[:2]
         self._sweeper = asyncio.create_task(self._sweep())
         if cfg.heap_trim_quiet > 0:
+            collect_and_freeze()  # start-up objects (modules, validators) live for good
             self.trimmer = HeapTrimmer(
                 lambda: hub.flushes, libc_malloc_trim(), cfg.heap_trim_quiet
             )
