@@ -40,6 +40,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import json
 import os
 import re
@@ -540,6 +541,10 @@ class Run:
         senders = self.clients[: self.senders]
         pid = self.server.proc.pid
         cpu0 = proc_cpu(pid)
+        # the generator's own garbage collections (it keeps every chunk of the phase: a full
+        # collection walks them all) would pause it for tens of ms at random: none mid-phase
+        gc.collect()
+        gc.disable()
         gen0 = time.process_time()
         self.phase = phase
         self.rx_copies = 0
@@ -606,6 +611,7 @@ class Run:
         await self.quiesce(quiet=0.3, timeout=10)
         cpu = proc_cpu(pid) - cpu0
         phase.gen_cpu = time.process_time() - gen0
+        gc.enable()
         for c in self.clients:
             c._replay()
         self.phase = None
