@@ -9,6 +9,7 @@ import sys
 import pytest
 
 from richchat.core.protocol import frames as f
+from richchat.core.protocol.codec import warm_up
 from richchat.core.server import ChatServer
 from richchat.core.server.memory import HeapTrimmer, libc_malloc_trim
 from tests.linechat import LineClient
@@ -97,8 +98,8 @@ def test_glibc_malloc_trim_is_found_and_callable() -> None:
     assert trim() in (0, 1)  # 1: memory was released, 0: there was none to release
 
 
-def test_build_all_builds_every_frame_validator() -> None:
-    f.build_all()
+def test_warm_up_builds_every_frame_validator() -> None:
+    warm_up()
     models = [*f.CLIENT_FRAMES.values(), *f.SERVER_FRAMES.values(), f.UserEntry, f.RoomInfo]
     assert all(m.__pydantic_complete__ for m in models)
     # still validating, of course

@@ -16,6 +16,7 @@ import uuid
 
 from richchat.core.errors import AddressInUseError, RichchatError
 from richchat.core.protocol import frames as f
+from richchat.core.protocol.codec import warm_up
 from richchat.core.server.config import ServerConfig
 from richchat.core.server.connection import Connection
 from richchat.core.server.hub import LocalHub, Mode
@@ -66,8 +67,8 @@ class ChatServer:
                 limit,
                 cfg.max_clients,
             )
-        # every frame's validator now, not while the first clients connect (see build_all)
-        f.build_all()
+        # validators and decoding paths now, not while the first clients connect
+        warm_up()
         self.store = HistoryStore(cfg.data_dir / "history.sqlite3", retention=cfg.retention)
         self.server_id = self.store.meta("server_id", uuid.uuid4().hex)
         self.hub = LocalHub(cfg, self.store)
