@@ -24,26 +24,56 @@ class Clock:
         return self.now
 
 
-def make_trimmer(busy_interval: float = 60.0) -> tuple[HeapTrimmer, list[int], list[int]]:
+def make_trimmer(
+    busy_interval: float = 60.0,
+) -> tuple[HeapTrimmer, list[int], list[int], list[int]]:
     counter = [0]
+    population = [100]
     trims: list[int] = []
     clock = Clock()
     trimmer = HeapTrimmer(
         lambda: counter[0], lambda: trims.append(1), quiet=1.0,
         busy_interval=busy_interval, clock=clock, collect=lambda: None,
+        population=lambda: population[0], collect_interval=60.0,
     )  # fmt: skip
-    return trimmer, counter, trims
+    return trimmer, counter, trims, population
 
 
 def test_tidies_once_after_start_up_then_only_after_activity() -> None:
-    trimmer, counter, trims = make_trimmer()
-    assert trimmer.tick() is True  # start-up garbage
+    trimmer, counter, _trims, population = make_trimmer()
+    assert trimmer.tick() is True  # start-up garbage: collect and trim
+    assert trimmer.collections == 1
     assert trimmer.tick() is False and trimmer.tick() is False  # idle: nothing to give back
     counter[0] += 5  # a burst
+    population[0] += 60  # that brought 60 clients
     assert trimmer.tick() is False  # still busy during this interval
     assert trimmer.tick() is True  # quiet for a whole interval after it: collect and trim
     assert trimmer.tick() is False
     assert len(trims) == 2 and trimmer.trims == 2 and trimmer.collections == 2
+
+
+def test_a_trickle_of_messages_trims_but_does_not_collect_every_time() -> None:
+    trimmer, counter, _trims, population = make_trimmer()
+    clock = trimmer.clock
+    assert isinstance(clock, Clock)
+    trimmer.tick()
+    for _ in range(5):  # a message, then quiet: same clients
+        counter[0] += 1
+        clock.now += 1.0
+        trimmer.tick()
+        clock.now += 1.0
+        assert trimmer.tick() is True
+    assert trimmer.trims == 6 and trimmer.collections == 1  # the population did not change
+    population[0] -= 49  # not enough to matter
+    counter[0] += 1
+    trimmer.tick()
+    trimmer.tick()
+    assert trimmer.collections == 1
+    clock.now += 60.0  # but a minute later, it is due anyway
+    counter[0] += 1
+    trimmer.tick()
+    trimmer.tick()
+    assert trimmer.collections == 2
 
 
 def test_quiet_collection_freezes_the_survivors_and_finds_frozen_garbage() -> None:
@@ -51,7 +81,7 @@ def test_quiet_collection_freezes_the_survivors_and_finds_frozen_garbage() -> No
         def __init__(self) -> None:
             self.me = self  # a reference cycle: only the cyclic collector frees it
 
-    trimmer = HeapTrimmer(lambda: 0, None, quiet=1.0)
+    trimmer = HeapTrimmer(lambda: 0, None, quiet=1.0, collect_interval=0.0)
     try:
         kept = Node()
         assert trimmer.tick() is True  # start-up: full collection, then freeze
@@ -71,7 +101,7 @@ def test_quiet_collection_freezes_the_survivors_and_finds_frozen_garbage() -> No
 
 
 def test_never_stopping_activity_still_trims_every_busy_interval() -> None:
-    trimmer, counter, trims = make_trimmer(busy_interval=10.0)
+    trimmer, counter, trims, _population = make_trimmer(busy_interval=10.0)
     clock = trimmer.clock
     assert isinstance(clock, Clock)
     trimmer.tick()

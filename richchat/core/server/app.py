@@ -94,7 +94,10 @@ class ChatServer:
         if cfg.heap_trim_quiet > 0:
             collect_and_freeze()  # start-up objects (modules, validators) live for good
             self.trimmer = HeapTrimmer(
-                lambda: hub.flushes, libc_malloc_trim(), cfg.heap_trim_quiet
+                lambda: hub.flushes,
+                libc_malloc_trim(),
+                cfg.heap_trim_quiet,
+                population=lambda: len(hub.conns),
             )
             self._trimmer = asyncio.create_task(self.trimmer.run())
         await self._start_advertiser()

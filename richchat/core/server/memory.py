@@ -18,9 +18,14 @@ Two costs of a long-running CPython server are moved to the moments when nobody 
   on loopback with 1,000 idle registered clients: 6-20 KB of RSS per connection right after
   the burst, 3-3.5 KB once the freed heap is given back.
 
-:class:`HeapTrimmer` does both once the server has been quiet (no flush) for ``quiet`` seconds
-after some activity, and trims (only) at most every ``busy_interval`` seconds while activity
-never stops. Without glibc's ``malloc_trim`` (macOS, Windows, musl) it only collects.
+:class:`HeapTrimmer` trims once the server has been quiet (no flush) for ``quiet`` seconds
+after some activity, and at most every ``busy_interval`` seconds while activity never stops
+(``malloc_trim`` costs about 1 ms at 1,000 clients, 11 ms at 5,000). The full collection costs
+more (25 ms at 1,000 clients, 80 ms at 5,000), so a quiet moment runs it only when the
+population changed (connections up or down by a tenth, or 50, since the last one) or
+``collect_interval`` seconds have passed: a server with a steady trickle of messages does not
+pay it after every message. Without glibc's ``malloc_trim`` (macOS, Windows, musl) it only
+collects.
 """
 
 from __future__ import annotations
@@ -74,10 +79,14 @@ class HeapTrimmer:
         busy_interval: float = 60.0,
         clock: Callable[[], float] = time.monotonic,
         collect: Callable[[], object] | None = collect_and_freeze,
+        population: Callable[[], int] = lambda: 0,
+        collect_interval: float = 60.0,
     ) -> None:
         self.activity = activity
         self.trim = trim
         self.collect = collect
+        self.population = population
+        self.collect_interval = collect_interval
         self.quiet = quiet
         self.busy_interval = busy_interval
         self.clock = clock
@@ -86,6 +95,8 @@ class HeapTrimmer:
         self._last_count = activity()
         self._pending = True  # start-up itself (imports, validators, history) left garbage
         self._last_trim = clock()
+        self._collected_at: float | None = None  # None: not yet (start-up is due)
+        self._collected_population = population()
 
     def tick(self) -> bool:
         """Called every ``quiet`` seconds; tidies (and returns True) when it is time."""
@@ -101,14 +112,22 @@ class HeapTrimmer:
             return False
         if quiet:
             self._pending = False
-            if self.collect is not None:
+            if self.collect is not None and self._collection_due(now):
                 self.collect()
                 self.collections += 1
+                self._collected_at = now
+                self._collected_population = self.population()
         self._last_trim = now
         if self.trim is not None:
             self.trim()
             self.trims += 1
         return True
+
+    def _collection_due(self, now: float) -> bool:
+        if self._collected_at is None or now - self._collected_at >= self.collect_interval:
+            return True
+        before = self._collected_population
+        return abs(self.population() - before) >= max(50, before // 10)
 
     async def run(self) -> None:
         if self.trim is None and self.collect is None:
