@@ -40,7 +40,7 @@ def make_trimmer(
 
 
 def test_tidies_once_after_start_up_then_only_after_activity() -> None:
-    trimmer, counter, _trims, population = make_trimmer()
+    trimmer, counter, trims, population = make_trimmer()
     assert trimmer.tick() is True  # start-up garbage: collect and trim
     assert trimmer.collections == 1
     assert trimmer.tick() is False and trimmer.tick() is False  # idle: nothing to give back
