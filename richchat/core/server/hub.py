@@ -149,19 +149,8 @@ class LocalHub:
         self.flushes += 1
         self.commit_history()
         dirty, self._dirty = self._dirty, []
-        limit = self.config.output_limit
-        # Connection.flush_out, inlined: this loop is what a broadcast costs, one write each
         for conn in dirty:
-            out = conn.out
-            tr = conn.transport
-            if not out or tr is None:
-                continue
-            conn.out = []
-            if conn.closed:
-                continue
-            tr.write(out[0] if len(out) == 1 else b"".join(out))
-            if tr.get_write_buffer_size() > limit:
-                conn.abort("output buffer overflow (client too slow)")
+            conn.flush_out()
 
     def commit_history(self) -> None:
         """Write queued history rows; called before any queued bytes reach a socket."""
