@@ -97,6 +97,47 @@ async def test_slow_reader_is_disconnected_alone(make_server: ServerFactory) -> 
     await fast.close()
 
 
+async def test_backed_up_reader_gets_everything_in_order(make_server: ServerFactory) -> None:
+    """While a client's bytes wait in the server (its socket full), later messages queue behind
+    them, never jump ahead through a direct socket write; once drained, direct writes resume."""
+    server = await make_server(output_limit=16 * 1024 * 1024, flood_rate=0)
+    assert server.hub is not None
+    raw = socket.socket()
+    raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    raw.connect(("127.0.0.1", server.port))
+    raw.setblocking(False)
+    slow = LineClient(*await asyncio.open_connection(sock=raw, limit=2**22))
+    slow.send("HELLO|1|t")
+    slow.send("CMD_USER|slowpoke")
+    await slow.expect(lambda l: l.startswith("YOU|"))
+    (conn,) = [c for c in server.hub.conns if c.name == "slowpoke"]
+    assert conn.write_fd >= 0  # plain TCP, nothing buffered: written directly
+    slow.writer.transport.pause_reading()  # type: ignore[attr-defined]
+    sender = await LineClient.connect(server.port, hello="t", nick="sender")
+    payload = "z" * 1900
+    count = 2000  # ~3.8 MB: far more than the kernel buffers of a reader that takes nothing
+    for i in range(count):
+        sender.send(f"MSG|{i} {payload}")
+        if i % 100 == 0:
+            await sender.writer.drain()
+    await sender.expect(lambda l: f"|sender|{count - 1} " in l, timeout=30)
+    assert conn.transport is not None and conn.transport.get_write_buffer_size() > 0
+    assert conn.write_fd == -1  # backed up: everything goes through the transport, in order
+    slow.writer.transport.resume_reading()  # type: ignore[attr-defined]
+    await slow.expect(lambda l: f"|sender|{count - 1} " in l, timeout=30)
+    got = [int(l.rsplit("|", 1)[1].split()[0]) for l in slow.lines if "|sender|" in l]
+    assert got == list(range(count))
+    for _ in range(200):  # the transport drains its buffer, then says so (resume_writing)
+        if conn.write_fd >= 0:
+            break
+        await asyncio.sleep(0.02)
+    assert conn.write_fd >= 0
+    sender.send("MSG|after the backlog")
+    await slow.expect(lambda l: l.endswith("|sender|after the backlog"))
+    await slow.close()
+    await sender.close()
+
+
 async def test_idle_hello_client_pinged_then_dropped(make_server: ServerFactory) -> None:
     server = await make_server(idle_timeout=0.6)
     lazy = await LineClient.connect(server.port, hello="t", nick="lazy")
