@@ -3,7 +3,15 @@
 N clients join one room, S of them send M messages each (payload P bytes), everyone
 receives. Every payload carries ``~B<sender>.<seq>.<send-time-ns>.`` plus a deterministic
 filler, so each copy received is checked byte for byte (corruption), per sender in order
-(loss, duplicates) and timed (latency: send -> receive on the same clock).
+(loss, duplicates) and timed.
+
+Latency is measured twice, both from the sender's clock reading just before its write:
+*arrival* latency ends at the kernel's receive timestamp of the copy at the recipient's socket
+(SO_TIMESTAMPNS), *read* latency when the load generator got round to reading it. Arrival is
+what the server delivers; read adds the generator's own queueing: one Python process reading
+up to 1,000 sockets per message runs behind a fast server (it reads ~14 us per copy), so
+read latency measures the generator as much as the server. Both use CLOCK_REALTIME (the
+clock of the kernel stamps).
 
 Deliveries are counted the same way for every server: a *delivery* is a copy of a message
 received by a client other than its sender (N-1 per message). richchat also echoes each
@@ -21,7 +29,7 @@ Phases per server and size, on the same connections:
    an observer client); deliveries per second and server CPU per delivery.
 3. paced: each sender sends at a fixed rate (``--rate``/s, lowered so the whole run stays
    under ``--paced-budget`` deliveries/s that one Python load generator can take), the
-   senders spread evenly over each interval; latency.
+   senders spread evenly over each interval; arrival and read latency.
 
 Received copies are checked (text, order, latency) as they arrive only by the observer
 client, which paces the unpaced senders; every other client keeps its chunks with their
@@ -49,6 +57,7 @@ import shutil
 import signal
 import socket
 import statistics
+import struct
 import subprocess
 import sys
 import tempfile
@@ -63,6 +72,10 @@ FILLER = b"abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ" * 64
 HOST = "127.0.0.1"
 #: seconds a server is left quiet before its memory is sampled ("idle")
 IDLE_SETTLE = 2.5
+#: Linux: receive timestamps as struct timespec in SCM_TIMESTAMPNS messages (not in `socket`)
+SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)
+ANCILLARY = socket.CMSG_SPACE(16)
+READ_SIZE = 256 * 1024
 
 
 # --------------------------------------------------------------------------- /proc
@@ -74,6 +87,16 @@ def proc_cpu(pid: int) -> float:
         fields = fh.read().rsplit(")", 1)[1].split()
     # fields[0] is field 3 (state): utime=14, stime=15, cutime=16, cstime=17
     return sum(int(x) for x in fields[11:15]) / CLK_TCK
+
+
+def steal_s() -> float:
+    """CPU time the hypervisor gave to others while this VM wanted it (all cores), seconds."""
+    try:
+        with open("/proc/stat") as fh:
+            fields = fh.readline().split()
+        return int(fields[8]) / CLK_TCK  # cpu user nice system idle iowait irq softirq steal
+    except (OSError, IndexError, ValueError):
+        return 0.0
 
 
 def proc_rss_kb(pid: int, field: str = "RssAnon") -> int:
@@ -297,6 +320,96 @@ def start_ncat(label: str = "ncat") -> Server | None:
 # --------------------------------------------------------------------------- load
 
 
+class StampedTransport:
+    """A minimal client transport that reads with recvmsg() to get the kernel's receive
+    timestamp of each chunk (asyncio's and uvloop's transports drop ancillary data)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, sock: socket.socket, proto: Client):
+        self.loop = loop
+        self.sock = sock
+        self.proto = proto
+        self.fd = sock.fileno()
+        self.buf = bytearray()
+        self.closed = False
+        sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+        loop.add_reader(self.fd, self._read)
+        proto.connection_made(self)  # type: ignore[arg-type]
+
+    def get_extra_info(self, name: str, default: object = None) -> object:
+        return self.sock if name == "socket" else default
+
+    def _read(self) -> None:
+        try:
+            data, anc, _flags, _addr = self.sock.recvmsg(READ_SIZE, ANCILLARY)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:
+            self._lost(exc)
+            return
+        if not data:
+            self._lost(None)
+            return
+        arrival = 0
+        for level, kind, cdata in anc:
+            if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(cdata) >= 16:
+                sec, nsec = struct.unpack_from("qq", cdata)
+                arrival = sec * 1_000_000_000 + nsec
+        self.proto.data_received(data, arrival)
+
+    def write(self, data: bytes) -> None:
+        if self.closed:
+            return
+        if not self.buf:
+            try:
+                n = self.sock.send(data)
+            except (BlockingIOError, InterruptedError):
+                n = 0
+            except OSError as exc:
+                self._lost(exc)
+                return
+            if n == len(data):
+                return
+            data = data[n:]
+            self.loop.add_writer(self.fd, self._write_ready)
+        self.buf += data
+
+    def _write_ready(self) -> None:
+        try:
+            n = self.sock.send(self.buf)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:
+            self._lost(exc)
+            return
+        del self.buf[:n]
+        if not self.buf:
+            self.loop.remove_writer(self.fd)
+
+    def abort(self) -> None:
+        self._lost(None)
+
+    def _lost(self, exc: Exception | None) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self.loop.remove_reader(self.fd)
+        if self.buf:
+            self.loop.remove_writer(self.fd)
+        self.sock.close()
+        self.proto.connection_lost(exc)
+
+
+async def open_stamped(loop: asyncio.AbstractEventLoop, proto: Client, port: int) -> None:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setblocking(False)
+    try:
+        await loop.sock_connect(sock, (HOST, port))
+    except BaseException:
+        sock.close()
+        raise
+    StampedTransport(loop, sock, proto)
+
+
 def make_payload(s: int, q: int, t_ns: int, size: int) -> bytes:
     head = b"~B%d.%d.%d." % (s, q, t_ns)
     rot = (s * 7 + q * 13) % 62
@@ -320,11 +433,13 @@ class Phase:
         self.duplicates = 0
         self.gaps = 0
         self.other_lines = 0
-        self.latencies: list[int] = []
+        self.latencies: list[int] = []  # arrival (kernel receive timestamp) - send
+        self.read_latencies: list[int] = []  # read by the generator - send
         self.first_send = 0
         self.last_delivery = 0
         self.sends_done = 0
         self.gen_cpu = 0.0  # the load generator's own CPU seconds in this phase
+        self.steal = 0.0  # seconds of CPU stolen from this VM by the hypervisor meanwhile
 
 
 class Client(asyncio.Protocol):
@@ -336,26 +451,25 @@ class Client(asyncio.Protocol):
         self.token = run.dialect.confirm(idx)
         self.registered = False
         self.tail = b""
-        self.transport: asyncio.Transport | None = None
-        #: chunks received during a phase, with their arrival time, checked after the phase
-        self.rx: list[tuple[int, bytes]] = []
+        self.transport: StampedTransport | None = None
+        #: chunks received during a phase, with read and arrival time, checked after the phase
+        self.rx: list[tuple[int, int, bytes]] = []
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]  # uvloop's is not a subclass
-        sock = transport.get_extra_info("socket")
-        if sock is not None:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    def connection_made(self, transport: StampedTransport) -> None:  # type: ignore[override]
+        self.transport = transport
+        transport.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         data = self.run.dialect.register(self.idx)
         if data:
-            transport.write(data)  # type: ignore[attr-defined]
+            transport.write(data)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.run.lost_connections += 1
         self.transport = None
 
-    def data_received(self, data: bytes) -> None:
+    def data_received(self, data: bytes, arrival: int = 0) -> None:  # type: ignore[override]
         run = self.run
-        now = time.monotonic_ns()
+        now = time.time_ns()
+        arrival = arrival or now
         run.last_rx = now
         run.rx_bytes += len(data)
         phase = run.phase
@@ -371,7 +485,7 @@ class Client(asyncio.Protocol):
             return
         if phase is None:
             if b"PING" in data:
-                self._lines(self.tail + data, None, now)
+                self._lines(self.tail + data, None, now, arrival)
                 return
             nl = data.rfind(b"\n")
             self.tail = data[nl + 1 :] if nl >= 0 else self.tail + data
@@ -380,11 +494,11 @@ class Client(asyncio.Protocol):
         if self.idx == run.observer or b"PING" in data:
             # the observer paces the unpaced senders: check its copies as they come
             self._replay()
-            self._lines(self.tail + data if self.tail else data, phase, now)
+            self._lines(self.tail + data if self.tail else data, phase, now, arrival)
         else:
-            # everyone else: keep the chunk and its arrival time, check it after the phase,
-            # so the generator spends as little CPU as possible while the server is measured
-            self.rx.append((now, data))
+            # everyone else: keep the chunk and its times, check it after the phase, so the
+            # generator spends as little CPU as possible while the server is measured
+            self.rx.append((now, arrival, data))
 
     def _replay(self) -> None:
         """Check the chunks kept during the phase, in arrival order."""
@@ -392,10 +506,10 @@ class Client(asyncio.Protocol):
         if phase is None or not self.rx:
             return
         rx, self.rx = self.rx, []
-        for now, data in rx:
-            self._lines(self.tail + data if self.tail else data, phase, now)
+        for now, arrival, data in rx:
+            self._lines(self.tail + data if self.tail else data, phase, now, arrival)
 
-    def _lines(self, buf: bytes, phase: Phase | None, now: int) -> None:
+    def _lines(self, buf: bytes, phase: Phase | None, now: int, arrival: int) -> None:
         lines = buf.split(b"\n")
         self.tail = lines.pop()
         me = self.idx
@@ -441,7 +555,8 @@ class Client(asyncio.Protocol):
                 phase.gaps += 1
             seqs[s] = q + 1
             phase.delivered += 1
-            phase.latencies.append(now - t)
+            phase.latencies.append(arrival - t)
+            phase.read_latencies.append(now - t)
             phase.last_delivery = now
             if me == run.observer:
                 run.on_observed(s, q)
@@ -460,7 +575,7 @@ class Run:
         self.clients: list[Client] = []
         self.registered = 0
         self.reg_done = asyncio.Event()
-        self.last_rx = time.monotonic_ns()
+        self.last_rx = time.time_ns()
         self.rx_bytes = 0
         self.rx_copies = 0  # payload copies received in the current phase (echoes included)
         self.lost_connections = 0
@@ -493,7 +608,7 @@ class Run:
                 self.clients.append(client)
                 for attempt in range(5):
                     try:
-                        await loop.create_connection(lambda: client, HOST, self.server.port)
+                        await open_stamped(loop, client, self.server.port)
                         break
                     except OSError:
                         if attempt == 4:
@@ -523,12 +638,12 @@ class Run:
     async def quiesce(self, quiet: float = 0.5, timeout: float = 120.0) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if time.monotonic_ns() - self.last_rx > quiet * 1e9:
+            if time.time_ns() - self.last_rx > quiet * 1e9:
                 return
             await asyncio.sleep(0.05)
 
     def _write(self, s: int, q: int, phase: Phase, lines: list[bytes]) -> None:
-        p = make_payload(s, q, time.monotonic_ns(), self.payload)
+        p = make_payload(s, q, time.time_ns(), self.payload)
         phase.sent[s][q] = p
         lines.append(self.dialect.message(p))
 
@@ -546,10 +661,11 @@ class Run:
         gc.collect()
         gc.disable()
         gen0 = time.process_time()
+        steal0 = steal_s()
         self.phase = phase
         self.rx_copies = 0
         copies = phase.expected + (self.senders * msgs if self.dialect.echoes else 0)
-        phase.first_send = time.monotonic_ns()
+        phase.first_send = time.time_ns()
 
         def flush(s: int, lines: list[bytes]) -> None:
             # one write (one TCP segment, TCP_NODELAY) per message, like a chat client;
@@ -602,7 +718,7 @@ class Run:
             await asyncio.sleep(0.02)
             if self.rx_copies >= copies:
                 break
-            idle = (time.monotonic_ns() - max(self.last_rx, phase.first_send)) / 1e9
+            idle = (time.time_ns() - max(self.last_rx, phase.first_send)) / 1e9
             if idle > 2.0 and (phase.sends_done >= self.senders or rate is None):
                 break  # nothing moved for 2 s: the rest is lost
         for h in handles:
@@ -611,6 +727,7 @@ class Run:
         await self.quiesce(quiet=0.3, timeout=10)
         cpu = proc_cpu(pid) - cpu0
         phase.gen_cpu = time.process_time() - gen0
+        phase.steal = steal_s() - steal0
         gc.enable()
         for c in self.clients:
             c._replay()
@@ -637,13 +754,16 @@ class PhaseResult:
     echoes: int
     seconds: float
     deliveries_per_s: float
-    p50_ms: float
+    p50_ms: float  # arrival latency
     p99_ms: float
     max_ms: float
     server_cpu_s: float
     cpu_us_per_delivery: float
     rate: float | None = None
     generator_cpu_s: float = 0.0
+    read_p50_ms: float = float("nan")  # read latency (arrival + the generator's queueing)
+    read_p99_ms: float = float("nan")
+    steal_ms: float = 0.0  # CPU time the hypervisor took from this VM during the phase
 
 
 @dataclass
@@ -668,11 +788,12 @@ class Result:
 
 def summarize(phase: Phase, cpu: float, rate: float | None) -> PhaseResult:
     lat = sorted(phase.latencies)
+    read = sorted(phase.read_latencies)
 
-    def pct(p: float) -> float:
-        if not lat:
+    def pct(p: float, values: list[int] = lat) -> float:
+        if not values:
             return float("nan")
-        return lat[min(len(lat) - 1, int(p * len(lat)))] / 1e6
+        return values[min(len(values) - 1, int(p * len(values)))] / 1e6
 
     end = phase.last_delivery or phase.first_send
     secs = max(1e-9, (end - phase.first_send) / 1e9)
@@ -697,6 +818,9 @@ def summarize(phase: Phase, cpu: float, rate: float | None) -> PhaseResult:
         else float("nan"),
         rate=rate,
         generator_cpu_s=round(phase.gen_cpu, 2),
+        read_p50_ms=round(pct(0.50, read), 2),
+        read_p99_ms=round(pct(0.99, read), 2),
+        steal_ms=round(phase.steal * 1000),
     )
 
 
@@ -779,16 +903,26 @@ def fmt_row(r: Result) -> str:
 
     paced = r.paced
     paced_s = (
-        f" {paced.rate:g}/s | {paced.lost} | {paced.corrupted} | {paced.p50_ms:.2f} | {paced.p99_ms:.2f} | {paced.cpu_us_per_delivery:.2f} |"
+        f" {paced.rate:g}/s | {paced.lost} | {paced.corrupted} | {paced.p50_ms:.2f} | {paced.p99_ms:.2f} | {paced.read_p99_ms:.2f} | {paced.cpu_us_per_delivery:.2f} |"
         if paced
-        else " - | - | - | - | - | - |"
+        else " - | - | - | - | - | - | - |"
     )
     return (
         f"| {r.server} | {r.n} | {r.senders}x{r.msgs} | {r.registered} | {r.register_s:.2f} | {r.kb_per_idle_conn:.1f} |"
         + ph(r.unpaced, True)
         + paced_s
-        + (f" {r.note.strip()} |" if r.note else " |")
+        + (f" {note} |" if (note := _note(r)) else " |")
     )
+
+
+def _note(r: Result) -> str:
+    """The run's note, plus the hypervisor's steal time in a phase when there was any (a
+    stolen slice of tens of ms shows up as a latency outlier for whichever server ran)."""
+    parts = [r.note.strip()] if r.note.strip() else []
+    for name, p in (("unpaced", r.unpaced), ("paced", r.paced)):
+        if p is not None and p.steal_ms >= 10:
+            parts.append(f"{name}: {p.steal_ms:.0f} ms CPU stolen by the hypervisor")
+    return "; ".join(parts)
 
 
 def median_table(results: list[Result]) -> str:
@@ -798,9 +932,9 @@ def median_table(results: list[Result]) -> str:
         groups.setdefault((r.server, r.n), []).append(r)
     lines = [
         "| server | N | runs | register s | KB/idle conn | deliveries/s | CPU µs/delivery "
-        "| paced p50 ms | paced p99 ms | paced CPU µs/delivery | paced generator load "
-        "| lost (all runs) | corrupted (all runs) |",
-        "|" + "---|" * 13,
+        "| paced p50 ms | paced p99 ms | paced read p99 ms | paced CPU µs/delivery "
+        "| paced generator load | lost (all runs) | corrupted (all runs) |",
+        "|" + "---|" * 14,
     ]
 
     def med(values: list[float]) -> float:
@@ -818,6 +952,7 @@ def median_table(results: list[Result]) -> str:
             f"| {med([p.deliveries_per_s for p in un]):,.0f} "
             f"| {med([p.cpu_us_per_delivery for p in un]):.2f} "
             f"| {med([p.p50_ms for p in pa]):.1f} | {med([p.p99_ms for p in pa]):.1f} "
+            f"| {med([p.read_p99_ms for p in pa]):.1f} "
             f"| {med([p.cpu_us_per_delivery for p in pa]):.2f} "
             f"| {med([p.generator_cpu_s / p.seconds for p in pa]):.0%} | {lost} | {corrupted} |"
         )
@@ -826,8 +961,8 @@ def median_table(results: list[Result]) -> str:
 
 HEADER = (
     "| server | N | S x M | registered | register s | KB/idle conn | deliveries/s | lost | corrupted | CPU µs/delivery | p50 ms | p99 ms "
-    "| paced rate/sender | paced lost | paced corrupted | paced p50 ms | paced p99 ms | paced CPU µs/delivery | note |\n"
-    "|" + "---|" * 19
+    "| paced rate/sender | paced lost | paced corrupted | paced p50 ms | paced p99 ms | paced read p99 ms | paced CPU µs/delivery | note |\n"
+    "|" + "---|" * 20
 )
 
 
