@@ -50,6 +50,7 @@ class Connection(asyncio.Protocol):
     __slots__ = (
         "_backlog",
         "_close_reason",
+        "_direct_fd",
         "_drain_handle",
         "_eof",
         "_flood_warned",
@@ -94,6 +95,7 @@ class Connection(asyncio.Protocol):
         self.closed = False
         #: the socket's fd while it may be written directly (nothing buffered), else -1
         self.write_fd = -1
+        self._direct_fd = -1  # the fd direct writes use when they are possible at all
         self._tokens = float(cfg.flood_burst)
         self._tokens_at = time.monotonic()
         self._backlog: deque[str | LineTooLong] | None = None
@@ -130,7 +132,7 @@ class Connection(asyncio.Protocol):
             if _DIRECT_WRITES and isinstance(transport, _PLAIN_TCP):
                 # pause_writing() as soon as anything is buffered, resume_writing() when empty
                 self.transport.set_write_buffer_limits(high=0, low=0)
-                self.write_fd = sock.fileno()
+                self.write_fd = self._direct_fd = sock.fileno()
         if not self.hub.attach(self):
             self.transport.write(
                 encode(f.Error(code="server_full", text="the server is full, try later"))
@@ -169,10 +171,9 @@ class Connection(asyncio.Protocol):
         self.write_fd = -1  # bytes are buffered in the transport: later ones queue behind them
 
     def resume_writing(self) -> None:
+        # the transport's buffer is empty again: direct writes keep the order from here on
         if not self.closed and self.transport is not None and not self.transport.is_closing():
-            sock = self.transport.get_extra_info("socket")
-            if sock is not None and _DIRECT_WRITES and isinstance(self.transport, _PLAIN_TCP):
-                self.write_fd = sock.fileno()
+            self.write_fd = self._direct_fd
 
     def connection_lost(self, exc: Exception | None) -> None:
         reason = self._close_reason or (f"connection lost: {exc}" if exc else "disconnected")
