@@ -234,7 +234,11 @@ class Server:
 
 
 def start_richchat(
-    label: str, flood: bool = False, uvloop: bool = False, max_clients: int = 20000
+    label: str,
+    flood: bool = False,
+    uvloop: bool = False,
+    max_clients: int = 20000,
+    root: Path = ROOT,
 ) -> Server:
     tmp = Path(tempfile.mkdtemp(prefix="fanout-rc-"))
     args = [
@@ -248,7 +252,7 @@ def start_richchat(
         cmd = [sys.executable, "-c", boot, *args]
     else:
         cmd = [sys.executable, "-m", "richchat", *args]
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    env = dict(os.environ, PYTHONPATH=str(root))
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, env=env, cwd=tmp)
     assert proc.stdout is not None
     line = proc.stdout.readline().decode()
@@ -885,6 +889,11 @@ def start(target: str) -> Server | None:
         return start_richchat("richchat-uvloop", uvloop=True)
     if target == "richchat-flood":
         return start_richchat("richchat-flood", flood=True)
+    if target.startswith("richchat@"):  # another checkout, for A/B runs of two versions
+        root = Path(target.partition("@")[2]).resolve()
+        if not (root / "richchat" / "__init__.py").is_file():
+            raise SystemExit(f"{target}: no richchat package in {root}")
+        return start_richchat(target, root=root)
     if target == "ngircd":
         return start_ngircd()
     if target == "ncat":
@@ -1004,7 +1013,8 @@ def main() -> None:
     ap.add_argument(
         "--targets",
         default="richchat,ngircd,ncat",
-        help="richchat, richchat-uvloop, richchat-flood, ngircd, ncat",
+        help="richchat, richchat-uvloop, richchat-flood, ngircd, ncat; richchat@DIR runs the "
+        "server of another checkout (A/B comparisons)",
     )
     ap.add_argument("--sizes", default="100:10:200,1000:10:20,5000:10:4", help="N:S:M,...")
     ap.add_argument("--payload", type=int, default=100, help="payload bytes per message")

@@ -40,6 +40,8 @@ FEATURES = ("rooms", "priv", "incremental")
 SERVER_AGENT = f"richchat-server/{__version__}"
 #: a busy hub flushes (commits history, writes to sockets) at most once per this many seconds
 FLUSH_INTERVAL = 0.005
+#: a flush writes this many connections, then lets the event loop run before the next ones
+FLUSH_CHUNK = 128
 
 
 class Mode:
@@ -89,6 +91,9 @@ class LocalHub:
         }
         self._topics = topics
         self._dirty: list[Connection] = []
+        #: the pass being written (connections dirty when it began) and how far it got
+        self._pass: list[Connection] = []
+        self._pass_pos = 0
         self._flush_handle: asyncio.Handle | None = None
         self._ulist_handle: asyncio.TimerHandle | None = None
         self._ulist_cache: bytes | None = None
@@ -135,22 +140,57 @@ class LocalHub:
         loop = self._loop
         due = self._last_flush + FLUSH_INTERVAL
         if loop.time() >= due:
-            self._flush_handle = loop.call_soon(self.flush)
+            self._flush_handle = loop.call_soon(self._flush_step)
         else:
-            self._flush_handle = loop.call_at(due, self.flush)
+            self._flush_handle = loop.call_at(due, self._flush_step)
 
     def flush(self) -> None:
-        """Commit history, then write every dirty connection once."""
+        """Commit history, then write every dirty connection once, all of them now."""
+        self._write_pass(None)
+
+    def _flush_step(self) -> None:
+        self._write_pass(FLUSH_CHUNK)
+
+    def _write_pass(self, limit: int | None) -> None:
+        """Write the dirty connections, ``limit`` of them (None: all) before returning.
+
+        A pass over many clients (a broadcast to 1,000 sockets takes ~10 ms) is written in
+        chunks with an event-loop iteration between them, so the loop keeps reading while it
+        goes on. What arrives meanwhile is appended to the recipients' queues: those the pass
+        has not reached yet get it in the same write as what the pass began with, the others
+        are dirty again and get it in the next pass. A message that comes during a broadcast
+        thus waits for at most the rest of one pass, not for all of it and then its own, and
+        a busy hub puts several messages into each write. History is committed before each
+        chunk, so no client ever sees a message that is not on disk.
+        """
         self._settle()
         if self._flush_handle is not None:
             self._flush_handle.cancel()
             self._flush_handle = None
-        self._last_flush = self._loop.time()
-        self.flushes += 1
         self.commit_history()
-        dirty, self._dirty = self._dirty, []
-        for conn in dirty:
-            conn.flush_out()
+        batch, pos = self._pass, self._pass_pos
+        while True:
+            if pos >= len(batch):
+                if not self._dirty:
+                    break
+                batch, self._dirty = self._dirty, []
+                pos = 0
+                self._pass = batch
+                self._last_flush = self._loop.time()
+                self.flushes += 1
+            end = len(batch) if limit is None else min(len(batch), pos + limit)
+            self._pass_pos = end
+            for i in range(pos, end):
+                batch[i].flush_out()
+            pos = end
+            if limit is not None:
+                break
+        if pos < len(batch):
+            self._flush_handle = self._loop.call_soon(self._flush_step)
+            return
+        self._pass, self._pass_pos = [], 0
+        if self._dirty and self._flush_handle is None:
+            self._schedule_flush()
 
     def commit_history(self) -> None:
         """Write queued history rows; called before any queued bytes reach a socket."""

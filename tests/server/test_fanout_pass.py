@@ -1,0 +1,101 @@
+"""A broadcast to more clients than one flush chunk is written over several event-loop
+iterations: what arrives meanwhile joins the clients the pass has not reached yet, and goes to
+the others in the next pass. Real server, real sockets; the writes are recorded by wrapping
+Connection.flush_out (the bytes still go to the sockets)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+
+import pytest
+
+from richchat.core.server import ChatServer
+from richchat.core.server.connection import Connection
+from richchat.core.server.hub import FLUSH_CHUNK, LocalHub
+from tests.linechat import LineClient
+
+CLIENTS = 2 * FLUSH_CHUNK + 40  # three chunks per pass
+
+
+async def _crowd(port: int, count: int) -> list[LineClient]:
+    async def one(i: int) -> LineClient:
+        return await LineClient.connect(port, hello="t", nick=f"u{i}")
+
+    sem = asyncio.Semaphore(32)
+
+    async def bounded(i: int) -> LineClient:
+        async with sem:
+            return await one(i)
+
+    return list(await asyncio.gather(*(bounded(i) for i in range(count))))
+
+
+async def _into_pass(hub: LocalHub) -> None:
+    """Let the loop run until the current pass has written its first chunk."""
+    for _ in range(200):
+        if hub._pass_pos >= FLUSH_CHUNK:
+            return
+        await asyncio.sleep(0)
+    raise AssertionError("the pass never got past its first chunk")
+
+
+async def _read_messages(client: LineClient, count: int) -> list[str]:
+    got: list[str] = []
+    while len(got) < count:
+        line = await client.expect(lambda l: l.startswith("RMSG|lobby|"), timeout=20.0)
+        got.append(line.rsplit("|", 1)[1])
+    return got
+
+
+async def test_a_message_during_a_pass_joins_the_clients_not_reached_yet(
+    server: ChatServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clients = await _crowd(server.port, CLIENTS)
+    hub = server.hub
+    assert hub is not None
+    await asyncio.sleep(0.2)  # presence changes and coalesced ULISTs written
+    hub.flush()
+    writes: dict[Connection, list[bytes]] = defaultdict(list)
+    original = Connection.flush_out
+
+    def recording(conn: Connection) -> None:
+        if conn.out:
+            writes[conn].append(b"".join(conn.out))
+        original(conn)
+
+    monkeypatch.setattr(Connection, "flush_out", recording)
+    sender = hub.names["u0"]
+    hub.say(sender, "lobby", "first")
+    await _into_pass(hub)
+    in_pass = len(hub._pass)
+    reached = hub._pass_pos
+    assert in_pass == CLIENTS and 0 < reached < in_pass, "the pass was written in one go"
+    hub.say(sender, "lobby", "second")
+    for c in clients:
+        assert await _read_messages(c, 2) == ["first", "second"]
+    shapes: dict[tuple[int, ...], int] = defaultdict(int)
+    for data in writes.values():
+        shapes[tuple(d.count(b"\n") for d in data)] += 1
+    # the clients the pass had not reached: both messages in one write; the others: two
+    assert shapes == {(2,): in_pass - reached, (1, 1): reached}
+    # and both messages were on disk before anyone could read them
+    assert [m.text for m in server.store.recent("lobby", 2)] == ["first", "second"]  # type: ignore[union-attr]
+    for c in clients:
+        await c.close()
+
+
+async def test_shutdown_during_a_pass_finishes_it_first(server: ChatServer) -> None:
+    clients = await _crowd(server.port, CLIENTS)
+    hub = server.hub
+    assert hub is not None
+    await asyncio.sleep(0.2)
+    hub.flush()
+    hub.say(hub.names["u1"], "lobby", "last words")
+    await _into_pass(hub)
+    assert 0 < hub._pass_pos < len(hub._pass)
+    await server.stop()
+    for c in clients:
+        assert await _read_messages(c, 1) == ["last words"]
+        await c.expect("SRV|Server is shutting down", timeout=20.0)
+        await c.close()
