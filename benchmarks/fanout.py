@@ -50,6 +50,7 @@ import asyncio
 import contextlib
 import gc
 import json
+import math
 import os
 import re
 import resource
@@ -968,6 +969,47 @@ def median_table(results: list[Result]) -> str:
     return "\n".join(lines)
 
 
+def sign_test_p(wins: int, n: int) -> float:
+    """One-sided sign test: the chance of ``wins`` or more of ``n`` fair coin tosses."""
+    return sum(math.comb(n, i) for i in range(wins, n + 1)) / 2**n if n else 1.0
+
+
+def paired_table(results: list[Result]) -> str:
+    """The first server against each other one, round by round (runs of one round follow
+    each other, so they share the machine's state): in how many rounds its paced p99 was
+    lower, with the sign test's p-value (the chance of that many or more wins if neither
+    server were faster)."""
+    rounds: dict[tuple[str, int], list[Result]] = {}
+    for r in results:
+        rounds.setdefault((r.server, r.n), []).append(r)
+    first = results[0].server if results else ""
+    lines = [
+        f"| N | {first} vs | rounds | lower paced p99 (arrival) | p | lower paced read p99 | p "
+        f"| median paced p99 ms, {first} / other |",
+        "|" + "---|" * 8,
+    ]
+    for (server, n), rs in rounds.items():
+        mine = rounds.get((first, n), [])
+        if server == first or not mine:
+            continue
+        pairs = [
+            (a.paced, b.paced)
+            for a, b in zip(mine, rs, strict=False)  # a server may have failed a round
+            if a.paced is not None and b.paced is not None
+        ]
+        if not pairs:
+            continue
+        k = len(pairs)
+        arrival = sum(a.p99_ms < b.p99_ms for a, b in pairs)
+        read = sum(a.read_p99_ms < b.read_p99_ms for a, b in pairs)
+        lines.append(
+            f"| {n} | {server} | {k} | {arrival} of {k} | {sign_test_p(arrival, k):.3f} "
+            f"| {read} of {k} | {sign_test_p(read, k):.3f} "
+            f"| {statistics.median(a.p99_ms for a, _ in pairs):.1f} / "
+            f"{statistics.median(b.p99_ms for _, b in pairs):.1f} |"
+        )
+    return "\n".join(lines)
+
 HEADER = (
     "| server | N | S x M | registered | register s | KB/idle conn | deliveries/s | lost | corrupted | CPU µs/delivery | p50 ms | p99 ms "
     "| paced rate/sender | paced lost | paced corrupted | paced p50 ms | paced p99 ms | paced read p99 ms | paced CPU µs/delivery | note |\n"
@@ -1077,11 +1119,14 @@ def main() -> None:
     print(HEADER)
     for r in results:
         print(fmt_row(r))
+    if args.json:
+        args.json.write_text(json.dumps([asdict(r) for r in results], indent=1))
     if args.repeat > 1:
         print()
         print(median_table(results))
-    if args.json:
-        args.json.write_text(json.dumps([asdict(r) for r in results], indent=1))
+        if len({r.server for r in results}) > 1:
+            print()
+            print(paired_table(results))
 
 
 if __name__ == "__main__":
