@@ -15,7 +15,7 @@ from richchat.core.server.connection import Connection
 from richchat.core.server.hub import FLUSH_CHUNK, LocalHub
 from tests.linechat import LineClient
 
-CLIENTS = 2 * FLUSH_CHUNK + 40  # three chunks per pass
+CLIENTS = FLUSH_CHUNK + 40  # two chunks per pass
 
 
 async def _crowd(port: int, count: int) -> list[LineClient]:
@@ -32,8 +32,11 @@ async def _crowd(port: int, count: int) -> list[LineClient]:
 
 
 async def _into_pass(hub: LocalHub) -> None:
-    """Let the loop run until the current pass has written its first chunk."""
-    for _ in range(200):
+    """Let the loop run, one iteration at a time, until the pass has written its first chunk
+    (a pass writes one chunk per iteration; it may start up to FLUSH_INTERVAL later)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 5.0
+    while loop.time() < deadline:
         if hub._pass_pos >= FLUSH_CHUNK:
             return
         await asyncio.sleep(0)
