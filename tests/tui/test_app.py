@@ -393,3 +393,13 @@ async def test_invalid_nick_option_opens_the_dialog(chat_server: object) -> None
     async with app.run_test(size=SIZE) as pilot:
         await until(pilot, lambda: dialog_ready(app), "nickname dialog")
         assert "space" in str(app.screen.query_one("#nick-reason").render())
+
+
+async def test_one_line_paste_is_inserted_once(chat_server: object) -> None:
+    app = make_app(chat_server.port)  # type: ignore[attr-defined]
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: app.nick == "alice", "registration")
+        await pilot.press("a")
+        app.input.post_message(events.Paste("XYZ"))
+        await until(pilot, lambda: app.input.value != "a", "the paste")
+        assert app.input.value == "aXYZ"

@@ -62,14 +62,18 @@ def tmux() -> Iterator[Tmux]:
         session.kill()
 
 
-def test_join_in_a_real_terminal(tmux: Tmux, server_process: ServerProcess) -> None:
-    command = " ".join(
+def join_command(address: str, nick: str) -> str:
+    return " ".join(
         shlex.quote(part)
         for part in [
             "env", f"PYTHONPATH={REPO_ROOT}", "TERM=xterm-256color", "NO_COLOR=",
-            sys.executable, "-m", "richchat", "join", server_process.address, "--nick", "x",
+            sys.executable, "-m", "richchat", "join", address, "--nick", nick,
         ]
     )
+
+
+def test_join_in_a_real_terminal(tmux: Tmux, server_process: ServerProcess) -> None:
+    command = join_command(server_process.address, "x")
     result = tmux.run("new-session", "-d", "-s", "main", "-x", "110", "-y", "30", command)
     assert result.returncode == 0, result.stderr
     tmux.wait_for(lambda s: "connected" in s and "nick: x" in s, "the chat screen")
@@ -85,3 +89,16 @@ def test_join_in_a_real_terminal(tmux: Tmux, server_process: ServerProcess) -> N
     while tmux.run("has-session", "-t", "main").returncode == 0:
         assert time.monotonic() < deadline, "richchat join did not exit on Ctrl+C"
         time.sleep(0.1)
+
+
+def test_bracketed_paste_is_inserted_once(tmux: Tmux, server_process: ServerProcess) -> None:
+    command = join_command(server_process.address, "p")
+    result = tmux.run("new-session", "-d", "-s", "main", "-x", "110", "-y", "30", command)
+    assert result.returncode == 0, result.stderr
+    tmux.wait_for(lambda s: "connected" in s and "nick: p" in s, "the chat screen")
+    assert tmux.run("set-buffer", "-b", "clip", "QXZW").returncode == 0
+    # -p: a bracketed paste (the way a terminal delivers Ctrl+Shift+V), since Textual asks for it
+    assert tmux.run("paste-buffer", "-p", "-b", "clip", "-t", "main").returncode == 0
+    tmux.run("send-keys", "-t", "main", "Enter")
+    screen = tmux.wait_for(lambda s: "<p> QXZW" in s, "the pasted line")
+    assert "QXZWQXZW" not in screen

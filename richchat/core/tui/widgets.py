@@ -25,12 +25,13 @@ class ChatInput(Input):
             self.lines = lines
 
     def _on_paste(self, event: events.Paste) -> None:
+        # Textual calls the ``_on_paste`` of every class along the MRO: Input's own handler
+        # inserts a one-line paste after this one, so this one must not (calling super() here
+        # inserted every paste twice). prevent_default() stops Input's for a multi-line paste.
         if "\n" in event.text or "\r" in event.text:
             event.stop()
             event.prevent_default()
             self.post_message(self.MultiLinePaste(event.text.splitlines()))
-            return
-        super()._on_paste(event)
 
 
 class ConversationList(Static):
