@@ -142,7 +142,7 @@ async def test_shutdown_sends_bye_to_hello_clients_only(server: ChatServer) -> N
     lines = await hello.read_all()
     # the notice every dialect understands, then the signal a program acts on
     assert lines.index("SRV|Server is shutting down") < lines.index(
-        "BYE|shutdown|Server is stopping"
+        "BYE|shutdown|Server is shutting down"
     )
     seed_lines = await seed.read_all()
     assert "SRV|Server is shutting down" in seed_lines
