@@ -1,19 +1,109 @@
-"""Widgets of the chat screen: the input line, the conversation list, the nickname dialog."""
+"""Widgets of the chat screen: the header, the topic line, the chat log, the input line, the
+conversation list and the nickname dialog. They show what they are given; no chat logic here.
+"""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterable
 from typing import ClassVar
 
+from rich.console import RenderableType
 from rich.text import Text
 from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.message import Message
+from textual.reactive import reactive
 from textual.screen import ModalScreen
-from textual.widgets import Input, Label, Static
+from textual.widget import Widget
+from textual.widgets import Input, Label, RichLog, Static
 
 from richchat.core.protocol.text import nick_problem
+from richchat.core.tui import render
+from richchat.core.tui.session import Status
+from richchat.core.tui.state import MAX_LINES, Conversation
+
+
+class StatusBar(Widget):
+    """The header: server, address, nickname and connection state, fitted to the width
+    (nickname and state stay on the narrowest screen). While a reconnection is pending it
+    counts down to it."""
+
+    DEFAULT_CSS = "StatusBar { height: 1; }"
+    server: reactive[str] = reactive("")
+    nick: reactive[str | None] = reactive(None)
+    status: reactive[Status] = reactive(Status)
+
+    def __init__(self, address: str, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.address = address
+
+    def on_mount(self) -> None:
+        self.set_interval(0.1, self._tick)
+
+    def _tick(self) -> None:
+        if self.status.retry_at is not None:
+            self.refresh()  # the countdown
+
+    def watch_status(self, status: Status) -> None:
+        self.set_class(status.state != "connected", "-offline")
+
+    def render(self) -> RenderableType:
+        status = self.status
+        return render.status_line(
+            server=self.server, address=self.address, nick=self.nick, state=status.state,
+            detail=status.describe(time.monotonic()), width=self.content_size.width,
+        )
+
+
+class TopicBar(Widget):
+    """The line above the chat: title and topic of the conversation, and how many new lines
+    wait below while the user reads older ones."""
+
+    DEFAULT_CSS = "TopicBar { height: 1; }"
+    conversation: reactive[Conversation | None] = reactive(None, always_update=True)
+    new_below: reactive[int] = reactive(0)
+
+    def render(self) -> RenderableType:
+        conv = self.conversation
+        return render.topic_line(conv, self.new_below) if conv is not None else Text()
+
+
+class ChatLog(RichLog):
+    """The chat panel: a log of wrapped lines that keeps their source too (at most as many as
+    a conversation keeps)."""
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id, wrap=True, markup=False, highlight=False, min_width=20,
+                         auto_scroll=False)
+        self._source: list[Text] = []
+
+    @property
+    def at_bottom(self) -> bool:
+        return self.scroll_y >= self.max_scroll_y - 1
+
+    def show(self, lines: Iterable[Text]) -> None:
+        """Replace everything with ``lines``, scrolled to the end."""
+        self._source = list(lines)[-MAX_LINES:]
+        self._rewrite(to_end=True)
+
+    def add(self, line: Text, *, scroll_end: bool) -> None:
+        self._source.append(line)
+        if len(self._source) > MAX_LINES:
+            del self._source[: len(self._source) - MAX_LINES]
+        self.write(line, scroll_end=scroll_end)
+
+    def _rewrite(self, *, to_end: bool) -> None:
+        fraction = self.scroll_y / self.max_scroll_y if self.max_scroll_y else 1.0
+        self.clear()
+        for line in self._source:
+            self.write(line, scroll_end=False)
+        if to_end or fraction >= 1.0:
+            self.scroll_end(animate=False, immediate=True)
+        else:
+            self.scroll_to(y=round(fraction * self.max_scroll_y), animate=False, immediate=True)
 
 
 class ChatInput(Input):
