@@ -63,10 +63,14 @@ def tmux() -> Iterator[Tmux]:
 
 
 def join_command(address: str, nick: str) -> str:
+    # -u COLUMNS -u LINES: under pytest the process environment has COLUMNS=80 LINES=24 (set
+    # at the C level by readline, not visible in os.environ); tmux passes them on, and Textual
+    # would draw 80x24 in a pane of another size.
     return " ".join(
         shlex.quote(part)
         for part in [
-            "env", f"PYTHONPATH={REPO_ROOT}", "TERM=xterm-256color", "NO_COLOR=",
+            "env", "-u", "COLUMNS", "-u", "LINES", f"PYTHONPATH={REPO_ROOT}",
+            "TERM=xterm-256color", "NO_COLOR=",
             sys.executable, "-m", "richchat", "join", address, "--nick", nick,
         ]
     )
