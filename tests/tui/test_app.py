@@ -7,6 +7,7 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from rich.text import Text
 from textual import events
 from textual.pilot import Pilot
@@ -14,7 +15,7 @@ from textual.pilot import Pilot
 from richchat.core.client import Address, ChatClient
 from richchat.core.protocol import frames as f
 from richchat.core.tui import ChatApp, render
-from richchat.core.tui.app import PASTE_LINE_LIMIT
+from richchat.core.tui.app import NARROW, PASTE_LINE_LIMIT, WIDE
 from richchat.core.tui.render import MENTION_STYLE
 from richchat.core.tui.widgets import NickScreen
 from tests.client.servers import next_frame, registered, start_server
@@ -492,3 +493,82 @@ async def test_shutdown_shown_in_the_room_on_screen(chat_server: object) -> None
         await until(pilot, lambda: any("Server is shutting down" in s for s in plain(app, "dev")),
                     "the shutdown in #dev")
         assert any("Server is shutting down" in s for s in plain(app, "lobby"))
+
+
+# --------------------------------------------------------------------------- small terminals
+
+FOX = "the quick brown fox jumps over the lazy dog"
+LONG = " ".join([FOX] * 3)
+
+
+def shown(app: ChatApp, selector: str) -> bool:
+    return bool(app.query_one(selector).display)
+
+
+@pytest.mark.parametrize("size", [(40, 12), (60, 20), (120, 35)])
+async def test_small_terminals_keep_the_chat_usable(
+    chat_server: object, size: tuple[int, int]
+) -> None:
+    port = chat_server.port  # type: ignore[attr-defined]
+    bob = await registered(port, "bob")
+    app = make_app(port)
+    width, _height = size
+    async with app.run_test(size=size) as pilot:
+        await until(pilot, lambda: app.chat.nick == "alice", "registration")
+        header = str(app.status_bar.render())
+        assert "alice" in header and "connected" in header  # nick and state always stay
+        log = app.chat_log
+        wide = width >= WIDE
+        assert shown(app, "#conversations") == wide and shown(app, "#users") == wide
+        if wide:
+            assert app.query_one("#conversations").outer_size.width == 18
+        else:
+            # the side panels are hidden: the chat has the width, less its borders/scrollbar
+            assert log.scrollable_content_region.width >= width - 4
+        await bob.say(LONG)
+        await until(pilot, lambda: any("lazy dog" in s.text for s in log.lines), "bob's line")
+        text_width = log.scrollable_content_region.width
+        assert all(strip.cell_length <= text_width for strip in log.lines)  # wrapped, not cut
+        assert log.max_scroll_x == 0 and not log.show_horizontal_scrollbar
+        # F3 / F2 show the hidden panels (and hide them again)
+        await pilot.press("f3")
+        await until(pilot, lambda: shown(app, "#users") != wide, "users panel toggled")
+        await pilot.press("f3")
+        await until(pilot, lambda: shown(app, "#users") == wide, "users panel back")
+        await pilot.press("f2")
+        await until(pilot, lambda: shown(app, "#conversations") != wide, "list toggled")
+    await bob.close()
+
+
+async def test_medium_width_shrinks_the_side_panels(chat_server: object) -> None:
+    app = make_app(chat_server.port)  # type: ignore[attr-defined]
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: app.chat.nick == "alice", "registration")
+        assert NARROW <= 80 < WIDE
+        assert app.query_one("#conversations").outer_size.width == 14
+        assert app.query_one("#users").outer_size.width == 16
+        assert app.chat_log.scrollable_content_region.width >= 40
+
+
+async def test_lines_rewrap_when_the_terminal_grows(chat_server: object) -> None:
+    port = chat_server.port  # type: ignore[attr-defined]
+    bob = await registered(port, "bob")
+    app = make_app(port)
+    async with app.run_test(size=(40, 12)) as pilot:
+        await until(pilot, lambda: app.chat.nick == "alice", "registration")
+        log = app.chat_log
+        await bob.say(FOX)
+        await until(pilot, lambda: any("lazy dog" in s.text for s in log.lines), "bob's line")
+        small = len(log.lines)
+        assert not any(FOX in s.text for s in log.lines)  # wrapped over several rows
+        await pilot.resize_terminal(120, 35)
+        await until(pilot, lambda: any(FOX in s.text for s in log.lines),
+                    "the line on one row", timeout=10)
+        assert len(log.lines) < small
+        text_width = log.scrollable_content_region.width
+        assert all(strip.cell_length <= text_width for strip in log.lines)
+        await pilot.resize_terminal(40, 12)  # and back: wrapped again, nothing cut
+        await until(pilot, lambda: len(log.lines) == small, "wrapped again")
+        text_width = log.scrollable_content_region.width
+        assert all(strip.cell_length <= text_width for strip in log.lines)
+    await bob.close()

@@ -78,6 +78,24 @@ def test_chat_lines_use_what_was_decided_on_arrival() -> None:
     assert render.chat_line(ChatLine(0, "notice", "yes"), fixed).plain == "12:00 --- yes"
 
 
+@pytest.mark.parametrize(
+    ("width", "expected"),
+    [
+        (100, "richchat Office (10.0.0.5:5050)  nick: alice  ● disconnected (reconnecting in 2.1 s)"),
+        (70, "richchat Office  nick: alice  ● disconnected (reconnecting in 2.1 s)"),
+        (60, "nick: alice  ● disconnected (reconnecting in 2.1 s)"),
+        (45, "alice ● disconnected (reconnecting in 2.1 s)"),
+        (38, "alice ● disconnected"),
+        (12, "alice ● dis…"),
+    ],
+)
+def test_status_line_keeps_nick_and_state_when_narrow(width: int, expected: str) -> None:
+    line = render.status_line(server="Office", address="10.0.0.5:5050", nick="alice",
+                              state="disconnected", detail="reconnecting in 2.1 s", width=width)
+    assert line.plain == expected
+    assert line.cell_len <= width
+
+
 def test_topic_line_and_conversation_list() -> None:
     state = ChatState(conversations={
         "lobby": Conversation("lobby", topic="standup at 10"),

@@ -106,3 +106,22 @@ def test_bracketed_paste_is_inserted_once(tmux: Tmux, server_process: ServerProc
     tmux.run("send-keys", "-t", "main", "Enter")
     screen = tmux.wait_for(lambda s: "<p> QXZW" in s, "the pasted line")
     assert "QXZWQXZW" not in screen
+
+
+def test_a_small_terminal_keeps_the_chat(tmux: Tmux, server_process: ServerProcess) -> None:
+    command = join_command(server_process.address, "tiny")
+    result = tmux.run("new-session", "-d", "-s", "main", "-x", "40", "-y", "12", command)
+    assert result.returncode == 0, result.stderr
+    # the header keeps the nickname and the state on 40 columns
+    tmux.wait_for(lambda s: "tiny  ● connected" in s.splitlines()[0], "the chat screen")
+    tmux.run("send-keys", "-t", "main", "-l", "a line long enough to need wrapping here")
+    tmux.run("send-keys", "-t", "main", "Enter")
+    # wrapped inside the chat panel (no side panels below 70 columns), nothing cut off
+    screen = tmux.wait_for(lambda s: "need wrapping" in s and "here" in s, "the wrapped line")
+    assert "Conversations" not in screen
+    tmux.run("resize-window", "-t", "main", "-x", "120", "-y", "30")
+    # grown: the side panels come back and the line is re-wrapped onto one row
+    tmux.wait_for(
+        lambda s: "Conversations" in s and "<tiny> a line long enough to need wrapping here" in s,
+        "the grown screen",
+    )

@@ -11,6 +11,9 @@ Layout: a header (server, nickname, connection state) on top; the conversation l
 private conversations, with unread counts), the chat panel and the user list side by side; the
 input line at the bottom. The input always has the focus, so typing always reaches it; TAB
 chooses which panel (chat or users) Up/Down/PageUp/PageDown scroll.
+
+The chat panel has priority over the side panels: they are narrower below ``WIDE`` columns and
+hidden below ``NARROW`` (F2 and F3 show or hide them at any width).
 """
 
 from __future__ import annotations
@@ -51,6 +54,9 @@ log = logging.getLogger(__name__)
 #: the longest message the input sends (text bytes; the frame around it needs the rest)
 MAX_MESSAGE_BYTES = MAX_LINE_BYTES - 64
 PASTE_LINE_LIMIT = 10
+#: screen widths (columns): side panels at full width from WIDE, narrower from NARROW, hidden
+#: below NARROW (the chat panel keeps the room)
+NARROW, WIDE = 70, 100
 
 
 def now_ms() -> int:
@@ -62,6 +68,9 @@ class ChatApp(App[None]):
 
     CSS_PATH = Path(__file__).with_name("chat.tcss")
     TITLE = "richchat"
+    HORIZONTAL_BREAKPOINTS = [
+        (0, "-narrow"), (NARROW, "-medium"), (WIDE, "-wide"),
+    ]
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("ctrl+c", "quit_chat", "Quit", priority=True),
         Binding("ctrl+q", "quit_chat", "Quit", priority=True, show=False),
@@ -72,6 +81,8 @@ class ChatApp(App[None]):
         Binding("pagedown", "scroll_panel('page_down')", show=False),
         Binding("ctrl+n", "cycle(1)", "Next conversation", priority=True),
         Binding("ctrl+p", "cycle(-1)", "Previous conversation", priority=True),
+        Binding("f2", "toggle_side('conversations')", "Conversations", priority=True),
+        Binding("f3", "toggle_side('users')", "Users", priority=True),
     ]
 
     #: which panel Up/Down/PageUp/PageDown scroll: "chat" or "users"
@@ -281,6 +292,14 @@ class ChatApp(App[None]):
                 "up": users.action_cursor_up, "down": users.action_cursor_down,
                 "page_up": users.action_page_up, "page_down": users.action_page_down,
             }[how]()  # type: ignore[no-untyped-call]
+
+    def action_toggle_side(self, panel: str) -> None:
+        """Show a side panel that is hidden (a narrow screen), or hide one that is shown."""
+        widget = self.conversation_list if panel == "conversations" else self.user_list
+        body = self.query_one("#body")
+        shown = widget.display
+        body.set_class(not shown, f"-show-{panel}")
+        body.set_class(shown, f"-hide-{panel}")
 
     def action_cycle(self, step: int) -> None:
         self._step(st.cycle(self.chat, step))

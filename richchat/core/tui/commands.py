@@ -42,7 +42,7 @@ HELP = (
     "  /quit             leave (also Ctrl+C)",
     "  //text            send a line that starts with '/'",
     "Keys: TAB chat/users panel, Up/Down/PgUp/PgDn scroll it, Ctrl+N/Ctrl+P next/previous"
-    " conversation.",
+    " conversation, F2/F3 show or hide the conversation/user list.",
 )
 
 

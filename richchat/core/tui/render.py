@@ -142,7 +142,8 @@ def topic_line(conv: Conversation, new_below: int) -> Text:
 
 def status_line(*, server: str, address: str, nick: str | None, state: str, detail: str,
                 width: int) -> Text:
-    """The header (``width``: the cells available)."""
+    """The header, made to fit ``width`` cells: nickname and connection state come first to
+    stay; the address, then the server's name, then the detail go when space is short."""
     colour = {"connected": "green", "connecting": "yellow"}.get(state, "red")
 
     def build(with_server: bool, with_address: bool, with_detail: bool, long: bool) -> Text:
@@ -162,4 +163,16 @@ def status_line(*, server: str, address: str, nick: str | None, state: str, deta
             line.append(f" ({detail})", style="dim")
         return line
 
-    return build(True, True, True, True)
+    candidates = (
+        build(True, True, True, True),
+        build(True, False, True, True),
+        build(False, False, True, True),
+        build(False, False, True, False),
+        build(False, False, False, False),
+    )
+    for line in candidates:
+        if line.cell_len <= width:
+            return line
+    line = candidates[-1]
+    line.truncate(max(width, 1), overflow="ellipsis")
+    return line

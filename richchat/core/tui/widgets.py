@@ -17,6 +17,7 @@ from textual.containers import Vertical
 from textual.message import Message
 from textual.reactive import reactive
 from textual.screen import ModalScreen
+from textual.timer import Timer
 from textual.widget import Widget
 from textual.widgets import Input, Label, RichLog, Static
 
@@ -72,13 +73,23 @@ class TopicBar(Widget):
 
 
 class ChatLog(RichLog):
-    """The chat panel: a log of wrapped lines that keeps their source too (at most as many as
-    a conversation keeps)."""
+    """The chat panel: lines wrap to its width (no horizontal scrolling), and are wrapped
+    again when the width changes, so lines received in a small window read well once it grows.
+
+    RichLog keeps only the lines as rendered for one width, so this keeps their source too
+    (at most as many as a conversation keeps). Wrapping costs about 0.6 ms a line (rich), so a
+    full window of 2,000 lines takes a second: the lines are wrapped again once the width has
+    stayed the same for ``REWRAP_DELAY`` seconds, not on every step of a window being dragged.
+    """
+
+    REWRAP_DELAY = 0.15
 
     def __init__(self, *, id: str | None = None) -> None:
-        super().__init__(id=id, wrap=True, markup=False, highlight=False, min_width=20,
+        super().__init__(id=id, wrap=True, markup=False, highlight=False, min_width=1,
                          auto_scroll=False)
         self._source: list[Text] = []
+        self._wrapped_at: int | None = None  # the width the lines are wrapped for
+        self._rewrap_timer: Timer | None = None
 
     @property
     def at_bottom(self) -> bool:
@@ -97,6 +108,8 @@ class ChatLog(RichLog):
 
     def _rewrite(self, *, to_end: bool) -> None:
         fraction = self.scroll_y / self.max_scroll_y if self.max_scroll_y else 1.0
+        if self.size.width:
+            self._wrapped_at = self.size.width
         self.clear()
         for line in self._source:
             self.write(line, scroll_end=False)
@@ -104,6 +117,22 @@ class ChatLog(RichLog):
             self.scroll_end(animate=False, immediate=True)
         else:
             self.scroll_to(y=round(fraction * self.max_scroll_y), animate=False, immediate=True)
+
+    def on_resize(self, event: events.Resize) -> None:
+        # (RichLog's own on_resize runs after this one: Textual calls both)
+        if self._wrapped_at is None:
+            self._wrapped_at = event.size.width  # the first size: RichLog renders what waited
+            return
+        if self._rewrap_timer is not None:
+            self._rewrap_timer.stop()
+        self._rewrap_timer = self.set_timer(self.REWRAP_DELAY, self._rewrap)
+
+    def _rewrap(self) -> None:
+        self._rewrap_timer = None
+        width = self.size.width
+        if width and width != self._wrapped_at:
+            self._wrapped_at = width
+            self._rewrite(to_end=self.at_bottom)
 
 
 class ChatInput(Input):
@@ -144,7 +173,8 @@ class NickScreen(ModalScreen[str | None]):
     DEFAULT_CSS = """
     NickScreen { align: center middle; }
     NickScreen > Vertical {
-        width: 64; height: auto; border: thick $accent; padding: 1 2; background: $surface;
+        width: 64; max-width: 100%; height: auto; border: thick $accent; padding: 1 2;
+        background: $surface;
     }
     NickScreen Label { width: 100%; margin-bottom: 1; }
     NickScreen #nick-reason { color: $error; }
