@@ -85,7 +85,8 @@ def test_chat_lines_use_what_was_decided_on_arrival() -> None:
         (70, "richchat Office  nick: alice  ● disconnected (reconnecting in 2.1 s)"),
         (60, "nick: alice  ● disconnected (reconnecting in 2.1 s)"),
         (45, "alice ● disconnected (reconnecting in 2.1 s)"),
-        (38, "alice ● disconnected"),
+        (38, "alice ● disconnected (reconnecting in…"),
+        (24, "alice ● disconnected"),
         (12, "alice ● dis…"),
     ],
 )

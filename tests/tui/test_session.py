@@ -215,3 +215,11 @@ async def test_quit_says_goodbye_and_stops(chat_server: object) -> None:
     assert isinstance(left, f.UserLeft) and left.name == "alice" and "see you" in left.reason
     assert not session.connected
     await watcher.close()
+
+
+def test_status_puts_the_countdown_first() -> None:
+    assert se.Status("connected").describe(5.0) == ""
+    assert se.Status("disconnected", "", retry_at=7.14).describe(5.0) == "reconnecting in 2.1 s"
+    waiting = se.Status("disconnected", "connection refused by 127.0.0.1:5050", retry_at=6.0)
+    assert waiting.describe(5.0) == "reconnecting in 1.0 s; connection refused by 127.0.0.1:5050"
+    assert waiting.describe(9.0).startswith("reconnecting in 0.0 s")  # never negative

@@ -163,16 +163,16 @@ def status_line(*, server: str, address: str, nick: str | None, state: str, deta
             line.append(f" ({detail})", style="dim")
         return line
 
-    candidates = (
+    for line in (
         build(True, True, True, True),
         build(True, False, True, True),
         build(False, False, True, True),
         build(False, False, True, False),
-        build(False, False, False, False),
-    )
-    for line in candidates:
+    ):
         if line.cell_len <= width:
             return line
-    line = candidates[-1]
+    bare = build(False, False, False, False)
+    # room left after nick and state: as much of the detail as fits, else none of it
+    line = build(False, False, True, False) if detail and bare.cell_len + 8 <= width else bare
     line.truncate(max(width, 1), overflow="ellipsis")
     return line

@@ -40,11 +40,12 @@ class Status:
     retry_at: float | None = None
 
     def describe(self, now: float) -> str:
-        """The detail with the countdown to the next attempt: ``reconnecting in 2.1 s``."""
+        """The countdown to the next attempt, then the detail (first: a narrow header cuts
+        the end): ``reconnecting in 2.1 s; connection refused by ...``."""
         if self.retry_at is None:
             return self.detail
         countdown = f"reconnecting in {max(0.0, self.retry_at - now):.1f} s"
-        return f"{self.detail}; {countdown}" if self.detail else countdown
+        return f"{countdown}; {self.detail}" if self.detail else countdown
 
 
 # --------------------------------------------------------------------------- events
