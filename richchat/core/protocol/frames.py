@@ -372,6 +372,21 @@ class Error(Frame):
     text: SafeText
 
 
+class Bye(Frame):
+    """``BYE|code|text``: the server is about to close this connection on purpose.
+
+    Sent to hello clients only, after the human-readable ``SRV`` notice (which seed and raw
+    clients get alone), so a client can act on the reason without reading the notice's words.
+    Codes so far: ``shutdown`` (the server is stopping).
+    """
+
+    tag: ClassVar[str] = "BYE"
+    wire: ClassVar[tuple[str, ...]] = ("code", "text")
+    kind: Literal["BYE"] = "BYE"
+    code: ErrCode
+    text: SafeText = ""
+
+
 class You(Frame):
     """``YOU|alice``: your nickname is now ``alice`` (registration, rename, guest name)."""
 
@@ -570,6 +585,7 @@ ServerFrame = Annotated[
         RoomUsers,
         RoomList,
         Topic,
+        Bye,
         Unknown,
     ],
     Field(discriminator="kind"),

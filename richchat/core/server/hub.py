@@ -677,6 +677,7 @@ class LocalHub:
 
     def shutdown_notice(self) -> None:
         self.notice_all("Server is shutting down")
+        self._fanout(self.conns, encode(f.Bye(code="shutdown", text="Server is shutting down")))
         self.flush()
 
 
