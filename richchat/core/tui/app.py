@@ -34,9 +34,14 @@ from richchat.core.client import (
 )
 from richchat.core.errors import ProtocolError, RichchatError
 from richchat.core.protocol import frames as f
-from richchat.core.protocol.codec import MAX_LINE_BYTES
 from richchat.core.protocol.slash import HelpRequest, SlashError, parse_slash
-from richchat.core.protocol.text import DEFAULT_ROOM, fold_name, nick_problem
+from richchat.core.protocol.text import (
+    DEFAULT_ROOM,
+    MAX_MESSAGE_BYTES,
+    fold_name,
+    message_size,
+    nick_problem,
+)
 from richchat.core.tui import render
 from richchat.core.tui.state import Conversation, Conversations, private_key
 from richchat.core.tui.widgets import ChatInput, ConversationList, NickScreen
@@ -575,7 +580,7 @@ class ChatApp(App[None]):
             return
         for line in lines:
             if not await self._say(line):
-                self.input.value = "\n".join(lines)[:MAX_LINE_BYTES]
+                self.input.value = "\n".join(lines)[:MAX_MESSAGE_BYTES]
                 return
         if lines:
             self._system(f"Sent {len(lines)} pasted lines as separate messages.")
@@ -601,8 +606,9 @@ class ChatApp(App[None]):
         if not self.registered:
             self._system("No nickname yet (/nick NAME): your message is kept.", error=True)
             return False
-        if len(text.encode("utf-8")) > MAX_LINE_BYTES - 64:
-            self._system(f"Message too long (max about {MAX_LINE_BYTES - 64} bytes).", error=True)
+        if message_size(text) > MAX_MESSAGE_BYTES:
+            self._system(f"Message too long ({message_size(text)} bytes; at most "
+                         f"{MAX_MESSAGE_BYTES}): it is kept in the input line.", error=True)
             return False
         conv = self.convs.current
         if not conv.private and not conv.joined:
