@@ -336,6 +336,8 @@ class LocalHub:
                     users=self.users_online,
                     tls=False,
                     features=FEATURES,
+                    flood_rate=self.config.flood_rate,
+                    flood_burst=self.config.flood_burst,
                 )
             )
         welcome = (
