@@ -65,3 +65,7 @@ class ToolMissingError(RichchatError):
 
 class AddressInUseError(RichchatError):
     exit_status = ExitStatus.ADDRESS_IN_USE
+
+
+class ServerFullError(RichchatError):
+    exit_status = ExitStatus.SERVER_FULL

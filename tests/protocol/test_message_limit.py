@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from richchat.commands import send as send_command
 from richchat.core.protocol import frames as f
 from richchat.core.protocol.codec import MAX_LINE_BYTES, encode
 from richchat.core.protocol.text import (
@@ -44,3 +45,7 @@ def test_message_problem_counts_neutralised_bytes() -> None:
     assert message_size("\x1b") == 3
     assert message_problem("\x1b" * (MAX_MESSAGE_BYTES // 3 + 1)) is not None
 
+
+def test_send_help_states_the_same_limit() -> None:
+    # the command module is import-free for a fast start, so it keeps a copy of the number
+    assert send_command.MAX_MESSAGE_BYTES == MAX_MESSAGE_BYTES
