@@ -40,7 +40,8 @@ def send(
     """Send a message; exit 0 only once the server has relayed every line back.
 
     Lines are paced to the server's flood limit; on a terminal a progress line shows the
-    rate and the time left. Exit codes: 3 connection refused, 4 unknown host, 5 nickname
+    rate and the time left. Exit codes: 2 usage (--room with --to, a message over 1900
+    bytes), 3 connection refused, 4 unknown host, 5 nickname
     refused, 6 timeout, 7 not a richchat server, 11 connection lost, 14 server full,
     15 some stdin lines refused (too long; the others were sent), 1 message refused by the
     server, 130 interrupted (what was delivered is reported).
