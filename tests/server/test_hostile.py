@@ -81,7 +81,7 @@ async def test_slow_reader_is_disconnected_alone(make_server: ServerFactory) -> 
     sender = await LineClient.connect(server.port, hello="t", nick="sender")
     fast = await LineClient.connect(server.port, hello="t", nick="fast")
     await sender.expect(lambda l: "|fast(" in l)
-    payload = "y" * 1900
+    payload = "y" * 1890  # with "N " at most MAX_MESSAGE_BYTES (1900)
     count = 4000  # ~7.6 MB: more than the kernel buffers of a reader that takes nothing
     for i in range(count):
         sender.send(f"MSG|{i} {payload}")
@@ -114,7 +114,7 @@ async def test_backed_up_reader_gets_everything_in_order(make_server: ServerFact
     assert conn.write_fd >= 0  # plain TCP, nothing buffered: written directly
     slow.writer.transport.pause_reading()  # type: ignore[attr-defined]
     sender = await LineClient.connect(server.port, hello="t", nick="sender")
-    payload = "z" * 1900
+    payload = "z" * 1890  # with "N " at most MAX_MESSAGE_BYTES (1900)
     count = 2000  # ~3.8 MB: far more than the kernel buffers of a reader that takes nothing
     for i in range(count):
         sender.send(f"MSG|{i} {payload}")

@@ -53,7 +53,8 @@ def test_lines_that_become_one_frame(before: ChatState, text: str, frame: f.Fram
     [
         (state(online=False), "hello", "Not connected: your message is kept in the input line."),
         (state(registered=False), "hello", "No nickname yet (/nick NAME): your message is kept."),
-        (state(), "x" * (MAX + 1), f"Message too long (max about {MAX} bytes)."),
+        (state(), "x" * (MAX + 1),
+         f"Message too long ({MAX + 1} bytes; at most {MAX}): it is kept in the input line."),
         (state(replace(DEV, joined=False), active="dev"), "hello",
          "Not in #dev yet (rejoining): your message is kept."),
         (state(), "/frobnicate now", "Unknown command /frobnicate; type /help for the list."),

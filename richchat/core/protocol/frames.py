@@ -88,6 +88,19 @@ def _int(value: str, what: str) -> int:
 # --------------------------------------------------------------------------- shared
 
 
+def _is_rate(text: str) -> bool:
+    """A flood rate as the server writes it: digits with at most one '.' (``10``, ``0.5``)."""
+    return bool(text) and text.replace(".", "", 1).isdigit()
+
+
+def _rate_text(rate: float) -> str:
+    """``10.0`` -> ``10``, ``0.5`` -> ``0.5``, never an exponent (``1e-07`` -> ``0.0000001``)."""
+    from decimal import Decimal
+
+    text = format(Decimal(repr(rate)), "f")
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
 def _kv_value(value: str) -> str:
     return sanitize_text(value).replace("|", "/").replace("=", "-")
 
@@ -96,7 +109,8 @@ class Hello(Frame):
     """``HELLO|1|richchat/0.1.0[|key=value...]``: both directions.
 
     The client sends it first to say it speaks the protocol (and not plain text); the
-    server answers with its own, carrying its name, users online, TLS flag and features.
+    server answers with its own, carrying its name, users online, TLS flag, features and
+    flood limit (``flood=RATE/BURST``: lines per second and burst; rate 0 is no limit).
     """
 
     tag: ClassVar[str] = "HELLO"
@@ -107,6 +121,9 @@ class Hello(Frame):
     users: int | None = Field(default=None, ge=0)
     tls: bool | None = None
     features: tuple[str, ...] = ()
+    #: the server's flood limit: lines per second (0: none) and burst (``flood=10/30``)
+    flood_rate: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    flood_burst: int | None = Field(default=None, ge=1)
 
     def payload(self) -> str:
         parts = [str(self.version), self.agent]
@@ -118,6 +135,8 @@ class Hello(Frame):
             parts.append(f"tls={int(self.tls)}")
         if self.features:
             parts.append("features=" + ",".join(self.features))
+        if self.flood_rate is not None and self.flood_burst is not None:
+            parts.append(f"flood={_rate_text(self.flood_rate)}/{self.flood_burst}")
         return "|".join(parts)
 
     @classmethod
@@ -141,6 +160,10 @@ class Hello(Frame):
                 values["tls"] = value == "1"
             elif key == "features":
                 values["features"] = tuple(f for f in value.split(",") if f)
+            elif key == "flood":
+                rate, slash, burst = value.partition("/")
+                if slash and _is_rate(rate) and burst.isdigit() and int(burst) >= 1:
+                    values["flood_rate"], values["flood_burst"] = float(rate), int(burst)
             # unknown keys are ignored: later versions may add some
         return cls.model_validate(values)
 

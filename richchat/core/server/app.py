@@ -11,14 +11,22 @@ import asyncio
 import contextlib
 import errno
 import logging
+import socket
+import sqlite3
 import time
 import uuid
 
-from richchat.core.errors import AddressInUseError, RichchatError
+from richchat.core.errors import (
+    AddressInUseError,
+    DataDirError,
+    RichchatError,
+    UnknownHostError,
+)
 from richchat.core.protocol import frames as f
 from richchat.core.protocol.codec import warm_up
 from richchat.core.server.config import ServerConfig
 from richchat.core.server.connection import Connection
+from richchat.core.server.datadir import DataDirLock, prepare_data_dir
 from richchat.core.server.hub import LocalHub, Mode
 from richchat.core.server.memory import HeapTrimmer, collect_and_freeze, libc_malloc_trim
 from richchat.core.server.storage import HistoryStore
@@ -57,8 +65,29 @@ class ChatServer:
         self.port = config.port
         self.host = config.host
         self.server_id = ""
+        self._lock: DataDirLock | None = None
 
     async def start(self) -> None:
+        cfg = self.config
+        # one server per data directory, checked before anything else is opened
+        prepare_data_dir(cfg.data_dir)
+        self._lock = DataDirLock(cfg.data_dir)
+        self._lock.acquire()
+        try:
+            await self._start()
+        except BaseException:
+            if self.store is not None:
+                self.store.close()
+                self.store = None
+            self._release_lock()
+            raise
+
+    def _release_lock(self) -> None:
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
+
+    async def _start(self) -> None:
         cfg = self.config
         limit = raise_nofile_limit()
         if cfg.max_clients > limit - 64:
@@ -69,8 +98,12 @@ class ChatServer:
             )
         # validators and decoding paths now, not while the first clients connect
         warm_up()
-        self.store = HistoryStore(cfg.data_dir / "history.sqlite3", retention=cfg.retention)
-        self.server_id = self.store.meta("server_id", uuid.uuid4().hex)
+        history = cfg.data_dir / "history.sqlite3"
+        try:
+            self.store = HistoryStore(history, retention=cfg.retention)
+            self.server_id = self.store.meta("server_id", uuid.uuid4().hex)
+        except sqlite3.Error as exc:
+            raise DataDirError(f"cannot use the history file {history}: {exc}") from None
         self.hub = LocalHub(cfg, self.store)
         hub = self.hub
         loop = asyncio.get_running_loop()
@@ -79,7 +112,11 @@ class ChatServer:
                 lambda: Connection(hub), cfg.host, cfg.port, reuse_address=True, backlog=1024
             )
         except OSError as exc:
-            self.store.close()
+            if isinstance(exc, socket.gaierror):
+                raise UnknownHostError(
+                    f"unknown host {cfg.host!r} for --host: {exc.strerror or exc}",
+                    hint="give an address of this machine, 0.0.0.0 or ::",
+                ) from None
             if exc.errno == errno.EADDRINUSE:
                 raise AddressInUseError(
                     f"{cfg.host}:{cfg.port} is already in use",
@@ -189,6 +226,7 @@ class ChatServer:
         if self.store is not None:
             self.store.close()
             self.store = None
+        self._release_lock()
         log.info("server stopped")
 
     async def __aenter__(self) -> ChatServer:

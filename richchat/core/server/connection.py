@@ -7,7 +7,9 @@ output without ever blocking the hub.
   seed-protocol client, anything else (or silence for ``raw_detect_delay``) a raw netcat user.
 * Flood control: a token bucket per connection (``flood_rate`` lines/s, ``flood_burst``). When
   it runs dry the connection stops reading (TCP pushes back on the sender) until tokens refill:
-  nothing is lost, the flooder is simply slowed down, and nobody else waits.
+  nothing is lost, the flooder is simply slowed down, and nobody else waits. The ``flood``
+  notice goes out once per flood: again only once the bucket has been full again (the client
+  paused), not each time a long paste runs it dry anew.
 * Writing: the hub appends encoded bytes to ``out``; one flush per loop iteration writes them
   with a single write. A client whose unsent bytes exceed ``output_limit`` is disconnected
   with a reason; nobody else waits for it. On a plain TCP socket of the standard selector
@@ -191,10 +193,11 @@ class Connection(asyncio.Protocol):
         if rate <= 0:
             return True
         now = time.monotonic()
-        self._tokens = min(
-            self.hub.config.flood_burst, self._tokens + (now - self._tokens_at) * rate
-        )
+        burst = self.hub.config.flood_burst
+        self._tokens = min(burst, self._tokens + (now - self._tokens_at) * rate)
         self._tokens_at = now
+        if self._flood_warned and self._tokens >= burst:
+            self._flood_warned = False  # it paused until the bucket refilled: the flood is over
         if self._tokens >= 1:
             self._tokens -= 1
             return True
@@ -245,7 +248,6 @@ class Connection(asyncio.Protocol):
                 return
             self._handle_line(backlog.popleft())
         self._backlog = None
-        self._flood_warned = False
         if self._eof:
             self._finish_eof()
         elif self.transport is not None and not self.closed:

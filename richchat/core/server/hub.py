@@ -27,7 +27,7 @@ from richchat.core.protocol import frames as f
 from richchat.core.protocol.codec import encode
 from richchat.core.protocol.frames import PROTOCOL_VERSION
 from richchat.core.protocol.slash import HELP_LINES
-from richchat.core.protocol.text import DEFAULT_ROOM, fold_name
+from richchat.core.protocol.text import DEFAULT_ROOM, MAX_MESSAGE_BYTES, fold_name
 from richchat.core.server.config import ServerConfig
 from richchat.core.server.storage import HistoryStore, StoredMessage
 
@@ -42,6 +42,9 @@ SERVER_AGENT = f"richchat-server/{__version__}"
 FLUSH_INTERVAL = 0.005
 #: a flush writes this many connections, then lets the event loop run before the next ones
 FLUSH_CHUNK = 128
+#: a text of at most this many characters is within MAX_MESSAGE_BYTES whatever it holds (a
+#: character is at most 4 bytes in UTF-8): only longer ones are encoded to be measured
+_SURELY_SHORT = MAX_MESSAGE_BYTES // 4
 
 
 class Mode:
@@ -333,6 +336,8 @@ class LocalHub:
                     users=self.users_online,
                     tls=False,
                     features=FEATURES,
+                    flood_rate=self.config.flood_rate,
+                    flood_burst=self.config.flood_burst,
                 )
             )
         welcome = (
@@ -527,6 +532,8 @@ class LocalHub:
             return
         if not text:
             return
+        if len(text) > _SURELY_SHORT and _too_long(conn, text):
+            return
         assert conn.name is not None
         ts = now_ms()
         msg = StoredMessage(
@@ -646,6 +653,8 @@ class LocalHub:
         )
 
     def private(self, conn: Connection, to: str, text: str) -> None:
+        if len(text) > _SURELY_SHORT and _too_long(conn, text):
+            return
         target = self.names.get(fold_name(to))
         if target is None:
             conn.error("no_such_user", f"no user named {to} is online")
@@ -679,6 +688,18 @@ class LocalHub:
         self.notice_all("Server is shutting down")
         self._fanout(self.conns, encode(f.Bye(code="shutdown", text="Server is shutting down")))
         self.flush()
+
+
+def _too_long(conn: Connection, text: str) -> bool:
+    """Refuse a message over MAX_MESSAGE_BYTES (``ERR|message_too_long``); True if refused."""
+    size = len(text.encode("utf-8"))
+    if size <= MAX_MESSAGE_BYTES:
+        return False
+    conn.error(
+        "message_too_long",
+        f"message too long ({size} bytes; at most {MAX_MESSAGE_BYTES}), not sent",
+    )
+    return True
 
 
 def _raw(text: str) -> bytes:

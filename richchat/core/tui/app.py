@@ -35,8 +35,7 @@ from textual.widgets.option_list import Option
 
 from richchat.core.client import Address
 from richchat.core.errors import RichchatError
-from richchat.core.protocol.codec import MAX_LINE_BYTES
-from richchat.core.protocol.text import fold_name
+from richchat.core.protocol.text import MAX_MESSAGE_BYTES, fold_name
 from richchat.core.tui import commands, render
 from richchat.core.tui import session as se
 from richchat.core.tui import state as st
@@ -52,7 +51,6 @@ from richchat.core.tui.widgets import (
 log = logging.getLogger(__name__)
 
 #: the longest message the input sends (text bytes; the frame around it needs the rest)
-MAX_MESSAGE_BYTES = MAX_LINE_BYTES - 64
 PASTE_LINE_LIMIT = 10
 #: screen widths (columns): side panels at full width from WIDE, narrower from NARROW, hidden
 #: below NARROW (the chat panel keeps the room)
@@ -337,7 +335,7 @@ class ChatApp(App[None]):
         for line in lines:
             outcome = commands.say(self.chat, line, now_ms(), max_bytes=MAX_MESSAGE_BYTES)
             if await self._carry_out(outcome):
-                self.input.value = "\n".join(lines)[:MAX_LINE_BYTES]
+                self.input.value = "\n".join(lines)[:MAX_MESSAGE_BYTES]
                 return
         if lines:
             self._note(se.Note(f"Sent {len(lines)} pasted lines as separate messages."))

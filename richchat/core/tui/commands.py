@@ -23,7 +23,7 @@ from typing import TypeVar
 
 from richchat.core.protocol import frames as f
 from richchat.core.protocol.slash import HelpRequest, SlashError, parse_slash
-from richchat.core.protocol.text import DEFAULT_ROOM, nick_problem
+from richchat.core.protocol.text import DEFAULT_ROOM, message_size, nick_problem
 from richchat.core.tui import state as st
 from richchat.core.tui.state import ChatState
 
@@ -79,9 +79,10 @@ def say(state: ChatState, text: str, now: int, *, max_bytes: int) -> Outcome:
     if not state.registered:
         return _noted(state, "No nickname yet (/nick NAME): your message is kept.", now,
                       error=True, keep=True)
-    if len(text.encode("utf-8")) > max_bytes:
-        return _noted(state, f"Message too long (max about {max_bytes} bytes).", now,
-                      error=True, keep=True)
+    size = message_size(text)
+    if size > max_bytes:
+        return _noted(state, f"Message too long ({size} bytes; at most {max_bytes}): it is kept "
+                      "in the input line.", now, error=True, keep=True)
     conv = state.current
     if conv.peer is not None:
         return Outcome(state, send=f.SendPrivate(to=conv.peer, text=text))
