@@ -37,6 +37,7 @@ from richchat.core.protocol.codec import (
     decode_client_line,
     encode,
 )
+from richchat.core.protocol.seed import strip_own_label
 from richchat.core.protocol.slash import HelpRequest, SlashError, parse_slash
 from richchat.core.protocol.text import DEFAULT_ROOM, sanitize_text
 from richchat.core.server.hub import LocalHub, Mode
@@ -44,6 +45,7 @@ from richchat.core.server.hub import LocalHub, Mode
 log = logging.getLogger("richchat.server")
 
 _NOT_CHAT = (f.Ping, f.Pong)
+_SEED = Mode.SEED
 
 
 class Connection(asyncio.Protocol):
@@ -265,8 +267,11 @@ class Connection(asyncio.Protocol):
             and self.mode != Mode.RAW
         ):
             # Hot path: a registered protocol client's lobby message. Same result as
-            # decode_client_line -> Say(text=sanitize_text(...)) -> hub.say, minus the model.
-            self.hub.say(self, DEFAULT_ROOM, sanitize_text(item[4:]))
+            # decode_client_line -> Say(text=sanitize_text(...)) -> hub.handle, minus the model.
+            text = sanitize_text(item[4:])
+            if self.mode == _SEED:
+                text = strip_own_label(text, self.name)
+            self.hub.say(self, DEFAULT_ROOM, text)
             return
         if isinstance(item, LineTooLong):
             self.error("line_too_long", f"line longer than {item.limit} bytes dropped")

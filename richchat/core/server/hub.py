@@ -26,6 +26,7 @@ from richchat import __version__
 from richchat.core.protocol import frames as f
 from richchat.core.protocol.codec import encode
 from richchat.core.protocol.frames import PROTOCOL_VERSION
+from richchat.core.protocol.seed import strip_own_label
 from richchat.core.protocol.slash import HELP_LINES
 from richchat.core.protocol.text import DEFAULT_ROOM, fold_name
 from richchat.core.server.config import ServerConfig
@@ -502,7 +503,10 @@ class LocalHub:
             conn.error("not_registered", "choose a nickname first (CMD_USER|name)")
             return
         if isinstance(frame, f.Say):
-            self.say(conn, DEFAULT_ROOM, frame.text)
+            text = frame.text
+            if conn.mode == Mode.SEED:
+                text = strip_own_label(text, conn.name)
+            self.say(conn, DEFAULT_ROOM, text)
         elif isinstance(frame, f.SayRoom):
             self.say(conn, frame.room, frame.text)
         elif isinstance(frame, f.SendAction):
