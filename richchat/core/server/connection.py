@@ -70,6 +70,7 @@ class Connection(asyncio.Protocol):
         "last_seen",
         "mode",
         "name",
+        "offered_name",
         "out",
         "pinged",
         "port",
@@ -86,6 +87,7 @@ class Connection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.mode = Mode.PENDING
         self.name: str | None = None
+        self.offered_name: str | None = None  # the guest name a netcat user is offered
         self.entry = ""
         self.host = "?"
         self.port = 0
@@ -178,13 +180,21 @@ class Connection(asyncio.Protocol):
             self.write_fd = self._direct_fd
 
     def connection_lost(self, exc: Exception | None) -> None:
-        reason = self._close_reason or (f"connection lost: {exc}" if exc else "disconnected")
+        # What the others are told is words; the errno text goes to the server log only.
+        if self._close_reason is not None:
+            reason = self._close_reason
+        elif exc is None:
+            reason = "disconnected"
+        elif isinstance(exc, TimeoutError):  # keepalive probes unanswered (ETIMEDOUT)
+            reason = "timed out"
+        else:
+            reason = "connection lost"
         self.closed = True
         self.write_fd = -1
         for handle in (self._mode_timer, self._drain_handle):
             if handle is not None:
                 handle.cancel()
-        self.hub.detach(self, reason)
+        self.hub.detach(self, reason, str(exc) if exc is not None else "")
 
     # ------------------------------------------------------------------ input
 
@@ -300,6 +310,9 @@ class Connection(asyncio.Protocol):
     def _handle_raw(self, text: str) -> None:
         if self.mode != Mode.RAW:
             self.error("bad_frame", "not a protocol frame (see docs/protocol.md)")
+            return
+        if self.name is None:
+            self.hub.answer_nick(self, text)  # the answer to the nickname prompt
             return
         if text.startswith("/") and not text.startswith("//"):
             cmd = parse_slash(text, self.current_room)
