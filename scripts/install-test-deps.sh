@@ -13,7 +13,8 @@ APT_PACKAGES=(
   nftables        # filtered ports inside lab namespaces
   iptables
   arp-scan        # discovery benchmark reference
-  ngircd          # fan-out benchmark reference
+  ngircd          # fan-out benchmark reference; an IRC server the scanner must not call joinable
+  socat           # an echo service the scanner must not call joinable
   libcap2-bin     # capsh/setcap for the unprivileged-path tests
   util-linux      # setpriv
   procps

@@ -334,6 +334,7 @@ class LocalHub:
                 f.Hello(
                     version=PROTOCOL_VERSION,
                     agent=SERVER_AGENT,
+                    role="server",
                     name=self.config.name,
                     users=self.users_online,
                     tls=False,
