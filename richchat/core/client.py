@@ -221,6 +221,12 @@ class ChatClient:
         while True:
             frame = await self.read_frame(self.timeout, "the server's HELLO", deadline=deadline)
             if isinstance(frame, f.Hello):
+                if not frame.from_server:
+                    # our own HELLO came back: an echo service (or a relay of some client)
+                    raise ProtocolError(
+                        f"{self.address} is not a richchat server: it answered with a "
+                        "client's HELLO (an echo service?)"
+                    )
                 self.server_hello = frame
                 return frame
             if isinstance(frame, f.Error):

@@ -113,8 +113,7 @@ async def test_history_last_n_oldest_first(make_server: ServerFactory) -> None:
     for i in range(8):
         alice.send(f"MSG|message {i}")
     await alice.expect(lambda l: l.endswith("|message 7"))
-    late = await LineClient.connect(server.port, hello="t")
-    await late.expect(lambda l: l.startswith("ULIST|"))
+    late = await LineClient.connect(server.port, hello="t", nick="late")  # history comes now
     history = [l.rsplit("|", 1)[1] for l in late.lines if l.startswith("RMSG|")]
     assert history == [f"message {i}" for i in range(3, 8)]
     ids = [int(l.split("|")[2]) for l in late.lines if l.startswith("RMSG|")]

@@ -44,9 +44,10 @@ async def test_invalid_utf8_and_binary_junk_are_replaced(make_server: ServerFact
 async def test_ansi_escapes_neutralised_before_relaying(make_server: ServerFactory) -> None:
     server = await make_server()
     watcher = await LineClient.connect(server.port)  # a raw user would see escapes on a terminal
-    await watcher.expect(lambda l: l.startswith("*** You are guest-"))
+    watcher.send("/nick watcher")
+    await watcher.expect(lambda l: l.startswith("*** You are watcher."))
     evil = await LineClient.connect(server.port)
-    evil.send(b"\x1b[2J\x1b]0;pwned\x07\x9b31m red \r\n")
+    evil.send(b"/nick evil\r\n\x1b[2J\x1b]0;pwned\x07\x9b31m red \r\n")
     line = await watcher.expect(lambda l: "red" in l)
     assert "\x1b" not in line and "\x07" not in line and "\x9b" not in line
     assert "\u241b[2J" in line

@@ -109,14 +109,18 @@ class Hello(Frame):
     """``HELLO|1|richchat/0.1.0[|key=value...]``: both directions.
 
     The client sends it first to say it speaks the protocol (and not plain text); the
-    server answers with its own, carrying its name, users online, TLS flag, features and
-    flood limit (``flood=RATE/BURST``: lines per second and burst; rate 0 is no limit).
+    server answers with its own, carrying ``role=server`` (a key no client sends, so an echo
+    of a client's HELLO is never taken for a server's answer: see :attr:`from_server`), its
+    name, users online, TLS flag, features and flood limit (``flood=RATE/BURST``: lines per
+    second and burst; rate 0 is no limit).
     """
 
     tag: ClassVar[str] = "HELLO"
     kind: Literal["HELLO"] = "HELLO"
     version: int = Field(ge=1, le=999)
     agent: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[\w./+\-]+$")]
+    #: "server" in a server's answer only; clients send no role
+    role: Literal["server"] | None = None
     name: str | None = Field(default=None, max_length=64)
     users: int | None = Field(default=None, ge=0)
     tls: bool | None = None
@@ -127,6 +131,8 @@ class Hello(Frame):
 
     def payload(self) -> str:
         parts = [str(self.version), self.agent]
+        if self.role is not None:
+            parts.append(f"role={self.role}")
         if self.name is not None:
             parts.append(f"name={_kv_value(self.name)}")
         if self.users is not None:
@@ -152,7 +158,10 @@ class Hello(Frame):
             key, sep, value = item.partition("=")
             if not sep:
                 continue  # tolerate unknown bare words (forward compatibility)
-            if key == "name":
+            if key == "role":
+                if value == "server":  # other roles: not ours to know (forward compatibility)
+                    values["role"] = value
+            elif key == "name":
                 values["name"] = value
             elif key == "users":
                 values["users"] = _int(value, "users")
@@ -166,6 +175,11 @@ class Hello(Frame):
                     values["flood_rate"], values["flood_burst"] = float(rate), int(burst)
             # unknown keys are ignored: later versions may add some
         return cls.model_validate(values)
+
+    @property
+    def from_server(self) -> bool:
+        """Whether this is a richchat server's answer, not a client's HELLO (or its echo)."""
+        return self.role == "server"
 
 
 class Ping(Frame):

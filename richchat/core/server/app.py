@@ -173,7 +173,12 @@ class ChatServer:
         self._advertiser = adv
 
     async def _sweep(self) -> None:
-        """Ping silent HELLO clients, drop idle ones and those that never register."""
+        """Ping silent HELLO clients, drop idle ones and those that never register.
+
+        A connection of any dialect (netcat users at the nickname prompt, a silent port
+        scanner) that has registered no nickname ``register_timeout`` seconds after it
+        connected is closed; nobody is told, as nobody was told it came.
+        """
         cfg = self.config
         period = max(0.05, min(5.0, cfg.idle_timeout / 4, cfg.register_timeout / 4))
         while True:
@@ -184,16 +189,20 @@ class ChatServer:
             for conn in list(self.hub.conns):
                 if conn.closed:
                     continue
-                if conn.name is None and conn.mode in (Mode.HELLO, Mode.SEED):
+                if conn.name is None:
                     if now - conn.connected_at > cfg.register_timeout:
-                        conn.error("register_timeout", "no nickname registered in time")
+                        if conn.mode != Mode.PENDING:
+                            conn.error(
+                                "register_timeout",
+                                f"no nickname chosen within {cfg.register_timeout:g} s",
+                            )
                         conn.close("registration timeout")
                     continue
                 if conn.mode != Mode.HELLO:
                     continue  # raw and seed clients rely on TCP keepalive
                 silent = now - conn.last_seen
                 if silent > cfg.idle_timeout:
-                    conn.close("idle timeout")
+                    conn.close("timed out")  # silent through a PING: idle timeout
                 elif silent > cfg.idle_timeout / 2 and not conn.pinged:
                     conn.pinged = True
                     conn.send(f.Ping(token=str(int(now))))

@@ -39,6 +39,7 @@ from richchat.core.protocol.codec import (
     decode_client_line,
     encode,
 )
+from richchat.core.protocol.seed import strip_own_label
 from richchat.core.protocol.slash import HelpRequest, SlashError, parse_slash
 from richchat.core.protocol.text import DEFAULT_ROOM, sanitize_text
 from richchat.core.server.hub import LocalHub, Mode
@@ -46,6 +47,7 @@ from richchat.core.server.hub import LocalHub, Mode
 log = logging.getLogger("richchat.server")
 
 _NOT_CHAT = (f.Ping, f.Pong)
+_SEED = Mode.SEED
 
 
 class Connection(asyncio.Protocol):
@@ -70,6 +72,7 @@ class Connection(asyncio.Protocol):
         "last_seen",
         "mode",
         "name",
+        "offered_name",
         "out",
         "pinged",
         "port",
@@ -86,6 +89,7 @@ class Connection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.mode = Mode.PENDING
         self.name: str | None = None
+        self.offered_name: str | None = None  # the guest name a netcat user is offered
         self.entry = ""
         self.host = "?"
         self.port = 0
@@ -178,13 +182,21 @@ class Connection(asyncio.Protocol):
             self.write_fd = self._direct_fd
 
     def connection_lost(self, exc: Exception | None) -> None:
-        reason = self._close_reason or (f"connection lost: {exc}" if exc else "disconnected")
+        # What the others are told is words; the errno text goes to the server log only.
+        if self._close_reason is not None:
+            reason = self._close_reason
+        elif exc is None:
+            reason = "disconnected"
+        elif isinstance(exc, TimeoutError):  # keepalive probes unanswered (ETIMEDOUT)
+            reason = "timed out"
+        else:
+            reason = "connection lost"
         self.closed = True
         self.write_fd = -1
         for handle in (self._mode_timer, self._drain_handle):
             if handle is not None:
                 handle.cancel()
-        self.hub.detach(self, reason)
+        self.hub.detach(self, reason, str(exc) if exc is not None else "")
 
     # ------------------------------------------------------------------ input
 
@@ -267,8 +279,11 @@ class Connection(asyncio.Protocol):
             and self.mode != Mode.RAW
         ):
             # Hot path: a registered protocol client's lobby message. Same result as
-            # decode_client_line -> Say(text=sanitize_text(...)) -> hub.say, minus the model.
-            self.hub.say(self, DEFAULT_ROOM, sanitize_text(item[4:]))
+            # decode_client_line -> Say(text=sanitize_text(...)) -> hub.handle, minus the model.
+            text = sanitize_text(item[4:])
+            if self.mode == _SEED:
+                text = strip_own_label(text, self.name)
+            self.hub.say(self, DEFAULT_ROOM, text)
             return
         if isinstance(item, LineTooLong):
             self.error("line_too_long", f"line longer than {item.limit} bytes dropped")
@@ -297,6 +312,9 @@ class Connection(asyncio.Protocol):
     def _handle_raw(self, text: str) -> None:
         if self.mode != Mode.RAW:
             self.error("bad_frame", "not a protocol frame (see docs/protocol.md)")
+            return
+        if self.name is None:
+            self.hub.answer_nick(self, text)  # the answer to the nickname prompt
             return
         if text.startswith("/") and not text.startswith("//"):
             cmd = parse_slash(text, self.current_room)

@@ -26,8 +26,15 @@ from richchat import __version__
 from richchat.core.protocol import frames as f
 from richchat.core.protocol.codec import encode
 from richchat.core.protocol.frames import PROTOCOL_VERSION
-from richchat.core.protocol.slash import HELP_LINES
-from richchat.core.protocol.text import DEFAULT_ROOM, MAX_MESSAGE_BYTES, fold_name
+from richchat.core.protocol.seed import strip_own_label
+from richchat.core.protocol.slash import HELP_LINES, HelpRequest, SlashError, parse_slash
+from richchat.core.protocol.text import (
+    DEFAULT_ROOM,
+    MAX_MESSAGE_BYTES,
+    fold_name,
+    nick_problem,
+    validate_nick,
+)
 from richchat.core.server.config import ServerConfig
 from richchat.core.server.storage import HistoryStore, StoredMessage
 
@@ -65,7 +72,7 @@ class HubBackend(Protocol):
     """What connections need from a hub; a Redis-backed hub implements the same calls."""
 
     def attach(self, conn: Connection) -> bool: ...
-    def detach(self, conn: Connection, reason: str) -> None: ...
+    def detach(self, conn: Connection, reason: str, detail: str = "") -> None: ...
     def start_session(self, conn: Connection, mode: int) -> None: ...
     def handle(self, conn: Connection, frame: f.Frame) -> None: ...
     def mark_dirty(self, conn: Connection) -> None: ...
@@ -308,7 +315,7 @@ class LocalHub:
         self._ulist_handle = None
         self._settle()
         data = self._ulist_bytes()
-        for c in self.conns:
+        for c in self.lobby.members:  # registered users only
             if c.mode == Mode.SEED:
                 c.queue(data)
 
@@ -320,10 +327,14 @@ class LocalHub:
     # ------------------------------------------------------------------ sessions
 
     def start_session(self, conn: Connection, mode: int) -> None:
-        """The client's dialect is known: send the welcome, history and user list."""
-        was_raw = conn.mode == Mode.RAW
-        if was_raw:
-            self._settle()  # what was meant for it as a raw client goes out as raw text
+        """The client's dialect is known: send the welcome, and nothing of any room.
+
+        A connection joins the lobby, appears in user lists, is announced and gets history
+        and room traffic only once it registers a nickname (:meth:`set_nick`): a port
+        scanner, a health check or ``nc -z`` is never shown to anyone. A hello client also
+        gets the lobby's user list now (what ``CMD_WHO|lobby`` tells anyone), so that it can
+        check that a nickname is free before taking it; a netcat user is asked for a name.
+        """
         self._mode_counts[conn.mode] -= 1
         self._mode_counts[mode] += 1
         conn.mode = mode
@@ -332,6 +343,7 @@ class LocalHub:
                 f.Hello(
                     version=PROTOCOL_VERSION,
                     agent=SERVER_AGENT,
+                    role="server",
                     name=self.config.name,
                     users=self.users_online,
                     tls=False,
@@ -345,29 +357,71 @@ class LocalHub:
         )
         if mode == Mode.RAW:
             conn.queue_text(f"*** {welcome}. {self.users_online} user(s) online.")
-        else:
-            conn.send(f.Notice(text=welcome))
+            self.ask_nick(conn)
+            return
+        conn.send(f.Notice(text=welcome))
+        if mode == Mode.HELLO:
+            conn.queue(self._ulist_bytes())
+
+    def _enter_lobby(self, conn: Connection) -> None:
+        """A client registering now: into the lobby, with its history and its users."""
         self.lobby.members[conn] = None
-        conn.presence_seq = self._presence_seq  # earlier changes are in its ULIST already
+        conn.presence_seq = self._presence_seq  # earlier changes are in its user list already
         self._send_history(conn, self.lobby)
-        if mode == Mode.RAW:
+        if conn.mode == Mode.RAW:
             names = ", ".join(c.name for c in self.lobby.members if c.name) or "nobody yet"
             conn.queue_text(f"*** Users online: {names}")
             if self.lobby.topic:
                 conn.queue_text(f"*** Topic: {self.lobby.topic}")
-            if not was_raw:
-                self._register(conn, self._guest_name())
-                conn.queue_text(
-                    f"*** You are {conn.name}. Type /nick NAME to change it, /help for commands."
-                )
-        else:
-            conn.queue(self._ulist_bytes())
-            if mode == Mode.HELLO and self.lobby.topic:
-                conn.send(
-                    f.Topic(
-                        room=DEFAULT_ROOM, setter=self.lobby.topic_setter, text=self.lobby.topic
-                    )
-                )
+            return
+        conn.queue(self._ulist_bytes())
+        if conn.mode == Mode.HELLO and self.lobby.topic:
+            conn.send(
+                f.Topic(room=DEFAULT_ROOM, setter=self.lobby.topic_setter, text=self.lobby.topic)
+            )
+
+    # ------------------------------------------------------------------ the nickname prompt
+
+    def ask_nick(self, conn: Connection) -> None:
+        """Ask a netcat user for a nickname, offering a guest name for an empty answer."""
+        offered = conn.offered_name
+        if offered is None or fold_name(offered) in self.names:
+            offered = conn.offered_name = self._guest_name()
+        conn.queue_text(f"*** Type a nickname, or press Enter to be {offered}:")
+
+    def answer_nick(self, conn: Connection, text: str) -> None:
+        """A netcat user's line while it has no nickname: the answer to :meth:`ask_nick`.
+
+        An empty line takes the offered guest name; ``/nick NAME`` works like ``NAME``;
+        ``/help`` and ``/quit`` work as always; anything refused says why and asks again.
+        """
+        text = text.strip()
+        name: str | None = text
+        if text.startswith("/"):
+            cmd = parse_slash(text)
+            name = None
+            if isinstance(cmd, f.Quit):
+                conn.close(f"quit: {cmd.reason}" if cmd.reason else "quit")
+                return
+            if isinstance(cmd, HelpRequest):
+                self.help(conn)
+            elif isinstance(cmd, f.SetNick):
+                name = cmd.name
+            elif isinstance(cmd, SlashError) and text[1:].split(" ", 1)[0].lower() == "nick":
+                conn.error(cmd.code, cmd.text)
+            else:
+                conn.error("not_registered", "choose a nickname first")
+        elif not text:
+            name = conn.offered_name
+            if name is None or fold_name(name) in self.names:
+                name = self._guest_name()
+        elif problem := nick_problem(text):
+            conn.error("name_invalid", problem)
+            name = None
+        if name is not None:
+            self.set_nick(conn, validate_nick(name))
+        if conn.name is None and not conn.closed:
+            self.ask_nick(conn)
 
     def _send_history(self, conn: Connection, room: Room) -> None:
         limit = self.config.history
@@ -403,7 +457,9 @@ class LocalHub:
             if fold_name(name) not in self.names:
                 return name
 
-    def detach(self, conn: Connection, reason: str) -> None:
+    def detach(self, conn: Connection, reason: str, detail: str = "") -> None:
+        """``conn`` is gone. ``reason`` (words) is shown to the others, ``detail`` (an errno
+        text, say) only goes to the server log."""
         if conn not in self.conns:
             return
         self.conns.discard(conn)
@@ -434,7 +490,13 @@ class LocalHub:
                 f"{name} left ({reason})",
             )
             self._users_changed()
-        log.info("disconnect %s %s: %s", conn.peer, name or "(unregistered)", reason)
+        log.info(
+            "disconnect %s %s: %s%s",
+            conn.peer,
+            name or "(unregistered)",
+            reason,
+            f" ({detail})" if detail else "",
+        )
 
     def _maybe_drop_room(self, room: Room) -> None:
         if room.name != DEFAULT_ROOM and not room.members:
@@ -461,7 +523,12 @@ class LocalHub:
             return
         old = conn.name
         if old is None:
+            self._enter_lobby(conn)
             self._register(conn, name)
+            if conn.mode == Mode.RAW:
+                conn.queue_text(
+                    f"*** You are {name}. Type /nick NAME to change it, /help for commands."
+                )
             return
         if old == name:
             if conn.mode == Mode.HELLO:
@@ -507,7 +574,10 @@ class LocalHub:
             conn.error("not_registered", "choose a nickname first (CMD_USER|name)")
             return
         if isinstance(frame, f.Say):
-            self.say(conn, DEFAULT_ROOM, frame.text)
+            text = frame.text
+            if conn.mode == Mode.SEED:
+                text = strip_own_label(text, conn.name)
+            self.say(conn, DEFAULT_ROOM, text)
         elif isinstance(frame, f.SayRoom):
             self.say(conn, frame.room, frame.text)
         elif isinstance(frame, f.SendAction):
