@@ -135,6 +135,8 @@ async def test_shutdown_sends_bye_to_hello_clients_only(server: ChatServer) -> N
     seed.send("CMD_USER|seedy")
     await seed.expect(lambda l: l.startswith("ULIST|"))
     raw = await LineClient.connect(server.port)
+    await raw.expect(lambda l: l.startswith("*** Type a nickname"))
+    raw.send("")  # Enter: the offered guest name
     await raw.expect(lambda l: l.startswith("*** You are guest-"))
     await hello.expect("SRV|seedy joined")
     await server.stop()

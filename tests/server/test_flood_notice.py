@@ -16,6 +16,7 @@ def notices(client: LineClient) -> int:
 async def test_one_notice_per_flood(make_server: ServerFactory) -> None:
     server = await make_server(flood_rate=50.0, flood_burst=5)
     raw = await LineClient.connect(server.port)
+    raw.send("")  # Enter at the nickname prompt: the guest name
     you = await raw.expect(lambda l: l.startswith("*** You are guest-"))
     guest = you.split()[3].rstrip(".")
     raw.send("".join(f"a{i}\n" for i in range(20)))

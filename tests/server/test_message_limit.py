@@ -21,6 +21,7 @@ async def test_the_same_limit_in_lobby_room_private_and_netcat(
         c.send("CMD_JOIN|dev")
         await c.expect(lambda l: l.startswith("RLIST|dev|"))
     raw = await LineClient.connect(server.port)
+    raw.send("")  # Enter at the nickname prompt: the guest name
     await raw.expect(lambda l: l.startswith("*** You are guest-"))
 
     # MSG| carries 4 bytes of frame, RMSG|dev| 9, CMD_MSG|bob| 12: the text limit is one

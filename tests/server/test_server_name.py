@@ -10,6 +10,7 @@ from tests.server.conftest import ServerFactory
 async def test_server_name_is_neutralised_in_every_dialect(make_server: ServerFactory) -> None:
     server = await make_server(name="x\x1b[31m red\x07")
     raw = await LineClient.connect(server.port)  # netcat
+    raw.send("")  # Enter at the nickname prompt: the guest name
     await raw.expect(lambda l: l.startswith("*** You are guest-"))
     seed = await LineClient.connect(server.port)
     seed.send("CMD_USER|seedy")

@@ -16,7 +16,7 @@ async def test_longest_message_sent_longer_one_kept(chat_server: object) -> None
     bob = await registered(port, "bob")
     app = make_app(port)
     async with app.run_test(size=SIZE) as pilot:
-        await until(pilot, lambda: app.nick == "alice", "registration")
+        await until(pilot, lambda: app.chat.nick == "alice", "registration")
         app.input.value = LONGEST + "x"
         await pilot.press("enter")
         await until(pilot, lambda: any("Message too long" in s for s in plain(app, "lobby")),
