@@ -1,8 +1,24 @@
 #!/usr/bin/env bash
-# Install everything the test suite needs on a fresh Debian/Ubuntu machine (run as root):
-# the system tools the tests really start, then richchat itself with its test extra.
+# Install everything the test suite needs on a fresh Debian/Ubuntu machine: the system tools
+# the tests really start, then richchat itself with its test extra. Only the Debian packages
+# need root: as root they are installed directly (CI, containers: no sudo needed), otherwise
+# through sudo, and the script says so. The Python packages are installed as whoever runs it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+# Run a command as root: directly when we are root, else through sudo (saying so).
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then
+    "$@"
+  elif command -v sudo >/dev/null 2>&1; then
+    echo "install-test-deps: not root: running '$*' through sudo" >&2
+    sudo "$@"
+  else
+    echo "install-test-deps: not root and no sudo: cannot run '$*';" \
+         "install these packages as root: ${missing[*]}" >&2
+    return 1
+  fi
+}
 
 APT_PACKAGES=(
   nmap            # OS detection (richchat discover --os) and the scan benchmark's reference
@@ -13,7 +29,8 @@ APT_PACKAGES=(
   nftables        # filtered ports inside lab namespaces
   iptables
   arp-scan        # discovery benchmark reference
-  ngircd          # fan-out benchmark reference
+  ngircd          # fan-out benchmark reference; an IRC server the scanner must not call joinable
+  socat           # an echo service the scanner must not call joinable
   libcap2-bin     # capsh/setcap for the unprivileged-path tests
   util-linux      # setpriv
   procps
@@ -25,12 +42,18 @@ if command -v apt-get >/dev/null 2>&1; then
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
   done
   if ((${#missing[@]})); then
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq --no-install-recommends "${missing[@]}"
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive \
+      apt-get install -y -qq --no-install-recommends "${missing[@]}"
   fi
 else
   echo "warning: no apt-get; install these yourself: ${APT_PACKAGES[*]}" >&2
 fi
 
-python3 -m pip install --quiet --disable-pip-version-check '.[test]'
+if ! python3 -m pip install --quiet --disable-pip-version-check '.[test]'; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "install-test-deps: pip could not install '.[test]' as $(id -un); a virtual" \
+         "environment works without root: python3 -m venv .venv && . .venv/bin/activate" >&2
+  fi
+  exit 1
+fi

@@ -1,9 +1,24 @@
 #!/usr/bin/env bash
-# Install what the tests need, then run the whole suite. This is the README's test command and
-# the one CI runs (CI also sets RICHCHAT_REQUIRE_NETNS=1 so namespace tests cannot skip).
+# Install what the tests need, then run the whole suite. This is the README's test command,
+# `bash scripts/test.sh`, and the one CI runs (CI also sets RICHCHAT_REQUIRE_NETNS=1 so that
+# namespace tests cannot skip).
+#
+# As root (CI, containers, a fresh machine without sudo) it does everything itself. As a normal
+# user, scripts/install-test-deps.sh runs only the step that needs root, installing Debian
+# packages, through sudo (and says so); the tests then run as you, and those that build network
+# namespaces skip (`sudo bash scripts/test.sh` runs them too).
+#
+# RICHCHAT_TEST_INSTALL=0 skips the install step (when it was done already). Extra arguments go
+# to pytest: `bash scripts/test.sh tests/server -x`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/install-test-deps.sh
+if [ "${RICHCHAT_TEST_INSTALL:-1}" != "0" ]; then
+  bash scripts/install-test-deps.sh
+fi
+if [ "$(id -u)" -ne 0 ]; then
+  echo "test.sh: running the tests as $(id -un): tests that need root (network namespaces) skip;" \
+       "sudo bash scripts/test.sh runs them too" >&2
+fi
 set +e
 python3 -m pytest "$@"
 status=$?

@@ -8,17 +8,30 @@ from collections.abc import Iterable
 import typer
 
 _ADDRESS = "Server address; default port 5050, IPv6 as [::1]:5050."
-_MESSAGE = "The message (words are joined with spaces), or '-' to send each line of stdin."
+MAX_MESSAGE_BYTES = 1900  # richchat.core.protocol.text.MAX_MESSAGE_BYTES (a test keeps them equal)
+_MESSAGE = (
+    "The message (words are joined with spaces), or '-' to send each line of stdin. "
+    f"At most {MAX_MESSAGE_BYTES} bytes of text per message."
+)
 _AUTO = "If the nickname is taken, add a suffix (_2, _3, ...) instead of failing."
 _TIMEOUT = "Seconds to wait for each step: connecting, registering, each message's echo."
+
+
+def _repaired(text: str) -> str:
+    """Bytes that are not UTF-8 (an argument with \\xff) replaced by U+FFFD, as the server
+    replaces them; on POSIX they reach us as surrogate escapes, which cannot be sent."""
+    try:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "replace").decode("utf-8")
 
 
 def send(
     address: str = typer.Argument(..., metavar="HOST[:PORT]", help=_ADDRESS),
     message: list[str] | None = typer.Argument(None, metavar="[MESSAGE ...|-]", help=_MESSAGE),
-    nick: str = typer.Option(..., "--nick", "-n", help="Nickname to send as."),
-    room: str = typer.Option("lobby", "--room", "-r", help="Room to send to (joined first)."),
-    to: str | None = typer.Option(None, "--to", "-t", help="Send privately to this user."),
+    nick: str = typer.Option(..., "--nick", "-n", help="Nickname to send as (at most 24 characters)."),
+    room: str | None = typer.Option(None, "--room", "-r", help="Room to send to, joined first (default lobby; not with --to)."),
+    to: str | None = typer.Option(None, "--to", "-t", help="Send privately to this user (not with --room)."),
     auto_nick: bool = typer.Option(False, "--auto-nick", help=_AUTO),
     timeout: float = typer.Option(10.0, "--timeout", min=0.1, help=_TIMEOUT),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing on success."),
@@ -26,30 +39,77 @@ def send(
 ) -> None:
     """Send a message; exit 0 only once the server has relayed every line back.
 
-    Exit codes: 3 connection refused, 4 unknown host, 5 nickname refused, 6 timeout,
-    7 not a richchat server, 11 connection lost, 1 message refused by the server.
+    Lines are paced to the server's flood limit; on a terminal a progress line shows the
+    rate and the time left. Exit codes: 2 usage (--room with --to, a message over 1900
+    bytes), 3 connection refused, 4 unknown host, 5 nickname
+    refused, 6 timeout, 7 not a richchat server, 11 connection lost, 14 server full,
+    15 some stdin lines refused (too long; the others were sent), 1 message refused by the
+    server, 130 interrupted (what was delivered is reported).
     """
     import asyncio
 
-    from richchat.core.client import parse_address, send_messages
+    from richchat.core.client import parse_address
     from richchat.core.errors import UsageError
+    from richchat.core.exit_codes import ExitStatus
+    from richchat.core.send import (
+        Interrupted,
+        Oversized,
+        RefusedLine,
+        SendStatus,
+        read_lines,
+        send_messages,
+        until_interrupted,
+    )
+    from richchat.core.send_render import (
+        ProgressLine,
+        interrupted_text,
+        refused_text,
+        summary_text,
+    )
 
-    words = list(message or [])
-    lines: Iterable[str]
+    if room is not None and to is not None:
+        raise UsageError("--room and --to cannot be used together",
+                         hint="--room sends to a room, --to privately to one user")
+    words = [_repaired(word) for word in message or []]
+    lines: Iterable[str | Oversized]
     if words == ["-"]:
-        lines = sys.stdin  # streamed: each line is sent as it arrives
+        lines = read_lines(sys.stdin.fileno()) if sys.stdin else []  # each line as it arrives
     elif words:
         lines = [" ".join(words)]
     else:
         raise UsageError("nothing to send", hint="give a MESSAGE, or '-' to read lines from stdin")
     target = parse_address(address)
-    result = asyncio.run(
-        send_messages(target, nick, lines, room=room, to=to, auto_nick=auto_nick, timeout=timeout)
-    )
+    nick = _repaired(nick)
+    status = SendStatus(server=str(target), nick=nick, target="")
+    progress = None
+    if not (json_out or quiet) and sys.stderr.isatty():
+        progress = ProgressLine(sys.stderr)
+
+    def refused(line: RefusedLine) -> None:
+        if progress is not None:
+            progress.clear()
+        sys.stderr.write(refused_text(line) + "\n")
+
+    try:
+        result = asyncio.run(until_interrupted(send_messages(
+            target, nick, lines, room=_repaired(room or "lobby"),
+            to=None if to is None else _repaired(to), auto_nick=auto_nick, timeout=timeout,
+            status=status, on_refused=refused,
+            on_progress=None if progress is None else progress.update,
+        )))
+    except (Interrupted, KeyboardInterrupt):
+        if progress is not None:
+            progress.clear()
+        if json_out:
+            sys.stdout.write(status.result(interrupted=True).model_dump_json() + "\n")
+        sys.stderr.write(interrupted_text(status) + "\n")
+        raise typer.Exit(int(ExitStatus.INTERRUPTED)) from None
+    finally:
+        if progress is not None:
+            progress.clear()
     if json_out:
         sys.stdout.write(result.model_dump_json() + "\n")
-    elif not quiet:
-        plural = "" if result.delivered == 1 else "s"
-        sys.stderr.write(
-            f"sent {result.delivered} message{plural} to {result.target} as {result.nick}\n"
-        )
+    elif not quiet or result.refused:
+        sys.stderr.write(summary_text(result) + "\n")
+    if result.refused:
+        raise typer.Exit(int(ExitStatus.LINES_REFUSED))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import sys
+from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional
 
@@ -13,6 +14,14 @@ if TYPE_CHECKING:
     from richchat.core.server import ChatServer
 
 DEFAULT_PORT = 5050  # richchat.core.server.config.DEFAULT_PORT (kept import-free here)
+MAX_NAME = 64  # ServerConfig.name's max_length (a test keeps them equal)
+
+
+class LogLevel(str, Enum):
+    debug = "debug"
+    info = "info"
+    warning = "warning"
+    error = "error"
 
 
 def server(
@@ -22,10 +31,12 @@ def server(
         help=f"TCP port (default {DEFAULT_PORT}; 0 picks a free one). Asked for when omitted on a terminal.",
     ),
     name: Optional[str] = typer.Option(
-        None, envvar="RICHCHAT_NAME", help="Server name shown to clients and in discovery (default: host name)."
+        None, envvar="RICHCHAT_NAME",
+        help=f"Server name shown to clients and in discovery, at most {MAX_NAME} characters (default: host name).",
     ),
     data_dir: Optional[Path] = typer.Option(
-        None, envvar="RICHCHAT_DATA_DIR", help="Where history is stored (default: the platform's user data dir)."
+        None, envvar="RICHCHAT_DATA_DIR",
+        help="Where history is stored, created if missing; one server per directory (default: the platform's user data dir).",
     ),
     history: int = typer.Option(50, envvar="RICHCHAT_HISTORY", min=0, max=10000, help="Messages of history sent on connect."),
     retention: int = typer.Option(10000, envvar="RICHCHAT_RETENTION", min=1, help="Messages kept on disk per room."),
@@ -37,29 +48,39 @@ def server(
     beacon_port: int = typer.Option(50505, envvar="RICHCHAT_BEACON_PORT", min=1, max=65535, help="UDP port of beacons and discovery queries."),
     beacon_interval: float = typer.Option(5.0, envvar="RICHCHAT_BEACON_INTERVAL", min=0.1, help="Seconds between beacons."),
     mdns: bool = typer.Option(True, "--mdns/--no-mdns", envvar="RICHCHAT_MDNS", help="Advertise _richchat._tcp.local. via mDNS/DNS-SD."),
-    max_clients: int = typer.Option(10000, envvar="RICHCHAT_MAX_CLIENTS", min=1, help="Connection cap."),
-    flood_rate: float = typer.Option(10.0, envvar="RICHCHAT_FLOOD_RATE", min=0, help="Lines per second per client (0: no flood control)."),
+    max_clients: int = typer.Option(10000, envvar="RICHCHAT_MAX_CLIENTS", min=1, help="Connection cap; a client beyond it is told the server is full."),
+    flood_rate: float = typer.Option(10.0, envvar="RICHCHAT_FLOOD_RATE", min=0, help="Lines per second per client (0: no flood control); announced in HELLO, richchat send paces itself to it."),
     flood_burst: int = typer.Option(30, envvar="RICHCHAT_FLOOD_BURST", min=1, help="Burst of lines allowed before throttling."),
     idle_timeout: float = typer.Option(300.0, envvar="RICHCHAT_IDLE_TIMEOUT", min=1, help="Seconds before a silent client is pinged, then dropped."),
-    log_level: str = typer.Option("info", envvar="RICHCHAT_LOG_LEVEL", help="debug, info, warning or error."),
+    log_level: LogLevel = typer.Option(LogLevel.info, envvar="RICHCHAT_LOG_LEVEL", case_sensitive=False, help="How much the server logs on stderr."),
 ) -> None:
     """Run the chat server: chat, history on disk, LAN discovery; Ctrl+C stops it cleanly."""
+    from pydantic import ValidationError
+
+    from richchat.core.errors import UsageError
     from richchat.core.logging import setup_logging
     from richchat.core.server import ServerConfig
     from richchat.core.server.run import run_server
 
+    if name is not None and len(name) > MAX_NAME:
+        raise UsageError(f"--name {name[:20]!r}... is too long: {len(name)} characters, at most {MAX_NAME}")
     if port is None:
         port = typer.prompt("Port", default=DEFAULT_PORT, type=int) if sys.stdin.isatty() else DEFAULT_PORT
-    setup_logging(log_level)
+    setup_logging(log_level.value)
     options = dict(
-        host=host, port=port, name=name or socket.gethostname(), history=history, retention=retention,
+        host=host, port=port, name=name or socket.gethostname()[:MAX_NAME], history=history, retention=retention,
         beacon=beacon, beacon_addrs=tuple(beacon_addr) if beacon_addr else None, beacon_port=beacon_port,
         beacon_interval=beacon_interval, mdns=mdns, max_clients=max_clients, flood_rate=flood_rate,
         flood_burst=flood_burst, idle_timeout=idle_timeout,
     )
     if data_dir is not None:
         options["data_dir"] = data_dir
-    config = ServerConfig.model_validate(options)
+    try:
+        config = ServerConfig.model_validate(options)
+    except ValidationError as exc:  # a limit not checked above: one line, never a dump
+        err = exc.errors()[0]
+        field = "--" + str(err["loc"][0]).replace("_", "-") if err["loc"] else "an option"
+        raise UsageError(f"bad {field} {err.get('input')!r}: {err['msg']}") from None
 
     def ready(srv: ChatServer) -> None:
         print(f"richchat server {config.name!r} listening on {srv.host}:{srv.port} (protocol 1)", flush=True)

@@ -15,12 +15,11 @@ import asyncio
 import contextlib
 import random
 import socket
-import threading
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import ValidationError
 
 from richchat import __version__
 from richchat.core.errors import (
@@ -29,13 +28,14 @@ from richchat.core.errors import (
     NickRefusedError,
     ProtocolError,
     RichchatError,
+    ServerFullError,
     TimeoutRichchatError,
     UnknownHostError,
     UsageError,
 )
 from richchat.core.protocol import PROTOCOL_VERSION, LineDecoder, decode_server_line, encode
 from richchat.core.protocol import frames as f
-from richchat.core.protocol.codec import MAX_LINE_BYTES, MAX_SERVER_LINE_BYTES, LineTooLong
+from richchat.core.protocol.codec import MAX_SERVER_LINE_BYTES, LineTooLong
 from richchat.core.protocol.text import DEFAULT_ROOM, fold_name, nick_problem
 
 DEFAULT_PORT = 5050
@@ -165,6 +165,8 @@ class ChatClient:
         self.server_hello: f.Hello | None = None
         self.nick: str | None = None
         self.lobby_users: tuple[f.UserEntry, ...] = ()
+        #: lines written on the current connection (the server's flood control counts them)
+        self.lines_sent = 0
 
     # ------------------------------------------------------------------ connection
 
@@ -201,6 +203,7 @@ class ChatClient:
         self._eof = False
         self._decoder = LineDecoder(max_line=MAX_SERVER_LINE_BYTES)
         self._pending.clear()
+        self.lines_sent = 0
         try:
             return await self._exchange_hello()
         except BaseException:
@@ -218,9 +221,19 @@ class ChatClient:
         while True:
             frame = await self.read_frame(self.timeout, "the server's HELLO", deadline=deadline)
             if isinstance(frame, f.Hello):
+                if not frame.from_server:
+                    # our own HELLO came back: an echo service (or a relay of some client)
+                    raise ProtocolError(
+                        f"{self.address} is not a richchat server: it answered with a "
+                        "client's HELLO (an echo service?)"
+                    )
                 self.server_hello = frame
                 return frame
             if isinstance(frame, f.Error):
+                if frame.code == "server_full":
+                    raise ServerFullError(
+                        f"{self.address} is full: {frame.text}", hint="try again later"
+                    )
                 raise ProtocolError(f"server refused the connection: {frame.code}: {frame.text}")
             if isinstance(frame, f.Ping):
                 continue
@@ -294,6 +307,7 @@ class ChatClient:
             raise ConnectionLostError(f"not connected to {self.address}")
         try:
             writer.write(encode(frame))
+            self.lines_sent += 1
             await asyncio.wait_for(writer.drain(), self.timeout)
         except asyncio.TimeoutError:
             raise TimeoutRichchatError(f"{self.address} stopped reading our data") from None
@@ -313,6 +327,7 @@ class ChatClient:
         if writer.transport.get_write_buffer_size() > max_buffer:
             raise ConnectionLostError(f"{self.address} is not reading our data")
         writer.write(encode(frame))
+        self.lines_sent += 1
 
     async def say(self, text: str, room: str = DEFAULT_ROOM) -> None:
         """A chat line for ``room`` (``MSG`` for the lobby, ``RMSG`` otherwise)."""
@@ -430,189 +445,3 @@ def frame_error_text(exc: ValidationError) -> str:
     """A one-line reason from a frame validation error (e.g. a bad room name)."""
     err = exc.errors()[0]
     return str(err.get("msg", "invalid")).removeprefix("Value error, ")
-
-
-# --------------------------------------------------------------------------- one-shot send
-
-
-class SendResult(BaseModel):
-    """What ``richchat send --json`` prints."""
-
-    model_config = ConfigDict(frozen=True)
-
-    server: str
-    nick: str
-    target: str  # a room name, or "@user" for a private message
-    delivered: int
-
-
-async def _register_with_retry(client: ChatClient, nick: str, auto_nick: bool) -> str:
-    if not auto_nick:
-        return await client.register(nick)
-    for n in range(1, 21):
-        candidate = nick if n == 1 else suffixed_nick(nick, n)
-        try:
-            return await client.register(candidate)
-        except NickRefusedError as exc:
-            if exc.code != "name_taken":
-                raise
-    raise NickRefusedError(
-        f"nickname {nick!r} and 19 suffixed variants are taken", code="name_taken"
-    )
-
-
-async def _await_room_joined(client: ChatClient, room: str) -> None:
-    """Wait for the end of the join sequence (``RLIST`` of the room) or a refusal."""
-    deadline = client.deadline()
-    while True:
-        frame = await client.read_frame(
-            client.timeout, f"joining room {room!r}", deadline=deadline
-        )
-        if isinstance(frame, f.RoomUsers) and frame.room == room:
-            return
-        if isinstance(frame, f.Error) and frame.code in ("room_invalid", "not_in_room"):
-            raise RequestRejectedError(f"cannot join {room!r} ({frame.code}): {frame.text}",
-                                       code=frame.code)
-
-
-def _check_size(text: str, room: str) -> None:
-    size = len(text.encode("utf-8"))
-    if size + len(room) + 8 > MAX_LINE_BYTES:
-        raise UsageError(
-            f"message too long ({size} bytes): {text[:30]!r}...",
-            hint=f"the server accepts lines up to {MAX_LINE_BYTES} bytes",
-        )
-
-
-async def _lines_from(source: Iterable[str]) -> AsyncIterator[str]:
-    """Lines of ``source`` as they come. A list is used directly; anything else (stdin) is
-    read by a daemon thread, so a slow pipe never blocks the event loop and a blocked read
-    never keeps the process alive."""
-    if isinstance(source, (list, tuple)):
-        for item in source:
-            yield item
-        return
-    loop = asyncio.get_running_loop()
-    queue: asyncio.Queue[str | None] = asyncio.Queue()
-
-    def pump() -> None:
-        try:
-            for item in source:
-                loop.call_soon_threadsafe(queue.put_nowait, item)
-        finally:
-            loop.call_soon_threadsafe(queue.put_nowait, None)
-
-    threading.Thread(target=pump, name="richchat-send-stdin", daemon=True).start()
-    while (item := await queue.get()) is not None:
-        yield item
-
-
-async def _drain_while_idle(client: ChatClient) -> None:
-    """Keep reading (and answering PINGs) while we wait for the next input line."""
-    while await client.recv() is not None:
-        pass
-
-
-async def send_messages(
-    address: Address,
-    nick: str,
-    messages: Iterable[str],
-    *,
-    room: str = DEFAULT_ROOM,
-    to: str | None = None,
-    auto_nick: bool = False,
-    timeout: float = 10.0,
-) -> SendResult:
-    """Connect, register, send each message and wait until the server relayed each one back.
-
-    ``messages`` is a list, or any iterable of lines such as ``sys.stdin``: lines are sent as
-    they arrive (``tail -f log | richchat send ... -``); blank lines are skipped. A room message
-    counts as delivered when its ``RMSG`` echo with our name arrives (the server relays to
-    every member, sender included); a private message when its ``PRIV`` echo arrives. Lines
-    are sent one at a time, each after the previous echo; ``ERR|flood`` only warns that the
-    server is delaying them, so we keep waiting.
-    """
-    try:
-        target_room = f.JoinRoom(room=room).room
-    except ValidationError as exc:
-        raise UsageError(f"bad room {room!r}: {frame_error_text(exc)}") from None
-    if to is not None and nick_problem(to):
-        raise UsageError(f"bad user {to!r}: {nick_problem(to)}")
-    if isinstance(messages, (list, tuple)):
-        for text in messages:
-            _check_size(text, target_room)
-    client = ChatClient(address.host, address.port, timeout=timeout)
-    await client.connect()
-    try:
-        me = await _register_with_retry(client, nick, auto_nick)
-        if to is None and target_room != DEFAULT_ROOM:
-            await client.join(target_room)
-            await _await_room_joined(client, target_room)
-        delivered = 0
-        lines = _lines_from(messages)
-        while True:
-            idle = asyncio.create_task(_drain_while_idle(client))
-            line: asyncio.Future[str | None] = asyncio.ensure_future(anext(lines, None))
-            try:
-                waiting: set[asyncio.Future[object]] = {idle, line}  # type: ignore[arg-type]
-                await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                for task in (idle, line):
-                    if not task.done():
-                        task.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await task
-            if line.cancelled():
-                # the connection ended while we waited for input (a quiet `tail -f | send -`)
-                raise ConnectionLostError(
-                    f"{address} closed the connection while we waited for the next line "
-                    f"({delivered} delivered)"
-                )
-            raw = line.result()
-            if raw is None:
-                break
-            text = raw.rstrip("\r\n")
-            if not text.strip():
-                continue
-            _check_size(text, target_room)
-            # History and whatever else arrived so far predates this line (the idle reader
-            # may not have run at all when lines come from a list).
-            client.discard_received()
-            if to is not None:
-                await client.private(to, text)
-            else:
-                await client.say(text, target_room)
-            await _await_echo(client, me, target_room, to)
-            delivered += 1
-        if not delivered:
-            raise UsageError("nothing to send: no non-blank lines")
-        await client.quit()
-        return SendResult(server=str(address), nick=me, target=f"@{to}" if to else target_room,
-                          delivered=delivered)
-    finally:
-        await client.close()
-
-
-async def _await_echo(client: ChatClient, me: str, room: str, to: str | None) -> None:
-    key = fold_name(me)
-    deadline = client.deadline()  # other traffic must not extend the wait for our echo
-    while True:
-        frame = await client.read_frame(
-            client.timeout, "the server to relay our message", deadline=deadline
-        )
-        if to is None and isinstance(frame, f.RoomMessage):
-            if frame.room == room and fold_name(frame.name) == key:
-                return
-        elif to is not None and isinstance(frame, f.Private):
-            if fold_name(frame.sender) == key and fold_name(frame.to) == fold_name(to):
-                return
-        elif isinstance(frame, f.Error):
-            if frame.code == "flood":
-                continue  # the server delays our lines (never drops them): keep waiting
-            if frame.code == "no_such_user":
-                raise RequestRejectedError(f"no user named {to!r} is online", code=frame.code)
-            raise RequestRejectedError(
-                f"the server refused the message ({frame.code}): {frame.text}", code=frame.code
-            )
-        elif isinstance(frame, f.You):
-            me, key = frame.name, fold_name(frame.name)

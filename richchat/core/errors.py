@@ -65,3 +65,15 @@ class ToolMissingError(RichchatError):
 
 class AddressInUseError(RichchatError):
     exit_status = ExitStatus.ADDRESS_IN_USE
+
+
+class DataDirLockedError(RichchatError):
+    exit_status = ExitStatus.DATA_DIR_LOCKED
+
+
+class DataDirError(RichchatError):
+    exit_status = ExitStatus.DATA_DIR
+
+
+class ServerFullError(RichchatError):
+    exit_status = ExitStatus.SERVER_FULL

@@ -18,4 +18,8 @@ class ExitStatus(IntEnum):
     TOOL_MISSING = 9  # an external binary (nmap) is not installed; partial results shown
     ADDRESS_IN_USE = 10  # the server could not bind its address/port
     CONNECTION_LOST = 11
+    DATA_DIR_LOCKED = 12  # server: another richchat server uses this data directory
+    DATA_DIR = 13  # server: the data directory cannot be created, opened or written
+    SERVER_FULL = 14  # the server is at its connection cap (--max-clients)
+    LINES_REFUSED = 15  # send: some lines were refused (too long), the others delivered
     INTERRUPTED = 130  # Ctrl+C (128 + SIGINT)

@@ -126,3 +126,42 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+class WithoutFloodKey:
+    """A real TCP proxy on loopback in front of a real server that drops ``flood=`` from the
+    server's HELLO: a server of an earlier version, which holds fast lines back (flood
+    control) without saying at what rate."""
+
+    def __init__(self, port: int) -> None:
+        self.target = port
+        self.server: asyncio.Server | None = None
+        self.port = 0
+
+    async def __aenter__(self) -> WithoutFloodKey:
+        async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                       rewrite: bool) -> None:
+            try:
+                while line := await reader.readline():
+                    if rewrite and line.startswith(b"HELLO|"):
+                        line = re.sub(rb"\|flood=[^|\n]*", b"", line)
+                    writer.write(line)
+                    await writer.drain()
+            except (ConnectionError, asyncio.LimitOverrunError, ValueError):
+                pass
+            finally:
+                writer.close()
+
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target,
+                                                                 limit=2**22)
+            await asyncio.gather(pipe(reader, up_writer, False), pipe(up_reader, writer, True))
+
+        self.server = await asyncio.start_server(handle, "127.0.0.1", 0, limit=2**22)
+        self.port = int(self.server.sockets[0].getsockname()[1])
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self.server is not None
+        self.server.close()
+        await self.server.wait_closed()

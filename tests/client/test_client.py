@@ -92,11 +92,12 @@ async def test_history_and_users_on_connect(chat_server: object) -> None:
     await next_frame(alice, f.RoomMessage)
     bob = ChatClient("127.0.0.1", port)
     await bob.connect()
-    history = await next_frame(bob, f.RoomMessage)
-    assert isinstance(history, f.RoomMessage) and history.text == "first"
-    await next_frame(bob, f.UserList)
+    await next_frame(bob, f.UserList)  # before registering: to check that a name is free
     assert bob.name_in_use("ALICE")
     assert not bob.name_in_use("bob")
+    assert await bob.register("bob") == "bob"  # the history comes with the registration
+    history = await next_frame(bob, f.RoomMessage)
+    assert isinstance(history, f.RoomMessage) and history.text == "first"
     await alice.close()
     await bob.close()
 

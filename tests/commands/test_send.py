@@ -13,7 +13,14 @@ import pytest
 
 from richchat.core.exit_codes import ExitStatus
 from richchat.core.protocol import frames as f
-from tests.client.servers import chat_server, cli_env, free_port, next_frame, registered
+from tests.client.servers import (
+    WithoutFloodKey,
+    chat_server,
+    cli_env,
+    free_port,
+    next_frame,
+    registered,
+)
 from tests.netlab import Lab
 
 __all__ = ["chat_server"]
@@ -292,7 +299,8 @@ async def test_json_output(chat_server: object) -> None:
     code, out, err = await run_send(addr(chat_server), "--nick", "bot", "--json", "hi")
     assert code == ExitStatus.OK, err
     assert json.loads(out) == {"server": addr(chat_server), "nick": "bot", "target": "lobby",
-                               "delivered": 1}
+                               "delivered": 1, "refused": [], "interrupted": False,
+                               "unconfirmed": 0}
     assert err == ""
 
 
@@ -313,13 +321,15 @@ async def test_an_old_message_in_history_is_not_taken_for_the_echo(tmp_path: Pat
         assert code == ExitStatus.OK, err
     finally:
         await first.stop()
-    # HELLO and CMD_USER take the only two tokens; the message then waits ~1000 s
+    # HELLO and CMD_USER take the only two tokens; the message then waits ~1000 s (a server
+    # that does not advertise its flood limit, so send cannot wait before sending)
     slow = ChatServer(config(flood_rate=0.001, flood_burst=2))
     await slow.start()
     try:
-        code, _, err = await run_send(
-            f"127.0.0.1:{slow.port}", "--nick", "bot", "--timeout", "1", "later"
-        )
+        async with WithoutFloodKey(slow.port) as proxy:
+            code, _, err = await run_send(
+                f"127.0.0.1:{proxy.port}", "--nick", "bot", "--timeout", "1", "later"
+            )
         assert code == ExitStatus.TIMEOUT, err
     finally:
         await slow.stop()
@@ -333,9 +343,10 @@ async def test_timeout_bounds_the_whole_wait_despite_other_traffic(tmp_path: Pat
     server = ChatServer(ServerConfig(host="127.0.0.1", port=0, data_dir=tmp_path, beacon=False,
                                      mdns=False, name="test", flood_rate=0.001, flood_burst=2))
     await server.start()
+    proxy = await WithoutFloodKey(server.port).__aenter__()  # holds lines back, unannounced
     try:
         proc = await asyncio.create_subprocess_exec(
-            *CLI, "send", f"127.0.0.1:{server.port}", "--nick", "bot", "--timeout", "1", "x",
+            *CLI, "send", f"127.0.0.1:{proxy.port}", "--nick", "bot", "--timeout", "1", "x",
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             env=cli_env(),
         )
@@ -357,6 +368,7 @@ async def test_timeout_bounds_the_whole_wait_despite_other_traffic(tmp_path: Pat
         assert proc.returncode == ExitStatus.TIMEOUT, err.decode()
         assert "timed out" in err.decode()
     finally:
+        await proxy.__aexit__()
         await server.stop()
 
 

@@ -62,6 +62,10 @@ SERVER_TABLE: list[tuple[str, f.Frame]] = [
         f.RoomList(rooms=(f.RoomInfo(room="lobby", members=3), f.RoomInfo(room="dev", members=1))),
     ),
     ("TOPIC|dev|alice|release friday", f.Topic(room="dev", setter="alice", text="release friday")),
+    (
+        "BYE|shutdown|Server is shutting down",
+        f.Bye(code="shutdown", text="Server is shutting down"),
+    ),
     ("PING|123", f.Ping(token="123")),
     ("PONG|123", f.Pong(token="123")),
 ]

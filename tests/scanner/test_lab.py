@@ -164,6 +164,10 @@ def test_ctrl_c_prints_what_was_found(scan_lab: ScanLab) -> None:
     report = ScanReport.model_validate(data)
     assert report.interrupted
     assert [p.port for p in report.open] == [22]
+    # only the ports with a known state count as scanned, not all that were asked for
+    assert report.ports_requested == 65535
+    assert report.ports_scanned == len(report.open) + report.closed + len(report.filtered)
+    assert report.ports_scanned < 65535
     assert "Traceback" not in err
 
 

@@ -113,8 +113,7 @@ async def test_history_last_n_oldest_first(make_server: ServerFactory) -> None:
     for i in range(8):
         alice.send(f"MSG|message {i}")
     await alice.expect(lambda l: l.endswith("|message 7"))
-    late = await LineClient.connect(server.port, hello="t")
-    await late.expect(lambda l: l.startswith("ULIST|"))
+    late = await LineClient.connect(server.port, hello="t", nick="late")  # history comes now
     history = [l.rsplit("|", 1)[1] for l in late.lines if l.startswith("RMSG|")]
     assert history == [f"message {i}" for i in range(3, 8)]
     ids = [int(l.split("|")[2]) for l in late.lines if l.startswith("RMSG|")]
@@ -128,3 +127,29 @@ async def test_ping_pong(server: ChatServer) -> None:
     c.send("PING|abc")
     await c.expect("PONG|abc")
     await c.close()
+
+
+async def test_shutdown_sends_bye_to_hello_clients_only(server: ChatServer) -> None:
+    hello = await LineClient.connect(server.port, hello="t", nick="polite")
+    seed = await LineClient.connect(server.port)
+    seed.send("CMD_USER|seedy")
+    await seed.expect(lambda l: l.startswith("ULIST|"))
+    raw = await LineClient.connect(server.port)
+    await raw.expect(lambda l: l.startswith("*** Type a nickname"))
+    raw.send("")  # Enter: the offered guest name
+    await raw.expect(lambda l: l.startswith("*** You are guest-"))
+    await hello.expect("SRV|seedy joined")
+    await server.stop()
+    lines = await hello.read_all()
+    # the notice every dialect understands, then the signal a program acts on
+    assert lines.index("SRV|Server is shutting down") < lines.index(
+        "BYE|shutdown|Server is shutting down"
+    )
+    seed_lines = await seed.read_all()
+    assert "SRV|Server is shutting down" in seed_lines
+    assert not any(l.startswith("BYE|") for l in seed_lines)
+    raw_lines = await raw.read_all()
+    assert "*** Server is shutting down" in raw_lines
+    assert not any("BYE" in l for l in raw_lines)
+    for c in (hello, seed, raw):
+        await c.close()

@@ -44,9 +44,10 @@ async def test_invalid_utf8_and_binary_junk_are_replaced(make_server: ServerFact
 async def test_ansi_escapes_neutralised_before_relaying(make_server: ServerFactory) -> None:
     server = await make_server()
     watcher = await LineClient.connect(server.port)  # a raw user would see escapes on a terminal
-    await watcher.expect(lambda l: l.startswith("*** You are guest-"))
+    watcher.send("/nick watcher")
+    await watcher.expect(lambda l: l.startswith("*** You are watcher."))
     evil = await LineClient.connect(server.port)
-    evil.send(b"\x1b[2J\x1b]0;pwned\x07\x9b31m red \r\n")
+    evil.send(b"/nick evil\r\n\x1b[2J\x1b]0;pwned\x07\x9b31m red \r\n")
     line = await watcher.expect(lambda l: "red" in l)
     assert "\x1b" not in line and "\x07" not in line and "\x9b" not in line
     assert "\u241b[2J" in line
@@ -81,7 +82,7 @@ async def test_slow_reader_is_disconnected_alone(make_server: ServerFactory) -> 
     sender = await LineClient.connect(server.port, hello="t", nick="sender")
     fast = await LineClient.connect(server.port, hello="t", nick="fast")
     await sender.expect(lambda l: "|fast(" in l)
-    payload = "y" * 1900
+    payload = "y" * 1890  # with "N " at most MAX_MESSAGE_BYTES (1900)
     count = 4000  # ~7.6 MB: more than the kernel buffers of a reader that takes nothing
     for i in range(count):
         sender.send(f"MSG|{i} {payload}")
@@ -114,7 +115,7 @@ async def test_backed_up_reader_gets_everything_in_order(make_server: ServerFact
     assert conn.write_fd >= 0  # plain TCP, nothing buffered: written directly
     slow.writer.transport.pause_reading()  # type: ignore[attr-defined]
     sender = await LineClient.connect(server.port, hello="t", nick="sender")
-    payload = "z" * 1900
+    payload = "z" * 1890  # with "N " at most MAX_MESSAGE_BYTES (1900)
     count = 2000  # ~3.8 MB: far more than the kernel buffers of a reader that takes nothing
     for i in range(count):
         sender.send(f"MSG|{i} {payload}")

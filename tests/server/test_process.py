@@ -89,8 +89,7 @@ async def test_kill_9_keeps_every_relayed_message(spawn, tmp_path: Path) -> None
     srv.proc.wait()
     await alice.close()
     again = spawn(tmp_path, "--history", "100")
-    bob = await LineClient.connect(again.port, hello="t")
-    await bob.expect(lambda l: l.startswith("ULIST|"))
+    bob = await LineClient.connect(again.port, hello="t", nick="bob")  # history comes now
     texts = [l.rsplit("|", 1)[1] for l in bob.lines if l.startswith("RMSG|")]
     assert texts == [f"durable {i}" for i in range(30)]
     await bob.close()
@@ -102,6 +101,8 @@ async def test_graceful_shutdown_with_clients_connected(spawn, tmp_path: Path, s
     srv = spawn(tmp_path)
     polite = await LineClient.connect(srv.port, hello="t", nick="polite")
     raw = await LineClient.connect(srv.port)
+    await raw.expect(lambda l: l.startswith("*** Type a nickname"))
+    raw.send("")  # Enter: the offered guest name
     await raw.expect(lambda l: l.startswith("*** You are guest-"))
     # A client that never reads and never closes must not keep the server alive.
     hung = socket.create_connection(("127.0.0.1", srv.port))

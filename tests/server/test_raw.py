@@ -18,10 +18,14 @@ async def test_raw_client_guest_name_and_readable_output(server: ChatServer) -> 
     raw = await LineClient.connect(server.port)  # says nothing: becomes raw after a moment
     welcome = await raw.readline()
     assert welcome.startswith("*** Welcome to test-server (richchat")
+    prompt = await raw.readline()
+    assert prompt.startswith("*** Type a nickname, or press Enter to be guest-")
+    guest = prompt.rsplit(" ", 1)[1].rstrip(":")
+    raw.send("")  # Enter: the guest name offered
     assert (await raw.readline()).endswith("alice: hello before")  # "[HH:MM] alice: ..."
     assert await raw.readline() == "*** Users online: alice"
-    you = await raw.expect(lambda l: l.startswith("*** You are guest-"))
-    guest = you.split()[3].rstrip(".")
+    you = await raw.readline()
+    assert you == f"*** You are {guest}. Type /nick NAME to change it, /help for commands."
     await alice.expect(f"SRV|{guest} joined")
     raw.send("hi from netcat")
     await alice.expect(lambda l: l.endswith(f"|{guest}|hi from netcat"))
@@ -36,8 +40,10 @@ async def test_raw_client_guest_name_and_readable_output(server: ChatServer) -> 
 async def test_raw_slash_commands(server: ChatServer) -> None:
     alice = await LineClient.connect(server.port, hello="t", nick="alice")
     raw = await LineClient.connect(server.port)
+    raw.send("/nick dan")  # the answer to the nickname prompt
+    await raw.expect(lambda l: l.startswith("*** You are dan."))
     raw.send("/nick carol")
-    await raw.expect(lambda l: l.endswith("is now known as carol"))
+    await raw.expect(lambda l: l.endswith("dan is now known as carol"))
     await alice.expect(lambda l: l.endswith("|carol") and l.startswith("NICK|"))
     raw.send("/nick alice")
     assert "already in use" in await raw.expect(lambda l: l.startswith("*** Error:"))

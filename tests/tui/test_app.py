@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+from rich.text import Text
 from textual import events
 from textual.pilot import Pilot
 
 from richchat.core.client import Address, ChatClient
 from richchat.core.protocol import frames as f
-from richchat.core.tui import ChatApp
-from richchat.core.tui.app import PASTE_LINE_LIMIT
+from richchat.core.tui import ChatApp, render
+from richchat.core.tui.app import NARROW, PASTE_LINE_LIMIT, WIDE
 from richchat.core.tui.render import MENTION_STYLE
 from richchat.core.tui.widgets import NickScreen
 from tests.client.servers import next_frame, registered, start_server
@@ -33,7 +36,16 @@ async def until(
 
 
 def plain(app: ChatApp, key: str) -> list[str]:
-    return [line.plain for line in app.convs.items[key].lines]
+    """The lines of conversation ``key`` as the chat panel shows them."""
+    return [text.plain for text in rendered(app, key)]
+
+
+def rendered(app: ChatApp, key: str) -> list[Text]:
+    return [render.chat_line(line, app.time_format) for line in app.chat.conversations[key].lines]
+
+
+def status(app: ChatApp) -> str:
+    return app.session.status.state
 
 
 def dialog_ready(app: ChatApp) -> bool:
@@ -55,17 +67,17 @@ async def test_send_and_receive(chat_server: object) -> None:
     bob = await registered(port, "bob")
     app = make_app(port)
     async with app.run_test(size=SIZE) as pilot:
-        await until(pilot, lambda: app.nick == "alice", "registration")
-        assert app.state == "connected"
+        await until(pilot, lambda: app.chat.nick == "alice", "registration")
+        assert status(app) == "connected"
         await type_line(pilot, "hello bob")
         got = await next_frame(bob, f.RoomMessage)
         assert isinstance(got, f.RoomMessage) and (got.name, got.text) == ("alice", "hello bob")
         assert app.input.value == ""
         await bob.say("hi alice, welcome")
         await until(pilot, lambda: any("<bob> hi alice" in s for s in plain(app, "lobby")), "bob")
-        line = app.convs.items["lobby"].lines[-1]
+        line = rendered(app, "lobby")[-1]
         assert any(span.style == MENTION_STYLE for span in line.spans)  # mention highlighted
-        await until(pilot, lambda: "bob" in app.convs.items["lobby"].users, "user list")
+        await until(pilot, lambda: "bob" in app.chat.conversations["lobby"].users, "user list")
         assert {str(o.prompt) for o in app.user_list.options} >= {"bob", "alice (you)"}
     await bob.close()
 
@@ -75,15 +87,16 @@ async def test_markup_and_escapes_shown_literally(chat_server: object) -> None:
     bob = await registered(port, "bob")
     app = make_app(port)
     async with app.run_test(size=SIZE) as pilot:
-        await until(pilot, lambda: app.nick == "alice", "registration")
+        await until(pilot, lambda: app.chat.nick == "alice", "registration")
         await bob.say("[bold red]not bold[/] \x1b[31mred? 你好🙂 done")
         await until(pilot, lambda: any("not bold" in s for s in plain(app, "lobby")), "message")
-        line = app.convs.items["lobby"].lines[-1]
+        line = rendered(app, "lobby")[-1]
         assert "[bold red]not bold[/]" in line.plain
         assert "\x1b" not in line.plain and "\u241b[31mred?" in line.plain
         assert not any("red" in str(span.style) for span in line.spans)
         assert "你好🙂 done" in line.plain
-        await pilot.pause()
+        await until(pilot, lambda: any("done" in strip.text for strip in app.chat_log.lines),
+                    "the line in the chat panel")
         width = app.chat_log.scrollable_content_region.width
         assert all(strip.cell_length <= width for strip in app.chat_log.lines)
     await bob.close()
@@ -96,30 +109,27 @@ async def test_tab_scrolling_and_typing_reaches_input(chat_server: object) -> No
         await registered(port, f"user{n}")
     app = make_app(port)
     async with app.run_test(size=SIZE) as pilot:
-        await until(pilot, lambda: app.nick == "alice", "registration")
+        await until(pilot, lambda: app.chat.nick == "alice", "registration")
         for n in range(60):
             await bob.say(f"line {n}")
         await until(pilot, lambda: any("line 59" in s for s in plain(app, "lobby")), "lines")
-        await pilot.pause()
         log = app.chat_log
-        assert log.max_scroll_y > 0
-        await until(pilot, lambda: log.scroll_y == log.max_scroll_y, "bottom")
+        await until(pilot, lambda: log.max_scroll_y > 0 and log.scroll_y == log.max_scroll_y,
+                    "the view at the bottom of a scrollable log")
         await pilot.press("pageup")
-        await pilot.pause()
+        await until(pilot, lambda: log.scroll_y < log.max_scroll_y, "a page up")
         reading = log.scroll_y
-        assert reading < log.max_scroll_y
         await pilot.press("up")
-        await pilot.pause()
-        assert log.scroll_y == reading - 1
+        await until(pilot, lambda: log.scroll_y == reading - 1, "one line up")
         reading = log.scroll_y
         await bob.say("a new line while reading")
-        await until(pilot, lambda: any("while reading" in s for s in plain(app, "lobby")), "new")
-        await pilot.pause()
-        assert log.scroll_y == reading  # not yanked to the bottom
-        assert app.new_below == 1
+        await until(pilot, lambda: app.new_below == 1, "the new line counted below")
         assert "1 new below" in str(app.query_one("#topic").render())
+        # Typing goes through the app's message queue after the new line's redraw, so if the
+        # line were to move the view, it would have by the time the input shows the text.
         await pilot.press("h", "i")
-        assert app.input.value == "hi"  # typing reaches the input whatever panel is active
+        await until(pilot, lambda: app.input.value == "hi", "typing")
+        assert log.scroll_y == reading  # not yanked to the bottom
         # TAB: the users panel becomes active; Up/Down now move in the user list
         await pilot.press("tab")
         assert app.active_panel == "users"
@@ -134,9 +144,8 @@ async def test_tab_scrolling_and_typing_reaches_input(chat_server: object) -> No
         await pilot.press("tab")
         assert app.active_panel == "chat"
         await pilot.press("pagedown", "pagedown", "pagedown", "pagedown")
-        await pilot.pause()
-        assert log.scroll_y == log.max_scroll_y
-        assert app.new_below == 0
+        await until(pilot, lambda: log.scroll_y == log.max_scroll_y, "back at the bottom")
+        await until(pilot, lambda: app.new_below == 0, "the count cleared")
         assert "new below" not in str(app.query_one("#topic").render())
         assert app.input.value == "hi" and app.input.has_focus
     await bob.close()
@@ -147,13 +156,13 @@ async def test_nick_change_accepted_and_refused(chat_server: object) -> None:
     bob = await registered(port, "bob")
     app = make_app(port)
     async with app.run_test(size=SIZE) as pilot:
-        await until(pilot, lambda: app.nick == "alice", "registration")
+        await until(pilot, lambda: app.chat.nick == "alice", "registration")
         await type_line(pilot, "/nick alicia")
-        await until(pilot, lambda: app.nick == "alicia", "rename")
+        await until(pilot, lambda: app.chat.nick == "alicia", "rename")
         assert any("now known as alicia" in s for s in plain(app, "lobby"))
         await type_line(pilot, "/nick BOB")
         await until(pilot, lambda: any("name_taken" in s for s in plain(app, "lobby")), "refusal")
-        assert app.nick == "alicia"
+        assert app.chat.nick == "alicia"
         await type_line(pilot, "/nick bad|name")
         assert any("cannot contain '|'" in s for s in plain(app, "lobby"))
         assert app.input.value == "/nick bad|name"  # kept for correction
@@ -170,7 +179,7 @@ async def test_refused_initial_nick_is_asked_again(chat_server: object) -> None:
         field = app.screen.query_one("#nick-input")
         field.value = ""  # type: ignore[attr-defined]
         await type_line(pilot, "carol")
-        await until(pilot, lambda: app.nick == "carol", "registration as carol")
+        await until(pilot, lambda: app.chat.nick == "carol", "registration as carol")
         assert not isinstance(app.screen, NickScreen)
     await bob.close()
 
@@ -185,7 +194,7 @@ async def test_no_nick_given_asks_for_one(chat_server: object) -> None:
         field = app.screen.query_one("#nick-input")
         field.value = ""  # type: ignore[attr-defined]
         await type_line(pilot, "dora")
-        await until(pilot, lambda: app.nick == "dora", "registration")
+        await until(pilot, lambda: app.chat.nick == "dora", "registration")
         assert "nick: dora" in str(app.query_one("#status").render())
 
 
@@ -193,7 +202,7 @@ async def test_commands_help_clear_unknown(chat_server: object) -> None:
     port = chat_server.port  # type: ignore[attr-defined]
     app = make_app(port)
     async with app.run_test(size=SIZE) as pilot:
-        await until(pilot, lambda: app.nick == "alice", "registration")
+        await until(pilot, lambda: app.chat.nick == "alice", "registration")
         await type_line(pilot, "/help")
         assert any("/join ROOM" in s for s in plain(app, "lobby"))
         await type_line(pilot, "/frobnicate")
@@ -212,7 +221,7 @@ async def test_multi_line_paste(chat_server: object) -> None:
     bob = await registered(port, "bob")
     app = make_app(port)
     async with app.run_test(size=SIZE) as pilot:
-        await until(pilot, lambda: app.nick == "alice", "registration")
+        await until(pilot, lambda: app.chat.nick == "alice", "registration")
         app.input.post_message(events.Paste("first\n\nsecond\r\nthird"))
         texts = []
         for _ in range(3):
@@ -238,34 +247,34 @@ async def test_rooms_join_switch_isolation(chat_server: object) -> None:
     await next_frame(bob, f.RoomMessage)  # bob's own echo
     app = make_app(port)
     async with app.run_test(size=SIZE) as pilot:
-        await until(pilot, lambda: app.nick == "alice", "registration")
+        await until(pilot, lambda: app.chat.nick == "alice", "registration")
         await type_line(pilot, "/join dev")
-        await until(pilot, lambda: app.convs.active == "dev", "switch to dev")
+        await until(pilot, lambda: app.chat.active == "dev", "switch to dev")
         await until(pilot, lambda: any("old dev news" in s for s in plain(app, "dev")), "history")
-        await until(pilot, lambda: set(app.convs.items["dev"].users) == {"alice", "bob"}, "rlist")
+        await until(pilot, lambda: set(app.chat.conversations["dev"].users) == {"alice", "bob"}, "rlist")
         await type_line(pilot, "/topic shipping today")
-        await until(pilot, lambda: app.convs.items["dev"].topic == "shipping today", "topic")
+        await until(pilot, lambda: app.chat.conversations["dev"].topic == "shipping today", "topic")
         await type_line(pilot, "in dev")
         got = await next_frame(bob, f.RoomMessage)
         assert isinstance(got, f.RoomMessage) and (got.room, got.text) == ("dev", "in dev")
         await bob.say("lobby chatter")
-        await until(pilot, lambda: app.convs.items["lobby"].unread == 1, "unread count")
+        await until(pilot, lambda: app.chat.conversations["lobby"].unread == 1, "unread count")
         assert not any("lobby chatter" in s for s in plain(app, "dev"))
         assert "(1)" in str(app.query_one("#conversations").render())
         await pilot.press("ctrl+p")
-        assert app.convs.active == "lobby" and app.convs.items["lobby"].unread == 0
+        assert app.chat.active == "lobby" and app.chat.conversations["lobby"].unread == 0
         await pilot.press("ctrl+n")
-        assert app.convs.active == "dev"
+        assert app.chat.active == "dev"
         await pilot.click("#conversations", offset=(3, 1))  # the "#lobby" line
-        assert app.convs.active == "lobby"
+        assert app.chat.active == "lobby"
         await pilot.click("#conversations", offset=(3, 2))  # the "#dev" line
-        assert app.convs.active == "dev"
+        assert app.chat.active == "dev"
         assert app.input.has_focus
         await type_line(pilot, "/me waves")
         await until(pilot, lambda: any("* alice waves" in s for s in plain(app, "dev")), "action")
         await type_line(pilot, "/leave")
-        await until(pilot, lambda: "dev" not in app.convs.items, "leave")
-        assert app.convs.active == "lobby"
+        await until(pilot, lambda: "dev" not in app.chat.conversations, "leave")
+        assert app.chat.active == "lobby"
         await type_line(pilot, "/who lobby")
         await until(pilot, lambda: any("Users in #lobby: " in s and "bob" in s
                                        for s in plain(app, "lobby")), "who")
@@ -279,15 +288,15 @@ async def test_private_conversation_view(chat_server: object) -> None:
     bob = await registered(port, "bob")
     app = make_app(port)
     async with app.run_test(size=SIZE) as pilot:
-        await until(pilot, lambda: app.nick == "alice", "registration")
+        await until(pilot, lambda: app.chat.nick == "alice", "registration")
         await bob.private("alice", "secret plan")
         await next_frame(bob, f.Private)  # bob's own echo
-        await until(pilot, lambda: "@bob" in app.convs.items, "private conversation")
-        conv = app.convs.items["@bob"]
+        await until(pilot, lambda: "@bob" in app.chat.conversations, "private conversation")
+        conv = app.chat.conversations["@bob"]
         assert conv.unread == 1 and conv.mentioned
         assert not any("secret plan" in s for s in plain(app, "lobby"))
         await pilot.press("ctrl+n")
-        assert app.convs.active == "@bob"
+        assert app.chat.active == "@bob"
         assert "private conversation" in str(app.query_one("#topic").render())
         await type_line(pilot, "got it")
         got = await next_frame(bob, f.Private)
@@ -296,11 +305,11 @@ async def test_private_conversation_view(chat_server: object) -> None:
         )
         await until(pilot, lambda: any("-> *bob* got it" in s for s in plain(app, "@bob")), "echo")
         await pilot.press("ctrl+p")
-        assert app.convs.active == "lobby"
+        assert app.chat.active == "lobby"
         await until(pilot, lambda: app.user_list.option_count == 2, "user list")
         bob_row = next(i for i, o in enumerate(app.user_list.options) if str(o.prompt) == "bob")
         await pilot.click("#users", offset=(3, 1 + bob_row))  # 1: the border
-        assert app.convs.active == "@bob"
+        assert app.chat.active == "@bob"
         assert app.input.has_focus
         await type_line(pilot, "/msg carol hi")
         await until(pilot, lambda: any("no_such_user" in s for s in plain(app, "@carol")), "err")
@@ -313,23 +322,23 @@ async def test_reconnect_after_server_restart(tmp_path: Path) -> None:
     port = server.port  # type: ignore[attr-defined]
     app = make_app(port)
     async with app.run_test(size=SIZE) as pilot:
-        await until(pilot, lambda: app.nick == "alice", "registration")
+        await until(pilot, lambda: app.chat.nick == "alice", "registration")
         await type_line(pilot, "/join dev")
-        await until(pilot, lambda: app.convs.active == "dev", "join dev")
+        await until(pilot, lambda: app.chat.active == "dev", "join dev")
         await type_line(pilot, "before restart")
         await until(pilot, lambda: any("before restart" in s for s in plain(app, "dev")), "echo")
         await server.stop()  # type: ignore[attr-defined]
-        await until(pilot, lambda: app.state == "disconnected", "lost connection")
+        await until(pilot, lambda: status(app) == "disconnected", "lost connection")
         assert "disconnected" in str(app.query_one("#status").render())
         await pilot.press(*"typed while offline")
         await pilot.press("enter")
         assert app.input.value == "typed while offline"  # unsent input kept
         server = await start_server(data, port=port)
         try:
-            await until(pilot, lambda: app.state == "connected" and app.sessions == 2,
+            await until(pilot, lambda: status(app) == "connected" and app.session.sessions == 2,
                         "reconnect", timeout=20)
-            assert app.nick == "alice"
-            await until(pilot, lambda: app.convs.items["dev"].joined, "rejoined dev")
+            assert app.chat.nick == "alice"
+            await until(pilot, lambda: app.chat.conversations["dev"].joined, "rejoined dev")
             await pilot.press("enter")
             await until(pilot, lambda: any("typed while offline" in s
                                            for s in plain(app, "dev")), "sent after reconnect")
@@ -346,7 +355,7 @@ async def test_quit_command_exits(chat_server: object) -> None:
     await watcher.register("watcher")
     app = make_app(port)
     async with app.run_test(size=SIZE) as pilot:
-        await until(pilot, lambda: app.nick == "alice", "registration")
+        await until(pilot, lambda: app.chat.nick == "alice", "registration")
         await type_line(pilot, "/quit")
         await until(pilot, lambda: not app.is_running, "exit")
     left = await next_frame(watcher, f.UserLeft)
@@ -360,9 +369,9 @@ async def test_reconnect_waits_for_a_nickname_taken_meanwhile(tmp_path: Path) ->
     port = server.port  # type: ignore[attr-defined]
     app = ChatApp(Address("127.0.0.1", port), "alice", reconnect_base=1.0, reconnect_cap=1.0)
     async with app.run_test(size=SIZE) as pilot:
-        await until(pilot, lambda: app.registered, "registration")
+        await until(pilot, lambda: app.session.registered, "registration")
         await server.stop()  # type: ignore[attr-defined]
-        await until(pilot, lambda: app.state == "disconnected", "lost connection")
+        await until(pilot, lambda: status(app) == "disconnected", "lost connection")
         server = await start_server(data, port=port)
         try:
             imposter = await registered(port, "alice")  # takes the name before we are back
@@ -370,9 +379,9 @@ async def test_reconnect_waits_for_a_nickname_taken_meanwhile(tmp_path: Path) ->
                         "retry notice", timeout=20)
             assert not isinstance(app.screen, NickScreen)
             await imposter.close()
-            await until(pilot, lambda: app.registered and app.sessions == 2, "re-registered",
+            await until(pilot, lambda: app.session.registered and app.session.sessions == 2, "re-registered",
                         timeout=20)
-            assert app.nick == "alice"
+            assert app.chat.nick == "alice"
             assert not isinstance(app.screen, NickScreen)
         finally:
             await server.stop()  # type: ignore[attr-defined]
@@ -393,3 +402,173 @@ async def test_invalid_nick_option_opens_the_dialog(chat_server: object) -> None
     async with app.run_test(size=SIZE) as pilot:
         await until(pilot, lambda: dialog_ready(app), "nickname dialog")
         assert "space" in str(app.screen.query_one("#nick-reason").render())
+
+
+async def test_one_line_paste_is_inserted_once(chat_server: object) -> None:
+    app = make_app(chat_server.port)  # type: ignore[attr-defined]
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: app.chat.nick == "alice", "registration")
+        await pilot.press("a")
+        app.input.post_message(events.Paste("XYZ"))
+        await until(pilot, lambda: app.input.value != "a", "the paste")
+        assert app.input.value == "aXYZ"
+
+
+async def test_query_opens_a_private_conversation(chat_server: object) -> None:
+    port = chat_server.port  # type: ignore[attr-defined]
+    bob = await registered(port, "bob")
+    app = make_app(port)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: app.chat.nick == "alice", "registration")
+        await type_line(pilot, "/query bad|name")
+        assert any("Bad user name" in s for s in plain(app, "lobby"))
+        assert app.input.value == "/query bad|name"  # kept for correction
+        app.input.value = ""
+        await type_line(pilot, "/query Bob")
+        assert app.chat.active == "@bob" and app.input.value == ""
+        assert "@Bob  private conversation" in str(app.query_one("#topic").render())
+        await type_line(pilot, "just us")
+        got = await next_frame(bob, f.Private)
+        assert isinstance(got, f.Private) and (got.to, got.text) == ("bob", "just us")
+        await pilot.press("ctrl+p")
+        assert app.chat.active == "lobby"
+        await type_line(pilot, "/query bob and again")  # with text: opened and sent
+        got = await next_frame(bob, f.Private)
+        assert isinstance(got, f.Private) and got.text == "and again"
+        assert app.chat.active == "@bob"
+        await until(pilot, lambda: any("-> *bob* and again" in s for s in plain(app, "@bob")),
+                    "the echo")
+    await bob.close()
+
+
+async def test_ctrl_q_quits(chat_server: object) -> None:
+    port = chat_server.port  # type: ignore[attr-defined]
+    watcher = await registered(port, "watcher")
+    app = make_app(port)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: app.chat.nick == "alice", "registration")
+        await pilot.press("ctrl+q")
+        await until(pilot, lambda: not app.is_running, "exit")
+    left = await next_frame(watcher, f.UserLeft)
+    assert isinstance(left, f.UserLeft) and left.name == "alice" and "bye" in left.reason
+    await watcher.close()
+
+
+async def test_reconnect_countdown_in_the_header(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    server = await start_server(data)
+    port = server.port  # type: ignore[attr-defined]
+    # backoff of 2-4 s: long enough to watch the countdown move
+    app = ChatApp(Address("127.0.0.1", port), "alice", reconnect_base=4.0, reconnect_cap=4.0)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: app.session.registered, "registration")
+        await server.stop()  # type: ignore[attr-defined]
+
+        def countdown() -> float | None:
+            m = re.search(r"reconnecting in (\d+\.\d) s", str(app.status_bar.render()))
+            return float(m.group(1)) if m else None
+
+        await until(pilot, lambda: countdown() is not None, "the countdown")
+        first = countdown()
+        assert first is not None and 0 < first <= 4.0
+        assert "disconnected" in str(app.status_bar.render())
+        assert app.status_bar.has_class("-offline")
+        await until(pilot, lambda: (countdown() or first) < first - 0.5, "the countdown moving")
+        server = await start_server(data, port=port)
+        try:
+            await until(pilot, lambda: app.session.sessions == 2, "reconnected", timeout=30)
+            assert "reconnecting" not in str(app.status_bar.render())
+            assert not app.status_bar.has_class("-offline")
+        finally:
+            await server.stop()  # type: ignore[attr-defined]
+
+
+async def test_shutdown_shown_in_the_room_on_screen(chat_server: object) -> None:
+    app = make_app(chat_server.port)  # type: ignore[attr-defined]
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: app.chat.nick == "alice", "registration")
+        await type_line(pilot, "/join dev")
+        await until(pilot, lambda: app.chat.active == "dev", "join dev")
+        await chat_server.stop()  # type: ignore[attr-defined]
+        await until(pilot, lambda: any("Server is shutting down" in s for s in plain(app, "dev")),
+                    "the shutdown in #dev")
+        assert any("Server is shutting down" in s for s in plain(app, "lobby"))
+
+
+# --------------------------------------------------------------------------- small terminals
+
+FOX = "the quick brown fox jumps over the lazy dog"
+LONG = " ".join([FOX] * 3)
+
+
+def shown(app: ChatApp, selector: str) -> bool:
+    return bool(app.query_one(selector).display)
+
+
+@pytest.mark.parametrize("size", [(40, 12), (60, 20), (120, 35)])
+async def test_small_terminals_keep_the_chat_usable(
+    chat_server: object, size: tuple[int, int]
+) -> None:
+    port = chat_server.port  # type: ignore[attr-defined]
+    bob = await registered(port, "bob")
+    app = make_app(port)
+    width, _height = size
+    async with app.run_test(size=size) as pilot:
+        await until(pilot, lambda: app.chat.nick == "alice", "registration")
+        header = str(app.status_bar.render())
+        assert "alice" in header and "connected" in header  # nick and state always stay
+        log = app.chat_log
+        wide = width >= WIDE
+        assert shown(app, "#conversations") == wide and shown(app, "#users") == wide
+        if wide:
+            assert app.query_one("#conversations").outer_size.width == 18
+        else:
+            # the side panels are hidden: the chat has the width, less its borders/scrollbar
+            assert log.scrollable_content_region.width >= width - 4
+        await bob.say(LONG)
+        await until(pilot, lambda: any("lazy dog" in s.text for s in log.lines), "bob's line")
+        text_width = log.scrollable_content_region.width
+        assert all(strip.cell_length <= text_width for strip in log.lines)  # wrapped, not cut
+        assert log.max_scroll_x == 0 and not log.show_horizontal_scrollbar
+        # F3 / F2 show the hidden panels (and hide them again)
+        await pilot.press("f3")
+        await until(pilot, lambda: shown(app, "#users") != wide, "users panel toggled")
+        await pilot.press("f3")
+        await until(pilot, lambda: shown(app, "#users") == wide, "users panel back")
+        await pilot.press("f2")
+        await until(pilot, lambda: shown(app, "#conversations") != wide, "list toggled")
+    await bob.close()
+
+
+async def test_medium_width_shrinks_the_side_panels(chat_server: object) -> None:
+    app = make_app(chat_server.port)  # type: ignore[attr-defined]
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: app.chat.nick == "alice", "registration")
+        assert NARROW <= 80 < WIDE
+        assert app.query_one("#conversations").outer_size.width == 14
+        assert app.query_one("#users").outer_size.width == 16
+        assert app.chat_log.scrollable_content_region.width >= 40
+
+
+async def test_lines_rewrap_when_the_terminal_grows(chat_server: object) -> None:
+    port = chat_server.port  # type: ignore[attr-defined]
+    bob = await registered(port, "bob")
+    app = make_app(port)
+    async with app.run_test(size=(40, 12)) as pilot:
+        await until(pilot, lambda: app.chat.nick == "alice", "registration")
+        log = app.chat_log
+        await bob.say(FOX)
+        await until(pilot, lambda: any("lazy dog" in s.text for s in log.lines), "bob's line")
+        small = len(log.lines)
+        assert not any(FOX in s.text for s in log.lines)  # wrapped over several rows
+        await pilot.resize_terminal(120, 35)
+        await until(pilot, lambda: any(FOX in s.text for s in log.lines),
+                    "the line on one row", timeout=10)
+        assert len(log.lines) < small
+        text_width = log.scrollable_content_region.width
+        assert all(strip.cell_length <= text_width for strip in log.lines)
+        await pilot.resize_terminal(40, 12)  # and back: wrapped again, nothing cut
+        await until(pilot, lambda: len(log.lines) == small, "wrapped again")
+        text_width = log.scrollable_content_region.width
+        assert all(strip.cell_length <= text_width for strip in log.lines)
+    await bob.close()

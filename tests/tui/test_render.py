@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.text import Text
 
 from richchat.core.tui import render
-from richchat.core.tui.state import Conversations, private_key
+from richchat.core.tui.state import ChatLine, ChatState, Conversation
 
 
 def fixed(_ts: int) -> str:
@@ -61,15 +61,52 @@ def test_wide_characters_keep_alignment() -> None:
     assert Text("你好").cell_len == 4
 
 
-def test_conversations_cycle_and_private_keys() -> None:
-    convs = Conversations()
-    convs.get_room("dev")
-    convs.get_private("Bob")
-    assert convs.keys() == ["lobby", "dev", private_key("bob")]
-    assert convs.cycle(1) == "dev"
-    assert convs.cycle(-1) == "@bob"
-    convs.active = "dev"
-    convs.remove("dev")
-    assert convs.active == "lobby"
-    convs.remove("lobby")
-    assert "lobby" in convs.items  # the lobby always stays
+def test_chat_lines_use_what_was_decided_on_arrival() -> None:
+    mention = ChatLine(0, "message", "hi alice", name="bob", mention=True)
+    assert any(span.style == render.MENTION_STYLE for span in render.chat_line(mention, fixed).spans)
+    plain = ChatLine(0, "message", "hi alice", name="bob")
+    assert not any(span.style == render.MENTION_STYLE
+                   for span in render.chat_line(plain, fixed).spans)
+    mine = ChatLine(0, "private", "psst", name="alice", to="bob", mine=True)
+    assert render.chat_line(mine, fixed).plain == "12:00 -> *bob* psst"
+    theirs = ChatLine(0, "private", "psst", name="bob", to="alice")
+    assert render.chat_line(theirs, fixed).plain == "12:00 *bob* psst"
+    assert render.chat_line(ChatLine(0, "action", "waves", name="bob"), fixed).plain == (
+        "12:00 * bob waves"
+    )
+    assert render.chat_line(ChatLine(0, "error", "no"), fixed).plain == "12:00 -!- no"
+    assert render.chat_line(ChatLine(0, "notice", "yes"), fixed).plain == "12:00 --- yes"
+
+
+@pytest.mark.parametrize(
+    ("width", "expected"),
+    [
+        (100, "richchat Office (10.0.0.5:5050)  nick: alice  ● disconnected (reconnecting in 2.1 s)"),
+        (70, "richchat Office  nick: alice  ● disconnected (reconnecting in 2.1 s)"),
+        (60, "nick: alice  ● disconnected (reconnecting in 2.1 s)"),
+        (45, "alice ● disconnected (reconnecting in 2.1 s)"),
+        (38, "alice ● disconnected (reconnecting in…"),
+        (24, "alice ● disconnected"),
+        (12, "alice ● dis…"),
+    ],
+)
+def test_status_line_keeps_nick_and_state_when_narrow(width: int, expected: str) -> None:
+    line = render.status_line(server="Office", address="10.0.0.5:5050", nick="alice",
+                              state="disconnected", detail="reconnecting in 2.1 s", width=width)
+    assert line.plain == expected
+    assert line.cell_len <= width
+
+
+def test_topic_line_and_conversation_list() -> None:
+    state = ChatState(conversations={
+        "lobby": Conversation("lobby", topic="standup at 10"),
+        "dev": Conversation("dev", unread=2),
+        "@bob": Conversation("@bob", peer="Bob", unread=1, mentioned=True),
+    })
+    assert render.topic_line(state.current, 0).plain == "#lobby  standup at 10"
+    assert render.topic_line(state.conversations["@bob"], 3).plain == (
+        "@Bob  private conversation  ▼ 3 new below"
+    )
+    listing = render.conversation_list(state)
+    assert listing.plain.splitlines() == ["Conversations", "▶ #lobby", "  #dev (2)", "  @Bob (1)"]
+    assert any(span.style == "bold red" for span in listing.spans)  # the mention's count

@@ -73,23 +73,22 @@ def test_main_screen(snap_compare: Any, threaded_server: ThreadedServer) -> None
 
     async def setup(pilot: Pilot[None]) -> None:
         app.input.cursor_blink = False
-        await _until(pilot, lambda: app.nick == "alice", "registration")
+        await _until(pilot, lambda: app.chat.nick == "alice", "registration")
         # /clear drops the welcome notice, which carries the version number
         await pilot.press(*"/clear")
         await pilot.press("enter")
-        await _until(pilot, lambda: not app.convs.current.lines, "clear")
+        await _until(pilot, lambda: not app.chat.current.lines, "clear")
         bob = await registered(threaded_server.port, "bob")
         clients.append(bob)
-        await _until(pilot, lambda: "bob" in app.convs.items["lobby"].users, "bob")
+        await _until(pilot, lambda: "bob" in app.chat.conversations["lobby"].users, "bob")
         await bob.say("hi alice! [bold]not markup[/bold] 你好 🙂")
-        await _until(pilot, lambda: any("你好" in ln.plain for ln in app.convs.current.lines),
+        await _until(pilot, lambda: any("你好" in ln.text for ln in app.chat.current.lines),
                      "bob's line")
         await pilot.press(*"hello bob")
         await pilot.press("enter")
-        await _until(pilot, lambda: any("hello bob" in ln.plain for ln in app.convs.current.lines),
+        await _until(pilot, lambda: any("hello bob" in ln.text for ln in app.chat.current.lines),
                      "the echo")
         await bob.close()
-        await _until(pilot, lambda: "bob" not in app.convs.items["lobby"].users, "bob leaving")
-        await pilot.pause()
+        await _until(pilot, lambda: app.user_list.option_count == 1, "bob leaving the list")
 
     assert snap_compare(app, terminal_size=(100, 24), run_before=setup)

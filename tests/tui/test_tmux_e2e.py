@@ -62,14 +62,22 @@ def tmux() -> Iterator[Tmux]:
         session.kill()
 
 
-def test_join_in_a_real_terminal(tmux: Tmux, server_process: ServerProcess) -> None:
-    command = " ".join(
+def join_command(address: str, nick: str) -> str:
+    # -u COLUMNS -u LINES: under pytest the process environment has COLUMNS=80 LINES=24 (set
+    # at the C level by readline, not visible in os.environ); tmux passes them on, and Textual
+    # would draw 80x24 in a pane of another size.
+    return " ".join(
         shlex.quote(part)
         for part in [
-            "env", f"PYTHONPATH={REPO_ROOT}", "TERM=xterm-256color", "NO_COLOR=",
-            sys.executable, "-m", "richchat", "join", server_process.address, "--nick", "x",
+            "env", "-u", "COLUMNS", "-u", "LINES", f"PYTHONPATH={REPO_ROOT}",
+            "TERM=xterm-256color", "NO_COLOR=",
+            sys.executable, "-m", "richchat", "join", address, "--nick", nick,
         ]
     )
+
+
+def test_join_in_a_real_terminal(tmux: Tmux, server_process: ServerProcess) -> None:
+    command = join_command(server_process.address, "x")
     result = tmux.run("new-session", "-d", "-s", "main", "-x", "110", "-y", "30", command)
     assert result.returncode == 0, result.stderr
     tmux.wait_for(lambda s: "connected" in s and "nick: x" in s, "the chat screen")
@@ -85,3 +93,35 @@ def test_join_in_a_real_terminal(tmux: Tmux, server_process: ServerProcess) -> N
     while tmux.run("has-session", "-t", "main").returncode == 0:
         assert time.monotonic() < deadline, "richchat join did not exit on Ctrl+C"
         time.sleep(0.1)
+
+
+def test_bracketed_paste_is_inserted_once(tmux: Tmux, server_process: ServerProcess) -> None:
+    command = join_command(server_process.address, "p")
+    result = tmux.run("new-session", "-d", "-s", "main", "-x", "110", "-y", "30", command)
+    assert result.returncode == 0, result.stderr
+    tmux.wait_for(lambda s: "connected" in s and "nick: p" in s, "the chat screen")
+    assert tmux.run("set-buffer", "-b", "clip", "QXZW").returncode == 0
+    # -p: a bracketed paste (the way a terminal delivers Ctrl+Shift+V), since Textual asks for it
+    assert tmux.run("paste-buffer", "-p", "-b", "clip", "-t", "main").returncode == 0
+    tmux.run("send-keys", "-t", "main", "Enter")
+    screen = tmux.wait_for(lambda s: "<p> QXZW" in s, "the pasted line")
+    assert "QXZWQXZW" not in screen
+
+
+def test_a_small_terminal_keeps_the_chat(tmux: Tmux, server_process: ServerProcess) -> None:
+    command = join_command(server_process.address, "tiny")
+    result = tmux.run("new-session", "-d", "-s", "main", "-x", "40", "-y", "12", command)
+    assert result.returncode == 0, result.stderr
+    # the header keeps the nickname and the state on 40 columns
+    tmux.wait_for(lambda s: "tiny  ● connected" in s.splitlines()[0], "the chat screen")
+    tmux.run("send-keys", "-t", "main", "-l", "a line long enough to need wrapping here")
+    tmux.run("send-keys", "-t", "main", "Enter")
+    # wrapped inside the chat panel (no side panels below 70 columns), nothing cut off
+    screen = tmux.wait_for(lambda s: "need wrapping" in s and "here" in s, "the wrapped line")
+    assert "Conversations" not in screen
+    tmux.run("resize-window", "-t", "main", "-x", "120", "-y", "30")
+    # grown: the side panels come back and the line is re-wrapped onto one row
+    tmux.wait_for(
+        lambda s: "Conversations" in s and "<tiny> a line long enough to need wrapping here" in s,
+        "the grown screen",
+    )

@@ -18,7 +18,9 @@ from richchat.core.protocol.frames import (
 )
 from richchat.core.protocol.text import (
     DEFAULT_ROOM,
+    MAX_MESSAGE_BYTES,
     fold_name,
+    message_problem,
     sanitize_text,
     validate_nick,
     validate_room,
@@ -27,6 +29,7 @@ from richchat.core.protocol.text import (
 __all__ = [
     "DEFAULT_ROOM",
     "MAX_LINE_BYTES",
+    "MAX_MESSAGE_BYTES",
     "PROTOCOL_VERSION",
     "ClientFrame",
     "LineDecoder",
@@ -36,6 +39,7 @@ __all__ = [
     "decode_server_line",
     "encode",
     "fold_name",
+    "message_problem",
     "sanitize_text",
     "validate_nick",
     "validate_room",

@@ -28,7 +28,8 @@ from richchat.core.protocol.frames import (
     Unknown,
 )
 
-#: Longest line a server accepts from a client, in bytes, terminator excluded.
+#: Longest line a server accepts from a client, in bytes, terminator excluded. The longest
+#: chat message is text.MAX_MESSAGE_BYTES: this leaves room for any frame around it.
 MAX_LINE_BYTES = 2048
 #: Longest line a client accepts from a server (a user list of thousands of users is long).
 MAX_SERVER_LINE_BYTES = 1024 * 1024

@@ -88,6 +88,19 @@ def _int(value: str, what: str) -> int:
 # --------------------------------------------------------------------------- shared
 
 
+def _is_rate(text: str) -> bool:
+    """A flood rate as the server writes it: digits with at most one '.' (``10``, ``0.5``)."""
+    return bool(text) and text.replace(".", "", 1).isdigit()
+
+
+def _rate_text(rate: float) -> str:
+    """``10.0`` -> ``10``, ``0.5`` -> ``0.5``, never an exponent (``1e-07`` -> ``0.0000001``)."""
+    from decimal import Decimal
+
+    text = format(Decimal(repr(rate)), "f")
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
 def _kv_value(value: str) -> str:
     return sanitize_text(value).replace("|", "/").replace("=", "-")
 
@@ -96,20 +109,30 @@ class Hello(Frame):
     """``HELLO|1|richchat/0.1.0[|key=value...]``: both directions.
 
     The client sends it first to say it speaks the protocol (and not plain text); the
-    server answers with its own, carrying its name, users online, TLS flag and features.
+    server answers with its own, carrying ``role=server`` (a key no client sends, so an echo
+    of a client's HELLO is never taken for a server's answer: see :attr:`from_server`), its
+    name, users online, TLS flag, features and flood limit (``flood=RATE/BURST``: lines per
+    second and burst; rate 0 is no limit).
     """
 
     tag: ClassVar[str] = "HELLO"
     kind: Literal["HELLO"] = "HELLO"
     version: int = Field(ge=1, le=999)
     agent: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[\w./+\-]+$")]
+    #: "server" in a server's answer only; clients send no role
+    role: Literal["server"] | None = None
     name: str | None = Field(default=None, max_length=64)
     users: int | None = Field(default=None, ge=0)
     tls: bool | None = None
     features: tuple[str, ...] = ()
+    #: the server's flood limit: lines per second (0: none) and burst (``flood=10/30``)
+    flood_rate: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    flood_burst: int | None = Field(default=None, ge=1)
 
     def payload(self) -> str:
         parts = [str(self.version), self.agent]
+        if self.role is not None:
+            parts.append(f"role={self.role}")
         if self.name is not None:
             parts.append(f"name={_kv_value(self.name)}")
         if self.users is not None:
@@ -118,6 +141,8 @@ class Hello(Frame):
             parts.append(f"tls={int(self.tls)}")
         if self.features:
             parts.append("features=" + ",".join(self.features))
+        if self.flood_rate is not None and self.flood_burst is not None:
+            parts.append(f"flood={_rate_text(self.flood_rate)}/{self.flood_burst}")
         return "|".join(parts)
 
     @classmethod
@@ -133,7 +158,10 @@ class Hello(Frame):
             key, sep, value = item.partition("=")
             if not sep:
                 continue  # tolerate unknown bare words (forward compatibility)
-            if key == "name":
+            if key == "role":
+                if value == "server":  # other roles: not ours to know (forward compatibility)
+                    values["role"] = value
+            elif key == "name":
                 values["name"] = value
             elif key == "users":
                 values["users"] = _int(value, "users")
@@ -141,8 +169,17 @@ class Hello(Frame):
                 values["tls"] = value == "1"
             elif key == "features":
                 values["features"] = tuple(f for f in value.split(",") if f)
+            elif key == "flood":
+                rate, slash, burst = value.partition("/")
+                if slash and _is_rate(rate) and burst.isdigit() and int(burst) >= 1:
+                    values["flood_rate"], values["flood_burst"] = float(rate), int(burst)
             # unknown keys are ignored: later versions may add some
         return cls.model_validate(values)
+
+    @property
+    def from_server(self) -> bool:
+        """Whether this is a richchat server's answer, not a client's HELLO (or its echo)."""
+        return self.role == "server"
 
 
 class Ping(Frame):
@@ -372,6 +409,21 @@ class Error(Frame):
     text: SafeText
 
 
+class Bye(Frame):
+    """``BYE|code|text``: the server is about to close this connection on purpose.
+
+    Sent to hello clients only, after the human-readable ``SRV`` notice (which seed and raw
+    clients get alone), so a client can act on the reason without reading the notice's words.
+    Codes so far: ``shutdown`` (the server is stopping).
+    """
+
+    tag: ClassVar[str] = "BYE"
+    wire: ClassVar[tuple[str, ...]] = ("code", "text")
+    kind: Literal["BYE"] = "BYE"
+    code: ErrCode
+    text: SafeText = ""
+
+
 class You(Frame):
     """``YOU|alice``: your nickname is now ``alice`` (registration, rename, guest name)."""
 
@@ -570,6 +622,7 @@ ServerFrame = Annotated[
         RoomUsers,
         RoomList,
         Topic,
+        Bye,
         Unknown,
     ],
     Field(discriminator="kind"),

@@ -9,6 +9,13 @@ MAX_NICK_LEN = 24
 MAX_ROOM_LEN = 32
 MAX_TOPIC_LEN = 200
 DEFAULT_ROOM = "lobby"
+#: The longest chat message a user may send: its text in UTF-8 bytes (after control
+#: characters are neutralised), whatever carries it: ``MSG|``, ``RMSG|room|``, ``CMD_ME|``,
+#: ``CMD_MSG|user|``, a netcat line or ``/msg user``. The one definition used by the server,
+#: ``richchat send``, the chat UI and the docs. The line limit (``codec.MAX_LINE_BYTES``,
+#: 2048) leaves room for the longest frame around it: ``CMD_ME|`` + a 32-character room of
+#: up to 4 bytes a character + ``|`` is 136 bytes (a test checks every frame).
+MAX_MESSAGE_BYTES = 1900
 
 # Characters that carry meaning in frames, or that make names ambiguous on screen.
 _NICK_FORBIDDEN = set("|,():[]*@#!/\\\"' ")
@@ -49,6 +56,20 @@ def sanitize_text(text: str) -> str:
         else:
             out.append(ch)
     return "".join(out)
+
+
+def message_size(text: str) -> int:
+    """The size of a chat message as :data:`MAX_MESSAGE_BYTES` counts it: UTF-8 bytes of the
+    text once control characters are neutralised (an ESC becomes 3-byte U+241B)."""
+    return len(sanitize_text(text).encode("utf-8"))
+
+
+def message_problem(text: str) -> str | None:
+    """Why ``text`` cannot be sent as one chat message, or None when it can."""
+    size = message_size(text)
+    if size > MAX_MESSAGE_BYTES:
+        return f"message too long ({size} bytes; at most {MAX_MESSAGE_BYTES})"
+    return None
 
 
 def fold_name(name: str) -> str:

@@ -1,7 +1,8 @@
 """TCP port scanner that knows which ports are joinable richchat servers.
 
 ``await scan(host, ports)`` returns a :class:`ScanReport`. The connect sweep runs on raw
-non-blocking sockets and epoll (one forked worker per core for big scans), the optional SYN
+non-blocking sockets and epoll (one forked worker per core for big scans; where there is no
+epoll, on macOS and Windows, a slower ``selectors`` sweep with the same results), the optional SYN
 sweep on a raw socket; open ports are then probed to tell richchat servers (joinable) from
 SSH, SMTP, HTTP and the rest. See docs/scan.md.
 

@@ -95,6 +95,8 @@ async def _threaded(
     """Run a synchronous sweep in a thread; stop it on cancel or when ``stop_event`` is set."""
     loop = asyncio.get_running_loop()
     stop = threading.Event()
+    if stop_event is not None and stop_event.is_set():
+        stop.set()  # stopped before it started: scan nothing
 
     def report(done: int, found: int) -> None:
         loop.call_soon_threadsafe(progress, done, found)
@@ -279,19 +281,24 @@ async def scan(
     finally:
         prober.cancel()
 
+    interrupted = result.interrupted or (stop_event is not None and stop_event.is_set())
+    scanned = len(port_list)
+    if result.interrupted:  # only the ports that got an answer (or none after a retry)
+        scanned = min(scanned, len(result.open) + result.closed + len(result.filtered))
     report = models.ScanReport(
         host=host,
         address=address[0],
         family="ipv6" if family == socket.AF_INET6 else "ipv4",
         method="syn" if syn else "connect",
-        ports_scanned=len(port_list),
+        ports_scanned=scanned,
+        ports_requested=len(port_list),
         open=prober.ports(result.open),
         closed=result.closed + len(prober.refused),
         filtered=sorted(result.filtered),
         self_connects=result.self_connects,
         started_at=started_at,
         srtt_ms=None if result.srtt is None else round(result.srtt * 1000, 3),
-        interrupted=result.interrupted or (stop_event is not None and stop_event.is_set()),
+        interrupted=interrupted,
     )
     report.duration_s = round(time.monotonic() - t0, 3)
     return report

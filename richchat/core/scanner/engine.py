@@ -14,12 +14,17 @@ counting against that window, so a filtering host gets as many parallel probes a
 descriptor budget allows. The timeout adapts to the measured round-trip time (RFC 6298
 estimator), and every port left unanswered by the first pass is retried once with the full
 timeout, so a slow answer is never reported as filtered.
+
+epoll is Linux's: elsewhere (macOS, Windows) :func:`connect_sweep_class` picks the slower
+``selectors`` sweep of :mod:`.portable`, which keeps the same contract. Nothing here touches
+an epoll name at import time, so the scanner (and the ``join`` wizard) imports everywhere.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import os
 import select
 import socket
 import struct
@@ -27,11 +32,14 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 _LINGER_RST = struct.pack("ii", 1, 0)
-_SOCK_FLAGS = socket.SOCK_STREAM | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC
-_ERR_MASK = select.EPOLLERR | select.EPOLLHUP
+# Linux-only names, read with getattr so that this module imports on every platform
+_SOCK_FLAGS = (
+    socket.SOCK_STREAM | getattr(socket, "SOCK_NONBLOCK", 0) | getattr(socket, "SOCK_CLOEXEC", 0)
+)
+_ERR_MASK = getattr(select, "EPOLLERR", 0) | getattr(select, "EPOLLHUP", 0)
 _RESOURCE_ERRNOS = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
 _NO_PORT_ERRNOS = {errno.EADDRNOTAVAIL, errno.EAGAIN}
 
@@ -360,6 +368,32 @@ class ConnectSweep:
         return unanswered
 
 
+#: ``portable`` forces the selectors sweep (tests use it on Linux); ``epoll`` or unset: epoll
+#: where the system has it
+ENGINE_ENV = "RICHCHAT_SCAN_ENGINE"
+
+
+def epoll_available() -> bool:
+    return hasattr(select, "epoll") and hasattr(socket, "SOCK_NONBLOCK")
+
+
+class SweepEngine(Protocol):
+    """What the connect sweeps have in common: built with (family, address, **options)."""
+
+    result: SweepResult
+
+    def run(self, ports: Sequence[int]) -> SweepResult: ...
+
+
+def connect_sweep_class() -> Callable[..., SweepEngine]:
+    """The connect sweep for this system: epoll on Linux, else the portable one."""
+    if epoll_available() and os.environ.get(ENGINE_ENV, "").lower() != "portable":
+        return ConnectSweep
+    from richchat.core.scanner.portable import PortableSweep
+
+    return PortableSweep
+
+
 def sweep(
     family: int,
     address: tuple[Any, ...],
@@ -367,4 +401,4 @@ def sweep(
     **kwargs: Any,
 ) -> SweepResult:
     """Connect-scan ``ports`` of one host in this process."""
-    return ConnectSweep(family, address, **kwargs).run(ports)
+    return connect_sweep_class()(family, address, **kwargs).run(ports)

@@ -72,7 +72,10 @@ class ScanReport(BaseModel):
     address: str = Field(description="the address scanned")
     family: Literal["ipv4", "ipv6"]
     method: ScanMethod
-    ports_scanned: int
+    ports_scanned: int = Field(
+        description="ports with a known state; fewer than requested if interrupted"
+    )
+    ports_requested: int | None = Field(default=None, description="ports asked for")
     open: list[PortResult] = Field(default_factory=list)
     closed: int = 0
     filtered: list[int] = Field(

@@ -2,8 +2,10 @@
 
 Every probe is read-only and minimal. Connect; wait briefly for a banner (SSH, SMTP, FTP,
 IRC, POP3, IMAP and others speak first). A service that stays silent gets one line, our
-``HELLO|1|richchat-scan/<ver>``: a richchat server answers with its name, users online and
-TLS flag and is marked joinable (we then say ``CMD_QUIT|scan`` and close); an HTTP server
+``HELLO|1|richchat-scan/<ver>``: a richchat server answers with a HELLO of its own that says
+``role=server`` (a key no client sends, so an echo service, which returns our own HELLO, is
+never joinable), its name, users online and TLS flag, and is marked joinable (we then say
+``CMD_QUIT|scan`` and close); an HTTP server
 usually answers 400, a TLS server a TLS alert, and only then is ``requests`` asked for
 ``GET /`` (status, ``Server`` header, page title), over HTTPS for a TLS port.
 
@@ -215,7 +217,7 @@ async def _read_hello_answer(
                 return None
         frame = decode_server_line(raw.decode("utf-8", errors="replace").rstrip("\r\n"))
         if isinstance(frame, Hello):
-            return frame
+            return frame if frame.from_server else None
         if not raw.startswith(b"***"):
             return None
     return None
@@ -404,10 +406,14 @@ async def _identify(
         first, hung_up = await _read_first_line(reader, waits.retry, data=first)
     line = _first_line(first) if first else ""
     frame = decode_server_line(line) if line else None
-    if isinstance(frame, Hello):  # any agent that answers our HELLO speaks our protocol
+    if isinstance(frame, Hello) and frame.from_server:
+        # a server's answer (role=server), whatever its agent: it speaks our protocol
         await _close(writer, QUIT_LINE)
         return PortResult(**base, service="richchat", joinable=True,
                           richchat=_richchat_from_hello(frame))
+    if first.startswith(HELLO_LINE.rstrip(b"\n")):
+        await _close(writer)  # our own line came back: an echo service, not a chat server
+        return PortResult(**base, service="echo", banner=_clean(line))
     late_welcome = _WELCOME.match(line)
     if late_welcome:  # a busy richchat server sent its netcat welcome before reading HELLO
         return await _richchat_after_welcome(

@@ -61,7 +61,10 @@ def report_renderable(report: ScanReport) -> RenderableType:
     for port in shown_filtered:
         table.add_row(f"{port}/tcp", Text("filtered", style="yellow"), "", "")
     summary = Text()
-    summary.append(f"{report.ports_scanned} ports in {report.duration_s:.2f} s: ")
+    of = ""
+    if report.ports_requested is not None and report.ports_requested != report.ports_scanned:
+        of = f" of {report.ports_requested}"
+    summary.append(f"{report.ports_scanned}{of} ports in {report.duration_s:.2f} s: ")
     summary.append(f"{len(report.open)} open", style="green")
     summary.append(f", {report.closed} closed, {len(report.filtered)} filtered")
     joinable = report.joinable

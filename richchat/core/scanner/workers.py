@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from richchat.core.errors import RichchatError
-from richchat.core.scanner.engine import ConnectSweep, SweepResult
+from richchat.core.scanner.engine import SweepResult, connect_sweep_class
 
 ProgressFn = Callable[[int, int], None]
 OpenFn = Callable[[int, float], None]
@@ -53,7 +53,7 @@ def _child(  # pragma: no cover - runs in the forked child
                 family, address, on_progress=progress, on_open=found_open, **kwargs
             ).run(list(ports))
         else:
-            result = ConnectSweep(
+            result = connect_sweep_class()(
                 family, address, on_progress=progress, on_open=found_open, **kwargs
             ).run(ports)
         data = ("R " + json.dumps(result.to_wire()) + "\n").encode()

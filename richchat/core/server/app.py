@@ -11,16 +11,24 @@ import asyncio
 import contextlib
 import errno
 import logging
+import socket
+import sqlite3
 import time
 
 from richchat import __version__
 from richchat.core.constants import PROTOCOL_VERSION
-from richchat.core.errors import AddressInUseError, RichchatError
+from richchat.core.errors import (
+    AddressInUseError,
+    DataDirError,
+    RichchatError,
+    UnknownHostError,
+)
 from richchat.core.protocol import frames as f
 from richchat.core.protocol.codec import warm_up
 from richchat.core.server.backends.embedded import EmbeddedBackend
 from richchat.core.server.config import ServerConfig
 from richchat.core.server.connection import Connection
+from richchat.core.server.datadir import DataDirLock, prepare_data_dir
 from richchat.core.server.delivery import Delivery
 from richchat.core.server.dialect import Dialect
 from richchat.core.server.hub import Hub
@@ -64,8 +72,29 @@ class ChatServer:
         self.port = config.port
         self.host = config.host
         self.server_id = ""
+        self._lock: DataDirLock | None = None
 
     async def start(self) -> None:
+        cfg = self.config
+        # one server per data directory, checked before anything else is opened
+        prepare_data_dir(cfg.data_dir)
+        self._lock = DataDirLock(cfg.data_dir)
+        self._lock.acquire()
+        try:
+            await self._start()
+        except BaseException:
+            if self.backend is not None:
+                await self.backend.close()
+                self.backend = None
+            self._release_lock()
+            raise
+
+    def _release_lock(self) -> None:
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
+
+    async def _start(self) -> None:
         cfg = self.config
         limit = raise_nofile_limit()
         if cfg.max_clients > limit - 64:
@@ -76,9 +105,14 @@ class ChatServer:
             )
         # validators and decoding paths now, not while the first clients connect
         warm_up()
-        store = HistoryStore(cfg.data_dir / "history.sqlite3", retention=cfg.retention)
-        self.backend = backend = EmbeddedBackend(store)
-        await backend.open()
+        history = cfg.data_dir / "history.sqlite3"
+        try:
+            self.backend = backend = EmbeddedBackend(
+                HistoryStore(history, retention=cfg.retention)
+            )
+            await backend.open()
+        except sqlite3.Error as exc:
+            raise DataDirError(f"cannot use the history file {history}: {exc}") from None
         self.server_id = backend.server_id
         delivery = Delivery(cfg, backend, self._hello)
         self.hub = hub = Hub(cfg, backend, delivery)
@@ -88,7 +122,11 @@ class ChatServer:
                 lambda: Connection(hub), cfg.host, cfg.port, reuse_address=True, backlog=1024
             )
         except OSError as exc:
-            await backend.close()
+            if isinstance(exc, socket.gaierror):
+                raise UnknownHostError(
+                    f"unknown host {cfg.host!r} for --host: {exc.strerror or exc}",
+                    hint="give an address of this machine, 0.0.0.0 or ::",
+                ) from None
             if exc.errno == errno.EADDRINUSE:
                 raise AddressInUseError(
                     f"{cfg.host}:{cfg.port} is already in use",
@@ -145,7 +183,12 @@ class ChatServer:
         self._advertiser = adv
 
     async def _sweep(self) -> None:
-        """Ping silent HELLO clients, drop idle ones and those that never register."""
+        """Ping silent HELLO clients, drop idle ones and those that never register.
+
+        A connection of any dialect (netcat users at the nickname prompt, a silent port
+        scanner) that has registered no nickname ``register_timeout`` seconds after it
+        connected is closed; nobody is told, as nobody was told it came.
+        """
         cfg = self.config
         period = max(0.05, min(5.0, cfg.idle_timeout / 4, cfg.register_timeout / 4))
         while True:
@@ -157,16 +200,21 @@ class ChatServer:
             for conn in list(hub.conns):
                 if conn.closed or not isinstance(conn, Connection):
                     continue
-                if conn.name is None and conn.dialect in (Dialect.HELLO, Dialect.SEED):
+                if conn.name is None:
                     if now - conn.connected_at > cfg.register_timeout:
-                        hub.fail(conn, "register_timeout", "no nickname registered in time")
+                        if conn.dialect != Dialect.PENDING:
+                            hub.fail(
+                                conn,
+                                "register_timeout",
+                                f"no nickname chosen within {cfg.register_timeout:g} s",
+                            )
                         conn.close("registration timeout")
                     continue
                 if conn.dialect != Dialect.HELLO:
                     continue  # raw and seed clients rely on TCP keepalive
                 silent = now - conn.last_seen
                 if silent > cfg.idle_timeout:
-                    conn.close("timed out")
+                    conn.close("timed out")  # silent through a PING: idle timeout
                 elif silent > cfg.idle_timeout / 2 and not conn.pinged:
                     conn.pinged = True
                     hub.ping(conn, str(int(now)))
@@ -176,10 +224,13 @@ class ChatServer:
         return f.Hello(
             version=PROTOCOL_VERSION,
             agent=SERVER_AGENT,
+            role="server",
             name=self.config.name,
             users=self.hub.users_online if self.hub else 0,
             tls=False,
             features=FEATURES,
+            flood_rate=self.config.flood_rate,
+            flood_burst=self.config.flood_burst,
         )
 
     async def stop(self) -> None:
@@ -211,6 +262,7 @@ class ChatServer:
         if self.backend is not None:
             await self.backend.close()
             self.backend = None
+        self._release_lock()
         log.info("server stopped")
 
     async def __aenter__(self) -> ChatServer:

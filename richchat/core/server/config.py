@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from richchat.core.protocol.codec import MAX_LINE_BYTES
+from richchat.core.protocol.text import sanitize_text
 
 DEFAULT_PORT = 5050
 DEFAULT_BEACON_PORT = 50505
@@ -23,7 +25,11 @@ class ServerConfig(BaseModel):
 
     host: str = "0.0.0.0"
     port: int = Field(default=DEFAULT_PORT, ge=0, le=65535)
-    name: str = Field(default="richchat", min_length=1, max_length=64)
+    #: control characters (an ESC in ``--name``) neutralised once, here, so no dialect (raw
+    #: netcat lines included), beacon or mDNS record ever carries them
+    name: Annotated[str, AfterValidator(sanitize_text)] = Field(
+        default="richchat", min_length=1, max_length=64
+    )
     data_dir: Path = Field(default_factory=default_data_dir)
     #: messages of history sent to a client on connect (per room)
     history: int = Field(default=50, ge=0, le=10_000)

@@ -7,7 +7,9 @@ output without ever blocking the hub.
   seed-protocol client, anything else (or silence for ``raw_detect_delay``) a raw netcat user.
 * Flood control: a token bucket per connection (``flood_rate`` lines/s, ``flood_burst``). When
   it runs dry the connection stops reading (TCP pushes back on the sender) until tokens refill:
-  nothing is lost, the flooder is simply slowed down, and nobody else waits.
+  nothing is lost, the flooder is simply slowed down, and nobody else waits. The ``flood``
+  notice goes out once per flood: again only once the bucket has been full again (the client
+  paused), not each time a long paste runs it dry anew.
 * Writing: the hub appends encoded bytes to ``out``; one flush per loop iteration writes them
   with a single write. A client whose unsent bytes exceed ``output_limit`` is disconnected
   with a reason; nobody else waits for it. On a plain TCP socket of the standard selector
@@ -32,10 +34,10 @@ from typing import TYPE_CHECKING, cast
 
 from richchat.core.protocol import frames as f
 from richchat.core.protocol.codec import InvalidFrame, LineDecoder, LineTooLong, encode
+from richchat.core.protocol.seed import strip_own_label
 from richchat.core.protocol.text import DEFAULT_ROOM, sanitize_text
 from richchat.core.server.dialect import Dialect
-from richchat.core.server.dialects import PARSERS, HelpCommand, detect
-from richchat.core.server.dialects.seed import strip_own_label
+from richchat.core.server.dialects import ASKS_NAME, PARSERS, HelpCommand, detect
 
 if TYPE_CHECKING:
     from richchat.core.server.hub import Hub
@@ -70,6 +72,7 @@ class Connection(asyncio.Protocol):
         "hub",
         "last_seen",
         "name",
+        "offered_name",
         "out",
         "pinged",
         "port",
@@ -86,6 +89,7 @@ class Connection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.dialect = Dialect.PENDING
         self.name: str | None = None
+        self.offered_name: str | None = None  # the guest name a netcat user is offered
         self.entry = ""
         self.host = "?"
         self.port = 0
@@ -174,15 +178,21 @@ class Connection(asyncio.Protocol):
             self.write_fd = self._direct_fd
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if exc is not None and self._close_reason is None:
-            log.debug("connection %s lost: %s", self.peer, exc)
-        reason = self._close_reason or ("connection lost" if exc else "disconnected")
+        # What the others are told is words; the errno text goes to the server log only.
+        if self._close_reason is not None:
+            reason = self._close_reason
+        elif exc is None:
+            reason = "disconnected"
+        elif isinstance(exc, TimeoutError):  # keepalive probes unanswered (ETIMEDOUT)
+            reason = "timed out"
+        else:
+            reason = "connection lost"
         self.closed = True
         self.write_fd = -1
         for handle in (self._mode_timer, self._drain_handle):
             if handle is not None:
                 handle.cancel()
-        self.hub.detach(self, reason)
+        self.hub.detach(self, reason, str(exc) if exc is not None else "")
 
     # ------------------------------------------------------------------ input
 
@@ -191,10 +201,11 @@ class Connection(asyncio.Protocol):
         if rate <= 0:
             return True
         now = time.monotonic()
-        self._tokens = min(
-            self.hub.config.flood_burst, self._tokens + (now - self._tokens_at) * rate
-        )
+        burst = self.hub.config.flood_burst
+        self._tokens = min(burst, self._tokens + (now - self._tokens_at) * rate)
         self._tokens_at = now
+        if self._flood_warned and self._tokens >= burst:
+            self._flood_warned = False  # it paused until the bucket refilled: the flood is over
         if self._tokens >= 1:
             self._tokens -= 1
             return True
@@ -252,7 +263,6 @@ class Connection(asyncio.Protocol):
             if self._held:
                 return
         self._backlog = None
-        self._flood_warned = False
         if self._eof:
             self._finish_eof()
         elif self.transport is not None and not self.closed:
@@ -278,7 +288,12 @@ class Connection(asyncio.Protocol):
     def _become_raw(self) -> None:
         self._mode_timer = None
         if self.dialect == Dialect.PENDING and not self.closed:
-            self.hub.start(self, Dialect.RAW)
+            self._start(Dialect.RAW)
+
+    def _start(self, dialect: Dialect) -> None:
+        self.hub.start(self, dialect)
+        if dialect in ASKS_NAME and self.name is None:
+            self.hub.ask_name(self)
 
     def _handle_line(self, item: str | LineTooLong) -> None:
         if (
@@ -307,10 +322,17 @@ class Connection(asyncio.Protocol):
             first = PARSERS[Dialect.HELLO](item, self)
             dialect = detect(first)
             if dialect != Dialect.RAW or self.dialect == Dialect.PENDING:
-                self.hub.start(self, dialect)
+                if dialect != self.dialect:
+                    self.offered_name = None  # a slow seed client is not at a name prompt
+                self._start(dialect)
             if dialect == Dialect.HELLO:
                 return
         if self.dialect == Dialect.PENDING:
+            return
+        if self.name is None and self.offered_name is not None:
+            pending = self.hub.answer_name(self, item)  # the answer to the name prompt
+            if pending is not None:
+                self.hold(pending)
             return
         parsed = PARSERS[self.dialect](item, self)
         if parsed is None:

@@ -257,6 +257,16 @@ class HelpText(Reply):
     __slots__ = ()
 
 
+class NamePrompt(Reply):
+    """Ask a connection for a name, offering ``offered`` for an empty answer (netcat users)."""
+
+    __slots__ = ("offered",)
+
+    def __init__(self, peer: Peer, offered: str) -> None:
+        super().__init__(peer)
+        self.offered = offered
+
+
 class Pong(Reply):
     __slots__ = ("token",)
 

@@ -19,7 +19,14 @@ from collections.abc import Awaitable
 from typing import TYPE_CHECKING
 
 from richchat.core.protocol import frames as f
-from richchat.core.protocol.text import DEFAULT_ROOM, fold_name
+from richchat.core.protocol.slash import HelpRequest, SlashError, parse_slash
+from richchat.core.protocol.text import (
+    DEFAULT_ROOM,
+    MAX_MESSAGE_BYTES,
+    fold_name,
+    nick_problem,
+    validate_nick,
+)
 from richchat.core.server import events as ev
 from richchat.core.server.backends import Backend
 from richchat.core.server.dialect import Dialect
@@ -30,6 +37,10 @@ if TYPE_CHECKING:
     from richchat.core.server.peer import Peer
 
 log = logging.getLogger("richchat.server")
+
+#: texts of at most this many characters are within MAX_MESSAGE_BYTES whatever they contain
+#: (4 UTF-8 bytes per character at most): only longer ones are measured
+_SURELY_SHORT = MAX_MESSAGE_BYTES // 4
 
 
 def now_ms() -> int:
@@ -71,11 +82,14 @@ class Hub:
         return True
 
     def start(self, peer: Peer, dialect: Dialect) -> None:
-        """The connection's dialect is known: welcome it."""
+        """The connection's dialect is known: welcome it, and nothing of any room.
+
+        A connection joins the lobby, appears in user lists, is announced and gets history
+        and room traffic only once it registers a name: a port scanner, a health check or
+        ``nc -z`` is never shown to anyone.
+        """
         self.delivery.set_dialect(peer, dialect)
         self._reply(ev.Welcome(peer))
-        if dialect == Dialect.RAW and peer.name is None:
-            self.set_nick(peer, self._guest_name())
 
     def _guest_name(self) -> str:
         while True:
@@ -83,8 +97,54 @@ class Hub:
             if self.backend.lookup(name_key(name)) is None:
                 return name
 
-    def detach(self, peer: Peer, reason: str) -> None:
-        """The connection is gone (``reason`` as users should read it)."""
+    # ------------------------------------------------------------------ the name prompt
+
+    def ask_name(self, peer: Peer) -> None:
+        """Ask a connection for a name (netcat users type it), offering a free guest name
+        for an empty answer."""
+        offered = peer.offered_name
+        if offered is None or self.backend.lookup(name_key(offered)) is not None:
+            offered = peer.offered_name = self._guest_name()
+        self._reply(ev.NamePrompt(peer, offered))
+
+    def answer_name(self, peer: Peer, text: str) -> Awaitable[object] | None:
+        """A line from a connection that was asked for a name: the answer to :meth:`ask_name`.
+
+        An empty line takes the offered guest name; ``/nick NAME`` works like ``NAME``;
+        ``/help`` and ``/quit`` work as always; anything refused says why and asks again.
+        """
+        text = text.strip()
+        name: str | None = text
+        if text.startswith("/"):
+            cmd = parse_slash(text)
+            name = None
+            if isinstance(cmd, f.Quit):
+                peer.close(f"quit: {cmd.reason}" if cmd.reason else "quit")
+                return None
+            if isinstance(cmd, HelpRequest):
+                self.help(peer)
+            elif isinstance(cmd, f.SetNick):
+                name = cmd.name
+            elif isinstance(cmd, SlashError) and text[1:].split(" ", 1)[0].lower() == "nick":
+                self.fail(peer, cmd.code, cmd.text)
+            else:
+                self.fail(peer, "not_registered", "choose a nickname first")
+        elif not text:
+            name = peer.offered_name
+            if name is None or self.backend.lookup(name_key(name)) is not None:
+                name = self._guest_name()
+        elif problem := nick_problem(text):
+            self.fail(peer, "name_invalid", problem)
+            name = None
+        if name is not None:
+            return self.set_nick(peer, validate_nick(name))
+        if peer.name is None and not peer.closed:
+            self.ask_name(peer)
+        return None
+
+    def detach(self, peer: Peer, reason: str, detail: str = "") -> None:
+        """The connection is gone. ``reason`` (words) is shown to the others, ``detail`` (an
+        errno text, say) only goes to the server's log."""
         if peer not in self.delivery.conns:
             return
         name = peer.name
@@ -95,7 +155,13 @@ class Hub:
             self.backend.release_name(name_key(name), peer)
             self.backend.publish(ev.Departed(name, reason, peer))
         self.delivery.detach(peer)
-        log.info("disconnect %s %s: %s", peer.peer, name or "(unregistered)", reason)
+        log.info(
+            "disconnect %s %s: %s%s",
+            peer.peer,
+            name or "(unregistered)",
+            reason,
+            f" ({detail})" if detail else "",
+        )
 
     def _reply(self, reply: ev.Reply) -> None:
         self.delivery.post(reply)
@@ -176,6 +242,8 @@ class Hub:
             return
         if not ok:
             self.fail(peer, "name_taken", f"the nickname {name} is already in use")
+            if old is None and peer.offered_name is not None:
+                self.ask_name(peer)  # still at the name prompt: ask again
             return
         if old is not None and name_key(old) != key:
             self.backend.release_name(name_key(old), peer)
@@ -200,9 +268,21 @@ class Hub:
         if name is None:
             self.fail(peer, "not_registered", "choose a nickname first (CMD_USER|name)")
             return
-        if not text:
+        if not text or (len(text) > _SURELY_SHORT and self._too_long(peer, text)):
             return
         self.backend.post_message(room, now_ms(), name, kind, text, peer)
+
+    def _too_long(self, peer: Peer, text: str) -> bool:
+        """Refuse a message over MAX_MESSAGE_BYTES (``message_too_long``); True if refused."""
+        size = len(text.encode("utf-8"))
+        if size <= MAX_MESSAGE_BYTES:
+            return False
+        self.fail(
+            peer,
+            "message_too_long",
+            f"message too long ({size} bytes; at most {MAX_MESSAGE_BYTES}), not sent",
+        )
+        return True
 
     def join(self, peer: Peer, room: str) -> None:
         assert peer.name is not None
@@ -236,6 +316,8 @@ class Hub:
         self.backend.publish(ev.TopicSet(room, peer.name, text))
 
     def private(self, peer: Peer, to: str, text: str) -> None:
+        if len(text) > _SURELY_SHORT and self._too_long(peer, text):
+            return
         holder = self.backend.lookup(name_key(to))
         if holder is None:
             self.fail(peer, "no_such_user", f"no user named {to} is online")

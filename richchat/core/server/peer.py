@@ -26,6 +26,8 @@ class Peer(Protocol):
     entry: str  # ``name(host:port)`` as shown in user lists ("" until registered)
     rooms: dict[str, None]  # rooms besides the lobby, as an ordered set
     current_room: str  # where a raw client's plain lines go
+    #: the guest name offered to a connection that is asked for a name (None: not asked)
+    offered_name: str | None
 
     # -- fan-out state (written only by the delivery)
     #: bytes queued for the next write; the delivery appends and marks the peer dirty

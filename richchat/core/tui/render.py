@@ -1,4 +1,5 @@
-"""Pure rendering of chat lines into rich Text (no Textual here; easy to test).
+"""Pure rendering into rich Text (no Textual here; easy to test): chat lines, the conversation
+list, the topic line and the header.
 
 User-supplied text is always appended as plain :class:`rich.text.Text`, never parsed as
 markup, so ``[bold]`` or escape sequences (already neutralised by the protocol) show literally.
@@ -6,12 +7,18 @@ markup, so ``[bold]`` or escape sequences (already neutralised by the protocol) 
 
 from __future__ import annotations
 
-import re
 import zlib
 from collections.abc import Callable
 from datetime import datetime
 
 from rich.text import Text
+
+from richchat.core.tui.state import ChatLine, ChatState, Conversation, mentions, same_name
+
+__all__ = [
+    "action_line", "chat_line", "conversation_list", "default_time_format", "mentions",
+    "message_line", "nick_colour", "private_line", "status_line", "system_line", "topic_line",
+]
 
 NICK_COLOURS = (
     "bright_cyan", "bright_green", "bright_magenta", "bright_yellow", "bright_blue",
@@ -34,44 +41,39 @@ def nick_colour(name: str) -> str:
     return NICK_COLOURS[zlib.crc32(name.casefold().encode("utf-8")) % len(NICK_COLOURS)]
 
 
-def mentions(text: str, nick: str | None) -> bool:
-    """Whether ``text`` mentions ``nick`` as a whole word (case-insensitive)."""
-    if not nick:
-        return False
-    pattern = r"(?<![\w])" + re.escape(nick) + r"(?![\w])"
-    return re.search(pattern, text, re.IGNORECASE) is not None
-
-
 def _stamp(ts_ms: int, fmt: TimeFormat) -> Text:
     return Text(fmt(ts_ms) + " ", style=TIME_STYLE)
 
 
-def message_line(ts_ms: int, name: str, text: str, me: str | None, fmt: TimeFormat) -> Text:
+def _mentioned(name: str, text: str, me: str | None) -> bool:
+    return me is not None and not same_name(name, me) and mentions(text, me)
+
+
+def _message(ts_ms: int, name: str, text: str, mention: bool, fmt: TimeFormat) -> Text:
     line = _stamp(ts_ms, fmt)
     line.append(f"<{name}>", style=f"bold {nick_colour(name)}")
     line.append(" ")
     line.append(text)  # plain append: never markup
-    if me and name.casefold() != me.casefold() and mentions(text, me):
+    if mention:
         line.stylize(MENTION_STYLE)
         line.stylize("bold", len(line) - len(text))
     return line
 
 
-def action_line(ts_ms: int, name: str, text: str, me: str | None, fmt: TimeFormat) -> Text:
+def _action(ts_ms: int, name: str, text: str, mention: bool, fmt: TimeFormat) -> Text:
     line = _stamp(ts_ms, fmt)
     line.append("* ", style="bold")
     line.append(name, style=f"bold {nick_colour(name)}")
     line.append(" ")
     line.append(text, style="italic")
-    if me and name.casefold() != me.casefold() and mentions(text, me):
+    if mention:
         line.stylize(MENTION_STYLE)
     return line
 
 
-def private_line(ts_ms: int, sender: str, to: str, text: str, me: str | None,
-                 fmt: TimeFormat) -> Text:
+def _private(ts_ms: int, sender: str, to: str, text: str, mine: bool, fmt: TimeFormat) -> Text:
     line = _stamp(ts_ms, fmt)
-    if me and sender.casefold() == me.casefold():
+    if mine:
         line.append(f"-> *{to}*", style=f"bold {nick_colour(to)}")
     else:
         line.append(f"*{sender}*", style=f"bold {nick_colour(sender)}")
@@ -80,8 +82,97 @@ def private_line(ts_ms: int, sender: str, to: str, text: str, me: str | None,
     return line
 
 
+def message_line(ts_ms: int, name: str, text: str, me: str | None, fmt: TimeFormat) -> Text:
+    return _message(ts_ms, name, text, _mentioned(name, text, me), fmt)
+
+
+def action_line(ts_ms: int, name: str, text: str, me: str | None, fmt: TimeFormat) -> Text:
+    return _action(ts_ms, name, text, _mentioned(name, text, me), fmt)
+
+
+def private_line(ts_ms: int, sender: str, to: str, text: str, me: str | None,
+                 fmt: TimeFormat) -> Text:
+    return _private(ts_ms, sender, to, text, same_name(sender, me), fmt)
+
+
 def system_line(ts_ms: int, text: str, fmt: TimeFormat, *, error: bool = False) -> Text:
     line = _stamp(ts_ms, fmt)
     line.append("-!- " if error else "--- ", style=ERROR_STYLE if error else "grey50")
     line.append(text, style=ERROR_STYLE if error else SYSTEM_STYLE)
+    return line
+
+
+def chat_line(line: ChatLine, fmt: TimeFormat) -> Text:
+    """One line of a conversation (whether it mentions us or is ours was decided on arrival)."""
+    if line.kind == "message":
+        return _message(line.ts, line.name, line.text, line.mention, fmt)
+    if line.kind == "action":
+        return _action(line.ts, line.name, line.text, line.mention, fmt)
+    if line.kind == "private":
+        return _private(line.ts, line.name, line.to, line.text, line.mine, fmt)
+    return system_line(line.ts, line.text, fmt, error=line.kind == "error")
+
+
+def conversation_list(state: ChatState) -> Text:
+    """The left panel: a heading, then one line per conversation (the one on screen marked)."""
+    out = Text("Conversations\n", style="bold underline")
+    for conv in state.conversations.values():
+        active = conv.key == state.active
+        entry = Text("▶ " if active else "  ")
+        entry.append(conv.title, style="bold reverse" if active else "")
+        if conv.unread:
+            entry.append(f" ({conv.unread})", style="bold red" if conv.mentioned else "bold yellow")
+        out.append_text(entry)
+        out.append("\n")
+    return out
+
+
+def topic_line(conv: Conversation, new_below: int) -> Text:
+    """The line above the chat: the conversation's title, its topic, unseen lines below."""
+    topic = Text(conv.title, style="bold")
+    if conv.private:
+        topic.append("  private conversation", style="italic")
+    elif conv.topic:
+        topic.append("  ")
+        topic.append(conv.topic)
+    if new_below:
+        topic.append(f"  ▼ {new_below} new below", style="bold yellow")
+    return topic
+
+
+def status_line(*, server: str, address: str, nick: str | None, state: str, detail: str,
+                width: int) -> Text:
+    """The header, made to fit ``width`` cells: nickname and connection state come first to
+    stay; the address, then the server's name, then the detail go when space is short."""
+    colour = {"connected": "green", "connecting": "yellow"}.get(state, "red")
+
+    def build(with_server: bool, with_address: bool, with_detail: bool, long: bool) -> Text:
+        line = Text(style="bold")
+        if with_server:
+            if long:
+                line.append("richchat ")
+            line.append(server or "?", style="bold cyan")
+            if with_address:
+                line.append(f" ({address})")
+            line.append("  ")
+        line.append("nick: " if long else "")
+        line.append(nick or "(none)", style="bold")
+        line.append("  " if long else " ")
+        line.append(f"● {state}", style=f"bold {colour}")
+        if with_detail and detail:
+            line.append(f" ({detail})", style="dim")
+        return line
+
+    for line in (
+        build(True, True, True, True),
+        build(True, False, True, True),
+        build(False, False, True, True),
+        build(False, False, True, False),
+    ):
+        if line.cell_len <= width:
+            return line
+    bare = build(False, False, False, False)
+    # room left after nick and state: as much of the detail as fits, else none of it
+    line = build(False, False, True, False) if detail and bare.cell_len + 8 <= width else bare
+    line.truncate(max(width, 1), overflow="ellipsis")
     return line

@@ -1,19 +1,138 @@
-"""Widgets of the chat screen: the input line, the conversation list, the nickname dialog."""
+"""Widgets of the chat screen: the header, the topic line, the chat log, the input line, the
+conversation list and the nickname dialog. They show what they are given; no chat logic here.
+"""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterable
 from typing import ClassVar
 
+from rich.console import RenderableType
 from rich.text import Text
 from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.message import Message
+from textual.reactive import reactive
 from textual.screen import ModalScreen
-from textual.widgets import Input, Label, Static
+from textual.timer import Timer
+from textual.widget import Widget
+from textual.widgets import Input, Label, RichLog, Static
 
 from richchat.core.protocol.text import nick_problem
+from richchat.core.tui import render
+from richchat.core.tui.session import Status
+from richchat.core.tui.state import MAX_LINES, Conversation
+
+
+class StatusBar(Widget):
+    """The header: server, address, nickname and connection state, fitted to the width
+    (nickname and state stay on the narrowest screen). While a reconnection is pending it
+    counts down to it."""
+
+    DEFAULT_CSS = "StatusBar { height: 1; }"
+    server: reactive[str] = reactive("")
+    nick: reactive[str | None] = reactive(None)
+    status: reactive[Status] = reactive(Status)
+
+    def __init__(self, address: str, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.address = address
+
+    def on_mount(self) -> None:
+        self.set_interval(0.1, self._tick)
+
+    def _tick(self) -> None:
+        if self.status.retry_at is not None:
+            self.refresh()  # the countdown
+
+    def watch_status(self, status: Status) -> None:
+        self.set_class(status.state != "connected", "-offline")
+
+    def render(self) -> RenderableType:
+        status = self.status
+        return render.status_line(
+            server=self.server, address=self.address, nick=self.nick, state=status.state,
+            detail=status.describe(time.monotonic()), width=self.content_size.width,
+        )
+
+
+class TopicBar(Widget):
+    """The line above the chat: title and topic of the conversation, and how many new lines
+    wait below while the user reads older ones."""
+
+    DEFAULT_CSS = "TopicBar { height: 1; }"
+    conversation: reactive[Conversation | None] = reactive(None, always_update=True)
+    new_below: reactive[int] = reactive(0)
+
+    def render(self) -> RenderableType:
+        conv = self.conversation
+        return render.topic_line(conv, self.new_below) if conv is not None else Text()
+
+
+class ChatLog(RichLog):
+    """The chat panel: lines wrap to its width (no horizontal scrolling), and are wrapped
+    again when the width changes, so lines received in a small window read well once it grows.
+
+    RichLog keeps only the lines as rendered for one width, so this keeps their source too
+    (at most as many as a conversation keeps). Wrapping costs about 0.6 ms a line (rich), so a
+    full window of 2,000 lines takes a second: the lines are wrapped again once the width has
+    stayed the same for ``REWRAP_DELAY`` seconds, not on every step of a window being dragged.
+    """
+
+    REWRAP_DELAY = 0.15
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id, wrap=True, markup=False, highlight=False, min_width=1,
+                         auto_scroll=False)
+        self._source: list[Text] = []
+        self._wrapped_at: int | None = None  # the width the lines are wrapped for
+        self._rewrap_timer: Timer | None = None
+
+    @property
+    def at_bottom(self) -> bool:
+        return self.scroll_y >= self.max_scroll_y - 1
+
+    def show(self, lines: Iterable[Text]) -> None:
+        """Replace everything with ``lines``, scrolled to the end."""
+        self._source = list(lines)[-MAX_LINES:]
+        self._rewrite(to_end=True)
+
+    def add(self, line: Text, *, scroll_end: bool) -> None:
+        self._source.append(line)
+        if len(self._source) > MAX_LINES:
+            del self._source[: len(self._source) - MAX_LINES]
+        self.write(line, scroll_end=scroll_end)
+
+    def _rewrite(self, *, to_end: bool) -> None:
+        fraction = self.scroll_y / self.max_scroll_y if self.max_scroll_y else 1.0
+        if self.size.width:
+            self._wrapped_at = self.size.width
+        self.clear()
+        for line in self._source:
+            self.write(line, scroll_end=False)
+        if to_end or fraction >= 1.0:
+            self.scroll_end(animate=False, immediate=True)
+        else:
+            self.scroll_to(y=round(fraction * self.max_scroll_y), animate=False, immediate=True)
+
+    def on_resize(self, event: events.Resize) -> None:
+        # (RichLog's own on_resize runs after this one: Textual calls both)
+        if self._wrapped_at is None:
+            self._wrapped_at = event.size.width  # the first size: RichLog renders what waited
+            return
+        if self._rewrap_timer is not None:
+            self._rewrap_timer.stop()
+        self._rewrap_timer = self.set_timer(self.REWRAP_DELAY, self._rewrap)
+
+    def _rewrap(self) -> None:
+        self._rewrap_timer = None
+        width = self.size.width
+        if width and width != self._wrapped_at:
+            self._wrapped_at = width
+            self._rewrite(to_end=self.at_bottom)
 
 
 class ChatInput(Input):
@@ -25,12 +144,13 @@ class ChatInput(Input):
             self.lines = lines
 
     def _on_paste(self, event: events.Paste) -> None:
+        # Textual calls the ``_on_paste`` of every class along the MRO: Input's own handler
+        # inserts a one-line paste after this one, so this one must not (calling super() here
+        # inserted every paste twice). prevent_default() stops Input's for a multi-line paste.
         if "\n" in event.text or "\r" in event.text:
             event.stop()
             event.prevent_default()
             self.post_message(self.MultiLinePaste(event.text.splitlines()))
-            return
-        super()._on_paste(event)
 
 
 class ConversationList(Static):
@@ -53,7 +173,8 @@ class NickScreen(ModalScreen[str | None]):
     DEFAULT_CSS = """
     NickScreen { align: center middle; }
     NickScreen > Vertical {
-        width: 64; height: auto; border: thick $accent; padding: 1 2; background: $surface;
+        width: 64; max-width: 100%; height: auto; border: thick $accent; padding: 1 2;
+        background: $surface;
     }
     NickScreen Label { width: 100%; margin-bottom: 1; }
     NickScreen #nick-reason { color: $error; }

@@ -36,6 +36,10 @@ PARSERS: dict[Dialect, Parser] = {
 }
 
 
+#: dialects whose users type their name at a prompt instead of sending a frame for it
+ASKS_NAME = frozenset({Dialect.RAW})
+
+
 def renderer(dialect: Dialect) -> Renderer:
     r = RENDERERS[dialect]
     if r is None:
@@ -43,7 +47,15 @@ def renderer(dialect: Dialect) -> Renderer:
     return r
 
 
-__all__ = ["PARSERS", "RENDERERS", "HelpCommand", "Parsed", "RenderContext", "Renderer"]
+__all__ = [
+    "ASKS_NAME",
+    "PARSERS",
+    "RENDERERS",
+    "HelpCommand",
+    "Parsed",
+    "RenderContext",
+    "Renderer",
+]
 
 
 def detect(first: Parsed) -> Dialect:

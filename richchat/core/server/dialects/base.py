@@ -117,6 +117,10 @@ class Renderer:
     def name_is(self, name: str) -> bytes | None:
         return None
 
+    def name_prompt(self, offered: str) -> bytes | None:
+        """Ask for a name (only dialects whose users type their name at a prompt)."""
+        return None
+
     def room_state(self, ctx: RenderContext, peer: Peer, room: str, mark: int) -> bytes:
         return b""
 

@@ -73,19 +73,29 @@ class HelloRenderer(Renderer):
     def notice(self, text: str) -> bytes:
         return _notice(text)
 
+    def shutdown(self, e: ev.Shutdown) -> bytes:
+        # the notice every dialect understands, then the signal a program acts on
+        return _notice(e.text) + encode_frame(f.Bye.model_construct(code="shutdown", text=e.text))
+
     # -- replies
 
     def welcome(self, ctx: RenderContext, peer: Peer) -> bytes:
-        return encode_frame(ctx.server_hello()) + _notice(welcome_text(ctx.server_name))
+        # the lobby's user list too (what CMD_WHO|lobby tells anyone): a client can see that
+        # a nickname is free before it takes one
+        return (
+            encode_frame(ctx.server_hello())
+            + _notice(welcome_text(ctx.server_name))
+            + ctx.ulist()
+        )
 
     def snapshot(self, ctx: RenderContext, peer: Peer, mark: int) -> bytes:
         assert peer.name is not None
-        parts = [encode_frame(f.You.model_construct(name=peer.name))]
-        parts += [stored_line(m) for m in ctx.history(DEFAULT_ROOM, mark)]
+        parts = [stored_line(m) for m in ctx.history(DEFAULT_ROOM, mark)]
         parts.append(ctx.ulist())
         setter, text = ctx.topic(DEFAULT_ROOM)
         if text:
             parts.append(self._topic(DEFAULT_ROOM, setter, text))
+        parts.append(encode_frame(f.You.model_construct(name=peer.name)))
         return b"".join(parts)
 
     def name_is(self, name: str) -> bytes:

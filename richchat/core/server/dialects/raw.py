@@ -122,6 +122,9 @@ class RawRenderer(Renderer):
     def failure(self, code: str, text: str) -> bytes:
         return _notice(f"Error: {text}")
 
+    def name_prompt(self, offered: str) -> bytes:
+        return _notice(f"Type a nickname, or press Enter to be {offered}:")
+
     def help(self) -> bytes:
         return b"".join(_notice(line) for line in HELP_LINES)
 

@@ -6,9 +6,8 @@ delivery) instead of incremental updates. Those bytes are the compatibility cont
 exact.
 
 Input rule: the seed protocol has clients write their own name in front of each message
-(``MSG|alice: hello``, its sequence diagram). The server stamps the sender itself, so a leading
-``<own name>: `` (compared after NFKC and case-folding) is dropped once; any other prefix is
-text (``MSG|bob: hi`` from alice relays as ``MSG|alice: bob: hi``: nobody speaks as another).
+(``MSG|alice: hello``); the sender's own label is dropped once before the server stamps the
+line (:func:`richchat.core.protocol.seed.strip_own_label`).
 """
 
 from __future__ import annotations
@@ -18,7 +17,8 @@ from typing import TYPE_CHECKING
 from richchat.core.constants import welcome_text
 from richchat.core.protocol import frames as f
 from richchat.core.protocol.codec import InvalidFrame, decode_client_line
-from richchat.core.protocol.text import DEFAULT_ROOM, fold_name
+from richchat.core.protocol.seed import strip_own_label
+from richchat.core.protocol.text import DEFAULT_ROOM
 from richchat.core.server import events as ev
 from richchat.core.server.dialects.base import RenderContext, Renderer, encode_frame
 from richchat.core.server.storage import StoredMessage
@@ -84,16 +84,6 @@ class SeedRenderer(Renderer):
     def room_listing(self, ctx: RenderContext) -> bytes:
         body = ",".join(f"{room}:{count}" for room, count in ctx.room_counts())
         return f"ROOMS|{body}\n".encode()
-
-
-def strip_own_label(text: str, name: str | None) -> str:
-    """``alice: hello`` from alice -> ``hello``; anything else unchanged (see module doc)."""
-    if name is None:
-        return text
-    label, sep, rest = text.partition(": ")
-    if sep and label and fold_name(label) == fold_name(name):
-        return rest
-    return text
 
 
 def parse(line: str, peer: Peer) -> f.ClientFrame | InvalidFrame:

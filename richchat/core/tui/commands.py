@@ -1,0 +1,256 @@
+"""What a line typed in the chat input does: a small router, pure (no Textual, no I/O).
+
+:func:`submit` takes the client state and the line, and returns an :class:`Outcome`: the next
+state and its changes, at most one frame for the server, whether the line stays in the input
+(a refusal the user can correct) and whether to quit. The app carries it out.
+
+Routing, in order:
+
+1. a line that does not start with ``/`` (or starts with ``//``) is a message for the
+   conversation on screen (:func:`say`);
+2. UI commands (:data:`LOCAL`): ``/help``, ``/quit``, ``/clear``, ``/users``,
+   ``/msg USER`` and ``/query USER`` without text, ``/leave`` in a private conversation;
+3. everything else goes through the protocol's shared slash parser (the grammar netcat users
+   have) and becomes one frame, which a rule of :data:`FRAME_RULES` may adjust to the
+   conversation on screen (``/me`` in a private conversation, ``/join`` of a room we are in).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+from richchat.core.protocol import frames as f
+from richchat.core.protocol.slash import HelpRequest, SlashError, parse_slash
+from richchat.core.protocol.text import DEFAULT_ROOM, message_size, nick_problem
+from richchat.core.tui import state as st
+from richchat.core.tui.state import ChatState
+
+HELP = (
+    "Commands:",
+    "  /join ROOM        join a room (and switch to it)",
+    "  /leave, /part     leave the current room",
+    "  /rooms            list the rooms on the server",
+    "  /who [ROOM]       list the members of a room",
+    "  /users            list the users of this conversation",
+    "  /topic TEXT       set the topic of the current room",
+    "  /msg USER [TEXT]  private message (opens a private conversation; also /query USER)",
+    "  /me ACTION        an emote, like '* alice waves'",
+    "  /nick NAME        change your nickname",
+    "  /clear            clear this conversation's window",
+    "  /quit             leave (also Ctrl+C)",
+    "  //text            send a line that starts with '/'",
+    "Keys: TAB chat/users panel, Up/Down/PgUp/PgDn scroll it, Ctrl+N/Ctrl+P next/previous"
+    " conversation, F2/F3 show or hide the conversation/user list.",
+)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What the app does with a submitted line."""
+
+    state: ChatState
+    changes: tuple[st.Change, ...] = ()
+    send: f.Frame | None = None  # the frame for the server
+    keep: bool = False  # leave the text in the input line (to correct or resend it)
+    quit: bool = False
+
+
+def _noted(state: ChatState, text: str, now: int, *, error: bool = False,
+           keep: bool = False) -> Outcome:
+    new, changes = st.note(state, text, now, error=error)
+    return Outcome(new, changes, keep=keep)
+
+
+def _stepped(step: st.Step, send: f.Frame | None = None) -> Outcome:
+    return Outcome(step[0], step[1], send=send)
+
+
+# --------------------------------------------------------------------------- messages
+
+
+def say(state: ChatState, text: str, now: int, *, max_bytes: int) -> Outcome:
+    """``text`` as a message to the conversation on screen; refused (and kept) if it cannot
+    be sent now."""
+    if not state.online:
+        return _noted(state, "Not connected: your message is kept in the input line.", now,
+                      error=True, keep=True)
+    if not state.registered:
+        return _noted(state, "No nickname yet (/nick NAME): your message is kept.", now,
+                      error=True, keep=True)
+    size = message_size(text)
+    if size > max_bytes:
+        return _noted(state, f"Message too long ({size} bytes; at most {max_bytes}): it is kept "
+                      "in the input line.", now, error=True, keep=True)
+    conv = state.current
+    if conv.peer is not None:
+        return Outcome(state, send=f.SendPrivate(to=conv.peer, text=text))
+    if not conv.joined:
+        return _noted(state, f"Not in {conv.title} yet (rejoining): your message is kept.", now,
+                      error=True, keep=True)
+    if conv.key == DEFAULT_ROOM:
+        return Outcome(state, send=f.Say(text=text))
+    return Outcome(state, send=f.SayRoom(room=conv.key, text=text))
+
+
+def submit(state: ChatState, text: str, now: int, *, max_bytes: int) -> Outcome:
+    """A line the user submitted: a message or a command."""
+    if not text.strip():
+        return Outcome(state, keep=True)
+    if text.startswith("/") and not text.startswith("//"):
+        return command(state, text, now)
+    return say(state, text[1:] if text.startswith("//") else text, now, max_bytes=max_bytes)
+
+
+# --------------------------------------------------------------------------- UI commands
+
+#: a UI command: (state, argument, now) -> an outcome, or None to leave it to the protocol
+LocalCommand = Callable[[ChatState, str, int], "Outcome | None"]
+
+
+def _help(state: ChatState, _arg: str, now: int) -> Outcome:
+    changes: list[st.Change] = []
+    for line in HELP:
+        state, more = st.note(state, line, now)
+        changes.extend(more)
+    return Outcome(state, tuple(changes))
+
+
+def _quit(state: ChatState, _arg: str, _now: int) -> Outcome:
+    return Outcome(state, quit=True)
+
+
+def _clear(state: ChatState, _arg: str, _now: int) -> Outcome:
+    return _stepped(st.clear(state, state.active))
+
+
+def _users(state: ChatState, _arg: str, now: int) -> Outcome:
+    conv = state.current
+    names = conv.sorted_users()
+    return _noted(state, f"Users in {conv.title} ({len(names)}): " + ", ".join(names), now)
+
+
+def _query(state: ChatState, arg: str, now: int) -> Outcome | None:
+    """``/msg USER`` or ``/query USER`` (no text): open the private conversation."""
+    if not arg or " " in arg:
+        return None  # with text: a private message, through the protocol
+    problem = nick_problem(arg)
+    if problem:
+        return _noted(state, f"Bad user name {arg!r}: {problem}", now, error=True, keep=True)
+    return _stepped(st.open_private(state, arg))
+
+
+def _leave(state: ChatState, arg: str, _now: int) -> Outcome | None:
+    """``/leave`` in a private conversation closes it (rooms: the protocol's CMD_PART)."""
+    if arg or not state.current.private:
+        return None
+    return _stepped(st.close(state, state.active))
+
+
+LOCAL: dict[str, LocalCommand] = {
+    "help": _help,
+    "quit": _quit,
+    "clear": _clear,
+    "users": _users,
+    "msg": _query,
+    "query": _query,
+    "leave": _leave,
+    "part": _leave,
+}
+#: UI names of protocol commands
+ALIASES = {"query": "msg"}
+
+
+# --------------------------------------------------------------------------- protocol commands
+
+FrameT = TypeVar("FrameT", bound=f.Frame)
+FrameRule = Callable[[ChatState, f.Frame, int], Outcome]
+
+
+def _join(state: ChatState, frame: f.JoinRoom, _now: int) -> Outcome:
+    if frame.room in state.conversations:
+        return _stepped(st.switch(state, frame.room))  # already in it: just show it
+    return Outcome(st.expect_join(state, frame.room), send=frame)
+
+
+def _part(state: ChatState, frame: f.PartRoom, now: int) -> Outcome:
+    if frame.room == DEFAULT_ROOM:
+        return _noted(state, "Everyone stays in #lobby; it cannot be left.", now, error=True)
+    return Outcome(state, send=frame)
+
+
+def _who(state: ChatState, frame: f.Who, _now: int) -> Outcome:
+    return Outcome(st.expect_who(state, frame.room), send=frame)
+
+
+def _private(state: ChatState, frame: f.SendPrivate, _now: int) -> Outcome:
+    return _stepped(st.open_private(state, frame.to), send=frame)
+
+
+def _topic(state: ChatState, frame: f.SetTopic, now: int) -> Outcome:
+    if state.current.private:
+        return _noted(state, "Private conversations have no topic.", now, error=True,
+                      keep=True)
+    return Outcome(state, send=frame)
+
+
+def _action(state: ChatState, frame: f.SendAction, _now: int) -> Outcome:
+    peer = state.current.peer
+    if peer is not None:  # no emote frame for private messages: "* text" as a message
+        return Outcome(state, send=f.SendPrivate(to=peer, text=f"* {frame.text}"))
+    return Outcome(state, send=frame)
+
+
+def _rules() -> dict[type[f.Frame], FrameRule]:
+    table: dict[type[f.Frame], FrameRule] = {}
+
+    def rule(kind: type[FrameT], handler: Callable[[ChatState, FrameT, int], Outcome]) -> None:
+        table[kind] = handler  # type: ignore[assignment]
+
+    rule(f.JoinRoom, _join)
+    rule(f.PartRoom, _part)
+    rule(f.Who, _who)
+    rule(f.SendPrivate, _private)
+    rule(f.SetTopic, _topic)
+    rule(f.SendAction, _action)
+    return table
+
+
+#: frame type -> how the conversation on screen adjusts it (the rest is sent as parsed)
+FRAME_RULES = _rules()
+
+
+def command(state: ChatState, text: str, now: int) -> Outcome:
+    """A line starting with ``/``."""
+    name, _, arg = text[1:].partition(" ")
+    name, arg = name.lower(), arg.strip()
+    local = LOCAL.get(name)
+    if local is not None:
+        outcome = local(state, arg, now)
+        if outcome is not None:
+            return outcome
+    name = ALIASES.get(name, name)
+    conv = state.current
+    parsed = parse_slash(f"/{name} {arg}".rstrip(), DEFAULT_ROOM if conv.private else conv.key)
+    if isinstance(parsed, SlashError):
+        if parsed.code == "unknown_command":
+            return _noted(state, f"Unknown command /{name}; type /help for the list.", now,
+                          error=True, keep=True)
+        return _noted(state, parsed.text[:1].upper() + parsed.text[1:], now, error=True,
+                      keep=True)
+    if isinstance(parsed, HelpRequest):  # /help is a UI command; kept for completeness
+        return _help(state, arg, now)
+    if isinstance(parsed, f.Quit):
+        return Outcome(state, quit=True)
+    if not state.online:
+        return _noted(state, "Not connected: your command is kept in the input line.", now,
+                      error=True, keep=True)
+    if isinstance(parsed, f.SetNick):
+        return Outcome(state, send=parsed)
+    if not state.registered:
+        return _noted(state, "Choose a nickname first: /nick NAME", now, error=True, keep=True)
+    rule = FRAME_RULES.get(type(parsed))
+    if rule is not None:
+        return rule(state, parsed, now)
+    return Outcome(state, send=parsed)

@@ -1,0 +1,319 @@
+"""The chat UI's connection to the server: one :class:`ChatSession` per chat screen.
+
+The session owns what lasts longer than one TCP connection: it connects (a
+:class:`~richchat.core.client.ChatClient` per attempt), registers the nickname, reconnects with
+exponential backoff and jitter when the connection ends, registers the same nickname again
+(retrying after 1, 2 and 4 s if someone holds it meanwhile), rejoins the rooms we were in, and
+drops history lines it already passed on (by message id). It never imports Textual: it reports
+what happens as small events to one listener (the app), and the app sends frames through it.
+
+Sending never waits on the network (:meth:`ChatSession.send` queues the bytes), so the UI
+stays live whatever the server does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Literal, Union
+
+from richchat.core.client import NICK_ERRORS, Address, ChatClient, backoff_delays
+from richchat.core.errors import ConnectionLostError, ProtocolError, RichchatError
+from richchat.core.protocol import frames as f
+from richchat.core.protocol.text import DEFAULT_ROOM, fold_name, nick_problem
+
+ConnectionState = Literal["connecting", "connected", "disconnected", "failed"]
+#: times a nickname taken meanwhile is asked for again after a reconnect (after 1, 2, 4 s)
+NICK_RETRIES = 3
+
+
+@dataclass(frozen=True)
+class Status:
+    """The connection as the header shows it."""
+
+    state: ConnectionState = "connecting"
+    detail: str = ""
+    #: ``time.monotonic()`` of the next connection attempt, while waiting for it
+    retry_at: float | None = None
+
+    def describe(self, now: float) -> str:
+        """The countdown to the next attempt, then the detail (first: a narrow header cuts
+        the end): ``reconnecting in 2.1 s; connection refused by ...``."""
+        if self.retry_at is None:
+            return self.detail
+        countdown = f"reconnecting in {max(0.0, self.retry_at - now):.1f} s"
+        return f"{countdown}; {self.detail}" if self.detail else countdown
+
+
+# --------------------------------------------------------------------------- events
+
+
+@dataclass(frozen=True)
+class StatusChanged:
+    status: Status
+
+
+@dataclass(frozen=True)
+class Connected:
+    """A new connection: HELLO exchanged, no nickname on it yet."""
+
+    hello: f.Hello
+
+
+@dataclass(frozen=True)
+class Disconnected:
+    """The connection ended (a new attempt follows unless we are quitting)."""
+
+
+@dataclass(frozen=True)
+class FrameReceived:
+    """A frame from the server, minus history lines already passed on."""
+
+    frame: f.Frame
+
+
+@dataclass(frozen=True)
+class Note:
+    """Something the session wants the user to read (a lost connection, a retry)."""
+
+    text: str
+    error: bool = False
+
+
+@dataclass(frozen=True)
+class NickNeeded:
+    """No usable nickname: ask the user (``reason``: why the last one was refused)."""
+
+    reason: str | None
+
+
+@dataclass(frozen=True)
+class Failed:
+    """The session gave up (not a richchat server; or the first attempt failed with
+    ``fail_fast``): :meth:`ChatSession.run` returns after this."""
+
+    error: RichchatError
+
+
+SessionEvent = Union[StatusChanged, Connected, Disconnected, FrameReceived, Note, NickNeeded,
+                     Failed]
+Listener = Callable[[SessionEvent], None]
+
+
+# --------------------------------------------------------------------------- the session
+
+
+class ChatSession:
+    """Connect, register, reconnect, rejoin, de-duplicate; report to ``listener``."""
+
+    def __init__(
+        self,
+        address: Address,
+        nick: str | None,
+        listener: Listener,
+        *,
+        timeout: float = 10.0,
+        reconnect_base: float = 0.5,
+        reconnect_cap: float = 15.0,
+        fail_fast: bool = False,
+    ) -> None:
+        self.address = address
+        self.wanted_nick = nick  # what we ask for (the user's choice)
+        self.nick: str | None = None  # what the server last confirmed
+        self.listener = listener
+        self.timeout = timeout
+        self.reconnect_base = reconnect_base
+        self.reconnect_cap = reconnect_cap
+        #: give up (``Failed``) if the very first connection attempt fails
+        self.fail_fast = fail_fast
+        self.status = Status()
+        self.registered = False  # the server confirmed our nickname on this connection
+        self.sessions = 0  # connections that got as far as a confirmed nickname
+        self._client: ChatClient | None = None
+        self._quitting = False
+        self._attempt = 0
+        self._delays = self._new_delays()
+        self._rooms: dict[str, None] = {}  # rooms to rejoin (ordered), the lobby excluded
+        self._seen: dict[str, set[tuple[int, int]]] = {}  # room -> (id, ts) passed on
+        self._nick_retries = 0
+        self._nick_timer: asyncio.TimerHandle | None = None
+
+    @property
+    def connected(self) -> bool:
+        return self._client is not None and self._client.connected
+
+    @property
+    def rooms(self) -> list[str]:
+        """The rooms (besides the lobby) we are in, and rejoin after a reconnect."""
+        return list(self._rooms)
+
+    # ------------------------------------------------------------------ the loop
+
+    async def run(self) -> None:
+        """Connect and reconnect until :meth:`quit` (or until ``Failed``)."""
+        while not self._quitting:
+            self._attempt += 1
+            self._set_status("connecting", f"attempt {self._attempt}" if self._attempt > 1 else "")
+            client = ChatClient(self.address.host, self.address.port, timeout=self.timeout)
+            try:
+                hello = await client.connect()
+            except ProtocolError as exc:
+                self._set_status("failed", "not a richchat server")
+                self._emit(Failed(exc))
+                return
+            except RichchatError as exc:
+                await client.close()
+                if self.fail_fast and not self.sessions:
+                    self._emit(Failed(exc))
+                    return
+                await self._wait(next(self._delays), exc.message)
+                continue
+            await self._serve(client, hello)
+            if self._quitting:
+                return
+            delay = next(self._delays)
+            self._emit(Note(f"Connection lost; reconnecting in {delay:.1f} s", error=True))
+            await self._wait(delay, "")
+
+    async def _serve(self, client: ChatClient, hello: f.Hello) -> None:
+        """One connection, from HELLO to its end."""
+        self._client = client
+        self.registered = False
+        self._nick_retries = 0
+        self._emit(Connected(hello))
+        self._set_status("connected", "choosing a nickname")
+        self._register()
+        try:
+            while (frame := await client.recv()) is not None:
+                self._on_frame(frame)
+        finally:
+            self._cancel_nick_timer()
+            await client.close()
+            self._client = None
+            self.registered = False
+            self._emit(Disconnected())
+
+    def _new_delays(self) -> Iterator[float]:
+        return backoff_delays(self.reconnect_base, self.reconnect_cap)
+
+    async def _wait(self, delay: float, detail: str) -> None:
+        """Wait ``delay`` seconds before the next attempt; the header counts them down."""
+        self._set_status("disconnected", detail, retry_at=time.monotonic() + delay)
+        await asyncio.sleep(delay)
+
+    # ------------------------------------------------------------------ frames
+
+    def _on_frame(self, frame: f.Frame) -> None:
+        if isinstance(frame, f.You):
+            self.nick = self.wanted_nick = frame.name
+            if not self.registered:
+                self._registered()
+        elif isinstance(frame, (f.RoomMessage, f.Action)):
+            seen = self._seen.setdefault(frame.room, set())
+            # (id, ts): the same id with another timestamp is another server's message
+            if (frame.id, frame.ts) in seen:
+                return  # history we already passed on (after a reconnect)
+            seen.add((frame.id, frame.ts))
+        elif isinstance(frame, f.UserJoined) and self._is_me(frame.user.name):
+            if frame.room != DEFAULT_ROOM:
+                self._rooms[frame.room] = None
+        elif isinstance(frame, f.UserLeft) and self._is_me(frame.name):
+            self._rooms.pop(frame.room, None)
+            self._seen.pop(frame.room, None)  # a later /join shows its history again
+        self._emit(FrameReceived(frame))
+        if isinstance(frame, f.Error) and frame.code in NICK_ERRORS and not self.registered:
+            self._nick_refused(frame)
+
+    def _is_me(self, name: str) -> bool:
+        return self.nick is not None and fold_name(name) == fold_name(self.nick)
+
+    def _registered(self) -> None:
+        """The first ``YOU`` on this connection: back to normal, rejoin our rooms."""
+        self.registered = True
+        self.sessions += 1
+        self._attempt = 0
+        self._delays = self._new_delays()
+        for room in self._rooms:
+            self._send_quietly(f.JoinRoom(room=room))
+        self._set_status("connected", "")
+
+    # ------------------------------------------------------------------ nickname
+
+    def _register(self) -> None:
+        nick = self.nick or self.wanted_nick
+        problem = nick_problem(nick) if nick else None
+        if nick and not problem:
+            self._send_quietly(f.SetNick(name=nick))
+        else:
+            self._emit(NickNeeded(f"Nickname {nick!r} refused: {problem}" if problem else None))
+
+    def _nick_refused(self, frame: f.Error) -> None:
+        wanted = self.wanted_nick
+        if (frame.code == "name_taken" and wanted and self.sessions
+                and self._nick_retries < NICK_RETRIES):
+            # Reconnecting: the server may not have noticed our old connection is gone.
+            self._nick_retries += 1
+            delay = float(2 ** (self._nick_retries - 1))
+            self._emit(Note(f"{wanted} is still taken; trying again in {delay:g} s"))
+            self._cancel_nick_timer()
+            loop = asyncio.get_running_loop()
+            self._nick_timer = loop.call_later(delay, self._retry_nick, wanted)
+            return
+        self._emit(NickNeeded(f"Nickname {wanted!r} refused: {frame.text}"))
+
+    def _retry_nick(self, name: str) -> None:
+        self._nick_timer = None
+        if not self.registered:
+            self._send_quietly(f.SetNick(name=name))
+
+    def _cancel_nick_timer(self) -> None:
+        if self._nick_timer is not None:
+            self._nick_timer.cancel()
+            self._nick_timer = None
+
+    def choose_nick(self, name: str) -> None:
+        """The user picked a nickname: ask for it now (or on the next connection)."""
+        self.wanted_nick = name
+        self._send_quietly(f.SetNick(name=name))
+
+    # ------------------------------------------------------------------ sending
+
+    def send(self, frame: f.Frame) -> None:
+        """Queue ``frame`` for the server without waiting.
+
+        Raises :class:`RichchatError` when it cannot be sent (no connection, or the server
+        stopped reading). A ``CMD_USER`` also becomes the nickname asked for on reconnect.
+        """
+        client = self._client
+        if client is None or not client.connected:
+            raise ConnectionLostError(f"not connected to {self.address}")
+        client.send_nowait(frame)
+        if isinstance(frame, f.SetNick):
+            self.wanted_nick = frame.name
+
+    def _send_quietly(self, frame: f.Frame) -> None:
+        with contextlib.suppress(RichchatError):
+            self.send(frame)
+
+    async def quit(self, reason: str = "bye") -> None:
+        """Say goodbye (``CMD_QUIT``) and stop reconnecting."""
+        self._quitting = True
+        client = self._client
+        if client is not None:
+            try:
+                await asyncio.wait_for(client.quit(reason), 1.0)
+            except asyncio.TimeoutError:
+                await client.close()
+
+    # ------------------------------------------------------------------ reporting
+
+    def _set_status(self, state: ConnectionState, detail: str,
+                    retry_at: float | None = None) -> None:
+        self.status = Status(state, detail, retry_at)
+        self._emit(StatusChanged(self.status))
+
+    def _emit(self, event: SessionEvent) -> None:
+        self.listener(event)

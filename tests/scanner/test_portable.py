@@ -1,0 +1,114 @@
+"""The scanner without epoll (macOS, Windows): the portable ``selectors`` sweep finds the same
+open and joinable ports as the epoll sweep. Forced on Linux two ways: RICHCHAT_SCAN_ENGINE=
+portable, and a real ``richchat scan`` process whose ``select`` module has no epoll at all."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+
+import pytest
+
+from richchat.core.scanner import scan
+from richchat.core.scanner.engine import ENGINE_ENV, ConnectSweep, connect_sweep_class
+from richchat.core.scanner.portable import PortableSweep
+from richchat.core.server import ChatServer
+from tests.client.servers import cli_env
+
+# Run `richchat` as if on a system without epoll: hide every epoll name (and Linux's
+# SOCK_NONBLOCK) before anything imports them.
+NO_EPOLL = """\
+import sys
+import select
+assert "selectors" not in sys.modules and "richchat" not in sys.modules
+for name in [n for n in dir(select) if n.lower().startswith("epoll")]:
+    delattr(select, name)
+import selectors, socket, runpy  # selectors now picks poll, as it would without epoll
+assert not hasattr(selectors, "EpollSelector")
+del socket.SOCK_NONBLOCK
+sys.argv = ["richchat", *sys.argv[1:]]
+runpy.run_module("richchat", run_name="__main__")
+"""
+
+
+def _states(report: object, ports: list[int]) -> dict[int, tuple[str, bool]]:
+    """(state, joinable) of each of ``ports`` in a ScanReport or its JSON."""
+    data = report if isinstance(report, dict) else report.model_dump()  # type: ignore[attr-defined]
+    open_ = {p["port"]: p for p in data["open"]}
+    out = {}
+    for port in ports:
+        if port in open_:
+            out[port] = ("open", bool(open_[port]["joinable"]))
+        elif port in data["filtered"]:
+            out[port] = ("filtered", False)
+        else:
+            out[port] = ("closed", False)
+    return out
+
+
+def test_engine_choice(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(ENGINE_ENV, raising=False)
+    assert connect_sweep_class() is ConnectSweep  # Linux
+    monkeypatch.setenv(ENGINE_ENV, "portable")
+    assert connect_sweep_class() is PortableSweep
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+async def test_portable_sweep_finds_what_epoll_finds(
+    monkeypatch: pytest.MonkeyPatch,
+    workers: int,
+    silent_port: int,
+    ssh_port: int,
+    http_port: int,
+    closed_port: int,
+    chat_server: ChatServer,
+) -> None:
+    ours = [silent_port, ssh_port, http_port, closed_port, chat_server.port]
+    # with 2 workers: enough ports around ours for the forked parallel sweep (>= 4096)
+    ports = sorted({*ours, *range(max(1, closed_port - 2100), closed_port + 2100)}) if (
+        workers == 2) else sorted(ours)
+    reports = {}
+    for engine in ("epoll", "portable"):
+        monkeypatch.setenv(ENGINE_ENV, engine)
+        reports[engine] = await scan("127.0.0.1", ports, timeout=2.0, workers=workers)
+    expected = {
+        silent_port: ("open", False),
+        ssh_port: ("open", False),
+        http_port: ("open", False),
+        closed_port: ("closed", False),
+        chat_server.port: ("open", True),
+    }
+    for engine, report in reports.items():
+        assert _states(report, ours) == expected, engine
+        assert not report.interrupted
+        assert report.closed + len(report.open) + len(report.filtered) == len(ports), engine
+    epoll, portable = reports["epoll"], reports["portable"]
+    assert [p.port for p in portable.joinable] == [p.port for p in epoll.joinable]
+    assert portable.joinable[0].richchat == epoll.joinable[0].richchat
+
+
+async def test_scan_command_works_where_select_has_no_epoll(
+    silent_port: int, ssh_port: int, closed_port: int, chat_server: ChatServer
+) -> None:
+    ours = [silent_port, ssh_port, closed_port, chat_server.port]
+    spec = ",".join(map(str, ours))
+    results = {}
+    for label, argv in (
+        ("epoll", [sys.executable, "-m", "richchat"]),
+        ("no epoll", [sys.executable, "-c", NO_EPOLL]),
+    ):
+        proc = await asyncio.create_subprocess_exec(
+            *argv, "scan", "127.0.0.1", "-p", spec, "--timeout", "2", "--json",
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=cli_env(),
+        )
+        out, err = await asyncio.wait_for(proc.communicate(), 60)
+        assert proc.returncode == 0, (label, err.decode()[-2000:])
+        results[label] = _states(json.loads(out), ours)
+    assert results["no epoll"] == results["epoll"] == {
+        silent_port: ("open", False),
+        ssh_port: ("open", False),
+        closed_port: ("closed", False),
+        chat_server.port: ("open", True),
+    }
