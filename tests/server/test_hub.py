@@ -32,6 +32,7 @@ class FakePeer:
         self.entry = ""
         self.rooms: dict[str, None] = {}
         self.current_room = "lobby"
+        self.offered_name: str | None = None
         self.out: list[bytes] = []
         self.presence_seq = 0
         self.closed = False
@@ -74,7 +75,10 @@ class Chat:
         peer = FakePeer(self._port, dialect)
         assert self.hub.attach(peer)
         self.hub.start(peer, dialect)
-        if nick is not None:
+        if dialect == Dialect.RAW:  # netcat users answer a prompt (Enter: the guest name)
+            self.hub.ask_name(peer)
+            self.hub.answer_name(peer, nick or "")
+        elif nick is not None:
             self.hub.handle(peer, f.SetNick(name=nick))
         self.flush()
         return peer
@@ -117,13 +121,14 @@ async def test_registration_gives_the_snapshot_then_announces_to_everyone(chat: 
     assert alice.take() == [
         "HELLO|1|richchat-server/test|name=unit|users=0",
         "SRV|Welcome to unit (richchat 0.1.0, protocol 1)",
+        "ULIST|",  # before registering: to see which names are free
+        "ULIST|",  # the snapshot: history (none), users, topic (none), then the name
         "YOU|alice",
-        "ULIST|",
         "JOIN|lobby|alice(10.0.0.1:40001)",
         "SRV|alice joined",
     ]
     bob = chat.connect(nick="bob")
-    assert "ULIST|alice(10.0.0.1:40001)" in bob.take()
+    assert bob.take().count("ULIST|alice(10.0.0.1:40001)") == 2
     assert alice.take() == ["JOIN|lobby|bob(10.0.0.1:40002)", "SRV|bob joined"]
 
 

@@ -1,4 +1,5 @@
-"""A damaged history file costs history, never a client: through a real server and SQLite."""
+"""A damaged history file costs history, never a client, and never shows anyone a message
+that is not stored: through a real server and SQLite."""
 
 from __future__ import annotations
 
@@ -28,9 +29,15 @@ async def test_unreadable_history_still_lets_clients_join_and_chat(
 
     bob = await LineClient.connect(server.port, hello="t", nick="bob")  # history read fails
     await alice.expect(lambda line: line.startswith("JOIN|lobby|bob("))
-    bob.send("MSG|still chatting")
+    # bob's message cannot be stored: nobody sees it, and bob is told instead of confirmed
+    bob.send("MSG|not kept")
+    refusal = await bob.expect(lambda line: line.startswith("ERR|"))
+    assert refusal.startswith("ERR|not_stored|your message was not delivered")
+    assert "no such table: messages" in refusal
+    bob.send("CMD_TOPIC|lobby|topics still work")
     for c in (alice, bob):
-        await c.expect(lambda line: line.endswith("|bob|still chatting"))
+        await c.expect("TOPIC|lobby|bob|topics still work")
+    assert not any("not kept" in line for line in alice.lines + bob.lines if line != refusal)
     raw = await LineClient.connect(server.port)  # a netcat user too
     await raw.expect(lambda line: line.startswith("*** Welcome to "))
     await raw.close()

@@ -219,6 +219,11 @@ class ChatServer:
                     conn.pinged = True
                     hub.ping(conn, str(int(now)))
 
+    @property
+    def store(self) -> HistoryStore | None:
+        """The history file of the embedded backend (None before start and after stop)."""
+        return self.backend.store if self.backend is not None else None
+
     def _hello(self) -> f.Hello:
         """The ``HELLO`` this server answers with."""
         return f.Hello(
