@@ -238,7 +238,9 @@ class Delivery:
         skip: Peer | None = None,
     ) -> None:
         """Queue the bytes of each recipient's dialect (None: that dialect gets nothing).
-        The hot path of every broadcast: :meth:`queue` inlined."""
+
+        The hot path of every broadcast, so :meth:`queue` is inlined here (the one other
+        place that writes ``out`` and the dirty list)."""
         dirty = self._dirty
         was_clean = not dirty
         by_dialect = (None, hello, seed, raw)
@@ -379,8 +381,7 @@ class Delivery:
         for d in (0, 1, 2):
             parts = [p[d] for p in pending]
             blobs.append(None if None in parts else b"".join(parts))  # type: ignore[arg-type]
-        dirty = self._dirty
-        was_clean = not dirty
+        queue = self.queue
         for p in self.lobby.members:
             dialect = p.dialect
             if p.closed or dialect == Dialect.PENDING:
@@ -392,14 +393,8 @@ class Delivery:
                 data = b"".join(q[dialect - 1] or b"" for q in pending[skip:])
             else:
                 continue
-            if not data:
-                continue
-            out = p.out
-            if not out:
-                dirty.append(p)
-            out.append(data)
-        if was_clean and dirty and self._flush_handle is None:
-            self._schedule_flush()
+            if data:
+                queue(p, data)
 
     def _send_ulist(self) -> None:
         """Seed clients get one coalesced ``ULIST|`` after lobby changes."""
