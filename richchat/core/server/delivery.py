@@ -433,10 +433,13 @@ class Delivery:
         self._fanout(self.conns, *self._render3(lambda r: r.shutdown(e)))
 
     def _reply(self, e: ev.Event) -> None:
-        if self._presence:
-            self._settle()
         assert isinstance(e, ev.Reply)
         peer = e.peer
+        if self._presence and peer in self.lobby.members:
+            # its share of the pending lobby changes goes first; a connection that is not in
+            # the lobby (not registered yet) gets none, so a burst of newcomers' welcomes does
+            # not walk the lobby once each
+            self._settle()
         r = self._renderer(peer)
         if r is None or peer.closed:
             return
