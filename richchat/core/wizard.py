@@ -27,7 +27,7 @@ from rich.text import Text
 
 from richchat.core.client import Address, ChatClient, parse_address
 from richchat.core.errors import RichchatError, UsageError
-from richchat.core.protocol.text import nick_problem
+from richchat.core.protocol.text import claim_problem, fold_name, nick_problem
 
 if TYPE_CHECKING:
     from richchat.core.discovery import DiscoveryReport
@@ -129,7 +129,7 @@ def _pick(ask: Ask, console: Console, count: int, prompt: str) -> int | str:
 
 async def check_nick(address: Address, nick: str, timeout: float) -> str | None:
     """Why ``nick`` would be refused on ``address`` (None if it looks free)."""
-    problem = nick_problem(nick)
+    problem = claim_problem(nick)
     if problem:
         return problem
     client = ChatClient(address.host, address.port, timeout=timeout)
@@ -141,7 +141,12 @@ async def check_nick(address: Address, nick: str, timeout: float) -> str | None:
         while (frame := await asyncio.wait_for(client.recv(), timeout)) is not None:
             if isinstance(frame, f.UserList):
                 break
-        return "already in use (name_taken)" if client.name_in_use(nick) else None
+        holder = client.name_in_use(nick)
+        if holder is None:
+            return None
+        if fold_name(holder) == fold_name(nick):
+            return "already in use (name_taken)"
+        return f"looks like {holder}, who is online (name_taken)"
     finally:
         await client.close()
 
