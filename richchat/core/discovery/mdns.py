@@ -25,11 +25,17 @@ def _int_or_none(value: str | None) -> int | None:
     return int(value) if value is not None and value.isdigit() else None
 
 
+#: How long to browse (seconds) unless asked to linger: responders answer a DNS-SD query
+#: within 20-120 ms (RFC 6762 5.2), and zeroconf asks again at 1 s.
+MDNS_WINDOW = 1.2
+
+
 async def browse_mdns(
     table: ServerTable, *, deadline: float, interfaces: list[str] | None,
-    accept: Any = None,
+    accept: Any = None, window_end: float | None = None,
 ) -> None:
-    """Browse until ``deadline``; resolve each instance and add it to ``table``.
+    """Browse until ``window_end`` (default: ``deadline``), then let the instances already
+    seen finish resolving until ``deadline``; each resolved instance is added to ``table``.
 
     ``interfaces``: IPv4 addresses of the interfaces to use (None = all of them).
     """
@@ -71,9 +77,12 @@ async def browse_mdns(
 
     browser = AsyncServiceBrowser(aiozc.zeroconf, [MDNS_SERVICE_TYPE], handlers=[on_change])
     try:
-        remaining = deadline - time.monotonic()
+        remaining = min(deadline, window_end or deadline) - time.monotonic()
         if remaining > 0:
             await asyncio.sleep(remaining)
+        remaining = deadline - time.monotonic()
+        if pending and remaining > 0:
+            await asyncio.wait(list(pending), timeout=remaining)
     finally:
         for task in list(pending):
             task.cancel()

@@ -1,9 +1,22 @@
 """One discovery run: advertised servers, LAN hosts and local interfaces, concurrently.
 
 ``await discover(options)`` is the single entry point (the CLI and the join wizard use it);
-``discover_sync(options)`` calls it from synchronous code. Every source stops by
-``options.timeout``; what could not be done becomes a :class:`Notice` (one line + the fix), and
-the report's ``exit_status`` says how the CLI should exit after printing it.
+``discover_sync(options)`` calls it from synchronous code. What could not be done becomes a
+:class:`Notice` (one line + the fix), and the report's ``exit_status`` says how the CLI should
+exit after printing it.
+
+When it is done: the run ends as soon as every source has done its work, ``options.timeout``
+being only the upper bound:
+
+* ARP: the sweep has ended (one request per address, the silent ones asked again after
+  0.25 s, then 0.5 s for late replies);
+* UDP: the active query has been answered and no new server came for ``ANSWER_GRACE`` (0.3 s)
+  after the last one; unanswered, ``UNANSWERED_WAIT`` after its last retry (at 1 s);
+* DNS-SD: browsing has had its ``MDNS_WINDOW`` (1.2 s) and the instances seen are resolved;
+* ``--os``: nmap has finished.
+
+``options.listen`` (``--listen S``) keeps the UDP and DNS-SD listeners open for S seconds
+instead, for servers that only send their periodic beacon.
 """
 
 from __future__ import annotations
@@ -107,24 +120,30 @@ async def _advertised(
                               message="no IPv4 broadcast address to send the discovery query to",
                               hint="pass --broadcast ADDR"))
     progress("advertised", "listening for beacons, query sent")
+    linger = options.listen is not None
     jobs = [listen_udp(table, beacon_port=options.beacon_port, broadcast=broadcast,
-                       deadline=deadline, accept=accept)]
+                       deadline=deadline, accept=accept, linger=linger)]
     if options.mdns:
+        from richchat.core.discovery.mdns import MDNS_WINDOW
+
         mdns_ifaces = None
         if options.interface is not None:
             mdns_ifaces = [a.address for i in interfaces for a in i.addresses if a.family == "ipv4"]
-        jobs.append(_mdns_guarded(table, deadline, mdns_ifaces, accept, notices))
+        window_end = None if linger else started + MDNS_WINDOW
+        jobs.append(_mdns_guarded(table, deadline, mdns_ifaces, accept, notices, window_end))
     results = await asyncio.gather(*jobs)
     notices.extend(results[0] or [])
     return table.result(), notices
 
 
 async def _mdns_guarded(table: ServerTable, deadline: float, ifaces: list[str] | None,
-                        accept: Callable[[str], bool], notices: list[Notice]) -> list[Notice]:
+                        accept: Callable[[str], bool], notices: list[Notice],
+                        window_end: float | None) -> list[Notice]:
     from richchat.core.discovery.mdns import browse_mdns
 
     try:
-        await browse_mdns(table, deadline=deadline, interfaces=ifaces, accept=accept)
+        await browse_mdns(table, deadline=deadline, interfaces=ifaces, accept=accept,
+                          window_end=window_end)
     except Exception as exc:
         notices.append(Notice(source="mdns", message=f"DNS-SD browsing failed: {exc}"))
     return []
@@ -233,7 +252,9 @@ async def discover(
     async def advertised() -> None:
         t0 = time.monotonic()
         listen_until = deadline
-        if options.os:
+        if options.listen is not None:
+            listen_until = min(deadline, started + options.listen)
+        elif options.os:
             listen_until = min(deadline, started + LISTEN_WITH_OS - _MARGIN)
         servers, notices = await _advertised(options, interfaces, listen_until, started, say)
         report.servers = servers
