@@ -1,4 +1,11 @@
-"""Hosts on the local subnets: an ARP sweep with scapy, or the kernel's neighbour table."""
+"""Hosts on the local subnets: an ARP sweep, or the kernel's neighbour table.
+
+The sweep writes ARP requests straight to a link-layer socket (``AF_PACKET``, Linux, root or
+CAP_NET_RAW): a request is 42 fixed bytes, so no packet library is needed to build or read
+them, and the sweep starts without waiting for scapy's import (about 0.5 s). scapy is still
+what names the vendor of each MAC address (its bundled manuf database), loaded in a thread
+while the sweep waits for replies (:func:`load_manuf`).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +14,7 @@ import ipaddress
 import select
 import shutil
 import socket
+import struct
 import subprocess
 import time
 from collections.abc import Iterable
@@ -69,14 +77,17 @@ RETRY_AFTER = 0.25
 
 
 def arp_sweep(
-    targets: Iterable[SweepTarget], reply_wait: float, deadline: float | None = None
+    targets: Iterable[SweepTarget], reply_wait: float, deadline: float | None = None,
+    vendors: bool = True,
 ) -> list[DiscoveredHost]:
     """ARP who-has every address of each target, twice for the silent ones; blocking.
 
-    scapy builds the request once and opens the link-layer socket (bound to the ARP
-    ethertype, so the kernel hands us nothing else); the per-address frames are that template
-    with the target address patched in, so a /22 costs milliseconds to send. Replies are read
-    until ``reply_wait`` after the last request or ``deadline`` (time.monotonic()).
+    The request is built once; the per-address frames are that template with the target
+    address patched in, so a /22 costs milliseconds to send. The socket is bound to the ARP
+    ethertype on the target's interface, so the kernel hands us nothing else. Replies are
+    read until ``reply_wait`` after the last request or ``deadline`` (time.monotonic()).
+    ``vendors=False`` leaves the vendor out (the caller looks it up once the manuf database
+    is loaded).
     """
     hosts: dict[str, DiscoveredHost] = {}
     for target in targets:
@@ -84,36 +95,60 @@ def arp_sweep(
             break
         for ip, mac in _sweep_one(target, reply_wait, deadline).items():
             hosts.setdefault(ip, DiscoveredHost(
-                ip=ip, mac=mac, vendor=vendor_of(mac), interface=target.interface,
-                source="arp-sweep",
+                ip=ip, mac=mac, vendor=vendor_of(mac) if vendors else None,
+                interface=target.interface, source="arp-sweep",
             ))
     return sort_hosts(hosts.values())
 
 
-def _sweep_one(target: SweepTarget, reply_wait: float, deadline: float | None) -> dict[str, str]:
-    from scapy.arch import get_if_hwaddr
-    from scapy.config import conf
-    from scapy.layers.l2 import ARP, Ether
+def arp_request(own_mac: bytes, source: str, target: str) -> bytes:
+    """One broadcast ARP who-has frame (Ethernet II + ARP for IPv4, 42 bytes)."""
+    return struct.pack(
+        "!6s6sHHHBBH6s4s6s4s",
+        b"\xff" * 6, own_mac, ETH_P_ARP,  # Ethernet: broadcast, from us, ARP
+        1, 0x0800, 6, 4, 1,  # ARP: Ethernet/IPv4, 6/4-byte addresses, request
+        own_mac, ipaddress.IPv4Address(source).packed,
+        b"\x00" * 6, ipaddress.IPv4Address(target).packed,
+    )
 
+
+def interface_mac(iface: str) -> bytes:
+    """The hardware address of ``iface`` (Linux: /sys/class/net)."""
+    with open(f"/sys/class/net/{iface}/address", encoding="ascii") as fh:
+        return bytes.fromhex(fh.read().strip().replace(":", ""))
+
+
+def _route_of(address: str) -> tuple[str, str]:
+    """(interface, source address) the kernel would use to reach ``address``."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.connect((address, 9))  # UDP connect: a route look-up, nothing is sent
+        source = probe.getsockname()[0]
+    import netifaces
+
+    for iface in netifaces.interfaces():
+        for entry in netifaces.ifaddresses(iface).get(netifaces.AF_INET, []):
+            if entry.get("addr") == source:
+                return str(iface), str(source)
+    raise OSError(f"no interface holds {source}")
+
+
+def _sweep_one(target: SweepTarget, reply_wait: float, deadline: float | None) -> dict[str, str]:
     iface, source = target.interface, target.source
     first = next(iter(target.network.hosts()), target.network.network_address)
     if iface is None or source is None:  # not planned by sweep_targets: ask the route table
-        route_iface, route_src, _gw = conf.route.route(str(first))
-        iface = iface or str(route_iface)
-        source = source or str(route_src)
-    own_mac = get_if_hwaddr(iface)
-    template = bytes(
-        Ether(dst="ff:ff:ff:ff:ff:ff", src=own_mac)
-        / ARP(op=1, hwsrc=own_mac, psrc=source, hwdst="00:00:00:00:00:00", pdst=str(first))
-    )
+        route_iface, route_src = _route_of(str(first))
+        iface = iface or route_iface
+        source = source or route_src
+    template = arp_request(interface_mac(iface), source, str(first))
     # Ethernet (14) + ARP: the target protocol address is the last 4 bytes of the ARP header.
     pdst_at = 14 + 24
     head, tail = template[:pdst_at], template[pdst_at + 4:]
     pending = [ip for ip in target.network.hosts() if str(ip) != source]
     found: dict[str, str] = {}
-    sock = conf.L2socket(iface=iface, type=ETH_P_ARP)
+    raw = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ARP))
     try:
-        raw = sock.ins
+        raw.bind((iface, ETH_P_ARP))
+        raw.setblocking(False)
 
         def drain(until: float) -> None:
             while True:
@@ -125,7 +160,10 @@ def _sweep_one(target: SweepTarget, reply_wait: float, deadline: float | None) -
                 ready, _, _ = select.select([raw], [], [], left)
                 if not ready:
                     return
-                frame = raw.recv(2048)
+                try:
+                    frame = raw.recv(2048)
+                except BlockingIOError:
+                    continue
                 _note_reply(frame, target.network, found)
 
         for attempt in range(2):
@@ -140,7 +178,7 @@ def _sweep_one(target: SweepTarget, reply_wait: float, deadline: float | None) -
             if not pending:
                 break
     finally:
-        sock.close()
+        raw.close()
     return found
 
 
@@ -157,10 +195,8 @@ def _send(raw: socket.socket, frame: bytes) -> None:
         raw.send(frame)
 
 
-def load_scapy() -> None:
-    """Import scapy's ARP machinery and the manuf db now (about a second, once)."""
-    from scapy.layers.l2 import ARP, Ether  # noqa: F401
-
+def load_manuf() -> None:
+    """Load scapy's manuf database now (about 0.3 s, once), for :func:`vendor_of`."""
     _manufdb()
 
 

@@ -9,10 +9,10 @@ When it is done: the run ends as soon as every source has done its work, ``optio
 being only the upper bound:
 
 * ARP: the sweep has ended (one request per address, the silent ones asked again after
-  0.25 s, then 0.5 s for late replies);
+  0.25 s, then 0.5 s for late replies; the MAC vendor database loads meanwhile);
 * UDP: the active query has been answered and no new server came for ``ANSWER_GRACE`` (0.3 s)
   after the last one; unanswered, ``UNANSWERED_WAIT`` after its last retry (at 1 s);
-* DNS-SD: browsing has had its ``MDNS_WINDOW`` (1.2 s) and the instances seen are resolved;
+* DNS-SD: browsing has had its ``MDNS_WINDOW`` (0.8 s) and the instances seen are resolved;
 * ``--os``: nmap has finished.
 
 ``options.listen`` (``--listen S``) keeps the UDP and DNS-SD listeners open for S seconds
@@ -129,8 +129,8 @@ async def _advertised(
         mdns_ifaces = None
         if options.interface is not None:
             mdns_ifaces = [a.address for i in interfaces for a in i.addresses if a.family == "ipv4"]
-        window_end = None if linger else started + MDNS_WINDOW
-        jobs.append(_mdns_guarded(table, deadline, mdns_ifaces, accept, notices, window_end))
+        window = None if linger else MDNS_WINDOW
+        jobs.append(_mdns_guarded(table, deadline, mdns_ifaces, accept, notices, window))
     results = await asyncio.gather(*jobs)
     notices.extend(results[0] or [])
     return table.result(), notices
@@ -138,12 +138,12 @@ async def _advertised(
 
 async def _mdns_guarded(table: ServerTable, deadline: float, ifaces: list[str] | None,
                         accept: Callable[[str], bool], notices: list[Notice],
-                        window_end: float | None) -> list[Notice]:
+                        window: float | None) -> list[Notice]:
     from richchat.core.discovery.mdns import browse_mdns
 
     try:
         await browse_mdns(table, deadline=deadline, interfaces=ifaces, accept=accept,
-                          window_end=window_end)
+                          window=window)
     except Exception as exc:
         notices.append(Notice(source="mdns", message=f"DNS-SD browsing failed: {exc}"))
     return []
@@ -180,12 +180,22 @@ async def _hosts(
     t0 = time.monotonic()
     if kept and arp.can_open_raw_socket():
         names = ", ".join(str(t.network) for t in kept)
-        progress("arp", "loading scapy")
-        await asyncio.to_thread(arp.load_scapy)
-        durations["scapy_import"] = round(time.monotonic() - t0, 4)
-        t0 = time.monotonic()
+
+        def load_manuf() -> None:
+            arp.load_manuf()
+            durations["manuf_load"] = round(time.monotonic() - t0, 4)
+
+        # the vendor database loads while the sweep mostly waits for replies
+        manuf = asyncio.ensure_future(asyncio.to_thread(load_manuf))
         progress("arp", f"ARP sweep of {names}")
-        hosts = await asyncio.to_thread(arp.arp_sweep, kept, ARP_REPLY_WAIT, deadline)
+        try:
+            hosts = await asyncio.to_thread(arp.arp_sweep, kept, ARP_REPLY_WAIT, deadline,
+                                            False)
+        finally:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(manuf, max(0.05, deadline - time.monotonic()))
+        for host in hosts:
+            host.vendor = arp.vendor_of(host.mac) if manuf.done() else None
         if time.monotonic() >= deadline - 0.01:
             notices.append(Notice(source="arp", message="the ARP sweep was cut short by "
                                   "--timeout; some hosts may be missing",
