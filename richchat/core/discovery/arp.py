@@ -17,7 +17,7 @@ import socket
 import struct
 import subprocess
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from functools import lru_cache
 
 from richchat.core.discovery.interfaces import SweepTarget
@@ -76,9 +76,13 @@ BURST = 256
 RETRY_AFTER = 0.25
 
 
+#: With ``on_found``: report the hosts that answered once no reply came for this long
+FOUND_QUIET = 0.05
+
+
 def arp_sweep(
     targets: Iterable[SweepTarget], reply_wait: float, deadline: float | None = None,
-    vendors: bool = True,
+    vendors: bool = True, on_found: Callable[[list[str]], None] | None = None,
 ) -> list[DiscoveredHost]:
     """ARP who-has every address of each target, twice for the silent ones; blocking.
 
@@ -87,13 +91,15 @@ def arp_sweep(
     ethertype on the target's interface, so the kernel hands us nothing else. Replies are
     read until ``reply_wait`` after the last request or ``deadline`` (time.monotonic()).
     ``vendors=False`` leaves the vendor out (the caller looks it up once the manuf database
-    is loaded).
+    is loaded). ``on_found(ips)`` (called in this thread) hears of the hosts that answered, in
+    batches, as soon as replies pause for ``FOUND_QUIET``: ``--os`` starts nmap on them while
+    the sweep goes on.
     """
     hosts: dict[str, DiscoveredHost] = {}
     for target in targets:
         if deadline is not None and time.monotonic() >= deadline:
             break
-        for ip, mac in _sweep_one(target, reply_wait, deadline).items():
+        for ip, mac in _sweep_one(target, reply_wait, deadline, on_found).items():
             hosts.setdefault(ip, DiscoveredHost(
                 ip=ip, mac=mac, vendor=vendor_of(mac) if vendors else None,
                 interface=target.interface, source="arp-sweep",
@@ -132,7 +138,10 @@ def _route_of(address: str) -> tuple[str, str]:
     raise OSError(f"no interface holds {source}")
 
 
-def _sweep_one(target: SweepTarget, reply_wait: float, deadline: float | None) -> dict[str, str]:
+def _sweep_one(
+    target: SweepTarget, reply_wait: float, deadline: float | None,
+    on_found: Callable[[list[str]], None] | None = None,
+) -> dict[str, str]:
     iface, source = target.interface, target.source
     first = next(iter(target.network.hosts()), target.network.network_address)
     if iface is None or source is None:  # not planned by sweep_targets: ask the route table
@@ -145,6 +154,13 @@ def _sweep_one(target: SweepTarget, reply_wait: float, deadline: float | None) -
     head, tail = template[:pdst_at], template[pdst_at + 4:]
     pending = [ip for ip in target.network.hosts() if str(ip) != source]
     found: dict[str, str] = {}
+    unreported: list[str] = []
+
+    def report() -> None:
+        if on_found is not None and unreported:
+            on_found(list(unreported))
+            unreported.clear()
+
     raw = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ARP))
     try:
         raw.bind((iface, ETH_P_ARP))
@@ -157,14 +173,20 @@ def _sweep_one(target: SweepTarget, reply_wait: float, deadline: float | None) -
                     left = min(left, deadline - time.monotonic())
                 if left <= 0:
                     return
-                ready, _, _ = select.select([raw], [], [], left)
+                quiet = unreported and on_found is not None and left > FOUND_QUIET
+                ready, _, _ = select.select([raw], [], [], FOUND_QUIET if quiet else left)
                 if not ready:
+                    if quiet:
+                        report()
+                        continue
                     return
                 try:
                     frame = raw.recv(2048)
                 except BlockingIOError:
                     continue
-                _note_reply(frame, target.network, found)
+                ip = _note_reply(frame, target.network, found)
+                if ip is not None:
+                    unreported.append(ip)
 
         for attempt in range(2):
             for i in range(0, len(pending), BURST):
@@ -179,6 +201,7 @@ def _sweep_one(target: SweepTarget, reply_wait: float, deadline: float | None) -
                 break
     finally:
         raw.close()
+        report()
     return found
 
 
@@ -200,15 +223,18 @@ def load_manuf() -> None:
     _manufdb()
 
 
-def _note_reply(frame: bytes, network: ipaddress.IPv4Network, found: dict[str, str]) -> None:
-    """Record an ARP reply (ethertype 0x0806, opcode 2) from inside ``network``."""
+def _note_reply(
+    frame: bytes, network: ipaddress.IPv4Network, found: dict[str, str]
+) -> str | None:
+    """Record an ARP reply (ethertype 0x0806, opcode 2) from inside ``network``; return the
+    sender's address if it is new."""
     if len(frame) < 42 or frame[12:14] != b"\x08\x06" or frame[20:22] != b"\x00\x02":
-        return
-    sender_ip = ipaddress.IPv4Address(frame[28:32])
-    if sender_ip not in network:
-        return
-    mac = ":".join(f"{b:02x}" for b in frame[22:28])
-    found.setdefault(str(sender_ip), mac)
+        return None
+    sender_ip = str(ipaddress.IPv4Address(frame[28:32]))
+    if ipaddress.IPv4Address(sender_ip) not in network or sender_ip in found:
+        return None
+    found[sender_ip] = ":".join(f"{b:02x}" for b in frame[22:28])
+    return sender_ip
 
 
 def sort_hosts(hosts: Iterable[DiscoveredHost]) -> list[DiscoveredHost]:

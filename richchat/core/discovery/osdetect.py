@@ -54,10 +54,11 @@ def best_guess(host_result: dict[str, Any]) -> OsGuess | None:
 
 
 def nmap_arguments(timeout: float) -> str:
-    """The nmap options of one OS-detection run (all hosts in one nmap, which probes them in
-    parallel) that must end within ``timeout`` seconds."""
+    """The nmap options of one OS-detection run (all its hosts in one nmap, which probes them
+    in parallel) that must end within ``timeout`` seconds. ``-Pn``: the hosts answered ARP,
+    nmap need not ping them again."""
     host_timeout = max(2, int(timeout) - 1)
-    return f"-O --osscan-guess -n -T4 --max-os-tries 1 --host-timeout {host_timeout}s"
+    return f"-O --osscan-guess -n -Pn -T4 --max-os-tries 1 --host-timeout {host_timeout}s"
 
 
 def detect_os(ips: list[str], timeout: float) -> dict[str, OsGuess]:

@@ -13,7 +13,8 @@ being only the upper bound:
 * UDP: the active query has been answered and no new server came for ``ANSWER_GRACE`` (0.3 s)
   after the last one; unanswered, ``UNANSWERED_WAIT`` after its last retry (at 1 s);
 * DNS-SD: browsing has had its ``MDNS_WINDOW`` (0.8 s) and the instances seen are resolved;
-* ``--os``: nmap has finished.
+* ``--os``: nmap has finished (it starts on the hosts that answered the sweep's first requests,
+  while the sweep goes on; hosts found later get a run of their own).
 
 ``options.listen`` (``--listen S``) keeps the UDP and DNS-SD listeners open for S seconds
 instead, for servers that only send their periodic beacon.
@@ -43,6 +44,7 @@ from richchat.core.discovery.models import (
     DiscoveryReport,
     LocalInterface,
     Notice,
+    OsGuess,
 )
 from richchat.core.errors import UsageError
 from richchat.core.exit_codes import ExitStatus
@@ -177,6 +179,15 @@ async def _hosts(
         else:
             kept.append(target)
     hosts: list[DiscoveredHost] = []
+    os_runs: _OsRuns | None = None
+    if options.os:
+        from richchat.core.discovery import osdetect
+
+        blocker = osdetect.os_detection_blocker()
+        if blocker is not None:
+            notices.append(blocker)
+        else:
+            os_runs = _OsRuns(deadline, progress)
     t0 = time.monotonic()
     if kept and arp.can_open_raw_socket():
         names = ", ".join(str(t.network) for t in kept)
@@ -188,19 +199,22 @@ async def _hosts(
         # the vendor database loads while the sweep mostly waits for replies
         manuf = asyncio.ensure_future(asyncio.to_thread(load_manuf))
         progress("arp", f"ARP sweep of {names}")
+        # with --os, nmap starts on the hosts that answered while the sweep goes on
+        on_found = os_runs.from_thread if os_runs is not None else None
         try:
             hosts = await asyncio.to_thread(arp.arp_sweep, kept, ARP_REPLY_WAIT, deadline,
-                                            False)
+                                            False, on_found)
         finally:
+            swept = time.monotonic()
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(manuf, max(0.05, deadline - time.monotonic()))
         for host in hosts:
             host.vendor = arp.vendor_of(host.mac) if manuf.done() else None
-        if time.monotonic() >= deadline - 0.01:
+        if swept >= deadline - 0.01:
             notices.append(Notice(source="arp", message="the ARP sweep was cut short by "
                                   "--timeout; some hosts may be missing",
                                   hint="raise --timeout"))
-        durations["arp"] = round(time.monotonic() - t0, 4)
+        durations["arp"] = round(swept - t0, 4)
         progress("arp", f"{len(hosts)} hosts answered")
     else:
         if kept:
@@ -212,38 +226,73 @@ async def _hosts(
             ))
         hosts = arp.neighbour_table(targets or None, options.interface)
         durations["neighbours"] = round(time.monotonic() - t0, 4)
-    if options.os:
+    if os_runs is not None and hosts:
+        os_runs.start([h.ip for h in hosts])  # those not asked yet (neighbour table: all)
+        guesses = await os_runs.results(notices)
+        for host in hosts:
+            host.os = guesses.get(host.ip)
+        if os_runs.started is not None:
+            durations["os"] = round(time.monotonic() - os_runs.started, 4)
+    return hosts, notices
+
+
+class _OsRuns:
+    """nmap -O runs started as hosts are found: one nmap for each batch of hosts that answered
+    the ARP sweep together (nmap probes the hosts of a run in parallel), so OS detection starts
+    a few milliseconds into the sweep instead of after it."""
+
+    def __init__(self, deadline: float, progress: Progress) -> None:
+        self.deadline = deadline
+        self.progress = progress
+        self.loop = asyncio.get_running_loop()
+        self.asked: set[str] = set()
+        self.runs: list[asyncio.Future[dict[str, OsGuess]]] = []
+        self.started: float | None = None
+        self.skipped = False
+
+    def from_thread(self, ips: list[str]) -> None:
+        """The sweep thread found ``ips``: start their run on the event loop."""
+        self.loop.call_soon_threadsafe(self.start, ips)
+
+    def start(self, ips: list[str]) -> None:
         from richchat.core.discovery import osdetect
 
-        blocker = osdetect.os_detection_blocker()
-        if blocker is not None:
-            notices.append(blocker)
-        elif hosts:
-            remaining = deadline - time.monotonic() - _MARGIN
-            if remaining < 2:
-                notices.append(Notice(
-                    source="os", message="OS detection skipped: no time left",
-                    hint="raise --timeout", exit_status=int(ExitStatus.TIMEOUT),
-                ))
+        new = [ip for ip in ips if ip not in self.asked]
+        if not new:
+            return
+        self.asked.update(new)
+        remaining = self.deadline - time.monotonic() - _MARGIN
+        if remaining < 2:
+            self.skipped = True
+            return
+        if self.started is None:
+            self.started = time.monotonic()
+        self.progress("os", f"nmap -O on {len(self.asked)} hosts")
+        self.runs.append(asyncio.ensure_future(
+            asyncio.to_thread(osdetect.detect_os, new, remaining)))
+
+    async def results(self, notices: list[Notice]) -> dict[str, OsGuess]:
+        guesses: dict[str, OsGuess] = {}
+        timed_out = False
+        for outcome in await asyncio.gather(*self.runs, return_exceptions=True):
+            if isinstance(outcome, TimeoutError):
+                timed_out = True
+            elif isinstance(outcome, BaseException):
+                notices.append(Notice(source="os", message=f"nmap failed: {outcome}",
+                                      hint="raise --timeout, or run nmap -O by hand",
+                                      exit_status=int(ExitStatus.ERROR)))
             else:
-                progress("os", f"nmap -O on {len(hosts)} hosts")
-                t1 = time.monotonic()
-                try:
-                    guesses = await asyncio.to_thread(
-                        osdetect.detect_os, [h.ip for h in hosts], remaining)
-                except TimeoutError:
-                    notices.append(Notice(
-                        source="os", message="OS detection did not finish within --timeout",
-                        hint="raise --timeout", exit_status=int(ExitStatus.TIMEOUT)))
-                except Exception as exc:
-                    notices.append(Notice(source="os", message=f"nmap failed: {exc}",
-                                          hint="raise --timeout, or run nmap -O by hand",
-                                          exit_status=int(ExitStatus.ERROR)))
-                else:
-                    for host in hosts:
-                        host.os = guesses.get(host.ip)
-                durations["os"] = round(time.monotonic() - t1, 4)
-    return hosts, notices
+                guesses.update(outcome)
+        if timed_out:
+            notices.append(Notice(
+                source="os", message="OS detection did not finish within --timeout",
+                hint="raise --timeout", exit_status=int(ExitStatus.TIMEOUT)))
+        if self.skipped:
+            notices.append(Notice(
+                source="os", message="OS detection skipped: no time left",
+                hint="raise --timeout", exit_status=int(ExitStatus.TIMEOUT),
+            ))
+        return guesses
 
 
 async def discover(
