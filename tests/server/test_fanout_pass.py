@@ -10,6 +10,7 @@ from collections import defaultdict
 
 import pytest
 
+from richchat.core.protocol.text import name_key
 from richchat.core.server import ChatServer
 from richchat.core.server.connection import Connection
 from richchat.core.server.hub import FLUSH_CHUNK, LocalHub
@@ -68,7 +69,7 @@ async def test_a_message_during_a_pass_joins_the_clients_not_reached_yet(
         original(conn)
 
     monkeypatch.setattr(Connection, "flush_out", recording)
-    sender = hub.names["u0"]
+    sender = hub.names[name_key("u0")]
     hub.say(sender, "lobby", "first")
     await _into_pass(hub)
     in_pass = len(hub._pass)
@@ -94,7 +95,7 @@ async def test_shutdown_during_a_pass_finishes_it_first(server: ChatServer) -> N
     assert hub is not None
     await asyncio.sleep(0.2)
     hub.flush()
-    hub.say(hub.names["u1"], "lobby", "last words")
+    hub.say(hub.names[name_key("u1")], "lobby", "last words")
     await _into_pass(hub)
     assert 0 < hub._pass_pos < len(hub._pass)
     await server.stop()

@@ -32,7 +32,9 @@ from richchat.core.protocol.text import (
     DEFAULT_ROOM,
     MAX_MESSAGE_BYTES,
     fold_name,
+    name_key,
     nick_problem,
+    script_problem,
     validate_nick,
 )
 from richchat.core.server.config import ServerConfig
@@ -94,6 +96,7 @@ class LocalHub:
         self.config = config
         self.store = store
         self.conns: set[Connection] = set()
+        #: registered connections by name_key (the confusable skeleton): one holder per look
         self.names: dict[str, Connection] = {}
         topics = store.topics()
         self.rooms: dict[str, Room] = {
@@ -385,7 +388,7 @@ class LocalHub:
     def ask_nick(self, conn: Connection) -> None:
         """Ask a netcat user for a nickname, offering a guest name for an empty answer."""
         offered = conn.offered_name
-        if offered is None or fold_name(offered) in self.names:
+        if offered is None or name_key(offered) in self.names:
             offered = conn.offered_name = self._guest_name()
         conn.queue_text(f"*** Type a nickname, or press Enter to be {offered}:")
 
@@ -413,7 +416,7 @@ class LocalHub:
                 conn.error("not_registered", "choose a nickname first")
         elif not text:
             name = conn.offered_name
-            if name is None or fold_name(name) in self.names:
+            if name is None or name_key(name) in self.names:
                 name = self._guest_name()
         elif problem := nick_problem(text):
             conn.error("name_invalid", problem)
@@ -454,7 +457,7 @@ class LocalHub:
     def _guest_name(self) -> str:
         while True:
             name = f"guest-{random.randint(1000, 9999)}"
-            if fold_name(name) not in self.names:
+            if name_key(name) not in self.names:
                 return name
 
     def detach(self, conn: Connection, reason: str, detail: str = "") -> None:
@@ -483,7 +486,7 @@ class LocalHub:
             self._maybe_drop_room(room)
         self.lobby.members.pop(conn, None)
         if name:
-            self.names.pop(fold_name(name), None)
+            self.names.pop(name_key(name), None)
             self._entries.pop(conn, None)
             self._presence(
                 encode(f.UserLeft.model_construct(room=DEFAULT_ROOM, name=name, reason=reason)),
@@ -507,7 +510,7 @@ class LocalHub:
     def _register(self, conn: Connection, name: str) -> None:
         conn.name = name
         conn.entry = conn.user_entry().render()
-        self.names[fold_name(name)] = conn
+        self.names[name_key(name)] = conn
         self._entries[conn] = conn.entry
         if conn.mode == Mode.HELLO:
             conn.send(f.You(name=name))
@@ -515,12 +518,30 @@ class LocalHub:
         self._users_changed()
         log.info("register %s as %s", conn.peer, name)
 
-    def set_nick(self, conn: Connection, name: str) -> None:
-        key = fold_name(name)
-        holder = self.names.get(key)
+    def name_refusal(self, conn: Connection, name: str) -> tuple[str, str] | None:
+        """Why ``conn`` may not take ``name`` (error code, text), or None: the one policy
+        hook every claimed nickname passes (registration, rename, any dialect)."""
+        holder = self.names.get(name_key(name))
         if holder is not None and holder is not conn:
-            conn.error("name_taken", f"the nickname {name} is already in use")
+            assert holder.name is not None
+            if fold_name(holder.name) == fold_name(name):
+                as_ = "" if holder.name == name else f" (as {holder.name})"
+                return "name_taken", f"the nickname {name} is already in use{as_}"
+            return "name_taken", (
+                f"the nickname {name} looks like {holder.name}, who is online "
+                "(names that look alike are the same name)"
+            )
+        problem = script_problem(name)
+        if problem:
+            return "name_invalid", problem
+        return None
+
+    def set_nick(self, conn: Connection, name: str) -> None:
+        refusal = self.name_refusal(conn, name)
+        if refusal is not None:
+            conn.error(*refusal)
             return
+        key = name_key(name)
         old = conn.name
         if old is None:
             self._enter_lobby(conn)
@@ -534,7 +555,7 @@ class LocalHub:
             if conn.mode == Mode.HELLO:
                 conn.send(f.You(name=name))
             return
-        self.names.pop(fold_name(old), None)
+        self.names.pop(name_key(old), None)
         self.names[key] = conn
         conn.name = name
         conn.entry = conn.user_entry().render()
@@ -624,9 +645,25 @@ class LocalHub:
             raw=self._encode_message(msg, Mode.RAW) if counts[_RAW] else None,
         )
 
+    def room_refusal(self, room_name: str) -> str | None:
+        """Why a new room ``room_name`` may not be opened (it looks like an open room, or it
+        mixes scripts), or None."""
+        key = name_key(room_name)
+        for other in self.rooms:
+            if name_key(other) == key:
+                return (
+                    f"the room name #{room_name} looks like #{other} "
+                    f"(names that look alike are the same name); /join {other}"
+                )
+        return script_problem(room_name, "room name")
+
     def join(self, conn: Connection, room_name: str) -> None:
         room = self.rooms.get(room_name)
         if room is None:
+            problem = self.room_refusal(room_name)
+            if problem is not None:
+                conn.error("room_invalid", problem)
+                return
             room = self.rooms[room_name] = Room(room_name, *_topic(self._topics, room_name))
         conn.current_room = room_name
         if conn in room.members:
@@ -725,7 +762,7 @@ class LocalHub:
     def private(self, conn: Connection, to: str, text: str) -> None:
         if len(text) > _SURELY_SHORT and _too_long(conn, text):
             return
-        target = self.names.get(fold_name(to))
+        target = self.names.get(name_key(to))
         if target is None:
             conn.error("no_such_user", f"no user named {to} is online")
             return
