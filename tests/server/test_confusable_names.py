@@ -2,7 +2,7 @@
 
 Each case: a user is online as ``online`` (a HELLO client); another client claims ``claimed``
 as a HELLO client (``CMD_USER``), a seed-protocol client (``CMD_USER`` without HELLO) and a
-netcat user (``/nick``). ``same`` says whether the server must refuse it as the same name.
+netcat user (at the nickname prompt). ``same`` says whether the server must refuse it as the same name.
 """
 
 from __future__ import annotations
@@ -57,9 +57,9 @@ async def _claim_seed(port: int, name: str) -> tuple[bool, str]:
 
 async def _claim_netcat(port: int, name: str) -> tuple[bool, str]:
     c = await LineClient.connect(port)
-    await c.expect(lambda l: l.startswith("*** You are guest-"))
-    c.send(f"/nick {name}")
-    line = await c.expect(lambda l: l.startswith("*** Error:") or l.endswith(f"known as {name}"))
+    await c.expect(lambda l: l.startswith("*** Type a nickname"))
+    c.send(name)  # the answer to the nickname prompt
+    line = await c.expect(lambda l: l.startswith(("*** Error:", f"*** You are {name}.")))
     await c.close()
     return not line.startswith("*** Error:"), line
 
@@ -121,6 +121,7 @@ async def test_private_message_finds_the_holder_by_any_look_alike(server: ChatSe
 async def test_room_names_follow_the_same_rule(server: ChatServer) -> None:
     c = await LineClient.connect(server.port, hello="t", nick="roomer")
     raw = await LineClient.connect(server.port)
+    raw.send("")  # Enter at the nickname prompt: the guest name
     await raw.expect(lambda l: l.startswith("*** You are guest-"))
     # a look-alike of an open room is refused and points to the real one
     c.send("CMD_JOIN|l\u043ebby")  # Cyrillic о
