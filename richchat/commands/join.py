@@ -31,7 +31,12 @@ def join(
     if address is None:
         from richchat.core.wizard import run_wizard
 
-        picked = run_wizard(nick=nick, timeout=timeout)
+        try:
+            picked = run_wizard(nick=nick, timeout=timeout)
+        except KeyboardInterrupt:  # Ctrl+C at any step: leave at once, no traceback
+            from richchat.core.exit_codes import ExitStatus
+
+            raise typer.Exit(int(ExitStatus.INTERRUPTED)) from None
         if picked is None:
             raise typer.Exit(0)
         target, nick = picked

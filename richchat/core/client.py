@@ -109,11 +109,19 @@ def backoff_delays(
 
 
 def suffixed_nick(nick: str, n: int) -> str:
-    """``alice`` -> ``alice_2``; trims the base so the result stays a valid length."""
+    """``alice`` -> ``alice_2``; trims the base so the result stays a valid length.
+
+    The suffix is ASCII (digits and ``_`` go with any script, so ``Алиса_2`` is fine); the
+    length counts the NFKC form the server checks. Whether the result is free, or looks like
+    someone online, the server decides as for any other name.
+    """
+    import unicodedata
+
     from richchat.core.protocol.text import MAX_NICK_LEN
 
     suffix = f"_{n}"
-    return nick[: MAX_NICK_LEN - len(suffix)] + suffix
+    base = unicodedata.normalize("NFKC", nick)
+    return base[: MAX_NICK_LEN - len(suffix)] + suffix
 
 
 # --------------------------------------------------------------------------- the client
@@ -434,11 +442,14 @@ class ChatClient:
         while (frame := await self.recv()) is not None:
             yield frame
 
-    def name_in_use(self, nick: str) -> bool:
-        """Whether ``nick`` is already taken according to the last lobby ``ULIST``
-        (everyone is always in the lobby)."""
-        key = fold_name(nick)
-        return any(fold_name(u.name) == key for u in self.lobby_users)
+    def name_in_use(self, nick: str) -> str | None:
+        """The online name ``nick`` is the same as (equal, or looks alike: see
+        :func:`name_key`) according to the last lobby ``ULIST`` (everyone is always in the
+        lobby), or None."""
+        from richchat.core.protocol.text import name_key
+
+        key = name_key(nick)
+        return next((u.name for u in self.lobby_users if name_key(u.name) == key), None)
 
 
 def frame_error_text(exc: ValidationError) -> str:

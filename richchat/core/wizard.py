@@ -4,10 +4,19 @@
    servers*, *Discovered hosts* and *Local interfaces*; the user picks a row by number or types
    an address by hand.
 2. For a host (not an advertised server, whose port is known): a port scan
-   (:func:`richchat.core.scanner.scan`) with a progress bar, then the open ports with the
-   joinable chat services marked; the user picks one or types a port.
-3. The nickname: checked locally and against the server's user list (everyone is always in
+   (:func:`richchat.core.scanner.scan`) with a progress bar, then the open ports, the joinable
+   chat services first and marked; the user picks one or types a port.
+3. Before any nickname is asked: is the chosen port a richchat server? (The client's own HELLO
+   check, :meth:`ChatClient.connect`.)
+4. The nickname: checked locally and against the server's user list (everyone is always in
    the lobby, so its ``ULIST`` names every user); a refused name is asked again with the reason.
+
+It never strands the user: a step that fails goes back to the choice before it, with the
+reason on screen. A port that is not a chat server (or refuses) goes back to the port list; a
+host that cannot be reached, refuses, or has no open port goes back to the host list; a taken
+or invalid nickname to the nickname prompt. Enter on an empty prompt quits at every step (the
+nickname prompt's suggestion in brackets is taken with Enter; ``q`` quits there too), and
+Ctrl+C quits at once (:class:`KeyboardInterrupt` reaches the command, which exits 130).
 
 Everything talks to the terminal through a :class:`rich.console.Console` and an ``ask``
 function, so tests can drive it. Progress goes to stderr.
@@ -26,12 +35,19 @@ from rich.table import Table
 from rich.text import Text
 
 from richchat.core.client import Address, ChatClient, parse_address
-from richchat.core.errors import RichchatError, UsageError
-from richchat.core.protocol.text import nick_problem
+from richchat.core.errors import (
+    ConnectionRefusedRichchatError,
+    RichchatError,
+    UnknownHostError,
+    UsageError,
+)
+from richchat.core.protocol.text import claim_problem, fold_name, nick_problem
 
 if TYPE_CHECKING:
     from richchat.core.discovery import DiscoveryReport
+    from richchat.core.protocol.frames import Hello
     from richchat.core.scanner import ScanProgress, ScanReport
+    from richchat.core.scanner.models import PortResult
 
 Ask = Callable[[str], str]
 Group = Literal["advertised", "host", "interface"]
@@ -96,13 +112,18 @@ def candidates_table(rows: list[Candidate]) -> Table:
     return table
 
 
+def port_rows(report: ScanReport) -> list[PortResult]:
+    """The open ports in display order: the joinable chat ports first, then the rest."""
+    return sorted(report.open, key=lambda r: (not r.joinable, r.port))
+
+
 def ports_table(report: ScanReport) -> Table:
     table = Table(title=f"Open ports on {report.address}", title_justify="left")
     table.add_column("#", justify="right", style="bold")
     table.add_column("port", justify="right")
     table.add_column("service")
     table.add_column("chat")
-    for n, result in enumerate(report.open, 1):
+    for n, result in enumerate(port_rows(report), 1):
         service = result.service or ""
         if result.richchat is not None and result.richchat.server_name:
             service = f"{service} ({result.richchat.server_name})"
@@ -127,9 +148,23 @@ def _pick(ask: Ask, console: Console, count: int, prompt: str) -> int | str:
         return answer
 
 
+#: Longest wait for a port to answer the richchat HELLO before asking for a nickname
+PROBE_TIMEOUT = 5.0
+
+
+async def probe_server(address: Address, timeout: float) -> Hello:
+    """The server's HELLO if ``address`` is a richchat server; else the client's error
+    (:class:`ProtocolError` for another service, refused, unknown host, timeout...)."""
+    client = ChatClient(address.host, address.port, timeout=timeout)
+    try:
+        return await client.connect()
+    finally:
+        await client.close()
+
+
 async def check_nick(address: Address, nick: str, timeout: float) -> str | None:
     """Why ``nick`` would be refused on ``address`` (None if it looks free)."""
-    problem = nick_problem(nick)
+    problem = claim_problem(nick)
     if problem:
         return problem
     client = ChatClient(address.host, address.port, timeout=timeout)
@@ -141,7 +176,12 @@ async def check_nick(address: Address, nick: str, timeout: float) -> str | None:
         while (frame := await asyncio.wait_for(client.recv(), timeout)) is not None:
             if isinstance(frame, f.UserList):
                 break
-        return "already in use (name_taken)" if client.name_in_use(nick) else None
+        holder = client.name_in_use(nick)
+        if holder is None:
+            return None
+        if fold_name(holder) == fold_name(nick):
+            return "already in use (name_taken)"
+        return f"looks like {holder}, who is online (name_taken)"
     finally:
         await client.close()
 
@@ -170,16 +210,24 @@ class Wizard:
             self.console.print(line)
         return report
 
+    def say(self, text: str) -> None:
+        """A step failed: say why, before the choice is shown again."""
+        self.console.print(Text(text, style="red"))
+
     def choose_target(self, report: DiscoveryReport) -> Candidate | Address | None:
         rows = candidates(report)
         self.console.print(candidates_table(rows))
-        answer = _pick(self.ask, self.console, len(rows),
-                       "Pick a number, or type an address (HOST[:PORT]); Enter quits: ")
-        if answer == "":
-            return None
-        if isinstance(answer, int):
-            return rows[answer - 1]
-        return self._typed_address(answer)
+        while True:
+            answer = _pick(self.ask, self.console, len(rows),
+                           "Pick a number, or type an address (HOST[:PORT]); Enter quits: ")
+            if answer == "":
+                return None
+            if isinstance(answer, int):
+                return rows[answer - 1]
+            try:
+                return self._typed_address(answer)
+            except UsageError as exc:
+                self.say(f"{exc.message}; try again")
 
     def _typed_address(self, text: str) -> Address | Candidate:
         address = parse_address(text, default_port=0)
@@ -205,28 +253,67 @@ class Wizard:
         return report
 
     def choose_port(self, report: ScanReport) -> int | None:
+        """A port (from the list, or typed); None quits."""
         self.console.print(ports_table(report))
-        joinable = [r.port for r in report.open if r.joinable]
-        default = joinable[0] if len(joinable) == 1 else None
-        enter = f"Enter = {default}" if default else "Enter quits"
+        rows = port_rows(report)
         while True:
-            answer = self.ask(f"Pick a number or type a port; {enter}: ").strip()
-            if not answer:
-                return default
-            if answer.isdigit() and 1 <= int(answer) <= len(report.open):
-                return int(report.open[int(answer) - 1].port)
+            answer = self.ask("Pick a number or type a port; Enter quits: ").strip()
+            if not answer or answer.lower() in ("q", "quit"):
+                return None
+            if answer.isdigit() and 1 <= int(answer) <= len(rows):
+                return int(rows[int(answer) - 1].port)
             if answer.isdigit() and 0 < int(answer) < 65536:
                 return int(answer)
-            self.console.print(Text("A row number, or a port 1-65535.", style="red"))
+            self.say("A row number, or a port 1-65535.")
+
+    def check_server(self, address: Address) -> str | None:
+        """Why ``address`` cannot be joined (None: a richchat server answered)."""
+        try:
+            with self.console.status(f"Checking {address}..."):
+                asyncio.run(probe_server(address, min(self.timeout, PROBE_TIMEOUT)))
+        except RichchatError as exc:
+            return exc.message
+        return None
+
+    def pick_port(self, host: str) -> Address | str | None:
+        """Scan ``host`` and pick a chat port: an address, a reason to go back to the host
+        list (str), or None to quit."""
+        try:
+            report = self.scan(host)
+        except RichchatError as exc:
+            return f"cannot scan {host}: {exc.message}"
+        if not report.open:
+            return f"{host} has no open TCP port: nothing to join there"
+        while True:
+            port = self.choose_port(report)
+            if port is None:
+                return None
+            address = Address(host, port)
+            try:
+                with self.console.status(f"Checking {address}..."):
+                    asyncio.run(probe_server(address, min(self.timeout, PROBE_TIMEOUT)))
+            except UnknownHostError as exc:
+                return exc.message  # the host itself is gone: back to the host list
+            except ConnectionRefusedRichchatError as exc:
+                self.say(f"{exc.message}; pick another port")
+            except RichchatError as exc:
+                # the host answered the scan: whatever failed here is this port's doing
+                self.say(f"port {port} is not a richchat server: {exc.message}; "
+                         "pick a joinable port")
+            else:
+                return address
+            self.console.print(ports_table(report))
 
     # step 3 -----------------------------------------------------------------
     def choose_nick(self, address: Address, nick: str | None) -> str | None:
         suggestion = nick or _default_nick()
         while True:
             shown = f" [{suggestion}]" if suggestion else ""
-            answer = self.ask(f"Nickname{shown}: ").strip() or suggestion
-            if not answer:
-                continue
+            hint = "q quits" if suggestion else "Enter quits"
+            answer = self.ask(f"Nickname{shown} ({hint}): ").strip()
+            if answer.lower() in ("q", "quit") or (not answer and not suggestion):
+                return None
+            answer = answer or suggestion
             try:
                 reason = asyncio.run(check_nick(address, answer, self.timeout))
             except RichchatError as exc:
@@ -234,26 +321,33 @@ class Wizard:
                 return answer  # the chat screen asks again if the server refuses it
             if reason is None:
                 return answer
-            self.console.print(Text(f"Nickname {answer!r} refused: {reason}", style="red"))
+            self.say(f"Nickname {answer!r} refused: {reason}")
             suggestion = ""
 
     def run(self, nick: str | None) -> tuple[Address, str] | None:
         report = self.discover()
-        picked = self.choose_target(report)
-        if picked is None:
-            return None
-        if isinstance(picked, Candidate) and picked.port:
-            address = Address(picked.host, picked.port)
-        elif isinstance(picked, Candidate):
-            port = self.choose_port(self.scan(picked.host))
-            if port is None:
+        while True:
+            picked = self.choose_target(report)
+            if picked is None:
                 return None
-            address = Address(picked.host, port)
-        else:
-            address = picked
-        self.console.print(Text(f"Joining {address}", style="bold"))
-        chosen = self.choose_nick(address, nick)
-        return (address, chosen) if chosen else None
+            if isinstance(picked, Candidate) and picked.port is None:
+                found = self.pick_port(picked.host)
+                if found is None:
+                    return None
+                if isinstance(found, str):
+                    self.say(f"{found}; pick another host")
+                    continue
+                address = found
+            else:
+                address = picked if isinstance(picked, Address) else Address(
+                    picked.host, picked.port or 0)
+                problem = self.check_server(address)
+                if problem is not None:
+                    self.say(f"cannot join {address}: {problem}; pick another host")
+                    continue
+            self.console.print(Text(f"Joining {address}", style="bold"))
+            chosen = self.choose_nick(address, nick)
+            return (address, chosen) if chosen else None
 
 
 def _require(module: str) -> None:
@@ -293,4 +387,4 @@ def run_wizard(
 
 
 __all__ = ["Candidate", "Wizard", "candidates", "candidates_table", "check_nick",
-           "ports_table", "run_wizard"]
+           "port_rows", "ports_table", "probe_server", "run_wizard"]

@@ -79,6 +79,11 @@ def start_join(tmux: Tmux, client: Host, *extra: str) -> None:
     assert result.returncode == 0, result.stderr
 
 
+def flat(screen: str) -> str:
+    """The screen's text with line wraps undone (messages wrap where the terminal ends)."""
+    return " ".join(screen.split())
+
+
 def answer(tmux: Tmux, text: str) -> None:
     if text:
         tmux.run("send-keys", "-t", "main", "-l", text)
@@ -109,10 +114,10 @@ def test_wizard_scan_and_refused_nick(lan: tuple[Lab, Host, Host, int], tmux: Tm
     screen = tmux.wait_for(lambda s: "Pick a number" in s, "the discovery table", timeout=60)
     assert "Discovered hosts" in screen
     answer(tmux, server.ip)  # typed by hand, no port: scan it
-    screen = tmux.wait_for(lambda s: "Pick a number or type a port" in s and "Enter = 5050" in s, "the port table",
+    screen = tmux.wait_for(lambda s: "Pick a number or type a port" in s, "the port table",
                            timeout=120)
     assert "5050" in screen and "joinable" in screen
-    answer(tmux, "")  # the single joinable port is the default
+    answer(tmux, "1")  # the joinable port is listed first
     tmux.wait_for(lambda s: "Nickname" in s, "the nickname prompt")
     answer(tmux, "taken")
     screen = tmux.wait_for(lambda s: "refused" in s, "the refusal")
@@ -143,3 +148,66 @@ def test_join_bad_address() -> None:
                             stdin=subprocess.DEVNULL, timeout=60)
     assert result.returncode == ExitStatus.USAGE
     assert "bad port" in result.stderr
+
+
+def test_wizard_http_port_first_then_the_chat_port(
+    lan: tuple[Lab, Host, Host, int], tmux: Tmux
+) -> None:
+    """Issue #18: a port that is not a chat server goes back to the port list with the reason
+    (no nickname asked); the joinable port, listed first, then leads into the chat."""
+    lab, server, client, _port = lan
+    web = lab.popen(server, [sys.executable, "-m", "http.server", "8000", "--bind", server.ip],
+                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                    stdin=subprocess.DEVNULL)
+    probe = lab.run(client, [sys.executable, "-c",
+                             "import socket, sys, time\n"
+                             "end = time.monotonic() + 30\n"
+                             "while time.monotonic() < end:\n"
+                             "    try: socket.create_connection((sys.argv[1], 8000), 1).close(); break\n"
+                             "    except OSError: time.sleep(0.1)\n", server.ip])
+    assert probe.returncode == 0 and web.poll() is None
+    start_join(tmux, client)
+    tmux.wait_for(lambda s: "Pick a number" in s, "the discovery table", timeout=60)
+    answer(tmux, server.ip)  # a host: scan it
+    screen = tmux.wait_for(lambda s: "Pick a number or type a port" in s, "the port table",
+                           timeout=120)
+    ports = screen[screen.index("Open ports on"):]
+    rows = [line for line in ports.splitlines() if "5050" in line or "8000" in line]
+    assert "5050" in rows[0] and "joinable" in rows[0], screen  # joinable first
+    assert "8000" in rows[1] and "http" in rows[1], screen
+    answer(tmux, "2")  # the HTTP server
+    screen = tmux.wait_for(lambda s: "not a richchat server" in flat(s), "the reason",
+                           timeout=30)
+    assert "Nickname" not in screen  # checked before any nickname is asked
+    tmux.wait_for(lambda s: s.rstrip().endswith("Enter quits:"), "the port list again")
+    answer(tmux, "1")
+    tmux.wait_for(lambda s: "Nickname" in s, "the nickname prompt")
+    answer(tmux, "hank")
+    tmux.wait_for(lambda s: "nick: hank" in s and "● connected" in s, "the chat screen")
+    answer(tmux, "made it")
+    tmux.wait_for(lambda s: "<hank> made it" in s, "the echo")
+
+
+def test_wizard_refused_host_goes_back_to_the_host_list(
+    lan: tuple[Lab, Host, Host, int], tmux: Tmux
+) -> None:
+    _lab, server, client, _port = lan
+    start_join(tmux, client)
+    tmux.wait_for(lambda s: "Pick a number" in s, "the discovery table", timeout=60)
+    answer(tmux, f"{server.ip}:5999")  # nothing listens there
+    screen = tmux.wait_for(
+        lambda s: "connection refused" in flat(s) and "pick another host" in flat(s),
+        "the reason", timeout=30)
+    assert "Nickname" not in screen
+    tmux.wait_for(lambda s: s.rstrip().endswith("Enter quits:"), "the host list again")
+    answer(tmux, "")  # Enter quits
+    tmux.wait_for(lambda s: "[richchat exited with 0]" in s, "a clean exit")
+
+
+def test_wizard_ctrl_c_quits_at_once(lan: tuple[Lab, Host, Host, int], tmux: Tmux) -> None:
+    _lab, _server, client, _port = lan
+    start_join(tmux, client)
+    tmux.wait_for(lambda s: "Pick a number" in s, "the discovery table", timeout=60)
+    tmux.run("send-keys", "-t", "main", "C-c")
+    screen = tmux.wait_for(lambda s: "[richchat exited with" in s, "the exit")
+    assert "[richchat exited with 130]" in screen and "Traceback" not in screen

@@ -406,3 +406,20 @@ async def test_server_gone_while_waiting_for_stdin_is_connection_lost(tmp_path: 
     proc.stdin.close()
     assert proc.returncode == ExitStatus.CONNECTION_LOST, err
     assert "closed the connection" in err and err.count("\n") == 1
+
+
+async def test_look_alike_nick_refused_and_auto_nick_suffixes_checked(chat_server: object) -> None:
+    holder = await registered(chat_server.port, "admin")  # type: ignore[attr-defined]
+    code, _, err = await run_send(addr(chat_server), "--nick", "\u0430dmin", "hi")  # Cyrillic а
+    assert code == ExitStatus.NICK_REFUSED
+    assert "looks like admin" in err and err.count("\n") == 1
+    # each suffixed variant is claimed like any name: ＡＤＭＩＮ is taken, ADMIN_2 is free
+    code, _, err = await run_send(addr(chat_server), "--nick", "ＡＤＭＩＮ", "--auto-nick", "hi")
+    assert code == ExitStatus.OK, err
+    got = await next_frame(holder, f.RoomMessage)
+    assert isinstance(got, f.RoomMessage) and got.name == "ADMIN_2"
+    # a mixed-script variant is refused for its scripts, not retried with more suffixes
+    code, _, err = await run_send(addr(chat_server), "--nick", "\u0430dmin", "--auto-nick", "hi")
+    assert code == ExitStatus.NICK_REFUSED
+    assert "name_invalid" in err and "Cyrillic" in err
+    await holder.close()

@@ -131,3 +131,52 @@ async def test_bad_options_are_usage_errors(beacon_port: int, kw: dict[str, obje
                                             match: str) -> None:
     with pytest.raises(UsageError, match=match):
         await discover(loop_options(beacon_port, **kw))
+
+
+async def test_discover_ends_when_the_query_is_answered_not_at_the_timeout(
+    beacon_port: int,
+) -> None:
+    adv = Advertiser(lambda: info("eps", "E"), bind_host="127.0.0.1", beacon_port=beacon_port,
+                     beacon_addrs=[LOOP], interval=3600, mdns=False)
+    await adv.start()
+    try:
+        report = await discover(loop_options(beacon_port, timeout=60))
+    finally:
+        await adv.stop()
+    assert [s.name for s in report.servers] == ["eps"]
+    # the work (query answered, a grace for more answers) is done long before the cap
+    assert report.elapsed < 30, report.elapsed
+
+
+async def test_discover_with_nothing_to_find_ends_after_the_query_retries(
+    beacon_port: int,
+) -> None:
+    report = await discover(loop_options(beacon_port, timeout=60))
+    assert report.servers == []
+    assert report.elapsed < 30, report.elapsed
+
+
+async def test_listen_keeps_hearing_late_beacons(beacon_port: int) -> None:
+    first = Advertiser(lambda: info("early", "E1"), bind_host="127.0.0.1",
+                       beacon_port=beacon_port, beacon_addrs=[LOOP], interval=3600, mdns=False)
+    late = Advertiser(lambda: info("late", "L1"), bind_host="127.0.0.1", beacon_port=beacon_port,
+                      beacon_addrs=[LOOP], interval=0.2, mdns=False)
+    answered = asyncio.Event()
+
+    def progress(source: str, text: str) -> None:
+        if text.startswith("found early"):
+            answered.set()
+
+    await first.start()
+    try:
+        run = asyncio.create_task(
+            discover(loop_options(beacon_port, timeout=5, listen=3), progress))
+        await asyncio.wait_for(answered.wait(), 5)
+        await late.start()  # after the query was answered: only a listener still open hears it
+        report = await run
+    finally:
+        await first.stop()
+        await late.stop()
+    by_name = {s.name: s for s in report.servers}
+    assert set(by_name) == {"early", "late"}
+    assert by_name["late"].found_via == ["beacon"]

@@ -10,10 +10,11 @@ from collections import defaultdict
 
 import pytest
 
+from richchat.core.protocol.text import name_key
 from richchat.core.server import ChatServer
 from richchat.core.server.connection import Connection
 from richchat.core.server.delivery import FLUSH_CHUNK
-from richchat.core.server.hub import Hub, name_key
+from richchat.core.server.hub import Hub
 from richchat.core.server.peer import Peer
 from tests.linechat import LineClient
 

@@ -1,4 +1,11 @@
-"""Hosts on the local subnets: an ARP sweep with scapy, or the kernel's neighbour table."""
+"""Hosts on the local subnets: an ARP sweep, or the kernel's neighbour table.
+
+The sweep writes ARP requests straight to a link-layer socket (``AF_PACKET``, Linux, root or
+CAP_NET_RAW): a request is 42 fixed bytes, so no packet library is needed to build or read
+them, and the sweep starts without waiting for scapy's import (about 0.5 s). scapy is still
+what names the vendor of each MAC address (its bundled manuf database), loaded in a thread
+while the sweep waits for replies (:func:`load_manuf`).
+"""
 
 from __future__ import annotations
 
@@ -7,9 +14,10 @@ import ipaddress
 import select
 import shutil
 import socket
+import struct
 import subprocess
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from functools import lru_cache
 
 from richchat.core.discovery.interfaces import SweepTarget
@@ -68,52 +76,95 @@ BURST = 256
 RETRY_AFTER = 0.25
 
 
+#: With ``on_found``: report the hosts that answered once no reply came for this long
+FOUND_QUIET = 0.05
+
+
 def arp_sweep(
-    targets: Iterable[SweepTarget], reply_wait: float, deadline: float | None = None
+    targets: Iterable[SweepTarget], reply_wait: float, deadline: float | None = None,
+    vendors: bool = True, on_found: Callable[[list[str]], None] | None = None,
 ) -> list[DiscoveredHost]:
     """ARP who-has every address of each target, twice for the silent ones; blocking.
 
-    scapy builds the request once and opens the link-layer socket (bound to the ARP
-    ethertype, so the kernel hands us nothing else); the per-address frames are that template
-    with the target address patched in, so a /22 costs milliseconds to send. Replies are read
-    until ``reply_wait`` after the last request or ``deadline`` (time.monotonic()).
+    The request is built once; the per-address frames are that template with the target
+    address patched in, so a /22 costs milliseconds to send. The socket is bound to the ARP
+    ethertype on the target's interface, so the kernel hands us nothing else. Replies are
+    read until ``reply_wait`` after the last request or ``deadline`` (time.monotonic()).
+    ``vendors=False`` leaves the vendor out (the caller looks it up once the manuf database
+    is loaded). ``on_found(ips)`` (called in this thread) hears of the hosts that answered, in
+    batches, as soon as replies pause for ``FOUND_QUIET``: ``--os`` starts nmap on them while
+    the sweep goes on.
     """
     hosts: dict[str, DiscoveredHost] = {}
     for target in targets:
         if deadline is not None and time.monotonic() >= deadline:
             break
-        for ip, mac in _sweep_one(target, reply_wait, deadline).items():
+        for ip, mac in _sweep_one(target, reply_wait, deadline, on_found).items():
             hosts.setdefault(ip, DiscoveredHost(
-                ip=ip, mac=mac, vendor=vendor_of(mac), interface=target.interface,
-                source="arp-sweep",
+                ip=ip, mac=mac, vendor=vendor_of(mac) if vendors else None,
+                interface=target.interface, source="arp-sweep",
             ))
     return sort_hosts(hosts.values())
 
 
-def _sweep_one(target: SweepTarget, reply_wait: float, deadline: float | None) -> dict[str, str]:
-    from scapy.arch import get_if_hwaddr
-    from scapy.config import conf
-    from scapy.layers.l2 import ARP, Ether
+def arp_request(own_mac: bytes, source: str, target: str) -> bytes:
+    """One broadcast ARP who-has frame (Ethernet II + ARP for IPv4, 42 bytes)."""
+    return struct.pack(
+        "!6s6sHHHBBH6s4s6s4s",
+        b"\xff" * 6, own_mac, ETH_P_ARP,  # Ethernet: broadcast, from us, ARP
+        1, 0x0800, 6, 4, 1,  # ARP: Ethernet/IPv4, 6/4-byte addresses, request
+        own_mac, ipaddress.IPv4Address(source).packed,
+        b"\x00" * 6, ipaddress.IPv4Address(target).packed,
+    )
 
+
+def interface_mac(iface: str) -> bytes:
+    """The hardware address of ``iface`` (Linux: /sys/class/net)."""
+    with open(f"/sys/class/net/{iface}/address", encoding="ascii") as fh:
+        return bytes.fromhex(fh.read().strip().replace(":", ""))
+
+
+def _route_of(address: str) -> tuple[str, str]:
+    """(interface, source address) the kernel would use to reach ``address``."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.connect((address, 9))  # UDP connect: a route look-up, nothing is sent
+        source = probe.getsockname()[0]
+    import netifaces
+
+    for iface in netifaces.interfaces():
+        for entry in netifaces.ifaddresses(iface).get(netifaces.AF_INET, []):
+            if entry.get("addr") == source:
+                return str(iface), str(source)
+    raise OSError(f"no interface holds {source}")
+
+
+def _sweep_one(
+    target: SweepTarget, reply_wait: float, deadline: float | None,
+    on_found: Callable[[list[str]], None] | None = None,
+) -> dict[str, str]:
     iface, source = target.interface, target.source
     first = next(iter(target.network.hosts()), target.network.network_address)
     if iface is None or source is None:  # not planned by sweep_targets: ask the route table
-        route_iface, route_src, _gw = conf.route.route(str(first))
-        iface = iface or str(route_iface)
-        source = source or str(route_src)
-    own_mac = get_if_hwaddr(iface)
-    template = bytes(
-        Ether(dst="ff:ff:ff:ff:ff:ff", src=own_mac)
-        / ARP(op=1, hwsrc=own_mac, psrc=source, hwdst="00:00:00:00:00:00", pdst=str(first))
-    )
+        route_iface, route_src = _route_of(str(first))
+        iface = iface or route_iface
+        source = source or route_src
+    template = arp_request(interface_mac(iface), source, str(first))
     # Ethernet (14) + ARP: the target protocol address is the last 4 bytes of the ARP header.
     pdst_at = 14 + 24
     head, tail = template[:pdst_at], template[pdst_at + 4:]
     pending = [ip for ip in target.network.hosts() if str(ip) != source]
     found: dict[str, str] = {}
-    sock = conf.L2socket(iface=iface, type=ETH_P_ARP)
+    unreported: list[str] = []
+
+    def report() -> None:
+        if on_found is not None and unreported:
+            on_found(list(unreported))
+            unreported.clear()
+
+    raw = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ARP))
     try:
-        raw = sock.ins
+        raw.bind((iface, ETH_P_ARP))
+        raw.setblocking(False)
 
         def drain(until: float) -> None:
             while True:
@@ -122,11 +173,20 @@ def _sweep_one(target: SweepTarget, reply_wait: float, deadline: float | None) -
                     left = min(left, deadline - time.monotonic())
                 if left <= 0:
                     return
-                ready, _, _ = select.select([raw], [], [], left)
+                quiet = unreported and on_found is not None and left > FOUND_QUIET
+                ready, _, _ = select.select([raw], [], [], FOUND_QUIET if quiet else left)
                 if not ready:
+                    if quiet:
+                        report()
+                        continue
                     return
-                frame = raw.recv(2048)
-                _note_reply(frame, target.network, found)
+                try:
+                    frame = raw.recv(2048)
+                except BlockingIOError:
+                    continue
+                ip = _note_reply(frame, target.network, found)
+                if ip is not None:
+                    unreported.append(ip)
 
         for attempt in range(2):
             for i in range(0, len(pending), BURST):
@@ -140,7 +200,8 @@ def _sweep_one(target: SweepTarget, reply_wait: float, deadline: float | None) -
             if not pending:
                 break
     finally:
-        sock.close()
+        raw.close()
+        report()
     return found
 
 
@@ -157,22 +218,23 @@ def _send(raw: socket.socket, frame: bytes) -> None:
         raw.send(frame)
 
 
-def load_scapy() -> None:
-    """Import scapy's ARP machinery and the manuf db now (about a second, once)."""
-    from scapy.layers.l2 import ARP, Ether  # noqa: F401
-
+def load_manuf() -> None:
+    """Load scapy's manuf database now (about 0.3 s, once), for :func:`vendor_of`."""
     _manufdb()
 
 
-def _note_reply(frame: bytes, network: ipaddress.IPv4Network, found: dict[str, str]) -> None:
-    """Record an ARP reply (ethertype 0x0806, opcode 2) from inside ``network``."""
+def _note_reply(
+    frame: bytes, network: ipaddress.IPv4Network, found: dict[str, str]
+) -> str | None:
+    """Record an ARP reply (ethertype 0x0806, opcode 2) from inside ``network``; return the
+    sender's address if it is new."""
     if len(frame) < 42 or frame[12:14] != b"\x08\x06" or frame[20:22] != b"\x00\x02":
-        return
-    sender_ip = ipaddress.IPv4Address(frame[28:32])
-    if sender_ip not in network:
-        return
-    mac = ":".join(f"{b:02x}" for b in frame[22:28])
-    found.setdefault(str(sender_ip), mac)
+        return None
+    sender_ip = str(ipaddress.IPv4Address(frame[28:32]))
+    if ipaddress.IPv4Address(sender_ip) not in network or sender_ip in found:
+        return None
+    found[sender_ip] = ":".join(f"{b:02x}" for b in frame[22:28])
+    return sender_ip
 
 
 def sort_hosts(hosts: Iterable[DiscoveredHost]) -> list[DiscoveredHost]:

@@ -8,6 +8,7 @@ the unicast replies, so that no server on this host can steal them.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import logging
 import secrets
@@ -26,8 +27,14 @@ from richchat.core.protocol.beacon import (
 
 log = logging.getLogger(__name__)
 
-#: When the active query is (re)sent, in seconds from the start: UDP may drop one.
+#: When the active query is (re)sent, in seconds from the start: UDP may drop one. Once it is
+#: answered, the remaining retries are not sent.
 QUERY_SCHEDULE = (0.0, 0.25, 1.0)
+#: Once the query is answered, listening ends this long after the last new server (a LAN
+#: answers a broadcast within milliseconds: 0.04 s measured; slower servers get 0.3 s more).
+ANSWER_GRACE = 0.3
+#: Nobody answered: listening ends this long after the last retry.
+UNANSWERED_WAIT = 0.3
 
 
 class ServerTable:
@@ -37,11 +44,25 @@ class ServerTable:
         self.started = started
         self.on_new = on_new
         self.servers: dict[str, AdvertisedServer] = {}
+        #: time.monotonic() of the last new server, and whether a query reply came
+        self.last_new: float | None = None
+        self.answered = False
+        self._changed: asyncio.Event | None = None
+
+    async def wait_change(self, timeout: float) -> None:
+        """Return when a new server is added, or after ``timeout`` seconds."""
+        if self._changed is None:
+            self._changed = asyncio.Event()
+        self._changed.clear()
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self._changed.wait(), max(0.0, timeout))
 
     def add(
         self, *, via: FoundVia, address: str, port: int, name: str, server_id: str | None,
         users: int | None, tls: bool, version: int | None,
     ) -> AdvertisedServer:
+        if via == "query":
+            self.answered = True
         key = server_id or f"{address}:{port}"
         if key not in self.servers:
             # An mDNS record may lack the id: merge sightings of the same endpoint when at
@@ -64,6 +85,9 @@ class ServerTable:
                 found_after=round(time.monotonic() - self.started, 4),
             )
             self.servers[key] = server
+            self.last_new = time.monotonic()
+            if self._changed is not None:
+                self._changed.set()
             if self.on_new is not None:
                 self.on_new(server)
             return server
@@ -124,11 +148,31 @@ def source_filter(networks: list[ipaddress.IPv4Network] | None) -> Callable[[str
     return accept
 
 
+def done_at(table: ServerTable, queries_over: float | None) -> float | None:
+    """When listening may end (time.monotonic()), as far as known now, or None (not yet).
+
+    Answered: ``ANSWER_GRACE`` after the last new server. Unanswered: ``UNANSWERED_WAIT``
+    after the last retry (``queries_over``: when it went out; None while retries are due).
+    """
+    if table.answered and table.last_new is not None:
+        return table.last_new + ANSWER_GRACE
+    if queries_over is not None:
+        last = max(queries_over, table.last_new or 0.0)
+        return last + (ANSWER_GRACE if table.last_new is not None else UNANSWERED_WAIT)
+    return None
+
+
 async def listen_udp(
     table: ServerTable, *, beacon_port: int, broadcast: list[str], deadline: float,
-    accept: Callable[[str], bool],
+    accept: Callable[[str], bool], linger: bool = False,
 ) -> list[Notice]:
-    """Hear beacons and query replies until ``deadline`` (time.monotonic())."""
+    """Hear beacons and query replies; send the query (and its retries while unanswered).
+
+    Ends as soon as the work is done (see :func:`done_at`), or at ``deadline``
+    (time.monotonic()) at the latest; with ``linger``, only at ``deadline`` (late beacons).
+    Without a broadcast address to query, only beacons can tell: it listens until ``deadline``.
+    """
+    linger = linger or not broadcast
     from richchat.core.discovery.udp import udp_socket
 
     loop = asyncio.get_running_loop()
@@ -158,25 +202,39 @@ async def listen_udp(
         data = encode_datagram(Query(nonce=nonce))
         start = time.monotonic()
         failed: set[str] = set()
-        for offset in QUERY_SCHEDULE:
-            wait = start + offset - time.monotonic()
-            if start + offset >= deadline:
+        due = [start + offset for offset in QUERY_SCHEDULE]
+        queries_over: float | None = None
+        while True:
+            now = time.monotonic()
+            if now >= deadline:
                 break
-            if wait > 0:
-                await asyncio.sleep(wait)
-            for addr in broadcast:
-                try:
-                    query_transport.sendto(data, (addr, beacon_port))
-                except OSError as exc:
-                    if addr not in failed:
-                        failed.add(addr)
-                        notices.append(Notice(
-                            source="advertised",
-                            message=f"cannot send the discovery query to {addr}: {exc}",
-                        ))
-        remaining = deadline - time.monotonic()
-        if remaining > 0:
-            await asyncio.sleep(remaining)
+            if due and (table.answered or not broadcast):
+                due = []  # answered (or nowhere to ask): no more retries
+                queries_over = now
+            if due and now >= due[0]:
+                due.pop(0)
+                for addr in broadcast:
+                    try:
+                        query_transport.sendto(data, (addr, beacon_port))
+                    except OSError as exc:
+                        if addr not in failed:
+                            failed.add(addr)
+                            notices.append(Notice(
+                                source="advertised",
+                                message=f"cannot send the discovery query to {addr}: {exc}",
+                            ))
+                if not due:
+                    queries_over = now
+                continue
+            wake = [deadline]
+            if due:
+                wake.append(due[0])
+            end = None if linger else done_at(table, queries_over)
+            if end is not None:
+                if now >= end:
+                    break
+                wake.append(end)
+            await table.wait_change(min(wake) - now)
     finally:
         for transport in transports:
             transport.close()

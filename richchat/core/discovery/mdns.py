@@ -25,11 +25,18 @@ def _int_or_none(value: str | None) -> int | None:
     return int(value) if value is not None and value.isdigit() else None
 
 
+#: How long to browse (seconds from the browser's start) unless asked to linger: the first
+#: query goes out after 20-120 ms and responders answer within 20-120 ms (RFC 6762 5.2), with
+#: the service, host and address records in one answer.
+MDNS_WINDOW = 0.8
+
+
 async def browse_mdns(
     table: ServerTable, *, deadline: float, interfaces: list[str] | None,
-    accept: Any = None,
+    accept: Any = None, window: float | None = None,
 ) -> None:
-    """Browse until ``deadline``; resolve each instance and add it to ``table``.
+    """Browse for ``window`` seconds (default: until ``deadline``), then let the instances
+    already seen finish resolving until ``deadline``; each resolved one is added to ``table``.
 
     ``interfaces``: IPv4 addresses of the interfaces to use (None = all of them).
     """
@@ -71,9 +78,13 @@ async def browse_mdns(
 
     browser = AsyncServiceBrowser(aiozc.zeroconf, [MDNS_SERVICE_TYPE], handlers=[on_change])
     try:
-        remaining = deadline - time.monotonic()
+        window_end = deadline if window is None else time.monotonic() + window
+        remaining = min(deadline, window_end) - time.monotonic()
         if remaining > 0:
             await asyncio.sleep(remaining)
+        remaining = deadline - time.monotonic()
+        if pending and remaining > 0:
+            await asyncio.wait(list(pending), timeout=remaining)
     finally:
         for task in list(pending):
             task.cancel()

@@ -95,6 +95,9 @@ class DiscoveryOptions(BaseModel):
     subnets: list[str] | None = None
     #: Sweep interface subnets larger than MAX_AUTO_PREFIX without asking (user confirmed).
     allow_large: bool = False
+    #: Keep listening for beacons and DNS-SD this many seconds (capped by ``timeout``) instead
+    #: of finishing as soon as the work is done (``--listen S``).
+    listen: float | None = Field(default=None, gt=0, le=3600)
 
 
 class DiscoveryReport(BaseModel):

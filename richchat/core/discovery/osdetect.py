@@ -53,6 +53,14 @@ def best_guess(host_result: dict[str, Any]) -> OsGuess | None:
     return best
 
 
+def nmap_arguments(timeout: float) -> str:
+    """The nmap options of one OS-detection run (all its hosts in one nmap, which probes them
+    in parallel) that must end within ``timeout`` seconds. ``-Pn``: the hosts answered ARP,
+    nmap need not ping them again."""
+    host_timeout = max(2, int(timeout) - 1)
+    return f"-O --osscan-guess -n -Pn -T4 --max-os-tries 1 --host-timeout {host_timeout}s"
+
+
 def detect_os(ips: list[str], timeout: float) -> dict[str, OsGuess]:
     """Run ``nmap -O`` on ``ips`` (blocking; run it in a thread). Killed after ``timeout``."""
     import nmap
@@ -60,10 +68,9 @@ def detect_os(ips: list[str], timeout: float) -> dict[str, OsGuess]:
     if not ips:
         return {}
     scanner = nmap.PortScanner()
-    host_timeout = max(2, int(timeout) - 1)
-    arguments = f"-O --osscan-guess -n -T4 --max-os-tries 1 --host-timeout {host_timeout}s"
     try:
-        scanner.scan(hosts=" ".join(ips), arguments=arguments, timeout=max(1, int(timeout)))
+        scanner.scan(hosts=" ".join(ips), arguments=nmap_arguments(timeout),
+                     timeout=max(1, int(timeout)))
     except nmap.PortScannerTimeout:
         raise TimeoutError("nmap -O did not finish in time") from None
     result: dict[str, OsGuess] = {}

@@ -1,9 +1,23 @@
 """One discovery run: advertised servers, LAN hosts and local interfaces, concurrently.
 
 ``await discover(options)`` is the single entry point (the CLI and the join wizard use it);
-``discover_sync(options)`` calls it from synchronous code. Every source stops by
-``options.timeout``; what could not be done becomes a :class:`Notice` (one line + the fix), and
-the report's ``exit_status`` says how the CLI should exit after printing it.
+``discover_sync(options)`` calls it from synchronous code. What could not be done becomes a
+:class:`Notice` (one line + the fix), and the report's ``exit_status`` says how the CLI should
+exit after printing it.
+
+When it is done: the run ends as soon as every source has done its work, ``options.timeout``
+being only the upper bound:
+
+* ARP: the sweep has ended (one request per address, the silent ones asked again after
+  0.25 s, then 0.5 s for late replies; the MAC vendor database loads meanwhile);
+* UDP: the active query has been answered and no new server came for ``ANSWER_GRACE`` (0.3 s)
+  after the last one; unanswered, ``UNANSWERED_WAIT`` after its last retry (at 1 s);
+* DNS-SD: browsing has had its ``MDNS_WINDOW`` (0.8 s) and the instances seen are resolved;
+* ``--os``: nmap has finished (it starts on the hosts that answered the sweep's first requests,
+  while the sweep goes on; hosts found later get a run of their own).
+
+``options.listen`` (``--listen S``) keeps the UDP and DNS-SD listeners open for S seconds
+instead, for servers that only send their periodic beacon.
 """
 
 from __future__ import annotations
@@ -30,6 +44,7 @@ from richchat.core.discovery.models import (
     DiscoveryReport,
     LocalInterface,
     Notice,
+    OsGuess,
 )
 from richchat.core.errors import UsageError
 from richchat.core.exit_codes import ExitStatus
@@ -107,24 +122,30 @@ async def _advertised(
                               message="no IPv4 broadcast address to send the discovery query to",
                               hint="pass --broadcast ADDR"))
     progress("advertised", "listening for beacons, query sent")
+    linger = options.listen is not None
     jobs = [listen_udp(table, beacon_port=options.beacon_port, broadcast=broadcast,
-                       deadline=deadline, accept=accept)]
+                       deadline=deadline, accept=accept, linger=linger)]
     if options.mdns:
+        from richchat.core.discovery.mdns import MDNS_WINDOW
+
         mdns_ifaces = None
         if options.interface is not None:
             mdns_ifaces = [a.address for i in interfaces for a in i.addresses if a.family == "ipv4"]
-        jobs.append(_mdns_guarded(table, deadline, mdns_ifaces, accept, notices))
+        window = None if linger else MDNS_WINDOW
+        jobs.append(_mdns_guarded(table, deadline, mdns_ifaces, accept, notices, window))
     results = await asyncio.gather(*jobs)
     notices.extend(results[0] or [])
     return table.result(), notices
 
 
 async def _mdns_guarded(table: ServerTable, deadline: float, ifaces: list[str] | None,
-                        accept: Callable[[str], bool], notices: list[Notice]) -> list[Notice]:
+                        accept: Callable[[str], bool], notices: list[Notice],
+                        window: float | None) -> list[Notice]:
     from richchat.core.discovery.mdns import browse_mdns
 
     try:
-        await browse_mdns(table, deadline=deadline, interfaces=ifaces, accept=accept)
+        await browse_mdns(table, deadline=deadline, interfaces=ifaces, accept=accept,
+                          window=window)
     except Exception as exc:
         notices.append(Notice(source="mdns", message=f"DNS-SD browsing failed: {exc}"))
     return []
@@ -158,20 +179,42 @@ async def _hosts(
         else:
             kept.append(target)
     hosts: list[DiscoveredHost] = []
+    os_runs: _OsRuns | None = None
+    if options.os:
+        from richchat.core.discovery import osdetect
+
+        blocker = osdetect.os_detection_blocker()
+        if blocker is not None:
+            notices.append(blocker)
+        else:
+            os_runs = _OsRuns(deadline, progress)
     t0 = time.monotonic()
     if kept and arp.can_open_raw_socket():
         names = ", ".join(str(t.network) for t in kept)
-        progress("arp", "loading scapy")
-        await asyncio.to_thread(arp.load_scapy)
-        durations["scapy_import"] = round(time.monotonic() - t0, 4)
-        t0 = time.monotonic()
+
+        def load_manuf() -> None:
+            arp.load_manuf()
+            durations["manuf_load"] = round(time.monotonic() - t0, 4)
+
+        # the vendor database loads while the sweep mostly waits for replies
+        manuf = asyncio.ensure_future(asyncio.to_thread(load_manuf))
         progress("arp", f"ARP sweep of {names}")
-        hosts = await asyncio.to_thread(arp.arp_sweep, kept, ARP_REPLY_WAIT, deadline)
-        if time.monotonic() >= deadline - 0.01:
+        # with --os, nmap starts on the hosts that answered while the sweep goes on
+        on_found = os_runs.from_thread if os_runs is not None else None
+        try:
+            hosts = await asyncio.to_thread(arp.arp_sweep, kept, ARP_REPLY_WAIT, deadline,
+                                            False, on_found)
+        finally:
+            swept = time.monotonic()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(manuf, max(0.05, deadline - time.monotonic()))
+        for host in hosts:
+            host.vendor = arp.vendor_of(host.mac) if manuf.done() else None
+        if swept >= deadline - 0.01:
             notices.append(Notice(source="arp", message="the ARP sweep was cut short by "
                                   "--timeout; some hosts may be missing",
                                   hint="raise --timeout"))
-        durations["arp"] = round(time.monotonic() - t0, 4)
+        durations["arp"] = round(swept - t0, 4)
         progress("arp", f"{len(hosts)} hosts answered")
     else:
         if kept:
@@ -183,38 +226,73 @@ async def _hosts(
             ))
         hosts = arp.neighbour_table(targets or None, options.interface)
         durations["neighbours"] = round(time.monotonic() - t0, 4)
-    if options.os:
+    if os_runs is not None and hosts:
+        os_runs.start([h.ip for h in hosts])  # those not asked yet (neighbour table: all)
+        guesses = await os_runs.results(notices)
+        for host in hosts:
+            host.os = guesses.get(host.ip)
+        if os_runs.started is not None:
+            durations["os"] = round(time.monotonic() - os_runs.started, 4)
+    return hosts, notices
+
+
+class _OsRuns:
+    """nmap -O runs started as hosts are found: one nmap for each batch of hosts that answered
+    the ARP sweep together (nmap probes the hosts of a run in parallel), so OS detection starts
+    a few milliseconds into the sweep instead of after it."""
+
+    def __init__(self, deadline: float, progress: Progress) -> None:
+        self.deadline = deadline
+        self.progress = progress
+        self.loop = asyncio.get_running_loop()
+        self.asked: set[str] = set()
+        self.runs: list[asyncio.Future[dict[str, OsGuess]]] = []
+        self.started: float | None = None
+        self.skipped = False
+
+    def from_thread(self, ips: list[str]) -> None:
+        """The sweep thread found ``ips``: start their run on the event loop."""
+        self.loop.call_soon_threadsafe(self.start, ips)
+
+    def start(self, ips: list[str]) -> None:
         from richchat.core.discovery import osdetect
 
-        blocker = osdetect.os_detection_blocker()
-        if blocker is not None:
-            notices.append(blocker)
-        elif hosts:
-            remaining = deadline - time.monotonic() - _MARGIN
-            if remaining < 2:
-                notices.append(Notice(
-                    source="os", message="OS detection skipped: no time left",
-                    hint="raise --timeout", exit_status=int(ExitStatus.TIMEOUT),
-                ))
+        new = [ip for ip in ips if ip not in self.asked]
+        if not new:
+            return
+        self.asked.update(new)
+        remaining = self.deadline - time.monotonic() - _MARGIN
+        if remaining < 2:
+            self.skipped = True
+            return
+        if self.started is None:
+            self.started = time.monotonic()
+        self.progress("os", f"nmap -O on {len(self.asked)} hosts")
+        self.runs.append(asyncio.ensure_future(
+            asyncio.to_thread(osdetect.detect_os, new, remaining)))
+
+    async def results(self, notices: list[Notice]) -> dict[str, OsGuess]:
+        guesses: dict[str, OsGuess] = {}
+        timed_out = False
+        for outcome in await asyncio.gather(*self.runs, return_exceptions=True):
+            if isinstance(outcome, TimeoutError):
+                timed_out = True
+            elif isinstance(outcome, BaseException):
+                notices.append(Notice(source="os", message=f"nmap failed: {outcome}",
+                                      hint="raise --timeout, or run nmap -O by hand",
+                                      exit_status=int(ExitStatus.ERROR)))
             else:
-                progress("os", f"nmap -O on {len(hosts)} hosts")
-                t1 = time.monotonic()
-                try:
-                    guesses = await asyncio.to_thread(
-                        osdetect.detect_os, [h.ip for h in hosts], remaining)
-                except TimeoutError:
-                    notices.append(Notice(
-                        source="os", message="OS detection did not finish within --timeout",
-                        hint="raise --timeout", exit_status=int(ExitStatus.TIMEOUT)))
-                except Exception as exc:
-                    notices.append(Notice(source="os", message=f"nmap failed: {exc}",
-                                          hint="raise --timeout, or run nmap -O by hand",
-                                          exit_status=int(ExitStatus.ERROR)))
-                else:
-                    for host in hosts:
-                        host.os = guesses.get(host.ip)
-                durations["os"] = round(time.monotonic() - t1, 4)
-    return hosts, notices
+                guesses.update(outcome)
+        if timed_out:
+            notices.append(Notice(
+                source="os", message="OS detection did not finish within --timeout",
+                hint="raise --timeout", exit_status=int(ExitStatus.TIMEOUT)))
+        if self.skipped:
+            notices.append(Notice(
+                source="os", message="OS detection skipped: no time left",
+                hint="raise --timeout", exit_status=int(ExitStatus.TIMEOUT),
+            ))
+        return guesses
 
 
 async def discover(
@@ -233,7 +311,9 @@ async def discover(
     async def advertised() -> None:
         t0 = time.monotonic()
         listen_until = deadline
-        if options.os:
+        if options.listen is not None:
+            listen_until = min(deadline, started + options.listen)
+        elif options.os:
             listen_until = min(deadline, started + LISTEN_WITH_OS - _MARGIN)
         servers, notices = await _advertised(options, interfaces, listen_until, started, say)
         report.servers = servers

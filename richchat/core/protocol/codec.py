@@ -161,14 +161,16 @@ def decode_server_line(line: str) -> ServerFrame:
 def warm_up() -> None:
     """Build every frame validator and run the decoding paths every client takes once.
 
-    For long-running processes (the server): the validators are built and the code behind a
-    first HELLO, nickname (NFKC folding) and message is loaded at start-up, not while the
-    first client waits (about 1 MB of validators and 250 KB of library code).
+    For long-running processes (the server): the validators are built and the code and data
+    behind a first HELLO, nickname (NFKC folding, confusable skeleton, scripts) and message are
+    loaded at start-up, not while the first client waits (about 1 MB of validators, 250 KB of
+    library code, and the Unicode confusables data).
     """
     from richchat.core.protocol.frames import build_all
-    from richchat.core.protocol.text import fold_name
+    from richchat.core.protocol.text import name_key, script_problem
 
     build_all()
     for line in ("HELLO|1|warm-up/1", "CMD_USER|Wärm-Up", "MSG|warm up ☕", "not a frame"):
         decode_client_line(line)
-    fold_name("Ｗarm-Up")
+    name_key("Ｗarm-Up")  # loads the confusables data (about 0.2 s) now, not for a client
+    script_problem("Wärm-Up")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 
@@ -73,8 +74,40 @@ def message_problem(text: str) -> str | None:
 
 
 def fold_name(name: str) -> str:
-    """The identity key of a nickname or room: NFKC-normalised and case-folded."""
+    """A nickname or room NFKC-normalised and case-folded (how it is spelt, ignoring case)."""
     return unicodedata.normalize("NFKC", name).casefold()
+
+
+@functools.lru_cache(maxsize=4096)
+@functools.lru_cache(maxsize=8192)
+def name_key(name: str) -> str:
+    """The identity of a nickname or room: two names are the same name when their keys are
+    equal. The UTS #39 confusable skeleton of the NFKC-normalised, case-folded name, so that
+    ``admin``, ``ADMIN``, ``ＡＤＭＩＮ``, ``аdmin`` (Cyrillic а) and ``ΑDMIN`` (Greek Α) are one
+    name. Loads the Unicode confusables data on first use (see :mod:`.confusables`)."""
+    from richchat.core.protocol.confusables import skeleton
+
+    # NFKC again after case-folding: folding can produce compatibility characters
+    return skeleton(unicodedata.normalize("NFKC", fold_name(name)))
+
+
+def script_problem(name: str, what: str = "nickname") -> str | None:
+    """Why ``name`` cannot be claimed because it mixes scripts (``Ωmega``), or None.
+
+    Checked where a name is claimed (registration, rename, a new room), not on every frame
+    that carries a name: names already in history or on an older server still display.
+    """
+    if name.isascii():
+        return None
+    from richchat.core.protocol.confusables import mixed_script_problem
+
+    problem = mixed_script_problem(unicodedata.normalize("NFKC", name))
+    return f"a {what} cannot mix {problem}; use the letters of one script" if problem else None
+
+
+def claim_problem(name: str) -> str | None:
+    """Why ``name`` cannot be claimed as a nickname (its syntax, or mixed scripts), or None."""
+    return nick_problem(name) or script_problem(name)
 
 
 def nick_problem(name: str) -> str | None:

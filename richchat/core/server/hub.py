@@ -24,7 +24,9 @@ from richchat.core.protocol.text import (
     DEFAULT_ROOM,
     MAX_MESSAGE_BYTES,
     fold_name,
+    name_key,
     nick_problem,
+    script_problem,
     validate_nick,
 )
 from richchat.core.server import events as ev
@@ -45,11 +47,6 @@ _SURELY_SHORT = MAX_MESSAGE_BYTES // 4
 
 def now_ms() -> int:
     return int(time.time() * 1000)
-
-
-def name_key(name: str) -> str:
-    """The identity of a name: two names with the same key are the same name."""
-    return fold_name(name)
 
 
 def user_entry(name: str, host: str, port: int) -> str:
@@ -223,10 +220,28 @@ class Hub:
 
     # ------------------------------------------------------------------ names
 
+    def name_refusal(self, peer: Peer, name: str) -> tuple[str, str] | None:
+        """Why ``peer`` may not take ``name`` (error code, text), or None: the one policy hook
+        every claimed nickname passes (registration, rename, the name prompt, any dialect).
+        The backend's claim is the final word on names in use (it is atomic); this says why."""
+        holder = self.backend.lookup(name_key(name))
+        if holder is not None and holder.peer is not peer:
+            return "name_taken", _taken_text(name, holder.name)
+        problem = script_problem(name)
+        if problem:
+            return "name_invalid", problem
+        return None
+
     def set_nick(self, peer: Peer, name: str) -> Awaitable[object] | None:
         old = peer.name
         if old == name:
             self._reply(ev.NameIs(peer, name))
+            return None
+        refusal = self.name_refusal(peer, name)
+        if refusal is not None:
+            self.fail(peer, *refusal)
+            if old is None and peer.offered_name is not None:
+                self.ask_name(peer)  # still at the name prompt: ask again
             return None
         key = name_key(name)
         claimed = self.backend.claim_name(key, name, peer)
@@ -241,7 +256,8 @@ class Hub:
                 self.backend.release_name(key, peer)
             return
         if not ok:
-            self.fail(peer, "name_taken", f"the nickname {name} is already in use")
+            holder = self.backend.lookup(key)
+            self.fail(peer, "name_taken", _taken_text(name, holder.name if holder else name))
             if old is None and peer.offered_name is not None:
                 self.ask_name(peer)  # still at the name prompt: ask again
             return
@@ -284,12 +300,30 @@ class Hub:
         )
         return True
 
+    def room_refusal(self, room: str) -> str | None:
+        """Why a new room ``room`` may not be opened (it looks like an open room, or it mixes
+        scripts), or None."""
+        key = name_key(room)
+        for other in self.delivery.rooms:
+            if other != room and name_key(other) == key:
+                return (
+                    f"the room name #{room} looks like #{other} "
+                    f"(names that look alike are the same name); /join {other}"
+                )
+        return script_problem(room, "room name")
+
     def join(self, peer: Peer, room: str) -> None:
         assert peer.name is not None
-        peer.current_room = room
         if room == DEFAULT_ROOM or room in peer.rooms:
+            peer.current_room = room
             self._reply(ev.RoomState(peer, room, self.backend.mark()))
             return
+        if room not in self.delivery.rooms:
+            problem = self.room_refusal(room)
+            if problem is not None:
+                self.fail(peer, "room_invalid", problem)
+                return
+        peer.current_room = room
         peer.rooms[room] = None
         self.backend.publish(ev.Joined(room, peer.name, peer.entry, peer))
 
@@ -336,6 +370,16 @@ class Hub:
 
     def flush(self) -> None:
         self.delivery.flush()
+
+
+def _taken_text(name: str, holder: str) -> str:
+    if fold_name(holder) == fold_name(name):
+        as_ = "" if holder == name else f" (as {holder})"
+        return f"the nickname {name} is already in use{as_}"
+    return (
+        f"the nickname {name} looks like {holder}, who is online "
+        "(names that look alike are the same name)"
+    )
 
 
 def _then(pending: Awaitable[object], done: object) -> Awaitable[object]:
