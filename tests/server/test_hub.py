@@ -168,7 +168,7 @@ async def test_names_are_unique_after_folding_and_renames_are_announced(chat: Ch
     bob = chat.connect(nick="bob")
     alice.take(), bob.take()
     chat.do(bob, f.SetNick(name="ALICE"))
-    assert bob.take() == ["ERR|name_taken|the nickname ALICE is already in use"]
+    assert bob.take() == ["ERR|name_taken|the nickname ALICE is already in use (as alice)"]
     chat.do(bob, f.SetNick(name="robert"))
     assert bob.take() == ["YOU|robert", "NICK|bob|robert", "SRV|bob is now known as robert"]
     assert alice.take() == ["NICK|bob|robert", "SRV|bob is now known as robert"]
