@@ -1,4 +1,5 @@
-"""Shared fixtures: the CLI as a subprocess, and the network-namespace lab."""
+"""Shared fixtures (the CLI as a subprocess, the network-namespace lab) and the network guard
+(tests/netguard): a test that tries to reach beyond loopback fails."""
 
 from __future__ import annotations
 
@@ -10,6 +11,9 @@ from pathlib import Path
 import pytest
 
 from tests.netlab import Lab, require_netns
+
+# The network guard: any attempt to reach beyond loopback (or to ask DNS) fails the test.
+pytest_plugins = ["tests.netguard.plugin"]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -39,3 +43,4 @@ def lab() -> Iterator[Lab]:
         yield the_lab
     finally:
         the_lab.close()
+

@@ -46,6 +46,35 @@ class ScanLab:
         return ScanReport.model_validate_json(proc.stdout)
 
 
+UNKNOWN_HOST = "no-such-host.invalid"
+SCAN_UNKNOWN_HOST = (
+    "import asyncio\n"
+    "from richchat.core.errors import UnknownHostError\n"
+    "from richchat.core.scanner import scan\n"
+    "try:\n"
+    f"    asyncio.run(scan({UNKNOWN_HOST!r}, [80]))\n"
+    "except UnknownHostError as exc:\n"
+    "    print('UnknownHostError:', exc)\n"
+)
+
+
+def test_unknown_host(lab: Lab, cli_env: dict[str, str]) -> None:
+    # Resolved inside a lab namespace that has no route out: no DNS query can leave it.
+    host = lab.add_host("resolver")
+    proc = lab.run(host, [sys.executable, "-c", SCAN_UNKNOWN_HOST], env=cli_env, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith(f"UnknownHostError: cannot resolve host {UNKNOWN_HOST!r}")
+
+
+def test_cli_unknown_host(lab: Lab, cli: list[str], cli_env: dict[str, str]) -> None:
+    host = lab.add_host("resolver")
+    proc = lab.run(host, [*cli, "scan", UNKNOWN_HOST, "-p", "80"], env=cli_env, timeout=60)
+    assert proc.returncode == ExitStatus.UNKNOWN_HOST, proc.stderr
+    [line] = proc.stderr.strip().splitlines()
+    assert line.startswith("error: cannot resolve host") and UNKNOWN_HOST in line
+    assert proc.stdout == ""
+
+
 def _wait_listening(lab: Lab, host: Host, ports: set[int]) -> None:
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
