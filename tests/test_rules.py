@@ -1,4 +1,5 @@
-"""The suite's own rules hold: the network guard fails a test that tries to leave the machine.
+"""The suite's own rules hold: the network guard fails a test that tries to leave the machine,
+CI fails a skip nobody listed, and namespace tests must carry the ``netns`` marker.
 
 Each rule is checked by running pytest on a small test file in a subprocess and reading its
 verdicts. The guard's forbidden calls run inside a lab namespace that has no route out, so that
@@ -20,7 +21,7 @@ from tests.conftest import REPO_ROOT
 from tests.netguard import destination_allowed, is_literal_ip, is_local_name
 from tests.netlab import Lab
 
-INNER_CONFTEST = 'pytest_plugins = ["tests.netguard.plugin"]\n'
+INNER_CONFTEST = 'pytest_plugins = ["tests.netguard.plugin", "tests.skip_policy"]\n'
 
 
 def _env(**extra: str) -> dict[str, str]:
@@ -37,6 +38,7 @@ def _inner_run(
     conftest: str = INNER_CONFTEST,
 ) -> tuple[dict[str, str], str]:
     """Run pytest on ``source``; return {test name: outcome} and the whole output."""
+    (directory / "pytest.ini").write_text("[pytest]\n")  # the rootdir: ids are file-relative
     (directory / "conftest.py").write_text(conftest)
     (directory / "test_inner.py").write_text(source)
     argv = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-v", "-rA",
@@ -150,3 +152,76 @@ def test_guard_name_rules() -> None:
     assert is_local_name("localhost") and is_local_name("LOCALHOST.")
     assert not is_local_name("localhost.example.com")
 
+
+SKIPPING = '''
+import pytest
+
+
+def test_skipped_for_a_missing_tool():
+    pytest.skip("needs frobnicator")
+
+
+def test_allowed_skip():
+    pytest.skip("runs on Windows only")
+
+
+def test_passes():
+    pass
+'''
+
+ALLOWING_CONFTEST = INNER_CONFTEST + (
+    "from tests import allowed_skips\n"
+    "allowed_skips.ALLOWED_SKIPS['test_inner.py::test_allowed_skip'] = 'Windows-only code'\n"
+)
+
+
+def test_ci_turns_unlisted_skips_into_failures(tmp_path: Path) -> None:
+    outcomes, out = _inner_run(tmp_path, SKIPPING, env=_env(RICHCHAT_CI="1"),
+                               conftest=ALLOWING_CONFTEST)
+    assert outcomes == {"test_skipped_for_a_missing_tool": "FAILED",
+                        "test_allowed_skip": "SKIPPED", "test_passes": "PASSED"}, out
+    assert "skipped in CI: needs frobnicator" in out
+    assert "[allowed in CI: Windows-only code]" in out
+
+
+def test_outside_ci_a_skip_is_a_skip(tmp_path: Path) -> None:
+    outcomes, out = _inner_run(tmp_path, SKIPPING, env=_env(), conftest=ALLOWING_CONFTEST)
+    assert outcomes == {"test_skipped_for_a_missing_tool": "SKIPPED",
+                        "test_allowed_skip": "SKIPPED", "test_passes": "PASSED"}, out
+
+
+UNMARKED = '''
+import pytest
+
+from tests.netlab import require_netns
+
+
+def test_uses_namespaces_without_the_marker():
+    require_netns()
+
+
+@pytest.mark.netns
+def test_marked():
+    pass
+'''
+
+MARKER_CONFTEST = (
+    "import pytest\n"
+    "from tests import netlab\n"
+    "\n"
+    "def pytest_configure(config):\n"
+    "    config.addinivalue_line('markers', 'netns: namespaces')\n"
+    "\n"
+    "@pytest.hookimpl(tryfirst=True)\n"
+    "def pytest_runtest_setup(item):\n"
+    "    netlab.track_test(item)\n"
+    "    if item.get_closest_marker('netns') is not None:\n"
+    "        pytest.skip('this check does not need namespaces')\n"
+)
+
+
+def test_namespace_tests_must_be_marked(tmp_path: Path) -> None:
+    outcomes, out = _inner_run(tmp_path, UNMARKED, env=_env(), conftest=MARKER_CONFTEST)
+    assert outcomes == {"test_uses_namespaces_without_the_marker": "FAILED",
+                        "test_marked": "SKIPPED"}, out
+    assert "is not marked @pytest.mark.netns" in out

@@ -181,11 +181,8 @@ def test_cli_table(
     assert "1 open, 1 closed, 0 filtered" in proc.stdout
 
 
-@pytest.mark.netns
+@pytest.mark.netns  # root: raw sockets
 async def test_syn_scan_on_loopback(ssh_port: int, silent_port: int, closed_port: int) -> None:
-    from tests.netlab import require_netns
-
-    require_netns()  # root: raw sockets
     report = await scan("127.0.0.1", [ssh_port, silent_port, closed_port], syn=True)
     assert report.method == "syn"
     assert [p.port for p in report.open] == sorted([ssh_port, silent_port])
@@ -196,9 +193,6 @@ async def test_syn_scan_on_loopback(ssh_port: int, silent_port: int, closed_port
 @pytest.mark.netns
 @pytest.mark.skipif(not _ipv6_loopback(), reason="no IPv6 loopback")
 async def test_syn_scan_ipv6() -> None:
-    from tests.netlab import require_netns
-
-    require_netns()
     server = await asyncio.start_server(lambda r, w: w.close(), "::1", 0)
     port = server.sockets[0].getsockname()[1]
     closed = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
