@@ -154,12 +154,28 @@ def test_send_does_not_import_heavy_modules(tmp_path: Path) -> None:
     assert result.stdout.strip().splitlines()[-1] == "none", result.stdout + result.stderr
 
 
-@pytest.mark.parametrize("flag", ["--help"])
+#: what `richchat send --help` promises scripts, code by code
+SEND_EXIT_CODES = {
+    ExitStatus.CONNECTION_REFUSED: "connection refused",
+    ExitStatus.UNKNOWN_HOST: "unknown host",
+    ExitStatus.NICK_REFUSED: "nickname refused",
+    ExitStatus.TIMEOUT: "timeout",
+    ExitStatus.PROTOCOL: "not a richchat server",
+    ExitStatus.CONNECTION_LOST: "connection lost",
+    ExitStatus.ERROR: "message refused by the server",
+}
+
+
+@pytest.mark.parametrize("flag", ["--help", "-h"])
 def test_help_lists_exit_codes(flag: str) -> None:
-    result = subprocess.run([*CLI, "send", flag], capture_output=True, text=True, env=cli_env(),
-                            timeout=60)
-    assert result.returncode == 0
-    assert "--auto-nick" in result.stdout and "--timeout" in result.stdout
+    result = subprocess.run([*CLI, "send", flag], capture_output=True, text=True,
+                            env={**cli_env(), "COLUMNS": "200"}, timeout=60)
+    assert result.returncode == 0, result.stderr
+    text = " ".join(result.stdout.replace("│", " ").split())  # unwrap rich's help panel
+    assert "Exit codes:" in text
+    for code, meaning in SEND_EXIT_CODES.items():
+        assert f"{int(code)} {meaning}" in text, (code, text)
+    assert "--auto-nick" in text and "--timeout" in text
 
 
 async def test_many_stdin_lines_pass_flood_control_once_each(chat_server: object) -> None:
