@@ -27,7 +27,13 @@ from richchat.core.errors import (
     UsageError,
 )
 from richchat.core.protocol import frames as f
-from tests.client.servers import free_port, next_frame, registered
+from tests.client.servers import (
+    free_port,
+    next_frame,
+    registered,
+    registered_counting_pings,
+    wait_until,
+)
 
 
 @pytest.mark.parametrize(
@@ -236,7 +242,7 @@ async def test_ping_is_answered_so_an_idle_client_stays(tmp_path: Path) -> None:
                                      mdns=False, name="test", idle_timeout=0.6))
     await server.start()
     try:
-        client = await registered(server.port, "sleepy")
+        client, reader = await registered_counting_pings(server.port, "sleepy")
         quiet = await registered(server.port, "quiet")
         quiet._reader = None  # never reads again, so never sees (or answers) a PING
         # Read (and so answer PINGs) for several idle periods; "quiet" gets dropped.
@@ -247,9 +253,16 @@ async def test_ping_is_answered_so_an_idle_client_stays(tmp_path: Path) -> None:
             while await client.recv() is not None:
                 pass
 
-        # Two more idle periods of reading (and answering PINGs): still connected.
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(read_forever(), 1.5)
+        # Two more PINGs read and answered (two more idle periods): still connected.
+        pings = reader.pings
+        reading = asyncio.ensure_future(read_forever())
+        try:
+            await wait_until(lambda: reader.pings >= pings + 2 or reading.done(), "two PINGs")
+            assert not reading.done(), "the connection ended"
+        finally:
+            reading.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reading
         assert client.connected
         await client.say("still here")
         echo = await next_frame(client, f.RoomMessage)

@@ -13,7 +13,15 @@ import pytest
 
 from richchat.core.exit_codes import ExitStatus
 from richchat.core.protocol import frames as f
-from tests.client.servers import chat_server, cli_env, free_port, next_frame, registered
+from tests.client.servers import (
+    chat_server,
+    cli_env,
+    free_port,
+    next_frame,
+    registered,
+    registered_counting_pings,
+    wait_until,
+)
 from tests.netlab import Lab
 
 __all__ = ["chat_server"]
@@ -272,7 +280,7 @@ async def test_idle_stdin_keeps_the_connection_alive(tmp_path: Path) -> None:
                                      mdns=False, name="test", idle_timeout=0.6))
     await server.start()
     try:
-        watcher = await registered(server.port, "watcher")
+        watcher, watcher_reader = await registered_counting_pings(server.port, "watcher")
         proc = await asyncio.create_subprocess_exec(
             *CLI, "send", f"127.0.0.1:{server.port}", "--nick", "quiet", "-",
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=cli_env(),
@@ -289,9 +297,20 @@ async def test_idle_stdin_keeps_the_connection_alive(tmp_path: Path) -> None:
                     return
 
         await watch("before")
-        # three idle periods with nothing on stdin; the watcher keeps reading meanwhile
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(watch("never sent"), 1.8)
+        # Three idle periods with nothing on stdin (the watcher, as idle, reads and answers
+        # three PINGs meanwhile): without its answers to the server's PINGs, send would be
+        # dropped within one.
+        pings = watcher_reader.pings
+        watching = asyncio.ensure_future(watch("never sent"))
+        try:
+            await wait_until(lambda: watcher_reader.pings >= pings + 3 or watching.done(),
+                             "three idle periods")
+            assert not watching.done(), watching
+        finally:
+            watching.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watching
+        assert proc.returncode is None  # still sending: stdin is open
         proc.stdin.write(b"after\n")
         proc.stdin.close()
         _, err = await asyncio.wait_for(proc.communicate(), 30)

@@ -12,13 +12,14 @@ import pytest
 from richchat.core.discovery import DiscoveryOptions, discover, discover_sync
 from richchat.core.discovery.advertise import Advertiser, ServerInfo
 from richchat.core.errors import UsageError
+from tests.discovery.conftest import WINDOW
 
 LOOP = "127.255.255.255"
 
 
 def loop_options(port: int, **kw: object) -> DiscoveryOptions:
     base: dict[str, object] = {
-        "timeout": 1.2, "arp": False, "mdns": False, "beacon_port": port, "broadcast": [LOOP],
+        "timeout": WINDOW, "arp": False, "mdns": False, "beacon_port": port, "broadcast": [LOOP],
         "interface": "lo",
     }
     base.update(kw)
@@ -59,7 +60,7 @@ async def test_passive_beacon_is_heard_and_merged_with_the_query(beacon_port: in
                      beacon_addrs=[LOOP], interval=0.3, mdns=False)
     await adv.start()
     try:
-        report = await discover(loop_options(beacon_port, timeout=1.5))
+        report = await discover(loop_options(beacon_port))
     finally:
         await adv.stop()
     assert len(report.servers) == 1  # one identity, however often it was heard
@@ -71,7 +72,7 @@ async def test_beacon_alone_finds_a_server_when_no_query_is_sent(beacon_port: in
                      beacon_addrs=[LOOP], interval=0.3, mdns=False)
     await adv.start()
     try:
-        report = await discover(loop_options(beacon_port, broadcast=[], timeout=1.5))
+        report = await discover(loop_options(beacon_port, broadcast=[]))
     finally:
         await adv.stop()
     assert [s.found_via for s in report.servers] == [["beacon"]]

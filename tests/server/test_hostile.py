@@ -8,6 +8,7 @@ import socket
 import struct
 
 from richchat.core.protocol.codec import MAX_LINE_BYTES
+from tests.conditions import wait_until
 from tests.linechat import LineClient
 from tests.server.conftest import ServerFactory
 
@@ -159,11 +160,8 @@ async def test_backed_up_reader_gets_everything_in_order(make_server: ServerFact
     await slow.expect(lambda l: f"|sender|{count - 1} " in l, timeout=30)
     got = [int(l.rsplit("|", 1)[1].split()[0]) for l in slow.lines if "|sender|" in l]
     assert got == list(range(count))
-    for _ in range(200):  # the transport drains its buffer, then says so (resume_writing)
-        if conn.write_fd >= 0:
-            break
-        await asyncio.sleep(0.02)
-    assert conn.write_fd >= 0
+    # the transport drains its buffer, then says so (resume_writing)
+    await wait_until(lambda: conn.write_fd >= 0, "direct writes to resume")
     sender.send("MSG|after the backlog")
     await slow.expect(lambda l: l.endswith("|sender|after the backlog"))
     await slow.close()

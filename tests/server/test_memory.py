@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import gc
 import json
 import subprocess
@@ -12,6 +11,7 @@ import pytest
 
 from richchat.core.server import ChatServer
 from richchat.core.server.memory import HeapTrimmer, libc_malloc_trim
+from tests.conditions import wait_until
 from tests.linechat import LineClient
 from tests.server.conftest import ServerFactory
 
@@ -165,21 +165,13 @@ async def test_server_trims_after_a_burst_and_keeps_serving(make_server: ServerF
     server: ChatServer = await make_server(heap_trim_quiet=0.05)
     assert server.trimmer is not None
     trimmer = server.trimmer
-    for _ in range(100):  # start-up trim (bounded wait, not a timing assertion)
-        if trimmer.trims >= 1:
-            break
-        await asyncio.sleep(0.05)
+    await wait_until(lambda: trimmer.trims >= 1, "the start-up trim")
     first = trimmer.trims
-    assert first >= 1
     clients = [await LineClient.connect(server.port, hello="t", nick=f"u{i}") for i in range(20)]
     clients[0].send("MSG|hello after the burst")
     for c in clients:
         await c.expect(lambda line: line.endswith("|u0|hello after the burst"))
-    for _ in range(100):
-        if trimmer.trims > first:
-            break
-        await asyncio.sleep(0.05)
-    assert trimmer.trims > first
+    await wait_until(lambda: trimmer.trims > first, "a trim after the burst")
     clients[1].send("MSG|still here")  # trimming changed nothing for the clients
     for c in clients:
         await c.expect(lambda line: line.endswith("|u1|still here"))
