@@ -139,8 +139,7 @@ async def test_history_from_the_environment(start_server: StartServer, tmp_path:
     for n in range(4):
         alice.send(f"MSG|message {n}")
         await alice.expect(lambda line, n=n: line.endswith(f"|alice|message {n}"))
-    late = await LineClient.connect(server.port, hello="t")
-    await late.expect(lambda line: line.startswith("ULIST|"))
+    late = await LineClient.connect(server.port, hello="t", nick="late")  # history, then YOU
     assert _history(late) == ["message 2", "message 3"]  # the default (50) would send all four
     for c in (alice, late):
         await c.close()
@@ -161,8 +160,7 @@ async def test_retention_keeps_the_newest_messages(
                                             RICHCHAT_FLOOD_RATE="0"))
     bulk = await LineClient.connect(server.port, hello="t", nick="bulk")
     await _say_all(bulk, "bulk", [f"m{n}" for n in range(PRUNE_EVERY)])
-    late = await LineClient.connect(server.port, hello="t")
-    await late.expect(lambda line: line.startswith("ULIST|"))
+    late = await LineClient.connect(server.port, hello="t", nick="late")  # history, then YOU
     assert _history(late) == [f"m{n}" for n in range(PRUNE_EVERY - 5, PRUNE_EVERY)]
     for c in (bulk, late):
         await c.close()
@@ -240,7 +238,7 @@ async def test_idle_timeout_from_the_environment(start_server: StartServer, tmp_
     lazy = await LineClient.connect(server.port, hello="t", nick="lazy")
     await lazy.expect(lambda line: line.startswith("PING|"), timeout=30)  # after 0.5 s, not 150
     await _ended(lazy)  # never answered: dropped
-    await asyncio.wait_for(asyncio.to_thread(_wait_for_log, server, "lazy: idle timeout"), 30)
+    await asyncio.wait_for(asyncio.to_thread(_wait_for_log, server, "lazy: timed out"), 30)
     assert server.stop() == 0
 
 
@@ -350,16 +348,30 @@ async def test_log_level_debug_shows_debug_lines(
 # --------------------------------------------------------------------------- errors, --debug
 
 
+#: the real CLI with one server component broken on purpose: an error no code path expects
+BROKEN_SERVER = """\
+import sys
+import richchat.core.server.app as app
+
+def broken() -> int:
+    raise RuntimeError("deliberately broken for the test")
+
+app.raise_nofile_limit = broken
+from richchat.cli import main
+sys.argv = ["richchat", *sys.argv[1:]]
+main()
+"""
+
+
 @pytest.mark.parametrize("debug", [None, "--debug", "RICHCHAT_DEBUG=1"])
 def test_debug_shows_the_traceback_of_an_unexpected_error(
-    cli: list[str], cli_env: dict[str, str], tmp_path: Path, debug: str | None
+    cli_env: dict[str, str], tmp_path: Path, debug: str | None
 ) -> None:
-    not_a_dir = tmp_path / "a-file"
-    not_a_dir.write_text("")
     env = dict(cli_env)
-    argv = [*cli, "server", *LOOPBACK, "--data-dir", str(not_a_dir / "data")]
+    argv = [sys.executable, "-c", BROKEN_SERVER, "server", *LOOPBACK,
+            "--data-dir", str(tmp_path / "data")]
     if debug == "--debug":
-        argv.insert(len(cli), "--debug")
+        argv.insert(3, "--debug")
     elif debug is not None:
         env["RICHCHAT_DEBUG"] = "1"
     proc = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=60,
@@ -367,11 +379,12 @@ def test_debug_shows_the_traceback_of_an_unexpected_error(
     assert proc.returncode == ExitStatus.ERROR
     if debug is None:
         [line] = proc.stderr.strip().splitlines()
-        assert line.startswith("error: ") and str(not_a_dir) in line and "--debug" in line
+        assert line.startswith("error: ") and "deliberately broken" in line and "--debug" in line
         assert "Traceback" not in proc.stderr
     else:
         assert proc.stderr.startswith("Traceback (most recent call last):")
-        assert "NotADirectoryError" in proc.stderr and "storage.py" in proc.stderr
+        assert "RuntimeError: deliberately broken for the test" in proc.stderr
+        assert "app.py" in proc.stderr
 
 
 # --------------------------------------------------------------------------- discovery trouble

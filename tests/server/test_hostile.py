@@ -36,12 +36,13 @@ async def test_invalid_utf8_and_binary_junk_are_replaced(make_server: ServerFact
     line = await bob.expect(lambda l: l.startswith("RMSG|"))
     assert line.endswith("|alice|bad \ufffd\ufffd bytes \u2400\u2407 here")
     junk = await LineClient.connect(server.port)
-    junk_bytes = bytes(range(256)) * 4 + b"\n"
-    junk.send(junk_bytes)
-    # it is served like any raw client: a guest name, and each of its lines (\n and a bare \r
-    # end one) relayed with invalid UTF-8 replaced and every control character made visible
+    junk.send("")  # Enter at the nickname prompt: the guest name
     you = await junk.expect(lambda l: l.startswith("*** You are guest-"))
     guest = you.split()[3].rstrip(".")
+    junk_bytes = bytes(range(256)) * 4 + b"\n"
+    junk.send(junk_bytes)
+    # it is served like any raw client: each of its lines (\n and a bare \r end one) relayed
+    # with invalid UTF-8 replaced and every control character made visible
     expected = [_shown(line) for line in re.split(rb"\r|\n", junk_bytes)[:-1]]
     assert len(expected) == 9
     got = []
