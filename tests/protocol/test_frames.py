@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
 from richchat.core.protocol import frames as f
 from richchat.core.protocol.codec import (
@@ -142,8 +143,11 @@ def test_hello_ignores_unknown_keys_for_forward_compatibility() -> None:
 
 def test_frames_are_immutable() -> None:
     frame = f.Say(text="x")
-    with pytest.raises(Exception):
+    with pytest.raises(ValidationError) as info:
         frame.text = "y"  # type: ignore[misc]
+    assert [e["type"] for e in info.value.errors()] == ["frozen_instance"]
+    assert frame.text == "x"
+    assert hash(frame) == hash(f.Say(text="x"))  # frozen models hash by value: usable as keys
 
 
 def test_text_fields_neutralise_control_characters() -> None:
