@@ -1,4 +1,5 @@
-"""A damaged history file costs history, never a client: through a real server and SQLite.
+"""A damaged history file costs history, never a client, and never shows anyone a message
+that is not stored: through a real server and SQLite.
 
 Each test also checks that the failure it is about really happened (the server logs it), so
 that it cannot pass on a server that never touched the damaged table.
@@ -65,11 +66,18 @@ async def test_unreadable_history_still_lets_clients_join_and_chat(
     assert ("could not read the history of #lobby",
             "OperationalError('no such table: messages')") in server_log.errors()
     assert not any("before the damage" in line for line in bob.lines)  # joined without it
-    bob.send("MSG|still chatting")  # its history row cannot be written either
+    # bob's message cannot be stored: nobody sees it, and bob is told instead of confirmed
+    bob.send("MSG|not kept")
+    refusal = await bob.expect(lambda line: line.startswith("ERR|"))
+    assert refusal.startswith("ERR|not_stored|your message was not delivered")
+    assert "no such table: messages" in refusal
+    assert any(message.startswith("could not write history")
+               and exc == "OperationalError('no such table: messages')"
+               for message, exc in server_log.errors())
+    bob.send("CMD_TOPIC|lobby|topics still work")
     for c in (alice, bob):
-        await c.expect(lambda line: line.endswith("|bob|still chatting"))
-    assert ("could not write history",
-            "OperationalError('no such table: messages')") in server_log.errors()
+        await c.expect("TOPIC|lobby|bob|topics still work")
+    assert not any("not kept" in line for line in alice.lines + bob.lines if line != refusal)
     raw = await LineClient.connect(server.port)  # a netcat user too
     await raw.expect(lambda line: line.startswith("*** Welcome to "))
     await raw.close()

@@ -183,11 +183,6 @@ class Advertiser:
             self._transport = None
         await self._unregister_mdns()
 
-    @property
-    def beacon_targets(self) -> list[str]:
-        """The broadcast addresses beacons go to (known after start())."""
-        return list(self._targets)
-
     # ------------------------------------------------------------------ UDP
 
     def send_beacon(self) -> None:
