@@ -7,7 +7,9 @@ from collections.abc import Iterable
 
 import typer
 
-_ADDRESS = "Server address; default port 5050, IPv6 as [::1]:5050."
+from richchat.core.constants import DEFAULT_PORT
+
+_ADDRESS = f"Server address; default port {DEFAULT_PORT}, IPv6 as [::1]:{DEFAULT_PORT}."
 MAX_MESSAGE_BYTES = 1900  # richchat.core.protocol.text.MAX_MESSAGE_BYTES (a test keeps them equal)
 _MESSAGE = (
     "The message (words are joined with spaces), or '-' to send each line of stdin. "

@@ -19,9 +19,9 @@ import socket
 from collections.abc import Callable
 from typing import Any
 
+from richchat.core.constants import DEFAULT_BEACON_PORT
 from richchat.core.errors import AddressInUseError
 from richchat.core.protocol.beacon import (
-    DEFAULT_BEACON_PORT,
     Announce,
     BeaconDecodeError,
     Query,

@@ -21,8 +21,6 @@ from richchat.core.protocol.text import (
     validate_room,
 )
 
-PROTOCOL_VERSION = 1
-
 Nick = Annotated[str, AfterValidator(validate_nick)]
 Room = Annotated[str, AfterValidator(validate_room)]
 SafeText = Annotated[str, AfterValidator(sanitize_text)]
