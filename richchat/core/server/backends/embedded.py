@@ -33,7 +33,9 @@ class EmbeddedBackend:
     def __init__(self, store: HistoryStore) -> None:
         self.store = store
         self._sink: Sink = _drop
-        self._names: dict[str, NameHolder] = {}
+        #: name key -> the connection holding it (a NameHolder is made only on lookup: one
+        #: object less per connected user)
+        self._names: dict[str, Peer] = {}
         self._unstored: list[Message] = []
         self._topics: dict[str, tuple[str, str]] = {}
         self._server_id = ""
@@ -60,18 +62,20 @@ class EmbeddedBackend:
 
     def claim_name(self, key: str, name: str, peer: Peer) -> bool:
         holder = self._names.get(key)
-        if holder is not None and holder.peer is not peer:
+        if holder is not None and holder is not peer:
             return False
-        self._names[key] = NameHolder(name, peer)
+        self._names[key] = peer
         return True
 
     def release_name(self, key: str, peer: Peer) -> None:
-        holder = self._names.get(key)
-        if holder is not None and holder.peer is peer:
+        if self._names.get(key) is peer:
             del self._names[key]
 
     def lookup(self, key: str) -> NameHolder | None:
-        return self._names.get(key)
+        peer = self._names.get(key)
+        if peer is None or peer.name is None:
+            return None
+        return NameHolder(peer.name, peer)
 
     @property
     def users_online(self) -> int:
