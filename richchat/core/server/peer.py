@@ -18,8 +18,9 @@ class Peer(Protocol):
     # -- identity (read by the hub and the renderers)
     host: str
     port: int
-    #: the dialect, decided by the first line (PENDING until then)
-    dialect: Dialect
+    #: the dialect (a :class:`Dialect` value, kept as a plain int: the fan-out indexes its
+    #: per-dialect tables with it for every recipient), decided by the first line
+    dialect: int
 
     # -- chat state (written only by the hub)
     name: str | None  # None until registered
