@@ -11,8 +11,6 @@ from __future__ import annotations
 from collections.abc import Awaitable
 from typing import Protocol
 
-from richchat.core.server.dialect import Dialect
-
 
 class Peer(Protocol):
     # -- identity (read by the hub and the renderers)
