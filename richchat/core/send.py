@@ -343,6 +343,9 @@ async def send_messages(
             problem = _problem(text)
             if problem:
                 raise UsageError(f"{problem}: {str(text)[:30]!r}...")
+        if not any(isinstance(text, Oversized) or text.strip() for text in messages):
+            # known before connecting: nobody sees us come and go for nothing
+            raise UsageError(_NOTHING)
     if status is None:
         status = SendStatus(server=str(address), nick=nick, target="")
     status.target = f"@{to}" if to else target_room
@@ -403,12 +406,15 @@ async def send_messages(
             if status.throttled and on_progress is not None:
                 on_progress(status)
         if not status.delivered and not status.refused:
-            raise UsageError("nothing to send: no non-blank lines")
+            raise UsageError(_NOTHING)
         status.nick = me
         await client.quit()
         return status.result()
     finally:
         await client.close()
+
+
+_NOTHING = "nothing to send: no non-blank lines"
 
 
 def _problem(text: str | Oversized) -> str | None:
