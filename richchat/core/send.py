@@ -435,7 +435,10 @@ async def _await_echo(client: ChatClient, me: str, room: str, to: str | None) ->
             if frame.room == room and fold_name(frame.name) == key:
                 return me
         elif to is not None and isinstance(frame, f.Private):
-            if fold_name(frame.sender) == key and fold_name(frame.to) == fold_name(to):
+            # Ours, and so the echo of the one line on its way: the server stamps the sender.
+            # The recipient is named as online (``admin`` for ``--to аdmin``, a look-alike
+            # spelling the server resolved), not necessarily as typed.
+            if fold_name(frame.sender) == key:
                 return me
         elif isinstance(frame, f.Error):
             if frame.code == "flood":

@@ -474,3 +474,18 @@ async def test_blank_message_arguments_are_a_usage_error_before_connecting(
     assert [name for name in joins if name != "watcher"] == ["real"]
     await watcher.close()
 
+
+async def test_private_message_to_a_look_alike_spelling_is_confirmed(
+    chat_server: object,
+) -> None:
+    """The server finds the recipient by the name's confusable skeleton (``аdmin`` with a
+    Cyrillic а reaches ``admin``); the echo names the user as online, and send must take it
+    for the confirmation it is, not wait for it until the timeout."""
+    admin = await registered(chat_server.port, "admin")  # type: ignore[attr-defined]
+    code, _, err = await run_send(addr(chat_server), "--nick", "bot", "--timeout", "3",
+                                  "--to", "\u0430dmin", "psst")
+    got = await next_frame(admin, f.Private)
+    assert isinstance(got, f.Private) and (got.sender, got.to, got.text) == ("bot", "admin",
+                                                                               "psst")
+    assert code == ExitStatus.OK, err
+    await admin.close()
