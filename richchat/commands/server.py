@@ -84,6 +84,8 @@ def server(
         raise UsageError(f"bad {field} {err.get('input')!r}: {err['msg']}") from None
 
     def ready(srv: ChatServer) -> None:
-        print(f"richchat server {config.name!r} listening on {srv.host}:{srv.port} (protocol 1)", flush=True)
+        # HOST:PORT as join and send take it: an IPv6 address in brackets ([::1]:5050)
+        host = f"[{srv.host}]" if ":" in srv.host else srv.host
+        print(f"richchat server {config.name!r} listening on {host}:{srv.port} (protocol 1)", flush=True)
 
     run_server(config, ready)
