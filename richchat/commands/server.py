@@ -25,6 +25,18 @@ class LogLevel(str, Enum):
     error = "error"
 
 
+def _ask_port() -> int:
+    """The port, asked on the terminal; Ctrl+C (or Ctrl+D) there is an interrupt (exit 130),
+    not click's "Aborted." with exit 1."""
+    from richchat.core.exit_codes import ExitStatus
+
+    try:
+        return int(typer.prompt("Port", default=DEFAULT_PORT, type=int))
+    except typer.Abort:
+        sys.stderr.write("\n")  # end the prompt's line
+        raise typer.Exit(int(ExitStatus.INTERRUPTED)) from None
+
+
 def server(
     host: str = typer.Option("0.0.0.0", envvar="RICHCHAT_HOST", help="Address to listen on (:: for IPv6)."),
     port: Optional[int] = typer.Option(
@@ -66,7 +78,7 @@ def server(
     if name is not None and len(name) > MAX_NAME:
         raise UsageError(f"--name {name[:20]!r}... is too long: {len(name)} characters, at most {MAX_NAME}")
     if port is None:
-        port = typer.prompt("Port", default=DEFAULT_PORT, type=int) if sys.stdin.isatty() else DEFAULT_PORT
+        port = _ask_port() if sys.stdin.isatty() else DEFAULT_PORT
     setup_logging(log_level.value)
     options = dict(
         host=host, port=port, name=name or socket.gethostname()[:MAX_NAME], history=history, retention=retention,
@@ -84,6 +96,8 @@ def server(
         raise UsageError(f"bad {field} {err.get('input')!r}: {err['msg']}") from None
 
     def ready(srv: ChatServer) -> None:
-        print(f"richchat server {config.name!r} listening on {srv.host}:{srv.port} (protocol 1)", flush=True)
+        # HOST:PORT as join and send take it: an IPv6 address in brackets ([::1]:5050)
+        host = f"[{srv.host}]" if ":" in srv.host else srv.host
+        print(f"richchat server {config.name!r} listening on {host}:{srv.port} (protocol 1)", flush=True)
 
     run_server(config, ready)

@@ -343,6 +343,9 @@ async def send_messages(
             problem = _problem(text)
             if problem:
                 raise UsageError(f"{problem}: {str(text)[:30]!r}...")
+        if not any(isinstance(text, Oversized) or text.strip() for text in messages):
+            # known before connecting: nobody sees us come and go for nothing
+            raise UsageError(_NOTHING)
     if status is None:
         status = SendStatus(server=str(address), nick=nick, target="")
     status.target = f"@{to}" if to else target_room
@@ -403,12 +406,15 @@ async def send_messages(
             if status.throttled and on_progress is not None:
                 on_progress(status)
         if not status.delivered and not status.refused:
-            raise UsageError("nothing to send: no non-blank lines")
+            raise UsageError(_NOTHING)
         status.nick = me
         await client.quit()
         return status.result()
     finally:
         await client.close()
+
+
+_NOTHING = "nothing to send: no non-blank lines"
 
 
 def _problem(text: str | Oversized) -> str | None:
@@ -429,7 +435,10 @@ async def _await_echo(client: ChatClient, me: str, room: str, to: str | None) ->
             if frame.room == room and fold_name(frame.name) == key:
                 return me
         elif to is not None and isinstance(frame, f.Private):
-            if fold_name(frame.sender) == key and fold_name(frame.to) == fold_name(to):
+            # Ours, and so the echo of the one line on its way: the server stamps the sender.
+            # The recipient is named as online (``admin`` for ``--to аdmin``, a look-alike
+            # spelling the server resolved), not necessarily as typed.
+            if fold_name(frame.sender) == key:
                 return me
         elif isinstance(frame, f.Error):
             if frame.code == "flood":

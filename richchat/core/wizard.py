@@ -300,7 +300,7 @@ class Wizard:
                          "pick a joinable port")
             else:
                 return address
-            self.console.print(ports_table(report))
+            # back to choose_port, which shows the list again under the reason
 
     # step 3 -----------------------------------------------------------------
     def choose_nick(self, address: Address, nick: str | None) -> str | None:

@@ -8,7 +8,7 @@ from rich.console import Console
 
 from richchat.core.client import Address
 from richchat.core.wizard import check_nick
-from tests.client.servers import registered
+from tests.client.servers import ServerProcess, registered
 
 
 def test_candidates_grouped_in_order() -> None:
@@ -47,3 +47,38 @@ async def test_check_nick_against_the_server(chat_server: object) -> None:
     assert await check_nick(where, "bob", 5) is None
     assert "space" in (await check_nick(where, "b o b", 5) or "")
     await holder.close()
+
+
+def test_a_port_that_is_not_a_chat_server_shows_the_port_list_once_more(
+    server_process: ServerProcess,
+) -> None:
+    """After 'port N is not a richchat server' the port list is shown again, once: the
+    reason, then the table, then the prompt (it was printed twice in a row)."""
+    import asyncio
+    import http.server
+    import threading
+
+    from richchat.core.scanner import ScanReport, scan
+    from richchat.core.wizard import Wizard
+
+    web = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.SimpleHTTPRequestHandler)
+    threading.Thread(target=web.serve_forever, daemon=True).start()
+    ports = [server_process.port, web.server_address[1]]
+
+    class TwoPorts(Wizard):
+        def scan(self, host: str) -> ScanReport:  # the real scanner, on these two ports only
+            return asyncio.run(scan(host, ports))
+
+    answers = iter(["2", "1"])  # the HTTP server (listed after the joinable port), the chat
+    out = io.StringIO()
+    wizard = TwoPorts(Console(file=out, width=100, color_system=None), lambda _: next(answers),
+                      timeout=5)
+    try:
+        picked = wizard.pick_port("127.0.0.1")
+    finally:
+        web.shutdown()
+        web.server_close()
+    assert picked == Address("127.0.0.1", server_process.port)
+    text = out.getvalue()
+    assert f"port {ports[1]} is not a richchat server" in " ".join(text.split())
+    assert text.count("Open ports on 127.0.0.1") == 2, text

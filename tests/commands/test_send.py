@@ -452,3 +452,40 @@ async def test_look_alike_nick_refused_and_auto_nick_suffixes_checked(chat_serve
     assert code == ExitStatus.NICK_REFUSED
     assert "name_invalid" in err and "Cyrillic" in err
     await holder.close()
+
+
+async def test_blank_message_arguments_are_a_usage_error_before_connecting(
+    chat_server: object,
+) -> None:
+    """Nothing to send in the arguments is known before connecting: nobody sees the sender
+    come and go (``bot joined`` / ``bot left``) for a command that sends nothing."""
+    watcher = await registered(chat_server.port, "watcher")  # type: ignore[attr-defined]
+    for blank in (" ", "", "\t"):
+        code, _, err = await run_send(addr(chat_server), "--nick", "bot", blank)
+        assert code == ExitStatus.USAGE and "nothing to send" in err, err
+    code, _, err = await run_send(addr(chat_server), "--nick", "real", "x")  # a marker
+    assert code == ExitStatus.OK, err
+    joins = []
+    while True:
+        frame = await next_frame(watcher, (f.UserJoined, f.RoomMessage))
+        if isinstance(frame, f.RoomMessage):
+            break
+        joins.append(frame.user.name)  # type: ignore[attr-defined]
+    assert [name for name in joins if name != "watcher"] == ["real"]
+    await watcher.close()
+
+
+async def test_private_message_to_a_look_alike_spelling_is_confirmed(
+    chat_server: object,
+) -> None:
+    """The server finds the recipient by the name's confusable skeleton (``аdmin`` with a
+    Cyrillic а reaches ``admin``); the echo names the user as online, and send must take it
+    for the confirmation it is, not wait for it until the timeout."""
+    admin = await registered(chat_server.port, "admin")  # type: ignore[attr-defined]
+    code, _, err = await run_send(addr(chat_server), "--nick", "bot", "--timeout", "3",
+                                  "--to", "\u0430dmin", "psst")
+    got = await next_frame(admin, f.Private)
+    assert isinstance(got, f.Private) and (got.sender, got.to, got.text) == ("bot", "admin",
+                                                                               "psst")
+    assert code == ExitStatus.OK, err
+    await admin.close()

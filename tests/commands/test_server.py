@@ -451,7 +451,7 @@ def test_ipv6_wildcard_server_with_send_and_join(
     host = lab.add_host("six")
     server = start_server("--host", "::", "--port", "0", "--no-beacon", "--no-mdns",
                           "--data-dir", str(tmp_path / "data"), "--name", "v6", lab=(lab, host))
-    assert server.host == "::"
+    assert server.host == "[::]"
     send = lab.run(host, [*cli, "send", f"[::1]:{server.port}", "--nick", "bot", "over six"],
                    env=cli_env)
     assert send.returncode == 0, send.stderr
@@ -471,4 +471,18 @@ def test_ipv6_wildcard_server_with_send_and_join(
         tmux.wait_for(lambda s: "<six> hello from six" in s, "the echo")
     finally:
         tmux.kill()
+    assert server.stop() == 0
+
+
+def test_the_listening_line_of_an_ipv6_server_is_an_address_send_accepts(
+    start_server: StartServer, cli: list[str], cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    """``listening on [::1]:PORT``: the address as ``join`` and ``send`` take it. Printed as
+    ``::1:PORT`` it could not be pasted back (``send ::1:PORT`` is an unknown host)."""
+    server = start_server("--host", "::1", "--port", "0", "--no-beacon", "--no-mdns",
+                          "--data-dir", str(tmp_path / "data"))
+    assert server.host == "[::1]"  # LISTEN_RE: what the line says before ":PORT"
+    send = subprocess.run([*cli, "send", f"{server.host}:{server.port}", "--nick", "six", "hi"],
+                          env=cli_env, capture_output=True, text=True, timeout=60)
+    assert send.returncode == 0, send.stderr
     assert server.stop() == 0

@@ -165,6 +165,15 @@ def test_render_empty_report_says_so() -> None:
     assert "no hosts found" in text
 
 
+def test_the_empty_advertised_table_rounds_the_time_it_waited() -> None:
+    """The command passes the measured time (``durations["advertised"]``, 4 decimals): the
+    caption says "within 1.3 s", not "within 1.3052 s"."""
+    buf = io.StringIO()
+    Console(file=buf, width=140, no_color=True).print(report_renderable(DiscoveryReport(),
+                                                                        1.3052))
+    assert "no richchat server answered within 1.3 s" in buf.getvalue()
+
+
 def test_notice_line_is_one_line_with_the_fix() -> None:
     line = notice_line(Notice(source="os", message="nmap missing", hint="install nmap",
                               exit_status=9))

@@ -165,3 +165,25 @@ async def test_shutdown_sends_bye_to_hello_clients_only(server: ChatServer) -> N
     assert not any("BYE" in l for l in raw_lines)
     for c in (hello, seed, raw):
         await c.close()
+
+
+async def test_a_blank_message_is_not_relayed_in_any_dialect(server: ChatServer) -> None:
+    """A message of spaces only is nothing to say, as an empty one: netcat users, send and
+    the chat UI skip blank lines, and a protocol client's blank RMSG/MSG/CMD_ME is not
+    relayed (nor stored) either."""
+    alice = await LineClient.connect(server.port, hello="t", nick="alice")
+    bob = await LineClient.connect(server.port, hello="t", nick="bob")
+    seed = await LineClient.connect(server.port, nick="sam")
+    for line in ("RMSG|lobby|   ", "MSG| ", "CMD_ME|lobby|  ", "CMD_MSG|alice|  "):
+        bob.send(line)
+    bob.send("MSG|marker")
+    seed.send("MSG|sam:  ")  # its own label, then blanks
+    seed.send("MSG| \t ")
+    seed.send("MSG|marker")
+    await alice.expect(lambda l: l.endswith("|bob|marker"))
+    await alice.expect(lambda l: l.endswith("|sam|marker"))
+    relayed = [l.split("|", 4)[4] for l in alice.lines if l.startswith(("RMSG|", "ACTION|"))]
+    assert relayed == ["bob|marker", "sam|marker"], relayed
+    assert not any(l.startswith("PRIV|") for l in alice.lines)
+    for c in (alice, bob, seed):
+        await c.close()

@@ -572,3 +572,30 @@ async def test_lines_rewrap_when_the_terminal_grows(chat_server: object) -> None
         text_width = log.scrollable_content_region.width
         assert all(strip.cell_length <= text_width for strip in log.lines)
     await bob.close()
+
+
+async def test_a_look_alike_spelling_opens_the_one_private_conversation(
+    chat_server: object,
+) -> None:
+    """``/msg аdmin psst`` (Cyrillic а) reaches ``admin`` (the server resolves look-alike
+    names); the echo names ``admin``. It must land in the conversation on screen, which then
+    shows the real name, not in a second conversation next to an empty one."""
+    port = chat_server.port  # type: ignore[attr-defined]
+    admin = await registered(port, "admin")
+    app = make_app(port)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: app.chat.nick == "alice", "registration")
+        await type_line(pilot, "/msg \u0430dmin psst")
+        got = await next_frame(admin, f.Private)
+        assert isinstance(got, f.Private) and (got.to, got.text) == ("admin", "psst")
+        await until(pilot, lambda: any("psst" in s for key in app.chat.conversations
+                                       for s in plain(app, key)), "the echo")
+        private = [c for c in app.chat.conversations.values() if c.private]
+        assert len(private) == 1, [c.title for c in private]
+        assert app.chat.current is private[0] and private[0].peer == "admin"
+        assert private[0].unread == 0
+        assert any("-> *admin* psst" in s for s in plain(app, app.chat.active))
+        await type_line(pilot, "again")  # goes to the name as online
+        got = await next_frame(admin, f.Private)
+        assert isinstance(got, f.Private) and (got.to, got.text) == ("admin", "again")
+    await admin.close()

@@ -125,6 +125,21 @@ _INVALID_CODES = {
 }
 
 
+#: fields of free text: a frame refused for one of them is a bad frame, whatever its tag
+#: (a topic that is too long says nothing about the room)
+_TEXT_FIELDS = frozenset({"text", "reason"})
+
+
+def invalid_code(tag: str, exc: ValidationError | FrameSyntaxError) -> str:
+    """The error code of a frame that failed validation: the field that failed decides
+    (``room_invalid`` for its room, ``name_invalid`` for a name, ``bad_frame`` for text)."""
+    if isinstance(exc, ValidationError):
+        loc = exc.errors()[0].get("loc", ())
+        if loc and loc[0] in _TEXT_FIELDS:
+            return "bad_frame"
+    return _INVALID_CODES.get(tag, "bad_frame")
+
+
 def _reason(exc: ValidationError | FrameSyntaxError) -> str:
     if isinstance(exc, FrameSyntaxError):
         return str(exc)
@@ -143,7 +158,7 @@ def decode_client_line(line: str) -> ClientFrame | InvalidFrame:
         return cls.parse_payload(line[m.end() :])  # type: ignore[return-value]
     except (ValidationError, FrameSyntaxError) as exc:
         tag = m.group(1)
-        return InvalidFrame(tag, _INVALID_CODES.get(tag, "bad_frame"), _reason(exc))
+        return InvalidFrame(tag, invalid_code(tag, exc), _reason(exc))
 
 
 def decode_server_line(line: str) -> ServerFrame:

@@ -15,6 +15,7 @@ from typing import Annotated, ClassVar, Literal, TypeVar, Union, get_args
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
 from richchat.core.protocol.text import (
+    MAX_QUIT_REASON,
     MAX_TOPIC_LEN,
     sanitize_text,
     validate_nick,
@@ -25,6 +26,23 @@ Nick = Annotated[str, AfterValidator(validate_nick)]
 Room = Annotated[str, AfterValidator(validate_room)]
 SafeText = Annotated[str, AfterValidator(sanitize_text)]
 Token = Annotated[str, Field(max_length=64, pattern=r"^[\w.\-]*$")]
+
+
+def _topic_length(text: str) -> str:
+    if len(text) > MAX_TOPIC_LEN:
+        raise ValueError(
+            f"a topic has at most {MAX_TOPIC_LEN} characters (this one has {len(text)})"
+        )
+    return text
+
+
+def _cut_reason(text: str) -> str:
+    # a quit is never refused for its reason: the user leaves, the reason is cut
+    return text[:MAX_QUIT_REASON]
+
+
+TopicText = Annotated[SafeText, AfterValidator(_topic_length)]
+QuitReason = Annotated[SafeText, AfterValidator(_cut_reason)]
 ErrCode = Annotated[str, Field(pattern=r"^[a-z][a-z_]{0,31}$")]
 
 
@@ -259,7 +277,7 @@ class SetTopic(Frame):
     wire: ClassVar[tuple[str, ...]] = ("room", "text")
     kind: Literal["CMD_TOPIC"] = "CMD_TOPIC"
     room: Room
-    text: Annotated[SafeText, Field(max_length=MAX_TOPIC_LEN)]
+    text: TopicText
 
 
 class SendPrivate(Frame):
@@ -297,7 +315,7 @@ class Quit(Frame):
     tag: ClassVar[str] = "CMD_QUIT"
     wire: ClassVar[tuple[str, ...]] = ("reason",)
     kind: Literal["CMD_QUIT"] = "CMD_QUIT"
-    reason: Annotated[SafeText, Field(max_length=200)] = ""
+    reason: QuitReason = ""
 
 
 class RawText(Frame):

@@ -94,7 +94,8 @@ def parse_slash(
             return HelpRequest()
     except ValidationError as exc:
         code = "name_invalid" if cmd in ("nick", "msg") else "room_invalid"
-        if cmd == "topic":
-            code = "bad_command"
+        loc = exc.errors()[0].get("loc", ())
+        if cmd == "topic" or (loc and loc[0] in ("text", "reason")):
+            code = "bad_command"  # the text is wrong, not a name or a room
         return SlashError(code, _reason(exc))
     return SlashError("unknown_command", f"unknown command /{cmd}; /help lists the commands")

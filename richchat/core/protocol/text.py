@@ -9,6 +9,8 @@ import unicodedata
 MAX_NICK_LEN = 24
 MAX_ROOM_LEN = 32
 MAX_TOPIC_LEN = 200
+#: a quit reason longer than this is cut (leaving always works)
+MAX_QUIT_REASON = 200
 DEFAULT_ROOM = "lobby"
 #: The longest chat message a user may send: its text in UTF-8 bytes (after control
 #: characters are neutralised), whatever carries it: ``MSG|``, ``RMSG|room|``, ``CMD_ME|``,

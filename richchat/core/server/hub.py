@@ -284,8 +284,8 @@ class Hub:
         if name is None:
             self.fail(peer, "not_registered", "choose a nickname first (CMD_USER|name)")
             return
-        if not text or (len(text) > _SURELY_SHORT and self._too_long(peer, text)):
-            return
+        if not text or text.isspace() or (len(text) > _SURELY_SHORT and self._too_long(peer, text)):
+            return  # nothing to say (netcat users, send and the chat UI skip blank lines too)
         self.backend.post_message(room, now_ms(), name, kind, text, peer)
 
     def _too_long(self, peer: Peer, text: str) -> bool:
@@ -350,7 +350,7 @@ class Hub:
         self.backend.publish(ev.TopicSet(room, peer.name, text))
 
     def private(self, peer: Peer, to: str, text: str) -> None:
-        if len(text) > _SURELY_SHORT and self._too_long(peer, text):
+        if not text or text.isspace() or (len(text) > _SURELY_SHORT and self._too_long(peer, text)):
             return
         holder = self.backend.lookup(name_key(to))
         if holder is None:

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field, replace
 from typing import Literal, TypeVar, Union
 
 from richchat.core.protocol import frames as f
-from richchat.core.protocol.text import DEFAULT_ROOM, fold_name
+from richchat.core.protocol.text import DEFAULT_ROOM, fold_name, name_key
 
 #: lines kept per conversation (older ones are dropped)
 MAX_LINES = 2000
@@ -48,8 +48,11 @@ def same_name(a: str | None, b: str | None) -> bool:
 
 
 def private_key(nick: str) -> str:
-    """The key of the private conversation with ``nick``: ``@`` + the folded name."""
-    return "@" + fold_name(nick)
+    """The key of the private conversation with ``nick``: ``@`` + the name's identity
+    (:func:`name_key`: names that look alike are one name, as the server decides who a
+    private message reaches), so ``/msg аdmin`` (Cyrillic а) and the echo naming ``admin``
+    are one conversation."""
+    return "@" + name_key(nick)
 
 
 # --------------------------------------------------------------------------- the state
@@ -70,8 +73,8 @@ class ChatLine:
 
 @dataclass(frozen=True)
 class Conversation:
-    """A room (``key`` = the room's name) or a private conversation (``key`` = ``@`` + the
-    folded nick of ``peer``, the other user)."""
+    """A room (``key`` = the room's name) or a private conversation (``key``: see
+    :func:`private_key` of ``peer``, the other user)."""
 
     key: str
     peer: str | None = None
@@ -219,6 +222,16 @@ class _Edit:
             self.put(conv)
         return conv
 
+    def spelled(self, key: str, nick: str) -> None:
+        """The server named the other user of private conversation ``key`` ``nick``: show
+        (and write to) the name as online, not a look-alike spelling typed by hand."""
+        conv = self.convs[key]
+        if conv.peer != nick:
+            self.convs[key] = replace(conv, peer=nick)
+            self.change(ListChanged())
+            if key == self.active:
+                self.change(ViewChanged(key))
+
     def users(self, key: str, users: Mapping[str, str]) -> None:
         conv = self.convs[key]
         if conv.users != users:
@@ -303,6 +316,7 @@ def _private(e: _Edit, frame: f.Private) -> None:
     mine = e.is_me(frame.sender)
     other = frame.to if mine else frame.sender
     conv = e.private(other)
+    e.spelled(conv.key, other)
     e.users(conv.key, {fold_name(n): n for n in (e.nick, other) if n})
     line = ChatLine(frame.ts, "private", frame.text, name=frame.sender, to=frame.to,
                     mention=not mine, mine=mine)

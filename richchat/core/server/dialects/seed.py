@@ -1,9 +1,9 @@
 """The seed dialect: clients written against the seed protocol (see :mod:`..dialect`).
 
 They know four frames, ``MSG|``, ``SRV|``, ``ULIST|`` and ``CMD_USER|`` (plus ``ERR``/``PONG``),
-live in the lobby, and get a whole ``ULIST|`` after user-list changes (coalesced by the
-delivery) instead of incremental updates. Those bytes are the compatibility contract: kept
-exact.
+live in the lobby (a frame naming another room is refused), and get a whole ``ULIST|`` after
+user-list changes (coalesced by the delivery) instead of incremental updates. Those bytes are
+the compatibility contract: kept exact.
 
 Input rule: the seed protocol has clients write their own name in front of each message
 (``MSG|alice: hello``); the sender's own label is dropped once before the server stamps the
@@ -82,8 +82,15 @@ class SeedRenderer(Renderer):
         return ctx.ulist()  # the only list seed clients know is the lobby's
 
     def room_listing(self, ctx: RenderContext) -> bytes:
-        body = ",".join(f"{room}:{count}" for room, count in ctx.room_counts())
-        return f"ROOMS|{body}\n".encode()
+        # a notice: ROOMS| is not a frame seed clients know
+        rooms = ", ".join(f"#{room} ({count})" for room, count in ctx.room_counts())
+        return _notice(f"Rooms: {rooms}")
+
+
+#: frames that name a room; a seed client may name only the lobby
+_ROOM_FRAMES = (f.JoinRoom, f.PartRoom, f.SayRoom, f.SendAction, f.SetTopic, f.Who)
+_LOBBY_ONLY = InvalidFrame("", "bad_frame",
+                           "seed clients stay in the lobby (send HELLO|1|AGENT first to use rooms)")
 
 
 def parse(line: str, peer: Peer) -> f.ClientFrame | InvalidFrame:
@@ -92,4 +99,8 @@ def parse(line: str, peer: Peer) -> f.ClientFrame | InvalidFrame:
         text = strip_own_label(frame.text, peer.name)
         if text is not frame.text:
             return f.Say.model_construct(text=text)
+    elif isinstance(frame, _ROOM_FRAMES) and frame.room != DEFAULT_ROOM:
+        # It would be a member of a room it never sees: listed to everyone there, its lines
+        # stored, no echo and no replies (seed clients are shown the lobby only).
+        return _LOBBY_ONLY
     return frame
