@@ -15,6 +15,8 @@ import socket
 import sqlite3
 import time
 import uuid
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from richchat.core.errors import (
     AddressInUseError,
@@ -30,6 +32,9 @@ from richchat.core.server.datadir import DataDirLock, prepare_data_dir
 from richchat.core.server.hub import LocalHub, Mode
 from richchat.core.server.memory import HeapTrimmer, collect_and_freeze, libc_malloc_trim
 from richchat.core.server.storage import HistoryStore
+
+if TYPE_CHECKING:
+    from richchat.core.server.tls import HandshakeGate, ServerTls
 
 log = logging.getLogger("richchat.server")
 
@@ -66,6 +71,10 @@ class ChatServer:
         self.host = config.host
         self.server_id = ""
         self._lock: DataDirLock | None = None
+        #: the TLS set-up (context, key fingerprint) when the chat port speaks TLS
+        self.tls: ServerTls | None = None
+        #: handshakes under way and their accounting (TLS only)
+        self.handshakes: HandshakeGate | None = None
 
     async def start(self) -> None:
         cfg = self.config
@@ -107,9 +116,28 @@ class ChatServer:
         self.hub = LocalHub(cfg, self.store)
         hub = self.hub
         loop = asyncio.get_running_loop()
+        factory: Callable[[], asyncio.BaseProtocol] = lambda: Connection(hub)  # noqa: E731
+        tls_options: dict[str, Any] = {}
+        if cfg.uses_tls:
+            from richchat.core.server.tls import (
+                HandshakeGate,
+                load_server_tls,
+                quiet_asyncio_ssl_warnings,
+            )
+
+            self.tls = load_server_tls(cfg.data_dir, cfg.tls_cert, cfg.tls_key)
+            quiet_asyncio_ssl_warnings()
+            hub.tls_fingerprint = self.tls.fingerprint
+            self.handshakes = HandshakeGate(cfg.max_clients, lambda: len(hub.conns))
+            factory = self.handshakes.wrap(factory)
+            tls_options = dict(ssl=self.tls.context,
+                               ssl_handshake_timeout=cfg.tls_handshake_timeout)
+            log.info("TLS key %s (%s: %s)", self.tls.fingerprint, {
+                "generated": "new key and certificate", "reissued": "new certificate for the key",
+            }.get(self.tls.origin, "certificate"), self.tls.cert_path)
         try:
             self._server = await loop.create_server(
-                lambda: Connection(hub), cfg.host, cfg.port, reuse_address=True, backlog=1024
+                factory, cfg.host, cfg.port, reuse_address=True, backlog=1024, **tls_options
             )
         except OSError as exc:
             if isinstance(exc, socket.gaierror):
@@ -138,7 +166,7 @@ class ChatServer:
             )
             self._trimmer = asyncio.create_task(self.trimmer.run())
         await self._start_advertiser()
-        log.info("listening on %s:%d", self.host, self.port)
+        log.info("listening on %s:%d%s", self.host, self.port, " (TLS)" if self.tls else "")
 
     async def _start_advertiser(self) -> None:
         cfg = self.config
@@ -152,7 +180,8 @@ class ChatServer:
                 name=cfg.name,
                 port=self.port,
                 users=self.hub.users_online if self.hub else 0,
-                tls=False,
+                tls=self.tls is not None,
+                fingerprint=self.tls.fingerprint if self.tls is not None else None,
                 version=f.Hello.model_fields["version"].default or 1,
             )
 

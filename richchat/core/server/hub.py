@@ -120,6 +120,8 @@ class LocalHub:
         self._loop = asyncio.get_running_loop()
         self._last_flush = 0.0
         self.flushes = 0  # flushes so far: the server's activity counter
+        #: the TLS key's fingerprint when the chat port speaks TLS (set by the server)
+        self.tls_fingerprint: str | None = None
 
     # ------------------------------------------------------------------ bookkeeping
 
@@ -349,7 +351,8 @@ class LocalHub:
                     role="server",
                     name=self.config.name,
                     users=self.users_online,
-                    tls=False,
+                    tls=self.tls_fingerprint is not None,
+                    fingerprint=self.tls_fingerprint,
                     features=FEATURES,
                     flood_rate=self.config.flood_rate,
                     flood_burst=self.config.flood_burst,
