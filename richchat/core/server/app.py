@@ -123,10 +123,12 @@ class ChatServer:
                 HandshakeGate,
                 load_server_tls,
                 quiet_asyncio_ssl_warnings,
+                shrink_asyncio_tls_buffers,
             )
 
             self.tls = load_server_tls(cfg.data_dir, cfg.tls_cert, cfg.tls_key)
             quiet_asyncio_ssl_warnings()
+            shrink_asyncio_tls_buffers()
             hub.tls_fingerprint = self.tls.fingerprint
             self.handshakes = HandshakeGate(cfg.max_clients, lambda: len(hub.conns))
             factory = self.handshakes.wrap(factory)

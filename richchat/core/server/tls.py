@@ -287,6 +287,22 @@ class _QuietHalfClose(logging.Filter):
         return "eof_received() has no effect when using ssl" not in record.getMessage()
 
 
+#: bytes asyncio's TLS protocol reads at a time, and the buffer each connection keeps for it
+#: (asyncio's default is 256 KiB: 256 MB per 1,000 idle connections). A chat line is short;
+#: a full TLS record (16 KiB) arrives in a few reads instead of one.
+TLS_READ_BUFFER = 4096
+
+
+def shrink_asyncio_tls_buffers() -> None:
+    """Each TLS connection of asyncio allocates (and zero-fills: resident) a read buffer of
+    ``SSLProtocol.max_size`` bytes. A class attribute, public, read when a connection is
+    made: set for this process (the server) to TLS_READ_BUFFER."""
+    from asyncio import sslproto
+
+    if getattr(sslproto.SSLProtocol, "max_size", 0) > TLS_READ_BUFFER:
+        sslproto.SSLProtocol.max_size = TLS_READ_BUFFER
+
+
 def quiet_asyncio_ssl_warnings() -> None:
     """Install :class:`_QuietHalfClose` on asyncio's logger (once)."""
     logger = logging.getLogger("asyncio")
