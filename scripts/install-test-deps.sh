@@ -36,6 +36,13 @@ APT_PACKAGES=(
   procps
 )
 
+# CI (RICHCHAT_CI=1, set by .ci/run; or RICHCHAT_REQUIRE_NETNS=1): whatever the tests need must
+# be there, so that no test can skip for a missing tool.
+ci=0
+if [ "${RICHCHAT_CI:-}" = 1 ] || [ "${RICHCHAT_REQUIRE_NETNS:-}" = 1 ]; then
+  ci=1
+fi
+
 if command -v apt-get >/dev/null 2>&1; then
   missing=()
   for p in "${APT_PACKAGES[@]}"; do
@@ -46,6 +53,9 @@ if command -v apt-get >/dev/null 2>&1; then
     as_root env DEBIAN_FRONTEND=noninteractive \
       apt-get install -y -qq --no-install-recommends "${missing[@]}"
   fi
+elif [ "$ci" = 1 ]; then
+  echo "error: no apt-get, and CI needs these Debian packages: ${APT_PACKAGES[*]}" >&2
+  exit 1
 else
   echo "warning: no apt-get; install these yourself: ${APT_PACKAGES[*]}" >&2
 fi
@@ -56,4 +66,37 @@ if ! python3 -m pip install --quiet --disable-pip-version-check '.[test]'; then
          "environment works without root: python3 -m venv .venv && . .venv/bin/activate" >&2
   fi
   exit 1
+fi
+if [ "$ci" = 1 ]; then
+  # What the tests start or rely on; a test that finds one missing would skip, which CI
+  # does not allow (tests/allowed_skips.py).
+  missing=()
+  for tool in nmap ncat nc socat tmux ip nft setpriv prlimit ss capsh ngircd; do
+    command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
+  done
+  if ((${#missing[@]})); then
+    echo "error: CI needs these programs on PATH: ${missing[*]}" >&2
+    exit 1
+  fi
+  if ! python3 - <<'PY'
+import ctypes.util
+import socket
+import sys
+
+problems = []
+try:
+    with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as sock:
+        sock.bind(("::1", 0))
+except OSError as exc:
+    problems.append(f"IPv6 on loopback (::1): {exc}")
+libc = ctypes.util.find_library("c")
+if not libc or not hasattr(ctypes.CDLL(libc), "malloc_trim"):
+    problems.append("glibc (malloc_trim)")
+if problems:
+    sys.stderr.write("error: CI needs " + "; ".join(problems) + "\n")
+    sys.exit(1)
+PY
+  then
+    exit 1
+  fi
 fi

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install what the tests need, then run the whole suite. This is the README's test command,
-# `bash scripts/test.sh`, and the one CI runs (CI also sets RICHCHAT_REQUIRE_NETNS=1 so that
-# namespace tests cannot skip).
+# `bash scripts/test.sh`, and the one CI runs (CI sets RICHCHAT_CI=1 and RICHCHAT_REQUIRE_NETNS=1:
+# namespace tests cannot skip, and no other test may skip unless tests/allowed_skips.py lists it
+# with its reason). The summary at the end lists every failure, error and skip with its reason.
 #
 # As root (CI, containers, a fresh machine without sudo) it does everything itself. As a normal
 # user, scripts/install-test-deps.sh runs only the step that needs root, installing Debian
@@ -20,7 +21,7 @@ if [ "$(id -u)" -ne 0 ]; then
        "sudo bash scripts/test.sh runs them too" >&2
 fi
 set +e
-python3 -m pytest "$@"
+python3 -m pytest -rfEs "$@"
 status=$?
 set -e
 if [ "$status" -eq 5 ]; then

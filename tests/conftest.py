@@ -1,4 +1,6 @@
-"""Shared fixtures: the CLI as a subprocess, and the network-namespace lab."""
+"""Shared fixtures (the CLI as a subprocess, the network-namespace lab) and the run's rules:
+the network guard (tests/netguard), CI's skip policy (tests/skip_policy.py), and the ``netns``
+marker (tests that use namespaces or root carry it; it checks for them before the test runs)."""
 
 from __future__ import annotations
 
@@ -9,7 +11,12 @@ from pathlib import Path
 
 import pytest
 
+from tests import netlab
 from tests.netlab import Lab, require_netns
+
+# The network guard: any attempt to reach beyond loopback (or to ask DNS) fails the test.
+# The skip policy: in CI, a skip not listed in tests/allowed_skips.py fails.
+pytest_plugins = ["tests.netguard.plugin", "tests.skip_policy"]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -49,3 +56,16 @@ def lab() -> Iterator[Lab]:
         yield the_lab
     finally:
         the_lab.close()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "lab" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.netns)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    netlab.track_test(item)
+    if item.get_closest_marker("netns") is not None:
+        require_netns()  # skip (or, with RICHCHAT_REQUIRE_NETNS=1, fail) before any fixture

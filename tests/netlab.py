@@ -23,6 +23,30 @@ import pytest
 
 REQUIRE_ENV = "RICHCHAT_REQUIRE_NETNS"
 
+#: Under pytest (tests/conftest.py sets these): the running test, which must carry the
+#: ``netns`` marker to use namespaces or root, so that ``-m netns`` / ``-m "not netns"``
+#: select exactly these tests. Benchmarks use the lab outside pytest: no check there.
+_marker_checks = False
+_current_test: Any = None
+
+
+def track_test(item: Any, *, enforce: bool = True) -> None:
+    """Called by tests/conftest.py before each test's setup."""
+    global _marker_checks, _current_test
+    _marker_checks = enforce
+    _current_test = item
+
+
+def _check_marked() -> None:
+    if not _marker_checks:
+        return
+    item = _current_test
+    if item is None or item.get_closest_marker("netns") is None:
+        name = item.nodeid if item is not None else "a test"
+        pytest.fail(f"{name} uses network namespaces or root but is not marked "
+                    "@pytest.mark.netns (tests that use the lab fixture are marked automatically)",
+                    pytrace=False)
+
 
 def netns_available() -> str | None:
     """None if namespaces can be made here, else the reason they cannot."""
@@ -40,6 +64,7 @@ def netns_available() -> str | None:
 
 def require_netns() -> None:
     """Skip the calling test without namespaces, or fail when RICHCHAT_REQUIRE_NETNS=1."""
+    _check_marked()
     reason = netns_available()
     if reason is None:
         return
@@ -81,6 +106,7 @@ class Lab:
 
     @classmethod
     def create(cls) -> Lab:
+        _check_marked()
         prefix = f"rc{secrets.token_hex(3)}"
         lab = cls(prefix=prefix, subnet_octet=random.randint(1, 250), hub=f"{prefix}-hub")
         _ip("netns", "add", lab.hub)

@@ -7,6 +7,8 @@ import sys
 
 import typer
 
+from richchat.core.constants import DEFAULT_BEACON_PORT
+
 DEFAULT_TIMEOUT = 3.0
 DEFAULT_OS_TIMEOUT = 30.0
 
@@ -26,7 +28,7 @@ def discover(
     ),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON document on stdout."),
     beacon_port: int = typer.Option(
-        50505, "--beacon-port", min=1, max=65535, help="UDP port of the server beacons."
+        DEFAULT_BEACON_PORT, "--beacon-port", min=1, max=65535, help="UDP port of the server beacons."
     ),
     broadcast: list[str] | None = typer.Option(
         None, "--broadcast", metavar="ADDR",

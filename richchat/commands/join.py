@@ -6,11 +6,13 @@ from pathlib import Path
 
 import typer
 
+from richchat.core.constants import DEFAULT_PORT
+
 
 def join(
     address: str | None = typer.Argument(
         None, metavar="[HOST[:PORT]]",
-        help="Server to join (default port 5050; IPv6 as [::1]:5050). Without it, a wizard "
+        help=f"Server to join (default port {DEFAULT_PORT}; IPv6 as [::1]:{DEFAULT_PORT}). Without it, a wizard "
         "finds servers and hosts on the network.",
     ),
     nick: str | None = typer.Option(None, "--nick", "-n", help="Your nickname (asked if omitted)."),

@@ -9,10 +9,12 @@ from typing import TYPE_CHECKING
 
 import typer
 
+from richchat.core.constants import DEFAULT_PORT
+
 if TYPE_CHECKING:
     from richchat.core.trust.connect import TrustPolicy
 
-_ADDRESS = "Server address; default port 5050, IPv6 as [::1]:5050."
+_ADDRESS = f"Server address; default port {DEFAULT_PORT}, IPv6 as [::1]:{DEFAULT_PORT}."
 MAX_MESSAGE_BYTES = 1900  # richchat.core.protocol.text.MAX_MESSAGE_BYTES (a test keeps them equal)
 _MESSAGE = (
     "The message (words are joined with spaces), or '-' to send each line of stdin. "

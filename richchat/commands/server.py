@@ -13,7 +13,8 @@ import typer
 if TYPE_CHECKING:
     from richchat.core.server import ChatServer
 
-DEFAULT_PORT = 5050  # richchat.core.server.config.DEFAULT_PORT (kept import-free here)
+from richchat.core.constants import DEFAULT_BEACON_PORT, DEFAULT_PORT
+
 MAX_NAME = 64  # ServerConfig.name's max_length (a test keeps them equal)
 
 
@@ -45,7 +46,7 @@ def server(
         None, "--beacon-addr", envvar="RICHCHAT_BEACON_ADDR",
         help="Beacon destination (repeatable; default: every local IPv4 broadcast address).",
     ),
-    beacon_port: int = typer.Option(50505, envvar="RICHCHAT_BEACON_PORT", min=1, max=65535, help="UDP port of beacons and discovery queries."),
+    beacon_port: int = typer.Option(DEFAULT_BEACON_PORT, envvar="RICHCHAT_BEACON_PORT", min=1, max=65535, help="UDP port of beacons and discovery queries."),
     beacon_interval: float = typer.Option(5.0, envvar="RICHCHAT_BEACON_INTERVAL", min=0.1, help="Seconds between beacons."),
     mdns: bool = typer.Option(True, "--mdns/--no-mdns", envvar="RICHCHAT_MDNS", help="Advertise _richchat._tcp.local. via mDNS/DNS-SD."),
     tls: bool = typer.Option(False, "--tls/--no-tls", envvar="RICHCHAT_TLS", help="Encrypt the chat port with TLS; a key and self-signed certificate are made in the data dir on first start."),

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pydantic import ValidationError
 
 from richchat import __version__
+from richchat.core.constants import DEFAULT_PORT, welcome_server_name
 from richchat.core.errors import (
     ConnectionLostError,
     ConnectionRefusedRichchatError,
@@ -41,7 +42,6 @@ from richchat.core.protocol.codec import MAX_SERVER_LINE_BYTES, LineTooLong
 from richchat.core.protocol.text import DEFAULT_ROOM, fold_name, nick_problem
 from richchat.core.trust.connect import Security, TrustPolicy, open_trusted
 
-DEFAULT_PORT = 5050
 AGENT = f"richchat/{__version__}"
 #: ERR codes that mean "this nickname was not accepted".
 NICK_ERRORS = frozenset({"name_taken", "name_invalid"})
@@ -132,7 +132,7 @@ def suffixed_nick(nick: str, n: int) -> str:
 
 def _is_raw_welcome(line: str) -> bool:
     """The first line a richchat server sends a plain-text (netcat) client."""
-    return line.startswith("*** Welcome to ") and "(richchat" in line
+    return line.startswith("*** ") and welcome_server_name(line) is not None
 
 
 async def open_tcp(host: str, port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:

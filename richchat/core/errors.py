@@ -59,10 +59,6 @@ class PrivilegeError(RichchatError):
     exit_status = ExitStatus.PRIVILEGE
 
 
-class ToolMissingError(RichchatError):
-    exit_status = ExitStatus.TOOL_MISSING
-
-
 class AddressInUseError(RichchatError):
     exit_status = ExitStatus.ADDRESS_IN_USE
 

@@ -269,8 +269,6 @@ class Wizard:
 
     # step 1 -----------------------------------------------------------------
     def discover(self) -> DiscoveryReport:
-        _require("richchat.core.discovery")
-        _require("richchat.core.scanner")
         from richchat.core.discovery import DiscoveryOptions, discover
 
         options = DiscoveryOptions(timeout=self.discovery_timeout)
@@ -428,16 +426,6 @@ class Wizard:
             self.console.print(Text(f"Joining {address}", style="bold"))
             chosen = self.choose_nick(address, nick)
             return (address, chosen) if chosen else None
-
-
-def _require(module: str) -> None:
-    import importlib.util
-
-    if importlib.util.find_spec(module) is None:
-        raise RichchatError(
-            f"the join wizard needs {module}, which this installation lacks",
-            hint="give the server address instead: richchat join HOST[:PORT]",
-        )
 
 
 def _default_nick() -> str:

@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,9 @@ import pytest
 
 from richchat.core.client import ChatClient
 from richchat.core.protocol import frames as f
+from tests.conditions import wait_until
+
+__all__ = ["wait_until"]  # re-exported for the client and command tests
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 LISTEN_RE = re.compile(r"listening on (\S+):(\d+)")
@@ -51,6 +55,41 @@ async def registered(port: int, nick: str) -> ChatClient:
     return client
 
 
+class PingCountingReader(asyncio.StreamReader):
+    """A StreamReader that counts the PINGs the server sent (ChatClient answers them by
+    itself, so a test can wait for "N more idle periods" instead of sleeping)."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(limit=limit)
+        self.pings = 0
+        self._partial = b""
+
+    async def read(self, n: int = -1) -> bytes:
+        data = await super().read(n)
+        lines = (self._partial + data).split(b"\n")
+        self._partial = lines.pop()
+        self.pings += sum(1 for line in lines if line.startswith(b"PING|"))
+        return data
+
+
+async def registered_counting_pings(port: int, nick: str) -> tuple[ChatClient, PingCountingReader]:
+    """Like :func:`registered`, with the PINGs this client receives counted."""
+    readers: list[PingCountingReader] = []
+
+    async def opener(host: str, port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        loop = asyncio.get_running_loop()
+        reader = PingCountingReader(limit=2**20)
+        protocol = asyncio.StreamReaderProtocol(reader)
+        transport, _ = await loop.create_connection(lambda: protocol, host, port)
+        readers.append(reader)
+        return reader, asyncio.StreamWriter(transport, protocol, reader, loop)
+
+    client = ChatClient("127.0.0.1", port, timeout=10, opener=opener)
+    await client.connect()
+    await client.register(nick)
+    return client, readers[0]
+
+
 async def next_frame(
     client: ChatClient, kind: type[f.Frame] | tuple[type[f.Frame], ...], timeout: float = 10
 ) -> f.Frame:
@@ -81,10 +120,14 @@ class ServerProcess:
     host: str
     port: int
     data_dir: Path
+    log_path: Path  # the server's stderr (its log), in a file: a pipe nobody reads would block it
 
     @property
     def address(self) -> str:
         return f"127.0.0.1:{self.port}"
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -100,16 +143,19 @@ def launch_server(data_dir: Path, port: int = 0) -> ServerProcess:
     """``richchat server`` as a subprocess on 127.0.0.1 (beacon and mDNS off)."""
     argv = [sys.executable, "-m", "richchat", "server", "--host", "127.0.0.1", "--port",
             str(port), "--no-beacon", "--no-mdns", "--data-dir", str(data_dir), "--name", "test"]
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=cli_env())
+    data_dir.mkdir(parents=True, exist_ok=True)
+    fd, log_name = tempfile.mkstemp(prefix="server-", suffix=".log", dir=data_dir)
+    with os.fdopen(fd, "w") as log:
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=log, text=True,
+                                stdin=subprocess.DEVNULL, env=cli_env())
     assert proc.stdout is not None
     line = proc.stdout.readline()
     m = LISTEN_RE.search(line)
     if not m:
         proc.kill()
-        _, err = proc.communicate(timeout=5)
-        raise AssertionError(f"server did not start: {line!r} {err[-500:]!r}")
-    return ServerProcess(proc, m.group(1), int(m.group(2)), data_dir)
+        proc.wait(timeout=5)
+        raise AssertionError(f"server did not start: {line!r} {Path(log_name).read_text()[-500:]!r}")
+    return ServerProcess(proc, m.group(1), int(m.group(2)), data_dir, Path(log_name))
 
 
 @pytest.fixture

@@ -27,7 +27,13 @@ from richchat.core.errors import (
     UsageError,
 )
 from richchat.core.protocol import frames as f
-from tests.client.servers import free_port, next_frame, registered
+from tests.client.servers import (
+    free_port,
+    next_frame,
+    registered,
+    registered_counting_pings,
+    wait_until,
+)
 
 
 @pytest.mark.parametrize(
@@ -237,7 +243,7 @@ async def test_ping_is_answered_so_an_idle_client_stays(tmp_path: Path) -> None:
                                      mdns=False, name="test", idle_timeout=0.6))
     await server.start()
     try:
-        client = await registered(server.port, "sleepy")
+        client, reader = await registered_counting_pings(server.port, "sleepy")
         quiet = await registered(server.port, "quiet")
         quiet._reader = None  # never reads again, so never sees (or answers) a PING
         # Read (and so answer PINGs) for several idle periods; "quiet" gets dropped.
@@ -248,9 +254,16 @@ async def test_ping_is_answered_so_an_idle_client_stays(tmp_path: Path) -> None:
             while await client.recv() is not None:
                 pass
 
-        # Two more idle periods of reading (and answering PINGs): still connected.
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(read_forever(), 1.5)
+        # Two more PINGs read and answered (two more idle periods): still connected.
+        pings = reader.pings
+        reading = asyncio.ensure_future(read_forever())
+        try:
+            await wait_until(lambda: reader.pings >= pings + 2 or reading.done(), "two PINGs")
+            assert not reading.done(), "the connection ended"
+        finally:
+            reading.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reading
         assert client.connected
         await client.say("still here")
         echo = await next_frame(client, f.RoomMessage)
@@ -296,21 +309,31 @@ async def test_ipv6_loopback(tmp_path: Path) -> None:
 async def test_late_hello_after_raw_welcome_still_connects(tmp_path: Path) -> None:
     # On a busy machine our HELLO can arrive after the server's raw-client delay: the server
     # greets us as a netcat user, then still switches to the protocol on our HELLO.
-    from richchat.core.client import open_tcp
     from richchat.core.server import ChatServer, ServerConfig
 
     server = ChatServer(ServerConfig(host="127.0.0.1", port=0, data_dir=tmp_path, beacon=False,
                                      mdns=False, name="slow", raw_detect_delay=0.05))
     await server.start()
+    greeted: list[bytes] = []
 
     async def slow_opener(host: str, port: int) -> tuple[Any, Any]:
-        reader, writer = await open_tcp(host, port)
-        await asyncio.sleep(0.5)  # the server times out waiting and greets a "netcat" user
-        return reader, writer
+        # Connect, then say nothing until the server has greeted us as a "netcat" user (its
+        # welcome is waiting in our socket), and only then let the client speak.
+        loop = asyncio.get_running_loop()
+        sock = socket.socket()
+        sock.setblocking(False)
+        await loop.sock_connect(sock, (host, port))
+        deadline = loop.time() + 15
+        while b"\n" not in (waiting := _peek(sock)):
+            assert loop.time() < deadline, "the server never greeted a silent client"
+            await asyncio.sleep(0.01)
+        greeted.append(waiting)
+        return await asyncio.open_connection(sock=sock)
 
     try:
-        client = ChatClient("127.0.0.1", server.port, opener=slow_opener)
+        client = ChatClient("127.0.0.1", server.port, opener=slow_opener, timeout=30)
         hello = await client.connect()
+        assert greeted[0].startswith(b"*** Welcome to slow (richchat")  # the raw welcome came first
         assert hello.name == "slow"
         assert await client.register("late") == "late"
         await client.say("made it")
@@ -340,6 +363,13 @@ async def test_frames_around_registration_keep_their_order(chat_server: object) 
     assert seen == ["history 0", "history 1", "history 2", "bob joined"]
     await alice.close()
     await bob.close()
+
+
+def _peek(sock: socket.socket) -> bytes:
+    try:
+        return sock.recv(4096, socket.MSG_PEEK)
+    except BlockingIOError:
+        return b""
 
 
 @pytest.mark.parametrize("greeting", [b"220 smtp.example ESMTP\r\n", b""])

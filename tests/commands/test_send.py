@@ -20,6 +20,8 @@ from tests.client.servers import (
     free_port,
     next_frame,
     registered,
+    registered_counting_pings,
+    wait_until,
 )
 from tests.netlab import Lab
 
@@ -161,12 +163,28 @@ def test_send_does_not_import_heavy_modules(tmp_path: Path) -> None:
     assert result.stdout.strip().splitlines()[-1] == "none", result.stdout + result.stderr
 
 
-@pytest.mark.parametrize("flag", ["--help"])
+#: what `richchat send --help` promises scripts, code by code
+SEND_EXIT_CODES = {
+    ExitStatus.CONNECTION_REFUSED: "connection refused",
+    ExitStatus.UNKNOWN_HOST: "unknown host",
+    ExitStatus.NICK_REFUSED: "nickname refused",
+    ExitStatus.TIMEOUT: "timeout",
+    ExitStatus.PROTOCOL: "not a richchat server",
+    ExitStatus.CONNECTION_LOST: "connection lost",
+    ExitStatus.ERROR: "message refused by the server",
+}
+
+
+@pytest.mark.parametrize("flag", ["--help", "-h"])
 def test_help_lists_exit_codes(flag: str) -> None:
-    result = subprocess.run([*CLI, "send", flag], capture_output=True, text=True, env=cli_env(),
-                            timeout=60)
-    assert result.returncode == 0
-    assert "--auto-nick" in result.stdout and "--timeout" in result.stdout
+    result = subprocess.run([*CLI, "send", flag], capture_output=True, text=True,
+                            env={**cli_env(), "COLUMNS": "200"}, timeout=60)
+    assert result.returncode == 0, result.stderr
+    text = " ".join(result.stdout.replace("│", " ").split())  # unwrap rich's help panel
+    assert "Exit codes:" in text
+    for code, meaning in SEND_EXIT_CODES.items():
+        assert f"{int(code)} {meaning}" in text, (code, text)
+    assert "--auto-nick" in text and "--timeout" in text
 
 
 async def test_many_stdin_lines_pass_flood_control_once_each(chat_server: object) -> None:
@@ -263,7 +281,7 @@ async def test_idle_stdin_keeps_the_connection_alive(tmp_path: Path) -> None:
                                      mdns=False, name="test", idle_timeout=0.6))
     await server.start()
     try:
-        watcher = await registered(server.port, "watcher")
+        watcher, watcher_reader = await registered_counting_pings(server.port, "watcher")
         proc = await asyncio.create_subprocess_exec(
             *CLI, "send", f"127.0.0.1:{server.port}", "--nick", "quiet", "-",
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=cli_env(),
@@ -280,9 +298,20 @@ async def test_idle_stdin_keeps_the_connection_alive(tmp_path: Path) -> None:
                     return
 
         await watch("before")
-        # three idle periods with nothing on stdin; the watcher keeps reading meanwhile
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(watch("never sent"), 1.8)
+        # Three idle periods with nothing on stdin (the watcher, as idle, reads and answers
+        # three PINGs meanwhile): without its answers to the server's PINGs, send would be
+        # dropped within one.
+        pings = watcher_reader.pings
+        watching = asyncio.ensure_future(watch("never sent"))
+        try:
+            await wait_until(lambda: watcher_reader.pings >= pings + 3 or watching.done(),
+                             "three idle periods")
+            assert not watching.done(), watching
+        finally:
+            watching.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watching
+        assert proc.returncode is None  # still sending: stdin is open
         proc.stdin.write(b"after\n")
         proc.stdin.close()
         _, err = await asyncio.wait_for(proc.communicate(), 30)

@@ -11,6 +11,13 @@ import pytest
 from richchat.core.discovery.udp import udp_socket
 from richchat.core.protocol.beacon import Announce, Query, decode_datagram
 
+#: How long a discovery that must find something listens (discover() always listens for its
+#: whole --timeout: a fixed window). The answers come within milliseconds; the window is
+#: generous so that a busy machine that stalls for seconds still gets them in.
+WINDOW = 4.0
+#: How long to wait for one datagram that must come (a bound, not a window: returns at once).
+DATAGRAM_WAIT = 15.0
+
 
 def free_udp_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
@@ -38,7 +45,7 @@ class Catcher(asyncio.DatagramProtocol):
         if message is not None:
             self.queue.put_nowait((message, addr))
 
-    async def next(self, kind: type, timeout: float = 3.0) -> tuple[Announce | Query,
+    async def next(self, kind: type, timeout: float = DATAGRAM_WAIT) -> tuple[Announce | Query,
                                                                     tuple[str, int]]:
         async def wait() -> tuple[Announce | Query, tuple[str, int]]:
             while True:

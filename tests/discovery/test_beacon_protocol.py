@@ -7,6 +7,7 @@ import json
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
 from richchat.core.protocol.beacon import (
     MAGIC,
@@ -18,6 +19,7 @@ from richchat.core.protocol.beacon import (
     decode_datagram,
     encode_datagram,
 )
+from richchat.core.protocol.text import sanitize_text
 
 FP = "SHA256:" + "0123456789+/" * 3 + "abcdefg"
 INFO = ServerInfo(server_id="a1b2c3", name="lab chat", port=5050, users=3, tls=True, version=1)
@@ -111,8 +113,18 @@ def test_control_characters_in_the_name_are_neutralised() -> None:
     assert decoded.name.startswith("evil")
 
 
+#: server names with something visible in them: no character that is blank (or becomes one)
+#: after sanitising, so every generated name is a valid one; control characters included
+VISIBLE = st.characters(blacklist_categories=("Cs", "Zs", "Zl", "Zp", "Cc", "Cf"))
+NAMES = st.builds(
+    lambda head, body: (head + body)[:64],
+    VISIBLE,
+    st.text(st.characters(blacklist_categories=("Cs",)), max_size=63),
+)
+
+
 @given(
-    name=st.text(min_size=1, max_size=64).filter(lambda s: s.strip()),
+    name=NAMES,
     port=st.integers(1, 65535),
     users=st.integers(0, 10**6),
     tls=st.booleans(),
@@ -121,14 +133,10 @@ def test_control_characters_in_the_name_are_neutralised() -> None:
 def test_any_valid_announce_round_trips(
     name: str, port: int, users: int, tls: bool, sid: str
 ) -> None:
-    try:
-        info = ServerInfo(server_id=sid, name=name, port=port, users=users, tls=tls, version=1)
-    except ValueError:
-        return  # the name is only control characters / spaces after sanitising
-    try:
-        data = encode_datagram(Announce.from_info(info))
-    except ValueError:
-        return  # exceeds the datagram size: refused before sending
+    # Every input here is valid (and at most ~330 bytes of JSON): nothing may be refused.
+    info = ServerInfo(server_id=sid, name=name, port=port, users=users, tls=tls, version=1)
+    assert info.name == sanitize_text(name).strip()
+    data = encode_datagram(Announce.from_info(info))
     decoded = decode_datagram(data)
     assert isinstance(decoded, Announce)
     assert decoded.info() == info
@@ -139,3 +147,9 @@ def test_a_malformed_fingerprint_hint_makes_the_datagram_invalid() -> None:
                                "users": 0, "tls": True, "fp": "SHA256:nope", "v": 1}).encode()
     with pytest.raises(BeaconDecodeError, match="fp"):
         decode_datagram(data)
+
+
+@pytest.mark.parametrize("name", ["   ", "\t", " \t "])
+def test_a_name_blank_after_sanitising_is_refused(name: str) -> None:
+    with pytest.raises(ValidationError, match="server name must not be empty"):
+        ServerInfo(server_id="x", name=name, port=1, users=0, tls=False, version=1)

@@ -9,6 +9,7 @@ import subprocess
 from richchat.core.discovery.advertise import Advertiser, ServerInfo
 from richchat.core.discovery.models import DiscoveryReport
 from richchat.core.exit_codes import ExitStatus
+from tests.discovery.conftest import WINDOW
 from tests.discovery.labtools import run_on_pty
 
 LOOP = "127.255.255.255"
@@ -16,7 +17,7 @@ LOOP = "127.255.255.255"
 
 def loop_args(port: int, *extra: str) -> list[str]:
     return ["discover", "--interface", "lo", "--no-arp", "--no-mdns", "--broadcast", LOOP,
-            "--beacon-port", str(port), "--timeout", "1.5", *extra]
+            "--beacon-port", str(port), "--timeout", str(WINDOW), *extra]
 
 
 async def run_cli(argv: list[str], env: dict[str, str]) -> tuple[int, str, str]:

@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import threading
+from collections.abc import Iterator
 
 import pytest
 
 from richchat.core.discovery import DiscoveryOptions, discover, discover_sync
 from richchat.core.discovery.advertise import Advertiser, ServerInfo
 from richchat.core.errors import UsageError
+from tests.discovery.conftest import WINDOW
 
 LOOP = "127.255.255.255"
 
 
 def loop_options(port: int, **kw: object) -> DiscoveryOptions:
     base: dict[str, object] = {
-        "timeout": 1.2, "arp": False, "mdns": False, "beacon_port": port, "broadcast": [LOOP],
+        "timeout": WINDOW, "arp": False, "mdns": False, "beacon_port": port, "broadcast": [LOOP],
         "interface": "lo",
     }
     base.update(kw)
@@ -56,7 +60,7 @@ async def test_passive_beacon_is_heard_and_merged_with_the_query(beacon_port: in
                      beacon_addrs=[LOOP], interval=0.3, mdns=False)
     await adv.start()
     try:
-        report = await discover(loop_options(beacon_port, timeout=1.5))
+        report = await discover(loop_options(beacon_port))
     finally:
         await adv.stop()
     assert len(report.servers) == 1  # one identity, however often it was heard
@@ -68,7 +72,7 @@ async def test_beacon_alone_finds_a_server_when_no_query_is_sent(beacon_port: in
                      beacon_addrs=[LOOP], interval=0.3, mdns=False)
     await adv.start()
     try:
-        report = await discover(loop_options(beacon_port, broadcast=[], timeout=1.5))
+        report = await discover(loop_options(beacon_port, broadcast=[]))
     finally:
         await adv.stop()
     assert [s.found_via for s in report.servers] == [["beacon"]]
@@ -104,12 +108,51 @@ async def test_discover_sync_from_a_worker_thread(beacon_port: int) -> None:
     assert [s.name for s in report.servers] == ["zeta"]
 
 
+@contextlib.contextmanager
+def advertised_from_another_thread(name: str, sid: str, port: int) -> Iterator[None]:
+    """An Advertiser on its own event loop in a thread: it answers while this loop is blocked."""
+    ready = threading.Event()
+    stop: list[asyncio.Event] = []
+    failed: list[BaseException] = []
+
+    async def serve() -> None:
+        adv = Advertiser(lambda: info(name, sid), bind_host="127.0.0.1", beacon_port=port,
+                         beacon_addrs=[LOOP], interval=3600, mdns=False)
+        stop.append(asyncio.Event())
+        try:
+            await adv.start()
+        except BaseException as exc:
+            failed.append(exc)
+            ready.set()
+            raise
+        ready.set()
+        try:
+            await stop[0].wait()
+        finally:
+            await adv.stop()
+
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_until_complete, args=(serve(),), daemon=True)
+    thread.start()
+    try:
+        assert ready.wait(30), "the advertiser thread did not start"
+        assert not failed, failed
+        yield
+    finally:
+        if stop:
+            loop.call_soon_threadsafe(stop[0].set)
+        thread.join(30)
+        loop.close()
+
+
 async def test_discover_sync_called_on_a_running_loop_does_not_crash(beacon_port: int) -> None:
     # asyncio.run() cannot nest: discover_sync runs the discovery on a private loop in a
-    # helper thread instead (blocking this loop meanwhile, as any sync call does).
-    report = discover_sync(loop_options(beacon_port, timeout=0.5))
-    assert report.servers == []
-    assert report.elapsed > 0
+    # helper thread instead (blocking this loop meanwhile, as any sync call does). It really
+    # discovers: a server advertised from yet another thread answers its query.
+    with advertised_from_another_thread("theta", "T", beacon_port):
+        report = discover_sync(loop_options(beacon_port))
+    assert [(s.name, s.server_id, s.found_via) for s in report.servers] == [
+        ("theta", "T", ["query"])]
 
 
 def test_discover_sync_from_plain_code(beacon_port: int) -> None:

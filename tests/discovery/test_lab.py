@@ -247,7 +247,9 @@ def test_two_servers_with_one_name_stay_two(lab: Lab, tmp_path: Path) -> None:
     one, two = lab.add_host("one"), lab.add_host("two")
     start_server(lab, one, tmp_path / "one", name="twin")
     start_server(lab, two, tmp_path / "two", name="twin")
-    proc = discover(lab, scanner, "--json", "--no-arp", "--timeout", "3")
+    # servers that started a moment ago may register on mDNS after discover's short mDNS
+    # window: --listen keeps every listener open, DNS-SD included
+    proc = discover(lab, scanner, "--json", "--no-arp", "--listen", "3", "--timeout", "6")
     assert proc.returncode == 0, proc.stderr
     servers = report_of(proc).servers
     assert sorted(s.address for s in servers) == sorted([one.ip, two.ip])

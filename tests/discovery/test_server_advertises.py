@@ -7,6 +7,7 @@ from pathlib import Path
 
 from richchat.core.discovery import DiscoveryOptions, discover
 from richchat.core.server import ChatServer, ServerConfig
+from tests.discovery.conftest import WINDOW
 
 LOOP = "127.255.255.255"
 
@@ -21,7 +22,7 @@ async def test_discover_finds_the_real_server_with_its_user_count(
     await server.start()
     writer = None
     try:
-        options = DiscoveryOptions(timeout=1.0, arp=False, mdns=False, interface="lo",
+        options = DiscoveryOptions(timeout=WINDOW, arp=False, mdns=False, interface="lo",
                                    broadcast=[LOOP], beacon_port=beacon_port)
         report = await discover(options)
         [found] = report.servers

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
 from richchat.core.protocol import frames as f
 from richchat.core.protocol.codec import (
@@ -147,8 +148,11 @@ def test_hello_ignores_unknown_keys_for_forward_compatibility() -> None:
 
 def test_frames_are_immutable() -> None:
     frame = f.Say(text="x")
-    with pytest.raises(Exception):
+    with pytest.raises(ValidationError) as info:
         frame.text = "y"  # type: ignore[misc]
+    assert [e["type"] for e in info.value.errors()] == ["frozen_instance"]
+    assert frame.text == "x"
+    assert hash(frame) == hash(f.Say(text="x"))  # frozen models hash by value: usable as keys
 
 
 def test_text_fields_neutralise_control_characters() -> None:
@@ -172,18 +176,6 @@ def test_any_text_round_trips_as_one_line(text: str) -> None:
     decoded = decode_server_line(data[:-1].decode())
     assert isinstance(decoded, f.RoomMessage)
     assert decoded.text == frame.text
-
-
-@pytest.mark.parametrize(("line", "frame"), SERVER_TABLE[:6], ids=[t[0][:30] for t in SERVER_TABLE[:6]])
-def test_server_union_validates_by_kind(line: str, frame: f.Frame) -> None:
-    data = frame.model_dump()
-    assert f.server_frame_adapter().validate_python(data) == frame
-
-
-def test_client_union_rejects_invalid_names() -> None:
-    with pytest.raises(ValueError):
-        f.client_frame_adapter().validate_python({"kind": "CMD_USER", "name": "a|b"})
-    assert f.client_frame_adapter().validate_python({"kind": "CMD_USER", "name": "ok"}) == f.SetNick(name="ok")
 
 
 def test_hello_fingerprint_hint_must_look_like_one() -> None:

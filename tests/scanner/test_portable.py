@@ -20,13 +20,17 @@ from tests.client.servers import cli_env
 # Run `richchat` as if on a system without epoll: hide every epoll name (and Linux's
 # SOCK_NONBLOCK) before anything imports them.
 NO_EPOLL = """\
-import sys
+import importlib, sys
 import select
-assert "selectors" not in sys.modules and "richchat" not in sys.modules
+assert "richchat" not in sys.modules and "asyncio" not in sys.modules
 for name in [n for n in dir(select) if n.lower().startswith("epoll")]:
     delattr(select, name)
-import selectors, socket, runpy  # selectors now picks poll, as it would without epoll
-assert not hasattr(selectors, "EpollSelector")
+import selectors, socket, runpy
+# (socket, which the test network guard loads, imported selectors already: build it again)
+selectors.__dict__.pop("EpollSelector", None)
+importlib.reload(selectors)
+# selectors now picks poll, as it would without epoll
+assert not hasattr(selectors, "EpollSelector") and selectors.DefaultSelector is not None
 del socket.SOCK_NONBLOCK
 sys.argv = ["richchat", *sys.argv[1:]]
 runpy.run_module("richchat", run_name="__main__")

@@ -57,7 +57,7 @@ async def test_tls_richchat_server_joinable_with_fingerprint(tls_chat: ChatServe
     assert found.richchat.fingerprint == tls_chat.tls.fingerprint  # type: ignore[union-attr]
     assert found.tls is not None and found.tls.version.startswith("TLSv1.")
     assert found.tls.subject is not None and "O=richchat" in found.tls.subject
-    assert not tls_chat.hub.names  # type: ignore[union-attr]  # no guest from an HTTP probe
+    assert tls_chat.hub.users_online == 0  # type: ignore[union-attr]  # no guest from an HTTP probe
 
 
 async def test_other_tls_services(pair: KeyPair) -> None:

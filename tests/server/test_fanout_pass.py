@@ -13,7 +13,9 @@ import pytest
 from richchat.core.protocol.text import name_key
 from richchat.core.server import ChatServer
 from richchat.core.server.connection import Connection
-from richchat.core.server.hub import FLUSH_CHUNK, LocalHub
+from richchat.core.server.delivery import FLUSH_CHUNK
+from richchat.core.server.hub import Hub
+from richchat.core.server.peer import Peer
 from tests.linechat import LineClient
 
 CLIENTS = FLUSH_CHUNK + 40  # two chunks per pass
@@ -32,13 +34,40 @@ async def _crowd(port: int, count: int) -> list[LineClient]:
     return list(await asyncio.gather(*(bounded(i) for i in range(count))))
 
 
-async def _into_pass(hub: LocalHub) -> None:
+def _peer(hub: Hub, name: str) -> Peer:
+    holder = hub.backend.lookup(name_key(name))
+    assert holder is not None and holder.peer is not None
+    return holder.peer
+
+
+async def _everyone_known(clients: list[LineClient]) -> None:
+    """Wait until every client has heard of every other (its ULIST, then the JOINs after it):
+    the presence changes of the crowd are all written, nothing but what the test says is left
+    to write."""
+    names = {f"u{i}" for i in range(len(clients))}
+
+    async def known(client: LineClient) -> None:
+        seen: set[str] = set()
+        lines = iter(list(client.lines))
+        while seen != names:
+            line = next(lines, None)
+            if line is None:
+                line = await client.readline(timeout=20.0)
+            if line.startswith("ULIST|") and len(line) > 6:
+                seen.update(entry.split("(", 1)[0] for entry in line[6:].split(","))
+            elif line.startswith("JOIN|lobby|"):
+                seen.add(line.split("|")[2].split("(", 1)[0])
+
+    await asyncio.gather(*(known(c) for c in clients))
+
+
+async def _into_pass(hub: Hub) -> None:
     """Let the loop run, one iteration at a time, until the pass has written its first chunk
     (a pass writes one chunk per iteration; it may start up to FLUSH_INTERVAL later)."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + 5.0
     while loop.time() < deadline:
-        if hub._pass_pos >= FLUSH_CHUNK:
+        if hub.delivery.pass_progress[0] >= FLUSH_CHUNK:
             return
         await asyncio.sleep(0)
     raise AssertionError("the pass never got past its first chunk")
@@ -58,8 +87,7 @@ async def test_a_message_during_a_pass_joins_the_clients_not_reached_yet(
     clients = await _crowd(server.port, CLIENTS)
     hub = server.hub
     assert hub is not None
-    await asyncio.sleep(0.2)  # presence changes and coalesced ULISTs written
-    hub.flush()
+    await _everyone_known(clients)
     writes: dict[Connection, list[bytes]] = defaultdict(list)
     original = Connection.flush_out
 
@@ -69,18 +97,17 @@ async def test_a_message_during_a_pass_joins_the_clients_not_reached_yet(
         original(conn)
 
     monkeypatch.setattr(Connection, "flush_out", recording)
-    sender = hub.names[name_key("u0")]
+    sender = _peer(hub, "u0")
     hub.say(sender, "lobby", "first")
     await _into_pass(hub)
-    in_pass = len(hub._pass)
-    reached = hub._pass_pos
+    reached, in_pass = hub.delivery.pass_progress
     assert in_pass == CLIENTS and 0 < reached < in_pass, "the pass was written in one go"
     hub.say(sender, "lobby", "second")
     for c in clients:
         assert await _read_messages(c, 2) == ["first", "second"]
     shapes: dict[tuple[int, ...], int] = defaultdict(int)
-    for data in writes.values():
-        shapes[tuple(d.count(b"\n") for d in data)] += 1
+    for data in writes.values():  # messages per write (should anything else be written too)
+        shapes[tuple(d.count(b"RMSG|") for d in data if b"RMSG|" in d)] += 1
     # the clients the pass had not reached: both messages in one write; the others: two
     assert shapes == {(2,): in_pass - reached, (1, 1): reached}
     # and both messages were on disk before anyone could read them
@@ -93,11 +120,11 @@ async def test_shutdown_during_a_pass_finishes_it_first(server: ChatServer) -> N
     clients = await _crowd(server.port, CLIENTS)
     hub = server.hub
     assert hub is not None
-    await asyncio.sleep(0.2)
-    hub.flush()
-    hub.say(hub.names[name_key("u1")], "lobby", "last words")
+    await _everyone_known(clients)
+    hub.say(_peer(hub, "u1"), "lobby", "last words")
     await _into_pass(hub)
-    assert 0 < hub._pass_pos < len(hub._pass)
+    reached, in_pass = hub.delivery.pass_progress
+    assert 0 < reached < in_pass
     await server.stop()
     for c in clients:
         assert await _read_messages(c, 1) == ["last words"]

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import socket
+import struct
 
 from richchat.core.protocol.codec import MAX_LINE_BYTES
+from tests.conditions import wait_until
 from tests.linechat import LineClient
 from tests.server.conftest import ServerFactory
 
@@ -33,12 +36,43 @@ async def test_invalid_utf8_and_binary_junk_are_replaced(make_server: ServerFact
     line = await bob.expect(lambda l: l.startswith("RMSG|"))
     assert line.endswith("|alice|bad \ufffd\ufffd bytes \u2400\u2407 here")
     junk = await LineClient.connect(server.port)
-    junk.send(bytes(range(256)) * 4 + b"\n")
-    await junk.readline()  # it is served like any raw client
+    junk.send("")  # Enter at the nickname prompt: the guest name
+    you = await junk.expect(lambda l: l.startswith("*** You are guest-"))
+    guest = you.split()[3].rstrip(".")
+    junk_bytes = bytes(range(256)) * 4 + b"\n"
+    junk.send(junk_bytes)
+    # it is served like any raw client: each of its lines (\n and a bare \r end one) relayed
+    # with invalid UTF-8 replaced and every control character made visible
+    expected = [_shown(line) for line in re.split(rb"\r|\n", junk_bytes)[:-1]]
+    assert len(expected) == 9
+    got = []
+    while len(got) < len(expected):
+        line = await bob.expect(lambda l: l.startswith("RMSG|lobby|"))
+        _, _, _, _, name, text = line.split("|", 5)
+        assert name == guest
+        got.append(text)
+    assert got == expected
+    await junk.expect(f"{guest}: {expected[-1]}")
     bob.send("MSG|still fine")
     await alice.expect(lambda l: l.endswith("|bob|still fine"))
     for c in (alice, bob, junk):
         await c.close()
+
+
+def _shown(raw: bytes) -> str:
+    """How a relayed line must look: invalid UTF-8 replaced, a tab a space, C0 controls and DEL
+    as their visible pictures (U+2400 block)."""
+    out = []
+    for ch in raw.decode("utf-8", "replace"):
+        if ch == "\t":
+            out.append(" ")
+        elif ord(ch) < 0x20:
+            out.append(chr(0x2400 + ord(ch)))
+        elif ch == "\x7f":
+            out.append("\u2421")
+        else:
+            out.append(ch)
+    return "".join(out)
 
 
 async def test_ansi_escapes_neutralised_before_relaying(make_server: ServerFactory) -> None:
@@ -128,11 +162,8 @@ async def test_backed_up_reader_gets_everything_in_order(make_server: ServerFact
     await slow.expect(lambda l: f"|sender|{count - 1} " in l, timeout=30)
     got = [int(l.rsplit("|", 1)[1].split()[0]) for l in slow.lines if "|sender|" in l]
     assert got == list(range(count))
-    for _ in range(200):  # the transport drains its buffer, then says so (resume_writing)
-        if conn.write_fd >= 0:
-            break
-        await asyncio.sleep(0.02)
-    assert conn.write_fd >= 0
+    # the transport drains its buffer, then says so (resume_writing)
+    await wait_until(lambda: conn.write_fd >= 0, "direct writes to resume")
     sender.send("MSG|after the backlog")
     await slow.expect(lambda l: l.endswith("|sender|after the backlog"))
     await slow.close()
@@ -189,13 +220,22 @@ async def test_abrupt_disconnects_do_not_disturb_others(make_server: ServerFacto
     server = await make_server()
     stay = await LineClient.connect(server.port, hello="t", nick="stay")
     for i in range(20):
-        s = socket.create_connection(("127.0.0.1", server.port))
-        s.sendall(f"HELLO|1|t\nCMD_USER|gone{i}\nMSG|half a li".encode())
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
-        s.close()  # RST
-    await asyncio.sleep(0.2)
+        # registered, half a line sent, then a reset instead of a goodbye
+        gone = await LineClient.connect(server.port, hello="t", nick=f"gone{i}")
+        assert f"YOU|gone{i}" in gone.lines
+        gone.send(b"MSG|half a li")
+        await gone.writer.drain()
+        sock = gone.writer.get_extra_info("socket")
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        gone.writer.transport.abort()  # RST
+    # the server noticed every one of them go...
+    for i in range(20):
+        part = await stay.expect(lambda l, i=i: l.startswith(f"PART|lobby|gone{i}|"))
+        assert part.split("|", 3)[3].startswith(("connection lost", "disconnected")), part
+    # ...and the one who stayed was never disturbed
     stay.send("MSG|survived")
     await stay.expect(lambda l: l.endswith("|stay|survived"))
+    assert [l for l in stay.lines if l.startswith("ERR|")] == []
     await stay.close()
 
 

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
 import gc
+import json
+import subprocess
 import sys
 
 import pytest
 
-from richchat.core.protocol import frames as f
-from richchat.core.protocol.codec import warm_up
 from richchat.core.server import ChatServer
 from richchat.core.server.memory import HeapTrimmer, libc_malloc_trim
+from tests.conditions import wait_until
 from tests.linechat import LineClient
 from tests.server.conftest import ServerFactory
 
@@ -128,13 +128,35 @@ def test_glibc_malloc_trim_is_found_and_callable() -> None:
     assert trim() in (0, 1)  # 1: memory was released, 0: there was none to release
 
 
-def test_warm_up_builds_every_frame_validator() -> None:
-    warm_up()
-    models = [*f.CLIENT_FRAMES.values(), *f.SERVER_FRAMES.values(), f.UserEntry, f.RoomInfo]
-    assert all(m.__pydantic_complete__ for m in models)
-    # still validating, of course
-    hello = f.Hello(version=1, agent="x/1")
-    assert hello.version == 1
+WARM_UP_PROBE = """
+import json
+from pydantic import ValidationError
+from richchat.core.protocol import frames as f
+from richchat.core.protocol.codec import warm_up
+models = [*f.CLIENT_FRAMES.values(), *f.SERVER_FRAMES.values(), f.UserEntry, f.RoomInfo]
+built_before = [m.__name__ for m in models if m.__pydantic_complete__]
+warm_up()
+unbuilt_after = [m.__name__ for m in models if not m.__pydantic_complete__]
+try:
+    f.SetNick(name="not|valid")
+    rejects = False
+except ValidationError:
+    rejects = True
+print(json.dumps({"models": len(models), "built_before": built_before,
+                  "unbuilt_after": unbuilt_after, "rejects": rejects}))
+"""
+
+
+def test_warm_up_builds_every_frame_validator(cli_env: dict[str, str]) -> None:
+    # A fresh process: in this one, earlier tests have built most validators long ago.
+    proc = subprocess.run([sys.executable, "-c", WARM_UP_PROBE], capture_output=True, text=True,
+                          env=cli_env, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert result["models"] > 20
+    assert result["built_before"] == []  # defer_build: nothing is built at import...
+    assert result["unbuilt_after"] == []  # ...and warm_up() built every one
+    assert result["rejects"]  # the validators built ahead of time still validate
 
 
 async def test_server_trims_after_a_burst_and_keeps_serving(make_server: ServerFactory) -> None:
@@ -143,21 +165,13 @@ async def test_server_trims_after_a_burst_and_keeps_serving(make_server: ServerF
     server: ChatServer = await make_server(heap_trim_quiet=0.05)
     assert server.trimmer is not None
     trimmer = server.trimmer
-    for _ in range(100):  # start-up trim (bounded wait, not a timing assertion)
-        if trimmer.trims >= 1:
-            break
-        await asyncio.sleep(0.05)
+    await wait_until(lambda: trimmer.trims >= 1, "the start-up trim")
     first = trimmer.trims
-    assert first >= 1
     clients = [await LineClient.connect(server.port, hello="t", nick=f"u{i}") for i in range(20)]
     clients[0].send("MSG|hello after the burst")
     for c in clients:
         await c.expect(lambda line: line.endswith("|u0|hello after the burst"))
-    for _ in range(100):
-        if trimmer.trims > first:
-            break
-        await asyncio.sleep(0.05)
-    assert trimmer.trims > first
+    await wait_until(lambda: trimmer.trims > first, "a trim after the burst")
     clients[1].send("MSG|still here")  # trimming changed nothing for the clients
     for c in clients:
         await c.expect(lambda line: line.endswith("|u1|still here"))

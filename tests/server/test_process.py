@@ -4,10 +4,12 @@ clear errors."""
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import signal
 import socket
 import subprocess
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,6 +22,12 @@ LISTEN_RE = re.compile(r"listening on (\S+):(\d+)")
 
 class ServerProcess:
     def __init__(self, cli: list[str], env: dict[str, str], data_dir: Path, *extra: str) -> None:
+        # stderr (the server's log) goes to a file: a pipe nobody reads would block a chatty
+        # server once it is full
+        data_dir.mkdir(parents=True, exist_ok=True)
+        fd, log_name = tempfile.mkstemp(prefix="server-", suffix=".log", dir=data_dir)
+        self.log_path = Path(log_name)
+        log = os.fdopen(fd, "w")
         self.proc = subprocess.Popen(
             [
                 *cli,
@@ -38,19 +46,22 @@ class ServerProcess:
             ],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
+            stderr=log,
             text=True,
             env=env,
         )
+        log.close()
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline()
         m = LISTEN_RE.search(line)
         if not m:
             self.proc.kill()
-            raise AssertionError(
-                f"no listening line: {line!r} {self.proc.stderr.read() if self.proc.stderr else ''}"
-            )
+            self.proc.wait()
+            raise AssertionError(f"no listening line: {line!r} {self.log()[-1000:]}")
         self.port = int(m.group(2))
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
 
     def stop(self, sig: int = signal.SIGTERM) -> int:
         if self.proc.poll() is None:
@@ -167,7 +178,7 @@ def test_options_from_environment(cli: list[str], cli_env: dict[str, str], tmp_p
     proc = subprocess.Popen(
         [*cli, "server"],
         stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
         stdin=subprocess.DEVNULL,
         text=True,
         env=env,

@@ -119,7 +119,9 @@ async def test_real_netcat_binary(server: ChatServer) -> None:
         alice.send("MSG|hello netcat user")
         seen = b""
         while b"alice: hello netcat user" not in seen:
-            seen += await asyncio.wait_for(proc.stdout.read(4096), 5)
+            chunk = await asyncio.wait_for(proc.stdout.read(4096), 30)
+            assert chunk, f"netcat's output ended before the message: {seen!r}"
+            seen += chunk
         proc.stdin.write(b"/quit\n")
         await proc.stdin.drain()
         await alice.expect("SRV|netcat left (quit)")

@@ -80,7 +80,7 @@ async def test_regenerated_key_is_refused_with_both_fingerprints_and_nothing_sen
                    f"richchat trust forget 127.0.0.1:{port}", "nothing was sent"):
         assert needed in text
     assert info.value.exit_status == ExitStatus.KEY_MISMATCH
-    assert not server.hub.names  # type: ignore[union-attr]
+    assert server.hub.users_online == 0  # type: ignore[union-attr]
     await server.stop()
 
     # a recording impostor with a key of its own: it receives not one byte of chat
@@ -111,7 +111,7 @@ async def test_tls_terminating_man_in_the_middle_is_refused(
     proxy.stop()
     forwarded = proxy.log.read_bytes()
     assert b"HELLO|" not in forwarded and b"CMD_USER" not in forwarded
-    assert not real.hub.names  # type: ignore[union-attr]
+    assert real.hub.users_online == 0  # type: ignore[union-attr]
     # a client that never pinned this address would have met the proxy's key, not silently
     with pytest.raises(UnknownServerKey):
         proxy2 = socat(tls_listen(port, pair), f"OPENSSL:127.0.0.1:{real.port},verify=0")  # type: ignore[operator]
@@ -130,7 +130,7 @@ async def test_plaintext_impostor_on_a_pinned_address_gets_no_downgrade(
     plain = await start_server(port=port, tls=False, data_dir=tmp_path / "plain")
     with pytest.raises(KeyMismatchError, match="never falls back to plaintext"):
         await connect(port, policy(tmp_path))
-    assert not plain.hub.names  # type: ignore[union-attr]
+    assert plain.hub.users_online == 0  # type: ignore[union-attr]
     await plain.stop()
 
     # an impostor that swallows what it gets: the handshake times out, no plaintext follows
@@ -181,7 +181,7 @@ async def test_strict_and_ask(start_server: ServerFactory, tmp_path: Path) -> No
     with pytest.raises(UntrustedServerError) as info:
         await connect(server.port, policy(tmp_path, unknown="refuse"))
     assert info.value.exit_status == ExitStatus.UNTRUSTED and fp in info.value.message
-    assert not server.hub.names  # type: ignore[union-attr]
+    assert server.hub.users_online == 0  # type: ignore[union-attr]
 
     trust = policy(tmp_path, unknown="ask", hint=fp)
     trust.known.add("localhost", server.port, fp)  # the same server under another name

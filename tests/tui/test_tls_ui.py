@@ -48,7 +48,7 @@ async def test_first_contact_asks_then_remembers(tmp_path: Path) -> None:
             await until(pilot, lambda: isinstance(app.screen, TrustScreen), "the trust prompt")
             shown = str(app.screen.query_one("#trust-fingerprint", Label).render())
             assert shown == fp
-            assert not server.hub.names  # type: ignore[union-attr]  # nothing sent meanwhile
+            assert server.hub.users_online == 0  # type: ignore[union-attr]  # nothing sent meanwhile
             assert not server.hub.conns  # type: ignore[union-attr]  # not even connected
             await pilot.press("r")
             await until(pilot, lambda: app.chat.nick == "alice", "registration")
@@ -84,7 +84,7 @@ async def test_trust_this_time_and_cancel(tmp_path: Path) -> None:
             await pilot.press("enter")  # Enter is on Cancel: it never trusts by accident
             await until(pilot, lambda: app.failure is not None, "the app giving up")
         assert isinstance(app.failure, UntrustedServerError)
-        assert not server.hub.names  # type: ignore[union-attr]
+        assert server.hub.users_online == 0  # type: ignore[union-attr]
     finally:
         await server.stop()
 
@@ -100,7 +100,7 @@ async def test_changed_key_at_start_and_on_a_reconnect(tmp_path: Path) -> None:
             await until(pilot, lambda: app.failure is not None, "the refusal")
         assert isinstance(app.failure, KeyMismatchError)
         assert OTHER in app.failure.message and fp in app.failure.message
-        assert not server.hub.names  # type: ignore[union-attr]
+        assert server.hub.users_online == 0  # type: ignore[union-attr]
 
         KnownServers(known).add("127.0.0.1", port, fp, replace=True)
         app = app_for(port, known)
@@ -114,7 +114,7 @@ async def test_changed_key_at_start_and_on_a_reconnect(tmp_path: Path) -> None:
             await until(pilot, lambda: app.session.status.state == "failed", "the refusal")
             assert "SERVER KEY CHANGED" in header(app)
             assert any("has CHANGED" in line for line in plain(app, "lobby"))
-            assert not server.hub.names  # type: ignore[union-attr]
+            assert server.hub.users_online == 0  # type: ignore[union-attr]
             assert app.session.status.retry_at is None  # no reconnection loop
     finally:
         await server.stop()

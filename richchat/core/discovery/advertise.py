@@ -19,9 +19,9 @@ import socket
 from collections.abc import Callable
 from typing import Any
 
+from richchat.core.constants import DEFAULT_BEACON_PORT
 from richchat.core.errors import AddressInUseError
 from richchat.core.protocol.beacon import (
-    DEFAULT_BEACON_PORT,
     Announce,
     BeaconDecodeError,
     Query,
@@ -182,11 +182,6 @@ class Advertiser:
             self._transport.close()
             self._transport = None
         await self._unregister_mdns()
-
-    @property
-    def beacon_targets(self) -> list[str]:
-        """The broadcast addresses beacons go to (known after start())."""
-        return list(self._targets)
 
     # ------------------------------------------------------------------ UDP
 

@@ -98,6 +98,6 @@ def _fingerprint(value: str | None) -> str | None:
     """A TXT ``fp`` value if it is a well-formed fingerprint (a malformed hint is no hint)."""
     import re
 
-    from richchat.core.protocol.frames import FINGERPRINT_PATTERN
+    from richchat.core.constants import FINGERPRINT_PATTERN
 
     return value if value is not None and re.match(FINGERPRINT_PATTERN, value) else None

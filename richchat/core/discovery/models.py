@@ -10,7 +10,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from richchat.core.protocol.beacon import DEFAULT_BEACON_PORT
+from richchat.core.constants import DEFAULT_BEACON_PORT
 
 FoundVia = Literal["beacon", "query", "mdns"]
 HostSource = Literal["arp-sweep", "neighbour-table"]

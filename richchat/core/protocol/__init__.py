@@ -3,6 +3,7 @@
 Never imports asyncio or socket. See docs/protocol.md.
 """
 
+from richchat.core.constants import PROTOCOL_VERSION
 from richchat.core.protocol.codec import (
     MAX_LINE_BYTES,
     LineDecoder,
@@ -12,7 +13,6 @@ from richchat.core.protocol.codec import (
     encode,
 )
 from richchat.core.protocol.frames import (
-    PROTOCOL_VERSION,
     ClientFrame,
     ServerFrame,
 )

@@ -25,14 +25,13 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
-from richchat.core.protocol.frames import FINGERPRINT_PATTERN, PROTOCOL_VERSION
+from richchat.core.constants import FINGERPRINT_PATTERN, PROTOCOL_VERSION
 from richchat.core.protocol.text import sanitize_text
 
 MAGIC = b"RCDISCO/1 "
 #: Largest datagram we send or accept; well under any Ethernet MTU.
 MAX_DATAGRAM = 1200
 #: UDP port of the beacon and of the query listener, unless configured otherwise.
-DEFAULT_BEACON_PORT = 50505
 
 ServerId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$")]
 Nonce = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$")]

@@ -9,22 +9,18 @@ frames by direction: :data:`ClientFrame` (client -> server) and :data:`ServerFra
 
 from __future__ import annotations
 
-import functools
 import re
 from typing import Annotated, ClassVar, Literal, TypeVar, Union, get_args
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
+from richchat.core.constants import FINGERPRINT_PATTERN
 from richchat.core.protocol.text import (
     MAX_TOPIC_LEN,
     sanitize_text,
     validate_nick,
     validate_room,
 )
-
-PROTOCOL_VERSION = 1
-#: a key fingerprint as the server announces it (richchat.core.trust.fingerprint)
-FINGERPRINT_PATTERN = r"^SHA256:[A-Za-z0-9+/]{43}$"
 
 Nick = Annotated[str, AfterValidator(validate_nick)]
 Room = Annotated[str, AfterValidator(validate_room)]
@@ -651,18 +647,6 @@ CLIENT_FRAMES = _by_tag(ClientFrame)
 SERVER_FRAMES = _by_tag(ServerFrame)
 
 
-@functools.cache
-def client_frame_adapter() -> TypeAdapter[ClientFrame]:
-    """Validates any client frame from a dict/JSON (built on first use, not at import)."""
-    return TypeAdapter(ClientFrame)
-
-
-@functools.cache
-def server_frame_adapter() -> TypeAdapter[ServerFrame]:
-    """Validates any server frame from a dict/JSON (built on first use, not at import)."""
-    return TypeAdapter(ServerFrame)
-
-
 def build_all() -> None:
     """Build every frame's validator now instead of on first use.
 
@@ -682,5 +666,3 @@ def build_all() -> None:
     for model in models:
         if not model.__pydantic_complete__:
             model.model_rebuild(force=True)
-    client_frame_adapter()
-    server_frame_adapter()

@@ -79,6 +79,7 @@ def fold_name(name: str) -> str:
 
 
 @functools.lru_cache(maxsize=4096)
+@functools.lru_cache(maxsize=8192)
 def name_key(name: str) -> str:
     """The identity of a nickname or room: two names are the same name when their keys are
     equal. The UTS #39 confusable skeleton of the NFKC-normalised, case-folded name, so that

@@ -26,6 +26,7 @@ import struct
 from typing import Any
 
 from richchat import __version__
+from richchat.core.constants import DEFAULT_PORT, welcome_server_name
 from richchat.core.protocol import decode_server_line
 from richchat.core.protocol.frames import Hello
 from richchat.core.protocol.text import sanitize_text
@@ -52,14 +53,16 @@ REPLY_RTTS = 25
 REPLY_RETRY_WAIT = 0.5
 REPLY_WAIT_MAX = 1.0
 LATE_TIMER = 0.025  # a timer this late: this process did not get the CPU (a busy machine)
-RICHCHAT_PORTS = frozenset({5050})  # richchat server's default port (core.server.config)
+RICHCHAT_PORTS = frozenset({DEFAULT_PORT})  # richchat server's default port
 HTTP_TIMEOUT = 2.0
 MAX_READ = 4096
 HELLO_LINE = f"HELLO|1|richchat-scan/{__version__}\n".encode()
 QUIT_LINE = b"CMD_QUIT|scan\n"
 WEB_PORTS = frozenset({80, 443, 8000, 8008, 8080, 8443, 8888})
 
-_WELCOME = re.compile(r"^\*\*\* Welcome to (?P<name>.*?)\s*\(richchat")
+def _welcome_name(line: str) -> str | None:
+    """The server name in a richchat netcat welcome (``*** Welcome to NAME (richchat ...``)."""
+    return welcome_server_name(line) if line.startswith("*** ") else None
 _TITLE = re.compile(rb"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
 _FTP_HINT = re.compile(r"ftp", re.IGNORECASE)
 _SMTP_HINT = re.compile(r"smtp|esmtp|mail|postfix|exim|sendmail", re.IGNORECASE)
@@ -356,7 +359,7 @@ async def _named_by_banner(
 
 async def _richchat_after_welcome(
     reader: asyncio.StreamReader, writer: asyncio.StreamWriter, base: dict[str, Any],
-    banner: str, welcome: re.Match[str], waits: _Waits, pending: bytes = b"",
+    banner: str, welcome: str, waits: _Waits, pending: bytes = b"",
 ) -> PortResult:
     """The richchat netcat welcome: joinable; its HELLO answer adds name, users and TLS."""
     hello = await _read_hello_answer(reader, waits.retry, pending)
@@ -364,7 +367,7 @@ async def _richchat_after_welcome(
     chat = (
         _richchat_from_hello(hello)
         if hello is not None
-        else RichchatInfo(server_name=_clean(welcome.group("name")), agent="richchat")
+        else RichchatInfo(server_name=_clean(welcome), agent="richchat")
     )
     return PortResult(**base, service="richchat", joinable=True, banner=_clean(banner),
                       richchat=chat)
@@ -445,8 +448,8 @@ async def _identify(
     base: dict[str, Any] = {"port": port, "rtt_ms": _ms(rtt)}
     banner_bytes = await _read_some(reader, waits.banner, waits)
     banner = _first_line(banner_bytes) if banner_bytes else ""
-    welcome = _WELCOME.match(banner)
-    if banner and not welcome:
+    welcome = _welcome_name(banner)
+    if banner and welcome is None:
         return await _named_by_banner(writer, family, address, port, base, banner)
     # Silent (or a richchat raw welcome): say HELLO, the one line a richchat server answers.
     try:
@@ -457,7 +460,7 @@ async def _identify(
         return PortResult(**base, banner=_clean(banner) or None)
     except (ConnectionError, OSError):
         pass  # the peer hung up (perhaps after a late banner): read what it sent
-    if welcome:
+    if welcome is not None:
         return await _richchat_after_welcome(reader, writer, base, banner, welcome, waits)
     first, hung_up = await _read_first_line(reader, waits.reply, waits)
     if not first and not hung_up and waits.second_wait(port) > 0:
@@ -475,8 +478,9 @@ async def _identify(
     if first.startswith(HELLO_LINE.rstrip(b"\n")):
         await _close(writer)  # our own line came back: an echo service, not a chat server
         return PortResult(**base, service="echo", banner=_clean(line))
-    late_welcome = _WELCOME.match(line)
-    if late_welcome:  # a busy richchat server sent its netcat welcome before reading HELLO
+    late_welcome = _welcome_name(line)
+    if late_welcome is not None:
+        # a busy richchat server sent its netcat welcome before reading our HELLO
         return await _richchat_after_welcome(
             reader, writer, base, line, late_welcome, waits, first.partition(b"\n")[2]
         )

@@ -47,14 +47,6 @@ PRIVILEGE_HINT = (
 )
 
 
-def has_raw_privilege(family: int = socket.AF_INET) -> bool:
-    try:
-        socket.socket(family, socket.SOCK_RAW, socket.IPPROTO_TCP).close()
-    except PermissionError:
-        return False
-    return True
-
-
 def require_raw_privilege(family: int = socket.AF_INET) -> None:
     """Raise :class:`PrivilegeError` (one clear line) unless a raw socket can be opened."""
     _open_raw(family).close()

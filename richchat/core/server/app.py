@@ -14,10 +14,11 @@ import logging
 import socket
 import sqlite3
 import time
-import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from richchat import __version__
+from richchat.core.constants import PROTOCOL_VERSION
 from richchat.core.errors import (
     AddressInUseError,
     DataDirError,
@@ -26,10 +27,13 @@ from richchat.core.errors import (
 )
 from richchat.core.protocol import frames as f
 from richchat.core.protocol.codec import warm_up
+from richchat.core.server.backends.embedded import EmbeddedBackend
 from richchat.core.server.config import ServerConfig
 from richchat.core.server.connection import Connection
 from richchat.core.server.datadir import DataDirLock, prepare_data_dir
-from richchat.core.server.hub import LocalHub, Mode
+from richchat.core.server.delivery import Delivery
+from richchat.core.server.dialect import Dialect
+from richchat.core.server.hub import Hub
 from richchat.core.server.memory import HeapTrimmer, collect_and_freeze, libc_malloc_trim
 from richchat.core.server.storage import HistoryStore
 
@@ -37,6 +41,9 @@ if TYPE_CHECKING:
     from richchat.core.server.tls import HandshakeGate, ServerTls
 
 log = logging.getLogger("richchat.server")
+
+FEATURES = ("rooms", "priv", "incremental")
+SERVER_AGENT = f"richchat-server/{__version__}"
 
 
 def raise_nofile_limit() -> int:
@@ -60,8 +67,8 @@ def raise_nofile_limit() -> int:
 class ChatServer:
     def __init__(self, config: ServerConfig) -> None:
         self.config = config
-        self.hub: LocalHub | None = None
-        self.store: HistoryStore | None = None
+        self.hub: Hub | None = None
+        self.backend: EmbeddedBackend | None = None
         self._server: asyncio.AbstractServer | None = None
         self._sweeper: asyncio.Task[None] | None = None
         self._trimmer: asyncio.Task[None] | None = None
@@ -85,9 +92,9 @@ class ChatServer:
         try:
             await self._start()
         except BaseException:
-            if self.store is not None:
-                self.store.close()
-                self.store = None
+            if self.backend is not None:
+                await self.backend.close()
+                self.backend = None
             self._release_lock()
             raise
 
@@ -109,12 +116,15 @@ class ChatServer:
         warm_up()
         history = cfg.data_dir / "history.sqlite3"
         try:
-            self.store = HistoryStore(history, retention=cfg.retention)
-            self.server_id = self.store.meta("server_id", uuid.uuid4().hex)
+            self.backend = backend = EmbeddedBackend(
+                HistoryStore(history, retention=cfg.retention)
+            )
+            await backend.open()
         except sqlite3.Error as exc:
             raise DataDirError(f"cannot use the history file {history}: {exc}") from None
-        self.hub = LocalHub(cfg, self.store)
-        hub = self.hub
+        self.server_id = backend.server_id
+        delivery = Delivery(cfg, backend, self._hello)
+        self.hub = hub = Hub(cfg, backend, delivery)
         loop = asyncio.get_running_loop()
         factory: Callable[[], asyncio.BaseProtocol] = lambda: Connection(hub)  # noqa: E731
         tls_options: dict[str, Any] = {}
@@ -129,7 +139,6 @@ class ChatServer:
             self.tls = load_server_tls(cfg.data_dir, cfg.tls_cert, cfg.tls_key)
             quiet_asyncio_ssl_warnings()
             shrink_asyncio_tls_buffers()
-            hub.tls_fingerprint = self.tls.fingerprint
             self.handshakes = HandshakeGate(cfg.max_clients, lambda: len(hub.conns))
             factory = self.handshakes.wrap(factory)
             tls_options = dict(ssl=self.tls.context,
@@ -161,7 +170,7 @@ class ChatServer:
         if cfg.heap_trim_quiet > 0:
             collect_and_freeze()  # start-up objects (modules, validators) live for good
             self.trimmer = HeapTrimmer(
-                lambda: hub.flushes,
+                lambda: delivery.flushes,
                 libc_malloc_trim(),
                 cfg.heap_trim_quiet,
                 population=lambda: len(hub.conns),
@@ -184,7 +193,7 @@ class ChatServer:
                 users=self.hub.users_online if self.hub else 0,
                 tls=self.tls is not None,
                 fingerprint=self.tls.fingerprint if self.tls is not None else None,
-                version=f.Hello.model_fields["version"].default or 1,
+                version=PROTOCOL_VERSION,
             )
 
         adv = Advertiser(
@@ -217,26 +226,48 @@ class ChatServer:
             if self.hub is None:
                 continue
             now = time.monotonic()
-            for conn in list(self.hub.conns):
-                if conn.closed:
+            hub = self.hub
+            for conn in list(hub.conns):
+                if conn.closed or not isinstance(conn, Connection):
                     continue
                 if conn.name is None:
                     if now - conn.connected_at > cfg.register_timeout:
-                        if conn.mode != Mode.PENDING:
-                            conn.error(
+                        if conn.dialect != Dialect.PENDING:
+                            hub.fail(
+                                conn,
                                 "register_timeout",
                                 f"no nickname chosen within {cfg.register_timeout:g} s",
                             )
                         conn.close("registration timeout")
                     continue
-                if conn.mode != Mode.HELLO:
+                if conn.dialect != Dialect.HELLO:
                     continue  # raw and seed clients rely on TCP keepalive
                 silent = now - conn.last_seen
                 if silent > cfg.idle_timeout:
                     conn.close("timed out")  # silent through a PING: idle timeout
                 elif silent > cfg.idle_timeout / 2 and not conn.pinged:
                     conn.pinged = True
-                    conn.send(f.Ping(token=str(int(now))))
+                    hub.ping(conn, str(int(now)))
+
+    @property
+    def store(self) -> HistoryStore | None:
+        """The history file of the embedded backend (None before start and after stop)."""
+        return self.backend.store if self.backend is not None else None
+
+    def _hello(self) -> f.Hello:
+        """The ``HELLO`` this server answers with."""
+        return f.Hello(
+            version=PROTOCOL_VERSION,
+            agent=SERVER_AGENT,
+            role="server",
+            name=self.config.name,
+            users=self.hub.users_online if self.hub else 0,
+            tls=self.tls is not None,
+            fingerprint=self.tls.fingerprint if self.tls is not None else None,
+            features=FEATURES,
+            flood_rate=self.config.flood_rate,
+            flood_burst=self.config.flood_burst,
+        )
 
     async def stop(self) -> None:
         """Graceful shutdown; safe to call twice."""
@@ -252,20 +283,21 @@ class ChatServer:
             self._advertiser = None
         hub = self.hub
         if hub is not None:
-            hub.shutdown_notice()
+            hub.shutdown()
             for conn in list(hub.conns):
                 conn.close("server shutting down")
             deadline = time.monotonic() + self.config.shutdown_timeout
             while hub.conns and time.monotonic() < deadline:
                 await asyncio.sleep(0.02)
             for conn in list(hub.conns):
-                conn.abort("server shutting down (client did not close in time)")
+                if isinstance(conn, Connection):
+                    conn.abort("server shutting down (client did not close in time)")
             await asyncio.sleep(0)
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(server.wait_closed(), timeout=1.0)
-        if self.store is not None:
-            self.store.close()
-            self.store = None
+        if self.backend is not None:
+            await self.backend.close()
+            self.backend = None
         self._release_lock()
         log.info("server stopped")
 

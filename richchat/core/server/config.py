@@ -7,11 +7,9 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from richchat.core.constants import DEFAULT_BEACON_PORT, DEFAULT_PORT
 from richchat.core.protocol.codec import MAX_LINE_BYTES
 from richchat.core.protocol.text import sanitize_text
-
-DEFAULT_PORT = 5050
-DEFAULT_BEACON_PORT = 50505
 
 
 def default_data_dir() -> Path:

@@ -29,7 +29,8 @@ import os
 import socket
 import time
 from collections import deque
-from typing import cast
+from collections.abc import Awaitable
+from typing import TYPE_CHECKING, cast
 
 from richchat.core.protocol import frames as f
 from richchat.core.protocol.codec import (
@@ -37,23 +38,26 @@ from richchat.core.protocol.codec import (
     InvalidFrame,
     LineDecoder,
     LineTooLong,
-    decode_client_line,
     encode,
     starts_tls_handshake,
 )
 from richchat.core.protocol.seed import strip_own_label
-from richchat.core.protocol.slash import HelpRequest, SlashError, parse_slash
 from richchat.core.protocol.text import DEFAULT_ROOM, sanitize_text
-from richchat.core.server.hub import LocalHub, Mode
+from richchat.core.server.dialect import Dialect
+from richchat.core.server.dialects import ASKS_NAME, PARSERS, HelpCommand, detect
+
+if TYPE_CHECKING:
+    from richchat.core.server.hub import Hub
 
 log = logging.getLogger("richchat.server")
 
-_NOT_CHAT = (f.Ping, f.Pong)
-_SEED = Mode.SEED
-_PENDING = Mode.PENDING
+_SEED = Dialect.SEED
+_PENDING = Dialect.PENDING
 
 
 class Connection(asyncio.Protocol):
+    """A TCP (or TLS) client; implements :class:`richchat.core.server.peer.Peer`."""
+
     __slots__ = (
         "_backlog",
         "_close_reason",
@@ -61,6 +65,7 @@ class Connection(asyncio.Protocol):
         "_drain_handle",
         "_eof",
         "_flood_warned",
+        "_held",
         "_mode_timer",
         "_seen_line",
         "_tokens",
@@ -69,11 +74,11 @@ class Connection(asyncio.Protocol):
         "connected_at",
         "current_room",
         "decoder",
+        "dialect",
         "entry",
         "host",
         "hub",
         "last_seen",
-        "mode",
         "name",
         "offered_name",
         "out",
@@ -85,18 +90,18 @@ class Connection(asyncio.Protocol):
         "write_fd",
     )
 
-    def __init__(self, hub: LocalHub) -> None:
+    def __init__(self, hub: Hub) -> None:
         self.hub = hub
         cfg = hub.config
         self.decoder = LineDecoder(cfg.max_line)
         self.transport: asyncio.Transport | None = None
-        self.mode = Mode.PENDING
+        self.dialect = Dialect.PENDING
         self.name: str | None = None
         self.offered_name: str | None = None  # the guest name a netcat user is offered
         self.entry = ""
         self.host = "?"
         self.port = 0
-        self.presence_seq = 0  # hub's presence-change count when this client entered the lobby
+        self.presence_seq = 0  # the fan-out's presence count when this client entered the lobby
         #: rooms besides the lobby, as an ordered set (an empty dict is 64 bytes, a set 216)
         self.rooms: dict[str, None] = {}
         self.current_room = DEFAULT_ROOM
@@ -110,6 +115,7 @@ class Connection(asyncio.Protocol):
         self._backlog: deque[str | LineTooLong] | None = None
         self._drain_handle: asyncio.TimerHandle | None = None
         self._flood_warned = False
+        self._held = False  # input waits for a backend answer (see hold())
         self._mode_timer: asyncio.TimerHandle | None = None
         self.connected_at = self.last_seen = time.monotonic()
         self.pinged = False
@@ -122,10 +128,6 @@ class Connection(asyncio.Protocol):
     @property
     def peer(self) -> str:
         return f"{self.host}:{self.port}"
-
-    def user_entry(self) -> f.UserEntry:
-        assert self.name is not None
-        return f.UserEntry.model_construct(name=self.name, host=self.host, port=self.port)
 
     # ------------------------------------------------------------------ asyncio.Protocol
 
@@ -157,7 +159,7 @@ class Connection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self.closed:
             return
-        if (self.mode == _PENDING and not self._seen_line and not self.decoder.buffered
+        if (self.dialect == _PENDING and not self._seen_line and not self.decoder.buffered
                 and starts_tls_handshake(data)):
             self._refuse_tls()
             return
@@ -176,7 +178,7 @@ class Connection(asyncio.Protocol):
     def eof_received(self) -> bool | None:
         # The peer half-closed (``printf ... | nc -N``, shutdown(SHUT_WR)) but may still read:
         # answer every line it sent, then close. Returning None here would close the transport
-        # at once and drop the replies still queued for the next hub flush.
+        # at once and drop the replies still queued for the next flush.
         self._eof = True
         self._process(self.decoder.eof())
         if self._backlog is None:
@@ -185,7 +187,6 @@ class Connection(asyncio.Protocol):
 
     def _finish_eof(self) -> None:
         if not self.closed:
-            self.hub.flush()  # commit history, then write what is queued for everyone
             self.close("disconnected")
 
     def pause_writing(self) -> None:
@@ -244,6 +245,9 @@ class Connection(asyncio.Protocol):
                 self._start_throttle()
                 return
             self._handle_line(item)
+            if self._held:  # the rest waits for the backend's answer
+                self._backlog = deque(items[i + 1 :])
+                return
 
     def _start_throttle(self) -> None:
         assert self.transport is not None
@@ -251,7 +255,8 @@ class Connection(asyncio.Protocol):
         if not self._flood_warned:
             self._flood_warned = True
             cfg = self.hub.config
-            self.error(
+            self.hub.fail(
+                self,
                 "flood",
                 f"slow down: at most {cfg.flood_rate:g} lines/s (burst {cfg.flood_burst}); "
                 "your lines are delayed",
@@ -259,13 +264,14 @@ class Connection(asyncio.Protocol):
         self._schedule_drain()
 
     def _schedule_drain(self) -> None:
-        delay = max(0.01, (1 - self._tokens) / self.hub.config.flood_rate)
+        rate = self.hub.config.flood_rate
+        delay = max(0.01, (1 - self._tokens) / rate) if rate > 0 else 0.0
         self._drain_handle = asyncio.get_running_loop().call_later(delay, self._drain)
 
     def _drain(self) -> None:
         self._drain_handle = None
         backlog = self._backlog
-        if backlog is None or self.closed:
+        if backlog is None or self.closed or self._held:
             return
         # reading is paused meanwhile: its own lines being handled are its sign of life
         self.last_seen = time.monotonic()
@@ -274,97 +280,95 @@ class Connection(asyncio.Protocol):
                 self._schedule_drain()
                 return
             self._handle_line(backlog.popleft())
+            if self._held:
+                return
         self._backlog = None
         if self._eof:
             self._finish_eof()
         elif self.transport is not None and not self.closed:
             self.transport.resume_reading()
 
+    def hold(self, pending: Awaitable[object]) -> None:
+        """Handle no more input until ``pending`` (an awaitable the hub returned) is done."""
+        future = asyncio.ensure_future(pending)
+        self._held = True
+        if self.transport is not None:
+            self.transport.pause_reading()
+
+        def release(_: object) -> None:
+            self._held = False
+            if self.closed:
+                return
+            if self._backlog is None:
+                self._backlog = deque()
+            self._drain_handle = asyncio.get_running_loop().call_later(0, self._drain)
+
+        future.add_done_callback(release)
+
     def _become_raw(self) -> None:
         self._mode_timer = None
-        if self.mode == Mode.PENDING and not self.closed:
-            self.hub.start_session(self, Mode.RAW)
+        if self.dialect == Dialect.PENDING and not self.closed:
+            self._start(Dialect.RAW)
+
+    def _start(self, dialect: Dialect) -> None:
+        self.hub.start(self, dialect)
+        if dialect in ASKS_NAME and self.name is None:
+            self.hub.ask_name(self)
 
     def _handle_line(self, item: str | LineTooLong) -> None:
         if (
             self.name is not None
-            and self._seen_line
             and type(item) is str
             and item.startswith("MSG|")
-            and self.mode != Mode.RAW
+            and self.dialect != Dialect.RAW
         ):
-            # Hot path: a registered protocol client's lobby message. Same result as
-            # decode_client_line -> Say(text=sanitize_text(...)) -> hub.handle, minus the model.
+            # Hot path: a registered protocol client's lobby message. Same result as the
+            # dialect's parser (decode_client_line -> Say(text=sanitize_text(...))) -> hub.say,
+            # minus the model.
             text = sanitize_text(item[4:])
-            if self.mode == _SEED:
+            if self.dialect == _SEED:
                 text = strip_own_label(text, self.name)
             self.hub.say(self, DEFAULT_ROOM, text)
             return
         if isinstance(item, LineTooLong):
-            self.error("line_too_long", f"line longer than {item.limit} bytes dropped")
+            self.hub.fail(self, "line_too_long", f"line longer than {item.limit} bytes dropped")
             return
-        frame = decode_client_line(item)
         if not self._seen_line:
-            # The first line decides the dialect, even after a raw welcome was sent.
             self._seen_line = True
             if self._mode_timer is not None:
                 self._mode_timer.cancel()
                 self._mode_timer = None
-            if isinstance(frame, f.Hello):
-                self.hub.start_session(self, Mode.HELLO)
+            # The first line decides the dialect, even after a raw welcome was sent.
+            first = PARSERS[Dialect.HELLO](item, self)
+            dialect = detect(first)
+            if dialect != Dialect.RAW or self.dialect == Dialect.PENDING:
+                if dialect != self.dialect:
+                    self.offered_name = None  # a slow seed client is not at a name prompt
+                self._start(dialect)
+            if dialect == Dialect.HELLO:
                 return
-            if not isinstance(frame, f.RawText):
-                self.hub.start_session(self, Mode.SEED)
-            elif self.mode == Mode.PENDING:
-                self.hub.start_session(self, Mode.RAW)
-        if isinstance(frame, InvalidFrame):
-            self.error(frame.code, frame.reason)
-        elif isinstance(frame, f.RawText):
-            self._handle_raw(frame.text)
+        if self.dialect == Dialect.PENDING:
+            return
+        if self.name is None and self.offered_name is not None:
+            pending = self.hub.answer_name(self, item)  # the answer to the name prompt
+            if pending is not None:
+                self.hold(pending)
+            return
+        parsed = PARSERS[self.dialect](item, self)
+        if parsed is None:
+            return
+        if isinstance(parsed, InvalidFrame):
+            self.hub.fail(self, parsed.code, parsed.reason)
+        elif isinstance(parsed, HelpCommand):
+            self.hub.help(self)
+        elif isinstance(parsed, f.RawText):
+            self.hub.fail(self, "bad_frame", "not a protocol frame (see docs/protocol.md)")
         else:
-            self.hub.handle(self, frame)
-
-    def _handle_raw(self, text: str) -> None:
-        if self.mode != Mode.RAW:
-            self.error("bad_frame", "not a protocol frame (see docs/protocol.md)")
-            return
-        if self.name is None:
-            self.hub.answer_nick(self, text)  # the answer to the nickname prompt
-            return
-        if text.startswith("/") and not text.startswith("//"):
-            cmd = parse_slash(text, self.current_room)
-            if isinstance(cmd, HelpRequest):
-                self.hub.help(self)
-            elif isinstance(cmd, SlashError):
-                self.error(cmd.code, cmd.text)
-            else:
-                self.hub.handle(self, cmd)
-            return
-        if text.startswith("//"):
-            text = text[1:]
-        if text.strip():
-            self.hub.say(self, self.current_room, text)
+            pending = self.hub.handle(self, parsed)
+            if pending is not None:
+                self.hold(pending)
 
     # ------------------------------------------------------------------ output
-
-    def queue(self, data: bytes) -> None:
-        if self.closed:
-            return
-        if not self.out:
-            self.hub.mark_dirty(self)
-        self.out.append(data)
-
-    def send(self, frame: f.Frame) -> None:
-        self.queue(encode(frame))
-
-    def queue_text(self, text: str) -> None:
-        self.queue((text + "\n").encode("utf-8"))
-
-    def error(self, code: str, text: str) -> None:
-        if self.mode == Mode.RAW:
-            self.queue_text(f"*** Error: {text}")
-        else:
-            self.send(f.Error.model_construct(code=code, text=text))
 
     def flush_out(self) -> None:
         """Write everything queued: to the socket itself while nothing is buffered, else (and
@@ -394,11 +398,11 @@ class Connection(asyncio.Protocol):
     # ------------------------------------------------------------------ closing
 
     def close(self, reason: str) -> None:
-        """Flush what is queued, then close politely."""
+        """Write what is queued (everything published so far included), then close."""
         if self.closed or self.transport is None:
             return
         self._close_reason = reason
-        self.hub.commit_history()  # what this client is about to see must be on disk first
+        self.hub.flush()  # history on disk and every queued byte written, this client's too
         self.flush_out()
         self.closed = True
         self.write_fd = -1

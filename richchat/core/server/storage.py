@@ -135,15 +135,21 @@ class HistoryStore:
                     (room, self.retention),
                 )
 
-    def recent(self, room: str, limit: int) -> list[StoredMessage]:
-        """The last ``limit`` messages of ``room``, oldest first."""
+    @property
+    def last_id(self) -> int:
+        """The id of the newest message added (stored or about to be), 0 when none."""
+        return self._next_id - 1
+
+    def recent(self, room: str, limit: int, upto: int | None = None) -> list[StoredMessage]:
+        """The last ``limit`` messages of ``room`` (with an id at most ``upto``), oldest
+        first."""
         self.flush()
         if limit <= 0:
             return []
         rows = self._db.execute(
-            "SELECT id, room, ts, name, kind, text FROM messages WHERE room = ? "
+            "SELECT id, room, ts, name, kind, text FROM messages WHERE room = ? AND id <= ? "
             "ORDER BY id DESC LIMIT ?",
-            (room, limit),
+            (room, self._next_id if upto is None else upto, limit),
         ).fetchall()
         return [StoredMessage(*r) for r in reversed(rows)]
 

@@ -1,0 +1,537 @@
+"""The fan-out: events in order -> each recipient's bytes -> one write per client per flush.
+
+The delivery keeps the *view*: who is in which room, the lobby's user list, topics, as of the
+last event it dispatched. The hub decides; the backend orders; the delivery applies each event
+to the view and queues its bytes on the connections that see it, rendering each event once per
+dialect present (:mod:`.dialects`). Replies to one connection (errors, member lists, the room
+state after a join) are rendered from the view at their place in the order, so they never
+disagree with the events around them, and a joiner's history ends exactly where its live
+messages begin.
+
+Flush: everything published is dispatched and written at most once per ``FLUSH_INTERVAL``
+when busy (at once when idle), first making the backend commit (history on disk before any
+client sees a message), then writing each dirty connection once. A pass over many clients is
+written ``FLUSH_CHUNK`` clients at a time with an event-loop iteration between chunks: what
+arrives meanwhile is dispatched before the next chunk, so the clients the pass has not reached
+yet get it in the same write, and the others in the next pass. A message that comes during a
+broadcast waits for at most the rest of one pass.
+
+Lobby presence (registrations, departures, renames) is batched: a burst of N registrations
+walks the lobby once per flush, not N times (N^2 queue operations); each member gets the
+changes made since it entered the lobby view.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING
+
+from richchat.core.protocol import frames as f
+from richchat.core.protocol.text import DEFAULT_ROOM
+from richchat.core.server import events as ev
+from richchat.core.server.backends import Backend
+from richchat.core.server.dialect import Dialect
+from richchat.core.server.dialects import RENDERERS, Renderer
+from richchat.core.server.storage import StoredMessage
+
+if TYPE_CHECKING:
+    from richchat.core.server.config import ServerConfig
+    from richchat.core.server.peer import Peer
+
+log = logging.getLogger("richchat.server")
+
+#: a busy server flushes (commits history, writes to sockets) at most once per this many s
+FLUSH_INTERVAL = 0.005
+#: a flush writes this many connections, then lets the event loop run before the next ones
+FLUSH_CHUNK = 128
+
+_HELLO, _SEED, _RAW = Dialect.HELLO, Dialect.SEED, Dialect.RAW
+_RENDER: tuple[Renderer, ...] = tuple(r for r in RENDERERS if r is not None)
+_H, _S, _R = RENDERERS[_HELLO], RENDERERS[_SEED], RENDERERS[_RAW]
+assert _H is not None and _S is not None and _R is not None
+
+
+class RoomView:
+    __slots__ = ("members", "name", "setter", "topic")
+
+    def __init__(self, name: str, setter: str = "", topic: str = "") -> None:
+        self.name = name
+        self.members: dict[Peer, None] = {}  # insertion-ordered set of local members
+        self.setter = setter
+        self.topic = topic
+
+
+class Delivery:
+    def __init__(
+        self, config: ServerConfig, backend: Backend, hello: Callable[[], f.Hello]
+    ) -> None:
+        self.config = config
+        self.backend = backend
+        self._hello = hello
+        self.conns: set[Peer] = set()
+        #: connections per dialect (index: Dialect), to render only the dialects in use
+        self.dialect_counts = [0, 0, 0, 0]
+        self._topics = backend.topics()
+        self.rooms: dict[str, RoomView] = {DEFAULT_ROOM: self._room(DEFAULT_ROOM)}
+        self.lobby = self.rooms[DEFAULT_ROOM]
+        #: ULIST entries of registered users, in registration order
+        self._entries: dict[Peer, str] = {}
+        self._ulist_cache: bytes | None = None
+        self._ulist_handle: asyncio.TimerHandle | None = None
+        #: events published, not dispatched yet
+        self.outbox: list[ev.Event] = []
+        #: presence changes not yet queued to the lobby: (hello, seed, raw) bytes each
+        self._presence: list[tuple[bytes | None, bytes | None, bytes | None]] = []
+        self._presence_seq = 0
+        self._dirty: list[Peer] = []
+        #: the pass being written (connections dirty when it began) and how far it got
+        self._pass: list[Peer] = []
+        self._pass_pos = 0
+        self._flush_handle: asyncio.Handle | None = None
+        self._loop = asyncio.get_running_loop()
+        self._last_flush = 0.0
+        self.flushes = 0  # flush passes so far: the server's activity counter
+        self._handlers: dict[type[ev.Event], Callable[[ev.Event], None]] = {
+            ev.Message: self._message,  # type: ignore[dict-item]
+            ev.Joined: self._joined,  # type: ignore[dict-item]
+            ev.Parted: self._parted,  # type: ignore[dict-item]
+            ev.TopicSet: self._topic_set,  # type: ignore[dict-item]
+            ev.Registered: self._registered,  # type: ignore[dict-item]
+            ev.Departed: self._departed,  # type: ignore[dict-item]
+            ev.Renamed: self._renamed,  # type: ignore[dict-item]
+            ev.PrivateMessage: self._private,  # type: ignore[dict-item]
+            ev.Notice: self._notice,  # type: ignore[dict-item]
+            ev.Shutdown: self._shutdown,  # type: ignore[dict-item]
+            ev.Welcome: self._reply,
+            ev.Failure: self._reply,
+            ev.Snapshot: self._reply,
+            ev.NameIs: self._reply,
+            ev.RoomState: self._reply,
+            ev.Members: self._reply,
+            ev.RoomListing: self._reply,
+            ev.HelpText: self._reply,
+            ev.NamePrompt: self._reply,
+            ev.Pong: self._reply,
+            ev.Ping: self._reply,
+        }
+        backend.bind(self.post)
+
+    def _room(self, name: str) -> RoomView:
+        setter, text = self._topics.get(name, ("", ""))
+        return RoomView(name, setter, text)
+
+    # ------------------------------------------------------------------ connections
+
+    def attach(self, peer: Peer) -> None:
+        self.conns.add(peer)
+        self.dialect_counts[peer.dialect] += 1
+
+    def set_dialect(self, peer: Peer, dialect: Dialect) -> None:
+        if peer in self.conns:
+            self.dialect_counts[peer.dialect] -= 1
+            self.dialect_counts[dialect] += 1
+        peer.dialect = dialect
+
+    def detach(self, peer: Peer) -> None:
+        if peer in self.conns:
+            self.conns.discard(peer)
+            self.dialect_counts[peer.dialect] -= 1
+
+    def queue(self, peer: Peer, data: bytes) -> None:
+        """Queue bytes for one connection (written by the next flush)."""
+        if peer.closed or not data:
+            return
+        if not peer.out:
+            self._dirty.append(peer)
+            if self._flush_handle is None:
+                self._schedule_flush()
+        peer.out.append(data)
+
+    # ------------------------------------------------------------------ publishing
+
+    def post(self, event: ev.Event) -> None:
+        """An event in its final order (from the backend, or a reply from the hub)."""
+        self.outbox.append(event)
+        if self._flush_handle is None:
+            self._schedule_flush()
+
+    def _schedule_flush(self) -> None:
+        """Flush on the next loop iteration, but at most once per FLUSH_INTERVAL.
+
+        An idle server flushes at once; a busy one coalesces everything that arrives within
+        FLUSH_INTERVAL into one commit and one write per client, so the cost of a commit and
+        of a send() is shared by many messages.
+        """
+        loop = self._loop
+        due = self._last_flush + FLUSH_INTERVAL
+        if loop.time() >= due:
+            self._flush_handle = loop.call_soon(self._flush_step)
+        else:
+            self._flush_handle = loop.call_at(due, self._flush_step)
+
+    def flush(self) -> None:
+        """Dispatch and write everything now (shutdown, a closing connection)."""
+        self._write_pass(None)
+
+    def _flush_step(self) -> None:
+        self._write_pass(FLUSH_CHUNK)
+
+    def _dispatch(self) -> None:
+        """Commit, then turn every published event into queued bytes, in order."""
+        if not self.outbox:
+            return
+        self.backend.commit()
+        handlers = self._handlers
+        while self.outbox:
+            events, self.outbox = self.outbox, []
+            for event in events:
+                handlers[type(event)](event)
+        if self._presence:
+            self._settle()
+
+    def _write_pass(self, limit: int | None) -> None:
+        """Write the dirty connections, ``limit`` of them (None: all) before returning."""
+        if self._flush_handle is not None:
+            self._flush_handle.cancel()
+            self._flush_handle = None
+        self._dispatch()
+        batch, pos = self._pass, self._pass_pos
+        while True:
+            if pos >= len(batch):
+                if not self._dirty:
+                    break
+                batch, self._dirty = self._dirty, []
+                pos = 0
+                self._pass = batch
+                self._last_flush = self._loop.time()
+                self.flushes += 1
+            end = len(batch) if limit is None else min(len(batch), pos + limit)
+            self._pass_pos = end
+            for i in range(pos, end):
+                batch[i].flush_out()
+            pos = end
+            if limit is not None:
+                break
+        if pos < len(batch):
+            self._flush_handle = self._loop.call_soon(self._flush_step)
+            return
+        self._pass, self._pass_pos = [], 0
+        if (self._dirty or self.outbox) and self._flush_handle is None:
+            self._schedule_flush()
+
+    @property
+    def pass_progress(self) -> tuple[int, int]:
+        """(connections written, connections in the pass being written): (0, 0) between
+        passes. For tests of the chunked write."""
+        return self._pass_pos, len(self._pass)
+
+    # ------------------------------------------------------------------ fan-out
+
+    def _fanout(
+        self,
+        peers: Iterable[Peer],
+        hello: bytes | None,
+        seed: bytes | None,
+        raw: bytes | None,
+        skip: Peer | None = None,
+    ) -> None:
+        """Queue the bytes of each recipient's dialect (None: that dialect gets nothing).
+
+        The hot path of every broadcast, so :meth:`queue` is inlined here (the one other
+        place that writes ``out`` and the dirty list)."""
+        dirty = self._dirty
+        was_clean = not dirty
+        by_dialect = (None, hello, seed, raw)
+        for p in peers:
+            data = by_dialect[p.dialect]
+            if data is None or p.closed or p is skip:
+                continue
+            out = p.out
+            if not out:
+                dirty.append(p)
+            out.append(data)
+        if was_clean and dirty and self._flush_handle is None:
+            self._schedule_flush()
+
+    def _render3(
+        self, render: Callable[[Renderer], bytes | None]
+    ) -> tuple[bytes | None, bytes | None, bytes | None]:
+        """An event's bytes for each dialect that has connections."""
+        counts = self.dialect_counts
+        return (
+            render(_H) if counts[_HELLO] else None,  # type: ignore[arg-type]
+            render(_S) if counts[_SEED] else None,  # type: ignore[arg-type]
+            render(_R) if counts[_RAW] else None,  # type: ignore[arg-type]
+        )
+
+    # ------------------------------------------------------------------ room events
+
+    def _message(self, e: ev.Message) -> None:
+        if self._presence:
+            self._settle()
+        if e.failed:
+            if e.sender is not None:
+                self._reply(
+                    ev.Failure(
+                        e.sender,
+                        "not_stored",
+                        f"your message was not delivered: the server cannot store history "
+                        f"({e.failed})",
+                    )
+                )
+            return
+        room = self.rooms.get(e.room)
+        if room is None:
+            return
+        counts = self.dialect_counts
+        self._fanout(
+            room.members,
+            _H.message(e) if counts[_HELLO] else None,  # type: ignore[union-attr]
+            _S.message(e) if counts[_SEED] else None,  # type: ignore[union-attr]
+            _R.message(e) if counts[_RAW] else None,  # type: ignore[union-attr]
+        )
+
+    def _joined(self, e: ev.Joined) -> None:
+        if self._presence:
+            self._settle()
+        room = self.rooms.get(e.room)
+        if room is None:
+            room = self.rooms[e.room] = self._room(e.room)
+        peer = e.peer
+        if peer is not None and not peer.closed:
+            room.members[peer] = None
+        self._fanout(room.members, *self._render3(lambda r: r.joined(e)), skip=peer)
+        if peer is not None and not peer.closed:
+            r = self._renderer(peer)
+            if r is not None:
+                self.queue(peer, (r.joined_self(e) or b"") + r.room_state(self, peer, e.room,
+                                                                           e.mark))
+
+    def _parted(self, e: ev.Parted) -> None:
+        if self._presence:
+            self._settle()
+        room = self.rooms.get(e.room)
+        if room is None:
+            return
+        peer = e.peer
+        self._fanout(room.members, *self._render3(lambda r: r.parted(e)), skip=peer)
+        if peer is not None:
+            room.members.pop(peer, None)
+            r = self._renderer(peer)
+            if r is not None and not peer.closed:
+                self.queue(peer, r.parted_self(e) or b"")
+        if not room.members and room.name != DEFAULT_ROOM:
+            del self.rooms[room.name]
+
+    def _topic_set(self, e: ev.TopicSet) -> None:
+        if self._presence:
+            self._settle()
+        self._topics[e.room] = (e.setter, e.text)
+        room = self.rooms.get(e.room)
+        if room is None:
+            return
+        room.setter, room.topic = e.setter, e.text
+        self._fanout(room.members, *self._render3(lambda r: r.topic_set(e)))
+
+    # ------------------------------------------------------------------ lobby presence
+
+    def _registered(self, e: ev.Registered) -> None:
+        peer = e.peer
+        if peer is not None and not peer.closed:
+            r = self._renderer(peer)
+            if r is not None:
+                # the lobby as it was before this user: its own JOIN follows in the batch
+                self.queue(peer, r.snapshot(self, peer, e.mark))
+            peer.presence_seq = self._presence_seq
+            self.lobby.members[peer] = None
+            self._entries[peer] = e.entry
+        self._presence_change(self._render3(lambda r: r.registered(e)))
+
+    def _departed(self, e: ev.Departed) -> None:
+        peer = e.peer
+        if peer is not None:
+            self.lobby.members.pop(peer, None)
+            self._entries.pop(peer, None)
+        self._presence_change(self._render3(lambda r: r.departed(e)))
+
+    def _renamed(self, e: ev.Renamed) -> None:
+        peer = e.peer
+        if peer is not None and peer in self._entries:
+            self._entries[peer] = e.entry
+        self._presence_change(self._render3(lambda r: r.renamed(e)))
+
+    def _presence_change(self, blobs: tuple[bytes | None, bytes | None, bytes | None]) -> None:
+        self._presence.append(blobs)
+        self._presence_seq += 1
+        self._ulist_cache = None
+        if self._ulist_handle is None:
+            self._ulist_handle = self._loop.call_later(self.config.ulist_delay, self._send_ulist)
+
+    def _settle(self) -> None:
+        """Queue the pending presence changes to the lobby members (one walk)."""
+        pending = self._presence
+        if not pending:
+            return
+        self._presence = []
+        count = len(pending)
+        base = self._presence_seq - count  # sequence number of pending[0]
+        blobs: list[bytes | None] = [None]
+        for d in (0, 1, 2):
+            parts = [p[d] for p in pending]
+            blobs.append(None if None in parts else b"".join(parts))  # type: ignore[arg-type]
+        queue = self.queue
+        for p in self.lobby.members:
+            dialect = p.dialect
+            if p.closed or dialect == Dialect.PENDING:
+                continue
+            skip = p.presence_seq - base
+            if skip <= 0:
+                data = blobs[dialect]
+            elif skip < count:  # entered the lobby during this batch
+                data = b"".join(q[dialect - 1] or b"" for q in pending[skip:])
+            else:
+                continue
+            if data:
+                queue(p, data)
+
+    def _send_ulist(self) -> None:
+        """Seed clients get one coalesced ``ULIST|`` after lobby changes."""
+        self._ulist_handle = None
+        self._dispatch()  # the list must not get ahead of the changes it reflects
+        if not self.dialect_counts[_SEED]:
+            return
+        data = self.ulist()
+        for p in self.lobby.members:
+            if p.dialect == _SEED:
+                self.queue(p, data)
+
+    # ------------------------------------------------------------------ addressed events
+
+    def _private(self, e: ev.PrivateMessage) -> None:
+        if self._presence:
+            self._settle()
+        for peer, incoming in ((e.target_peer, True), (e.sender_peer, False)):
+            if peer is None:
+                continue
+            r = self._renderer(peer)
+            if r is not None:
+                self.queue(peer, r.private(e, incoming))
+            if e.target_peer is e.sender_peer:
+                break
+
+    def _notice(self, e: ev.Notice) -> None:
+        if self._presence:
+            self._settle()
+        blobs = self._render3(lambda r: r.notice(e.text))
+        self._fanout(self.conns, *blobs)
+
+    def _shutdown(self, e: ev.Shutdown) -> None:
+        if self._presence:
+            self._settle()
+        self._fanout(self.conns, *self._render3(lambda r: r.shutdown(e)))
+
+    def _reply(self, e: ev.Event) -> None:
+        assert isinstance(e, ev.Reply)
+        peer = e.peer
+        if self._presence and peer in self.lobby.members:
+            # its share of the pending lobby changes goes first; a connection that is not in
+            # the lobby (not registered yet) gets none, so a burst of newcomers' welcomes does
+            # not walk the lobby once each
+            self._settle()
+        r = self._renderer(peer)
+        if r is None or peer.closed:
+            return
+        data: bytes | None
+        if type(e) is ev.Failure:
+            data = r.failure(e.code, e.text)
+        elif type(e) is ev.Welcome:
+            data = r.welcome(self, peer)
+        elif type(e) is ev.Snapshot:
+            data = r.snapshot(self, peer, e.mark)
+        elif type(e) is ev.NameIs:
+            data = r.name_is(e.name)
+        elif type(e) is ev.RoomState:
+            data = r.room_state(self, peer, e.room, e.mark)
+        elif type(e) is ev.Members:
+            if e.room in self.rooms:
+                data = r.members(self, peer, e.room)
+            else:
+                data = r.failure("no_such_room", f"there is no room #{e.room}")
+        elif type(e) is ev.RoomListing:
+            data = r.room_listing(self)
+        elif type(e) is ev.HelpText:
+            data = r.help()
+        elif type(e) is ev.NamePrompt:
+            data = r.name_prompt(e.offered)
+        elif type(e) is ev.Pong:
+            data = r.pong(e.token)
+        elif type(e) is ev.Ping:
+            data = r.ping(e.token)
+        else:  # pragma: no cover - every Reply subclass is listed above
+            raise TypeError(f"no renderer for {type(e).__name__}")
+        if data:
+            self.queue(peer, data)
+
+    @staticmethod
+    def _renderer(peer: Peer) -> Renderer | None:
+        return RENDERERS[peer.dialect]
+
+    # ------------------------------------------------------------------ RenderContext
+
+    @property
+    def server_name(self) -> str:
+        return self.config.name
+
+    def server_hello(self) -> f.Hello:
+        return self._hello()
+
+    @property
+    def users_online(self) -> int:
+        return len(self._entries)
+
+    def lobby_names(self) -> list[str]:
+        return [p.name for p in self._entries if p.name]
+
+    def ulist(self) -> bytes:
+        if self._ulist_cache is None:
+            self._ulist_cache = f"ULIST|{','.join(self._entries.values())}\n".encode()
+        return self._ulist_cache
+
+    def member_entries(self, room: str) -> list[str] | None:
+        view = self.rooms.get(room)
+        if view is None:
+            return None
+        if view is self.lobby:
+            return list(self._entries.values())
+        return [p.entry for p in view.members]
+
+    def member_names(self, room: str) -> list[str] | None:
+        view = self.rooms.get(room)
+        if view is None:
+            return None
+        return [p.name for p in view.members if p.name]
+
+    def room_counts(self) -> list[tuple[str, int]]:
+        rooms = sorted(self.rooms.values(), key=lambda v: (v.name != DEFAULT_ROOM, v.name))
+        return [(v.name, len(v.members)) for v in rooms]
+
+    def topic(self, room: str) -> tuple[str, str]:
+        view = self.rooms.get(room)
+        if view is not None:
+            return view.setter, view.topic
+        return self._topics.get(room, ("", ""))
+
+    def history(self, room: str, mark: int) -> Sequence[StoredMessage]:
+        limit = self.config.history
+        if limit <= 0:
+            return ()
+        try:
+            return self.backend.history(room, limit, mark)
+        except Exception:  # a damaged or locked file: the client still joins, without history
+            log.exception("could not read the history of #%s", room)
+            return ()
+
+
+_ = _RENDER  # every dialect's renderer, built at import (no per-event construction)
