@@ -259,3 +259,23 @@ async def test_plaintext_port_refuses_a_tls_client_at_once(make_server: ServerFa
     await watcher.expect(lambda l: l.endswith("|watcher|still here"))
     assert not any("guest" in l or ("joined" in l and "watcher" not in l) for l in watcher.lines)
     await watcher.close()
+
+
+async def test_a_burst_bigger_than_the_tls_read_buffer_arrives_whole(
+        make_server: ServerFactory) -> None:
+    """The server reads TLS 4 KiB at a time (server/tls.py TLS_READ_BUFFER, not asyncio's
+    256 KiB): 40 lines of 1,800 bytes written at once (72 KB, several full TLS records) are
+    all relayed, intact and in order."""
+    server = await make_server(tls=True, flood_rate=0)
+    ctx = client_context()
+    sender = await LineClient.connect(server.port, ssl=ctx, hello="t", nick="big")
+    reader = await LineClient.connect(server.port, ssl=ctx, hello="t", nick="watch")
+    lines = [f"{i:02d}" + chr(ord("a") + i % 26) * 1798 for i in range(40)]
+    sender.send(b"".join(f"MSG|{text}\n".encode() for text in lines))
+    got = []
+    while len(got) < 40:
+        line = await reader.expect(lambda l: l.startswith("RMSG|lobby|") and "|big|" in l)
+        got.append(line.rsplit("|", 1)[1])
+    assert got == lines
+    for c in (sender, reader):
+        await c.close()
