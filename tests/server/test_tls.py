@@ -279,3 +279,102 @@ async def test_a_burst_bigger_than_the_tls_read_buffer_arrives_whole(
     assert got == lines
     for c in (sender, reader):
         await c.close()
+
+
+class BioClient:
+    """A TLS client over a blocking socket and memory BIOs: full control of what is sent
+    (lines, then close_notify without closing the socket)."""
+
+    def __init__(self, port: int) -> None:
+        import socket
+
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+        self.incoming, self.outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+        self.obj = client_context().wrap_bio(self.incoming, self.outgoing)
+        while True:
+            try:
+                self.obj.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                self._pump()
+        self._send()
+
+    def _send(self) -> None:
+        data = self.outgoing.read()
+        if data:
+            self.sock.sendall(data)
+
+    def _pump(self) -> bool:
+        self._send()
+        data = self.sock.recv(65536)
+        if not data:
+            self.incoming.write_eof()
+            return False
+        self.incoming.write(data)
+        return True
+
+    def write(self, data: bytes) -> None:
+        self.obj.write(data)
+        self._send()
+
+    def close_notify(self) -> None:
+        with contextlib.suppress(ssl.SSLWantReadError):
+            self.obj.unwrap()
+        self._send()
+
+    def read_all(self) -> bytes:
+        """Everything until the server ends the TLS session (close_notify) or the TCP one."""
+        out = b""
+        while True:
+            try:
+                chunk = self.obj.read(65536)
+                if not chunk:
+                    return out
+                out += chunk
+            except ssl.SSLWantReadError:
+                if not self._pump():
+                    with contextlib.suppress(ssl.SSLError):
+                        out += self.obj.read(65536)
+                    return out
+            except (ssl.SSLZeroReturnError, ssl.SSLEOFError):
+                return out
+
+
+async def test_lines_sent_before_close_notify_are_answered(make_server: ServerFactory) -> None:
+    """Like ``printf ... | nc -N`` on plain TCP: a client that sends its lines and then its
+    close_notify still gets every answer, then the server's close_notify."""
+    server = await make_server(tls=True)
+
+    def run() -> bytes:
+        client = BioClient(server.port)
+        client.write(b"HELLO|1|t\nCMD_USER|halfway\nMSG|one\nMSG|two\n")
+        client.close_notify()
+        return client.read_all()
+
+    got = (await asyncio.to_thread(run)).decode()
+    assert "YOU|halfway" in got
+    assert got.index("|halfway|one") < got.index("|halfway|two")
+
+
+async def test_key_updates_from_the_client_keep_the_session(make_server: ServerFactory) -> None:
+    """TLS 1.3 KeyUpdate (openssl s_client's K: the server must update its keys too, and k)
+    between chat lines: the session goes on in both directions."""
+    need("openssl")
+    server = await make_server(tls=True)
+    proc = await asyncio.create_subprocess_exec(
+        "openssl", "s_client", "-tls1_3", "-connect", f"127.0.0.1:{server.port}",
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    assert proc.stdin is not None and proc.stdout is not None
+    try:
+        await _read_until(proc.stdout, b"Type a nickname")
+        proc.stdin.write(b"K\n")  # a KeyUpdate asking the server to update as well
+        await _read_until(proc.stdout, b"KEYUPDATE")
+        proc.stdin.write(b"updated\n")
+        await _read_until(proc.stdout, b"You are updated")
+        proc.stdin.write(b"k\n")
+        await _read_until(proc.stdout, b"KEYUPDATE")
+        proc.stdin.write(b"still here\n")
+        await _read_until(proc.stdout, b"updated: still here")
+    finally:
+        proc.kill()
+        await proc.wait()

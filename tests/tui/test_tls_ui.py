@@ -134,3 +134,17 @@ async def test_plaintext_server_is_shown_as_not_encrypted(tmp_path: Path) -> Non
             assert any("not encrypted" in l for l in plain(app, "lobby"))
     finally:
         await server.stop()
+
+
+async def test_ctrl_c_at_the_trust_prompt_just_quits(tmp_path: Path) -> None:
+    server = await tls_server(tmp_path / "data")
+    try:
+        app = app_for(server.port, tmp_path / "known", fail_fast=True)
+        async with app.run_test(size=SIZE) as pilot:
+            await until(pilot, lambda: isinstance(app.screen, TrustScreen), "the trust prompt")
+            await pilot.press("ctrl+c")
+            await until(pilot, lambda: not app.is_running, "the app to quit")
+        assert app.failure is None  # leaving is not a refused key (no exit 17)
+        assert KnownServers(tmp_path / "known").pins() == []
+    finally:
+        await server.stop()

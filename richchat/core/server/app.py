@@ -15,7 +15,7 @@ import socket
 import sqlite3
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from richchat import __version__
 from richchat.core.constants import PROTOCOL_VERSION
@@ -127,28 +127,20 @@ class ChatServer:
         self.hub = hub = Hub(cfg, backend, delivery)
         loop = asyncio.get_running_loop()
         factory: Callable[[], asyncio.BaseProtocol] = lambda: Connection(hub)  # noqa: E731
-        tls_options: dict[str, Any] = {}
         if cfg.uses_tls:
-            from richchat.core.server.tls import (
-                HandshakeGate,
-                load_server_tls,
-                quiet_asyncio_ssl_warnings,
-                shrink_asyncio_tls_buffers,
-            )
+            from richchat.core.server.tls import HandshakeGate, load_server_tls
 
             self.tls = load_server_tls(cfg.data_dir, cfg.tls_cert, cfg.tls_key)
-            quiet_asyncio_ssl_warnings()
-            shrink_asyncio_tls_buffers()
             self.handshakes = HandshakeGate(cfg.max_clients, lambda: len(hub.conns))
-            factory = self.handshakes.wrap(factory)
-            tls_options = dict(ssl=self.tls.context,
-                               ssl_handshake_timeout=cfg.tls_handshake_timeout)
+            factory = self.handshakes.factory(
+                self.tls.context, lambda: Connection(hub), cfg.tls_handshake_timeout
+            )
             log.info("TLS key %s (%s: %s)", self.tls.fingerprint, {
                 "generated": "new key and certificate", "reissued": "new certificate for the key",
             }.get(self.tls.origin, "certificate"), self.tls.cert_path)
         try:
             self._server = await loop.create_server(
-                factory, cfg.host, cfg.port, reuse_address=True, backlog=1024, **tls_options
+                factory, cfg.host, cfg.port, reuse_address=True, backlog=1024
             )
         except OSError as exc:
             if isinstance(exc, socket.gaierror):

@@ -11,13 +11,15 @@
   :mod:`richchat.core.trust.fingerprint`). The start-up line and the log show it.
 * **Context**: TLS 1.2 at least, 1.3 preferred (OpenSSL picks the highest both sides have);
   no session tickets (our clients do not resume sessions, and each ticket costs the server an
-  encryption per handshake).
+  encryption per handshake); no renegotiation.
+* **The link** (:mod:`richchat.core.server.tls_link`): TLS sits between the TCP transport and
+  the connection, an ``ssl.SSLObject`` over memory BIOs, written straight to the socket.
 * **Handshakes are bounded** (:class:`HandshakeGate`): a connection that has not finished its
-  handshake ``tls_handshake_timeout`` seconds after it was accepted is closed (asyncio's
-  ``ssl_handshake_timeout``); connections still in their handshake count against
-  ``--max-clients`` with the connected ones, and one beyond the cap is closed at once, before
-  any cryptography is spent on it. A silent or slow handshake costs one socket and a timer,
-  never anyone else's time: the event loop only works on bytes that arrive.
+  handshake ``tls_handshake_timeout`` seconds after it was accepted is closed; connections
+  still in their handshake count against ``--max-clients`` with the connected ones, and one
+  beyond the cap is closed at once, before any cryptography is spent on it. A silent or slow
+  handshake costs one socket and a timer, never anyone else's time: the event loop only
+  works on bytes that arrive.
 
 The ``cryptography`` package is imported only here, and only when TLS is on.
 """
@@ -35,7 +37,7 @@ import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from richchat.core.errors import BadFileError
 from richchat.core.trust.fingerprint import fingerprint_of_spki
@@ -234,6 +236,7 @@ def server_context(cert_path: Path, key_path: Path) -> ssl.SSLContext:
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     ctx.num_tickets = 0
+    ctx.options |= ssl.OP_NO_RENEGOTIATION
     try:
         ctx.load_cert_chain(cert_path, key_path)
     except ssl.SSLError as exc:
@@ -287,42 +290,17 @@ class _QuietHalfClose(logging.Filter):
         return "eof_received() has no effect when using ssl" not in record.getMessage()
 
 
-#: bytes asyncio's TLS protocol reads at a time, and the buffer each connection keeps for it
-#: (asyncio's default is 256 KiB: 256 MB per 1,000 idle connections). A chat line is short;
-#: a full TLS record (16 KiB) arrives in a few reads instead of one.
-TLS_READ_BUFFER = 4096
-
-
-def shrink_asyncio_tls_buffers() -> None:
-    """Each TLS connection of asyncio allocates (and zero-fills: resident) a read buffer of
-    ``SSLProtocol.max_size`` bytes. A class attribute, public, read when a connection is
-    made: set for this process (the server) to TLS_READ_BUFFER."""
-    from asyncio import sslproto
-
-    if getattr(sslproto.SSLProtocol, "max_size", 0) > TLS_READ_BUFFER:
-        sslproto.SSLProtocol.max_size = TLS_READ_BUFFER
-
-
-def quiet_asyncio_ssl_warnings() -> None:
-    """Install :class:`_QuietHalfClose` on asyncio's logger (once)."""
-    logger = logging.getLogger("asyncio")
-    if not any(isinstance(f, _QuietHalfClose) for f in logger.filters):
-        logger.addFilter(_QuietHalfClose())
-
-
 # --------------------------------------------------------------------------- handshakes
 
 
 class HandshakeGate:
-    """Counts connections in their TLS handshake; closes those beyond the connection cap.
+    """Counts connections in their TLS handshake; refuses new ones beyond the connection cap.
 
-    :meth:`wrap` wraps the listener's protocol factory. asyncio calls the factory in the task
-    that accepts one connection and runs its handshake (``ssl=`` servers), so that task is the
-    handshake: counted from the factory call until the task ends (handshake done, failed or
-    timed out). At the cap, the factory cancels that task: asyncio then closes the socket
-    before the handshake starts. (An event loop that does not call the factory in such a task
-    (uvloop) gets no accounting: every connection is handshaken, and the cap applies once it
-    is connected.)
+    :meth:`factory` makes the listener's protocol factory: every accepted connection gets a
+    :class:`~richchat.core.server.tls_link.TlsLink` around its connection, counted from the
+    accept until its handshake ends (done, failed or timed out: the link calls back). At the
+    cap (connected clients plus handshakes under way) the new connection is closed at once,
+    before any cryptography is spent on it.
     """
 
     def __init__(self, cap: int, population: Callable[[], int]) -> None:
@@ -331,30 +309,30 @@ class HandshakeGate:
         self.pending = 0  # handshakes under way
         self.started = 0
         self.finished = 0  # handshakes that ended, whatever the outcome
+        self.failed = 0  # of those: failed, timed out, or closed before the end
         self.refused = 0  # closed at once: the cap was reached
         self._warned_at = -1e9
 
-    def wrap(self, factory: Callable[[], asyncio.BaseProtocol]) -> Callable[[],
-                                                                             asyncio.BaseProtocol]:
+    def factory(self, context: ssl.SSLContext, app: Callable[[], asyncio.Protocol],
+                timeout: float) -> Callable[[], asyncio.BaseProtocol]:
+        from richchat.core.server.tls_link import TlsLink
+
         def accept() -> asyncio.BaseProtocol:
-            task = asyncio.current_task()
-            if task is not None and self.pending + self.population() >= self.cap:
+            if self.pending + self.population() >= self.cap:
                 self.refused += 1
                 self._warn_full()
-                task.cancel()  # asyncio closes the socket before any handshake work
-                return asyncio.Protocol()
-            protocol = factory()
-            if task is not None:
-                self.pending += 1
-                self.started += 1
-                task.add_done_callback(self._done)
-            return protocol
+                return _Refuse()
+            self.pending += 1
+            self.started += 1
+            return TlsLink(context, app(), timeout=timeout, on_handshake_done=self._done)
 
         return accept
 
-    def _done(self, _task: asyncio.Future[Any]) -> None:
+    def _done(self, _link: object, ok: bool) -> None:
         self.pending -= 1
         self.finished += 1
+        if not ok:
+            self.failed += 1
 
     def _warn_full(self) -> None:
         loop = asyncio.get_running_loop()
@@ -364,3 +342,10 @@ class HandshakeGate:
                 "refused a connection: server full (%d connected, %d in TLS handshake, cap %d;"
                 " %d refused so far)", self.population(), self.pending, self.cap, self.refused,
             )
+
+
+class _Refuse(asyncio.Protocol):
+    """Closes the connection as soon as it is made (the server is full)."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        cast(asyncio.Transport, transport).abort()

@@ -223,6 +223,8 @@ class ChatSession:
             answer = await self._trust_answer
         finally:
             self._trust_answer = None
+        if self._quitting:
+            return False  # the user left (Ctrl+C) while asked: not a refusal to report
         try:
             if answer == "remember":
                 self.trust.remember(question.host, question.port, question.fingerprint)
