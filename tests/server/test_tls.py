@@ -378,3 +378,15 @@ async def test_key_updates_from_the_client_keep_the_session(make_server: ServerF
     finally:
         proc.kill()
         await proc.wait()
+
+
+async def test_stopping_closes_connections_still_in_their_handshake(
+        make_server: ServerFactory) -> None:
+    server = await make_server(tls=True, tls_handshake_timeout=600)
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    assert server.handshakes is not None
+    await wait_for(lambda: server.handshakes.pending == 1)  # type: ignore[union-attr]
+    await server.stop()
+    with contextlib.suppress(ConnectionResetError):
+        assert await asyncio.wait_for(reader.read(), 10) == b""  # not 600 s later
+    writer.close()

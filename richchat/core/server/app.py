@@ -267,6 +267,8 @@ class ChatServer:
             return
         server, self._server = self._server, None
         server.close()
+        if self.handshakes is not None:
+            self.handshakes.abort_all()
         for task in (self._sweeper, self._trimmer):
             if task is not None:
                 task.cancel()

@@ -312,6 +312,7 @@ class HandshakeGate:
         self.failed = 0  # of those: failed, timed out, or closed before the end
         self.refused = 0  # closed at once: the cap was reached
         self._warned_at = -1e9
+        self._links: set[asyncio.BaseProtocol] = set()  # the handshakes under way
 
     def factory(self, context: ssl.SSLContext, app: Callable[[], asyncio.Protocol],
                 timeout: float) -> Callable[[], asyncio.BaseProtocol]:
@@ -324,15 +325,23 @@ class HandshakeGate:
                 return _Refuse()
             self.pending += 1
             self.started += 1
-            return TlsLink(context, app(), timeout=timeout, on_handshake_done=self._done)
+            link = TlsLink(context, app(), timeout=timeout, on_handshake_done=self._done)
+            self._links.add(link)
+            return link
 
         return accept
 
-    def _done(self, _link: object, ok: bool) -> None:
+    def _done(self, link: asyncio.BaseProtocol, ok: bool) -> None:
+        self._links.discard(link)
         self.pending -= 1
         self.finished += 1
         if not ok:
             self.failed += 1
+
+    def abort_all(self) -> None:
+        """Close every connection still in its handshake (the server is stopping)."""
+        for link in list(self._links):
+            link.abort()  # type: ignore[attr-defined]
 
     def _warn_full(self) -> None:
         loop = asyncio.get_running_loop()

@@ -54,7 +54,8 @@ class TlsLink(asyncio.Protocol, asyncio.Transport):
     )
 
     def __init__(self, context: ssl.SSLContext, app: asyncio.Protocol, *, timeout: float,
-                 on_handshake_done: Callable[[TlsLink, bool], None] | None = None) -> None:
+                 on_handshake_done: Callable[[asyncio.BaseProtocol, bool], None] | None = None
+                 ) -> None:
         asyncio.Transport.__init__(self)
         self._incoming = ssl.MemoryBIO()
         self._outgoing = ssl.MemoryBIO()
