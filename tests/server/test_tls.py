@@ -390,3 +390,46 @@ async def test_stopping_closes_connections_still_in_their_handshake(
     with contextlib.suppress(ConnectionResetError):
         assert await asyncio.wait_for(reader.read(), 10) == b""  # not 600 s later
     writer.close()
+
+
+async def test_backed_up_tls_reader_gets_everything_in_order(make_server: ServerFactory) -> None:
+    """The link writes straight to the socket only while the TCP transport holds nothing:
+    a reader that stops reading gets every message, in order, once it reads again, and
+    direct writes resume after the backlog drained."""
+    import socket
+
+    from richchat.core.server.tls_link import TlsLink
+
+    server = await make_server(tls=True, output_limit=16 * 1024 * 1024, flood_rate=0)
+    raw = socket.socket()
+    raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    raw.connect(("127.0.0.1", server.port))
+    raw.setblocking(False)
+    slow = LineClient(*await asyncio.open_connection(sock=raw, limit=2**22, ssl=client_context(),
+                                                     server_hostname=""))
+    slow.send("HELLO|1|t")
+    slow.send("CMD_USER|slowpoke")
+    await slow.expect(lambda l: l.startswith("YOU|"))
+    (conn,) = [c for c in server.hub.conns if c.name == "slowpoke"]  # type: ignore[union-attr]
+    link = conn.transport
+    assert isinstance(link, TlsLink) and link._fd >= 0  # nothing buffered: direct writes
+    slow.writer.transport.pause_reading()  # type: ignore[attr-defined]
+    sender = await LineClient.connect(server.port, ssl=client_context(), hello="t",
+                                      nick="sender")
+    payload = "z" * 1890
+    count = 2000  # ~3.8 MB: far more than the kernel buffers of a reader that takes nothing
+    for i in range(count):
+        sender.send(f"MSG|{i} {payload}")
+        if i % 100 == 0:
+            await sender.writer.drain()
+    await sender.expect(lambda l: f"|sender|{count - 1} " in l, timeout=60)
+    assert link.get_write_buffer_size() > 0 and link._fd == -1  # backed up: in order
+    slow.writer.transport.resume_reading()  # type: ignore[attr-defined]
+    await slow.expect(lambda l: f"|sender|{count - 1} " in l, timeout=60)
+    got = [int(l.rsplit("|", 1)[1].split()[0]) for l in slow.lines if "|sender|" in l]
+    assert got == list(range(count))
+    await wait_for(lambda: link._fd >= 0)  # drained: direct writes again
+    sender.send("MSG|after the backlog")
+    await slow.expect(lambda l: l.endswith("|sender|after the backlog"))
+    await slow.close()
+    await sender.close()

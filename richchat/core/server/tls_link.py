@@ -211,6 +211,7 @@ class TlsLink(asyncio.Protocol, asyncio.Transport):
     # ------------------------------------------------------------------ app side (Transport)
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
+        # the fan-out's hot path: one call per recipient and flush (what _flush does, inline)
         if self._closing or not self.established or not data:
             return
         try:
@@ -219,8 +220,20 @@ class TlsLink(asyncio.Protocol, asyncio.Transport):
             log.debug("%s: TLS write failed: %s", self.get_extra_info("peername"), exc)
             self.abort()
             return
-        self._flush()
-        if self._tcp is not None and self._fd < 0:
+        out = self._outgoing.read()
+        fd = self._fd
+        if fd >= 0:
+            try:
+                n = os.write(fd, out)
+            except (BlockingIOError, InterruptedError):
+                n = 0
+            except OSError:
+                n = 0  # reset, broken pipe: the transport's own write meets it and closes
+            if n == len(out):
+                return
+            out = out[n:]
+        if self._tcp is not None:
+            self._tcp.write(out)
             self._app_flow()
 
     def writelines(self, list_of_data: Any) -> None:
