@@ -36,6 +36,7 @@ from rich.text import Text
 
 from richchat.core.client import Address, ChatClient, parse_address
 from richchat.core.errors import (
+    BadFileError,
     ConnectionRefusedRichchatError,
     KeyMismatchError,
     RichchatError,
@@ -341,6 +342,8 @@ class Wizard:
         """Why ``address`` cannot be joined (None: a richchat server answered)."""
         try:
             self.probe(address)
+        except BadFileError:
+            raise  # the known-servers file: no other server would do better
         except RichchatError as exc:
             return exc.message
         return None
@@ -365,6 +368,8 @@ class Wizard:
                             chat.fingerprint if chat is not None else None)
             try:
                 self.probe(address)
+            except BadFileError:
+                raise
             except (KeyMismatchError, UntrustedServerError) as exc:
                 self.say(f"{exc.message}; pick another port")
             except UnknownHostError as exc:
