@@ -17,8 +17,8 @@ smaller code point is used. Equal skeletons then mean exactly what they mean in 
 against ICU's SpoofChecker for every assigned code point: the partitions agree except where the
 Unicode versions differ).
 
-The data (900 KB of JSON, about 0.15 s to load and index) is loaded on first use and kept: a
-server loads it when it warms up, ``richchat send`` never does.
+The data (900 KB of JSON, about 0.15 s to load and index) is loaded on first use and only the
+derived table is kept: a server loads it when it warms up, ``richchat send`` never does.
 """
 
 from __future__ import annotations
@@ -49,9 +49,18 @@ _LATIN_LOOKALIKES = frozenset({"CYRILLIC", "GREEK"})
 
 @functools.cache
 def _prototypes() -> dict[str, str]:
-    """Source character -> prototype string (NFD), from the package's confusables data."""
-    from confusable_homoglyphs.confusables import confusables_data
+    """Source character -> prototype string (NFD), from the package's confusables data.
 
+    The package's JSON file is read here rather than through its module, which would keep the
+    whole parsed file (8 MB in a server) for as long as the process lives; only the table
+    (6,000 entries) is kept.
+    """
+    import json
+    from importlib.resources import files
+
+    confusables_data = json.loads(
+        files("confusable_homoglyphs").joinpath("confusables.json").read_text(encoding="utf-8")
+    )
     neighbours: defaultdict[str, set[str]] = defaultdict(set)
     for key, entries in confusables_data.items():
         a = key.translate(_MARKS)

@@ -51,8 +51,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("richchat.server")
 
-_SEED = Dialect.SEED
-_PENDING = Dialect.PENDING
+_PENDING, _SEED, _RAW = int(Dialect.PENDING), int(Dialect.SEED), int(Dialect.RAW)
 
 
 class Connection(asyncio.Protocol):
@@ -95,7 +94,7 @@ class Connection(asyncio.Protocol):
         cfg = hub.config
         self.decoder = LineDecoder(cfg.max_line)
         self.transport: asyncio.Transport | None = None
-        self.dialect = Dialect.PENDING
+        self.dialect = _PENDING  # a Dialect value (see Peer.dialect)
         self.name: str | None = None
         self.offered_name: str | None = None  # the guest name a netcat user is offered
         self.entry = ""
@@ -307,7 +306,7 @@ class Connection(asyncio.Protocol):
 
     def _become_raw(self) -> None:
         self._mode_timer = None
-        if self.dialect == Dialect.PENDING and not self.closed:
+        if self.dialect == _PENDING and not self.closed:
             self._start(Dialect.RAW)
 
     def _start(self, dialect: Dialect) -> None:
@@ -320,7 +319,7 @@ class Connection(asyncio.Protocol):
             self.name is not None
             and type(item) is str
             and item.startswith("MSG|")
-            and self.dialect != Dialect.RAW
+            and self.dialect != _RAW
         ):
             # Hot path: a registered protocol client's lobby message. Same result as the
             # dialect's parser (decode_client_line -> Say(text=sanitize_text(...))) -> hub.say,

@@ -53,6 +53,16 @@ _H, _S, _R = RENDERERS[_HELLO], RENDERERS[_SEED], RENDERERS[_RAW]
 assert _H is not None and _S is not None and _R is not None
 
 
+class _InPass:
+    """Stands for the flush handle while a pass is being written (nothing to cancel)."""
+
+    def cancel(self) -> None:
+        pass
+
+
+_IN_PASS: asyncio.Handle = _InPass()  # type: ignore[assignment]
+
+
 class RoomView:
     __slots__ = ("members", "name", "setter", "topic")
 
@@ -132,7 +142,7 @@ class Delivery:
         if peer in self.conns:
             self.dialect_counts[peer.dialect] -= 1
             self.dialect_counts[dialect] += 1
-        peer.dialect = dialect
+        peer.dialect = int(dialect)
 
     def detach(self, peer: Peer) -> None:
         if peer in self.conns:
@@ -187,7 +197,10 @@ class Delivery:
         while self.outbox:
             events, self.outbox = self.outbox, []
             for event in events:
-                handlers[type(event)](event)
+                try:
+                    handlers[type(event)](event)
+                except Exception:  # a bug of ours must cost one event, not the server
+                    log.exception("could not deliver %s", type(event).__name__)
         if self._presence:
             self._settle()
 
@@ -195,7 +208,8 @@ class Delivery:
         """Write the dirty connections, ``limit`` of them (None: all) before returning."""
         if self._flush_handle is not None:
             self._flush_handle.cancel()
-            self._flush_handle = None
+        # what the dispatch below queues is written by this pass: schedule nothing meanwhile
+        self._flush_handle = _IN_PASS
         self._dispatch()
         batch, pos = self._pass, self._pass_pos
         while True:
@@ -217,8 +231,9 @@ class Delivery:
         if pos < len(batch):
             self._flush_handle = self._loop.call_soon(self._flush_step)
             return
+        self._flush_handle = None
         self._pass, self._pass_pos = [], 0
-        if (self._dirty or self.outbox) and self._flush_handle is None:
+        if self._dirty or self.outbox:
             self._schedule_flush()
 
     @property

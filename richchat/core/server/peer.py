@@ -11,15 +11,14 @@ from __future__ import annotations
 from collections.abc import Awaitable
 from typing import Protocol
 
-from richchat.core.server.dialect import Dialect
-
 
 class Peer(Protocol):
     # -- identity (read by the hub and the renderers)
     host: str
     port: int
-    #: the dialect, decided by the first line (PENDING until then)
-    dialect: Dialect
+    #: the dialect (a :class:`Dialect` value, kept as a plain int: the fan-out indexes its
+    #: per-dialect tables with it for every recipient), decided by the first line
+    dialect: int
 
     # -- chat state (written only by the hub)
     name: str | None  # None until registered

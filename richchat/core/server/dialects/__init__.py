@@ -29,7 +29,8 @@ RENDERERS: tuple[Renderer | None, ...] = (
     raw.RawRenderer(),
 )
 
-PARSERS: dict[Dialect, Parser] = {
+#: keyed by Dialect value
+PARSERS: dict[int, Parser] = {
     Dialect.HELLO: hello.parse,
     Dialect.SEED: seed.parse,
     Dialect.RAW: raw.parse,
