@@ -261,11 +261,10 @@ async def test_plaintext_port_refuses_a_tls_client_at_once(make_server: ServerFa
     await watcher.close()
 
 
-async def test_a_burst_bigger_than_the_tls_read_buffer_arrives_whole(
+async def test_a_burst_of_full_tls_records_arrives_whole(
         make_server: ServerFactory) -> None:
-    """The server reads TLS 4 KiB at a time (server/tls.py TLS_READ_BUFFER, not asyncio's
-    256 KiB): 40 lines of 1,800 bytes written at once (72 KB, several full TLS records) are
-    all relayed, intact and in order."""
+    """40 lines of 1,800 bytes written at once (72 KB: several full TLS records, more than
+    one read of the TCP transport) are all relayed, intact and in order."""
     server = await make_server(tls=True, flood_rate=0)
     ctx = client_context()
     sender = await LineClient.connect(server.port, ssl=ctx, hello="t", nick="big")

@@ -277,19 +277,6 @@ def load_server_tls(data_dir: Path, cert: Path | None = None,
     return ServerTls(context, certificate_fingerprint(certificate), cert, key, origin)
 
 
-class _QuietHalfClose(logging.Filter):
-    """Drops asyncio's ``returning true from eof_received() has no effect when using ssl``.
-
-    A connection keeps a half-closed plaintext socket open to answer the lines it read
-    (``printf ... | nc -N``); over TLS the peer's close_notify ends the session instead, and
-    asyncio says so at WARNING for every such client. Nothing is wrong: what a connection
-    answers while it handles the end of its input is written before the TLS shutdown starts.
-    """
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return "eof_received() has no effect when using ssl" not in record.getMessage()
-
-
 # --------------------------------------------------------------------------- handshakes
 
 
