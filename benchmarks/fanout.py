@@ -37,10 +37,20 @@ arrival time and they are checked after the phase, so the generator's CPU goes t
 
 Server CPU is utime+stime(+cutime+cstime) from /proc/PID/stat around each phase (10 ms ticks).
 
+TLS mode: the targets ``richchat-tls`` and ``ngircd-tls`` serve their chat port over TLS,
+both with the same ECDSA P-256 key and certificate (made by openssl for the run); the load
+generator's clients speak TLS through ssl.MemoryBIO on the same stamped transport (the
+kernel's receive timestamp is that of the encrypted record carrying the copy), so
+registration includes each client's TLS handshake. ``--handshakes K`` adds a row per TLS
+target: K handshakes (256 in flight), nothing else, the server's handshakes per second and
+CPU per handshake.
+
 Only loopback (127.0.0.1) is used; every phase is bounded in count and time.
 
     python benchmarks/fanout.py                      # default run, ~3-5 minutes
     python benchmarks/fanout.py --sizes 100:10:200 --targets richchat
+    python benchmarks/fanout.py --targets richchat-tls,ngircd-tls,richchat \
+        --sizes 100:10:200,1000:10:20 --handshakes 2000          # the TLS figures
 """
 
 from __future__ import annotations
@@ -57,6 +67,7 @@ import resource
 import shutil
 import signal
 import socket
+import ssl
 import statistics
 import struct
 import subprocess
@@ -222,6 +233,8 @@ class Server:
     dialect: Dialect
     tmp: Path
     config: str = ""
+    #: the chat port speaks TLS (the generator's clients then do too)
+    tls: bool = False
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -240,12 +253,16 @@ def start_richchat(
     uvloop: bool = False,
     max_clients: int = 20000,
     root: Path = ROOT,
+    tls: bool = False,
 ) -> Server:
     tmp = Path(tempfile.mkdtemp(prefix="fanout-rc-"))
     args = [
         "server", "--host", HOST, "--port", "0", "--no-beacon", "--no-mdns",
         "--data-dir", str(tmp), "--log-level", "warning", "--max-clients", str(max_clients),
     ]  # fmt: skip
+    if tls:
+        cert, key = bench_keypair()
+        args += ["--tls-cert", str(cert), "--tls-key", str(key)]
     if not flood:
         args += ["--flood-rate", "0"]
     if uvloop:
@@ -261,7 +278,7 @@ def start_richchat(
     if not m:
         proc.kill()
         raise RuntimeError(f"richchat server did not start: {line!r}")
-    return Server(label, proc, int(m.group(2)), HelloDialect(), tmp, " ".join(cmd[1:]))
+    return Server(label, proc, int(m.group(2)), HelloDialect(), tmp, " ".join(cmd[1:]), tls)
 
 
 NGIRCD_CONF = """\
@@ -289,8 +306,49 @@ Ident = no
 PAM = no
 """
 
+NGIRCD_SSL = """\
+[SSL]
+CertFile = {cert}
+KeyFile = {key}
+DHFile = {dh}
+Ports = {port}
+"""
 
-def start_ngircd(label: str = "ngircd") -> Server | None:
+_KEYPAIR: tuple[Path, Path] | None = None
+
+
+def bench_keypair() -> tuple[Path, Path]:
+    """One ECDSA P-256 key and self-signed certificate (openssl) for every TLS server of the
+    run, so that they all do the same cryptography."""
+    global _KEYPAIR
+    if _KEYPAIR is None:
+        tmp = Path(tempfile.mkdtemp(prefix="fanout-tls-"))
+        cert, key = tmp / "cert.pem", tmp / "key.pem"
+        subprocess.run(
+            ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+             "-nodes", "-keyout", str(key), "-out", str(cert), "-subj", "/CN=bench.local",
+             "-days", "2"], check=True, capture_output=True,
+        )  # fmt: skip
+        _KEYPAIR = (cert, key)
+    return _KEYPAIR
+
+
+_DH: Path | None = None
+
+
+def bench_dh() -> Path:
+    """Diffie-Hellman parameters for ngircd (GnuTLS wants a file, or makes them at start);
+    only used by finite-field DHE cipher suites, which neither client negotiates (ECDHE)."""
+    global _DH
+    if _DH is None:
+        cert, _ = bench_keypair()
+        _DH = cert.parent / "dh.pem"
+        subprocess.run(["openssl", "dhparam", "-out", str(_DH), "2048"], check=True,
+                       capture_output=True)
+    return _DH
+
+
+def start_ngircd(label: str = "ngircd", tls: bool = False) -> Server | None:
     exe = shutil.which("ngircd") or (
         "/usr/sbin/ngircd" if Path("/usr/sbin/ngircd").exists() else None
     )
@@ -299,14 +357,18 @@ def start_ngircd(label: str = "ngircd") -> Server | None:
     tmp = Path(tempfile.mkdtemp(prefix="fanout-irc-"))
     port = free_port()
     conf = tmp / "ngircd.conf"
-    conf.write_text(
-        NGIRCD_CONF.format(host=HOST, port=port, tmp=tmp, uid=os.getuid(), gid=os.getgid())
-    )
+    text = NGIRCD_CONF.format(host=HOST, port=port, tmp=tmp, uid=os.getuid(), gid=os.getgid())
+    chat_port = port
+    if tls:
+        cert, key = bench_keypair()
+        chat_port = free_port()
+        text += NGIRCD_SSL.format(cert=cert, key=key, dh=bench_dh(), port=chat_port)
+    conf.write_text(text)
     proc = subprocess.Popen(
         [exe, "-n", "-f", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp
     )
-    wait_port(port, proc)
-    return Server(label, proc, port, IrcDialect(), tmp, f"{exe} -n -f ngircd.conf")
+    wait_port(chat_port, proc)
+    return Server(label, proc, chat_port, IrcDialect(), tmp, f"{exe} -n -f ngircd.conf", tls)
 
 
 def start_ncat(label: str = "ncat") -> Server | None:
@@ -362,6 +424,9 @@ class StampedTransport:
         self.proto.data_received(data, arrival)
 
     def write(self, data: bytes) -> None:
+        self._send(data)
+
+    def _send(self, data: bytes) -> None:
         if self.closed:
             return
         if not self.buf:
@@ -404,7 +469,109 @@ class StampedTransport:
         self.proto.connection_lost(exc)
 
 
-async def open_stamped(loop: asyncio.AbstractEventLoop, proto: Client, port: int) -> None:
+class TlsStampedTransport(StampedTransport):
+    """The stamped transport with TLS through ssl.MemoryBIO: records are read with their
+    kernel timestamps, decrypted, and handed on with the timestamp of the record that
+    completed them. ``connection_made`` comes once the handshake is over."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, sock: socket.socket, proto: Client,
+                 context: ssl.SSLContext) -> None:
+        self.incoming, self.outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+        self.obj = context.wrap_bio(self.incoming, self.outgoing)
+        self.handshaken = False
+        self.client = proto
+        # the base class calls connection_made at once: not before the handshake
+        super().__init__(loop, sock, _Nobody())  # type: ignore[arg-type]
+        self.proto = proto
+        self._handshake()
+
+    def _handshake(self) -> None:
+        try:
+            self.obj.do_handshake()
+            self.handshaken = True
+        except ssl.SSLWantReadError:
+            pass
+        except (ssl.SSLError, OSError) as exc:
+            self._lost(exc)
+            return
+        self._flush()
+        if self.handshaken:
+            self.client.connection_made(self)
+
+    def _read(self) -> None:
+        try:
+            data, anc, _flags, _addr = self.sock.recvmsg(READ_SIZE, ANCILLARY)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:
+            self._lost(exc)
+            return
+        if not data:
+            self._lost(None)
+            return
+        self.incoming.write(data)
+        if not self.handshaken:
+            self._handshake()
+            if not self.handshaken:
+                return
+        arrival = 0
+        for level, kind, cdata in anc:
+            if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(cdata) >= 16:
+                sec, nsec = struct.unpack_from("qq", cdata)
+                arrival = sec * 1_000_000_000 + nsec
+        chunks = []
+        try:
+            while True:
+                chunks.append(self.obj.read(READ_SIZE))
+        except ssl.SSLWantReadError:
+            pass
+        except (ssl.SSLError, OSError) as exc:
+            self._lost(exc)
+            return
+        self._flush()  # post-handshake messages (session tickets need no answer, but a key
+        # update would)
+        plain = b"".join(chunks)
+        if plain:
+            self.proto.data_received(plain, arrival)
+
+    def write(self, data: bytes) -> None:
+        if self.closed or not self.handshaken:
+            return
+        self.obj.write(data)
+        self._flush()
+
+    def _flush(self) -> None:
+        out = self.outgoing.read()
+        if out:
+            self._send(out)
+
+
+class _Nobody:
+    def connection_made(self, transport: object) -> None:
+        pass
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        pass
+
+
+_CLIENT_TLS: ssl.SSLContext | None = None
+
+
+def client_tls() -> ssl.SSLContext:
+    """What richchat's own client does: TLS 1.2+, no certificate authority (pins instead;
+    a benchmark client checks nothing)."""
+    global _CLIENT_TLS
+    if _CLIENT_TLS is None:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+        _CLIENT_TLS = ctx
+    return _CLIENT_TLS
+
+
+async def open_stamped(loop: asyncio.AbstractEventLoop, proto: Client, port: int,
+                       tls: bool = False) -> None:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setblocking(False)
     try:
@@ -412,7 +579,10 @@ async def open_stamped(loop: asyncio.AbstractEventLoop, proto: Client, port: int
     except BaseException:
         sock.close()
         raise
-    StampedTransport(loop, sock, proto)
+    if tls:
+        TlsStampedTransport(loop, sock, proto, client_tls())
+    else:
+        StampedTransport(loop, sock, proto)
 
 
 def make_payload(s: int, q: int, t_ns: int, size: int) -> bytes:
@@ -613,7 +783,7 @@ class Run:
                 self.clients.append(client)
                 for attempt in range(5):
                     try:
-                        await open_stamped(loop, client, self.server.port)
+                        await open_stamped(loop, client, self.server.port, self.server.tls)
                         break
                     except OSError:
                         if attempt == 4:
@@ -883,6 +1053,65 @@ async def bench_one(server: Server, n: int, s: int, m: int, args: argparse.Names
     return res
 
 
+@dataclass
+class HandshakeResult:
+    server: str
+    handshakes: int
+    completed: int
+    seconds: float
+    per_s: float
+    server_cpu_s: float
+    server_cpu_ms_per_handshake: float
+    generator_cpu_s: float
+    version: str = ""
+
+
+async def bench_handshakes(server: Server, k: int, inflight: int = 256) -> HandshakeResult:
+    """``k`` TLS handshakes, ``inflight`` at a time, each connection closed once it is done:
+    the server's handshake rate and its CPU per handshake (the generator does its side of
+    every handshake too: on a 2-core machine the rate is bounded by both)."""
+    pid = server.proc.pid
+    sem = asyncio.Semaphore(inflight)
+    done = 0
+    version = ""
+
+    async def one() -> None:
+        nonlocal done, version
+        async with sem:
+            try:
+                _reader, writer = await asyncio.wait_for(
+                    asyncio.open_connection(HOST, server.port, ssl=client_tls(),
+                                            server_hostname=""), 30)
+            except (OSError, asyncio.TimeoutError):
+                return
+            version = writer.get_extra_info("ssl_object").version()
+            done += 1
+            writer.transport.abort()  # no close_notify exchange: only the handshake counted
+
+    await asyncio.sleep(IDLE_SETTLE)
+    cpu0, gen0, t0 = proc_cpu(pid), time.process_time(), time.monotonic()
+    await asyncio.gather(*(one() for _ in range(k)))
+    secs = time.monotonic() - t0
+    await asyncio.sleep(0.3)  # closes handled
+    cpu = proc_cpu(pid) - cpu0
+    return HandshakeResult(
+        server=server.label, handshakes=k, completed=done, seconds=round(secs, 2),
+        per_s=round(done / secs), server_cpu_s=round(cpu, 2),
+        server_cpu_ms_per_handshake=round(cpu / max(1, done) * 1000, 3),
+        generator_cpu_s=round(time.process_time() - gen0, 2), version=version,
+    )  # fmt: skip
+
+
+def handshake_table(rows: list[HandshakeResult]) -> str:
+    lines = ["| server | TLS | handshakes | completed | seconds | handshakes/s "
+             "| server CPU ms/handshake | generator CPU s |", "|" + "---|" * 8]
+    for h in rows:
+        lines.append(f"| {h.server} | {h.version} | {h.handshakes} | {h.completed} "
+                     f"| {h.seconds:.2f} | {h.per_s:,} | {h.server_cpu_ms_per_handshake:.3f} "
+                     f"| {h.generator_cpu_s:.2f} |")
+    return "\n".join(lines)
+
+
 def start(target: str) -> Server | None:
     if target == "richchat":
         return start_richchat("richchat")
@@ -895,8 +1124,12 @@ def start(target: str) -> Server | None:
         if not (root / "richchat" / "__init__.py").is_file():
             raise SystemExit(f"{target}: no richchat package in {root}")
         return start_richchat(target, root=root)
+    if target == "richchat-tls":
+        return start_richchat("richchat-tls", tls=True)
     if target == "ngircd":
         return start_ngircd()
+    if target == "ngircd-tls":
+        return start_ngircd("ngircd-tls", tls=True)
     if target == "ncat":
         return start_ncat()
     raise SystemExit(f"unknown target {target}")
@@ -1019,6 +1252,21 @@ HEADER = (
 
 async def main_async(args: argparse.Namespace) -> list[Result]:
     results: list[Result] = []
+    if args.handshakes:
+        for target in args.targets.split(","):
+            if not target.endswith("-tls"):
+                continue
+            for _ in range(args.repeat):
+                server = start(target)
+                if server is None:
+                    print(f"skip {target}: not installed", file=sys.stderr)
+                    break
+                try:
+                    h = await bench_handshakes(server, args.handshakes)
+                finally:
+                    server.stop()
+                args.handshake_results.append(h)
+                print(handshake_table([h]).splitlines()[-1], file=sys.stderr, flush=True)
     sizes = [tuple(int(x) for x in spec.split(":")) for spec in args.sizes.split(",")]
     targets = args.targets.split(",")
     runs = [(n, s, m, t) for n, s, m in sizes for _ in range(args.repeat) for t in targets]
@@ -1029,7 +1277,7 @@ async def main_async(args: argparse.Namespace) -> list[Result]:
                 file=sys.stderr,
             )
             continue
-        if target == "ngircd" and n > args.ngircd_max:
+        if target.startswith("ngircd") and n > args.ngircd_max:
             print(f"skip ngircd at N={n} (> --ngircd-max {args.ngircd_max})", file=sys.stderr)
             continue
         server = start(target)
@@ -1055,8 +1303,8 @@ def main() -> None:
     ap.add_argument(
         "--targets",
         default="richchat,ngircd,ncat",
-        help="richchat, richchat-uvloop, richchat-flood, ngircd, ncat; richchat@DIR runs the "
-        "server of another checkout (A/B comparisons)",
+        help="richchat, richchat-tls, richchat-uvloop, richchat-flood, ngircd, ngircd-tls, ncat;"
+        " richchat@DIR runs the server of another checkout (A/B comparisons)",
     )
     ap.add_argument("--sizes", default="100:10:200,1000:10:20,5000:10:4", help="N:S:M,...")
     ap.add_argument("--payload", type=int, default=100, help="payload bytes per message")
@@ -1090,7 +1338,10 @@ def main() -> None:
     )
     ap.add_argument("--pyspy", help="profile richchat servers with py-spy into this directory")
     ap.add_argument("--json", type=Path, help="write results as JSON here")
+    ap.add_argument("--handshakes", type=int, default=0,
+                    help="TLS targets: also measure this many bare handshakes (0: skip)")
     args = ap.parse_args()
+    args.handshake_results = []
 
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     want = hard if hard != resource.RLIM_INFINITY else 1 << 20
@@ -1119,8 +1370,13 @@ def main() -> None:
     print(HEADER)
     for r in results:
         print(fmt_row(r))
+    if args.handshake_results:
+        print()
+        print(handshake_table(args.handshake_results))
     if args.json:
-        args.json.write_text(json.dumps([asdict(r) for r in results], indent=1))
+        args.json.write_text(json.dumps(
+            [asdict(r) for r in results] + [asdict(h) for h in args.handshake_results],
+            indent=1))
     if args.repeat > 1:
         print()
         print(median_table(results))

@@ -21,10 +21,20 @@ pytest_plugins = ["tests.netguard.plugin", "tests.skip_policy"]
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
+@pytest.fixture(autouse=True)
+def own_known_servers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test pins server keys in a file of its own, never in the user's config dir
+    (in-process clients and ``python -m richchat`` subprocesses alike)."""
+    path = tmp_path / "known_servers"
+    monkeypatch.setenv("RICHCHAT_KNOWN_SERVERS", str(path))
+    return path
+
+
 @pytest.fixture
-def cli_env() -> dict[str, str]:
+def cli_env(own_known_servers: Path) -> dict[str, str]:
     """Environment for running ``python -m richchat`` from this source tree."""
     env = dict(os.environ)
+    env["RICHCHAT_KNOWN_SERVERS"] = str(own_known_servers)
     env["PYTHONPATH"] = str(REPO_ROOT) + os.pathsep + env.get("PYTHONPATH", "")
     env["NO_COLOR"] = "1"
     env.pop("RICHCHAT_DEBUG", None)

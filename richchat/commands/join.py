@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 
 from richchat.core.constants import DEFAULT_PORT
@@ -15,12 +17,31 @@ def join(
     ),
     nick: str | None = typer.Option(None, "--nick", "-n", help="Your nickname (asked if omitted)."),
     timeout: float = typer.Option(10.0, "--timeout", min=0.1, help="Seconds to wait on connect."),
+    tls: bool = typer.Option(False, "--tls", help="Require TLS (without it TLS is tried first, and plaintext only for a server never pinned)."),
+    fingerprint: str | None = typer.Option(None, "--fingerprint", metavar="SHA256:...", help="Accept only this server key (and pin it); implies --tls."),
+    known_servers: Path | None = typer.Option(None, "--known-servers", envvar="RICHCHAT_KNOWN_SERVERS", metavar="FILE", readable=False, help="Pinned server keys (default: known_servers in the user config dir)."),
 ) -> None:
-    """Chat in the terminal: join a richchat server (or pick one with the wizard)."""
+    """Chat in the terminal: join a richchat server (or pick one with the wizard).
+
+    TLS is tried first; the first time a server shows its key you are asked whether to trust
+    it, and a changed key is refused (exit 16) before anything is sent.
+    """
     import sys
 
     from richchat.core.client import parse_address
     from richchat.core.errors import UsageError
+    from richchat.core.trust.connect import TrustPolicy
+    from richchat.core.trust.fingerprint import parse_fingerprint
+    from richchat.core.trust.known import KnownServers
+
+    expected = None
+    if fingerprint is not None:
+        try:
+            expected = parse_fingerprint(fingerprint)
+        except ValueError as exc:
+            raise UsageError(f"bad --fingerprint: {exc}") from None
+    trust = TrustPolicy(KnownServers(known_servers), mode="tls" if tls or expected else "auto",
+                        unknown="ask", fingerprint=expected)
 
     if address is not None:
         target = parse_address(address)
@@ -34,7 +55,7 @@ def join(
         from richchat.core.wizard import run_wizard
 
         try:
-            picked = run_wizard(nick=nick, timeout=timeout)
+            picked = run_wizard(nick=nick, timeout=timeout, trust=trust)
         except KeyboardInterrupt:  # Ctrl+C at any step: leave at once, no traceback
             from richchat.core.exit_codes import ExitStatus
 
@@ -45,7 +66,7 @@ def join(
 
     from richchat.core.tui import ChatApp
 
-    app = ChatApp(target, nick, timeout=timeout, fail_fast=True)
+    app = ChatApp(target, nick, timeout=timeout, fail_fast=True, trust=trust)
     app.run()
     if app.failure is not None:
         raise app.failure

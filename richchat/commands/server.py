@@ -61,6 +61,11 @@ def server(
     beacon_port: int = typer.Option(DEFAULT_BEACON_PORT, envvar="RICHCHAT_BEACON_PORT", min=1, max=65535, help="UDP port of beacons and discovery queries."),
     beacon_interval: float = typer.Option(5.0, envvar="RICHCHAT_BEACON_INTERVAL", min=0.1, help="Seconds between beacons."),
     mdns: bool = typer.Option(True, "--mdns/--no-mdns", envvar="RICHCHAT_MDNS", help="Advertise _richchat._tcp.local. via mDNS/DNS-SD."),
+    tls: bool = typer.Option(False, "--tls/--no-tls", envvar="RICHCHAT_TLS", help="Encrypt the chat port with TLS; a key and self-signed certificate are made in the data dir on first start."),
+    tls_cert: Optional[Path] = typer.Option(None, envvar="RICHCHAT_TLS_CERT", readable=False, help="Your own certificate (PEM) instead of the generated one; implies --tls, needs --tls-key."),
+    tls_key: Optional[Path] = typer.Option(None, envvar="RICHCHAT_TLS_KEY", readable=False, help="The private key (PEM, unencrypted) of --tls-cert."),
+    tls_handshake_timeout: float = typer.Option(5.0, envvar="RICHCHAT_TLS_HANDSHAKE_TIMEOUT", min=0.1, max=600, help="Seconds a connection may take to finish its TLS handshake before it is closed."),
+    show_fingerprint: bool = typer.Option(False, "--show-fingerprint", help="Print the TLS key's fingerprint (SHA256:...) and exit; makes the key first if there is none."),
     max_clients: int = typer.Option(10000, envvar="RICHCHAT_MAX_CLIENTS", min=1, help="Connection cap; a client beyond it is told the server is full."),
     flood_rate: float = typer.Option(10.0, envvar="RICHCHAT_FLOOD_RATE", min=0, help="Lines per second per client (0: no flood control); announced in HELLO, richchat send paces itself to it."),
     flood_burst: int = typer.Option(30, envvar="RICHCHAT_FLOOD_BURST", min=1, help="Burst of lines allowed before throttling."),
@@ -77,6 +82,15 @@ def server(
 
     if name is not None and len(name) > MAX_NAME:
         raise UsageError(f"--name {name[:20]!r}... is too long: {len(name)} characters, at most {MAX_NAME}")
+    if show_fingerprint:
+        from richchat.core.server.config import default_data_dir
+        from richchat.core.server.tls import load_server_tls
+
+        found = load_server_tls(data_dir or default_data_dir(), tls_cert, tls_key)
+        if found.origin != "loaded":
+            sys.stderr.write(f"{'new key and certificate' if found.origin == 'generated' else 'new certificate for the key'} in {found.cert_path.parent}\n")
+        print(found.fingerprint, flush=True)
+        return
     if port is None:
         port = _ask_port() if sys.stdin.isatty() else DEFAULT_PORT
     setup_logging(log_level.value)
@@ -84,7 +98,8 @@ def server(
         host=host, port=port, name=name or socket.gethostname()[:MAX_NAME], history=history, retention=retention,
         beacon=beacon, beacon_addrs=tuple(beacon_addr) if beacon_addr else None, beacon_port=beacon_port,
         beacon_interval=beacon_interval, mdns=mdns, max_clients=max_clients, flood_rate=flood_rate,
-        flood_burst=flood_burst, idle_timeout=idle_timeout,
+        flood_burst=flood_burst, idle_timeout=idle_timeout, tls=tls, tls_cert=tls_cert, tls_key=tls_key,
+        tls_handshake_timeout=tls_handshake_timeout,
     )
     if data_dir is not None:
         options["data_dir"] = data_dir
@@ -98,6 +113,7 @@ def server(
     def ready(srv: ChatServer) -> None:
         # HOST:PORT as join and send take it: an IPv6 address in brackets ([::1]:5050)
         host = f"[{srv.host}]" if ":" in srv.host else srv.host
-        print(f"richchat server {config.name!r} listening on {host}:{srv.port} (protocol 1)", flush=True)
+        security = f", TLS, key {srv.tls.fingerprint}" if srv.tls is not None else ""
+        print(f"richchat server {config.name!r} listening on {host}:{srv.port} (protocol 1{security})", flush=True)
 
     run_server(config, ready)

@@ -2,8 +2,10 @@
 
 :class:`ChatClient` owns one connection: it opens the transport, says ``HELLO``, registers
 a nickname, sends frames and yields the decoded server frames (``async for frame in client``).
-It answers ``PING`` with ``PONG`` by itself. The transport is pluggable (``opener``), so TLS
-can wrap the same streams later without touching the rest.
+It answers ``PING`` with ``PONG`` by itself. The transport is TLS with trust on first use
+when a :class:`~richchat.core.trust.connect.TrustPolicy` is given (``join``, ``send``, the
+wizard: :attr:`ChatClient.security` then says what protects the connection), else plain TCP
+through ``opener`` (tests, the benchmark).
 
 This module must stay light: ``richchat send`` imports it, so no textual, scapy, nmap or
 zeroconf here (a test checks it).
@@ -38,6 +40,7 @@ from richchat.core.protocol import PROTOCOL_VERSION, LineDecoder, decode_server_
 from richchat.core.protocol import frames as f
 from richchat.core.protocol.codec import MAX_SERVER_LINE_BYTES, LineTooLong
 from richchat.core.protocol.text import DEFAULT_ROOM, fold_name, nick_problem
+from richchat.core.trust.connect import Security, TrustPolicy, open_trusted
 
 AGENT = f"richchat/{__version__}"
 #: ERR codes that mean "this nickname was not accepted".
@@ -133,7 +136,7 @@ def _is_raw_welcome(line: str) -> bool:
 
 
 async def open_tcp(host: str, port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-    """The default transport: plain TCP. (A TLS opener would pass ``ssl=`` here.)"""
+    """The transport without a trust policy: plain TCP."""
     return await asyncio.open_connection(host, port, limit=MAX_SERVER_LINE_BYTES + 1024)
 
 
@@ -159,12 +162,16 @@ class ChatClient:
         timeout: float = 10.0,
         agent: str = AGENT,
         opener: Opener = open_tcp,
+        trust: TrustPolicy | None = None,
     ) -> None:
         self.host = host
         self.port = port
         self.timeout = timeout
         self.agent = agent
         self._opener = opener
+        self.trust = trust
+        #: what protects the current connection (plaintext until connected over TLS)
+        self.security = Security(encrypted=False)
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
         self._decoder = LineDecoder(max_line=MAX_SERVER_LINE_BYTES)
@@ -189,9 +196,15 @@ class ChatClient:
     async def connect(self) -> f.Hello:
         """Open the transport and exchange ``HELLO``; return the server's ``HELLO``."""
         try:
-            self._reader, self._writer = await asyncio.wait_for(
-                self._opener(self.host, self.port), self.timeout
-            )
+            if self.trust is not None:
+                self._reader, self._writer, self.security = await open_trusted(
+                    self.host, self.port, self.trust, self.timeout, MAX_SERVER_LINE_BYTES + 1024
+                )
+            else:
+                self._reader, self._writer = await asyncio.wait_for(
+                    self._opener(self.host, self.port), self.timeout
+                )
+                self.security = Security(encrypted=False)
         except asyncio.TimeoutError:
             raise TimeoutRichchatError(
                 f"timed out connecting to {self.address} after {self.timeout:g} s"

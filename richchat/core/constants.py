@@ -16,6 +16,9 @@ DEFAULT_PORT = 5050
 DEFAULT_BEACON_PORT = 50505
 #: the version in ``HELLO|version|...``, beacons and the welcome line
 PROTOCOL_VERSION = 1
+#: a TLS key's fingerprint as servers announce it (``HELLO|...|fp=``, beacons, DNS-SD TXT):
+#: ``SHA256:`` + 43 characters of unpadded base64 (richchat.core.trust.fingerprint)
+FINGERPRINT_PATTERN = r"^SHA256:[A-Za-z0-9+/]{43}$"
 
 _WELCOME_RE = re.compile(r"^(?:\*\*\* )?Welcome to (?P<name>.*?)\s*\(richchat[ )]")
 

@@ -73,3 +73,22 @@ class DataDirError(RichchatError):
 
 class ServerFullError(RichchatError):
     exit_status = ExitStatus.SERVER_FULL
+
+
+class KeyMismatchError(RichchatError):
+    """The server presented another key than the pinned one, or a pinned server answered
+    without TLS. Raised before any chat byte is sent."""
+
+    exit_status = ExitStatus.KEY_MISMATCH
+
+
+class UntrustedServerError(RichchatError):
+    """An unknown server key was not accepted (``--strict``, or the user said no)."""
+
+    exit_status = ExitStatus.UNTRUSTED
+
+
+class BadFileError(RichchatError):
+    """A TLS certificate or key file, or the known-servers file, cannot be used."""
+
+    exit_status = ExitStatus.BAD_FILE

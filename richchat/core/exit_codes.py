@@ -22,4 +22,11 @@ class ExitStatus(IntEnum):
     DATA_DIR = 13  # server: the data directory cannot be created, opened or written
     SERVER_FULL = 14  # the server is at its connection cap (--max-clients)
     LINES_REFUSED = 15  # send: some lines were refused (too long), the others delivered
+    #: the server's key is not the pinned one (or the one --fingerprint names), or a pinned
+    #: server answered without TLS: possibly a man in the middle; nothing was sent
+    KEY_MISMATCH = 16
+    UNTRUSTED = 17  # an unknown server key was refused (send --strict, or the prompt cancelled)
+    #: a TLS certificate or key file (server), or the known-servers file (client), is missing,
+    #: unreadable or invalid
+    BAD_FILE = 18
     INTERRUPTED = 130  # Ctrl+C (128 + SIGINT)

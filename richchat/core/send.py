@@ -47,6 +47,7 @@ from richchat.core.protocol.text import (
     message_size,
     nick_problem,
 )
+from richchat.core.trust.connect import TrustPolicy
 
 #: seconds between progress calls while a line waits for the server's flood limit
 PROGRESS_EVERY = 0.25
@@ -132,6 +133,10 @@ class SendResult(BaseModel):
     interrupted: bool = False  # Ctrl+C: ``delivered`` is what got through before it
     #: interrupted while a message was on its way: sent, its relay not seen yet (0 or 1)
     unconfirmed: int = 0
+    #: the connection was TLS ("TLSv1.3"), or None for plaintext
+    tls: str | None = None
+    #: the server key's fingerprint (TLS only)
+    fingerprint: str | None = None
 
 
 @dataclass
@@ -153,6 +158,8 @@ class SendStatus:
     rate: float | None = None
     #: a line had to wait for the flood limit at least once (the send is throttled)
     throttled: bool = False
+    tls: str | None = None
+    fingerprint: str | None = None
 
     def seconds_left(self) -> float | None:
         """Time the waiting lines need at the server's rate (None: no limit known)."""
@@ -164,6 +171,7 @@ class SendStatus:
         return SendResult(
             server=self.server, nick=self.nick, target=self.target, delivered=self.delivered,
             refused=tuple(self.refused), interrupted=interrupted, unconfirmed=self.unconfirmed,
+            tls=self.tls, fingerprint=self.fingerprint,
         )
 
 
@@ -319,6 +327,7 @@ async def send_messages(
     status: SendStatus | None = None,
     on_refused: Callable[[RefusedLine], None] | None = None,
     on_progress: Callable[[SendStatus], None] | None = None,
+    trust: TrustPolicy | None = None,
 ) -> SendResult:
     """Connect, register, send each message and wait until the server relayed each one back.
 
@@ -331,6 +340,9 @@ async def send_messages(
     are sent one at a time, each after the previous echo, paced to the server's flood limit
     when its ``HELLO`` gives one; from an older server, ``ERR|flood`` only warns that it is
     delaying them, so we keep waiting.
+
+    ``trust``: TLS with trust on first use (:mod:`richchat.core.trust.connect`); without it,
+    plain TCP.
     """
     try:
         target_room = f.JoinRoom(room=room).room
@@ -349,8 +361,10 @@ async def send_messages(
     if status is None:
         status = SendStatus(server=str(address), nick=nick, target="")
     status.target = f"@{to}" if to else target_room
-    client = ChatClient(address.host, address.port, timeout=timeout)
+    client = ChatClient(address.host, address.port, timeout=timeout, trust=trust)
     hello = await client.connect()
+    if client.security.encrypted:
+        status.tls, status.fingerprint = client.security.version, client.security.fingerprint
     loop = asyncio.get_running_loop()
     pacer = None
     if hello.flood_rate and hello.flood_burst:

@@ -73,6 +73,8 @@ def refused_text(refused: RefusedLine) -> str:
 def summary_text(result: SendResult) -> str:
     plural = "" if result.delivered == 1 else "s"
     text = f"sent {result.delivered} message{plural} to {result.target} as {result.nick}"
+    if result.tls:
+        text += f" over {result.tls.replace('TLSv', 'TLS ')}"
     if result.refused:
         n = len(result.refused)
         text += f"; {n} line{'' if n == 1 else 's'} refused"

@@ -36,12 +36,16 @@ from rich.text import Text
 
 from richchat.core.client import Address, ChatClient, parse_address
 from richchat.core.errors import (
+    BadFileError,
     ConnectionRefusedRichchatError,
+    KeyMismatchError,
     RichchatError,
     UnknownHostError,
+    UntrustedServerError,
     UsageError,
 )
 from richchat.core.protocol.text import claim_problem, fold_name, nick_problem
+from richchat.core.trust.connect import TrustPolicy, UnknownServerKey
 
 if TYPE_CHECKING:
     from richchat.core.discovery import DiscoveryReport
@@ -68,6 +72,10 @@ class Candidate:
     port: int | None  # known for advertised servers
     name: str  # server name, vendor, or interface name
     detail: str
+    #: the server advertised TLS (then it is never joined in plaintext) and its key's
+    #: fingerprint (a hint shown on first contact)
+    tls: bool = False
+    fingerprint: str | None = None
 
 
 def candidates(report: DiscoveryReport) -> list[Candidate]:
@@ -76,9 +84,10 @@ def candidates(report: DiscoveryReport) -> list[Candidate]:
     for server in report.servers:
         users = f"{server.users} users" if server.users is not None else ""
         via = ", ".join(server.found_via)
-        tls = "TLS" if server.tls else ""
+        tls = "TLS" if server.tls else "not encrypted"
         rows.append(Candidate("advertised", server.address, server.port, server.name,
-                              " · ".join(x for x in (users, tls, via) if x)))
+                              " · ".join(x for x in (users, tls, via) if x),
+                              tls=server.tls, fingerprint=server.fingerprint))
     for host in report.hosts:
         os_name = host.os.name if host.os else ""
         rows.append(Candidate("host", host.ip, None, host.vendor or "",
@@ -128,6 +137,9 @@ def ports_table(report: ScanReport) -> Table:
         if result.richchat is not None and result.richchat.server_name:
             service = f"{service} ({result.richchat.server_name})"
         chat = Text("joinable ✔", style="bold green") if result.joinable else Text("")
+        if result.joinable and result.richchat is not None:
+            chat.append(" TLS" if result.richchat.tls else " not encrypted",
+                        style="green" if result.richchat.tls else "yellow")
         table.add_row(str(n), str(result.port), Text(service), chat)
     if not report.open:
         table.add_row("", "", Text("no open ports", style="italic"), "")
@@ -152,22 +164,25 @@ def _pick(ask: Ask, console: Console, count: int, prompt: str) -> int | str:
 PROBE_TIMEOUT = 5.0
 
 
-async def probe_server(address: Address, timeout: float) -> Hello:
+async def probe_server(address: Address, timeout: float,
+                       trust: TrustPolicy | None = None) -> Hello:
     """The server's HELLO if ``address`` is a richchat server; else the client's error
-    (:class:`ProtocolError` for another service, refused, unknown host, timeout...)."""
-    client = ChatClient(address.host, address.port, timeout=timeout)
+    (:class:`ProtocolError` for another service, refused, unknown host, timeout; with
+    ``trust``, a changed or unknown key: :mod:`richchat.core.trust.connect`)."""
+    client = ChatClient(address.host, address.port, timeout=timeout, trust=trust)
     try:
         return await client.connect()
     finally:
         await client.close()
 
 
-async def check_nick(address: Address, nick: str, timeout: float) -> str | None:
+async def check_nick(address: Address, nick: str, timeout: float,
+                     trust: TrustPolicy | None = None) -> str | None:
     """Why ``nick`` would be refused on ``address`` (None if it looks free)."""
     problem = claim_problem(nick)
     if problem:
         return problem
-    client = ChatClient(address.host, address.port, timeout=timeout)
+    client = ChatClient(address.host, address.port, timeout=timeout, trust=trust)
     try:
         await client.connect()
         # The lobby ULIST follows the welcome and history; everyone is in the lobby.
@@ -188,11 +203,70 @@ async def check_nick(address: Address, nick: str, timeout: float) -> str | None:
 
 class Wizard:
     def __init__(self, console: Console, ask: Ask, timeout: float = 10.0,
-                 discovery_timeout: float = 3.0) -> None:
+                 discovery_timeout: float = 3.0, trust: TrustPolicy | None = None) -> None:
         self.console = console
         self.ask = ask
         self.timeout = timeout
         self.discovery_timeout = discovery_timeout
+        #: TLS with trust on first use for every connection the wizard makes (the chat
+        #: screen then uses the same policy: a key trusted here is not asked about again)
+        self.trust = trust
+        self._base_mode = trust.mode if trust is not None else "auto"
+
+    # trust ------------------------------------------------------------------
+    def expect_tls(self, tls: bool, hint: str | None) -> None:
+        """What discovery or the scan said about the target: TLS (never plaintext then) and
+        its advertised fingerprint (shown on first contact, never trusted as such)."""
+        if self.trust is not None:
+            self.trust.mode = "tls" if tls or self._base_mode == "tls" else "auto"
+            self.trust.hint = hint
+
+    def ask_trust(self, question: UnknownServerKey) -> bool:
+        """First contact with a TLS server: show its key, ask; True if the user trusts it."""
+        assert self.trust is not None
+        out = self.console
+        out.print(Text(f"First connection to {question.host}:{question.port} over TLS. "
+                       "Its key's fingerprint:", style="bold"))
+        out.print(Text(f"  {question.fingerprint}", style="bold cyan"))
+        if question.advertised is not None and question.advertised != question.fingerprint:
+            out.print(Text(f"It is NOT the fingerprint the server advertised "
+                           f"({question.advertised}): someone may be posing as it.",
+                           style="bold red"))
+        elif question.advertised is not None:
+            out.print(Text("It is the one the server advertised (a hint, not a proof: anyone "
+                           "can advertise one).", style="dim"))
+        if question.also_pinned_as:
+            out.print(Text("You already trust this key at " + ", ".join(question.also_pinned_as)
+                           + ".", style="dim"))
+        out.print(Text("Check it with the server's owner (richchat server "
+                       "--show-fingerprint prints it).", style="dim"))
+        while True:
+            answer = self.ask("Trust it? r = trust and remember, o = this time only, "
+                              "Enter = no: ").strip().lower()
+            if answer in ("r", "remember"):
+                self.trust.remember(question.host, question.port, question.fingerprint)
+                out.print(Text(f"Pinned in {self.trust.known.path}", style="dim"))
+                return True
+            if answer in ("o", "once"):
+                self.trust.trust_once(question.host, question.port, question.fingerprint)
+                return True
+            if answer in ("", "n", "no", "q", "quit"):
+                return False
+            self.say("r, o, or Enter")
+
+    def probe(self, address: Address) -> None:
+        """Is ``address`` a richchat server we may talk to? Asks about a new key; raises
+        the client's error otherwise."""
+        while True:
+            try:
+                with self.console.status(f"Checking {address}..."):
+                    asyncio.run(probe_server(address, min(self.timeout, PROBE_TIMEOUT),
+                                             self.trust))
+                return
+            except UnknownServerKey as question:
+                if not self.ask_trust(question):
+                    raise UntrustedServerError(
+                        f"you did not trust the key of {address}") from None
 
     # step 1 -----------------------------------------------------------------
     def discover(self) -> DiscoveryReport:
@@ -267,8 +341,9 @@ class Wizard:
     def check_server(self, address: Address) -> str | None:
         """Why ``address`` cannot be joined (None: a richchat server answered)."""
         try:
-            with self.console.status(f"Checking {address}..."):
-                asyncio.run(probe_server(address, min(self.timeout, PROBE_TIMEOUT)))
+            self.probe(address)
+        except BadFileError:
+            raise  # the known-servers file: no other server would do better
         except RichchatError as exc:
             return exc.message
         return None
@@ -287,9 +362,16 @@ class Wizard:
             if port is None:
                 return None
             address = Address(host, port)
+            found = report.port(port)
+            chat = found.richchat if found is not None else None
+            self.expect_tls(chat is not None and chat.tls,
+                            chat.fingerprint if chat is not None else None)
             try:
-                with self.console.status(f"Checking {address}..."):
-                    asyncio.run(probe_server(address, min(self.timeout, PROBE_TIMEOUT)))
+                self.probe(address)
+            except BadFileError:
+                raise
+            except (KeyMismatchError, UntrustedServerError) as exc:
+                self.say(f"{exc.message}; pick another port")
             except UnknownHostError as exc:
                 return exc.message  # the host itself is gone: back to the host list
             except ConnectionRefusedRichchatError as exc:
@@ -313,7 +395,7 @@ class Wizard:
                 return None
             answer = answer or suggestion
             try:
-                reason = asyncio.run(check_nick(address, answer, self.timeout))
+                reason = asyncio.run(check_nick(address, answer, self.timeout, self.trust))
             except RichchatError as exc:
                 self.console.print(Text(f"cannot check the name: {exc.message}", style="yellow"))
                 return answer  # the chat screen asks again if the server refuses it
@@ -339,6 +421,9 @@ class Wizard:
             else:
                 address = picked if isinstance(picked, Address) else Address(
                     picked.host, picked.port or 0)
+                advertised = picked if isinstance(picked, Candidate) else None
+                self.expect_tls(advertised is not None and advertised.tls,
+                                advertised.fingerprint if advertised is not None else None)
                 problem = self.check_server(address)
                 if problem is not None:
                     self.say(f"cannot join {address}: {problem}; pick another host")
@@ -361,6 +446,7 @@ def run_wizard(
     timeout: float = 10.0,
     console: Console | None = None,
     ask: Ask | None = None,
+    trust: TrustPolicy | None = None,
 ) -> tuple[Address, str] | None:
     """Run the three steps on the terminal; None if the user quit."""
     out = console or Console(stderr=True, highlight=False)
@@ -369,7 +455,7 @@ def run_wizard(
         raise UsageError("no server address given and no terminal for the wizard",
                          hint="richchat join HOST[:PORT] --nick NAME")
     try:
-        return Wizard(out, prompt, timeout=timeout).run(nick)
+        return Wizard(out, prompt, timeout=timeout, trust=trust).run(nick)
     except EOFError:
         return None
 

@@ -7,6 +7,7 @@ all stay on the lab's private bridge.
 
 from __future__ import annotations
 
+import os
 import select
 import shlex
 import subprocess
@@ -36,10 +37,10 @@ HOLD_NAME = (
 )
 
 
-def start_lab_server(lab: Lab, host: Host, data_dir: Path) -> int:
+def start_lab_server(lab: Lab, host: Host, data_dir: Path, *extra: str) -> int:
     argv = [sys.executable, "-m", "richchat", "server", "--host", "0.0.0.0", "--port", "5050",
             "--name", "labchat", "--data-dir", str(data_dir), "--beacon-addr", lab.broadcast,
-            "--beacon-interval", "1", "--no-mdns"]
+            "--beacon-interval", "1", "--no-mdns", *extra]
     proc = lab.popen(host, argv, env=cli_env(), stdout=subprocess.PIPE,
                      stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
     assert proc.stdout is not None
@@ -71,6 +72,7 @@ def tmux() -> Iterator[Tmux]:
 
 def start_join(tmux: Tmux, client: Host, *extra: str) -> None:
     inner = ["env", f"PYTHONPATH={REPO_ROOT}", "TERM=xterm-256color", "NO_COLOR=",
+             f"RICHCHAT_KNOWN_SERVERS={os.environ['RICHCHAT_KNOWN_SERVERS']}",
              sys.executable, "-m", "richchat", "join", *extra]
     command = " ".join(shlex.quote(p) for p in ["ip", "netns", "exec", client.ns, *inner])
     # keep the pane (and any error message) after richchat exits, to show it on failure
@@ -211,3 +213,58 @@ def test_wizard_ctrl_c_quits_at_once(lan: tuple[Lab, Host, Host, int], tmux: Tmu
     tmux.run("send-keys", "-t", "main", "C-c")
     screen = tmux.wait_for(lambda s: "[richchat exited with" in s, "the exit")
     assert "[richchat exited with 130]" in screen and "Traceback" not in screen
+
+
+@pytest.fixture
+def tls_lan(lab: Lab, tmp_path: Path) -> Iterator[tuple[Lab, Host, Host, str]]:
+    """A TLS server in the lab; its key's fingerprint (from --show-fingerprint)."""
+    server = lab.add_host("srv")
+    client = lab.add_host("cli")
+    data = tmp_path / "data"
+    shown = subprocess.run([sys.executable, "-m", "richchat", "server", "--show-fingerprint",
+                            "--data-dir", str(data)], env=cli_env(), capture_output=True,
+                           text=True, check=True)
+    start_lab_server(lab, server, data, "--tls")
+    yield lab, server, client, shown.stdout.strip()
+
+
+def test_wizard_tls_server_trusted_and_remembered(tls_lan: tuple[Lab, Host, Host, str],
+                                                  tmux: Tmux) -> None:
+    """Discovery shows TLS and the advertised fingerprint; the first contact asks, shows the
+    key and says it matches the advertised one; 'r' pins it; the chat is TLS."""
+    _lab, server, client, fp = tls_lan
+    start_join(tmux, client)
+    screen = tmux.wait_for(lambda s: "Pick a number" in s, "the discovery table", timeout=60)
+    assert "labchat" in screen and "TLS" in screen
+    answer(tmux, "1")
+    screen = tmux.wait_for(lambda s: "Trust it?" in s, "the trust question", timeout=30)
+    assert fp in screen and "is the one the server advertised" in flat(screen)
+    answer(tmux, "r")
+    tmux.wait_for(lambda s: "Nickname" in s, "the nickname prompt")
+    answer(tmux, "tess")
+    screen = tmux.wait_for(lambda s: "nick: tess" in s and "● connected" in s, "the chat")
+    assert "TLS 1.3 · " + fp[:19] in screen
+    known = Path(os.environ["RICHCHAT_KNOWN_SERVERS"]).read_text()
+    assert f"{server.ip}:5050 {fp} " in known
+
+
+def test_wizard_scanned_tls_server_trusted_this_time(tls_lan: tuple[Lab, Host, Host, str],
+                                                     tmux: Tmux) -> None:
+    _lab, server, client, fp = tls_lan
+    start_join(tmux, client)
+    tmux.wait_for(lambda s: "Pick a number" in s, "the discovery table", timeout=60)
+    answer(tmux, server.ip)  # a host typed by hand: scanned
+    screen = tmux.wait_for(lambda s: "Pick a number or type a port" in s, "the port table",
+                           timeout=120)
+    ports = screen[screen.index("Open ports on"):]
+    row = next(line for line in ports.splitlines() if "5050" in line)
+    assert "joinable" in row and "TLS" in row, screen
+    answer(tmux, "1")
+    screen = tmux.wait_for(lambda s: "Trust it?" in s, "the trust question", timeout=30)
+    assert fp in screen
+    answer(tmux, "o")
+    tmux.wait_for(lambda s: "Nickname" in s, "the nickname prompt")
+    answer(tmux, "tom")
+    screen = tmux.wait_for(lambda s: "nick: tom" in s and "● connected" in s, "the chat")
+    assert "(trusted this time)" in flat(screen)
+    assert not Path(os.environ["RICHCHAT_KNOWN_SERVERS"]).exists()

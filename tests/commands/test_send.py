@@ -329,7 +329,7 @@ async def test_json_output(chat_server: object) -> None:
     assert code == ExitStatus.OK, err
     assert json.loads(out) == {"server": addr(chat_server), "nick": "bot", "target": "lobby",
                                "delivered": 1, "refused": [], "interrupted": False,
-                               "unconfirmed": 0}
+                               "unconfirmed": 0, "tls": None, "fingerprint": None}
     assert err == ""
 
 

@@ -26,12 +26,12 @@ def cli_env() -> dict[str, str]:
 
 def start_server(lab: Lab, host: Host, data_dir: Path, *, name: str = "labchat",
                  port: int = 5050, interval: float = 1.0, mdns: bool = True,
-                 beacon_port: int = 50505) -> int:
+                 beacon_port: int = 50505, extra: tuple[str, ...] = ()) -> int:
     """Start the real server in ``host`` (beacons to the lab broadcast); return its port."""
     argv = [sys.executable, "-m", "richchat", "server", "--host", "0.0.0.0", "--port", str(port),
             "--name", name, "--data-dir", str(data_dir), "--beacon-addr", lab.broadcast,
             "--beacon-port", str(beacon_port), "--beacon-interval", str(interval),
-            "--mdns" if mdns else "--no-mdns"]
+            "--mdns" if mdns else "--no-mdns", *extra]
     proc = lab.popen(host, argv, env=cli_env(), stdout=subprocess.PIPE,
                      stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
     assert proc.stdout is not None

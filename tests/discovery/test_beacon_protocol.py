@@ -21,6 +21,7 @@ from richchat.core.protocol.beacon import (
 )
 from richchat.core.protocol.text import sanitize_text
 
+FP = "SHA256:" + "0123456789+/" * 3 + "abcdefg"
 INFO = ServerInfo(server_id="a1b2c3", name="lab chat", port=5050, users=3, tls=True, version=1)
 
 TABLE: list[tuple[Announce | Query, bytes]] = [
@@ -35,6 +36,11 @@ TABLE: list[tuple[Announce | Query, bytes]] = [
         b'"name":"lab chat","port":5050,"users":3,"tls":true,"v":1}',
     ),
     (Query(nonce="abc"), b'RCDISCO/1 {"type":"query","v":1,"nonce":"abc"}'),
+    (
+        Announce.from_info(INFO.model_copy(update={"fingerprint": FP})),
+        b'RCDISCO/1 {"type":"announce","reason":"beacon","id":"a1b2c3","name":"lab chat",'
+        b'"port":5050,"users":3,"tls":true,"fp":"' + FP.encode() + b'","v":1}',
+    ),
 ]
 
 
@@ -134,6 +140,13 @@ def test_any_valid_announce_round_trips(
     decoded = decode_datagram(data)
     assert isinstance(decoded, Announce)
     assert decoded.info() == info
+
+
+def test_a_malformed_fingerprint_hint_makes_the_datagram_invalid() -> None:
+    data = MAGIC + json.dumps({"type": "announce", "id": "x", "name": "n", "port": 1,
+                               "users": 0, "tls": True, "fp": "SHA256:nope", "v": 1}).encode()
+    with pytest.raises(BeaconDecodeError, match="fp"):
+        decode_datagram(data)
 
 
 @pytest.mark.parametrize("name", ["   ", "\t", " \t "])

@@ -203,6 +203,21 @@ def test_dns_sd_alone_finds_the_server_with_its_txt_records(lan: Lan) -> None:
     assert server.users == 0
 
 
+def test_dns_sd_and_beacon_carry_tls_and_the_fingerprint(lab: Lab, tmp_path: Path) -> None:
+    scanner, server = lab.add_host("scan"), lab.add_host("srv")
+    data = tmp_path / "srv"
+    shown = subprocess.run([sys.executable, "-m", "richchat", "server", "--show-fingerprint",
+                            "--data-dir", str(data)], env=cli_env(), capture_output=True,
+                           text=True, check=True)
+    fp = shown.stdout.strip()
+    start_server(lab, server, data, name="secure", interval=1.0, extra=("--tls",))
+    for args in (("--beacon-port", "50999"), ("--no-mdns",)):  # DNS-SD alone, UDP alone
+        proc = discover(lab, scanner, "--json", "--no-arp", "--timeout", "3", *args)
+        assert proc.returncode == 0, proc.stderr
+        [found] = report_of(proc).servers
+        assert (found.name, found.tls, found.fingerprint) == ("secure", True, fp), args
+
+
 def test_large_subnet_asks_on_a_terminal(lab: Lab) -> None:
     scanner = lab.add_host("scan")
     other = lab.add_host("peer")

@@ -38,6 +38,11 @@ SERVER_TABLE: list[tuple[str, f.Frame]] = [
         ),
     ),
     (
+        "HELLO|1|richchat-server/0.1.0|role=server|tls=1|fp=SHA256:" + "Ab+/" * 10 + "xyz",
+        f.Hello(version=1, agent="richchat-server/0.1.0", role="server", tls=True,
+                fingerprint="SHA256:" + "Ab+/" * 10 + "xyz"),
+    ),
+    (
         "ERR|name_taken|the nickname bob is already in use",
         f.Error(code="name_taken", text="the nickname bob is already in use"),
     ),
@@ -171,3 +176,12 @@ def test_any_text_round_trips_as_one_line(text: str) -> None:
     decoded = decode_server_line(data[:-1].decode())
     assert isinstance(decoded, f.RoomMessage)
     assert decoded.text == frame.text
+
+
+def test_hello_fingerprint_hint_must_look_like_one() -> None:
+    """A malformed fp= is no hint (dropped, not an error: it is advisory only)."""
+    for bad in ("fp=", "fp=SHA256:short", "fp=MD5:" + "A" * 43, "fp=SHA256:" + "A" * 42 + "!"):
+        frame = decode_server_line(f"HELLO|1|srv/1|role=server|tls=1|{bad}")
+        assert isinstance(frame, f.Hello) and frame.tls and frame.fingerprint is None
+    with pytest.raises(ValueError):
+        f.Hello(version=1, agent="x", fingerprint="SHA256:nope")

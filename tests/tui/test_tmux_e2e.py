@@ -112,8 +112,9 @@ def test_a_small_terminal_keeps_the_chat(tmux: Tmux, server_process: ServerProce
     command = join_command(server_process.address, "tiny")
     result = tmux.run("new-session", "-d", "-s", "main", "-x", "40", "-y", "12", command)
     assert result.returncode == 0, result.stderr
-    # the header keeps the nickname and the state on 40 columns
-    tmux.wait_for(lambda s: "tiny  ● connected" in s.splitlines()[0], "the chat screen")
+    # the header keeps the nickname, the security (short: this server is plaintext) and the
+    # state on 40 columns
+    tmux.wait_for(lambda s: "tiny   plain   ● connected" in s.splitlines()[0], "the chat screen")
     tmux.run("send-keys", "-t", "main", "-l", "a line long enough to need wrapping here")
     tmux.run("send-keys", "-t", "main", "Enter")
     # wrapped inside the chat panel (no side panels below 70 columns), nothing cut off

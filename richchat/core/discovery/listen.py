@@ -59,7 +59,7 @@ class ServerTable:
 
     def add(
         self, *, via: FoundVia, address: str, port: int, name: str, server_id: str | None,
-        users: int | None, tls: bool, version: int | None,
+        users: int | None, tls: bool, version: int | None, fingerprint: str | None = None,
     ) -> AdvertisedServer:
         if via == "query":
             self.answered = True
@@ -81,7 +81,7 @@ class ServerTable:
         if server is None:
             server = AdvertisedServer(
                 server_id=server_id, name=name, address=address, port=port, users=users, tls=tls,
-                version=version, found_via=[via],
+                fingerprint=fingerprint, version=version, found_via=[via],
                 found_after=round(time.monotonic() - self.started, 4),
             )
             self.servers[key] = server
@@ -99,6 +99,10 @@ class ServerTable:
             server.server_id = server_id
         if version is not None and server.version is None:
             server.version = version
+        if tls and not server.tls:
+            server.tls = True
+        if fingerprint is not None and server.fingerprint is None:
+            server.fingerprint = fingerprint
         return server
 
     def result(self) -> list[AdvertisedServer]:
@@ -127,6 +131,7 @@ class _Listener(asyncio.DatagramProtocol):
         self.table.add(
             via=via, address=str(addr[0]), port=message.port, name=message.name,
             server_id=message.id, users=message.users, tls=message.tls, version=message.v,
+            fingerprint=message.fp,
         )
 
     def error_received(self, exc: Exception) -> None:

@@ -65,7 +65,7 @@ async def browse_mdns(
             via="mdns", address=addresses[0], port=int(info.port),
             name=_txt(props, "name") or instance, server_id=_txt(props, "id"),
             users=_int_or_none(_txt(props, "users")), tls=_txt(props, "tls") == "1",
-            version=_int_or_none(_txt(props, "v")),
+            version=_int_or_none(_txt(props, "v")), fingerprint=_fingerprint(_txt(props, "fp")),
         )
 
     def on_change(
@@ -92,3 +92,12 @@ async def browse_mdns(
             await asyncio.wait_for(browser.async_cancel(), 1.0)
         with contextlib.suppress(Exception):
             await asyncio.wait_for(aiozc.async_close(), 1.0)
+
+
+def _fingerprint(value: str | None) -> str | None:
+    """A TXT ``fp`` value if it is a well-formed fingerprint (a malformed hint is no hint)."""
+    import re
+
+    from richchat.core.constants import FINGERPRINT_PATTERN
+
+    return value if value is not None and re.match(FINGERPRINT_PATTERN, value) else None

@@ -25,6 +25,9 @@ class AdvertisedServer(BaseModel):
     port: int
     users: int | None = None
     tls: bool = False
+    #: the TLS key's fingerprint the server advertised: a hint to compare with what the
+    #: server presents on first contact, never a reason to trust it
+    fingerprint: str | None = None
     version: int | None = None
     found_via: list[FoundVia] = Field(default_factory=list)
     #: Seconds from the start of the run until the server was first heard.

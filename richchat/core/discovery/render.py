@@ -15,12 +15,22 @@ def _t(value: object) -> Text:
 
 def advertised_table(report: DiscoveryReport, timeout: float | None = None) -> Table:
     table = Table(title="Advertised", title_justify="left", expand=False)
-    for col in ("Name", "Address", "Port", "Users", "TLS", "Found via", "Server id"):
+    with_key = any(s.fingerprint for s in report.servers)
+    cols = ["Name", "Address", "Port", "Users", "TLS"]
+    if with_key:
+        cols.append("Key fingerprint (hint)")
+    for col in [*cols, "Found via", "Server id"]:
         table.add_column(col, justify="right" if col in ("Port", "Users") else "left",
                          overflow="fold")
     for s in report.servers:
-        table.add_row(_t(s.name), _t(s.address), _t(s.port), _t(s.users),
-                      _t("yes" if s.tls else "no"), _t(", ".join(s.found_via)), _t(s.server_id))
+        tls = Text("yes", style="green") if s.tls else Text("no", style="yellow")
+        row = [_t(s.name), _t(s.address), _t(s.port), _t(s.users), tls]
+        if with_key:
+            row.append(_t(s.fingerprint))
+        table.add_row(*row, _t(", ".join(s.found_via)), _t(s.server_id))
+    if with_key:
+        table.caption = ("a fingerprint here is what the server claims: compare it with the "
+                         "one shown when you first connect")
     if not report.servers:
         # the time it waited is measured to the 0.1 ms: a tenth of a second is enough here
         table.caption = "no richchat server answered" + (

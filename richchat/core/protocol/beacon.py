@@ -3,9 +3,10 @@
 One datagram is the ASCII magic ``RCDISCO/1`` and a space, followed by one compact JSON
 object whose ``type`` says what it is (see docs/discovery.md for examples):
 
-* ``announce``: a server describes itself (id, name, chat port, users online, TLS flag,
-  protocol version). Sent every few seconds to a broadcast address (``reason="beacon"``) and
-  unicast in answer to a query (``reason="reply"``, echoing the query's ``nonce``).
+* ``announce``: a server describes itself (id, name, chat port, users online, TLS flag and
+  the TLS key's fingerprint as a hint, protocol version). Sent every few seconds to a
+  broadcast address (``reason="beacon"``) and unicast in answer to a query
+  (``reason="reply"``, echoing the query's ``nonce``).
 * ``query``: a client asks every server that hears it to answer at once.
 
 The receiver takes the server's address from the datagram's source address, so a beacon
@@ -24,7 +25,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
-from richchat.core.constants import PROTOCOL_VERSION
+from richchat.core.constants import FINGERPRINT_PATTERN, PROTOCOL_VERSION
 from richchat.core.protocol.text import sanitize_text
 
 MAGIC = b"RCDISCO/1 "
@@ -44,6 +45,8 @@ def _clean_name(value: str) -> str:
 
 
 ServerName = Annotated[str, Field(max_length=64), AfterValidator(_clean_name)]
+#: the TLS key's fingerprint, a hint for the user (trust comes from the client's pin)
+Fingerprint = Annotated[str, Field(pattern=FINGERPRINT_PATTERN)]
 
 
 class ServerInfo(BaseModel):
@@ -56,6 +59,7 @@ class ServerInfo(BaseModel):
     port: int = Field(ge=1, le=65535)
     users: int = Field(ge=0)
     tls: bool
+    fingerprint: Fingerprint | None = None
     version: int = Field(default=PROTOCOL_VERSION, ge=1, le=999)
 
 
@@ -72,6 +76,7 @@ class Announce(BaseModel):
     port: int = Field(ge=1, le=65535)
     users: int = Field(ge=0)
     tls: bool
+    fp: Fingerprint | None = None
     v: int = Field(ge=1, le=999)
 
     @classmethod
@@ -81,13 +86,13 @@ class Announce(BaseModel):
     ) -> Announce:
         return cls(
             reason=reason, nonce=nonce, id=info.server_id, name=info.name, port=info.port,
-            users=info.users, tls=info.tls, v=info.version,
+            users=info.users, tls=info.tls, fp=info.fingerprint, v=info.version,
         )
 
     def info(self) -> ServerInfo:
         return ServerInfo(
             server_id=self.id, name=self.name, port=self.port, users=self.users, tls=self.tls,
-            version=self.v,
+            fingerprint=self.fp, version=self.v,
         )
 
 

@@ -54,6 +54,21 @@ class InvalidFrame:
     reason: str
 
 
+#: What a plaintext richchat port answers to a TLS ClientHello: a fatal TLS alert,
+#: protocol_version (record type 21, TLS 1.0 record version, length 2, level 2, alert 70). A
+#: TLS client fails at once with "alert protocol version" (richchat's client then falls back
+#: to plaintext, unless the address is pinned), instead of waiting for a handshake that never
+#: comes, and the ClientHello's bytes are never read as a chat line.
+TLS_ALERT_PROTOCOL_VERSION = bytes((0x15, 0x03, 0x01, 0x00, 0x02, 0x02, 0x46))
+
+
+def starts_tls_handshake(data: bytes) -> bool:
+    """Whether ``data`` (a connection's first bytes) begins a TLS handshake record: content
+    type 22, then version major 3 (if that byte came yet). No text line starts with byte 0x16
+    (Ctrl+V, SYN)."""
+    return data[:1] == b"\x16" and data[1:2] in (b"", b"\x03")
+
+
 class LineDecoder:
     """Incremental line splitter: ``feed(bytes) -> [str | LineTooLong, ...]``."""
 
@@ -64,6 +79,11 @@ class LineDecoder:
         self._buf = bytearray()
         self._skipping = False  # inside an oversized line: drop until the next terminator
         self._skip_lf = False  # last chunk ended in '\r': a leading '\n' belongs to it
+
+    @property
+    def buffered(self) -> int:
+        """Bytes of an unfinished line held so far."""
+        return len(self._buf)
 
     def feed(self, data: bytes) -> list[str | LineTooLong]:
         out: list[str | LineTooLong] = []

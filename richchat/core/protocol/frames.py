@@ -14,6 +14,7 @@ from typing import Annotated, ClassVar, Literal, TypeVar, Union, get_args
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
+from richchat.core.constants import FINGERPRINT_PATTERN
 from richchat.core.protocol.text import (
     MAX_QUIT_REASON,
     MAX_TOPIC_LEN,
@@ -126,8 +127,8 @@ class Hello(Frame):
     The client sends it first to say it speaks the protocol (and not plain text); the
     server answers with its own, carrying ``role=server`` (a key no client sends, so an echo
     of a client's HELLO is never taken for a server's answer: see :attr:`from_server`), its
-    name, users online, TLS flag, features and flood limit (``flood=RATE/BURST``: lines per
-    second and burst; rate 0 is no limit).
+    name, users online, TLS flag and key fingerprint (``fp=``), features and flood limit
+    (``flood=RATE/BURST``: lines per second and burst; rate 0 is no limit).
     """
 
     tag: ClassVar[str] = "HELLO"
@@ -139,6 +140,9 @@ class Hello(Frame):
     name: str | None = Field(default=None, max_length=64)
     users: int | None = Field(default=None, ge=0)
     tls: bool | None = None
+    #: ``fp=SHA256:...``: the fingerprint of the server's TLS key, on a TLS connection. A
+    #: hint only (anyone can write one): trust comes from the client's pin
+    fingerprint: Annotated[str, Field(pattern=FINGERPRINT_PATTERN)] | None = None
     features: tuple[str, ...] = ()
     #: the server's flood limit: lines per second (0: none) and burst (``flood=10/30``)
     flood_rate: float | None = Field(default=None, ge=0, allow_inf_nan=False)
@@ -154,6 +158,8 @@ class Hello(Frame):
             parts.append(f"users={self.users}")
         if self.tls is not None:
             parts.append(f"tls={int(self.tls)}")
+        if self.fingerprint is not None:
+            parts.append(f"fp={self.fingerprint}")
         if self.features:
             parts.append("features=" + ",".join(self.features))
         if self.flood_rate is not None and self.flood_burst is not None:
@@ -182,6 +188,9 @@ class Hello(Frame):
                 values["users"] = _int(value, "users")
             elif key == "tls":
                 values["tls"] = value == "1"
+            elif key == "fp":
+                if re.match(FINGERPRINT_PATTERN, value):  # a malformed hint is no hint
+                    values["fingerprint"] = value
             elif key == "features":
                 values["features"] = tuple(f for f in value.split(",") if f)
             elif key == "flood":

@@ -17,6 +17,7 @@ __all__ = [
     "ScanMethod",
     "ScanProgress",
     "ScanReport",
+    "TlsInfo",
 ]
 
 PortState = Literal["open", "closed", "filtered"]
@@ -33,7 +34,21 @@ class RichchatInfo(BaseModel):
     protocol: int = 1
     users: int | None = None
     tls: bool = False
+    #: the TLS key's fingerprint (SHA256:...), as presented in the handshake
+    fingerprint: str | None = None
     features: tuple[str, ...] = ()
+
+
+class TlsInfo(BaseModel):
+    """What a TLS service showed in the handshake (no certificate is checked)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    version: str = Field(description="the protocol version agreed, e.g. TLSv1.3")
+    cipher: str | None = None
+    subject: str | None = Field(default=None, description="the certificate's subject")
+    fingerprint: str | None = Field(
+        default=None, description="SHA256:... of the certificate's public key")
 
 
 class HttpInfo(BaseModel):
@@ -62,6 +77,7 @@ class PortResult(BaseModel):
     banner: str | None = None
     richchat: RichchatInfo | None = None
     http: HttpInfo | None = None
+    tls: TlsInfo | None = None
     rtt_ms: float | None = None
 
 

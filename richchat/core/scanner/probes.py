@@ -21,6 +21,7 @@ import contextlib
 import html
 import re
 import socket
+import ssl
 import struct
 from typing import Any
 
@@ -29,7 +30,7 @@ from richchat.core.constants import DEFAULT_PORT, welcome_server_name
 from richchat.core.protocol import decode_server_line
 from richchat.core.protocol.frames import Hello
 from richchat.core.protocol.text import sanitize_text
-from richchat.core.scanner.models import HttpInfo, PortResult, RichchatInfo
+from richchat.core.scanner.models import HttpInfo, PortResult, RichchatInfo, TlsInfo
 
 # How long to wait for a banner: services that speak first do so as soon as they accept, a
 # few round trips after the handshake. Between these bounds, BANNER_RTTS handshake times.
@@ -108,15 +109,75 @@ def classify_banner(banner: str) -> str | None:
     return None
 
 
-def _richchat_from_hello(frame: Hello) -> RichchatInfo:
+def _richchat_from_hello(frame: Hello, fingerprint: str | None = None) -> RichchatInfo:
+    """``fingerprint``: the key the TLS handshake presented (what the HELLO's ``fp`` says is
+    only what the server claims)."""
     return RichchatInfo(
         server_name=_clean(frame.name) if frame.name is not None else None,
         agent=frame.agent,
         protocol=frame.version,
         users=frame.users,
-        tls=bool(frame.tls),
+        tls=fingerprint is not None or bool(frame.tls),
+        fingerprint=fingerprint or frame.fingerprint,
         features=frame.features,
     )
+
+
+def _tls_context() -> ssl.SSLContext:
+    """A client that checks no certificate: the scan reports what it is shown."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
+def _certificate_subject(der: bytes) -> str | None:
+    try:
+        from cryptography import x509
+
+        return _clean(x509.load_der_x509_certificate(der).subject.rfc4514_string()) or None
+    except Exception:  # not parseable, or cryptography missing: the rest still says a lot
+        return None
+
+
+async def _tls_probe(address: str, port: int, waits: _Waits) -> tuple[TlsInfo, Hello | None] | None:
+    """A TLS handshake (no certificate checked), then our HELLO inside it: the TLS details
+    and a richchat server's answer, or None if the port does not speak TLS."""
+    from richchat.core.trust.fingerprint import fingerprint_of_certificate
+
+    try:
+        reader, writer = await asyncio.wait_for(
+            asyncio.open_connection(address, port, ssl=_tls_context(), server_hostname="",
+                                    ssl_handshake_timeout=HTTP_TIMEOUT, limit=MAX_READ * 4),
+            HTTP_TIMEOUT)
+    except (OSError, asyncio.TimeoutError, ValueError):
+        return None
+    try:
+        sslobj = writer.get_extra_info("ssl_object")
+        der = sslobj.getpeercert(binary_form=True) if sslobj is not None else None
+        fingerprint = None
+        if der:
+            with contextlib.suppress(ValueError):
+                fingerprint = fingerprint_of_certificate(der)
+        cipher = sslobj.cipher() if sslobj is not None else None
+        tls = TlsInfo(version=sslobj.version() if sslobj is not None else "TLS",
+                      cipher=cipher[0] if cipher else None,
+                      subject=_certificate_subject(der) if der else None,
+                      fingerprint=fingerprint)
+        try:
+            writer.write(HELLO_LINE)
+            await asyncio.wait_for(writer.drain(), waits.retry)
+        except (asyncio.TimeoutError, ConnectionError, OSError):
+            return tls, None
+        first, _ = await _read_first_line(reader, max(waits.reply, waits.retry), waits)
+        frame = decode_server_line(_first_line(first)) if first else None
+        if isinstance(frame, Hello) and frame.from_server:
+            await _close(writer, QUIT_LINE)
+            return tls, frame
+        return tls, None
+    finally:
+        if not writer.is_closing():
+            await _close(writer)
 
 
 class _Waits:
@@ -428,8 +489,20 @@ async def _identify(
         return await _named_by_banner(writer, family, address, port, base, line)
     await _close(writer)
     if _is_tls_alert(first) or (not first and hung_up):
-        # A TLS alert, or a hang-up without a word (what many TLS servers do with plain
-        # text): one HTTPS request tells an HTTPS server apart.
+        # A TLS alert, or a hang-up without a word (what TLS servers do with plain text):
+        # a TLS handshake, then our HELLO inside it, tells a TLS richchat server (never sent
+        # an HTTP request: it would read it as a netcat user's lines); one HTTPS request
+        # then tells an HTTPS server apart.
+        found = await _tls_probe(address, port, waits)
+        if found is not None:
+            tls, hello = found
+            if hello is not None:
+                return PortResult(**base, service="richchat", joinable=True, tls=tls,
+                                  richchat=_richchat_from_hello(hello, tls.fingerprint))
+            info = await _http_probe(address, family, port, ("https",))
+            if info is not None:
+                return PortResult(**base, service="https", http=info, tls=tls)
+            return PortResult(**base, service="tls", tls=tls)
         info = await _http_probe(address, family, port, ("https",))
         if info is not None:
             return PortResult(**base, service="https", http=info)

@@ -25,6 +25,8 @@ def _details(p: PortResult) -> Text:
             text.append(" ")
         users = "?" if rc.users is None else str(rc.users)
         text.append(f"{rc.agent}, {users} online, TLS {'on' if rc.tls else 'off'}")
+        if rc.fingerprint:
+            text.append(f", key {rc.fingerprint}")
     elif p.http is not None:
         h = p.http
         text.append(f"{h.status}")
@@ -38,6 +40,17 @@ def _details(p: PortResult) -> Text:
             text.append(h.title)
     elif p.banner:
         text.append(p.banner)
+    if p.tls is not None and p.richchat is None:
+        t = p.tls
+        if text:
+            text.append("  ")
+        text.append(t.version.replace("TLSv", "TLS "))
+        if t.subject:
+            text.append("  subject: ", style="dim")
+            text.append(t.subject)
+        if t.fingerprint:
+            text.append("  key: ", style="dim")
+            text.append(t.fingerprint)
     return text
 
 
@@ -75,7 +88,9 @@ def report_renderable(report: ScanReport) -> RenderableType:
     parts: list[RenderableType] = [table] if report.open or shown_filtered else []
     parts.append(summary)
     for p in joinable:
-        parts.append(Text(f"  join it: richchat join {_join_host(report)}:{p.port}", style="dim"))
+        tls = " --tls" if p.richchat is not None and p.richchat.tls else ""
+        parts.append(Text(f"  join it: richchat join {_join_host(report)}:{p.port}{tls}",
+                          style="dim"))
     return Group(*parts)
 
 

@@ -14,6 +14,8 @@ import logging
 import socket
 import sqlite3
 import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from richchat import __version__
 from richchat.core.constants import PROTOCOL_VERSION
@@ -34,6 +36,9 @@ from richchat.core.server.dialect import Dialect
 from richchat.core.server.hub import Hub
 from richchat.core.server.memory import HeapTrimmer, collect_and_freeze, libc_malloc_trim
 from richchat.core.server.storage import HistoryStore
+
+if TYPE_CHECKING:
+    from richchat.core.server.tls import HandshakeGate, ServerTls
 
 log = logging.getLogger("richchat.server")
 
@@ -73,6 +78,10 @@ class ChatServer:
         self.host = config.host
         self.server_id = ""
         self._lock: DataDirLock | None = None
+        #: the TLS set-up (context, key fingerprint) when the chat port speaks TLS
+        self.tls: ServerTls | None = None
+        #: handshakes under way and their accounting (TLS only)
+        self.handshakes: HandshakeGate | None = None
 
     async def start(self) -> None:
         cfg = self.config
@@ -117,9 +126,21 @@ class ChatServer:
         delivery = Delivery(cfg, backend, self._hello)
         self.hub = hub = Hub(cfg, backend, delivery)
         loop = asyncio.get_running_loop()
+        factory: Callable[[], asyncio.BaseProtocol] = lambda: Connection(hub)  # noqa: E731
+        if cfg.uses_tls:
+            from richchat.core.server.tls import HandshakeGate, load_server_tls
+
+            self.tls = load_server_tls(cfg.data_dir, cfg.tls_cert, cfg.tls_key)
+            self.handshakes = HandshakeGate(cfg.max_clients, lambda: len(hub.conns))
+            factory = self.handshakes.factory(
+                self.tls.context, lambda: Connection(hub), cfg.tls_handshake_timeout
+            )
+            log.info("TLS key %s (%s: %s)", self.tls.fingerprint, {
+                "generated": "new key and certificate", "reissued": "new certificate for the key",
+            }.get(self.tls.origin, "certificate"), self.tls.cert_path)
         try:
             self._server = await loop.create_server(
-                lambda: Connection(hub), cfg.host, cfg.port, reuse_address=True, backlog=1024
+                factory, cfg.host, cfg.port, reuse_address=True, backlog=1024
             )
         except OSError as exc:
             if isinstance(exc, socket.gaierror):
@@ -148,7 +169,7 @@ class ChatServer:
             )
             self._trimmer = asyncio.create_task(self.trimmer.run())
         await self._start_advertiser()
-        log.info("listening on %s:%d", self.host, self.port)
+        log.info("listening on %s:%d%s", self.host, self.port, " (TLS)" if self.tls else "")
 
     async def _start_advertiser(self) -> None:
         cfg = self.config
@@ -162,7 +183,8 @@ class ChatServer:
                 name=cfg.name,
                 port=self.port,
                 users=self.hub.users_online if self.hub else 0,
-                tls=False,
+                tls=self.tls is not None,
+                fingerprint=self.tls.fingerprint if self.tls is not None else None,
                 version=PROTOCOL_VERSION,
             )
 
@@ -232,7 +254,8 @@ class ChatServer:
             role="server",
             name=self.config.name,
             users=self.hub.users_online if self.hub else 0,
-            tls=False,
+            tls=self.tls is not None,
+            fingerprint=self.tls.fingerprint if self.tls is not None else None,
             features=FEATURES,
             flood_rate=self.config.flood_rate,
             flood_burst=self.config.flood_burst,
@@ -244,6 +267,8 @@ class ChatServer:
             return
         server, self._server = self._server, None
         server.close()
+        if self.handshakes is not None:
+            self.handshakes.abort_all()
         for task in (self._sweeper, self._trimmer):
             if task is not None:
                 task.cancel()

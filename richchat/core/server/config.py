@@ -57,5 +57,17 @@ class ServerConfig(BaseModel):
     ulist_delay: float = Field(default=0.25, ge=0)
     #: seconds graceful shutdown waits for clients before closing them hard
     shutdown_timeout: float = Field(default=3.0, gt=0)
+    #: TLS on the chat port (see richchat.core.server.tls): a generated key in data_dir
+    #: unless tls_cert and tls_key name your own files
+    tls: bool = False
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    #: seconds a connection may take to finish its TLS handshake before it is closed
+    tls_handshake_timeout: float = Field(default=5.0, gt=0, le=600)
     #: give freed heap back to the OS after this many quiet seconds (0 = never; glibc only)
     heap_trim_quiet: float = Field(default=1.0, ge=0)
+
+    @property
+    def uses_tls(self) -> bool:
+        """TLS on the chat port: ``--tls``, or your own certificate and key."""
+        return self.tls or self.tls_cert is not None or self.tls_key is not None

@@ -33,7 +33,14 @@ from collections.abc import Awaitable
 from typing import TYPE_CHECKING, cast
 
 from richchat.core.protocol import frames as f
-from richchat.core.protocol.codec import InvalidFrame, LineDecoder, LineTooLong, encode
+from richchat.core.protocol.codec import (
+    TLS_ALERT_PROTOCOL_VERSION,
+    InvalidFrame,
+    LineDecoder,
+    LineTooLong,
+    encode,
+    starts_tls_handshake,
+)
 from richchat.core.protocol.seed import strip_own_label
 from richchat.core.protocol.text import DEFAULT_ROOM, sanitize_text
 from richchat.core.server.dialect import Dialect
@@ -151,9 +158,21 @@ class Connection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self.closed:
             return
+        if (self.dialect == _PENDING and not self._seen_line and not self.decoder.buffered
+                and starts_tls_handshake(data)):
+            self._refuse_tls()
+            return
         self.last_seen = time.monotonic()
         self.pinged = False
         self._process(self.decoder.feed(data))
+
+    def _refuse_tls(self) -> None:
+        """A TLS client on this plaintext port: a TLS alert (it fails at once) and close."""
+        assert self.transport is not None
+        self.transport.write(TLS_ALERT_PROTOCOL_VERSION)
+        log.info("TLS handshake from %s on a plaintext port: refused (start the server with "
+                 "--tls for encrypted chat)", self.peer)
+        self.close("TLS client on a plaintext port")
 
     def eof_received(self) -> bool | None:
         # The peer half-closed (``printf ... | nc -N``, shutdown(SHUT_WR)) but may still read:

@@ -7,10 +7,10 @@ It is the third of three parts:
 * this app: it feeds the session's frames to the state, shows the changes, and turns keys and
   typed lines (routed by ``commands.py``) into state steps and frames for the session.
 
-Layout: a header (server, nickname, connection state) on top; the conversation list (rooms and
-private conversations, with unread counts), the chat panel and the user list side by side; the
-input line at the bottom. The input always has the focus, so typing always reaches it; TAB
-chooses which panel (chat or users) Up/Down/PageUp/PageDown scroll.
+Layout: a header (server, nickname, the connection's security, connection state) on top; the
+conversation list (rooms and private conversations, with unread counts), the chat panel and the
+user list side by side; the input line at the bottom. The input always has the focus, so typing
+always reaches it; TAB chooses which panel (chat or users) Up/Down/PageUp/PageDown scroll.
 
 The chat panel has priority over the side panels: they are narrower below ``WIDE`` columns and
 hidden below ``NARROW`` (F2 and F3 show or hide them at any width).
@@ -36,6 +36,7 @@ from textual.widgets.option_list import Option
 from richchat.core.client import Address
 from richchat.core.errors import RichchatError
 from richchat.core.protocol.text import MAX_MESSAGE_BYTES, fold_name
+from richchat.core.trust.connect import TrustPolicy
 from richchat.core.tui import commands, render
 from richchat.core.tui import session as se
 from richchat.core.tui import state as st
@@ -46,6 +47,7 @@ from richchat.core.tui.widgets import (
     NickScreen,
     StatusBar,
     TopicBar,
+    TrustScreen,
 )
 
 log = logging.getLogger(__name__)
@@ -99,6 +101,7 @@ class ChatApp(App[None]):
         reconnect_base: float = 0.5,
         reconnect_cap: float = 15.0,
         fail_fast: bool = False,
+        trust: TrustPolicy | None = None,
     ) -> None:
         super().__init__()
         self.time_format = time_format
@@ -109,6 +112,7 @@ class ChatApp(App[None]):
         self.session = se.ChatSession(
             address, nick, self._on_session_event, timeout=timeout,
             reconnect_base=reconnect_base, reconnect_cap=reconnect_cap, fail_fast=fail_fast,
+            trust=trust,
         )
         self.status_bar = StatusBar(address_label or str(address), id="status")
         self.conversation_list = ConversationList(id="conversations")
@@ -117,6 +121,7 @@ class ChatApp(App[None]):
         self.user_list = OptionList(id="users")
         self.input = ChatInput(placeholder="Type a message, /help for commands", id="input")
         self._asking_nick = False
+        self._warned_plaintext = False
         self._session_handlers: dict[type, Callable[[se.SessionEvent], None]] = {
             se.StatusChanged: self._status_changed,  # type: ignore[dict-item]
             se.Connected: self._connected,  # type: ignore[dict-item]
@@ -124,6 +129,7 @@ class ChatApp(App[None]):
             se.FrameReceived: self._frame_received,  # type: ignore[dict-item]
             se.Note: self._note,  # type: ignore[dict-item]
             se.NickNeeded: self._nick_needed,  # type: ignore[dict-item]
+            se.TrustNeeded: self._trust_needed,  # type: ignore[dict-item]
             se.Failed: self._failed,  # type: ignore[dict-item]
         }
 
@@ -160,10 +166,26 @@ class ChatApp(App[None]):
         self.status_bar.status = event.status
 
     def _connected(self, event: se.Connected) -> None:
+        self.status_bar.security = event.security
         self._step(st.connected(self.chat, event.hello.name))
+        if not event.security.encrypted and self.session.trust is not None \
+                and not self._warned_plaintext:
+            self._warned_plaintext = True
+            self._note(se.Note(
+                "This connection is not encrypted: anyone on the network can read it "
+                "(the server runs without --tls)."))
 
     def _disconnected(self, _event: se.Disconnected) -> None:
+        self.status_bar.security = None
         self._step(st.disconnected(self.chat))
+
+    def _trust_needed(self, event: se.TrustNeeded) -> None:
+        def answered(answer: str | None) -> None:
+            self.input.focus()
+            choice = answer if answer in ("remember", "once") else "cancel"
+            self.session.answer_trust(choice)  # type: ignore[arg-type]
+
+        self.push_screen(TrustScreen(event.question), answered)
 
     def _frame_received(self, event: se.FrameReceived) -> None:
         try:

@@ -13,11 +13,13 @@ from datetime import datetime
 
 from rich.text import Text
 
+from richchat.core.trust.connect import Security
 from richchat.core.tui.state import ChatLine, ChatState, Conversation, mentions, same_name
 
 __all__ = [
     "action_line", "chat_line", "conversation_list", "default_time_format", "mentions",
-    "message_line", "nick_colour", "private_line", "status_line", "system_line", "topic_line",
+    "message_line", "nick_colour", "private_line", "security_text", "status_line",
+    "system_line", "topic_line",
 ]
 
 NICK_COLOURS = (
@@ -140,13 +142,28 @@ def topic_line(conv: Conversation, new_below: int) -> Text:
     return topic
 
 
+SECURE_STYLE = "bold green"
+#: a connection anyone on the LAN can read: the header says so in a warning style
+INSECURE_STYLE = "bold black on yellow"
+
+
+def security_text(security: Security, *, long: bool) -> Text:
+    """``TLS 1.3 · SHA256:AbCdEfGhIjKl… (pinned)`` (long) or ``TLS`` (short); a plaintext
+    connection is ``not encrypted`` / ``plain`` in the warning style."""
+    if not security.encrypted:
+        return Text(" not encrypted " if long else " plain ", style=INSECURE_STYLE)
+    return Text(security.describe() if long else "TLS", style=SECURE_STYLE)
+
+
 def status_line(*, server: str, address: str, nick: str | None, state: str, detail: str,
-                width: int) -> Text:
-    """The header, made to fit ``width`` cells: nickname and connection state come first to
-    stay; the address, then the server's name, then the detail go when space is short."""
+                width: int, security: Security | None = None) -> Text:
+    """The header, made to fit ``width`` cells: nickname, the connection's security (when
+    known) and connection state come first to stay; the address, then the server's name,
+    then the long form of the security, then the detail go when space is short."""
     colour = {"connected": "green", "connecting": "yellow"}.get(state, "red")
 
-    def build(with_server: bool, with_address: bool, with_detail: bool, long: bool) -> Text:
+    def build(with_server: bool, with_address: bool, with_detail: bool, long: bool,
+              long_security: bool = True) -> Text:
         line = Text(style="bold")
         if with_server:
             if long:
@@ -158,6 +175,9 @@ def status_line(*, server: str, address: str, nick: str | None, state: str, deta
         line.append("nick: " if long else "")
         line.append(nick or "(none)", style="bold")
         line.append("  " if long else " ")
+        if security is not None:
+            line.append_text(security_text(security, long=long_security and long))
+            line.append("  " if long else " ")
         line.append(f"● {state}", style=f"bold {colour}")
         if with_detail and detail:
             line.append(f" ({detail})", style="dim")
@@ -167,6 +187,7 @@ def status_line(*, server: str, address: str, nick: str | None, state: str, deta
         build(True, True, True, True),
         build(True, False, True, True),
         build(False, False, True, True),
+        build(False, False, True, True, long_security=False),
         build(False, False, True, False),
     ):
         if line.cell_len <= width:

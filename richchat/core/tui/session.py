@@ -17,13 +17,21 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal, Union
 
 from richchat.core.client import NICK_ERRORS, Address, ChatClient, backoff_delays
-from richchat.core.errors import ConnectionLostError, ProtocolError, RichchatError
+from richchat.core.errors import (
+    BadFileError,
+    ConnectionLostError,
+    KeyMismatchError,
+    ProtocolError,
+    RichchatError,
+    UntrustedServerError,
+)
 from richchat.core.protocol import frames as f
 from richchat.core.protocol.text import DEFAULT_ROOM, fold_name, nick_problem
+from richchat.core.trust.connect import Security, TrustPolicy, UnknownServerKey
 
 ConnectionState = Literal["connecting", "connected", "disconnected", "failed"]
 #: times a nickname taken meanwhile is asked for again after a reconnect (after 1, 2, 4 s)
@@ -61,6 +69,19 @@ class Connected:
     """A new connection: HELLO exchanged, no nickname on it yet."""
 
     hello: f.Hello
+    security: Security = field(default_factory=lambda: Security(encrypted=False))
+
+
+TrustAnswer = Literal["remember", "once", "cancel"]
+
+
+@dataclass(frozen=True)
+class TrustNeeded:
+    """First contact with a TLS server whose key is not pinned: ask the user, then call
+    :meth:`ChatSession.answer_trust`. Nothing was sent; the connection is closed meanwhile
+    (the server never waits on a person)."""
+
+    question: UnknownServerKey
 
 
 @dataclass(frozen=True)
@@ -99,7 +120,7 @@ class Failed:
 
 
 SessionEvent = Union[StatusChanged, Connected, Disconnected, FrameReceived, Note, NickNeeded,
-                     Failed]
+                     TrustNeeded, Failed]
 Listener = Callable[[SessionEvent], None]
 
 
@@ -119,8 +140,12 @@ class ChatSession:
         reconnect_base: float = 0.5,
         reconnect_cap: float = 15.0,
         fail_fast: bool = False,
+        trust: TrustPolicy | None = None,
     ) -> None:
         self.address = address
+        #: TLS with trust on first use (None: plain TCP, for tests of plaintext servers)
+        self.trust = trust
+        self._trust_answer: asyncio.Future[TrustAnswer] | None = None
         self.wanted_nick = nick  # what we ask for (the user's choice)
         self.nick: str | None = None  # what the server last confirmed
         self.listener = listener
@@ -157,9 +182,19 @@ class ChatSession:
         while not self._quitting:
             self._attempt += 1
             self._set_status("connecting", f"attempt {self._attempt}" if self._attempt > 1 else "")
-            client = ChatClient(self.address.host, self.address.port, timeout=self.timeout)
+            client = ChatClient(self.address.host, self.address.port, timeout=self.timeout,
+                                trust=self.trust)
             try:
                 hello = await client.connect()
+            except UnknownServerKey as question:
+                if await self._ask_trust(question):
+                    continue  # again, at once, with the answer in the policy
+                return
+            except (KeyMismatchError, UntrustedServerError, BadFileError) as exc:
+                # no reconnection can fix these: the user must act
+                self._set_status("failed", _failure_detail(exc))
+                self._emit(Failed(exc))
+                return
             except ProtocolError as exc:
                 self._set_status("failed", "not a richchat server")
                 self._emit(Failed(exc))
@@ -178,12 +213,48 @@ class ChatSession:
             self._emit(Note(f"Connection lost; reconnecting in {delay:.1f} s", error=True))
             await self._wait(delay, "")
 
+    async def _ask_trust(self, question: UnknownServerKey) -> bool:
+        """Ask the user about a new key (:class:`TrustNeeded`); True to connect again."""
+        assert self.trust is not None
+        self._set_status("connecting", "new server key: trust it?")
+        self._trust_answer = asyncio.get_running_loop().create_future()
+        self._emit(TrustNeeded(question))
+        try:
+            answer = await self._trust_answer
+        finally:
+            self._trust_answer = None
+        if self._quitting:
+            return False  # the user left (Ctrl+C) while asked: not a refusal to report
+        try:
+            if answer == "remember":
+                self.trust.remember(question.host, question.port, question.fingerprint)
+                return True
+            if answer == "once":
+                self.trust.trust_once(question.host, question.port, question.fingerprint)
+                return True
+        except RichchatError as exc:  # the known-servers file cannot be written
+            self._set_status("failed", _failure_detail(exc))
+            self._emit(Failed(exc))
+            return False
+        refused = UntrustedServerError(
+            f"you did not trust the key of {question.host}:{question.port} "
+            f"({question.fingerprint}); nothing was sent",
+        )
+        self._set_status("failed", "server key not trusted")
+        self._emit(Failed(refused))
+        return False
+
+    def answer_trust(self, answer: TrustAnswer) -> None:
+        """The user's answer to :class:`TrustNeeded`."""
+        if self._trust_answer is not None and not self._trust_answer.done():
+            self._trust_answer.set_result(answer)
+
     async def _serve(self, client: ChatClient, hello: f.Hello) -> None:
         """One connection, from HELLO to its end."""
         self._client = client
         self.registered = False
         self._nick_retries = 0
-        self._emit(Connected(hello))
+        self._emit(Connected(hello, client.security))
         self._set_status("connected", "choosing a nickname")
         self._register()
         try:
@@ -301,6 +372,7 @@ class ChatSession:
     async def quit(self, reason: str = "bye") -> None:
         """Say goodbye (``CMD_QUIT``) and stop reconnecting."""
         self._quitting = True
+        self.answer_trust("cancel")
         client = self._client
         if client is not None:
             try:
@@ -317,3 +389,14 @@ class ChatSession:
 
     def _emit(self, event: SessionEvent) -> None:
         self.listener(event)
+
+
+def _failure_detail(exc: RichchatError) -> str:
+    """Few words for the header; the full text goes to the chat or the terminal."""
+    if isinstance(exc, KeyMismatchError):
+        return "SERVER KEY CHANGED: not connected"
+    if isinstance(exc, UntrustedServerError):
+        return "server key not trusted"
+    if isinstance(exc, BadFileError):
+        return "known-servers file unusable"
+    return exc.message[:60]

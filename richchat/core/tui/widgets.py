@@ -13,15 +13,16 @@ from rich.text import Text
 from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Vertical
+from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.reactive import reactive
 from textual.screen import ModalScreen
 from textual.timer import Timer
 from textual.widget import Widget
-from textual.widgets import Input, Label, RichLog, Static
+from textual.widgets import Button, Input, Label, RichLog, Static
 
 from richchat.core.protocol.text import nick_problem
+from richchat.core.trust.connect import Security, UnknownServerKey
 from richchat.core.tui import render
 from richchat.core.tui.session import Status
 from richchat.core.tui.state import MAX_LINES, Conversation
@@ -36,6 +37,8 @@ class StatusBar(Widget):
     server: reactive[str] = reactive("")
     nick: reactive[str | None] = reactive(None)
     status: reactive[Status] = reactive(Status)
+    #: what protects the connection (None while not connected)
+    security: reactive[Security | None] = reactive(None)
 
     def __init__(self, address: str, *, id: str | None = None) -> None:
         super().__init__(id=id)
@@ -56,6 +59,7 @@ class StatusBar(Widget):
         return render.status_line(
             server=self.server, address=self.address, nick=self.nick, state=status.state,
             detail=status.describe(time.monotonic()), width=self.content_size.width,
+            security=self.security,
         )
 
 
@@ -204,3 +208,81 @@ class NickScreen(ModalScreen[str | None]):
 
     def action_cancel(self) -> None:
         self.dismiss(None)
+
+
+class TrustScreen(ModalScreen[str]):
+    """First contact with a TLS server: its key's fingerprint, and what to do about it.
+
+    Answers ``remember`` (pin it in the known-servers file), ``once`` (trust it for this
+    run only) or ``cancel`` (do not connect). Keys: r, o, Esc (or c)."""
+
+    DEFAULT_CSS = """
+    TrustScreen { align: center middle; }
+    TrustScreen > Vertical {
+        width: 76; max-width: 100%; height: auto; max-height: 100%;
+        border: thick $warning; padding: 1 2; background: $surface;
+    }
+    TrustScreen Label { width: 100%; margin-bottom: 1; }
+    TrustScreen #trust-fingerprint { text-style: bold; color: $accent; }
+    TrustScreen #trust-hint.-mismatch { color: $error; text-style: bold; }
+    TrustScreen Horizontal { height: auto; width: 100%; }
+    TrustScreen Button { margin-right: 1; }
+    """
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("r", "answer('remember')", "Trust and remember"),
+        Binding("o", "answer('once')", "Trust this time"),
+        Binding("escape,c", "answer('cancel')", "Cancel"),
+    ]
+
+    def __init__(self, question: UnknownServerKey) -> None:
+        super().__init__()
+        self.question = question
+
+    def compose(self) -> ComposeResult:
+        q = self.question
+        where = f"[{q.host}]:{q.port}" if ":" in q.host else f"{q.host}:{q.port}"
+        with Vertical():
+            yield Label(Text(f"First connection to {where} over TLS", style="bold"),
+                        id="trust-title")
+            yield Label(Text("Its key has this fingerprint:"))
+            yield Label(Text(q.fingerprint), id="trust-fingerprint")
+            hint = self._hint()
+            if hint is not None:
+                yield hint
+            yield Label(Text(
+                "Check it with the server's owner (richchat server --show-fingerprint "
+                "prints it). Remembered, it is stored in " + q.store + ", and a server "
+                "that later shows another key is refused."))
+            with Horizontal():
+                yield Button("Trust and remember (r)", id="remember", variant="success")
+                yield Button("This time only (o)", id="once")
+                yield Button("Cancel (Esc)", id="cancel", variant="error")
+
+    def _hint(self) -> Label | None:
+        q = self.question
+        lines = []
+        mismatch = q.advertised is not None and q.advertised != q.fingerprint
+        if q.advertised is not None:
+            lines.append(
+                "It is NOT the fingerprint the server advertised on the network "
+                f"({q.advertised}): someone may be posing as it." if mismatch else
+                "It is the one the server advertised on the network (anyone can advertise "
+                "one: that is a hint, not a proof).")
+        if q.also_pinned_as:
+            lines.append("You already trust this key at " + ", ".join(q.also_pinned_as)
+                         + " (the same server under another address).")
+        if not lines:
+            return None
+        label = Label(Text(" ".join(lines)), id="trust-hint")
+        label.set_class(mismatch, "-mismatch")
+        return label
+
+    def on_mount(self) -> None:
+        self.query_one("#cancel", Button).focus()  # Enter alone never trusts a key
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        self.dismiss(event.button.id or "cancel")
+
+    def action_answer(self, answer: str) -> None:
+        self.dismiss(answer)

@@ -1,0 +1,104 @@
+"""``richchat trust``: the pinned server keys (list, add, forget)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import typer
+
+app = typer.Typer(
+    name="trust",
+    help="Pinned TLS server keys (the known-servers file): list, add, forget.",
+    no_args_is_help=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+_FILE = typer.Option(
+    None, "--known-servers", envvar="RICHCHAT_KNOWN_SERVERS", metavar="FILE", readable=False,
+    help="The known-servers file (default: known_servers in the user config dir).",
+)
+_ADDRESS = "Server address; default port 5050, IPv6 as [::1]:5050."
+
+
+@app.command("list")
+def list_pins(
+    known_servers: Path | None = _FILE,
+    json_out: bool = typer.Option(False, "--json", help="Print the pins as JSON on stdout."),
+) -> None:
+    """Every pinned server: address, key fingerprint, first seen."""
+    import json
+
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    from richchat.core.trust.known import KnownServers
+
+    known = KnownServers(known_servers)
+    pins = known.pins()
+    if json_out:
+        sys.stdout.write(json.dumps([
+            {"server": p.key, "host": p.host, "port": p.port, "fingerprint": p.fingerprint,
+             "first_seen": p.first_seen} for p in pins]) + "\n")
+        return
+    from rich import box
+
+    table = Table(title=Text(f"Pinned servers ({known.path})"), title_justify="left",
+                  box=box.SIMPLE_HEAD)
+    table.add_column("server", overflow="fold")
+    table.add_column("key fingerprint", no_wrap=True, min_width=50)  # whole, to copy it
+    table.add_column("first seen (UTC)", overflow="fold")
+    for p in pins:
+        table.add_row(Text(p.key), Text(p.fingerprint), Text(p.first_seen))
+    if not pins:
+        table.caption = "no server pinned yet"
+    Console(highlight=False).print(table)
+
+
+@app.command("add")
+def add(
+    address: str = typer.Argument(..., metavar="HOST[:PORT]", help=_ADDRESS),
+    fingerprint: str = typer.Argument(..., metavar="SHA256:...", help="The server key's fingerprint (richchat server --show-fingerprint prints it)."),
+    replace: bool = typer.Option(False, "--replace", help="Replace a pin with another key (after a key change the owner confirmed)."),
+    known_servers: Path | None = _FILE,
+) -> None:
+    """Pin a server's key before the first connection (checked with its owner)."""
+    from richchat.core.client import parse_address
+    from richchat.core.errors import KeyMismatchError, UsageError
+    from richchat.core.trust.fingerprint import parse_fingerprint
+    from richchat.core.trust.known import KnownServers
+
+    target = parse_address(address)
+    try:
+        fp = parse_fingerprint(fingerprint)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    known = KnownServers(known_servers)
+    try:
+        pin = known.add(target.host, target.port, fp, replace=replace)
+    except KeyError as exc:
+        old = exc.args[0]
+        raise KeyMismatchError(
+            f"{old.key} is pinned to another key ({old.fingerprint}, since {old.first_seen})",
+            hint="if its owner confirms the new key: add --replace, or richchat trust forget first",
+        ) from None
+    sys.stderr.write(f"{pin.key} {pin.fingerprint} pinned in {known.path}\n")
+
+
+@app.command("forget")
+def forget(
+    address: str = typer.Argument(..., metavar="HOST[:PORT]", help=_ADDRESS),
+    known_servers: Path | None = _FILE,
+) -> None:
+    """Remove a server's pin: the next connection is a first contact again."""
+    from richchat.core.client import parse_address
+    from richchat.core.trust.known import KnownServers
+
+    target = parse_address(address)
+    known = KnownServers(known_servers)
+    pin = known.forget(target.host, target.port)
+    if pin is None:
+        sys.stderr.write(f"{target} was not pinned in {known.path}\n")
+    else:
+        sys.stderr.write(f"forgot {pin.key} ({pin.fingerprint}) in {known.path}\n")

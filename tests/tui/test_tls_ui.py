@@ -1,0 +1,150 @@
+"""The chat UI against a real TLS server: the trust prompt (remember, this time, cancel), the
+header's security indicator, a changed key (at start and on a reconnect), plaintext warned."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from textual.widgets import Label
+
+from richchat.core.client import Address
+from richchat.core.errors import KeyMismatchError, UntrustedServerError
+from richchat.core.server import ChatServer, ServerConfig
+from richchat.core.server.tls import CERT_FILE, KEY_FILE
+from richchat.core.trust.connect import TrustPolicy
+from richchat.core.trust.known import KnownServers
+from richchat.core.tui import ChatApp, render
+from richchat.core.tui.widgets import TrustScreen
+from tests.tui.test_app import SIZE, plain, until
+
+OTHER = "SHA256:" + "A" * 42 + "E"
+
+
+async def tls_server(data_dir: Path, port: int = 0, **kw: Any) -> ChatServer:
+    server = ChatServer(ServerConfig(host="127.0.0.1", port=port, data_dir=data_dir,
+                                     beacon=False, mdns=False, name="secure", tls=True, **kw))
+    await server.start()
+    return server
+
+
+def app_for(port: int, known: Path, **kw: Any) -> ChatApp:
+    trust = TrustPolicy(KnownServers(known), unknown="ask")
+    return ChatApp(Address("127.0.0.1", port), "alice", reconnect_base=0.1,
+                   reconnect_cap=0.5, trust=trust, **kw)
+
+
+def header(app: ChatApp) -> str:
+    return str(app.status_bar.render())
+
+
+async def test_first_contact_asks_then_remembers(tmp_path: Path) -> None:
+    server = await tls_server(tmp_path / "data")
+    fp = server.tls.fingerprint  # type: ignore[union-attr]
+    known = tmp_path / "known"
+    try:
+        app = app_for(server.port, known)
+        async with app.run_test(size=SIZE) as pilot:
+            await until(pilot, lambda: isinstance(app.screen, TrustScreen), "the trust prompt")
+            shown = str(app.screen.query_one("#trust-fingerprint", Label).render())
+            assert shown == fp
+            assert server.hub.users_online == 0  # type: ignore[union-attr]  # nothing sent meanwhile
+            assert not server.hub.conns  # type: ignore[union-attr]  # not even connected
+            await pilot.press("r")
+            await until(pilot, lambda: app.chat.nick == "alice", "registration")
+            assert f"TLS 1.3 · {fp[:19]}… (pinned)" in header(app)
+        assert KnownServers(known).get("127.0.0.1", server.port).fingerprint == fp  # type: ignore[union-attr]
+
+        # the second time: no prompt, straight in
+        app = app_for(server.port, known)
+        async with app.run_test(size=SIZE) as pilot:
+            await until(pilot, lambda: app.chat.nick == "alice", "registration")
+            assert not isinstance(app.screen, TrustScreen)
+            assert "(pinned)" in header(app)
+    finally:
+        await server.stop()
+
+
+async def test_trust_this_time_and_cancel(tmp_path: Path) -> None:
+    server = await tls_server(tmp_path / "data")
+    known = tmp_path / "known"
+    try:
+        app = app_for(server.port, known)
+        async with app.run_test(size=SIZE) as pilot:
+            await until(pilot, lambda: isinstance(app.screen, TrustScreen), "the trust prompt")
+            await pilot.press("o")
+            await until(pilot, lambda: app.chat.nick == "alice", "registration")
+            assert "(trusted this time)" in header(app)
+        assert KnownServers(known).pins() == []
+
+        app = app_for(server.port, known, fail_fast=True)
+        async with app.run_test(size=SIZE) as pilot:
+            await until(pilot, lambda: isinstance(app.screen, TrustScreen), "the trust prompt")
+            await pilot.pause()
+            await pilot.press("enter")  # Enter is on Cancel: it never trusts by accident
+            await until(pilot, lambda: app.failure is not None, "the app giving up")
+        assert isinstance(app.failure, UntrustedServerError)
+        assert server.hub.users_online == 0  # type: ignore[union-attr]
+    finally:
+        await server.stop()
+
+
+async def test_changed_key_at_start_and_on_a_reconnect(tmp_path: Path) -> None:
+    server = await tls_server(tmp_path / "data")
+    port, fp = server.port, server.tls.fingerprint  # type: ignore[union-attr]
+    known = tmp_path / "known"
+    KnownServers(known).add("127.0.0.1", port, OTHER)
+    try:
+        app = app_for(port, known, fail_fast=True)
+        async with app.run_test(size=SIZE) as pilot:
+            await until(pilot, lambda: app.failure is not None, "the refusal")
+        assert isinstance(app.failure, KeyMismatchError)
+        assert OTHER in app.failure.message and fp in app.failure.message
+        assert server.hub.users_online == 0  # type: ignore[union-attr]
+
+        KnownServers(known).add("127.0.0.1", port, fp, replace=True)
+        app = app_for(port, known)
+        async with app.run_test(size=SIZE) as pilot:
+            await until(pilot, lambda: app.chat.nick == "alice", "registration")
+            # the server comes back with a new key (a wiped data dir, or an impostor)
+            await server.stop()
+            for name in (CERT_FILE, KEY_FILE):
+                (tmp_path / "data" / name).unlink()
+            server = await tls_server(tmp_path / "data", port=port)
+            await until(pilot, lambda: app.session.status.state == "failed", "the refusal")
+            assert "SERVER KEY CHANGED" in header(app)
+            assert any("has CHANGED" in line for line in plain(app, "lobby"))
+            assert server.hub.users_online == 0  # type: ignore[union-attr]
+            assert app.session.status.retry_at is None  # no reconnection loop
+    finally:
+        await server.stop()
+
+
+async def test_plaintext_server_is_shown_as_not_encrypted(tmp_path: Path) -> None:
+    server = ChatServer(ServerConfig(host="127.0.0.1", port=0, data_dir=tmp_path / "data",
+                                     beacon=False, mdns=False, name="plain"))
+    await server.start()
+    try:
+        app = app_for(server.port, tmp_path / "known")
+        async with app.run_test(size=SIZE) as pilot:
+            await until(pilot, lambda: app.chat.nick == "alice", "registration")
+            line = app.status_bar.render()
+            assert " not encrypted " in str(line)
+            assert any(span.style == render.INSECURE_STYLE for span in line.spans)  # type: ignore[union-attr]
+            assert any("not encrypted" in l for l in plain(app, "lobby"))
+    finally:
+        await server.stop()
+
+
+async def test_ctrl_c_at_the_trust_prompt_just_quits(tmp_path: Path) -> None:
+    server = await tls_server(tmp_path / "data")
+    try:
+        app = app_for(server.port, tmp_path / "known", fail_fast=True)
+        async with app.run_test(size=SIZE) as pilot:
+            await until(pilot, lambda: isinstance(app.screen, TrustScreen), "the trust prompt")
+            await pilot.press("ctrl+c")
+            await until(pilot, lambda: not app.is_running, "the app to quit")
+        assert app.failure is None  # leaving is not a refused key (no exit 17)
+        assert KnownServers(tmp_path / "known").pins() == []
+    finally:
+        await server.stop()
