@@ -12,6 +12,11 @@ from richchat.core.protocol.text import sanitize_text
 
 DEFAULT_PORT = 5050
 DEFAULT_BEACON_PORT = 50505
+MiB = 1024 * 1024
+#: file sharing defaults (README "Sharing files", docs/protocol.md "Files")
+DEFAULT_FILE_MAX_SIZE = 100 * MiB
+DEFAULT_FILE_QUOTA = 1024 * MiB
+DEFAULT_FILE_RETENTION_DAYS = 7.0
 
 
 def default_data_dir() -> Path:
@@ -61,3 +66,21 @@ class ServerConfig(BaseModel):
     shutdown_timeout: float = Field(default=3.0, gt=0)
     #: give freed heap back to the OS after this many quiet seconds (0 = never; glibc only)
     heap_trim_quiet: float = Field(default=1.0, ge=0)
+
+    #: file sharing (stored in data_dir/files); off: CMD_SHARE/CMD_GET are refused
+    files: bool = True
+    #: the largest file accepted, in bytes (advertised in HELLO as files=)
+    file_max_size: int = Field(default=DEFAULT_FILE_MAX_SIZE, ge=0)
+    #: bytes all stored files may take together; the files shared longest ago make room
+    file_quota: int = Field(default=DEFAULT_FILE_QUOTA, ge=0)
+    #: seconds a file is kept after it was last shared (an interrupted upload: after its
+    #: last byte)
+    file_retention: float = Field(default=DEFAULT_FILE_RETENTION_DAYS * 86400, gt=0)
+    #: speed limit of each transfer connection, bytes per second (0: none)
+    file_rate: int = Field(default=0, ge=0)
+    #: transfer connections at once
+    max_transfers: int = Field(default=32, ge=1)
+    #: seconds a transfer token waits for its connection
+    transfer_token_ttl: float = Field(default=300.0, gt=0)
+    #: seconds a transfer connection may stay silent (an upload) before it is closed
+    transfer_idle_timeout: float = Field(default=60.0, gt=0)

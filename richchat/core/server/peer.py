@@ -18,6 +18,9 @@ class Peer(Protocol):
     # -- identity (read by the hub and the renderers)
     host: str
     port: int
+    #: our end of the connection, ``host:port`` (``[v6]:port``): the address this client
+    #: reaches the server at (netcat users are told to run ``richchat get`` with it)
+    local: str
     #: the dialect, decided by the first line (PENDING until then)
     dialect: Dialect
 
