@@ -44,13 +44,14 @@ def root(
 def _register() -> None:
     # Command modules are small and import heavy libraries only inside their functions.
     # One line per command: ``app.command("name")(module.function)``.
-    from richchat.commands import discover, join, scan, send, server
+    from richchat.commands import discover, get, join, scan, send, server
 
     app.command("server")(server.server)
     app.command("discover")(discover.discover)
     app.command("scan")(scan.scan)
     app.command("join")(join.join)
     app.command("send")(send.send)
+    app.command("get")(get.get)
 
 
 _register()

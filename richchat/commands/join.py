@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 
 
@@ -13,6 +15,10 @@ def join(
     ),
     nick: str | None = typer.Option(None, "--nick", "-n", help="Your nickname (asked if omitted)."),
     timeout: float = typer.Option(10.0, "--timeout", min=0.1, help="Seconds to wait on connect."),
+    download_dir: Path | None = typer.Option(
+        None, "--download-dir", envvar="RICHCHAT_DOWNLOAD_DIR",
+        help="Where /get saves shared files (default: your downloads folder / richchat).",
+    ),
 ) -> None:
     """Chat in the terminal: join a richchat server (or pick one with the wizard)."""
     import sys
@@ -43,7 +49,7 @@ def join(
 
     from richchat.core.tui import ChatApp
 
-    app = ChatApp(target, nick, timeout=timeout, fail_fast=True)
+    app = ChatApp(target, nick, timeout=timeout, fail_fast=True, download_dir=download_dir)
     app.run()
     if app.failure is not None:
         raise app.failure

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterable
+from pathlib import Path
 
 import typer
 
@@ -29,6 +30,7 @@ def _repaired(text: str) -> str:
 def send(
     address: str = typer.Argument(..., metavar="HOST[:PORT]", help=_ADDRESS),
     message: list[str] | None = typer.Argument(None, metavar="[MESSAGE ...|-]", help=_MESSAGE),
+    file: Path | None = typer.Option(None, "--file", "-f", help="Share this file instead of sending a message (exit 0 once the server verified it; see 'Sharing files' in the README)."),
     nick: str = typer.Option(..., "--nick", "-n", help="Nickname to send as (at most 24 characters)."),
     room: str | None = typer.Option(None, "--room", "-r", help="Room to send to, joined first (default lobby; not with --to)."),
     to: str | None = typer.Option(None, "--to", "-t", help="Send privately to this user (not with --room)."),
@@ -37,14 +39,20 @@ def send(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing on success."),
     json_out: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
 ) -> None:
-    """Send a message; exit 0 only once the server has relayed every line back.
+    """Send a message, or share a file (--file); exit 0 only once the server has
+    relayed every line back, or verified the whole file.
 
-    Lines are paced to the server's flood limit; on a terminal a progress line shows the
-    rate and the time left. Exit codes: 2 usage (--room with --to, a message over 1900
-    bytes), 3 connection refused, 4 unknown host, 5 nickname
-    refused, 6 timeout, 7 not a richchat server, 11 connection lost, 14 server full,
-    15 some stdin lines refused (too long; the others were sent), 1 message refused by the
-    server, 130 interrupted (what was delivered is reported).
+    Lines are paced to the server's flood limit; on a terminal a progress line
+    shows the rate and the time left. With --file, a progress bar shows hashing
+    and uploading; running the same command again resumes an upload cut off.
+
+    Exit codes: 1 message refused by the server, 2 usage (--room with --to,
+    a message over 1900 bytes), 3 connection refused, 4 unknown host,
+    5 nickname refused, 6 timeout, 7 not a richchat server, 11 connection lost,
+    14 server full, 15 some stdin lines refused (too long; the others were sent),
+    19 file larger than the server takes (nothing sent), 20 the server shares
+    no files, 21 the file changed while it was sent, 22 the file cannot be read,
+    130 interrupted (what was delivered is reported).
     """
     import asyncio
 
@@ -70,6 +78,11 @@ def send(
     if room is not None and to is not None:
         raise UsageError("--room and --to cannot be used together",
                          hint="--room sends to a room, --to privately to one user")
+    if file is not None:
+        if message:
+            raise UsageError("--file shares a file: give no MESSAGE with it")
+        _share(address, nick, file, room, to, auto_nick, timeout, quiet, json_out)
+        return
     words = [_repaired(word) for word in message or []]
     lines: Iterable[str | Oversized]
     if words == ["-"]:
@@ -113,3 +126,37 @@ def send(
         sys.stderr.write(summary_text(result) + "\n")
     if result.refused:
         raise typer.Exit(int(ExitStatus.LINES_REFUSED))
+
+
+def _share(address: str, nick: str, file: Path, room: str | None, to: str | None,
+           auto_nick: bool, timeout: float, quiet: bool, json_out: bool) -> None:
+    """``send --file``: one core call, a progress bar on a terminal, the summary."""
+    import asyncio
+
+    from richchat.core.client import parse_address
+    from richchat.core.exit_codes import ExitStatus
+    from richchat.core.send import Interrupted, until_interrupted
+    from richchat.core.sharing import share_file
+    from richchat.core.transfer_render import ProgressBar, share_summary
+
+    target = parse_address(address)
+    bar = ProgressBar(sys.stderr) if not (json_out or quiet) and sys.stderr.isatty() else None
+    try:
+        result = asyncio.run(until_interrupted(share_file(
+            target, _repaired(nick), file, room=_repaired(room or "lobby"),
+            to=None if to is None else _repaired(to), auto_nick=auto_nick, timeout=timeout,
+            progress=None if bar is None else bar.update,
+        )))
+    except (Interrupted, KeyboardInterrupt):
+        if bar is not None:
+            bar.clear()
+        sys.stderr.write("interrupted: the file was not shared (run the same command again "
+                         "to resume the upload)\n")
+        raise typer.Exit(int(ExitStatus.INTERRUPTED)) from None
+    finally:
+        if bar is not None:
+            bar.clear()
+    if json_out:
+        sys.stdout.write(result.model_dump_json() + "\n")
+    elif not quiet:
+        sys.stderr.write(share_summary(result, str(target)) + "\n")

@@ -73,3 +73,19 @@ class DataDirError(RichchatError):
 
 class ServerFullError(RichchatError):
     exit_status = ExitStatus.SERVER_FULL
+
+
+class FileTooLargeError(RichchatError):
+    exit_status = ExitStatus.FILE_TOO_LARGE
+
+
+class FileUnavailableError(RichchatError):
+    exit_status = ExitStatus.FILE_UNAVAILABLE
+
+
+class FileCorruptError(RichchatError):
+    exit_status = ExitStatus.FILE_CORRUPT
+
+
+class FileAccessError(RichchatError):
+    exit_status = ExitStatus.FILE_ERROR

@@ -22,4 +22,9 @@ class ExitStatus(IntEnum):
     DATA_DIR = 13  # server: the data directory cannot be created, opened or written
     SERVER_FULL = 14  # the server is at its connection cap (--max-clients)
     LINES_REFUSED = 15  # send: some lines were refused (too long), the others delivered
+    # 16-18: TLS (branch tls)
+    FILE_TOO_LARGE = 19  # send --file: over the server's size limit or quota; no byte sent
+    FILE_UNAVAILABLE = 20  # no such file (or expired), not yours to fetch, or no file sharing
+    FILE_CORRUPT = 21  # the bytes did not hash to the file's SHA-256: discarded
+    FILE_ERROR = 22  # a local file cannot be read, or the download cannot be written
     INTERRUPTED = 130  # Ctrl+C (128 + SIGINT)
