@@ -421,9 +421,10 @@ async def download(open_stream: StreamOpener, token: str, file_id: str, where: D
         request = t.TransferRequest(op="GET", token=token, offset=held)
         try:
             reader, writer, accepted = await _request(open_stream, request, timeout)
-        except TransferRefusedError as exc:
-            if exc.code == "bad_offset":  # we hold more than the file: start again
-                keep = False
+        except (TransferRefusedError, FileUnavailableError, FileCorruptError) as exc:
+            # we hold more than the file (start again), or there is nothing to resume
+            keep = getattr(exc, "code", "") not in ("bad_offset",) and not isinstance(
+                exc, (FileUnavailableError, FileCorruptError))
             raise
         try:
             if (sha256 is not None and accepted.sha256 != sha256) or (
@@ -477,7 +478,7 @@ async def download(open_stream: StreamOpener, token: str, file_id: str, where: D
     finally:
         if not fh.closed:
             fh.close()
-        if not keep:
+        if not keep or where.held(file_id) == 0:  # an empty part file resumes nothing
             where.discard(file_id)
 
 

@@ -35,8 +35,9 @@ FileId = Annotated[str, Field(pattern=r"^[0-9a-z]{6,32}$")]
 #: a transfer token the server issued (``UPLOAD``/``DOWNLOAD``), presented on the transfer
 #: connection (``XFER``)
 TransferToken = Annotated[str, Field(pattern=r"^[A-Za-z0-9_\-]{16,64}$")]
-#: the longest file name carried by a frame, in characters
-MAX_FILE_NAME = 255
+#: the longest file name a frame may carry, in characters (the server keeps at most 255 of
+#: them, receivers at most 200 bytes: see protocol/filenames.py)
+MAX_FILE_NAME = 1024
 
 
 def _validate_target(value: str) -> str:

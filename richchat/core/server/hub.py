@@ -536,13 +536,25 @@ def _taken_text(name: str, holder: str) -> str:
     )
 
 
+#: the longest file name the server keeps and shows, in characters
+MAX_DISPLAY_NAME = 255
+
+
 def display_name(name: str) -> str:
     """What the server shows of a file name a sender gave: its last path component (either
-    separator), without surrounding spaces; ``file`` if nothing is left. (Control characters
-    were neutralised by the frame's validation. Receivers clean it again for their disk:
+    separator), without surrounding spaces, at most :data:`MAX_DISPLAY_NAME` characters (the
+    extension kept); ``file`` if nothing is left. (Control characters were neutralised by the
+    frame's validation. Receivers clean it again for their disk:
     :func:`richchat.core.protocol.filenames.safe_file_name`.)"""
+    from richchat.core.protocol.filenames import split_ext
+
     base = name.replace("\\", "/").rsplit("/", 1)[-1].strip()
-    return base if base and base not in (".", "..") else "file"
+    if not base or base in (".", ".."):
+        return "file"
+    if len(base) > MAX_DISPLAY_NAME:
+        stem, ext = split_ext(base)
+        base = stem[: MAX_DISPLAY_NAME - len(ext)] + ext
+    return base
 
 
 def _pair(a: str, b: str) -> str:
