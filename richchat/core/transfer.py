@@ -26,6 +26,7 @@ Light (``send`` imports it): asyncio, hashlib and the pure protocol modules only
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import errno
 import hashlib
@@ -34,7 +35,7 @@ import stat
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 
 from richchat.core.errors import (
     ConnectionLostError,
@@ -46,6 +47,7 @@ from richchat.core.errors import (
     RichchatError,
     TimeoutRichchatError,
 )
+from richchat.core.hashwrite import HashWriter
 from richchat.core.protocol import transfer as t
 from richchat.core.protocol.filenames import numbered, safe_file_name
 
@@ -55,8 +57,9 @@ Progress = Callable[[int, int], None]
 
 #: bytes per ``sendfile`` call of an upload (progress is reported between calls)
 SEND_CHUNK = 1024 * 1024
-#: bytes read from a download before they go to the disk thread in one batch
-WRITE_BATCH = 1024 * 1024
+#: a download's receive buffer: filled straight from the socket, then hashed and written in
+#: a worker thread while the next one fills
+RECEIVE_BUFFER = 1024 * 1024
 #: bytes hashed per read
 HASH_CHUNK = 1024 * 1024
 #: the part file of a download, in the download directory
@@ -287,19 +290,167 @@ def _open_part(path: str, size: int | None) -> tuple[IO[bytes], Any, int]:
     return fh, hasher, held  # type: ignore[return-value]
 
 
-def _write_batch(fh: IO[bytes], hasher: Any, batch: list[bytes]) -> None:
-    for data in batch:
-        fh.write(data)
-        hasher.update(data)
-
-
 def _finish_part(fh: IO[bytes], hasher: Any) -> str:
-    try:
-        fh.flush()
-        os.fsync(fh.fileno())
-    finally:
-        fh.close()
+    fh.close()
     return str(hasher.hexdigest())
+
+
+class _Receiver(asyncio.BufferedProtocol):
+    """The download side of a transfer connection, after the request: parses the server's
+    first line, then receives the file's bytes straight into :data:`RECEIVE_BUFFER`-byte
+    buffers (no copy through a StreamReader) and has each full buffer hashed and written by
+    a worker thread while the next one fills; reading pauses while two buffers wait.
+    Works the same on a TLS transport (asyncio's TLS layer feeds buffered protocols too).
+    Bytes received before the connection breaks are written all the same (a resume starts
+    after them)."""
+
+    def __init__(self, fh: IO[bytes], hasher: Any, held: int, progress: Progress | None
+                 ) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.transport: asyncio.Transport | None = None
+        self.fh, self.hasher = fh, hasher
+        self._io = HashWriter(fh, hasher)
+        self.progress = progress
+        self.head = bytearray()
+        self.accepted: asyncio.Future[t.ServerTransferFrame] = self.loop.create_future()
+        self.finished: asyncio.Future[None] = self.loop.create_future()
+        self.total = 0
+        self.left = -1  # bytes still to come (-1: the first line is not in yet)
+        self.received = self.written = held
+        self._buf = bytearray(RECEIVE_BUFFER)
+        self._filled = 0
+        self._queue: collections.deque[memoryview] = collections.deque()
+        self._writing = False
+        self._paused = False
+        self._lost: BaseException | None = None
+        self._ended = False
+        self.last_activity = self.loop.time()
+
+    # -- asyncio.BufferedProtocol
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        if self.left < 0:
+            return memoryview(self._buf)[: t.MAX_TRANSFER_LINE + 1 - len(self.head)]
+        if self._filled == len(self._buf):
+            self._rotate()
+        end = min(len(self._buf), self._filled + max(self.left, 1))
+        return memoryview(self._buf)[self._filled : end]
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self.last_activity = self.loop.time()
+        if self.left < 0:
+            self._head_bytes(bytes(self._buf[:nbytes]))
+            return
+        if nbytes > self.left:  # more than the file: the server is broken
+            self._fail(ProtocolError("the server sent more bytes than the file has"))
+            return
+        self._filled += nbytes
+        self.left -= nbytes
+        self.received += nbytes
+        if self._filled == len(self._buf) or self.left == 0:
+            self._rotate()
+
+    def eof_received(self) -> bool | None:
+        return None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.left < 0 and not self.accepted.done():
+            self.accepted.set_exception(ConnectionLostError(
+                "the server closed the transfer connection while we waited for its answer"))
+        if self.left != 0 and self._lost is None:
+            self._lost = ConnectionLostError(
+                f"download interrupted after {self.received} of {self.total} bytes (run it "
+                "again to resume)")
+        self._rotate()
+
+    # -- the first line
+
+    def _head_bytes(self, data: bytes) -> None:
+        self.head += data
+        end = self.head.find(b"\n")
+        if end < 0:
+            if len(self.head) > t.MAX_TRANSFER_LINE:
+                self._answer_error(ProtocolError("the server's answer is too long"))
+            return
+        line, rest = bytes(self.head[:end]).rstrip(b"\r"), bytes(self.head[end + 1 :])
+        try:
+            frame = t.decode_reply(line)
+        except t.TransferLineError as exc:
+            self._answer_error(ProtocolError(f"bad answer on the transfer connection: {exc}"))
+            return
+        if not self.accepted.done():
+            self.accepted.set_result(frame)
+        if not isinstance(frame, t.TransferAccepted):
+            return
+        self.total = frame.size
+        self.left = frame.size - frame.offset
+        if len(rest) > self.left:
+            self._fail(ProtocolError("the server sent more bytes than the file has"))
+            return
+        self._buf[: len(rest)] = rest
+        self._filled = len(rest)
+        self.left -= len(rest)
+        self.received += len(rest)
+        if self.left == 0:
+            self._rotate()
+
+    def _answer_error(self, exc: RichchatError) -> None:
+        if not self.accepted.done():
+            self.accepted.set_exception(exc)
+        if self.transport is not None:
+            self.transport.abort()
+
+    # -- writing
+
+    def _rotate(self) -> None:
+        """Queue the buffer filled so far (if any), start writing, pause reading if needed."""
+        if self._filled:
+            self._queue.append(memoryview(self._buf)[: self._filled])
+            self._buf = bytearray(RECEIVE_BUFFER)
+            self._filled = 0
+        if len(self._queue) >= 2 and not self._paused and self.transport is not None:
+            self._paused = True
+            self.transport.pause_reading()
+        self._pump()
+
+    def _pump(self) -> None:
+        if self._writing:
+            return
+        if self._queue:
+            chunk = self._queue.popleft()
+            self._writing = True
+            future = self._io.feed([chunk])
+            future.add_done_callback(lambda fut: self._wrote(fut, len(chunk)))
+        elif (self.left == 0 or self._lost is not None) and not self._ended:
+            self._ended = True
+            self._io.close()
+            if self._lost is not None:
+                self.finished.set_exception(self._lost)
+            else:
+                self.finished.set_result(None)
+
+    def _wrote(self, fut: asyncio.Future[tuple[None, None]], size: int) -> None:
+        self._writing = False
+        if fut.cancelled() or fut.exception() is not None:
+            error = None if fut.cancelled() else fut.exception()
+            self._fail(FileAccessError(f"cannot write the download: {error}"))
+            self._queue.clear()
+        else:
+            self.written += size
+            if self.progress is not None:
+                self.progress(self.written, self.total)
+        if self._paused and len(self._queue) < 2 and self.transport is not None:
+            self._paused = False
+            with contextlib.suppress(RuntimeError):
+                self.transport.resume_reading()
+        self._pump()
+
+    def _fail(self, exc: RichchatError) -> None:
+        if self._lost is None:
+            self._lost = exc
+        self.left = max(self.left, 0)
+        if self.transport is not None:
+            self.transport.abort()
 
 
 class DownloadDir:
@@ -419,51 +570,40 @@ async def download(open_stream: StreamOpener, token: str, file_id: str, where: D
     keep = True  # the part file stays for a resume unless its bytes are proven bad
     try:
         request = t.TransferRequest(op="GET", token=token, offset=held)
+        _reader, writer = await open_stream()
+        receiver = _Receiver(fh, hasher, held, progress)
+        transport = cast(asyncio.Transport, writer.transport)
+        transport.set_protocol(receiver)
+        receiver.transport = transport
         try:
-            reader, writer, accepted = await _request(open_stream, request, timeout)
-        except (TransferRefusedError, FileUnavailableError, FileCorruptError) as exc:
-            # we hold more than the file (start again), or there is nothing to resume
-            keep = getattr(exc, "code", "") not in ("bad_offset",) and not isinstance(
-                exc, (FileUnavailableError, FileCorruptError))
-            raise
-        try:
-            if (sha256 is not None and accepted.sha256 != sha256) or (
-                    size is not None and accepted.size != size):
+            transport.write((request.line() + "\n").encode())
+            try:
+                accepted = await asyncio.wait_for(asyncio.shield(receiver.accepted), timeout)
+            except asyncio.TimeoutError:
+                raise TimeoutRichchatError(f"timed out after {timeout:g} s waiting for the "
+                                           "server to accept the transfer") from None
+            if isinstance(accepted, t.TransferError):
+                err = refusal(accepted.code, accepted.text)
+                # we hold more than the file (start again), or there is nothing to resume
+                keep = accepted.code != "bad_offset" and not isinstance(
+                    err, (FileUnavailableError, FileCorruptError))
+                raise err
+            if not isinstance(accepted, t.TransferAccepted) or (
+                    sha256 is not None and accepted.sha256 != sha256) or (
+                    size is not None and accepted.size != size) or accepted.offset != held:
                 raise ProtocolError("the server sent another file than the one offered")
-            total = accepted.size
-            position = held
             if progress is not None:
-                progress(position, total)
-            batch: list[bytes] = []
-            batched = 0
-            while position + batched < total:
-                try:
-                    data = await asyncio.wait_for(
-                        reader.read(min(256 * 1024, total - position - batched)), timeout)
-                except asyncio.TimeoutError:
-                    raise TimeoutRichchatError(
-                        f"the server sent nothing for {timeout:g} s") from None
-                except (ConnectionError, OSError) as exc:
-                    data = b""
-                    if not batch:
-                        raise ConnectionLostError(f"download interrupted: {exc}") from None
-                if not data:
-                    if batch:
-                        await asyncio.to_thread(_write_batch, fh, hasher, batch)
-                        position += batched
-                    raise ConnectionLostError(
-                        f"download interrupted after {position} of {total} bytes "
-                        "(run it again to resume)")
-                batch.append(data)
-                batched += len(data)
-                if batched >= WRITE_BATCH or position + batched >= total:
-                    await asyncio.to_thread(_write_batch, fh, hasher, batch)
-                    position += batched
-                    batch, batched = [], 0
-                    if progress is not None:
-                        progress(position, total)
+                progress(held, accepted.size)
+            while not receiver.finished.done():
+                await asyncio.wait({receiver.finished}, timeout=min(1.0, timeout))
+                idle = receiver.loop.time() - receiver.last_activity
+                if not receiver.finished.done() and idle > timeout:
+                    transport.abort()  # what came so far is written, for a resume
+                    await asyncio.wait({receiver.finished}, timeout=timeout)
+                    raise TimeoutRichchatError(f"the server sent nothing for {timeout:g} s")
+            receiver.finished.result()
         finally:
-            await _close(writer)
+            transport.close()
         digest = await asyncio.to_thread(_finish_part, fh, hasher)
         if digest != accepted.sha256:
             keep = False
@@ -474,7 +614,7 @@ async def download(open_stream: StreamOpener, token: str, file_id: str, where: D
             final = await asyncio.to_thread(where.place, file_id, accepted.name, digest)
         except OSError as exc:
             raise FileAccessError(f"cannot name the download: {exc.strerror or exc}") from None
-        return Received(final, accepted.name, total, digest, held, total - held)
+        return Received(final, accepted.name, accepted.size, digest, held, accepted.size - held)
     finally:
         if not fh.closed:
             fh.close()

@@ -16,7 +16,7 @@ chat connections. The same happens over TLS: the hand-over takes the decrypted s
   :data:`SINK_HIGH` bytes wait for the disk, so memory never grows with the file. The first
   line's answer says how many bytes the server holds already (``XOK|offset|...``); a resumed
   upload first hashes those bytes back from disk. The file is stored (``os.replace`` into
-  ``files/<sha256>``, after ``fsync``) only if the whole of it hashes to the SHA-256 the
+  ``files/<sha256>``) only if the whole of it hashes to the SHA-256 the
   sender announced; else it is deleted (``XERR|hash_mismatch``).
 * **Downloads** are sent with ``loop.sendfile`` (``os.sendfile`` on plain TCP: no copy
   through Python; on TLS, asyncio reads the file in a worker thread, 256 KiB at a time).
@@ -39,6 +39,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import IO, TYPE_CHECKING, Any, NamedTuple, cast
 
+from richchat.core.hashwrite import HashWriter
 from richchat.core.protocol import transfer as t
 from richchat.core.server.files import FileStore
 
@@ -196,14 +197,15 @@ class Transfers:
 
 
 class DiskSink:
-    """Writes and hashes an upload's bytes in a worker thread, one batch at a time, and asks
-    the connection to pause reading while more than :data:`SINK_HIGH` bytes wait."""
+    """Writes and hashes an upload's bytes off the event loop (:class:`HashWriter`: a writer
+    thread and a hasher thread at once), one batch at a time, and asks the connection to
+    pause reading while more than :data:`SINK_HIGH` bytes wait."""
 
-    def __init__(self, file: IO[bytes], hasher: Any, executor: ThreadPoolExecutor,
-                 pause: Callable[[], None], resume: Callable[[], None]) -> None:
+    def __init__(self, file: IO[bytes], hasher: Any, pause: Callable[[], None],
+                 resume: Callable[[], None]) -> None:
         self.file = file
         self.hasher = hasher
-        self._executor = executor
+        self._io = HashWriter(file, hasher)
         self._pause, self._resume = pause, resume
         self._batch: list[bytes] = []
         self.waiting = 0  # bytes pushed and not yet written (the batch being written too)
@@ -228,21 +230,17 @@ class DiskSink:
         else:
             self._on_idle = callback
 
+    def close(self) -> None:
+        self._io.close()
+
     def _submit(self) -> None:
         batch, self._batch = self._batch, []
         self._busy = True
-        loop = asyncio.get_running_loop()
-        future = loop.run_in_executor(self._executor, self._write, batch)
+        future = self._io.feed(batch)
         size = sum(len(b) for b in batch)
         future.add_done_callback(lambda fut: self._written(fut, size))
 
-    def _write(self, batch: list[bytes]) -> None:
-        file, update = self.file, self.hasher.update
-        for data in batch:
-            file.write(data)
-            update(data)
-
-    def _written(self, fut: asyncio.Future[None], size: int) -> None:
+    def _written(self, fut: asyncio.Future[tuple[None, None]], size: int) -> None:
         self._busy = False
         self.waiting -= size
         if self.error is None and not fut.cancelled() and fut.exception() is not None:
@@ -289,12 +287,10 @@ def _open_partial(path: os.PathLike[str], size: int) -> tuple[IO[bytes], Any, in
 
 
 def _finish_upload(file: IO[bytes], hasher: Any) -> str:
-    """Make the upload durable, close it, and return its SHA-256."""
-    try:
-        file.flush()
-        os.fsync(file.fileno())
-    finally:
-        file.close()
+    """Close the upload and return its SHA-256. (No fsync: like the chat history, a stored
+    file survives the server process; a power cut may lose the last seconds of writes. A
+    file lost that way is a stale offer, which a download reports as damaged.)"""
+    file.close()
     return str(hasher.hexdigest())
 
 
@@ -502,7 +498,7 @@ class TransferConnection(asyncio.Protocol):
             return
         self._file = file
         self.offset = self.received = held
-        self.sink = DiskSink(file, hasher, self.transfers.executor, self._pause, self._resume)
+        self.sink = DiskSink(file, hasher, self._pause, self._resume)
         self._accepted(grant)
         self.state = "put"
         self._rate_start = time.monotonic()
@@ -565,6 +561,7 @@ class TransferConnection(asyncio.Protocol):
             self.fail("server_error", "the server cannot write the file")
             return
         assert self.sink is not None
+        self.sink.close()
         loop = asyncio.get_running_loop()
         future = loop.run_in_executor(self.transfers.executor, _finish_upload, self._file,
                                       self.sink.hasher)
@@ -618,10 +615,15 @@ class TransferConnection(asyncio.Protocol):
         file, self._file = self._file, None
         if file is None:
             return
-        if self.sink is None:
+        sink = self.sink
+        if sink is None:
             file.close()
         else:
-            self.sink.when_idle(lambda _error: file.close())
+            def done(_error: BaseException | None) -> None:
+                file.close()
+                sink.close()
+
+            sink.when_idle(done)
 
     # ------------------------------------------------------------------ download
 
