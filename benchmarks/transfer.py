@@ -18,12 +18,15 @@ Measured, in one run:
   20 ms during each transfer; growth = the highest sample minus the last sample before it.
 * **Chat latency**: 100 clients in the lobby (benchmarks/fanout.py's load generator, its
   paced phase: 10 senders at a fixed rate, arrival latency from the kernel's receive
-  timestamp), measured idle, then during the upload, then during the download. Each
-  transfer's phase starts once its worker reports the first transferred bytes; the table says
-  which share of the phase overlapped the transfer.
+  timestamp), measured idle, then during an upload (of another file of the same size), then
+  during a download. Each of these phases starts once its worker reports the first
+  transferred bytes; the table says which share of the phase overlapped the transfer.
+  Throughput is measured on transfers of their own, with the chat quiet (100 clients
+  connected, nobody talking), as ncat's is: the load generator's CPU is not taken from them.
 
 Only loopback (127.0.0.1); every phase is bounded in count and time; the temporary files
-(4 GiB at most: the file, the server's copy, the download, ncat's copy) are deleted at the end.
+(7 GiB at most: two files, the server's copies, two downloads, ncat's copy) are deleted at the
+end.
 
     python benchmarks/transfer.py                 # 1 GiB, 100 chat clients (~1 min)
     python benchmarks/transfer.py --size 256M --json out.json
@@ -33,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import shutil
@@ -188,15 +192,13 @@ class TransferResult:
 async def sample_rss(pid: int, stop: asyncio.Event, samples: list[int]) -> None:
     while not stop.is_set():
         samples.append(fo.proc_rss_kb(pid))
-        try:
+        with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(stop.wait(), 0.02)
-        except asyncio.TimeoutError:
-            pass
 
 
 async def transfer(direction: str, worker_args: list[str], server: fo.Server, run: fo.Run,
-                   size: int, args: argparse.Namespace) -> TransferResult:
-    """One transfer by a worker process, with the chat's paced phase during it."""
+                   size: int, args: argparse.Namespace, chat: bool) -> TransferResult:
+    """One transfer by a worker process; with ``chat``, the chat's paced phase during it."""
     pid = server.proc.pid
     stop = asyncio.Event()
     samples: list[int] = []
@@ -211,11 +213,14 @@ async def transfer(direction: str, worker_args: list[str], server: fo.Server, ru
     started = await asyncio.wait_for(proc.stdout.readline(), args.timeout)
     if not started:
         raise RuntimeError(f"the {direction} worker ended before any byte")
-    rate = min(args.rate, args.paced_budget / (run.senders * (run.n - 1)))
-    msgs = max(4, int(rate * args.paced_seconds))
-    t_phase = time.time()
-    phase, cpu = await run.run_phase(msgs, rate, timeout=args.timeout)
-    t_phase_end = time.time()
+    paced = None
+    t_phase = t_phase_end = time.time()
+    if chat:
+        rate = min(args.rate, args.paced_budget / (run.senders * (run.n - 1)))
+        msgs = max(4, int(rate * args.paced_seconds))
+        phase, cpu = await run.run_phase(msgs, rate, timeout=args.timeout)
+        t_phase_end = time.time()
+        paced = fo.summarize(phase, cpu, round(rate, 2))
     done_line = await asyncio.wait_for(proc.stdout.readline(), args.timeout)
     await asyncio.wait_for(proc.wait(), args.timeout)
     stop.set()
@@ -230,7 +235,7 @@ async def transfer(direction: str, worker_args: list[str], server: fo.Server, ru
         direction=direction, transfer_s=round(done["transfer_s"], 3),
         total_s=round(done["total_s"], 3), mb_per_s=round(size / done["transfer_s"] / 1e6, 1),
         rss_before_kb=before, rss_peak_kb=peak, growth_mb=round((peak - before) / 1024, 2),
-        paced=fo.summarize(phase, cpu, round(rate, 2)), overlap=round(overlap, 2),
+        paced=paced, overlap=round(overlap, 2) if chat else 0.0,
         extra={k: v for k, v in done.items() if k in ("id", "sha256", "sent", "received",
                                                        "path")},
     )
@@ -269,21 +274,29 @@ async def main_async(args: argparse.Namespace) -> dict[str, object]:
             idle = fo.summarize(phase, cpu, round(rate, 2))
             report["idle"] = asdict(idle)
             print(f"idle paced p99 {idle.p99_ms:.2f} ms", file=sys.stderr)
-            up = await transfer("upload", ["--port", str(server.port), "--path", str(src)],
-                                server, run, size, args)
-            print(f"upload: {up.mb_per_s} MB/s, +{up.growth_mb} MB, paced p99 "
-                  f"{up.paced.p99_ms if up.paced else '-'} ms", file=sys.stderr)
-            down_dir = tmp / "downloads"
-            down = await transfer("download", ["--port", str(server.port), "--file-id",
-                                               str(up.extra["id"]), "--path", str(down_dir)],
-                                  server, run, size, args)
-            print(f"download: {down.mb_per_s} MB/s, +{down.growth_mb} MB, paced p99 "
-                  f"{down.paced.p99_ms if down.paced else '-'} ms", file=sys.stderr)
+            other = tmp / "payload-2.bin"
+            make_file(other, size)
+            results = {}
+            for label, direction, path, chat in (
+                ("upload", "upload", src, False),
+                ("download", "download", tmp / "down-1", False),
+                ("upload + chat", "upload", other, True),
+                ("download + chat", "download", tmp / "down-2", True),
+            ):
+                extra = ["--port", str(server.port), "--path", str(path)]
+                if direction == "download":
+                    extra += ["--file-id", str(results["upload"].extra["id"])]
+                result = await transfer(direction, extra, server, run, size, args, chat)
+                results[label] = result
+                p99 = f", chat paced p99 {result.paced.p99_ms} ms" if result.paced else ""
+                print(f"{label}: {result.mb_per_s} MB/s, server +{result.growth_mb} MB{p99}",
+                      file=sys.stderr)
+                if direction == "download":
+                    shutil.rmtree(path, ignore_errors=True)
+            report["transfers"] = {k: asdict(v) for k, v in results.items()}
             phase, cpu = await run.run_phase(msgs, rate, timeout=args.timeout)
             after = fo.summarize(phase, cpu, round(rate, 2))
             report["idle_after"] = asdict(after)
-            report["upload"] = asdict(up)
-            report["download"] = asdict(down)
             report["lost_connections"] = run.lost_connections
         finally:
             run.close()
@@ -308,14 +321,14 @@ def table(r: dict[str, object]) -> str:
         f"| ncat pipe (disk to disk) | {r['ncat_s']} | {ncat:.0f} | 1.00 | - | - | - | - |",
         f"| chat idle (before) | - | - | - | - | {idle:.2f} | 1.00 | - |",
     ]
-    for key in ("upload", "download"):
-        t = r[key]
-        p99 = t["paced"]["p99_ms"]  # type: ignore[index]
+    for key, t in r["transfers"].items():  # type: ignore[attr-defined]
+        paced = t["paced"]
+        chat = (f"{paced['p99_ms']:.2f} | {paced['p99_ms'] / idle:.2f} | {t['overlap']:.0%}"
+                if paced else "- | - | -")
         lines.append(
-            f"| richchat {key} | {t['transfer_s']} (command: {t['total_s']}) "  # type: ignore[index]
-            f"| {t['mb_per_s']:.0f} | {t['mb_per_s'] / ncat:.2f} "  # type: ignore[index]
-            f"| {t['growth_mb']:.1f} MB | {p99:.2f} | {p99 / idle:.2f} "  # type: ignore[index]
-            f"| {t['overlap']:.0%} |"  # type: ignore[index]
+            f"| richchat {key} | {t['transfer_s']} (command: {t['total_s']}) "
+            f"| {t['mb_per_s']:.0f} | {t['mb_per_s'] / ncat:.2f} "
+            f"| {t['growth_mb']:.1f} MB | {chat} |"
         )
     after = r["idle_after"]["p99_ms"]  # type: ignore[index]
     lines.append(f"| chat idle (after) | - | - | - | - | {after:.2f} | {after / idle:.2f} | - |")
