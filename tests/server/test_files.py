@@ -229,6 +229,23 @@ async def test_quota_evicts_the_files_shared_longest_ago(make_server: ServerFact
     with pytest.raises(FileTooLargeError):
         await share_file(addr(server), "alice", tmp_path / "f")
     await fetch_file(addr(server), ids["d"], dl, nick="bob")
+    # offered and never uploaded: reserves nothing, evicts nothing
+    client, answer = await offer_raw(server.port, "mallory", "lobby", 3000, "f" * 64, "x")
+    assert answer.startswith("UPLOAD|")
+    for name in "de":
+        await fetch_file(addr(server), ids[name], dl, nick="bob")
+    # cut off after 100 of 3000 bytes: holds 100 (the blobs shared longest ago make room for
+    # the upload while it runs, and stay deleted)
+    data = b"z" * 3000
+    sha = hashlib.sha256(data).hexdigest()
+    client.send(f"CMD_SHARE|lobby|3000|{sha}|z.bin")
+    token = (await client.expect(lambda l: l.startswith("UPLOAD|"))).split("|")[2]
+    await transfer_line(server.port, f"XFER|1|PUT|{token}", data[:100], then_close=True)
+    assert server.files is not None
+    await wait_until(lambda: server.files.store.held.get(sha) == 100,  # type: ignore[union-attr]
+                     "the cut-off upload")
+    assert server.files.store.used == 100
+    client.writer.close()
 
 
 def test_retention_expires_files_and_stale_uploads(tmp_path: Path) -> None:
@@ -243,7 +260,10 @@ def test_retention_expires_files_and_stale_uploads(tmp_path: Path) -> None:
         store.add_offer(sha, 10, f"{sha[0]}.txt", "alice", "lobby", int(now[0] * 1000))
         now[0] += 3 * 86400
     assert store.reserve(part, 100) is None
+    assert store.used == 20 + 100  # an upload under way reserves its whole size
     store.partial_path(part).write_bytes(b"half")
+    store.upload_ended(part, 4)
+    assert store.used == 20 + 4  # cut off, it holds what it has
     now[0] += 86400 + 1  # old: shared 7 days + 1 s ago; new: 4 days; the partial: 1 day
     assert store.sweep() == 1
     assert store.blob_size(old) is None and not store.blob_path(old).exists()

@@ -11,11 +11,12 @@ Layout, in ``DATA_DIR/files/``::
 * **Offers** are what people share: a file id (``richchat get HOST ID``), the blob's SHA-256,
   the name the sender gave, who shared it and with whom (a room, or ``@user``). The same
   bytes shared twice are one blob and two offers.
-* **Quota** (``file_quota``, default 1 GiB): stored blobs plus the declared size of every
-  upload under way (reserved when its token is issued) never exceed it. A new upload that does
-  not fit makes room by deleting the blobs shared longest ago (their offers go with them);
-  uploads under way are never deleted for it. A file that cannot fit even then is refused
-  before a byte is sent (``quota_full``).
+* **Quota** (``file_quota``, default 1 GiB): stored blobs, the declared size of every upload
+  under way, and the bytes interrupted uploads hold never exceed it together. An upload
+  reserves its size when its bytes start to flow (not when it is offered: an offer nobody
+  uploads holds nothing and evicts nothing); one that does not fit makes room by deleting the
+  blobs shared longest ago (their offers go with them); uploads under way are never deleted
+  for it. A file that cannot fit even then is refused before a byte is sent (``quota_full``).
 * **Retention** (``file_retention``, default 7 days): a blob is deleted (with its offers) that
   long after it was last shared (sharing the same bytes again renews it). An interrupted
   upload is kept as long, counted from its last byte, so its sender can resume it.
@@ -109,11 +110,18 @@ class FileStore:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
-        #: uploads under way or interrupted: SHA-256 -> declared size (reserved in the quota)
+        #: uploads under way or interrupted: SHA-256 -> declared size
         self.partials: dict[str, int] = dict(
             self._db.execute("SELECT sha256, size FROM partials").fetchall()
         )
+        #: uploads under way (their declared size is reserved in the quota)
+        self.active: set[str] = set()
+        #: interrupted uploads: SHA-256 -> bytes their partial file holds (counted as such)
+        self.held: dict[str, int] = {}
         self._reconcile()
+        for sha in self.partials:
+            with contextlib.suppress(OSError):
+                self.held[sha] = self.partial_path(sha).stat().st_size
         self.blob_bytes = int(self._db.execute("SELECT COALESCE(SUM(size), 0) FROM blobs")
                               .fetchone()[0])
 
@@ -159,44 +167,56 @@ class FileStore:
 
     @property
     def used(self) -> int:
-        """Bytes counted against the quota: stored blobs and reserved uploads."""
-        return self.blob_bytes + sum(self.partials.values())
+        """Bytes counted against the quota: stored blobs, the declared size of uploads under
+        way, and what interrupted uploads hold."""
+        reserved = sum(self.partials[sha] for sha in self.active if sha in self.partials)
+        idle = sum(n for sha, n in self.held.items() if sha not in self.active)
+        return self.blob_bytes + reserved + idle
 
     def reserve(self, sha256: str, size: int) -> str | None:
-        """Make room for an upload of ``size`` bytes (deleting the files shared longest ago
-        if needed) and reserve it; the reason when it cannot fit, else None."""
-        if sha256 in self.partials:
-            if self.partials[sha256] == size:
-                self._touch_partial(sha256)
-                return None
+        """An upload of ``size`` bytes starts: make room for it (deleting the files shared
+        longest ago if needed) and reserve it; the reason when it cannot fit, else None."""
+        if sha256 in self.partials and self.partials[sha256] != size:
             self.drop_partial(sha256)  # declared with another size before: start again
         if size > self.quota:
             return f"the server keeps at most {self.quota} bytes of files"
-        excess = self.used + size - self.quota
+        self.active.discard(sha256)
+        # what this upload's partial file holds is part of the size it reserves now
+        excess = self.used - self.held.get(sha256, 0) + size - self.quota
         if excess > 0:
             self._evict(excess)
-            excess = self.used + size - self.quota
+            excess = self.used - self.held.get(sha256, 0) + size - self.quota
             if excess > 0:
                 return "the server's file space is taken by uploads under way; try later"
-        self.partials[sha256] = size
-        self._db.execute(
-            "INSERT OR REPLACE INTO partials (sha256, size, updated) VALUES (?, ?, ?)",
-            (sha256, size, self._now_ms()),
-        )
+        self.active.add(sha256)
+        if sha256 not in self.partials:
+            self.partials[sha256] = size
+            self._db.execute(
+                "INSERT OR REPLACE INTO partials (sha256, size, updated) VALUES (?, ?, ?)",
+                (sha256, size, self._now_ms()),
+            )
+        else:
+            self._touch_partial(sha256)
         return None
 
     def _touch_partial(self, sha256: str) -> None:
         self._db.execute("UPDATE partials SET updated = ? WHERE sha256 = ?",
                          (self._now_ms(), sha256))
 
-    def upload_progress(self, sha256: str) -> None:
-        """An upload's connection ended (or went on): its retention counts from now."""
+    def upload_ended(self, sha256: str, held: int) -> None:
+        """An upload's connection ended unfinished with ``held`` bytes in its partial file:
+        it holds those (not its declared size) until resumed, and its retention counts from
+        now."""
+        self.active.discard(sha256)
         if sha256 in self.partials:
+            self.held[sha256] = held
             self._touch_partial(sha256)
 
     def drop_partial(self, sha256: str) -> None:
         """Forget an upload (its data failed the hash, or it expired) and its reservation."""
         self.partials.pop(sha256, None)
+        self.active.discard(sha256)
+        self.held.pop(sha256, None)
         self._db.execute("DELETE FROM partials WHERE sha256 = ?", (sha256,))
         with contextlib.suppress(FileNotFoundError):
             self.partial_path(sha256).unlink()
@@ -205,6 +225,8 @@ class FileStore:
         """The verified partial becomes the blob ``sha256`` (renamed, atomically)."""
         os.replace(self.partial_path(sha256), self.blob_path(sha256))
         self.partials.pop(sha256, None)
+        self.active.discard(sha256)
+        self.held.pop(sha256, None)
         with self._db:
             self._db.execute("BEGIN")
             self._db.execute("DELETE FROM partials WHERE sha256 = ?", (sha256,))
@@ -257,7 +279,7 @@ class FileStore:
                      self.retention / 86400)
             self.delete_blob(sha)
         stale = [sha for (sha,) in self._db.execute(
-            "SELECT sha256 FROM partials WHERE updated < ?", (cutoff,))]
+            "SELECT sha256 FROM partials WHERE updated < ?", (cutoff,)) if sha not in self.active]
         for sha in stale:
             self.drop_partial(sha)
         return len(old) + len(stale)

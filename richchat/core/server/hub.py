@@ -407,8 +407,9 @@ class Hub:
 
     def share(self, peer: Peer, frame: f.ShareFile) -> None:
         """``CMD_SHARE``: share a file with a room the sender is in, or with a user online.
-        Refused before a byte is sent when it is larger than the server takes or cannot fit
-        its quota; published at once when the server holds those bytes already."""
+        Refused before a byte is sent when it is larger than the server takes; published at
+        once when the server holds those bytes already. (Room for it in the quota is made
+        when its bytes start to flow: an offer never uploaded evicts nothing.)"""
         files = self._files(peer)
         if files is None:
             return
@@ -429,11 +430,6 @@ class Hub:
                 return
             self._offer(peer.name, target, frame.sha256, frame.size, name, peer)
             return
-        if frame.sha256 not in files.uploading:
-            problem = store.reserve(frame.sha256, frame.size)
-            if problem is not None:
-                self.fail(peer, "quota_full", problem)
-                return
         token = files.grant_put(frame.sha256, frame.size, name, peer.name, target, peer)
         if token is None:
             self.fail(peer, "too_many_transfers", "too many transfers asked for at once")

@@ -472,8 +472,9 @@ class TransferConnection(asyncio.Protocol):
             self._accepted(grant)
             self._stored(grant)
             return
-        if grant.sha256 not in store.partials and store.reserve(grant.sha256, grant.size):
-            self.fail("quota_full", "the server has no room for this file now")
+        problem = store.reserve(grant.sha256, grant.size)
+        if problem is not None:
+            self.fail("quota_full", problem)
             return
         transfers.uploading[grant.sha256] = self
         self.state = "opening"
@@ -611,17 +612,27 @@ class TransferConnection(asyncio.Protocol):
         transfers = self.transfers
         if transfers.uploading.get(grant.sha256) is self:
             del transfers.uploading[grant.sha256]
-        transfers.store.upload_progress(grant.sha256)
+        store = transfers.store
+
+        def ended() -> None:
+            try:  # what the partial file holds is what counts against the quota now
+                held = os.stat(store.partial_path(grant.sha256)).st_size
+            except OSError:
+                held = 0
+            store.upload_ended(grant.sha256, held)
+
         file, self._file = self._file, None
-        if file is None:
-            return
         sink = self.sink
-        if sink is None:
+        if file is None:
+            ended()
+        elif sink is None:
             file.close()
+            ended()
         else:
             def done(_error: BaseException | None) -> None:
                 file.close()
                 sink.close()
+                ended()
 
             sink.when_idle(done)
 
