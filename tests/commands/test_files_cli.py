@@ -175,8 +175,8 @@ async def _killed_at_half(proc: asyncio.subprocess.Process, grows: Path, what: s
 
 
 @pytest.mark.slow
-async def test_an_upload_killed_halfway_resumes(make_server: ServerFactory,
-                                                tmp_path: Path) -> None:
+async def test_an_upload_killed_halfway_resumes(make_server: ServerFactory, tmp_path: Path,
+                                                caplog: pytest.LogCaptureFixture) -> None:
     server = await make_server(file_rate=RATE)
     assert server.files is not None
     src = tmp_path / "big.bin"
@@ -204,11 +204,12 @@ async def test_an_upload_killed_halfway_resumes(make_server: ServerFactory,
     assert second.moved <= 0.55 * BIG  # counted on the server
     assert sha_of(server.config.data_dir / "files" / sha) == sha
     assert not partial.exists()
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]
 
 
 @pytest.mark.slow
-async def test_a_download_killed_halfway_resumes(make_server: ServerFactory,
-                                                 tmp_path: Path) -> None:
+async def test_a_download_killed_halfway_resumes(make_server: ServerFactory, tmp_path: Path,
+                                                 caplog: pytest.LogCaptureFixture) -> None:
     src = tmp_path / "big.bin"
     sha = make_file(src, BIG)
     # shared through a server without a speed limit, then served by one with a limit (the
@@ -244,3 +245,4 @@ async def test_a_download_killed_halfway_resumes(make_server: ServerFactory,
     assert sha_of(Path(result["path"])) == sha and Path(result["path"]).name == "big.bin"
     assert not part.exists()
     assert os.path.realpath(result["path"]) == str(dl.resolve() / "big.bin")
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]  # asyncio's included

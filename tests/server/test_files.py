@@ -488,3 +488,35 @@ async def test_no_files_server(make_server: ServerFactory, tmp_path: Path) -> No
     lines = await transfer_line(server.port, "XFER|1|GET|" + "z" * 32 + "|0")
     assert lines == ["XERR|no_files|this server does not take files"]
     assert not os.path.exists(server.config.data_dir / "files")
+
+
+async def test_stalled_transfers_are_dropped(make_server: ServerFactory, tmp_path: Path,
+                                             caplog: pytest.LogCaptureFixture) -> None:
+    """A reader that takes nothing, or a sender that sends nothing, loses its transfer slot
+    after transfer_idle_timeout."""
+    server = await make_server(transfer_idle_timeout=1.0)
+    assert server.files is not None
+    src = tmp_path / "big.bin"
+    make_file(src, 40_000_000)  # far more than the socket buffers hold
+    shared = await share_file(addr(server), "alice", src)
+    bob = await registered(server.port, "bob")
+    await bob.get(shared.id)
+    ready = await next_frame(bob, f.DownloadReady)
+    assert isinstance(ready, f.DownloadReady)
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port, limit=1024)
+    writer.write(f"XFER|1|GET|{ready.token}|0\n".encode())
+    assert (await reader.readline()).startswith(b"XOK|0|40000000|")
+    # ... and read no more
+    await wait_until(lambda: not server.files.active, "the stalled download to go")  # type: ignore[union-attr]
+    assert server.files.recent[-1].outcome == "interrupted"
+    assert server.files.recent[-1].moved < 40_000_000
+    writer.close()
+
+    data = b"y" * 1000
+    client, answer = await offer_raw(server.port, "mallory", "lobby", 1000,
+                                     hashlib.sha256(data).hexdigest(), "y.bin")
+    lines = await transfer_line(server.port, f"XFER|1|PUT|{answer.split('|')[2]}")
+    assert lines[0].startswith("XOK|0|1000|") and lines[-1].startswith("XERR|timeout|")
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]  # asyncio's included
+    client.writer.close()
+    await bob.close()

@@ -21,7 +21,8 @@ chat connections. The same happens over TLS: the hand-over takes the decrypted s
 * **Downloads** are sent with ``loop.sendfile`` (``os.sendfile`` on plain TCP: no copy
   through Python; on TLS, asyncio reads the file in a worker thread, 256 KiB at a time).
 * **Limits**: at most ``max_transfers`` transfer connections at once; a per-connection speed
-  limit (``file_rate`` bytes/s, 0 = none); a connection silent for ``transfer_idle_timeout``
+  limit (``file_rate`` bytes/s, 0 = none); a connection that sends nothing (upload) or takes
+  nothing (download: files go out in 4 MiB ``sendfile`` calls) for ``transfer_idle_timeout``
   seconds is closed.
 """
 
@@ -55,6 +56,9 @@ MAX_GRANTS_PER_PEER = 8
 SINK_HIGH = 4 * 1024 * 1024
 #: bytes of a file sent per ``sendfile`` call when a speed limit applies
 RATE_CHUNK = 256 * 1024
+#: bytes of a file sent per ``sendfile`` call otherwise: a reader that takes none of them
+#: for ``transfer_idle_timeout`` seconds is dropped (it holds a transfer slot)
+SEND_CHUNK = 4 * 1024 * 1024
 #: finished transfers remembered for ``Transfers.recent`` (logs, tests, the benchmark)
 RECENT = 64
 
@@ -189,8 +193,11 @@ class Transfers:
 
     async def close(self) -> None:
         """Abort every transfer (uploads keep their partial file) and stop the workers."""
+        tasks = [conn._task for conn in self.active if conn._task is not None]
         for conn in list(self.active):
             conn.abort()
+        if tasks:
+            await asyncio.wait(tasks, timeout=2.0)
         await asyncio.sleep(0)
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(None, self.executor.shutdown, True)
@@ -380,9 +387,12 @@ class TransferConnection(asyncio.Protocol):
         if self.state == "done":
             return
         timeout = self.transfers.config.transfer_idle_timeout
-        sending = self.state == "get"  # sendfile: progress is not seen here
-        if not sending and time.monotonic() - self._last_active > timeout:
-            self.fail("timeout", f"nothing received for {timeout:g} s")
+        if time.monotonic() - self._last_active > timeout:
+            if self.state == "get":  # the reader took no chunk: XERR cannot reach it either
+                log.info("download to %s stalled for %g s: dropped", self.peer, timeout)
+                self.abort()
+            else:
+                self.fail("timeout", f"nothing received for {timeout:g} s")
             return
         self._arm_idle()
 
@@ -402,7 +412,12 @@ class TransferConnection(asyncio.Protocol):
             self.transport.close()
 
     def abort(self) -> None:
-        if self.transport is not None:
+        """Drop the connection. A download's sending task is cancelled first and aborts the
+        transport itself once ``loop.sendfile`` has let go of it (aborting under a running
+        sendfile makes asyncio log an InvalidStateError: CPython issues 78015/78162)."""
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+        elif self.transport is not None:
             self.transport.abort()
 
     def _what(self) -> str:
@@ -676,7 +691,7 @@ class TransferConnection(asyncio.Protocol):
         try:
             with file:
                 while position < grant.size:
-                    count = grant.size - position
+                    count = min(grant.size - position, SEND_CHUNK)
                     if rate:
                         count = min(count, RATE_CHUNK)
                         due = start + (position - offset) / rate
@@ -699,9 +714,9 @@ class TransferConnection(asyncio.Protocol):
             self._finish(self._record())
             if not transport.is_closing():
                 transport.close()
-        except (ConnectionError, OSError, RuntimeError) as exc:
+        except (ConnectionError, OSError, RuntimeError, asyncio.CancelledError) as exc:
             log.info("download %s to %s ended after %d bytes: %s", grant.file_id, self.peer,
-                     self.moved, exc)
+                     self.moved, exc or type(exc).__name__)
             self._finish(self._record())
             transport.abort()
 
