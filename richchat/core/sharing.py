@@ -24,7 +24,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from richchat.core.client import Address, ChatClient, frame_error_text
+from richchat.core.client import Address, ChatClient, Opener, frame_error_text, open_tcp
 from richchat.core.errors import (
     ConnectionLostError,
     FileTooLargeError,
@@ -117,11 +117,13 @@ async def share_file(
     auto_nick: bool = False,
     timeout: float = 10.0,
     progress: StageProgress | None = None,
+    opener: Opener = open_tcp,
 ) -> ShareResult:
-    """Share ``path`` with ``room`` (or privately ``to`` a user); see the module text."""
+    """Share ``path`` with ``room`` (or privately ``to`` a user); see the module text.
+    ``opener``: the transport of the chat connection, and so of the transfer's."""
     target = _target(room, to)
     size = readable_file(path)
-    client = ChatClient(address.host, address.port, timeout=timeout)
+    client = ChatClient(address.host, address.port, timeout=timeout, opener=opener)
     hello = await client.connect()
     try:
         if hello.file_max is None:
@@ -213,15 +215,17 @@ async def fetch_file(
     auto_nick: bool = False,
     timeout: float = 10.0,
     progress: StageProgress | None = None,
+    opener: Opener = open_tcp,
 ) -> FetchResult:
-    """Fetch file ``file_id`` into ``where``; see the module text."""
+    """Fetch file ``file_id`` into ``where``; see the module text. ``opener``: the transport
+    of the chat connection, and so of the transfer's."""
     file_id = file_id.strip().lower()
     try:
         file_id = f.GetFile(id=file_id).id
     except ValidationError:
         raise UsageError(f"{file_id!r} is not a file id (letters and digits, as in the "
                          "offer: [file k3x9q2wz4m1p])") from None
-    client = ChatClient(address.host, address.port, timeout=timeout)
+    client = ChatClient(address.host, address.port, timeout=timeout, opener=opener)
     if token is not None:
         got = await download(client.open_stream, token, file_id, where, timeout=timeout,
                              progress=_stage(progress, "downloading"))
