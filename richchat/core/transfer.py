@@ -460,18 +460,24 @@ class DownloadDir:
     user's own), but never over an existing file."""
 
     def __init__(self, directory: Path, exact: str | None = None) -> None:
+        self.given = directory.expanduser()
+        self.path = Path(os.path.realpath(self.given))
+        self.exact = exact
+
+    def ensure(self) -> None:
+        """Create the directory if needed (when the first bytes are about to arrive, not
+        before: a refused download creates nothing) and check that it can be written."""
         try:
-            directory.expanduser().mkdir(parents=True, exist_ok=True)
+            self.given.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise FileAccessError(
-                f"cannot create the download directory {directory}: {exc.strerror or exc}"
+                f"cannot create the download directory {self.given}: {exc.strerror or exc}"
             ) from None
-        self.path = Path(os.path.realpath(directory.expanduser()))
+        self.path = Path(os.path.realpath(self.given))
         if not self.path.is_dir():
-            raise FileAccessError(f"{directory} is not a directory")
+            raise FileAccessError(f"{self.given} is not a directory")
         if not os.access(self.path, os.W_OK | os.X_OK):
             raise FileAccessError(f"cannot write to the download directory {self.path}")
-        self.exact = exact
 
     def part_path(self, file_id: str) -> str:
         return os.path.join(self.path, f"{PART_PREFIX}{file_id}{PART_SUFFIX}")
@@ -562,6 +568,7 @@ async def download(open_stream: StreamOpener, token: str, file_id: str, where: D
                    timeout: float = 10.0, progress: Progress | None = None) -> Received:
     """Fetch file ``file_id`` for ``token`` into ``where``, resuming what an earlier attempt
     left; verify its SHA-256 and give it its (clean, new) name."""
+    where.ensure()
     part = where.part_path(file_id)
     try:
         fh, hasher, held = await asyncio.to_thread(_open_part, part, size)

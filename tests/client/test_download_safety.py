@@ -68,6 +68,7 @@ async def test_hostile_names_shared_through_the_server(chat_server: object,
     sender = await LineClient.connect(port, hello="mallory/1", nick="mallory")
     dl = tmp_path / "downloads"
     where = DownloadDir(dl)
+    where.ensure()
     outside = set(os.listdir(tmp_path))
     for i, (name, expected) in enumerate(HOSTILE):
         data = f"payload {i}".encode()
@@ -141,6 +142,7 @@ async def test_hostile_names_from_a_hostile_server(hostile: HostileServer,
                                                    tmp_path: Path) -> None:
     dl = tmp_path / "downloads"
     where = DownloadDir(dl)
+    where.ensure()
     outside = set(os.listdir(tmp_path))
     for i, (name, expected) in enumerate(HOSTILE):
         hostile.name, hostile.data = name, f"data {i}".encode()

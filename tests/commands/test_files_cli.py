@@ -31,6 +31,14 @@ BIG = 50_000_000
 RATE = 40_000_000
 
 
+@pytest.fixture(autouse=True)
+def downloads_in_tmp(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """``get`` without ``-o`` saves in the test's directory, never in the user's downloads."""
+    where = tmp_path / "default-downloads"
+    monkeypatch.setenv("RICHCHAT_DOWNLOAD_DIR", str(where))
+    return where
+
+
 async def run(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
     proc = await asyncio.create_subprocess_exec(
         *CLI, *args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -123,7 +131,8 @@ async def test_send_file_json_to_a_room_and_privately(make_server: ServerFactory
     await bob.close()
 
 
-async def test_exit_codes(make_server: ServerFactory, tmp_path: Path) -> None:
+async def test_exit_codes(make_server: ServerFactory, tmp_path: Path,
+                          downloads_in_tmp: Path) -> None:
     server = await make_server(file_max_size=10_000)
     big = tmp_path / "big.bin"
     make_file(big, 10_001)
@@ -145,6 +154,7 @@ async def test_exit_codes(make_server: ServerFactory, tmp_path: Path) -> None:
     assert code == ExitStatus.USAGE and "not a file id" in err
     code, _, err = await run("get", where(server), "kkkkkkkkkkkk")
     assert code == ExitStatus.USAGE and "--nick" in err
+    assert not downloads_in_tmp.exists()  # nothing fetched: no directory made
 
     small = tmp_path / "small.bin"
     sha = make_file(small, 5000)
@@ -246,3 +256,25 @@ async def test_a_download_killed_halfway_resumes(make_server: ServerFactory, tmp
     assert not part.exists()
     assert os.path.realpath(result["path"]) == str(dl.resolve() / "big.bin")
     assert not [r for r in caplog.records if r.levelname == "ERROR"]  # asyncio's included
+
+
+@pytest.mark.parametrize("argv", [
+    ["get", "127.0.0.1:1", "aaaaaaaaaaaa", "--nick", "x"],
+    ["send", "127.0.0.1:1", "--nick", "x", "--file", __file__],
+])
+def test_file_commands_do_not_import_heavy_modules(argv: list[str]) -> None:
+    probe = (
+        "import sys\n"
+        f"sys.argv = ['richchat', *{argv!r}]\n"
+        "try:\n"
+        "    from richchat.cli import main; main()\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "heavy = [m for m in ('textual', 'scapy', 'nmap', 'zeroconf', 'requests') "
+        "if m in sys.modules]\n"
+        "print(','.join(heavy) or 'none')\n"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                            env=cli_env(), timeout=60)
+    assert result.stdout.strip().splitlines()[-1] == "none", result.stdout + result.stderr
+    assert "connection refused" in result.stderr

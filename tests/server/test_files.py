@@ -417,6 +417,7 @@ async def test_interrupted_transfers_resume(make_server: ServerFactory, tmp_path
     assert (files_dir(server) / sha).read_bytes() == data
 
     dl = DownloadDir(tmp_path / "dl")
+    dl.ensure()
     with open(dl.part_path(shared.id), "wb") as fh:
         fh.write(data[:250_000])
     got = await fetch_file(addr(server), shared.id, dl, nick="bob")

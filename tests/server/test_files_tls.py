@@ -86,6 +86,7 @@ async def test_share_and_fetch_over_tls(tls_port: tuple[ChatServer, int],
 
     # resumed over TLS too: a part file of the first 2 MB
     where = DownloadDir(tmp_path / "dl2")
+    where.ensure()
     with open(where.part_path(shared.id), "wb") as fh:
         fh.write(data[:2_000_000])
     again = await fetch_file(address, shared.id, where, nick="bob", opener=tls_opener)
