@@ -263,7 +263,7 @@ def _open_part(path: str, size: int | None) -> tuple[IO[bytes], Any, int]:
         os.unlink(path)  # our own hidden name, taken by something that is not our file
     flags = (os.O_RDWR | os.O_CREAT | getattr(os, "O_BINARY", 0)
              | getattr(os, "O_NOFOLLOW", 0))
-    fd = os.open(path, flags, 0o600)
+    fd = os.open(path, flags, 0o666)  # the umask applies, as for any file you save
     fh = os.fdopen(fd, "r+b", buffering=0)
     try:
         st = os.fstat(fd)
