@@ -44,7 +44,7 @@ def root(
 def _register() -> None:
     # Command modules are small and import heavy libraries only inside their functions.
     # One line per command: ``app.command("name")(module.function)``.
-    from richchat.commands import discover, join, scan, send, server, trust
+    from richchat.commands import discover, get, join, scan, send, server, trust
 
     app.command("server")(server.server)
     app.command("discover")(discover.discover)
@@ -52,6 +52,7 @@ def _register() -> None:
     app.command("join")(join.join)
     app.command("send")(send.send)
     app.add_typer(trust.app, name="trust")
+    app.command("get")(get.get)
 
 
 _register()

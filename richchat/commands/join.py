@@ -20,6 +20,10 @@ def join(
     tls: bool = typer.Option(False, "--tls", help="Require TLS (without it TLS is tried first, and plaintext only for a server never pinned)."),
     fingerprint: str | None = typer.Option(None, "--fingerprint", metavar="SHA256:...", help="Accept only this server key (and pin it); implies --tls."),
     known_servers: Path | None = typer.Option(None, "--known-servers", envvar="RICHCHAT_KNOWN_SERVERS", metavar="FILE", readable=False, help="Pinned server keys (default: known_servers in the user config dir)."),
+    download_dir: Path | None = typer.Option(
+        None, "--download-dir", envvar="RICHCHAT_DOWNLOAD_DIR",
+        help="Where /get saves shared files (default: your downloads folder / richchat).",
+    ),
 ) -> None:
     """Chat in the terminal: join a richchat server (or pick one with the wizard).
 
@@ -66,7 +70,7 @@ def join(
 
     from richchat.core.tui import ChatApp
 
-    app = ChatApp(target, nick, timeout=timeout, fail_fast=True, trust=trust)
+    app = ChatApp(target, nick, timeout=timeout, fail_fast=True, trust=trust, download_dir=download_dir)
     app.run()
     if app.failure is not None:
         raise app.failure

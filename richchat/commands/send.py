@@ -33,32 +33,10 @@ def _repaired(text: str) -> str:
         return text.encode("utf-8", "replace").decode("utf-8")
 
 
-def _trust_policy(tls: bool, fingerprint: str | None, strict: bool,
-                  known_servers: Path | None) -> TrustPolicy:
-    from richchat.core.errors import UsageError
-    from richchat.core.trust.connect import TrustPolicy
-    from richchat.core.trust.fingerprint import parse_fingerprint
-    from richchat.core.trust.known import KnownServers, Pin
-
-    expected = None
-    if fingerprint is not None:
-        try:
-            expected = parse_fingerprint(fingerprint)
-        except ValueError as exc:
-            raise UsageError(f"bad --fingerprint: {exc}") from None
-    known = KnownServers(known_servers)
-
-    def pinned(pin: Pin) -> None:
-        sys.stderr.write(f"new server {pin.key}: key {pin.fingerprint} pinned in {known.path}\n")
-
-    return TrustPolicy(known, mode="tls" if tls or expected else "auto",
-                       unknown="refuse" if strict else "accept-new", fingerprint=expected,
-                       on_pinned=pinned)
-
-
 def send(
     address: str = typer.Argument(..., metavar="HOST[:PORT]", help=_ADDRESS),
     message: list[str] | None = typer.Argument(None, metavar="[MESSAGE ...|-]", help=_MESSAGE),
+    file: Path | None = typer.Option(None, "--file", "-f", help="Share this file instead of sending a message (exit 0 once the server verified it; see 'Sharing files' in the README)."),
     nick: str = typer.Option(..., "--nick", "-n", help="Nickname to send as (at most 24 characters)."),
     room: str | None = typer.Option(None, "--room", "-r", help="Room to send to, joined first (default lobby; not with --to)."),
     to: str | None = typer.Option(None, "--to", "-t", help="Send privately to this user (not with --room)."),
@@ -71,17 +49,24 @@ def send(
     strict: bool = typer.Option(False, "--strict", help="Refuse a server whose key is not pinned yet (default: pin it, like ssh's accept-new)."),
     known_servers: Path | None = typer.Option(None, "--known-servers", envvar="RICHCHAT_KNOWN_SERVERS", readable=False, metavar="FILE", help="Pinned server keys (default: known_servers in the user config dir)."),
 ) -> None:
-    """Send a message; exit 0 only once the server has relayed every line back.
+    """Send a message, or share a file (--file); exit 0 only once the server has
+    relayed every line back, or verified the whole file.
 
-    Lines are paced to the server's flood limit; on a terminal a progress line shows the
-    rate and the time left. TLS is tried first; a new server key is pinned (and printed on
-    stderr), a changed one refused before anything is sent. Exit codes: 2 usage (--room with --to, a message over 1900
-    bytes), 3 connection refused, 4 unknown host, 5 nickname
-    refused, 6 timeout, 7 not a richchat server, 11 connection lost, 14 server full,
-    15 some stdin lines refused (too long; the others were sent), 16 server key changed
-    (or a pinned server without TLS), 17 unknown key refused (--strict), 18 bad
-    known-servers file, 1 message refused by the server, 130 interrupted (what was delivered
-    is reported).
+    Lines are paced to the server's flood limit; on a terminal a progress line
+    shows the rate and the time left. With --file, a progress bar shows hashing
+    and uploading; running the same command again resumes an upload cut off.
+    TLS is tried first; a new server key is pinned (and printed on stderr), a
+    changed one refused before anything is sent.
+
+    Exit codes: 1 message refused by the server, 2 usage (--room with --to,
+    a message over 1900 bytes), 3 connection refused, 4 unknown host,
+    5 nickname refused, 6 timeout, 7 not a richchat server, 11 connection lost,
+    14 server full, 15 some stdin lines refused (too long; the others were sent),
+    16 server key changed (or a pinned server without TLS), 17 unknown key
+    refused (--strict), 18 bad known-servers file, 19 file larger than the
+    server takes (nothing sent), 20 the server shares no files, 21 the file
+    changed while it was sent, 22 the file cannot be read, 130 interrupted
+    (what was delivered is reported).
     """
     import asyncio
 
@@ -103,10 +88,17 @@ def send(
         refused_text,
         summary_text,
     )
+    from richchat.core.trust.connect import command_trust_policy
 
     if room is not None and to is not None:
         raise UsageError("--room and --to cannot be used together",
                          hint="--room sends to a room, --to privately to one user")
+    if file is not None:
+        if message:
+            raise UsageError("--file shares a file: give no MESSAGE with it")
+        _share(address, nick, file, room, to, auto_nick, timeout, quiet, json_out,
+               command_trust_policy(tls, fingerprint, strict, known_servers))
+        return
     words = [_repaired(word) for word in message or []]
     lines: Iterable[str | Oversized]
     if words == ["-"]:
@@ -117,7 +109,7 @@ def send(
         raise UsageError("nothing to send", hint="give a MESSAGE, or '-' to read lines from stdin")
     target = parse_address(address)
     nick = _repaired(nick)
-    trust = _trust_policy(tls, fingerprint, strict, known_servers)
+    trust = command_trust_policy(tls, fingerprint, strict, known_servers)
     status = SendStatus(server=str(target), nick=nick, target="")
     progress = None
     if not (json_out or quiet) and sys.stderr.isatty():
@@ -151,3 +143,38 @@ def send(
         sys.stderr.write(summary_text(result) + "\n")
     if result.refused:
         raise typer.Exit(int(ExitStatus.LINES_REFUSED))
+
+
+def _share(address: str, nick: str, file: Path, room: str | None, to: str | None,
+           auto_nick: bool, timeout: float, quiet: bool, json_out: bool,
+           trust: TrustPolicy) -> None:
+    """``send --file``: one core call, a progress bar on a terminal, the summary."""
+    import asyncio
+
+    from richchat.core.client import parse_address
+    from richchat.core.exit_codes import ExitStatus
+    from richchat.core.send import Interrupted, until_interrupted
+    from richchat.core.sharing import share_file
+    from richchat.core.transfer_render import ProgressBar, share_summary
+
+    target = parse_address(address)
+    bar = ProgressBar(sys.stderr) if not (json_out or quiet) and sys.stderr.isatty() else None
+    try:
+        result = asyncio.run(until_interrupted(share_file(
+            target, _repaired(nick), file, room=_repaired(room or "lobby"),
+            to=None if to is None else _repaired(to), auto_nick=auto_nick, timeout=timeout,
+            progress=None if bar is None else bar.update, trust=trust,
+        )))
+    except (Interrupted, KeyboardInterrupt):
+        if bar is not None:
+            bar.clear()
+        sys.stderr.write("interrupted: the file was not shared (run the same command again "
+                         "to resume the upload)\n")
+        raise typer.Exit(int(ExitStatus.INTERRUPTED)) from None
+    finally:
+        if bar is not None:
+            bar.clear()
+    if json_out:
+        sys.stdout.write(result.model_dump_json() + "\n")
+    elif not quiet:
+        sys.stderr.write(share_summary(result, str(target)) + "\n")

@@ -70,6 +70,11 @@ def server(
     flood_rate: float = typer.Option(10.0, envvar="RICHCHAT_FLOOD_RATE", min=0, help="Lines per second per client (0: no flood control); announced in HELLO, richchat send paces itself to it."),
     flood_burst: int = typer.Option(30, envvar="RICHCHAT_FLOOD_BURST", min=1, help="Burst of lines allowed before throttling."),
     idle_timeout: float = typer.Option(300.0, envvar="RICHCHAT_IDLE_TIMEOUT", min=1, help="Seconds before a silent client is pinged, then dropped."),
+    files: bool = typer.Option(True, "--files/--no-files", envvar="RICHCHAT_FILES", help="Let users share files (stored in DATA_DIR/files)."),
+    file_max_size: str = typer.Option("100MiB", envvar="RICHCHAT_FILE_MAX_SIZE", help="Largest file accepted (100MiB, 1G, bytes); announced in HELLO, refused before a byte is sent."),
+    file_quota: str = typer.Option("1GiB", envvar="RICHCHAT_FILE_QUOTA", help="Space all shared files may take; the files shared longest ago are deleted to make room."),
+    file_retention: float = typer.Option(7.0, envvar="RICHCHAT_FILE_RETENTION", min=0.0001, help="Days a file is kept after it was last shared."),
+    file_rate: str = typer.Option("0", envvar="RICHCHAT_FILE_RATE", help="Speed limit of each transfer, bytes per second (10M = 10 MiB/s; 0: none)."),
     log_level: LogLevel = typer.Option(LogLevel.info, envvar="RICHCHAT_LOG_LEVEL", case_sensitive=False, help="How much the server logs on stderr."),
 ) -> None:
     """Run the chat server: chat, history on disk, LAN discovery; Ctrl+C stops it cleanly."""
@@ -77,6 +82,7 @@ def server(
 
     from richchat.core.errors import UsageError
     from richchat.core.logging import setup_logging
+    from richchat.core.protocol.filenames import parse_size
     from richchat.core.server import ServerConfig
     from richchat.core.server.run import run_server
 
@@ -93,13 +99,21 @@ def server(
         return
     if port is None:
         port = _ask_port() if sys.stdin.isatty() else DEFAULT_PORT
+    sizes = {}
+    for option, text in (("--file-max-size", file_max_size), ("--file-quota", file_quota), ("--file-rate", file_rate)):
+        try:
+            sizes[option] = parse_size(text)
+        except ValueError as exc:
+            raise UsageError(f"bad {option} {text!r}: {exc}") from None
     setup_logging(log_level.value)
     options = dict(
         host=host, port=port, name=name or socket.gethostname()[:MAX_NAME], history=history, retention=retention,
         beacon=beacon, beacon_addrs=tuple(beacon_addr) if beacon_addr else None, beacon_port=beacon_port,
         beacon_interval=beacon_interval, mdns=mdns, max_clients=max_clients, flood_rate=flood_rate,
         flood_burst=flood_burst, idle_timeout=idle_timeout, tls=tls, tls_cert=tls_cert, tls_key=tls_key,
-        tls_handshake_timeout=tls_handshake_timeout,
+        tls_handshake_timeout=tls_handshake_timeout, files=files,
+        file_max_size=sizes["--file-max-size"], file_quota=sizes["--file-quota"],
+        file_retention=file_retention * 86400, file_rate=sizes["--file-rate"],
     )
     if data_dir is not None:
         options["data_dir"] = data_dir

@@ -193,18 +193,27 @@ class ChatClient:
     def connected(self) -> bool:
         return self._writer is not None and not self._eof and not self._writer.is_closing()
 
-    async def connect(self) -> f.Hello:
-        """Open the transport and exchange ``HELLO``; return the server's ``HELLO``."""
+    async def open_stream(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """Open one connection to the server the way :meth:`connect` does (the same opener or
+        trust policy, so the same transport and its security), with errors as
+        :class:`RichchatError`.
+
+        The chat connection is one; file transfers (:mod:`richchat.core.transfer`) open their
+        own through this method, so whatever protects the chat protects them too (a key the
+        user trusted for this time only is in the policy, and is trusted here too)."""
+        reader, writer, _security = await self._open()
+        return reader, writer
+
+    async def _open(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, Security]:
         try:
             if self.trust is not None:
-                self._reader, self._writer, self.security = await open_trusted(
+                return await open_trusted(
                     self.host, self.port, self.trust, self.timeout, MAX_SERVER_LINE_BYTES + 1024
                 )
-            else:
-                self._reader, self._writer = await asyncio.wait_for(
-                    self._opener(self.host, self.port), self.timeout
-                )
-                self.security = Security(encrypted=False)
+            reader, writer = await asyncio.wait_for(
+                self._opener(self.host, self.port), self.timeout
+            )
+            return reader, writer, Security(encrypted=False)
         except asyncio.TimeoutError:
             raise TimeoutRichchatError(
                 f"timed out connecting to {self.address} after {self.timeout:g} s"
@@ -221,6 +230,10 @@ class ChatClient:
             raise ConnectionLostError(
                 f"cannot connect to {self.address}: {exc.strerror or exc}"
             ) from None
+
+    async def connect(self) -> f.Hello:
+        """Open the transport and exchange ``HELLO``; return the server's ``HELLO``."""
+        self._reader, self._writer, self.security = await self._open()
         self._eof = False
         self._decoder = LineDecoder(max_line=MAX_SERVER_LINE_BYTES)
         self._pending.clear()
@@ -381,6 +394,18 @@ class ChatClient:
 
     async def private(self, to: str, text: str) -> None:
         await self.send(f.SendPrivate(to=to, text=text))
+
+    async def share(self, target: str, size: int, sha256: str, name: str) -> None:
+        """Offer a file to ``target`` (a room, or ``@user``): the server answers ``UPLOAD``,
+        a ``FILE`` offer (it holds those bytes already) or ``ERR``."""
+        await self.send(f.ShareFile(target=target, size=size, sha256=sha256, name=name))
+
+    async def get(self, file_id: str) -> None:
+        """Ask for file ``file_id``: answered ``DOWNLOAD`` or ``ERR``."""
+        await self.send(f.GetFile(id=file_id))
+
+    async def list_files(self, target: str) -> None:
+        await self.send(f.ListFiles(target=target))
 
     # ------------------------------------------------------------------ receiving
 

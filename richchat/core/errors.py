@@ -92,3 +92,17 @@ class BadFileError(RichchatError):
     """A TLS certificate or key file, or the known-servers file, cannot be used."""
 
     exit_status = ExitStatus.BAD_FILE
+class FileTooLargeError(RichchatError):
+    exit_status = ExitStatus.FILE_TOO_LARGE
+
+
+class FileUnavailableError(RichchatError):
+    exit_status = ExitStatus.FILE_UNAVAILABLE
+
+
+class FileCorruptError(RichchatError):
+    exit_status = ExitStatus.FILE_CORRUPT
+
+
+class FileAccessError(RichchatError):
+    exit_status = ExitStatus.FILE_ERROR

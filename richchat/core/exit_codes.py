@@ -29,4 +29,8 @@ class ExitStatus(IntEnum):
     #: a TLS certificate or key file (server), or the known-servers file (client), is missing,
     #: unreadable or invalid
     BAD_FILE = 18
+    FILE_TOO_LARGE = 19  # send --file: over the server's size limit or quota; no byte sent
+    FILE_UNAVAILABLE = 20  # no such file (or expired), not yours to fetch, or no file sharing
+    FILE_CORRUPT = 21  # the bytes did not hash to the file's SHA-256: discarded
+    FILE_ERROR = 22  # a local file cannot be read, or the download cannot be written
     INTERRUPTED = 130  # Ctrl+C (128 + SIGINT)

@@ -142,6 +142,7 @@ _INVALID_CODES = {
     "CMD_ME": "room_invalid",
     "RMSG": "room_invalid",
     "CMD_MSG": "name_invalid",
+    "CMD_FILES": "room_invalid",
 }
 
 

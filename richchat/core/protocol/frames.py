@@ -45,6 +45,30 @@ def _cut_reason(text: str) -> str:
 TopicText = Annotated[SafeText, AfterValidator(_topic_length)]
 QuitReason = Annotated[SafeText, AfterValidator(_cut_reason)]
 ErrCode = Annotated[str, Field(pattern=r"^[a-z][a-z_]{0,31}$")]
+#: a file's SHA-256, lowercase hex
+Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+#: a shared file's id (``richchat get HOST ID``): lowercase letters and digits
+FileId = Annotated[str, Field(pattern=r"^[0-9a-z]{6,32}$")]
+#: a transfer token the server issued (``UPLOAD``/``DOWNLOAD``), presented on the transfer
+#: connection (``XFER``)
+TransferToken = Annotated[str, Field(pattern=r"^[A-Za-z0-9_\-]{16,64}$")]
+#: the longest file name a frame may carry, in characters (the server keeps at most 255 of
+#: them, receivers at most 200 bytes: see protocol/filenames.py)
+MAX_FILE_NAME = 1024
+
+
+def _validate_target(value: str) -> str:
+    """A file's audience: a room (``dev``, ``#dev``) or one user (``@bob``)."""
+    if value.startswith("@"):
+        return "@" + validate_nick(value[1:])
+    return validate_room(value)
+
+
+#: where a file is shared: a room name, or ``@`` + a nickname (a private file)
+FileTarget = Annotated[str, AfterValidator(_validate_target)]
+FileName = Annotated[
+    SafeText, Field(min_length=1, max_length=MAX_FILE_NAME)
+]
 
 
 def _digits_only(value: object) -> object:
@@ -127,8 +151,9 @@ class Hello(Frame):
     The client sends it first to say it speaks the protocol (and not plain text); the
     server answers with its own, carrying ``role=server`` (a key no client sends, so an echo
     of a client's HELLO is never taken for a server's answer: see :attr:`from_server`), its
-    name, users online, TLS flag and key fingerprint (``fp=``), features and flood limit
-    (``flood=RATE/BURST``: lines per second and burst; rate 0 is no limit).
+    name, users online, TLS flag and key fingerprint (``fp=``), features, flood limit
+    (``flood=RATE/BURST``: lines per second and burst; rate 0 is no limit) and, when it takes
+    files, the largest it accepts (``files=BYTES``).
     """
 
     tag: ClassVar[str] = "HELLO"
@@ -147,6 +172,9 @@ class Hello(Frame):
     #: the server's flood limit: lines per second (0: none) and burst (``flood=10/30``)
     flood_rate: float | None = Field(default=None, ge=0, allow_inf_nan=False)
     flood_burst: int | None = Field(default=None, ge=1)
+    #: file sharing: the largest file the server accepts, in bytes (``files=104857600``);
+    #: None when the server does not take files
+    file_max: int | None = Field(default=None, ge=0)
 
     def payload(self) -> str:
         parts = [str(self.version), self.agent]
@@ -164,6 +192,8 @@ class Hello(Frame):
             parts.append("features=" + ",".join(self.features))
         if self.flood_rate is not None and self.flood_burst is not None:
             parts.append(f"flood={_rate_text(self.flood_rate)}/{self.flood_burst}")
+        if self.file_max is not None:
+            parts.append(f"files={self.file_max}")
         return "|".join(parts)
 
     @classmethod
@@ -197,6 +227,8 @@ class Hello(Frame):
                 rate, slash, burst = value.partition("/")
                 if slash and _is_rate(rate) and burst.isdigit() and int(burst) >= 1:
                     values["flood_rate"], values["flood_burst"] = float(rate), int(burst)
+            elif key == "files" and value.isdigit():  # malformed: as if absent
+                values["file_max"] = int(value)
             # unknown keys are ignored: later versions may add some
         return cls.model_validate(values)
 
@@ -325,6 +357,39 @@ class Quit(Frame):
     wire: ClassVar[tuple[str, ...]] = ("reason",)
     kind: Literal["CMD_QUIT"] = "CMD_QUIT"
     reason: QuitReason = ""
+
+
+class ShareFile(Frame):
+    """``CMD_SHARE|target|size|sha256|name``: share a file with a room (``dev``) or a user
+    (``@bob``). The server answers ``UPLOAD`` (send the bytes on a transfer connection), or
+    publishes the offer at once when it already holds those bytes, or ``ERR``."""
+
+    tag: ClassVar[str] = "CMD_SHARE"
+    wire: ClassVar[tuple[str, ...]] = ("target", "size", "sha256", "name")
+    kind: Literal["CMD_SHARE"] = "CMD_SHARE"
+    target: FileTarget
+    size: WireInt
+    sha256: Sha256
+    name: FileName
+
+
+class GetFile(Frame):
+    """``CMD_GET|id``: fetch a shared file; answered ``DOWNLOAD`` (or ``ERR``)."""
+
+    tag: ClassVar[str] = "CMD_GET"
+    wire: ClassVar[tuple[str, ...]] = ("id",)
+    kind: Literal["CMD_GET"] = "CMD_GET"
+    id: FileId
+
+
+class ListFiles(Frame):
+    """``CMD_FILES|target``: the files shared in a room (or between you and ``@user``);
+    answered with ``FILEINFO`` lines, then ``FILES``."""
+
+    tag: ClassVar[str] = "CMD_FILES"
+    wire: ClassVar[tuple[str, ...]] = ("target",)
+    kind: Literal["CMD_FILES"] = "CMD_FILES"
+    target: FileTarget
 
 
 class RawText(Frame):
@@ -588,6 +653,74 @@ class Topic(Frame):
     text: SafeText = ""
 
 
+class _FileFields(Frame):
+    wire: ClassVar[tuple[str, ...]] = ("id", "ts", "target", "sender", "size", "sha256", "name")
+    id: FileId
+    ts: WireInt  # milliseconds since the Unix epoch
+    target: FileTarget
+    sender: Nick
+    size: WireInt
+    sha256: Sha256
+    name: FileName
+
+    @property
+    def private(self) -> bool:
+        return self.target.startswith("@")
+
+
+class FileOffer(_FileFields):
+    """``FILE|id|ts|target|sender|size|sha256|name``: ``sender`` shared a file with a room
+    (``target`` = the room) or privately (``@user``); sent when the server has verified it,
+    to the room's members (the sender included: its confirmation) or to both users."""
+
+    tag: ClassVar[str] = "FILE"
+    kind: Literal["FILE"] = "FILE"
+
+
+class FileInfo(_FileFields):
+    """``FILEINFO|...``: the same fields as ``FILE``, one line per file of a ``CMD_FILES``
+    answer (a listing, not a new offer)."""
+
+    tag: ClassVar[str] = "FILEINFO"
+    kind: Literal["FILEINFO"] = "FILEINFO"
+
+
+class FileList(Frame):
+    """``FILES|target|count``: ends the answer to ``CMD_FILES`` (``count`` ``FILEINFO`` lines
+    came before it)."""
+
+    tag: ClassVar[str] = "FILES"
+    wire: ClassVar[tuple[str, ...]] = ("target", "count")
+    kind: Literal["FILES"] = "FILES"
+    target: FileTarget
+    count: WireInt
+
+
+class UploadReady(Frame):
+    """``UPLOAD|sha256|token``: send the bytes of the file ``sha256`` on a transfer connection
+    that presents ``token`` (``XFER|1|PUT|token``)."""
+
+    tag: ClassVar[str] = "UPLOAD"
+    wire: ClassVar[tuple[str, ...]] = ("sha256", "token")
+    kind: Literal["UPLOAD"] = "UPLOAD"
+    sha256: Sha256
+    token: TransferToken
+
+
+class DownloadReady(Frame):
+    """``DOWNLOAD|id|token|size|sha256|name``: fetch file ``id`` on a transfer connection that
+    presents ``token`` (``XFER|1|GET|token|offset``)."""
+
+    tag: ClassVar[str] = "DOWNLOAD"
+    wire: ClassVar[tuple[str, ...]] = ("id", "token", "size", "sha256", "name")
+    kind: Literal["DOWNLOAD"] = "DOWNLOAD"
+    id: FileId
+    token: TransferToken
+    size: WireInt
+    sha256: Sha256
+    name: FileName
+
+
 class Unknown(Frame):
     """A server line this client version does not understand (ignored, forward-compatible)."""
 
@@ -622,6 +755,9 @@ ClientFrame = Annotated[
         SendAction,
         Who,
         Quit,
+        ShareFile,
+        GetFile,
+        ListFiles,
         RawText,
     ],
     Field(discriminator="kind"),
@@ -647,6 +783,11 @@ ServerFrame = Annotated[
         RoomList,
         Topic,
         Bye,
+        FileOffer,
+        FileInfo,
+        FileList,
+        UploadReady,
+        DownloadReady,
         Unknown,
     ],
     Field(discriminator="kind"),

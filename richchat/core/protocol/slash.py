@@ -7,7 +7,9 @@ from dataclasses import dataclass
 from pydantic import ValidationError
 
 from richchat.core.protocol.frames import (
+    GetFile,
     JoinRoom,
+    ListFiles,
     ListRooms,
     PartRoom,
     Quit,
@@ -29,12 +31,15 @@ HELP_LINES = (
     "/who [ROOM]       list a room's members",
     "/msg USER TEXT    private message (never stored)",
     "/me ACTION        emote in the current room",
+    "/files [ROOM]     files shared in a room (or /files @USER: between you and USER)",
+    "/get ID           a one-time command line that downloads shared file ID",
     "/quit [REASON]    leave the server",
     "/help             this list",
 )
 
 SlashFrame = (
-    JoinRoom | ListRooms | PartRoom | Quit | SendAction | SendPrivate | SetNick | SetTopic | Who
+    GetFile | JoinRoom | ListFiles | ListRooms | PartRoom | Quit | SendAction | SendPrivate
+    | SetNick | SetTopic | Who
 )
 
 
@@ -88,6 +93,15 @@ def parse_slash(
             if not rest:
                 return SlashError("bad_command", "usage: /me ACTION")
             return SendAction(room=current_room, text=rest)
+        if cmd == "files":
+            return ListFiles(target=rest or current_room)
+        if cmd == "get":
+            if not rest:
+                return SlashError("bad_command", "usage: /get FILE_ID")
+            if not rest.isascii() or not rest.isalnum() or not 6 <= len(rest) <= 32:
+                return SlashError("bad_command", f"{rest[:40]!r} is not a file id (the id "
+                                  "in brackets in the offer, like k3x9q2wz4m1p)")
+            return GetFile(id=rest.lower())
         if cmd == "quit":
             return Quit(reason=rest)
         if cmd == "help":
@@ -95,7 +109,7 @@ def parse_slash(
     except ValidationError as exc:
         code = "name_invalid" if cmd in ("nick", "msg") else "room_invalid"
         loc = exc.errors()[0].get("loc", ())
-        if cmd == "topic" or (loc and loc[0] in ("text", "reason")):
+        if cmd in ("topic", "get") or (loc and loc[0] in ("text", "reason")):
             code = "bad_command"  # the text is wrong, not a name or a room
         return SlashError(code, _reason(exc))
     return SlashError("unknown_command", f"unknown command /{cmd}; /help lists the commands")

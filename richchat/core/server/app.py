@@ -36,6 +36,7 @@ from richchat.core.server.dialect import Dialect
 from richchat.core.server.hub import Hub
 from richchat.core.server.memory import HeapTrimmer, collect_and_freeze, libc_malloc_trim
 from richchat.core.server.storage import HistoryStore
+from richchat.core.server.transfer import Transfers
 
 if TYPE_CHECKING:
     from richchat.core.server.tls import HandshakeGate, ServerTls
@@ -43,6 +44,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("richchat.server")
 
 FEATURES = ("rooms", "priv", "incremental")
+#: seconds between two expiries of shared files (retention)
+FILE_SWEEP_EVERY = 60.0
 SERVER_AGENT = f"richchat-server/{__version__}"
 
 
@@ -69,6 +72,8 @@ class ChatServer:
         self.config = config
         self.hub: Hub | None = None
         self.backend: EmbeddedBackend | None = None
+        #: file sharing: tokens, transfer connections, the file store (None: --no-files)
+        self.files: Transfers | None = None
         self._server: asyncio.AbstractServer | None = None
         self._sweeper: asyncio.Task[None] | None = None
         self._trimmer: asyncio.Task[None] | None = None
@@ -95,6 +100,7 @@ class ChatServer:
             if self.backend is not None:
                 await self.backend.close()
                 self.backend = None
+            await self._close_files()
             self._release_lock()
             raise
 
@@ -123,8 +129,10 @@ class ChatServer:
         except sqlite3.Error as exc:
             raise DataDirError(f"cannot use the history file {history}: {exc}") from None
         self.server_id = backend.server_id
+        if cfg.files:
+            self.files = self._open_files()
         delivery = Delivery(cfg, backend, self._hello)
-        self.hub = hub = Hub(cfg, backend, delivery)
+        self.hub = hub = Hub(cfg, backend, delivery, self.files)
         loop = asyncio.get_running_loop()
         factory: Callable[[], asyncio.BaseProtocol] = lambda: Connection(hub)  # noqa: E731
         if cfg.uses_tls:
@@ -171,6 +179,24 @@ class ChatServer:
         await self._start_advertiser()
         log.info("listening on %s:%d%s", self.host, self.port, " (TLS)" if self.tls else "")
 
+    def _open_files(self) -> Transfers:
+        from richchat.core.server.files import FileStore
+
+        cfg = self.config
+        where = cfg.data_dir / "files"
+        try:
+            store = FileStore(where, quota=cfg.file_quota, retention=cfg.file_retention)
+        except (OSError, sqlite3.Error) as exc:
+            raise DataDirError(f"cannot use the shared-files directory {where}: {exc}") from None
+        store.sweep()
+        return Transfers(cfg, store)
+
+    async def _close_files(self) -> None:
+        files, self.files = self.files, None
+        if files is not None:
+            await files.close()
+            files.store.close()
+
     async def _start_advertiser(self) -> None:
         cfg = self.config
         if not (cfg.beacon or cfg.mdns):
@@ -213,11 +239,18 @@ class ChatServer:
         """
         cfg = self.config
         period = max(0.05, min(5.0, cfg.idle_timeout / 4, cfg.register_timeout / 4))
+        files_swept = time.monotonic()
         while True:
             await asyncio.sleep(period)
             if self.hub is None:
                 continue
             now = time.monotonic()
+            if self.files is not None and now - files_swept >= FILE_SWEEP_EVERY:
+                files_swept = now
+                try:
+                    self.files.store.sweep()
+                except Exception:  # a damaged index: chat goes on; said in the log
+                    log.exception("could not expire shared files")
             hub = self.hub
             for conn in list(hub.conns):
                 if conn.closed or not isinstance(conn, Connection):
@@ -256,9 +289,10 @@ class ChatServer:
             users=self.hub.users_online if self.hub else 0,
             tls=self.tls is not None,
             fingerprint=self.tls.fingerprint if self.tls is not None else None,
-            features=FEATURES,
+            features=FEATURES if self.files is None else (*FEATURES, "files"),
             flood_rate=self.config.flood_rate,
             flood_burst=self.config.flood_burst,
+            file_max=self.files.max_size if self.files is not None else None,
         )
 
     async def stop(self) -> None:
@@ -287,6 +321,7 @@ class ChatServer:
                 if isinstance(conn, Connection):
                     conn.abort("server shutting down (client did not close in time)")
             await asyncio.sleep(0)
+        await self._close_files()
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(server.wait_closed(), timeout=1.0)
         if self.backend is not None:

@@ -11,6 +11,12 @@ from richchat.core.constants import DEFAULT_BEACON_PORT, DEFAULT_PORT
 from richchat.core.protocol.codec import MAX_LINE_BYTES
 from richchat.core.protocol.text import sanitize_text
 
+MiB = 1024 * 1024
+#: file sharing defaults (README "Sharing files", docs/protocol.md "Files")
+DEFAULT_FILE_MAX_SIZE = 100 * MiB
+DEFAULT_FILE_QUOTA = 1024 * MiB
+DEFAULT_FILE_RETENTION_DAYS = 7.0
+
 
 def default_data_dir() -> Path:
     from platformdirs import user_data_dir
@@ -71,3 +77,21 @@ class ServerConfig(BaseModel):
     def uses_tls(self) -> bool:
         """TLS on the chat port: ``--tls``, or your own certificate and key."""
         return self.tls or self.tls_cert is not None or self.tls_key is not None
+
+    #: file sharing (stored in data_dir/files); off: CMD_SHARE/CMD_GET are refused
+    files: bool = True
+    #: the largest file accepted, in bytes (advertised in HELLO as files=)
+    file_max_size: int = Field(default=DEFAULT_FILE_MAX_SIZE, ge=0)
+    #: bytes all stored files may take together; the files shared longest ago make room
+    file_quota: int = Field(default=DEFAULT_FILE_QUOTA, ge=0)
+    #: seconds a file is kept after it was last shared (an interrupted upload: after its
+    #: last byte)
+    file_retention: float = Field(default=DEFAULT_FILE_RETENTION_DAYS * 86400, gt=0)
+    #: speed limit of each transfer connection, bytes per second (0: none)
+    file_rate: int = Field(default=0, ge=0)
+    #: transfer connections at once
+    max_transfers: int = Field(default=32, ge=1)
+    #: seconds a transfer token waits for its connection
+    transfer_token_ttl: float = Field(default=300.0, gt=0)
+    #: seconds a transfer connection may stay silent (an upload) before it is closed
+    transfer_idle_timeout: float = Field(default=60.0, gt=0)

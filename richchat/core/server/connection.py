@@ -5,6 +5,9 @@ output without ever blocking the hub.
   ending, invalid UTF-8 replaced) and :func:`decode_client_line` (validated frames).
 * Dialect: the first line decides. ``HELLO|`` means our own client, any other frame a
   seed-protocol client, anything else (or silence for ``raw_detect_delay``) a raw netcat user.
+  A connection whose first bytes are ``XFER|`` is no chat connection at all but a file
+  transfer: it is handed over, bytes and transport, to :mod:`.transfer` before any line is
+  decoded (file bytes never meet the line decoder, the flood bucket or the output limit).
 * Flood control: a token bucket per connection (``flood_rate`` lines/s, ``flood_burst``). When
   it runs dry the connection stops reading (TCP pushes back on the sender) until tokens refill:
   nothing is lost, the flooder is simply slowed down, and nobody else waits. The ``flood``
@@ -43,6 +46,7 @@ from richchat.core.protocol.codec import (
 )
 from richchat.core.protocol.seed import strip_own_label
 from richchat.core.protocol.text import DEFAULT_ROOM, sanitize_text
+from richchat.core.protocol.transfer import TRANSFER_TAG
 from richchat.core.server.dialect import Dialect
 from richchat.core.server.dialects import ASKS_NAME, PARSERS, HelpCommand, detect
 
@@ -78,6 +82,7 @@ class Connection(asyncio.Protocol):
         "host",
         "hub",
         "last_seen",
+        "local",
         "name",
         "offered_name",
         "out",
@@ -100,6 +105,7 @@ class Connection(asyncio.Protocol):
         self.entry = ""
         self.host = "?"
         self.port = 0
+        self.local = ""
         self.presence_seq = 0  # the fan-out's presence count when this client entered the lobby
         #: rooms besides the lobby, as an ordered set (an empty dict is 64 bytes, a set 216)
         self.rooms: dict[str, None] = {}
@@ -136,6 +142,10 @@ class Connection(asyncio.Protocol):
         peer = transport.get_extra_info("peername")
         if isinstance(peer, tuple):
             self.host, self.port = str(peer[0]), int(peer[1])
+        local = transport.get_extra_info("sockname")
+        if isinstance(local, tuple):
+            host = str(local[0])
+            self.local = f"[{host}]:{local[1]}" if ":" in host else f"{host}:{local[1]}"
         sock = transport.get_extra_info("socket")
         if sock is not None:
             _tune_socket(sock)
@@ -158,10 +168,13 @@ class Connection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self.closed:
             return
-        if (self.dialect == _PENDING and not self._seen_line and not self.decoder.buffered
-                and starts_tls_handshake(data)):
-            self._refuse_tls()
-            return
+        if self.dialect == _PENDING and not self._seen_line and not self.decoder.buffered:
+            if starts_tls_handshake(data):
+                self._refuse_tls()
+                return
+            if data.startswith(TRANSFER_TAG):
+                self._hand_over(data)
+                return
         self.last_seen = time.monotonic()
         self.pinged = False
         self._process(self.decoder.feed(data))
@@ -173,6 +186,23 @@ class Connection(asyncio.Protocol):
         log.info("TLS handshake from %s on a plaintext port: refused (start the server with "
                  "--tls for encrypted chat)", self.peer)
         self.close("TLS client on a plaintext port")
+
+    def _hand_over(self, data: bytes) -> None:
+        """A file transfer connection: not a chat client. It leaves the hub (it never was in
+        any room or list) and the transfers take the transport and its first bytes."""
+        assert self.transport is not None
+        if self._mode_timer is not None:
+            self._mode_timer.cancel()
+            self._mode_timer = None
+        self.closed = True
+        self.write_fd = -1
+        self.hub.release(self)
+        files = self.hub.files
+        if files is None:
+            self.transport.write(b"XERR|no_files|this server does not take files\n")
+            self.transport.close()
+            return
+        files.adopt(self.transport, data, self.peer)
 
     def eof_received(self) -> bool | None:
         # The peer half-closed (``printf ... | nc -N``, shutdown(SHUT_WR)) but may still read:

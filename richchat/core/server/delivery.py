@@ -112,6 +112,7 @@ class Delivery:
             ev.Departed: self._departed,  # type: ignore[dict-item]
             ev.Renamed: self._renamed,  # type: ignore[dict-item]
             ev.PrivateMessage: self._private,  # type: ignore[dict-item]
+            ev.FileOffered: self._file_offered,  # type: ignore[dict-item]
             ev.Notice: self._notice,  # type: ignore[dict-item]
             ev.Shutdown: self._shutdown,  # type: ignore[dict-item]
             ev.Welcome: self._reply,
@@ -125,6 +126,9 @@ class Delivery:
             ev.NamePrompt: self._reply,
             ev.Pong: self._reply,
             ev.Ping: self._reply,
+            ev.UploadReady: self._reply,
+            ev.DownloadReady: self._reply,
+            ev.FileListing: self._reply,
         }
         backend.bind(self.post)
 
@@ -436,6 +440,36 @@ class Delivery:
             if e.target_peer is e.sender_peer:
                 break
 
+    def _file_offered(self, e: ev.FileOffered) -> None:
+        """A file shared with a room (its members see it) or with one user (both see it).
+        Netcat and seed users are told the ``richchat get`` command with the address they
+        reach this server at, so their bytes are rendered per (dialect, address): offers are
+        rare, and their recipients mostly share one address."""
+        if self._presence:
+            self._settle()
+        if e.private:
+            peers = (e.target_peer, e.sender_peer)
+            if e.target_peer is e.sender_peer:
+                peers = (e.target_peer, None)
+        else:
+            room = self.rooms.get(e.target)
+            if room is None:
+                return
+            peers = tuple(room.members)  # type: ignore[assignment]
+        rendered: dict[tuple[int, str], bytes | None] = {}
+        for peer in peers:
+            if peer is None or peer.closed:
+                continue
+            r = self._renderer(peer)
+            if r is None:
+                continue
+            key = (int(peer.dialect), "" if peer.dialect == _HELLO else peer.local)
+            if key not in rendered:
+                rendered[key] = r.file_offered(e, key[1])
+            data = rendered[key]
+            if data:
+                self.queue(peer, data)
+
     def _notice(self, e: ev.Notice) -> None:
         if self._presence:
             self._settle()
@@ -484,6 +518,12 @@ class Delivery:
             data = r.pong(e.token)
         elif type(e) is ev.Ping:
             data = r.ping(e.token)
+        elif type(e) is ev.UploadReady:
+            data = r.upload_ready(e.sha256, e.token)
+        elif type(e) is ev.DownloadReady:
+            data = r.download_ready(e.offer, e.token, peer.local)
+        elif type(e) is ev.FileListing:
+            data = r.file_listing(e.target, e.offers, peer.local)
         else:  # pragma: no cover - every Reply subclass is listed above
             raise TypeError(f"no renderer for {type(e).__name__}")
         if data:

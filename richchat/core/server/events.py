@@ -8,6 +8,7 @@ Three kinds, by audience:
   :class:`TopicSet`, :class:`Registered`, :class:`Departed`, :class:`Renamed`): what happened
   in a room; every member sees it, in the order the backend gives (one order per room).
 * **addressed events** (:class:`PrivateMessage`, :class:`Notice`): one or two users, or everyone.
+  :class:`FileOffered` is a room event (``target`` a room) or an addressed one (``@user``).
 * **replies** (subclasses of :class:`Reply`): an answer to one connection (an error, the room
   state after a join, a member list...). They are rendered when they are dispatched, from the
   delivery view at that point of the event order, so an answer never disagrees with the events
@@ -158,6 +159,42 @@ class PrivateMessage(Event):
         self.target_peer = target_peer
 
 
+class FileOffered(Event):
+    """``sender`` shared a file (stored and verified by the server) with a room (``target``
+    is the room) or with one user (``target`` is ``@`` + the name). Plain values only, like
+    every event, so a networked backend can carry it; the peers are this process's
+    connections of the two users of a private file, when they are here."""
+
+    __slots__ = ("id", "name", "sender", "sender_peer", "sha256", "size", "target",
+                 "target_peer", "ts")
+
+    def __init__(
+        self,
+        id: str,
+        ts: int,
+        target: str,
+        sender: str,
+        size: int,
+        sha256: str,
+        name: str,
+        sender_peer: Peer | None = None,
+        target_peer: Peer | None = None,
+    ) -> None:
+        self.id = id
+        self.ts = ts
+        self.target = target
+        self.sender = sender
+        self.size = size
+        self.sha256 = sha256
+        self.name = name
+        self.sender_peer = sender_peer
+        self.target_peer = target_peer
+
+    @property
+    def private(self) -> bool:
+        return self.target.startswith("@")
+
+
 class Notice(Event):
     """A server notice to every connection that speaks (``SRV|text``, ``*** text``)."""
 
@@ -281,3 +318,36 @@ class Ping(Reply):
     def __init__(self, peer: Peer, token: str) -> None:
         super().__init__(peer)
         self.token = token
+
+
+class UploadReady(Reply):
+    """Send the bytes of file ``sha256`` on a transfer connection presenting ``token``."""
+
+    __slots__ = ("sha256", "token")
+
+    def __init__(self, peer: Peer, sha256: str, token: str) -> None:
+        super().__init__(peer)
+        self.sha256 = sha256
+        self.token = token
+
+
+class DownloadReady(Reply):
+    """Fetch file ``offer.id`` on a transfer connection presenting ``token``."""
+
+    __slots__ = ("offer", "token")
+
+    def __init__(self, peer: Peer, offer: FileOffered, token: str) -> None:
+        super().__init__(peer)
+        self.offer = offer
+        self.token = token
+
+
+class FileListing(Reply):
+    """The files shared in a room or between two users (``/files``), oldest first."""
+
+    __slots__ = ("offers", "target")
+
+    def __init__(self, peer: Peer, target: str, offers: tuple[FileOffered, ...]) -> None:
+        super().__init__(peer)
+        self.target = target
+        self.offers = offers

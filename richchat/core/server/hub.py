@@ -36,7 +36,9 @@ from richchat.core.server.dialect import Dialect
 if TYPE_CHECKING:
     from richchat.core.server.config import ServerConfig
     from richchat.core.server.delivery import Delivery
+    from richchat.core.server.files import StoredOffer
     from richchat.core.server.peer import Peer
+    from richchat.core.server.transfer import PutGrant, Transfers
 
 log = logging.getLogger("richchat.server")
 
@@ -56,10 +58,20 @@ def user_entry(name: str, host: str, port: int) -> str:
 
 
 class Hub:
-    def __init__(self, config: ServerConfig, backend: Backend, delivery: Delivery) -> None:
+    def __init__(
+        self,
+        config: ServerConfig,
+        backend: Backend,
+        delivery: Delivery,
+        files: Transfers | None = None,
+    ) -> None:
         self.config = config
         self.backend = backend
         self.delivery = delivery
+        #: file sharing (tokens, the file store); None when the server takes no files
+        self.files = files
+        if files is not None:
+            files.on_stored = self.file_stored
 
     # ------------------------------------------------------------------ connections
 
@@ -77,6 +89,11 @@ class Hub:
             return False
         self.delivery.attach(peer)
         return True
+
+    def release(self, peer: Peer) -> None:
+        """A connection that turned out not to be a chat client (a file transfer): it leaves
+        without a word, as it never registered."""
+        self.delivery.detach(peer)
 
     def start(self, peer: Peer, dialect: Dialect) -> None:
         """The connection's dialect is known: welcome it, and nothing of any room.
@@ -208,6 +225,12 @@ class Hub:
             self.set_topic(peer, frame.room, frame.text)  # type: ignore[attr-defined]
         elif kind is f.SendPrivate:
             self.private(peer, frame.to, frame.text)  # type: ignore[attr-defined]
+        elif kind is f.ShareFile:
+            self.share(peer, frame)  # type: ignore[arg-type]
+        elif kind is f.GetFile:
+            self.fetch(peer, frame.id)  # type: ignore[attr-defined]
+        elif kind is f.ListFiles:
+            self.list_files(peer, frame.target)  # type: ignore[attr-defined]
         else:
             self.fail(peer, "bad_frame", f"unexpected frame {frame.tag}")
         return None
@@ -361,6 +384,133 @@ class Hub:
             ev.PrivateMessage(now_ms(), peer.name, holder.name, text, peer, holder.peer)
         )
 
+    # ------------------------------------------------------------------ files
+
+    def _files(self, peer: Peer) -> Transfers | None:
+        if self.files is None:
+            self.fail(peer, "no_files", "this server does not take files")
+        return self.files
+
+    def _audience(self, peer: Peer, target: str) -> str | None:
+        """The canonical audience of a file ``peer`` shares or lists: a room it is in, or
+        ``@`` + the name of a user online; None (``peer`` told why) otherwise."""
+        if target.startswith("@"):
+            holder = self.backend.lookup(name_key(target[1:]))
+            if holder is None:
+                self.fail(peer, "no_such_user", f"no user named {target[1:]} is online")
+                return None
+            return "@" + holder.name
+        if target != DEFAULT_ROOM and target not in peer.rooms:
+            self.fail(peer, "not_in_room", f"you are not in #{target}; /join {target} first")
+            return None
+        return target
+
+    def share(self, peer: Peer, frame: f.ShareFile) -> None:
+        """``CMD_SHARE``: share a file with a room the sender is in, or with a user online.
+        Refused before a byte is sent when it is larger than the server takes; published at
+        once when the server holds those bytes already. (Room for it in the quota is made
+        when its bytes start to flow: an offer never uploaded evicts nothing.)"""
+        files = self._files(peer)
+        if files is None:
+            return
+        assert peer.name is not None
+        target = self._audience(peer, frame.target)
+        if target is None:
+            return
+        if frame.size > files.max_size:
+            self.fail(peer, "file_too_large", f"the file is {frame.size} bytes; this server "
+                      f"takes files of at most {files.max_size} bytes")
+            return
+        name = display_name(frame.name)
+        store = files.store
+        held = store.blob_size(frame.sha256)
+        if held is not None:
+            if held != frame.size:
+                self.fail(peer, "bad_frame", "a file with that SHA-256 has another size")
+                return
+            self._offer(peer.name, target, frame.sha256, frame.size, name, peer)
+            return
+        token = files.grant_put(frame.sha256, frame.size, name, peer.name, target, peer)
+        if token is None:
+            self.fail(peer, "too_many_transfers", "too many transfers asked for at once")
+            return
+        self._reply(ev.UploadReady(peer, frame.sha256, token))
+
+    def file_stored(self, grant: PutGrant) -> None:
+        """An upload was verified and stored: publish its offer (its sender may have left;
+        the file is shared all the same)."""
+        sender = grant.sender
+        if grant.peer is not None and not grant.peer.closed and grant.peer.name is not None:
+            sender = grant.peer.name
+        self._offer(sender, grant.target, grant.sha256, grant.size, grant.name,
+                    grant.peer if grant.peer is not None and not grant.peer.closed else None)
+
+    def _offer(self, sender: str, target: str, sha256: str, size: int, name: str,
+               sender_peer: Peer | None) -> None:
+        assert self.files is not None
+        target_peer = None
+        pair = ""
+        if target.startswith("@"):
+            holder = self.backend.lookup(name_key(target[1:]))
+            target_peer = holder.peer if holder is not None else None
+            pair = _pair(sender, target[1:])
+        stored = self.files.store.add_offer(sha256, size, name, sender, target, now_ms(), pair)
+        log.info("file %s (%s, %d bytes) shared by %s with %s", stored.id, sha256[:12], size,
+                 sender, target)
+        self.backend.publish(_event(stored, sender_peer, target_peer))
+
+    def fetch_refusal(self, peer: Peer, offer: StoredOffer) -> tuple[str, str] | None:
+        """Why ``peer`` may not fetch ``offer`` (error code, text), or None: the one policy
+        hook every download passes. A room's files are for its members (the lobby: everyone);
+        a private file for its sender and its addressee only (to anyone else it does not
+        exist). A file id alone is never enough."""
+        name = peer.name
+        if name is None:
+            return "not_registered", "choose a nickname first"
+        if offer.private:
+            if name_key(name) not in (name_key(offer.sender), name_key(offer.target[1:])):
+                return "no_such_file", _no_such_file(offer.id)
+            return None
+        room = offer.target
+        if room != DEFAULT_ROOM and room not in peer.rooms:
+            return "not_in_room", (f"file {offer.id} was shared in #{room}: join it first "
+                                   f"(/join {room}, or richchat get --room {room})")
+        return None
+
+    def fetch(self, peer: Peer, file_id: str) -> None:
+        """``CMD_GET``: a download token, if the rules let ``peer`` have the file."""
+        files = self._files(peer)
+        if files is None:
+            return
+        offer = files.store.offer(file_id)
+        if offer is None:
+            self.fail(peer, "no_such_file", _no_such_file(file_id))
+            return
+        refusal = self.fetch_refusal(peer, offer)
+        if refusal is not None:
+            self.fail(peer, *refusal)
+            return
+        token = files.grant_get(offer.id, offer.sha256, offer.size, offer.name, peer)
+        if token is None:
+            self.fail(peer, "too_many_transfers", "too many transfers asked for at once")
+            return
+        self._reply(ev.DownloadReady(peer, _event(offer), token))
+
+    def list_files(self, peer: Peer, target: str) -> None:
+        """``CMD_FILES``: what a room holds (members only), or what two users shared."""
+        files = self._files(peer)
+        if files is None:
+            return
+        assert peer.name is not None
+        if target.startswith("@"):
+            offers = files.store.pair_offers(_pair(peer.name, target[1:]))
+        elif target != DEFAULT_ROOM and target not in peer.rooms:
+            self.fail(peer, "not_in_room", f"you are not in #{target}; /join {target} first")
+            return
+        else:
+            offers = files.store.room_offers(target)
+        self._reply(ev.FileListing(peer, target, tuple(_event(o) for o in offers)))
+
     # ------------------------------------------------------------------ server
 
     def shutdown(self) -> None:
@@ -380,6 +530,42 @@ def _taken_text(name: str, holder: str) -> str:
         f"the nickname {name} looks like {holder}, who is online "
         "(names that look alike are the same name)"
     )
+
+
+#: the longest file name the server keeps and shows, in characters
+MAX_DISPLAY_NAME = 255
+
+
+def display_name(name: str) -> str:
+    """What the server shows of a file name a sender gave: its last path component (either
+    separator), without surrounding spaces, at most :data:`MAX_DISPLAY_NAME` characters (the
+    extension kept); ``file`` if nothing is left. (Control characters were neutralised by the
+    frame's validation. Receivers clean it again for their disk:
+    :func:`richchat.core.protocol.filenames.safe_file_name`.)"""
+    from richchat.core.protocol.filenames import split_ext
+
+    base = name.replace("\\", "/").rsplit("/", 1)[-1].strip()
+    if not base or base in (".", ".."):
+        return "file"
+    if len(base) > MAX_DISPLAY_NAME:
+        stem, ext = split_ext(base)
+        base = stem[: MAX_DISPLAY_NAME - len(ext)] + ext
+    return base
+
+
+def _pair(a: str, b: str) -> str:
+    """The key of the private files between two users (either order)."""
+    return "|".join(sorted((name_key(a), name_key(b))))
+
+
+def _no_such_file(file_id: str) -> str:
+    return f"no file {file_id} (files expire; ask for it to be shared again)"
+
+
+def _event(offer: StoredOffer, sender_peer: Peer | None = None,
+           target_peer: Peer | None = None) -> ev.FileOffered:
+    return ev.FileOffered(offer.id, offer.ts, offer.target, offer.sender, offer.size,
+                          offer.sha256, offer.name, sender_peer, target_peer)
 
 
 def _then(pending: Awaitable[object], done: object) -> Awaitable[object]:

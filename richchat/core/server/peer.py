@@ -16,6 +16,9 @@ class Peer(Protocol):
     # -- identity (read by the hub and the renderers)
     host: str
     port: int
+    #: our end of the connection, ``host:port`` (``[v6]:port``): the address this client
+    #: reaches the server at (netcat users are told to run ``richchat get`` with it)
+    local: str
     #: the dialect (a :class:`Dialect` value, kept as a plain int: the fan-out indexes its
     #: per-dialect tables with it for every recipient), decided by the first line
     dialect: int

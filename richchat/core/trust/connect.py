@@ -25,8 +25,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
 from richchat.core.errors import (
@@ -250,3 +252,27 @@ def _check(writer: asyncio.StreamWriter, host: str, port: int, policy: TrustPoli
 def is_trust_error(exc: RichchatError) -> bool:
     """Errors no reconnection can fix: the user must act (a changed key, a refused one)."""
     return isinstance(exc, (KeyMismatchError, UntrustedServerError))
+
+
+def command_trust_policy(tls: bool, fingerprint: str | None, strict: bool,
+                         known_servers: Path | None) -> TrustPolicy:
+    """The trust policy of a one-shot command (``send``, ``get``): ``--tls``,
+    ``--fingerprint``, ``--strict``, ``--known-servers``. A new key is pinned (like ssh's
+    accept-new) and said on stderr, unless ``--strict`` refuses it."""
+    from richchat.core.errors import UsageError
+    from richchat.core.trust.fingerprint import parse_fingerprint
+
+    expected = None
+    if fingerprint is not None:
+        try:
+            expected = parse_fingerprint(fingerprint)
+        except ValueError as exc:
+            raise UsageError(f"bad --fingerprint: {exc}") from None
+    known = KnownServers(known_servers)
+
+    def pinned(pin: Pin) -> None:
+        sys.stderr.write(f"new server {pin.key}: key {pin.fingerprint} pinned in {known.path}\n")
+
+    return TrustPolicy(known, mode="tls" if tls or expected else "auto",
+                       unknown="refuse" if strict else "accept-new", fingerprint=expected,
+                       on_pinned=pinned)

@@ -14,13 +14,20 @@ always reaches it; TAB chooses which panel (chat or users) Up/Down/PageUp/PageDo
 
 The chat panel has priority over the side panels: they are narrower below ``WIDE`` columns and
 hidden below ``NARROW`` (F2 and F3 show or hide them at any width).
+
+Files: ``/share PATH`` hashes the file and offers it (``CMD_SHARE``); the server's ``UPLOAD``
+starts the upload, ``/get N`` (or Enter on a file of the F4 list) asks for a file and the
+server's ``DOWNLOAD`` starts the download into ``download_dir``. Each runs in a Textual worker
+on the app's event loop whose disk and hashing work goes to threads
+(:mod:`richchat.core.transfer`), on its own connection: typing and chatting go on meanwhile.
+Progress shows in a bar under the chat, the outcome as a line of the conversation.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import ClassVar
 
@@ -35,6 +42,8 @@ from textual.widgets.option_list import Option
 
 from richchat.core.client import Address
 from richchat.core.errors import RichchatError
+from richchat.core.protocol import frames as f
+from richchat.core.protocol.filenames import human_size, safe_file_name
 from richchat.core.protocol.text import MAX_MESSAGE_BYTES, fold_name
 from richchat.core.trust.connect import TrustPolicy
 from richchat.core.tui import commands, render
@@ -44,9 +53,11 @@ from richchat.core.tui.widgets import (
     ChatInput,
     ChatLog,
     ConversationList,
+    FilesScreen,
     NickScreen,
     StatusBar,
     TopicBar,
+    TransferBar,
     TrustScreen,
 )
 
@@ -83,6 +94,7 @@ class ChatApp(App[None]):
         Binding("ctrl+p", "cycle(-1)", "Previous conversation", priority=True),
         Binding("f2", "toggle_side('conversations')", "Conversations", priority=True),
         Binding("f3", "toggle_side('users')", "Users", priority=True),
+        Binding("f4", "pick_file", "Files", priority=True),
     ]
 
     #: which panel Up/Down/PageUp/PageDown scroll: "chat" or "users"
@@ -102,8 +114,18 @@ class ChatApp(App[None]):
         reconnect_cap: float = 15.0,
         fail_fast: bool = False,
         trust: TrustPolicy | None = None,
+        download_dir: Path | None = None,
     ) -> None:
         super().__init__()
+        #: where /get saves files (None: RICHCHAT_DOWNLOAD_DIR, else downloads/richchat)
+        self.download_dir = download_dir
+        #: files offered and waiting for the server's UPLOAD: sha256 -> (path, size)
+        self._uploads: dict[str, tuple[Path, int]] = {}
+        #: files asked for and waiting for the server's DOWNLOAD: id -> what we know of it
+        self._downloads: dict[str, commands.GetJob] = {}
+        #: transfers under way, for the bar: key -> (direction, name, done, total, start)
+        self._progress: dict[str, tuple[str, str, int, int, float]] = {}
+        self._progress_shown = 0.0
         self.time_format = time_format
         #: exit (with ``failure`` set) if the very first connection attempt fails
         self.fail_fast = fail_fast
@@ -118,6 +140,7 @@ class ChatApp(App[None]):
         self.conversation_list = ConversationList(id="conversations")
         self.topic_bar = TopicBar(id="topic")
         self.chat_log = ChatLog(id="chat")
+        self.transfer_bar = TransferBar(id="transfers")
         self.user_list = OptionList(id="users")
         self.input = ChatInput(placeholder="Type a message, /help for commands", id="input")
         self._asking_nick = False
@@ -142,6 +165,7 @@ class ChatApp(App[None]):
             with Vertical(id="main"):
                 yield self.topic_bar
                 yield self.chat_log
+                yield self.transfer_bar
             yield self.user_list
         yield self.input
 
@@ -167,7 +191,7 @@ class ChatApp(App[None]):
 
     def _connected(self, event: se.Connected) -> None:
         self.status_bar.security = event.security
-        self._step(st.connected(self.chat, event.hello.name))
+        self._step(st.connected(self.chat, event.hello.name, event.hello.file_max))
         if not event.security.encrypted and self.session.trust is not None \
                 and not self._warned_plaintext:
             self._warned_plaintext = True
@@ -188,6 +212,14 @@ class ChatApp(App[None]):
         self.push_screen(TrustScreen(event.question), answered)
 
     def _frame_received(self, event: se.FrameReceived) -> None:
+        frame = event.frame
+        if isinstance(frame, f.UploadReady):
+            self._upload_ready(frame)
+        elif isinstance(frame, f.DownloadReady):
+            self._download_ready(frame)
+        elif (isinstance(frame, f.FileOffer) and frame.sha256 in self._uploads
+              and self.chat.nick and fold_name(frame.sender) == fold_name(self.chat.nick)):
+            del self._uploads[frame.sha256]  # published: nothing more to upload
         try:
             step = st.apply(self.chat, event.frame, now_ms())
         except Exception as exc:  # our bug on a valid frame: say so, keep chatting
@@ -381,4 +413,138 @@ class ChatApp(App[None]):
             except RichchatError as exc:
                 self._note(se.Note(f"not sent: {exc.message}", error=True))
                 return True
+        if isinstance(outcome.job, commands.GetJob):
+            self._downloads[outcome.job.file_id] = outcome.job
+        elif isinstance(outcome.job, commands.ShareJob):
+            self._work(self._share(outcome.job))
         return outcome.keep
+
+    # ------------------------------------------------------------------ files
+
+    def _work(self, job: Awaitable[None]) -> None:
+        """Run a file job in a worker: typing and chatting go on meanwhile."""
+        self.run_worker(job, group="transfers", exit_on_error=False)
+
+    def _fail(self, what: str, exc: BaseException) -> None:
+        text = exc.message if isinstance(exc, RichchatError) else f"{type(exc).__name__}: {exc}"
+        hint = f" ({exc.hint})" if isinstance(exc, RichchatError) and exc.hint else ""
+        self._note(se.Note(f"{what}: {text}{hint}", error=True))
+
+    def _show_progress(self, key: str, direction: str, name: str, done: int,
+                       total: int) -> None:
+        old = self._progress.get(key)
+        start = old[4] if old is not None and old[0] == direction else time.monotonic()
+        self._progress[key] = (direction, name, done, total, start)
+        now = time.monotonic()
+        if done < total and now - self._progress_shown < 0.1:
+            return
+        self._progress_shown = now
+        self._draw_progress()
+
+    def _end_progress(self, key: str) -> None:
+        self._progress.pop(key, None)
+        self._draw_progress()
+
+    def _draw_progress(self) -> None:
+        now = time.monotonic()
+        lines = []
+        for direction, name, done, total, start in self._progress.values():
+            rate = (done / (now - start)) if now - start > 0.3 else None
+            lines.append(render.transfer_line(direction, name, done, total, rate))
+        self.transfer_bar.show_transfers(lines)
+
+    async def _share(self, job: commands.ShareJob) -> None:
+        """``/share PATH``: check, hash and offer the file; the upload waits for UPLOAD."""
+        from richchat.core.transfer import hash_file, readable_file
+
+        path = Path(job.path).expanduser()
+        key = f"hash:{path}"
+        try:
+            size = readable_file(path)
+            limit = self.chat.file_max
+            if limit is not None and size > limit:
+                self._note(se.Note(
+                    f"Not shared: {path.name} is {human_size(size)}; the server takes files of "
+                    f"at most {human_size(limit)}.", error=True))
+                return
+            self._note(se.Note(f"Sharing {path.name} ({human_size(size)}) with "
+                               f"{_audience(job.target)}: computing its SHA-256..."))
+            sha256, _size = await hash_file(path, lambda done, total: self._show_progress(
+                key, "sha256", path.name, done, total))
+            self._end_progress(key)
+            self._uploads[sha256] = (path, size)
+            name = safe_file_name(path.name, fallback=f"file-{sha256[:12]}")
+            self.session.send(f.ShareFile(target=job.target, size=size, sha256=sha256,
+                                          name=name))
+        except Exception as exc:
+            self._end_progress(key)
+            self._fail(f"Not shared: {path.name}", exc)
+
+    def _upload_ready(self, frame: f.UploadReady) -> None:
+        entry = self._uploads.get(frame.sha256)
+        if entry is not None:
+            self._work(self._upload(frame, *entry))
+
+    async def _upload(self, frame: f.UploadReady, path: Path, size: int) -> None:
+        from richchat.core.transfer import upload
+
+        key = f"up:{frame.sha256}"
+        try:
+            done = await upload(self.session.open_stream, frame.token, path, frame.sha256,
+                                size, progress=lambda d, t: self._show_progress(
+                                    key, "⇡", path.name, d, t))
+            resumed = f", resumed at {human_size(done.offset)}" if done.offset else ""
+            self._note(se.Note(f"Uploaded {path.name}: the server verified it{resumed}."))
+        except Exception as exc:
+            self._uploads.pop(frame.sha256, None)
+            self._fail(f"Upload of {path.name} failed (/share it again to resume)", exc)
+        finally:
+            self._end_progress(key)
+
+    def _download_ready(self, frame: f.DownloadReady) -> None:
+        if self._downloads.pop(frame.id, None) is not None:
+            self._work(self._download(frame))
+
+    def _download_where(self) -> Path:
+        from richchat.core.transfer import default_download_dir
+
+        if self.download_dir is None:
+            self.download_dir = default_download_dir()
+        return self.download_dir
+
+    async def _download(self, frame: f.DownloadReady) -> None:
+        from richchat.core.transfer import DownloadDir, download
+
+        key = f"down:{frame.id}"
+        try:
+            where = DownloadDir(self._download_where())
+            self._show_progress(key, "⇣", frame.name, where.held(frame.id), frame.size)
+            got = await download(self.session.open_stream, frame.token, frame.id, where,
+                                 sha256=frame.sha256, size=frame.size,
+                                 progress=lambda d, t: self._show_progress(
+                                     key, "⇣", frame.name, d, t))
+            resumed = f"; resumed at {human_size(got.offset)}" if got.offset else ""
+            self._note(se.Note(f"Saved {got.path} ({human_size(got.size)}, sha256 "
+                               f"verified{resumed})."))
+        except Exception as exc:
+            self._fail(f"Download of {frame.name} failed (/get it again to resume)", exc)
+        finally:
+            self._end_progress(key)
+
+    def action_pick_file(self) -> None:
+        """F4: the files of this conversation; Enter downloads the highlighted one."""
+        conv = self.chat.current
+
+        def picked(number: int | None) -> None:
+            self.input.focus()
+            if number is not None:
+                outcome = commands.submit(self.chat, f"/get {number}", now_ms(),
+                                          max_bytes=MAX_MESSAGE_BYTES)
+                self.call_later(self._carry_out, outcome)
+
+        self.push_screen(FilesScreen(f"Files in {conv.title}", self.chat.files_of(conv.key)),
+                         picked)
+
+
+def _audience(target: str) -> str:
+    return target[1:] if target.startswith("@") else f"#{target}"

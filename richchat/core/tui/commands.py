@@ -19,7 +19,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import TypeVar, Union
+
+from pydantic import ValidationError
 
 from richchat.core.protocol import frames as f
 from richchat.core.protocol.slash import HelpRequest, SlashError, parse_slash
@@ -37,6 +39,9 @@ HELP = (
     "  /topic TEXT       set the topic of the current room",
     "  /msg USER [TEXT]  private message (opens a private conversation; also /query USER)",
     "  /me ACTION        an emote, like '* alice waves'",
+    "  /share PATH       share a file with this conversation (room or private)",
+    "  /get N            download shared file N (its number in the offer; or its id)",
+    "  /files            the files shared in this conversation (F4: pick one to download)",
     "  /nick NAME        change your nickname",
     "  /clear            clear this conversation's window",
     "  /quit             leave (also Ctrl+C)",
@@ -44,6 +49,25 @@ HELP = (
     "Keys: TAB chat/users panel, Up/Down/PgUp/PgDn scroll it, Ctrl+N/Ctrl+P next/previous"
     " conversation, F2/F3 show or hide the conversation/user list.",
 )
+
+
+@dataclass(frozen=True)
+class ShareJob:
+    """``/share PATH``: hash the file, offer it to ``target``, upload it when asked."""
+
+    path: str
+    target: str  # a room, or "@" + a nick
+
+
+@dataclass(frozen=True)
+class GetJob:
+    """``/get N``: download the file when the server's ``DOWNLOAD`` comes."""
+
+    file_id: str
+    known: st.SharedFile | None
+
+
+Job = Union[ShareJob, GetJob]
 
 
 @dataclass(frozen=True)
@@ -55,6 +79,7 @@ class Outcome:
     send: f.Frame | None = None  # the frame for the server
     keep: bool = False  # leave the text in the input line (to correct or resend it)
     quit: bool = False
+    job: Job | None = None  # file work the app carries out (it does I/O)
 
 
 def _noted(state: ChatState, text: str, now: int, *, error: bool = False,
@@ -148,7 +173,74 @@ def _leave(state: ChatState, arg: str, _now: int) -> Outcome | None:
     return _stepped(st.close(state, state.active))
 
 
+def _ready_for_files(state: ChatState, now: int) -> Outcome | None:
+    """A refusal when files cannot be shared or fetched now, else None."""
+    if not state.online:
+        return _noted(state, "Not connected: your command is kept in the input line.", now,
+                      error=True, keep=True)
+    if not state.registered:
+        return _noted(state, "Choose a nickname first: /nick NAME", now, error=True, keep=True)
+    if state.file_max is None:
+        return _noted(state, "This server does not share files.", now, error=True)
+    return None
+
+
+def _share(state: ChatState, arg: str, now: int) -> Outcome:
+    """``/share PATH``: the app reads, hashes and offers the file (it does the I/O)."""
+    path = arg.strip()
+    if len(path) > 1 and path[0] == path[-1] and path[0] in "'\"":
+        path = path[1:-1]
+    if not path:
+        return _noted(state, "Usage: /share PATH (a file to share with this conversation)",
+                      now, error=True, keep=True)
+    refused = _ready_for_files(state, now)
+    if refused is not None:
+        return refused
+    conv = state.current
+    if not conv.private and not conv.joined:
+        return _noted(state, f"Not in {conv.title} yet (rejoining): try again in a moment.",
+                      now, error=True, keep=True)
+    return Outcome(state, job=ShareJob(path, state.target))
+
+
+def _get(state: ChatState, arg: str, now: int) -> Outcome:
+    """``/get N`` (the number shown in the offer) or ``/get ID``."""
+    ref = arg.strip().lstrip("[").rstrip("]")
+    if not ref:
+        return _noted(state, "Usage: /get N (the number in [N] of a shared file; /files "
+                      "lists them)", now, error=True, keep=True)
+    refused = _ready_for_files(state, now)
+    if refused is not None:
+        return refused
+    known = state.file(ref)
+    if known is None and ref.isdigit():
+        return _noted(state, f"No file [{ref}] here; /files lists the files of this "
+                      "conversation.", now, error=True, keep=True)
+    try:
+        frame = f.GetFile(id=known.id if known is not None else ref.lower())
+    except ValidationError:
+        return _noted(state, f"{ref!r} is neither a file number nor a file id.", now,
+                      error=True, keep=True)
+    return Outcome(state, send=frame, job=GetJob(frame.id, known))
+
+
+def _files(state: ChatState, arg: str, now: int) -> Outcome:
+    """``/files [ROOM|@USER]``: what the server holds for this conversation."""
+    refused = _ready_for_files(state, now)
+    if refused is not None:
+        return refused
+    try:
+        frame = f.ListFiles(target=arg or state.target)
+    except ValidationError as exc:
+        text = str(exc.errors()[0].get("msg", "invalid")).removeprefix("Value error, ")
+        return _noted(state, f"Bad room or user {arg!r}: {text}", now, error=True, keep=True)
+    return Outcome(state, send=frame)
+
+
 LOCAL: dict[str, LocalCommand] = {
+    "share": _share,
+    "get": _get,
+    "files": _files,
     "help": _help,
     "quit": _quit,
     "clear": _clear,

@@ -14,12 +14,19 @@ from datetime import datetime
 from rich.text import Text
 
 from richchat.core.trust.connect import Security
-from richchat.core.tui.state import ChatLine, ChatState, Conversation, mentions, same_name
+from richchat.core.tui.state import (
+    ChatLine,
+    ChatState,
+    Conversation,
+    SharedFile,
+    mentions,
+    same_name,
+)
 
 __all__ = [
-    "action_line", "chat_line", "conversation_list", "default_time_format", "mentions",
-    "message_line", "nick_colour", "private_line", "security_text", "status_line",
-    "system_line", "topic_line",
+    "action_line", "chat_line", "conversation_list", "default_time_format", "file_choice",
+    "file_line", "mentions", "message_line", "nick_colour", "private_line", "security_text",
+    "status_line", "system_line", "topic_line", "transfer_line",
 ]
 
 NICK_COLOURS = (
@@ -104,6 +111,60 @@ def system_line(ts_ms: int, text: str, fmt: TimeFormat, *, error: bool = False) 
     return line
 
 
+def file_line(line: ChatLine, fmt: TimeFormat) -> Text:
+    """A shared file: ``10:42 [1] alice shared report.pdf (1.2 MB, sha256 3f2a9c0d1e2f)
+    /get 1``. The name is the sender's (control characters neutralised by the protocol),
+    shown as plain text."""
+    from richchat.core.protocol.filenames import human_size, short_sha
+
+    shared = line.file
+    out = _stamp(line.ts, fmt)
+    number = shared.number if shared is not None else 0
+    out.append(f"[{number}] ", style="bold")
+    if line.mine:
+        out.append("you", style="bold")
+    else:
+        out.append(line.name, style=f"bold {nick_colour(line.name)}")
+    out.append(" shared ")
+    out.append(line.text, style="bold underline")
+    if shared is not None:
+        out.append(f" ({human_size(shared.size)}, sha256 {short_sha(shared.sha256)})",
+                   style=TIME_STYLE)
+        out.append(f"  /get {number}", style="italic")
+    if line.mention:
+        out.stylize(MENTION_STYLE)
+    return out
+
+
+def file_choice(shared: SharedFile) -> Text:
+    """A file in the F4 list: ``[1] report.pdf  1.2 MB  from alice  sha256 3f2a9c0d1e2f``."""
+    from richchat.core.protocol.filenames import human_size, short_sha
+
+    out = Text(f"[{shared.number}] ", style="bold")
+    out.append(shared.name, style="bold")
+    out.append(f"  {human_size(shared.size)}  from ")
+    out.append(shared.sender, style=f"bold {nick_colour(shared.sender)}")
+    out.append(f"  sha256 {short_sha(shared.sha256)}", style=TIME_STYLE)
+    return out
+
+
+def transfer_line(direction: str, name: str, done: int, total: int, rate: float | None) -> Text:
+    """A transfer under way: ``⇡ report.pdf  45%  [#########...........]  12 MB/s``."""
+    from richchat.core.protocol.filenames import human_size
+
+    fraction = done / total if total else 1.0
+    filled = int(20 * fraction)
+    out = Text(f"{direction} ", style="bold")
+    out.append(name, style="bold")
+    out.append(f"  {fraction:4.0%}  ")
+    out.append("#" * filled, style="green")
+    out.append("." * (20 - filled), style=TIME_STYLE)
+    out.append(f"  {human_size(done)} of {human_size(total)}")
+    if rate:
+        out.append(f"  {human_size(int(rate))}/s", style=TIME_STYLE)
+    return out
+
+
 def chat_line(line: ChatLine, fmt: TimeFormat) -> Text:
     """One line of a conversation (whether it mentions us or is ours was decided on arrival)."""
     if line.kind == "message":
@@ -112,6 +173,8 @@ def chat_line(line: ChatLine, fmt: TimeFormat) -> Text:
         return _action(line.ts, line.name, line.text, line.mention, fmt)
     if line.kind == "private":
         return _private(line.ts, line.name, line.to, line.text, line.mine, fmt)
+    if line.kind == "file":
+        return file_line(line, fmt)
     return system_line(line.ts, line.text, fmt, error=line.kind == "error")
 
 

@@ -365,6 +365,14 @@ class ChatSession:
         if isinstance(frame, f.SetNick):
             self.wanted_nick = frame.name
 
+    async def open_stream(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """One more connection to the server, opened as the chat connection was (the same
+        opener and security): a file transfer's (:mod:`richchat.core.transfer`)."""
+        client = self._client
+        if client is None or not client.connected:
+            raise ConnectionLostError(f"not connected to {self.address}")
+        return await client.open_stream()
+
     def _send_quietly(self, frame: f.Frame) -> None:
         with contextlib.suppress(RichchatError):
             self.send(frame)

@@ -31,7 +31,7 @@ from richchat.core.protocol.text import DEFAULT_ROOM, fold_name, name_key
 #: lines kept per conversation (older ones are dropped)
 MAX_LINES = 2000
 
-LineKind = Literal["message", "action", "private", "notice", "error"]
+LineKind = Literal["message", "action", "private", "notice", "error", "file"]
 
 
 def mentions(text: str, nick: str | None) -> bool:
@@ -69,6 +69,23 @@ class ChatLine:
     to: str = ""  # the recipient (private)
     mention: bool = False  # it mentions us (highlighted; a private line to us)
     mine: bool = False  # we sent it (a private line shows "-> *to*")
+    #: a shared file (kind "file"): its number for /get N (``text`` is its name)
+    file: SharedFile | None = None
+
+
+@dataclass(frozen=True)
+class SharedFile:
+    """A file shared with us (or by us), as this client knows it: ``number`` is what
+    ``/get N`` takes (1, 2, ... in the order offers arrived)."""
+
+    number: int
+    id: str
+    key: str  # the conversation it belongs to (a room, or @ + a folded nick)
+    sender: str
+    name: str
+    size: int
+    sha256: str
+    ts: int
 
 
 @dataclass(frozen=True)
@@ -113,6 +130,10 @@ class ChatState:
     registered: bool = False  # the server confirmed our nickname on this connection
     pending_join: str | None = None  # /join sent: switch to the room when we are in
     pending_who: frozenset[str] = frozenset()  # /who sent: show the next RLIST of these rooms
+    #: files shared with us or by us, numbered for /get N (offers and /files listings)
+    files: tuple[SharedFile, ...] = ()
+    #: the largest file the server takes (its HELLO's files=); None: it takes no files
+    file_max: int | None = None
 
     @property
     def current(self) -> Conversation:
@@ -120,6 +141,23 @@ class ChatState:
 
     def keys(self) -> list[str]:
         return list(self.conversations)
+
+    def file(self, ref: str) -> SharedFile | None:
+        """A known file by number (``3``) or id (``k3x9q2wz4m1p``)."""
+        if ref.isdigit():
+            n = int(ref)
+            return self.files[n - 1] if 0 < n <= len(self.files) else None
+        return next((x for x in self.files if x.id == ref.lower()), None)
+
+    def files_of(self, key: str) -> list[SharedFile]:
+        """The known files of conversation ``key``."""
+        return [x for x in self.files if x.key == key]
+
+    @property
+    def target(self) -> str:
+        """Where the conversation on screen shares files: its room, or ``@`` + its user."""
+        conv = self.current
+        return f"@{conv.peer}" if conv.peer is not None else conv.key
 
 
 # --------------------------------------------------------------------------- the changes
@@ -193,6 +231,8 @@ class _Edit:
         self.registered = state.registered
         self.pending_join = state.pending_join
         self.pending_who = state.pending_who
+        self.files = state.files
+        self.file_max = state.file_max
         self.changes: list[Change] = []
 
     def is_me(self, name: str) -> bool:
@@ -281,7 +321,8 @@ class _Edit:
         state = ChatState(
             conversations=self.convs, active=self.active, nick=self.nick,
             server_name=self.server_name, online=self.online, registered=self.registered,
-            pending_join=self.pending_join, pending_who=self.pending_who,
+            pending_join=self.pending_join, pending_who=self.pending_who, files=self.files,
+            file_max=self.file_max,
         )
         flags: dict[Change, None] = {}
         changes: list[Change] = []
@@ -448,6 +489,52 @@ def _rooms(e: _Edit, frame: f.RoomList) -> None:
     e.note(f"Rooms: {rooms}")
 
 
+def _file_key(e: _Edit, frame: f.FileOffer | f.FileInfo) -> str:
+    """The conversation of a shared file: its room, or the private one with the other user."""
+    if not frame.private:
+        return e.room(frame.target).key
+    other = frame.target[1:] if e.is_me(frame.sender) else frame.sender
+    conv = e.private(other)
+    e.users(conv.key, {fold_name(n): n for n in (e.nick, other) if n})
+    return conv.key
+
+
+def _known(e: _Edit, frame: f.FileOffer | f.FileInfo, key: str) -> SharedFile:
+    """The numbered file of an offer or listing line (numbered once, on first sight)."""
+    for known in e.files:
+        if known.id == frame.id:
+            return known
+    shared = SharedFile(len(e.files) + 1, frame.id, key, frame.sender, frame.name, frame.size,
+                        frame.sha256, frame.ts)
+    e.files = (*e.files, shared)
+    return shared
+
+
+def _file_offer(e: _Edit, frame: f.FileOffer) -> None:
+    key = _file_key(e, frame)
+    shared = _known(e, frame, key)
+    mine = e.is_me(frame.sender)
+    line = ChatLine(frame.ts, "file", frame.name, name=frame.sender, mine=mine,
+                    mention=frame.private and not mine, file=shared)
+    e.add_line(key, line, mention=frame.private and not mine)
+
+
+def _file_info(e: _Edit, frame: f.FileInfo) -> None:
+    key = _file_key(e, frame)
+    shared = _known(e, frame, key)
+    line = ChatLine(frame.ts, "file", frame.name, name=frame.sender,
+                    mine=e.is_me(frame.sender), file=shared)
+    e.add_line(e.active, line, count=False)
+
+
+def _file_list(e: _Edit, frame: f.FileList) -> None:
+    where = f"with {frame.target[1:]}" if frame.target.startswith("@") else f"in #{frame.target}"
+    if frame.count:
+        e.note(f"{frame.count} file(s) shared {where}; /get N downloads one")
+    else:
+        e.note(f"No files shared {where}")
+
+
 def _error(e: _Edit, frame: f.Error) -> None:
     e.note(f"{frame.text} [{frame.code}]", error=True)
     if frame.code in ("room_invalid", "not_in_room"):
@@ -479,6 +566,9 @@ def _handlers() -> dict[type[f.Frame], Callable[[_Edit, f.Frame], None]]:
     on(f.Topic, _topic)
     on(f.RoomList, _rooms)
     on(f.Error, _error)
+    on(f.FileOffer, _file_offer)
+    on(f.FileInfo, _file_info)
+    on(f.FileList, _file_list)
     return table
 
 
@@ -560,10 +650,12 @@ def expect_who(state: ChatState, room: str) -> ChatState:
     return replace(state, pending_who=state.pending_who | {room})
 
 
-def connected(state: ChatState, server_name: str | None) -> Step:
-    """A new connection (HELLO exchanged); no nickname on it yet."""
+def connected(state: ChatState, server_name: str | None, file_max: int | None = None) -> Step:
+    """A new connection (HELLO exchanged); no nickname on it yet. ``file_max``: the largest
+    file the server takes (None: no file sharing)."""
     edit = _Edit(state, 0)
     edit.online, edit.registered = True, False
+    edit.file_max = file_max
     if server_name and server_name != state.server_name:
         edit.server_name = server_name
         edit.change(ServerNamed(server_name))

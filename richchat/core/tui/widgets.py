@@ -19,13 +19,14 @@ from textual.reactive import reactive
 from textual.screen import ModalScreen
 from textual.timer import Timer
 from textual.widget import Widget
-from textual.widgets import Button, Input, Label, RichLog, Static
+from textual.widgets import Button, Input, Label, OptionList, RichLog, Static
+from textual.widgets.option_list import Option
 
 from richchat.core.protocol.text import nick_problem
 from richchat.core.trust.connect import Security, UnknownServerKey
 from richchat.core.tui import render
 from richchat.core.tui.session import Status
-from richchat.core.tui.state import MAX_LINES, Conversation
+from richchat.core.tui.state import MAX_LINES, Conversation, SharedFile
 
 
 class StatusBar(Widget):
@@ -286,3 +287,53 @@ class TrustScreen(ModalScreen[str]):
 
     def action_answer(self, answer: str) -> None:
         self.dismiss(answer)
+
+
+class TransferBar(Static):
+    """Under the chat: one line per file transfer under way, with its progress (hidden when
+    there is none)."""
+
+    def show_transfers(self, lines: list[Text]) -> None:
+        self.set_class(bool(lines), "-busy")
+        self.update(Text("\n").join(lines) if lines else Text())
+
+
+class FilesScreen(ModalScreen[int | None]):
+    """The files of the conversation on screen: pick one (Enter) to download it."""
+
+    DEFAULT_CSS = """
+    FilesScreen { align: center middle; }
+    FilesScreen > Vertical {
+        width: 90; max-width: 100%; height: auto; max-height: 80%; border: thick $accent;
+        padding: 1 2; background: $surface;
+    }
+    FilesScreen OptionList { height: auto; max-height: 20; }
+    FilesScreen Label { width: 100%; margin-bottom: 1; }
+    """
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel")]
+
+    def __init__(self, title: str, files: list[SharedFile]) -> None:
+        super().__init__()
+        self.title_text = title
+        self.files = files
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Label(Text(self.title_text, style="bold"))
+            if self.files:
+                yield OptionList(*(Option(render.file_choice(x), id=str(x.number))
+                                   for x in reversed(self.files)), id="files-list")
+                yield Label(Text("Enter downloads the highlighted file; Esc closes"))
+            else:
+                yield Label(Text("No files known here yet (/files asks the server)"))
+
+    def on_mount(self) -> None:
+        for widget in self.query("#files-list"):
+            widget.focus()
+
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        event.stop()
+        self.dismiss(int(event.option.id or 0) or None)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)

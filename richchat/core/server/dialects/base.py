@@ -142,6 +142,24 @@ class Renderer:
     def ping(self, token: str) -> bytes:
         return encode_frame(f.Ping.model_construct(token=token))
 
+    # -- files ----------------------------------------------------------------------------
+
+    def file_offered(self, e: ev.FileOffered, address: str) -> bytes | None:
+        """A shared file, to a room's members or to the two users of a private file.
+        ``address``: where this recipient reaches the server (``host:port``)."""
+        return None
+
+    def upload_ready(self, sha256: str, token: str) -> bytes:
+        return encode_frame(f.UploadReady.model_construct(sha256=sha256, token=token))
+
+    def download_ready(self, offer: ev.FileOffered, token: str, address: str) -> bytes:
+        return encode_frame(f.DownloadReady.model_construct(
+            id=offer.id, token=token, size=offer.size, sha256=offer.sha256, name=offer.name))
+
+    def file_listing(self, target: str, offers: Sequence[ev.FileOffered],
+                     address: str) -> bytes:
+        raise NotImplementedError
+
 
 def encode_frame(frame: f.Frame) -> bytes:
     """One frame's bytes (:func:`richchat.core.protocol.codec.encode`, without its import)."""
@@ -151,3 +169,19 @@ def encode_frame(frame: f.Frame) -> bytes:
 def text_line(text: str) -> bytes:
     """A line of human-readable text (netcat clients)."""
     return (text + "\n").encode("utf-8")
+
+
+def file_summary(e: ev.FileOffered) -> str:
+    """``report.pdf (1.2 MB, sha256 3f2a9c0d1e2f)``: a file as people read it."""
+    from richchat.core.protocol.filenames import human_size, short_sha
+
+    return f"{e.name} ({human_size(e.size)}, sha256 {short_sha(e.sha256)})"
+
+
+def get_command(address: str, file_id: str, *, token: str | None = None,
+                room: str | None = None) -> str:
+    """The ``richchat get`` command line that fetches a file from ``address``."""
+    if token is not None:
+        return f"richchat get {address} {file_id} --token {token}"
+    where = f" --room {room}" if room and room != "lobby" else ""
+    return f"richchat get {address} {file_id}{where} --nick NAME"

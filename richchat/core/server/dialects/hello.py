@@ -7,6 +7,7 @@ room names, message ids and timestamps, and incremental user-list updates (``JOI
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from richchat.core.constants import welcome_text
@@ -117,6 +118,21 @@ class HelloRenderer(Renderer):
     def room_listing(self, ctx: RenderContext) -> bytes:
         body = ",".join(f"{room}:{count}" for room, count in ctx.room_counts())
         return f"ROOMS|{body}\n".encode()
+
+    # -- files
+
+    def file_offered(self, e: ev.FileOffered, address: str) -> bytes:
+        return encode_frame(f.FileOffer.model_construct(
+            id=e.id, ts=e.ts, target=e.target, sender=e.sender, size=e.size, sha256=e.sha256,
+            name=e.name))
+
+    def file_listing(self, target: str, offers: Sequence[ev.FileOffered],
+                     address: str) -> bytes:
+        parts = [encode_frame(f.FileInfo.model_construct(
+            id=e.id, ts=e.ts, target=e.target, sender=e.sender, size=e.size, sha256=e.sha256,
+            name=e.name)) for e in offers]
+        parts.append(encode_frame(f.FileList.model_construct(target=target, count=len(offers))))
+        return b"".join(parts)
 
     @staticmethod
     def _topic(room: str, setter: str, text: str) -> bytes:

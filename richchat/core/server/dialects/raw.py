@@ -8,6 +8,7 @@ rooms other than the lobby with ``[room] ``, history lines with their time.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -17,7 +18,13 @@ from richchat.core.protocol.codec import InvalidFrame, decode_client_line
 from richchat.core.protocol.slash import HELP_LINES, HelpRequest, SlashError, parse_slash
 from richchat.core.protocol.text import DEFAULT_ROOM
 from richchat.core.server import events as ev
-from richchat.core.server.dialects.base import RenderContext, Renderer, text_line
+from richchat.core.server.dialects.base import (
+    RenderContext,
+    Renderer,
+    file_summary,
+    get_command,
+    text_line,
+)
 from richchat.core.server.storage import StoredMessage
 
 if TYPE_CHECKING:
@@ -127,6 +134,39 @@ class RawRenderer(Renderer):
 
     def help(self) -> bytes:
         return b"".join(_notice(line) for line in HELP_LINES)
+
+    # -- files: netcat users fetch with ``richchat get`` (the command is spelt out)
+
+    def file_offered(self, e: ev.FileOffered, address: str) -> bytes:
+        if e.private:
+            head = f"{e.sender} shared {file_summary(e)} with {e.target[1:]} [file {e.id}]"
+            how = f"To fetch it: /get {e.id} (prints a one-time richchat get command)"
+        else:
+            where = "" if e.target == DEFAULT_ROOM else f" in #{e.target}"
+            head = f"{e.sender} shared {file_summary(e)}{where} [file {e.id}]"
+            how = (f"To fetch it: /get {e.id} (prints a one-time command), or run "
+                   f"{get_command(address, e.id, room=e.target)}")
+        return _notice(head) + _notice(how)
+
+    def upload_ready(self, sha256: str, token: str) -> bytes:
+        return self.failure("bad_command", "uploads need richchat: richchat send HOST "
+                            "--nick NAME --file PATH")
+
+    def download_ready(self, offer: ev.FileOffered, token: str, address: str) -> bytes:
+        return _notice(f"Fetch {file_summary(offer)} with this command (it works once, "
+                       f"within minutes): {get_command(address, offer.id, token=token)}")
+
+    def file_listing(self, target: str, offers: Sequence[ev.FileOffered],
+                     address: str) -> bytes:
+        where = f"between you and {target[1:]}" if target.startswith("@") else f"in #{target}"
+        if not offers:
+            return _notice(f"No files {where}")
+        parts = [_notice(f"Files {where} ({len(offers)}):")]
+        for e in offers:
+            when = datetime.fromtimestamp(e.ts / 1000).strftime("%Y-%m-%d %H:%M")
+            parts.append(_notice(f"  [{e.id}] {file_summary(e)} from {e.sender}, {when}"))
+        parts.append(_notice("/get ID prints a command that fetches one"))
+        return b"".join(parts)
 
 
 class HelpCommand:

@@ -12,6 +12,7 @@ line (:func:`richchat.core.protocol.seed.strip_own_label`).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from richchat.core.constants import welcome_text
@@ -20,7 +21,13 @@ from richchat.core.protocol.codec import InvalidFrame, decode_client_line
 from richchat.core.protocol.seed import strip_own_label
 from richchat.core.protocol.text import DEFAULT_ROOM
 from richchat.core.server import events as ev
-from richchat.core.server.dialects.base import RenderContext, Renderer, encode_frame
+from richchat.core.server.dialects.base import (
+    RenderContext,
+    Renderer,
+    encode_frame,
+    file_summary,
+    get_command,
+)
 from richchat.core.server.storage import StoredMessage
 
 if TYPE_CHECKING:
@@ -85,6 +92,32 @@ class SeedRenderer(Renderer):
         # a notice: ROOMS| is not a frame seed clients know
         rooms = ", ".join(f"#{room} ({count})" for room, count in ctx.room_counts())
         return _notice(f"Rooms: {rooms}")
+
+
+    # -- files: seed clients see lobby and private offers as notices
+
+    def file_offered(self, e: ev.FileOffered, address: str) -> bytes | None:
+        if e.private:
+            who = f"privately with {e.target[1:]}"
+        elif e.target == DEFAULT_ROOM:
+            who = "in the lobby"
+        else:
+            return None
+        return _notice(f"{e.sender} shared {file_summary(e)} {who} [file {e.id}]; fetch it "
+                       f"with: {get_command(address, e.id)}")
+
+    def upload_ready(self, sha256: str, token: str) -> bytes:
+        return self.failure("bad_command", "uploads need richchat send --file")
+
+    def download_ready(self, offer: ev.FileOffered, token: str, address: str) -> bytes:
+        return _notice(f"fetch {file_summary(offer)} once, within minutes, with: "
+                       f"{get_command(address, offer.id, token=token)}")
+
+    def file_listing(self, target: str, offers: Sequence[ev.FileOffered],
+                     address: str) -> bytes:
+        parts = [_notice(f"[file {e.id}] {file_summary(e)} from {e.sender}") for e in offers]
+        parts.append(_notice(f"{len(offers)} file(s) in {target}"))
+        return b"".join(parts)
 
 
 #: frames that name a room; a seed client may name only the lobby

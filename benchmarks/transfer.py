@@ -1,0 +1,368 @@
+"""File transfer benchmark: a 1 GiB file uploaded to and downloaded from a richchat server on
+loopback, side by side with the same bytes piped through ``ncat`` in the same run, while 100
+other clients chat.
+
+Measured, in one run:
+
+* **ncat**: ``ncat -l 127.0.0.1 PORT > FILE`` and ``ncat --send-only 127.0.0.1 PORT < FILE``:
+  the time from the sender's start to the listener's exit (the bytes on the listener's disk).
+* **richchat upload**: a worker process (this script with ``--worker upload``) runs
+  ``richchat.core.sharing.share_file`` (what ``richchat send --file`` runs): connect, register,
+  hash the file (SHA-256), offer it, upload it on a transfer connection, wait for the server's
+  verification and the published offer. Throughput is over the transfer: from the server's
+  ``XOK`` (the first progress report) to the end (the server has received, hashed, fsync'ed
+  and stored every byte); the whole command's time (hashing included) is shown too.
+* **richchat download**: ``fetch_file`` (what ``richchat get`` runs) into a fresh directory,
+  verified (SHA-256) and named; throughput from the first progress report to the end.
+* **Server memory**: the server's anonymous resident memory (RssAnon, /proc) sampled every
+  20 ms during each transfer; growth = the highest sample minus the last sample before it.
+* **Chat latency**: 100 clients in the lobby (benchmarks/fanout.py's load generator, its
+  paced phase: 10 senders at a fixed rate, arrival latency from the kernel's receive
+  timestamp), measured idle, then during an upload (of another file of the same size), then
+  during a download. Each of these phases starts once its worker reports the first
+  transferred bytes; the table says which share of the phase overlapped the transfer.
+  Throughput is measured on transfers of their own, with the chat quiet (100 clients
+  connected, nobody talking), as ncat's is: the load generator's CPU is not taken from them.
+
+Only loopback (127.0.0.1); every phase is bounded in count and time; the temporary files
+(7 GiB at most: two files, the server's copies, two downloads, ncat's copy) are deleted at the
+end.
+
+    python benchmarks/transfer.py                 # 1 GiB, 100 chat clients (~1 min)
+    python benchmarks/transfer.py --size 256M --json out.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(ROOT))
+
+import fanout as fo  # noqa: E402  (the chat load generator)
+
+HOST = "127.0.0.1"
+MiB = 1024 * 1024
+
+
+# --------------------------------------------------------------------------- workers
+
+
+def _progress_recorder(marks: dict[str, float]) -> object:
+    def progress(stage: str, done: int, total: int) -> None:
+        now = time.time()
+        key = f"first_{stage}"
+        if key not in marks:
+            marks[key] = now
+            if stage in ("uploading", "downloading"):
+                print(json.dumps({"event": "started", "t": now}), flush=True)
+        marks[f"last_{stage}"] = now
+
+    return progress
+
+
+async def _worker(args: argparse.Namespace) -> None:
+    from richchat.core.client import Address
+    from richchat.core.sharing import fetch_file, share_file
+    from richchat.core.transfer import DownloadDir
+
+    address = Address(HOST, args.port)
+    marks: dict[str, float] = {"start": time.time()}
+    progress = _progress_recorder(marks)
+    if args.worker == "upload":
+        shared = await share_file(address, "uploader", Path(args.path), timeout=60,
+                                  progress=progress)  # type: ignore[arg-type]
+        result: dict[str, object] = shared.model_dump()
+        first = marks.get("first_uploading", marks["start"])
+    else:
+        got = await fetch_file(address, args.file_id, DownloadDir(Path(args.path)),
+                               nick="downloader", timeout=60,
+                               progress=progress)  # type: ignore[arg-type]
+        result = got.model_dump()
+        first = marks.get("first_downloading", marks["start"])
+    marks["end"] = time.time()
+    result.update(event="done", marks=marks, transfer_s=marks["end"] - first,
+                  total_s=marks["end"] - marks["start"])
+    print(json.dumps(result), flush=True)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def make_file(path: Path, size: int) -> None:
+    """``size`` bytes: a 16 MiB random block, each copy stamped with its index (no two
+    blocks alike, so nothing on the way can shortcut repeated data)."""
+    block = bytearray(os.urandom(16 * MiB))
+    with open(path, "wb") as fh:
+        written, index = 0, 0
+        while written < size:
+            block[:8] = index.to_bytes(8, "little")
+            chunk = block[: min(len(block), size - written)]
+            fh.write(chunk)
+            written += len(chunk)
+            index += 1
+
+
+def parse_size(text: str) -> int:
+    from richchat.core.protocol.filenames import parse_size as parse
+
+    return parse(text)
+
+
+def loadavg() -> str:
+    with open("/proc/loadavg") as fh:
+        return " ".join(fh.read().split()[:3])
+
+
+def ncat_pipe(src: Path, out: Path, timeout: float) -> float:
+    """Seconds to pipe ``src`` through ncat on loopback into ``out``."""
+    exe = shutil.which("ncat")
+    if exe is None:
+        raise SystemExit("ncat is not installed")
+    port = fo.free_port()
+    with open(out, "wb") as sink:
+        listener = subprocess.Popen([exe, "-l", HOST, str(port)], stdout=sink,
+                                    stderr=subprocess.DEVNULL)
+        try:
+            deadline = time.monotonic() + 10
+            while True:  # ncat -l is listening once a connect succeeds... which it accepts:
+                # so wait for the port to be bound instead, without connecting
+                if f"{port:04X}" in Path("/proc/net/tcp").read_text().upper():
+                    break
+                if time.monotonic() > deadline:
+                    raise RuntimeError("ncat -l did not start")
+                time.sleep(0.02)
+            t0 = time.monotonic()
+            with open(src, "rb") as source:
+                subprocess.run([exe, "--send-only", HOST, str(port)], stdin=source,
+                               stdout=subprocess.DEVNULL, timeout=timeout, check=True)
+            listener.wait(timeout=timeout)
+            return time.monotonic() - t0
+        finally:
+            if listener.poll() is None:
+                listener.kill()
+                listener.wait(timeout=5)
+
+
+def start_server(tmp: Path, size: int) -> fo.Server:
+    data = tmp / "server"
+    args = [
+        "server", "--host", HOST, "--port", "0", "--no-beacon", "--no-mdns",
+        "--data-dir", str(data), "--log-level", "warning", "--flood-rate", "0",
+        "--file-max-size", str(size), "--file-quota", str(2 * size + MiB),
+    ]  # fmt: skip
+    cmd = [sys.executable, "-m", "richchat", *args]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, env=dict(os.environ, PYTHONPATH=str(ROOT)),
+                            cwd=tmp)
+    assert proc.stdout is not None
+    line = proc.stdout.readline().decode()
+    if "listening on" not in line:
+        proc.kill()
+        raise RuntimeError(f"richchat server did not start: {line!r}")
+    port = int(line.rsplit(":", 1)[1].split()[0])
+    return fo.Server("richchat", proc, port, fo.HelloDialect(), data, " ".join(cmd[1:]))
+
+
+@dataclass
+class TransferResult:
+    direction: str
+    transfer_s: float
+    total_s: float
+    mb_per_s: float  # MB (10^6 bytes) per second over the transfer
+    rss_before_kb: int
+    rss_peak_kb: int
+    growth_mb: float
+    paced: fo.PhaseResult | None = None
+    overlap: float = 0.0  # share of the paced phase that ran during the transfer
+    extra: dict[str, object] = field(default_factory=dict)
+
+
+async def sample_rss(pid: int, stop: asyncio.Event, samples: list[int]) -> None:
+    while not stop.is_set():
+        samples.append(fo.proc_rss_kb(pid))
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(stop.wait(), 0.02)
+
+
+async def transfer(direction: str, worker_args: list[str], server: fo.Server, run: fo.Run,
+                   size: int, args: argparse.Namespace, chat: bool) -> TransferResult:
+    """One transfer by a worker process; with ``chat``, the chat's paced phase during it."""
+    pid = server.proc.pid
+    stop = asyncio.Event()
+    samples: list[int] = []
+    await asyncio.sleep(0.5)
+    before = fo.proc_rss_kb(pid)
+    sampler = asyncio.ensure_future(sample_rss(pid, stop, samples))
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, __file__, "--worker", direction, *worker_args,
+        stdout=subprocess.PIPE, env=dict(os.environ, PYTHONPATH=str(ROOT)),
+    )
+    assert proc.stdout is not None
+    started = await asyncio.wait_for(proc.stdout.readline(), args.timeout)
+    if not started:
+        raise RuntimeError(f"the {direction} worker ended before any byte")
+    paced = None
+    t_phase = t_phase_end = time.time()
+    if chat:
+        rate = min(args.rate, args.paced_budget / (run.senders * (run.n - 1)))
+        msgs = max(4, int(rate * args.paced_seconds))
+        phase, cpu = await run.run_phase(msgs, rate, timeout=args.timeout)
+        t_phase_end = time.time()
+        paced = fo.summarize(phase, cpu, round(rate, 2))
+    done_line = await asyncio.wait_for(proc.stdout.readline(), args.timeout)
+    await asyncio.wait_for(proc.wait(), args.timeout)
+    stop.set()
+    await sampler
+    if proc.returncode != 0 or not done_line:
+        raise RuntimeError(f"the {direction} worker failed ({proc.returncode})")
+    done = json.loads(done_line)
+    t_end = done["marks"]["end"]
+    overlap = max(0.0, min(t_end, t_phase_end) - t_phase) / max(1e-9, t_phase_end - t_phase)
+    peak = max(samples) if samples else before
+    return TransferResult(
+        direction=direction, transfer_s=round(done["transfer_s"], 3),
+        total_s=round(done["total_s"], 3), mb_per_s=round(size / done["transfer_s"] / 1e6, 1),
+        rss_before_kb=before, rss_peak_kb=peak, growth_mb=round((peak - before) / 1024, 2),
+        paced=paced, overlap=round(overlap, 2) if chat else 0.0,
+        extra={k: v for k, v in done.items() if k in ("id", "sha256", "sent", "received",
+                                                       "path")},
+    )
+
+
+async def main_async(args: argparse.Namespace) -> dict[str, object]:
+    size = args.size
+    tmp = Path(tempfile.mkdtemp(prefix="transfer-bench-", dir=args.tmp))
+    report: dict[str, object] = {"size": size, "load_before": loadavg(),
+                                 "cores": os.cpu_count()}
+    try:
+        src = tmp / "payload.bin"
+        t0 = time.monotonic()
+        make_file(src, size)
+        print(f"made {size} bytes in {time.monotonic() - t0:.1f}s; load {loadavg()}",
+              file=sys.stderr)
+        ncat_s = ncat_pipe(src, tmp / "ncat.out", args.timeout)
+        if (tmp / "ncat.out").stat().st_size != size:
+            raise RuntimeError("ncat lost bytes")
+        (tmp / "ncat.out").unlink()
+        report["ncat_s"] = round(ncat_s, 3)
+        report["ncat_mb_per_s"] = round(size / ncat_s / 1e6, 1)
+        print(f"ncat: {ncat_s:.2f}s, {size / ncat_s / 1e6:.0f} MB/s", file=sys.stderr)
+
+        server = start_server(tmp, size)
+        report["server_command"] = server.config
+        run = fo.Run(server, args.clients, args.senders, args.payload, 8)
+        try:
+            await run.connect_all(timeout=60)
+            if run.registered < args.clients:
+                raise RuntimeError(f"only {run.registered} chat clients registered")
+            await run.quiesce(quiet=0.5, timeout=30)
+            rate = min(args.rate, args.paced_budget / (run.senders * (run.n - 1)))
+            msgs = max(4, int(rate * args.paced_seconds))
+            phase, cpu = await run.run_phase(msgs, rate, timeout=args.timeout)
+            idle = fo.summarize(phase, cpu, round(rate, 2))
+            report["idle"] = asdict(idle)
+            print(f"idle paced p99 {idle.p99_ms:.2f} ms", file=sys.stderr)
+            other = tmp / "payload-2.bin"
+            make_file(other, size)
+            results = {}
+            for label, direction, path, chat in (
+                ("upload", "upload", src, False),
+                ("download", "download", tmp / "down-1", False),
+                ("upload + chat", "upload", other, True),
+                ("download + chat", "download", tmp / "down-2", True),
+            ):
+                extra = ["--port", str(server.port), "--path", str(path)]
+                if direction == "download":
+                    extra += ["--file-id", str(results["upload"].extra["id"])]
+                result = await transfer(direction, extra, server, run, size, args, chat)
+                results[label] = result
+                p99 = f", chat paced p99 {result.paced.p99_ms} ms" if result.paced else ""
+                print(f"{label}: {result.mb_per_s} MB/s, server +{result.growth_mb} MB{p99}",
+                      file=sys.stderr)
+                if direction == "download":
+                    shutil.rmtree(path, ignore_errors=True)
+            report["transfers"] = {k: asdict(v) for k, v in results.items()}
+            phase, cpu = await run.run_phase(msgs, rate, timeout=args.timeout)
+            after = fo.summarize(phase, cpu, round(rate, 2))
+            report["idle_after"] = asdict(after)
+            report["lost_connections"] = run.lost_connections
+        finally:
+            run.close()
+            server.stop()
+    finally:
+        report["load_after"] = loadavg()
+        shutil.rmtree(tmp, ignore_errors=True)
+    return report
+
+
+def table(r: dict[str, object]) -> str:
+    size = int(r["size"])  # type: ignore[arg-type]
+    ncat = float(r["ncat_mb_per_s"])  # type: ignore[arg-type]
+    idle = r["idle"]["p99_ms"]  # type: ignore[index]
+    lines = [
+        f"size {size} bytes ({size / MiB:.0f} MiB); load average before {r['load_before']}, "
+        f"after {r['load_after']}; {r['cores']} cores",
+        "",
+        "| what | seconds | MB/s | vs ncat | server RssAnon growth | chat paced p99 (ms) "
+        "| vs idle | phase overlap |",
+        "|---|---|---|---|---|---|---|---|",
+        f"| ncat pipe (disk to disk) | {r['ncat_s']} | {ncat:.0f} | 1.00 | - | - | - | - |",
+        f"| chat idle (before) | - | - | - | - | {idle:.2f} | 1.00 | - |",
+    ]
+    for key, t in r["transfers"].items():  # type: ignore[attr-defined]
+        paced = t["paced"]
+        chat = (f"{paced['p99_ms']:.2f} | {paced['p99_ms'] / idle:.2f} | {t['overlap']:.0%}"
+                if paced else "- | - | -")
+        lines.append(
+            f"| richchat {key} | {t['transfer_s']} (command: {t['total_s']}) "
+            f"| {t['mb_per_s']:.0f} | {t['mb_per_s'] / ncat:.2f} "
+            f"| {t['growth_mb']:.1f} MB | {chat} |"
+        )
+    after = r["idle_after"]["p99_ms"]  # type: ignore[index]
+    lines.append(f"| chat idle (after) | - | - | - | - | {after:.2f} | {after / idle:.2f} | - |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--size", type=parse_size, default=1024 * MiB,
+                    help="file size (1G, 256M, bytes); default 1 GiB")
+    ap.add_argument("--clients", type=int, default=100, help="chat clients (default 100)")
+    ap.add_argument("--senders", type=int, default=10, help="of them sending in paced phases")
+    ap.add_argument("--payload", type=int, default=100)
+    ap.add_argument("--rate", type=float, default=100.0, help="paced: messages/s per sender")
+    ap.add_argument("--paced-budget", type=float, default=50_000.0)
+    ap.add_argument("--paced-seconds", type=float, default=2.0,
+                    help="each paced phase (it should end before the transfer does)")
+    ap.add_argument("--timeout", type=float, default=300.0)
+    ap.add_argument("--tmp", default=None, help="where the temporary files go (default TMPDIR)")
+    ap.add_argument("--json", type=Path, help="write the results as JSON here")
+    ap.add_argument("--worker", choices=("upload", "download"), help=argparse.SUPPRESS)
+    ap.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--path", help=argparse.SUPPRESS)
+    ap.add_argument("--file-id", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.worker:
+        asyncio.run(_worker(args))
+        return
+    report = asyncio.run(main_async(args))
+    print(table(report))
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=1))
+
+
+if __name__ == "__main__":
+    main()

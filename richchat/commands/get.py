@@ -1,0 +1,85 @@
+"""``richchat get``: download a shared file, verify it, and save it under a safe, new name."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import typer
+
+_ADDRESS = "Server address; default port 5050, IPv6 as [::1]:5050."
+_ID = "The file's id, as its offer shows it (file k3x9q2wz4m1p)."
+_OUTPUT = (
+    "Where to save: a directory (created if missing), or a new file name (never an existing "
+    "file). Default: $RICHCHAT_DOWNLOAD_DIR, else your downloads folder / richchat."
+)
+_TOKEN = "A one-time token from /get in a netcat chat: no nickname, no chat connection."
+
+
+def get(
+    address: str = typer.Argument(..., metavar="HOST[:PORT]", help=_ADDRESS),
+    file_id: str = typer.Argument(..., metavar="FILE_ID", help=_ID),
+    output: str | None = typer.Option(None, "--output", "-o", metavar="PATH", help=_OUTPUT),
+    nick: str | None = typer.Option(None, "--nick", "-n", help="Nickname to fetch as: a room member, or the sender or addressee of a private file."),
+    room: str | None = typer.Option(None, "--room", "-r", help="Join this room first (its files are for its members)."),
+    token: str | None = typer.Option(None, "--token", help=_TOKEN),
+    auto_nick: bool = typer.Option(False, "--auto-nick", help="If the nickname is taken, add a suffix (_2, _3, ...)."),
+    timeout: float = typer.Option(10.0, "--timeout", min=0.1, help="Seconds to wait for each step (connect, answers, each chunk)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing on success."),
+    json_out: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
+    tls: bool = typer.Option(False, "--tls", help="Require TLS (without it TLS is tried first, and plaintext only for a server never pinned)."),
+    fingerprint: str | None = typer.Option(None, "--fingerprint", metavar="SHA256:...", help="Accept only this server key (and pin it); implies --tls."),
+    strict: bool = typer.Option(False, "--strict", help="Refuse a server whose key is not pinned yet (default: pin it, like ssh's accept-new)."),
+    known_servers: Path | None = typer.Option(None, "--known-servers", envvar="RICHCHAT_KNOWN_SERVERS", readable=False, metavar="FILE", help="Pinned server keys (default: known_servers in the user config dir)."),
+) -> None:
+    """Download a shared file: resumed if an earlier try was cut off, checked
+    against its SHA-256, saved under its cleaned name, never over an existing
+    file (name (1).ext).
+
+    Exit codes: 2 usage, 3 connection refused, 4 unknown host, 5 nickname
+    refused, 6 timeout, 7 not a richchat server, 11 connection lost (run it
+    again to resume), 16 server key changed (or a pinned server without TLS),
+    17 unknown key refused (--strict), 18 bad known-servers file, 20 no such
+    file (expired, or not yours to fetch), 21 the data did not match its
+    SHA-256 (discarded), 22 the download cannot be written, 130 interrupted.
+    TLS is tried first, as with send: the transfer goes over the same
+    protection as the chat connection.
+    """
+    import asyncio
+
+    from richchat.core.client import parse_address
+    from richchat.core.errors import UsageError
+    from richchat.core.exit_codes import ExitStatus
+    from richchat.core.send import Interrupted, until_interrupted
+    from richchat.core.sharing import fetch_file
+    from richchat.core.transfer import DownloadDir, default_download_dir
+    from richchat.core.transfer_render import ProgressBar, fetch_summary
+    from richchat.core.trust.connect import command_trust_policy
+
+    if nick is None and token is None:
+        raise UsageError("--nick is needed", hint="or --token, from /get in a netcat chat")
+    target = parse_address(address)
+    trust = command_trust_policy(tls, fingerprint, strict, known_servers)
+    exact = None
+    directory = default_download_dir() if output is None else Path(output).expanduser()
+    if output is not None and not (directory.is_dir() or output.endswith(("/", "\\"))):
+        directory, exact = directory.parent, directory.name
+    where = DownloadDir(directory, exact)
+    bar = ProgressBar(sys.stderr) if not (json_out or quiet) and sys.stderr.isatty() else None
+    try:
+        result = asyncio.run(until_interrupted(fetch_file(
+            target, file_id, where, nick=nick, room=room, token=token, auto_nick=auto_nick,
+            timeout=timeout, progress=None if bar is None else bar.update, trust=trust,
+        )))
+    except (Interrupted, KeyboardInterrupt):
+        if bar is not None:
+            bar.clear()
+        sys.stderr.write("interrupted: run the same command again to resume the download\n")
+        raise typer.Exit(int(ExitStatus.INTERRUPTED)) from None
+    finally:
+        if bar is not None:
+            bar.clear()
+    if json_out:
+        sys.stdout.write(result.model_dump_json() + "\n")
+    elif not quiet:
+        sys.stderr.write(fetch_summary(result) + "\n")

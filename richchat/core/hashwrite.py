@@ -1,0 +1,51 @@
+"""A file being received, and its SHA-256, fed chunk by chunk off the event loop.
+
+Each chunk is written by one worker thread and hashed by another at the same time: the two
+costs overlap instead of adding up (on the 2-core VM of docs/performance.md, writing to the
+page cache runs at 300-1000 MB/s and SHA-256 at 450-850 MB/s, so one thread doing both was
+the bottleneck of a transfer). One thread per role keeps each role in order. Both release
+the GIL (``write`` and ``hashlib`` on large buffers), so the event loop keeps running.
+
+Used by the server for uploads (:mod:`richchat.core.server.transfer`) and by clients for
+downloads (:mod:`richchat.core.transfer`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import IO, Any
+
+Chunk = bytes | bytearray | memoryview
+
+
+def _write_all(file: IO[bytes], chunks: Sequence[Chunk]) -> None:
+    for chunk in chunks:
+        file.write(chunk)
+
+
+def _hash_all(hasher: Any, chunks: Sequence[Chunk]) -> None:
+    for chunk in chunks:
+        hasher.update(chunk)
+
+
+class HashWriter:
+    def __init__(self, file: IO[bytes], hasher: Any) -> None:
+        self.file = file
+        self.hasher = hasher
+        self._writer = ThreadPoolExecutor(1, thread_name_prefix="richchat-write")
+        self._hashing = ThreadPoolExecutor(1, thread_name_prefix="richchat-hash")
+
+    def feed(self, chunks: Sequence[Chunk]) -> asyncio.Future[tuple[None, None]]:
+        """Write and hash ``chunks`` (after everything fed before); done when both are."""
+        loop = asyncio.get_running_loop()
+        return asyncio.gather(
+            loop.run_in_executor(self._writer, _write_all, self.file, chunks),
+            loop.run_in_executor(self._hashing, _hash_all, self.hasher, chunks),
+        )
+
+    def close(self) -> None:
+        """Let the threads go once what was fed is done (the file is the caller's)."""
+        self._writer.shutdown(wait=False)
+        self._hashing.shutdown(wait=False)

@@ -1,0 +1,166 @@
+"""The transfer connection's frames: how file bytes travel, beside the chat. Pure (no I/O).
+
+A file never travels on a chat connection (its 2 KiB lines, flood limit and output caps stay
+as they are). A client that was given a token over its chat connection (``UPLOAD|sha|token``
+or ``DOWNLOAD|id|token|...``) opens one more connection to the same port and says so in its
+first line, which is how the server tells it from a chat client::
+
+    C: XFER|1|PUT|token                      (upload)
+    S: XOK|offset|size|sha256|name           the server holds ``offset`` bytes already
+    C: <size - offset raw bytes>
+    S: XDONE|sha256|size                     the whole file hashed to sha256: stored
+
+    C: XFER|1|GET|token|offset               (download, resuming at ``offset``)
+    S: XOK|offset|size|sha256|name
+    S: <size - offset raw bytes>, then the server closes
+
+Any refusal or failure is ``XERR|code|text`` and the end of the connection. Only the first
+line of each side is text (at most :data:`MAX_TRANSFER_LINE` bytes); everything after it is
+the file's bytes, which no line decoder, flood bucket or line limit sees.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+
+from pydantic import ValidationError
+
+from richchat.core.protocol.frames import (
+    ErrCode,
+    FileName,
+    Frame,
+    FrameSyntaxError,
+    SafeText,
+    Sha256,
+    TransferToken,
+    WireInt,
+)
+
+#: the first line that makes a connection a transfer connection
+TRANSFER_TAG = b"XFER|"
+#: the version in ``XFER|version|...``
+TRANSFER_VERSION = 1
+#: the longest text line on a transfer connection (either side), terminator excluded
+MAX_TRANSFER_LINE = 1024
+
+
+class TransferRequest(Frame):
+    """``XFER|1|PUT|token`` or ``XFER|1|GET|token|offset``: the client's first line."""
+
+    tag: ClassVar[str] = "XFER"
+    kind: Literal["XFER"] = "XFER"
+    version: Literal[1] = 1
+    op: Literal["PUT", "GET"]
+    token: TransferToken
+    offset: WireInt = 0  # GET: the bytes the client holds already (resume)
+
+    def payload(self) -> str:
+        if self.op == "PUT":
+            return f"{self.version}|PUT|{self.token}"
+        return f"{self.version}|GET|{self.token}|{self.offset}"
+
+    @classmethod
+    def parse_payload(cls, payload: str) -> TransferRequest:
+        parts = payload.split("|")
+        if len(parts) < 3:
+            raise FrameSyntaxError("XFER needs a version, an operation and a token")
+        if parts[0] != str(TRANSFER_VERSION):
+            raise FrameSyntaxError(f"transfer version {parts[0]!r} is not supported (1 is)")
+        values: dict[str, object] = {"version": 1, "op": parts[1], "token": parts[2]}
+        if parts[1] == "GET":
+            if len(parts) != 4:
+                raise FrameSyntaxError("XFER|1|GET needs a token and an offset")
+            values["offset"] = parts[3]
+        elif len(parts) != 3:
+            raise FrameSyntaxError("XFER|1|PUT takes a token only")
+        return cls.model_validate(values)
+
+
+class TransferAccepted(Frame):
+    """``XOK|offset|size|sha256|name``: the transfer starts at ``offset`` (upload: the bytes
+    the server holds already; download: the offset asked for)."""
+
+    tag: ClassVar[str] = "XOK"
+    wire: ClassVar[tuple[str, ...]] = ("offset", "size", "sha256", "name")
+    kind: Literal["XOK"] = "XOK"
+    offset: WireInt
+    size: WireInt
+    sha256: Sha256
+    name: FileName
+
+
+class TransferDone(Frame):
+    """``XDONE|sha256|size``: the server received the whole file and it hashed right."""
+
+    tag: ClassVar[str] = "XDONE"
+    wire: ClassVar[tuple[str, ...]] = ("sha256", "size")
+    kind: Literal["XDONE"] = "XDONE"
+    sha256: Sha256
+    size: WireInt
+
+
+class TransferError(Frame):
+    """``XERR|code|text``: the transfer was refused or failed; the server closes."""
+
+    tag: ClassVar[str] = "XERR"
+    wire: ClassVar[tuple[str, ...]] = ("code", "text")
+    kind: Literal["XERR"] = "XERR"
+    code: ErrCode
+    text: SafeText
+
+
+ServerTransferFrame = TransferAccepted | TransferDone | TransferError
+_SERVER = {cls.tag: cls for cls in (TransferAccepted, TransferDone, TransferError)}
+
+
+class TransferLineError(ValueError):
+    """A transfer line that is not what the protocol says."""
+
+
+def decode_request(line: bytes) -> TransferRequest:
+    """The client's first line (without its terminator); :class:`TransferLineError` if bad."""
+    text = line.decode("utf-8", "replace")
+    if not text.startswith("XFER|"):
+        raise TransferLineError("not a transfer request")
+    try:
+        return TransferRequest.parse_payload(text[5:])
+    except (ValidationError, FrameSyntaxError) as exc:
+        raise TransferLineError(_reason(exc)) from None
+
+
+def decode_reply(line: bytes) -> ServerTransferFrame:
+    """A server's line on a transfer connection; :class:`TransferLineError` if bad."""
+    text = line.decode("utf-8", "replace")
+    tag, sep, payload = text.partition("|")
+    cls = _SERVER.get(tag)
+    if cls is None or not sep:
+        raise TransferLineError(f"unexpected answer {text[:60]!r}")
+    try:
+        return cls.parse_payload(payload)  # type: ignore[return-value]
+    except (ValidationError, FrameSyntaxError) as exc:
+        raise TransferLineError(f"bad {tag}: {_reason(exc)}") from None
+
+
+def _reason(exc: ValidationError | FrameSyntaxError) -> str:
+    if isinstance(exc, FrameSyntaxError):
+        return str(exc)
+    err = exc.errors()[0]
+    where = ".".join(str(x) for x in err.get("loc", ()))
+    msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
+    return f"{where}: {msg}" if where else msg
+
+
+__all__ = [
+    "MAX_TRANSFER_LINE",
+    "TRANSFER_TAG",
+    "TRANSFER_VERSION",
+    "FileName",
+    "ServerTransferFrame",
+    "TransferAccepted",
+    "TransferDone",
+    "TransferError",
+    "TransferLineError",
+    "TransferRequest",
+    "decode_reply",
+    "decode_request",
+]

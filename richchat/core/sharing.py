@@ -1,0 +1,298 @@
+"""``richchat send --file`` and ``richchat get``: share one file, fetch one file.
+
+:func:`share_file`: connect and register (as ``send`` does), refuse a file larger than the
+server's ``HELLO`` says before reading a byte of it, hash it, offer it (``CMD_SHARE``), upload
+it on a transfer connection when the server asks (``UPLOAD``), and return once the server has
+published the offer (its ``FILE`` line comes back to the sender, as a message's echo does): the
+file is then verified and stored. An upload cut off (the server restarted, the network
+dropped) is offered again and resumes where the server's copy stops; so does a later run of
+the same command after a ``kill``.
+
+:func:`fetch_file`: connect, register, join the room if asked, ask for the file (``CMD_GET``)
+and download it (:func:`richchat.core.transfer.download`: resumed, verified, never
+overwriting); or, with a one-time token a netcat user was given (``/get ID``), download it
+without a chat connection at all.
+
+Light, like ``send``: no textual, scapy, nmap or zeroconf.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from richchat.core.client import Address, ChatClient, Opener, frame_error_text, open_tcp
+from richchat.core.errors import (
+    ConnectionLostError,
+    FileTooLargeError,
+    FileUnavailableError,
+    ProtocolError,
+    UsageError,
+)
+from richchat.core.protocol import frames as f
+from richchat.core.protocol.filenames import human_size, safe_file_name
+from richchat.core.protocol.text import DEFAULT_ROOM, fold_name, nick_problem
+from richchat.core.send import _await_room_joined, _register_with_retry
+from richchat.core.transfer import (
+    RETRYABLE,
+    DownloadDir,
+    Progress,
+    TransferRefusedError,
+    download,
+    hash_file,
+    readable_file,
+    refusal,
+    upload,
+)
+
+if TYPE_CHECKING:
+    from richchat.core.trust.connect import TrustPolicy
+
+#: transfer connections tried for one file before giving up (each resumes the last)
+ATTEMPTS = 4
+
+#: progress: (stage, bytes done, bytes in all); stage is "hashing", "uploading" or
+#: "downloading"
+StageProgress = Callable[[str, int, int], None]
+
+
+class ShareResult(BaseModel):
+    """What ``richchat send --file --json`` prints."""
+
+    model_config = ConfigDict(frozen=True)
+
+    server: str
+    nick: str
+    target: str  # a room, or "@user"
+    id: str  # the file id recipients fetch (``richchat get HOST ID``)
+    name: str
+    size: int
+    sha256: str
+    #: bytes uploaded by this run (0: the server held the file already)
+    sent: int
+    #: bytes the server held already when this run started sending (a resumed upload)
+    resumed_from: int = 0
+
+
+class FetchResult(BaseModel):
+    """What ``richchat get --json`` prints."""
+
+    model_config = ConfigDict(frozen=True)
+
+    server: str
+    id: str
+    name: str  # the name the sender gave
+    path: str  # where the file was saved (a clean, new name)
+    size: int
+    sha256: str
+    received: int  # bytes received by this run
+    resumed_from: int = 0  # bytes an earlier, interrupted run had received
+
+
+def _stage(progress: StageProgress | None, stage: str) -> Progress | None:
+    if progress is None:
+        return None
+    return lambda done, total: progress(stage, done, total)
+
+
+def _target(room: str, to: str | None) -> str:
+    if to is not None:
+        problem = nick_problem(to)
+        if problem:
+            raise UsageError(f"bad user {to!r}: {problem}")
+        return "@" + to
+    try:
+        return f.JoinRoom(room=room).room
+    except ValidationError as exc:
+        raise UsageError(f"bad room {room!r}: {frame_error_text(exc)}") from None
+
+
+async def share_file(
+    address: Address,
+    nick: str,
+    path: Path,
+    *,
+    room: str = DEFAULT_ROOM,
+    to: str | None = None,
+    auto_nick: bool = False,
+    timeout: float = 10.0,
+    progress: StageProgress | None = None,
+    opener: Opener = open_tcp,
+    trust: TrustPolicy | None = None,
+) -> ShareResult:
+    """Share ``path`` with ``room`` (or privately ``to`` a user); see the module text.
+    ``opener`` or ``trust`` (TLS with pinning): the transport of the chat connection, and so
+    of the transfer's."""
+    target = _target(room, to)
+    size = readable_file(path)
+    client = ChatClient(address.host, address.port, timeout=timeout, opener=opener, trust=trust)
+    hello = await client.connect()
+    try:
+        if hello.file_max is None:
+            raise FileUnavailableError(f"{address} does not take files (an older server, "
+                                       "or one started with --no-files)")
+        if size > hello.file_max:
+            raise FileTooLargeError(
+                f"{path} is {human_size(size)} ({size} bytes); {address} takes files of at "
+                f"most {human_size(hello.file_max)} ({hello.file_max} bytes)",
+                hint="nothing was sent")
+        me = await _register_with_retry(client, nick, auto_nick)
+        if not target.startswith("@") and target != DEFAULT_ROOM:
+            await client.join(target)
+            await _await_room_joined(client, target)
+        sha256, hashed = await hash_file(path, _stage(progress, "hashing"))
+        if hashed != size:
+            raise UsageError(f"{path} changed while it was read; try again")
+        name = safe_file_name(path.name, fallback=f"file-{sha256[:12]}")
+        sent = 0
+        resumed_from: int | None = None
+        for attempt in range(1, ATTEMPTS + 1):
+            client.discard_received()
+            await client.share(target, size, sha256, name)
+            frame = await _share_answer(client, me, sha256)
+            if isinstance(frame, f.FileOffer):
+                return ShareResult(server=str(address), nick=me, target=frame.target,
+                                   id=frame.id, name=frame.name, size=size, sha256=sha256,
+                                   sent=sent, resumed_from=resumed_from or 0)
+            try:
+                done = await upload(client.open_stream, frame.token, path, sha256, size,
+                                    timeout=timeout, progress=_stage(progress, "uploading"))
+            except (ConnectionLostError, TransferRefusedError) as exc:
+                if attempt == ATTEMPTS or (isinstance(exc, TransferRefusedError)
+                                           and exc.code not in RETRYABLE):
+                    raise
+                if isinstance(exc, TransferRefusedError) and exc.code == "busy":
+                    await asyncio.sleep(0.5 * attempt)
+                continue  # offered again: the server says where its copy stops
+            sent += done.sent
+            if resumed_from is None:
+                resumed_from = done.offset
+            offer = await _offer_echo(client, me, sha256)
+            return ShareResult(server=str(address), nick=me, target=offer.target, id=offer.id,
+                               name=offer.name, size=size, sha256=sha256, sent=sent,
+                               resumed_from=resumed_from)
+        raise AssertionError("unreachable")
+    finally:
+        await client.quit()
+
+
+def _mine(frame: f.FileOffer, me: str, sha256: str) -> bool:
+    return frame.sha256 == sha256 and fold_name(frame.sender) == fold_name(me)
+
+
+async def _share_answer(client: ChatClient, me: str, sha256: str) -> f.UploadReady | f.FileOffer:
+    """The server's answer to ``CMD_SHARE``: upload, or the offer (bytes held already)."""
+    deadline = client.deadline()
+    while True:
+        frame = await client.read_frame(client.timeout, "the server to accept the file",
+                                        deadline=deadline)
+        if isinstance(frame, f.UploadReady) and frame.sha256 == sha256:
+            return frame
+        if isinstance(frame, f.FileOffer) and _mine(frame, me, sha256):
+            return frame
+        if isinstance(frame, f.Error) and frame.code != "flood":
+            raise refusal(frame.code, frame.text)
+
+
+async def _offer_echo(client: ChatClient, me: str, sha256: str) -> f.FileOffer:
+    """The offer of our file, as the server published it after verifying the upload."""
+    deadline = client.deadline()
+    while True:
+        frame = await client.read_frame(client.timeout, "the server to publish the file",
+                                        deadline=deadline)
+        if isinstance(frame, f.FileOffer) and _mine(frame, me, sha256):
+            return frame
+        if isinstance(frame, f.Error) and frame.code != "flood":
+            raise refusal(frame.code, frame.text)
+
+
+async def fetch_file(
+    address: Address,
+    file_id: str,
+    where: DownloadDir,
+    *,
+    nick: str | None = None,
+    room: str | None = None,
+    token: str | None = None,
+    auto_nick: bool = False,
+    timeout: float = 10.0,
+    progress: StageProgress | None = None,
+    opener: Opener = open_tcp,
+    trust: TrustPolicy | None = None,
+) -> FetchResult:
+    """Fetch file ``file_id`` into ``where``; see the module text. ``opener`` or ``trust``
+    (TLS with pinning): the transport of the chat connection, and so of the transfer's."""
+    file_id = file_id.strip().lower()
+    try:
+        file_id = f.GetFile(id=file_id).id
+    except ValidationError:
+        raise UsageError(f"{file_id!r} is not a file id (letters and digits, as in the "
+                         "offer: [file k3x9q2wz4m1p])") from None
+    client = ChatClient(address.host, address.port, timeout=timeout, opener=opener, trust=trust)
+    if token is not None:
+        got = await download(client.open_stream, token, file_id, where, timeout=timeout,
+                             progress=_stage(progress, "downloading"))
+        return _fetched(address, file_id, got.path, got.name, got.size, got.sha256,
+                        got.received, got.offset)
+    if nick is None:
+        raise UsageError("--nick is needed (or --token, from /get in a netcat chat)")
+    hello = await client.connect()
+    try:
+        if hello.file_max is None:
+            raise FileUnavailableError(f"{address} does not share files")
+        await _register_with_retry(client, nick, auto_nick)
+        if room is not None and fold_name(room).lstrip("#") != DEFAULT_ROOM:
+            joined = _target(room, None)
+            await client.join(joined)
+            await _await_room_joined(client, joined)
+        received = 0
+        first_offset: int | None = None
+        for attempt in range(1, ATTEMPTS + 1):
+            client.discard_received()
+            await client.get(file_id)
+            ready = await _download_answer(client, file_id)
+            try:
+                got = await download(client.open_stream, ready.token, file_id, where,
+                                     sha256=ready.sha256, size=ready.size, timeout=timeout,
+                                     progress=_stage(progress, "downloading"))
+            except (ConnectionLostError, TransferRefusedError) as exc:
+                if attempt == ATTEMPTS or (isinstance(exc, TransferRefusedError)
+                                           and exc.code not in RETRYABLE | {"bad_offset"}):
+                    raise
+                if first_offset is None:
+                    first_offset = where.held(file_id)
+                continue  # asked again: the download resumes from the part file
+            received += got.received
+            return _fetched(address, file_id, got.path, got.name, got.size, got.sha256,
+                            received, got.offset if first_offset is None else first_offset)
+        raise AssertionError("unreachable")
+    finally:
+        await client.quit()
+
+
+def _fetched(address: Address, file_id: str, path: Path, name: str, size: int, sha256: str,
+             received: int, resumed_from: int) -> FetchResult:
+    return FetchResult(server=str(address), id=file_id, name=name, path=str(path), size=size,
+                       sha256=sha256, received=received, resumed_from=resumed_from)
+
+
+async def _download_answer(client: ChatClient, file_id: str) -> f.DownloadReady:
+    deadline = client.deadline()
+    while True:
+        frame = await client.read_frame(client.timeout, f"the server to send file {file_id}",
+                                        deadline=deadline)
+        if isinstance(frame, f.DownloadReady) and frame.id == file_id:
+            return frame
+        if isinstance(frame, f.Error) and frame.code not in ("flood",):
+            err = refusal(frame.code, frame.text)
+            if isinstance(err, TransferRefusedError):
+                raise ProtocolError(f"the server refused file {file_id} ({frame.code}): "
+                                    f"{frame.text}")
+            raise err
+
+
+__all__ = ["FetchResult", "ShareResult", "fetch_file", "share_file"]

@@ -1,0 +1,640 @@
+"""File transfers, the client side: hash, upload, download, and writing downloads safely.
+
+Used by ``richchat send --file``, ``richchat get`` (:mod:`richchat.core.sharing`) and the chat
+UI's ``/share`` and ``/get``. A transfer opens its own connection through ``open_stream``
+(:meth:`richchat.core.client.ChatClient.open_stream`: the chat connection's opener, so the
+same transport and security) and speaks the transfer protocol of
+:mod:`richchat.core.protocol.transfer`.
+
+* **Upload**: the server says how many bytes it holds (``XOK|offset``, an interrupted upload
+  resumes there); the rest goes with ``loop.sendfile`` (zero-copy on plain TCP) in chunks, with
+  progress between them; the server's ``XDONE`` says it hashed the whole file to the SHA-256
+  the sender computed.
+* **Download** (:class:`DownloadDir`): the bytes go to a hidden part file in the download
+  directory, ``.richchat-<file id>.part`` (a resumed download hashes what it holds and asks
+  for the rest), are hashed as they are written (in a worker thread: the event loop, and a
+  chat UI, never wait for the disk), and the file gets its name only once the whole of it
+  hashed right: the name the sender gave, cleaned
+  (:func:`richchat.core.protocol.filenames.safe_file_name`), and ``name (1).ext``,
+  ``name (2).ext``... beside an existing file: nothing is ever overwritten. Files are created
+  with ``O_NOFOLLOW`` and named with ``link`` (which fails on any existing name, a symbolic
+  link included), so nothing is written outside the download directory.
+
+Light (``send`` imports it): asyncio, hashlib and the pure protocol modules only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import errno
+import hashlib
+import os
+import stat
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any, cast
+
+from richchat.core.errors import (
+    ConnectionLostError,
+    FileAccessError,
+    FileCorruptError,
+    FileTooLargeError,
+    FileUnavailableError,
+    ProtocolError,
+    RichchatError,
+    TimeoutRichchatError,
+)
+from richchat.core.hashwrite import HashWriter
+from richchat.core.protocol import transfer as t
+from richchat.core.protocol.filenames import numbered, safe_file_name
+
+StreamOpener = Callable[[], Awaitable[tuple[asyncio.StreamReader, asyncio.StreamWriter]]]
+#: progress: (bytes done, bytes in all)
+Progress = Callable[[int, int], None]
+
+#: bytes per ``sendfile`` call of an upload (progress is reported between calls)
+SEND_CHUNK = 1024 * 1024
+#: a download's receive buffer: filled straight from the socket, then hashed and written in
+#: a worker thread while the next one fills
+RECEIVE_BUFFER = 1024 * 1024
+#: bytes hashed per read
+HASH_CHUNK = 1024 * 1024
+#: the part file of a download, in the download directory
+PART_PREFIX, PART_SUFFIX = ".richchat-", ".part"
+#: alternative names tried beside an existing file (``name (1).ext`` ...)
+MAX_NUMBERED = 9999
+
+
+class TransferRefusedError(RichchatError):
+    """The server refused a transfer (``XERR|code|text`` or ``ERR|code|text``)."""
+
+    def __init__(self, message: str, *, code: str, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.code = code
+
+
+def refusal(code: str, text: str) -> RichchatError:
+    """The error (and so the exit status) for a server's refusal of a file request."""
+    if code in ("file_too_large", "quota_full"):
+        return FileTooLargeError(f"the server refused the file: {text}")
+    if code in ("no_such_file", "not_in_room", "no_files", "no_such_user"):
+        return FileUnavailableError(text)
+    if code in ("hash_mismatch", "file_damaged"):
+        return FileCorruptError(text)
+    return TransferRefusedError(f"the server refused the transfer ({code}): {text}", code=code)
+
+
+#: refusals after which trying again may work (another connection, a new token)
+RETRYABLE = frozenset({"busy", "bad_token", "timeout", "too_many_transfers"})
+
+
+# --------------------------------------------------------------------------- hashing
+
+
+def _hash_path(path: Path, progress: Callable[[int], None] | None) -> tuple[str, int]:
+    hasher = hashlib.sha256()
+    done = 0
+    with open(path, "rb") as fh:
+        while chunk := fh.read(HASH_CHUNK):
+            hasher.update(chunk)
+            done += len(chunk)
+            if progress is not None:
+                progress(done)
+    return hasher.hexdigest(), done
+
+
+async def hash_file(path: Path, progress: Progress | None = None) -> tuple[str, int]:
+    """(SHA-256, size) of a file, read in a worker thread; :class:`FileAccessError` if it
+    cannot be read."""
+    loop = asyncio.get_running_loop()
+    total = path.stat().st_size
+    report = None
+    if progress is not None:
+        def report(done: int) -> None:
+            loop.call_soon_threadsafe(progress, done, total)
+    try:
+        return await asyncio.to_thread(_hash_path, path, report)
+    except OSError as exc:
+        raise FileAccessError(f"cannot read {path}: {exc.strerror or exc}") from None
+
+
+def readable_file(path: Path) -> int:
+    """The size of ``path``, a regular file we can read; :class:`FileAccessError` otherwise."""
+    try:
+        st = path.stat()
+    except OSError as exc:
+        raise FileAccessError(f"cannot read {path}: {exc.strerror or exc}") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise FileAccessError(f"{path} is not a regular file")
+    if not os.access(path, os.R_OK):
+        raise FileAccessError(f"cannot read {path}: permission denied")
+    return st.st_size
+
+
+# --------------------------------------------------------------------------- the connection
+
+
+async def _reply(reader: asyncio.StreamReader, timeout: float,
+                 waiting_for: str) -> t.ServerTransferFrame:
+    try:
+        line = await asyncio.wait_for(reader.readuntil(b"\n"), timeout)
+    except asyncio.TimeoutError:
+        raise TimeoutRichchatError(
+            f"timed out after {timeout:g} s waiting for {waiting_for}") from None
+    except asyncio.IncompleteReadError as exc:
+        raise ConnectionLostError(f"the server closed the transfer connection while we waited "
+                                  f"for {waiting_for}") from exc
+    except asyncio.LimitOverrunError:
+        raise ProtocolError("the server's answer on the transfer connection is too long") from None
+    except (ConnectionError, OSError) as exc:
+        raise ConnectionLostError(f"transfer connection lost: {exc}") from None
+    try:
+        return t.decode_reply(line.rstrip(b"\r\n"))
+    except t.TransferLineError as exc:
+        raise ProtocolError(f"bad answer on the transfer connection: {exc}") from None
+
+
+async def _request(open_stream: StreamOpener, request: t.TransferRequest, timeout: float
+                   ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, t.TransferAccepted]:
+    reader, writer = await open_stream()
+    try:
+        writer.write((request.line() + "\n").encode())
+        await asyncio.wait_for(writer.drain(), timeout)
+        reply = await _reply(reader, timeout, "the server to accept the transfer")
+    except BaseException:
+        writer.close()
+        raise
+    if isinstance(reply, t.TransferError):
+        writer.close()
+        raise refusal(reply.code, reply.text)
+    if not isinstance(reply, t.TransferAccepted):
+        writer.close()
+        raise ProtocolError(f"unexpected answer {reply.line()[:60]!r} on the transfer connection")
+    return reader, writer, reply
+
+
+async def _close(writer: asyncio.StreamWriter) -> None:
+    with contextlib.suppress(Exception):
+        writer.close()
+        await asyncio.wait_for(writer.wait_closed(), 1.0)
+
+
+# --------------------------------------------------------------------------- upload
+
+
+@dataclass(frozen=True)
+class Sent:
+    """What one upload connection did."""
+
+    offset: int  # the bytes the server held already (resumed from there)
+    sent: int  # bytes sent on this connection
+
+
+async def upload(open_stream: StreamOpener, token: str, path: Path, sha256: str, size: int,
+                 *, timeout: float = 10.0, progress: Progress | None = None) -> Sent:
+    """Send the file ``path`` (SHA-256 ``sha256``, ``size`` bytes) for ``token``; return once
+    the server has verified and stored it."""
+    request = t.TransferRequest(op="PUT", token=token)
+    reader, writer, accepted = await _request(open_stream, request, timeout)
+    try:
+        if accepted.sha256 != sha256 or accepted.size != size:
+            raise ProtocolError("the server accepted another file than the one offered")
+        offset = position = accepted.offset
+        if progress is not None:
+            progress(position, size)
+        loop = asyncio.get_running_loop()
+        try:
+            fh = open(path, "rb")  # noqa: SIM115 - closed below
+        except OSError as exc:
+            raise FileAccessError(f"cannot read {path}: {exc.strerror or exc}") from None
+        with fh:
+            if os.fstat(fh.fileno()).st_size != size:
+                raise FileAccessError(f"{path} changed size since it was hashed; share it again")
+            while position < size:
+                count = min(SEND_CHUNK, size - position)
+                fh.seek(position)
+                try:
+                    await asyncio.wait_for(loop.sendfile(writer.transport, fh, position, count),
+                                           timeout)
+                except asyncio.TimeoutError:
+                    raise TimeoutRichchatError(
+                        f"the server took no data for {timeout:g} s") from None
+                except (ConnectionError, OSError, RuntimeError) as exc:
+                    # the server may have said why before it closed
+                    await _refusal_after(reader)
+                    raise ConnectionLostError(f"upload interrupted: {exc}") from None
+                position = fh.tell()
+                if progress is not None:
+                    progress(position, size)
+        # hashing and fsync of a large file take the server a while
+        done = await _reply(reader, timeout + size / 20e6, "the server to verify the file")
+        if isinstance(done, t.TransferError):
+            if done.code == "hash_mismatch":
+                raise FileCorruptError(f"{path} changed while it was sent (the server hashed "
+                                       "other bytes); nothing was shared")
+            raise refusal(done.code, done.text)
+        if not isinstance(done, t.TransferDone) or done.sha256 != sha256:
+            raise ProtocolError("the server confirmed another file than the one sent")
+        return Sent(offset, size - offset)
+    finally:
+        await _close(writer)
+
+
+async def _refusal_after(reader: asyncio.StreamReader) -> None:
+    """An ``XERR`` the server sent before closing, raised as an error (else nothing)."""
+    try:
+        reply = await _reply(reader, 0.5, "a reason")
+    except (RichchatError, OSError):
+        return
+    if isinstance(reply, t.TransferError):
+        raise refusal(reply.code, reply.text)
+
+
+# --------------------------------------------------------------------------- download
+
+
+def _open_part(path: str, size: int | None) -> tuple[IO[bytes], Any, int]:
+    """Open (or create) a download's part file without following a symbolic link, and hash
+    what it holds: (file positioned at its end, hasher, bytes held)."""
+    if os.path.islink(path) or (os.path.lexists(path) and not os.path.isfile(path)):
+        os.unlink(path)  # our own hidden name, taken by something that is not our file
+    flags = (os.O_RDWR | os.O_CREAT | getattr(os, "O_BINARY", 0)
+             | getattr(os, "O_NOFOLLOW", 0))
+    fd = os.open(path, flags, 0o666)  # the umask applies, as for any file you save
+    fh = os.fdopen(fd, "r+b", buffering=0)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise OSError(errno.EINVAL, "not a regular file")
+        held = st.st_size
+        if size is not None and held > size:
+            fh.truncate(0)
+            held = 0
+        hasher = hashlib.sha256()
+        left = held
+        while left > 0:
+            chunk = fh.read(min(left, HASH_CHUNK))
+            if not chunk:
+                break
+            hasher.update(chunk)
+            left -= len(chunk)
+        held -= left
+        fh.seek(held)
+        fh.truncate(held)
+    except BaseException:
+        fh.close()
+        raise
+    return fh, hasher, held  # type: ignore[return-value]
+
+
+def _finish_part(fh: IO[bytes], hasher: Any) -> str:
+    fh.close()
+    return str(hasher.hexdigest())
+
+
+class _Receiver(asyncio.BufferedProtocol):
+    """The download side of a transfer connection, after the request: parses the server's
+    first line, then receives the file's bytes straight into :data:`RECEIVE_BUFFER`-byte
+    buffers (no copy through a StreamReader) and has each full buffer hashed and written by
+    a worker thread while the next one fills; reading pauses while two buffers wait.
+    Works the same on a TLS transport (asyncio's TLS layer feeds buffered protocols too).
+    Bytes received before the connection breaks are written all the same (a resume starts
+    after them)."""
+
+    def __init__(self, fh: IO[bytes], hasher: Any, held: int, progress: Progress | None
+                 ) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.transport: asyncio.Transport | None = None
+        self.fh, self.hasher = fh, hasher
+        self._io = HashWriter(fh, hasher)
+        self.progress = progress
+        self.head = bytearray()
+        self.accepted: asyncio.Future[t.ServerTransferFrame] = self.loop.create_future()
+        self.finished: asyncio.Future[None] = self.loop.create_future()
+        self.total = 0
+        self.left = -1  # bytes still to come (-1: the first line is not in yet)
+        self.received = self.written = held
+        self._buf = bytearray(RECEIVE_BUFFER)
+        self._filled = 0
+        self._queue: collections.deque[memoryview] = collections.deque()
+        self._writing = False
+        self._paused = False
+        self._lost: BaseException | None = None
+        self._ended = False
+        self.last_activity = self.loop.time()
+
+    # -- asyncio.BufferedProtocol
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        if self.left < 0:
+            return memoryview(self._buf)[: t.MAX_TRANSFER_LINE + 1 - len(self.head)]
+        if self._filled == len(self._buf):
+            self._rotate()
+        end = min(len(self._buf), self._filled + max(self.left, 1))
+        return memoryview(self._buf)[self._filled : end]
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self.last_activity = self.loop.time()
+        if self.left < 0:
+            self._head_bytes(bytes(self._buf[:nbytes]))
+            return
+        if nbytes > self.left:  # more than the file: the server is broken
+            self._fail(ProtocolError("the server sent more bytes than the file has"))
+            return
+        self._filled += nbytes
+        self.left -= nbytes
+        self.received += nbytes
+        if self._filled == len(self._buf) or self.left == 0:
+            self._rotate()
+
+    def eof_received(self) -> bool | None:
+        return None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.left < 0 and not self.accepted.done():
+            self.accepted.set_exception(ConnectionLostError(
+                "the server closed the transfer connection while we waited for its answer"))
+        if self.left != 0 and self._lost is None:
+            self._lost = ConnectionLostError(
+                f"download interrupted after {self.received} of {self.total} bytes (run it "
+                "again to resume)")
+        self._rotate()
+
+    # -- the first line
+
+    def _head_bytes(self, data: bytes) -> None:
+        self.head += data
+        end = self.head.find(b"\n")
+        if end < 0:
+            if len(self.head) > t.MAX_TRANSFER_LINE:
+                self._answer_error(ProtocolError("the server's answer is too long"))
+            return
+        line, rest = bytes(self.head[:end]).rstrip(b"\r"), bytes(self.head[end + 1 :])
+        try:
+            frame = t.decode_reply(line)
+        except t.TransferLineError as exc:
+            self._answer_error(ProtocolError(f"bad answer on the transfer connection: {exc}"))
+            return
+        if not self.accepted.done():
+            self.accepted.set_result(frame)
+        if not isinstance(frame, t.TransferAccepted):
+            return
+        self.total = frame.size
+        self.left = frame.size - frame.offset
+        if len(rest) > self.left:
+            self._fail(ProtocolError("the server sent more bytes than the file has"))
+            return
+        self._buf[: len(rest)] = rest
+        self._filled = len(rest)
+        self.left -= len(rest)
+        self.received += len(rest)
+        if self.left == 0:
+            self._rotate()
+
+    def _answer_error(self, exc: RichchatError) -> None:
+        if not self.accepted.done():
+            self.accepted.set_exception(exc)
+        if self.transport is not None:
+            self.transport.abort()
+
+    # -- writing
+
+    def _rotate(self) -> None:
+        """Queue the buffer filled so far (if any), start writing, pause reading if needed."""
+        if self._filled:
+            self._queue.append(memoryview(self._buf)[: self._filled])
+            self._buf = bytearray(RECEIVE_BUFFER)
+            self._filled = 0
+        if len(self._queue) >= 2 and not self._paused and self.transport is not None:
+            self._paused = True
+            self.transport.pause_reading()
+        self._pump()
+
+    def _pump(self) -> None:
+        if self._writing:
+            return
+        if self._queue:
+            chunk = self._queue.popleft()
+            self._writing = True
+            future = self._io.feed([chunk])
+            future.add_done_callback(lambda fut: self._wrote(fut, len(chunk)))
+        elif (self.left == 0 or self._lost is not None) and not self._ended:
+            self._ended = True
+            self._io.close()
+            if self._lost is not None:
+                self.finished.set_exception(self._lost)
+            else:
+                self.finished.set_result(None)
+
+    def _wrote(self, fut: asyncio.Future[tuple[None, None]], size: int) -> None:
+        self._writing = False
+        if fut.cancelled() or fut.exception() is not None:
+            error = None if fut.cancelled() else fut.exception()
+            self._fail(FileAccessError(f"cannot write the download: {error}"))
+            self._queue.clear()
+        else:
+            self.written += size
+            if self.progress is not None:
+                self.progress(self.written, self.total)
+        if self._paused and len(self._queue) < 2 and self.transport is not None:
+            self._paused = False
+            with contextlib.suppress(RuntimeError):
+                self.transport.resume_reading()
+        self._pump()
+
+    def _fail(self, exc: RichchatError) -> None:
+        if self._lost is None:
+            self._lost = exc
+        self.left = max(self.left, 0)
+        if self.transport is not None:
+            self.transport.abort()
+
+
+class DownloadDir:
+    """Where downloads land, and the rules that keep them there (see the module text).
+
+    ``exact``: the name the user chose (``richchat get -o FILE``): used as given (it is the
+    user's own), but never over an existing file."""
+
+    def __init__(self, directory: Path, exact: str | None = None) -> None:
+        self.given = directory.expanduser()
+        self.path = Path(os.path.realpath(self.given))
+        self.exact = exact
+
+    def ensure(self) -> None:
+        """Create the directory if needed (when the first bytes are about to arrive, not
+        before: a refused download creates nothing) and check that it can be written."""
+        try:
+            self.given.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise FileAccessError(
+                f"cannot create the download directory {self.given}: {exc.strerror or exc}"
+            ) from None
+        self.path = Path(os.path.realpath(self.given))
+        if not self.path.is_dir():
+            raise FileAccessError(f"{self.given} is not a directory")
+        if not os.access(self.path, os.W_OK | os.X_OK):
+            raise FileAccessError(f"cannot write to the download directory {self.path}")
+
+    def part_path(self, file_id: str) -> str:
+        return os.path.join(self.path, f"{PART_PREFIX}{file_id}{PART_SUFFIX}")
+
+    def held(self, file_id: str) -> int:
+        """Bytes of ``file_id`` a previous, interrupted download left (0: none)."""
+        try:
+            st = os.lstat(self.part_path(file_id))
+        except OSError:
+            return 0
+        return st.st_size if stat.S_ISREG(st.st_mode) else 0
+
+    def discard(self, file_id: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.part_path(file_id))
+
+    def name_for(self, name: str, sha256: str) -> str:
+        """The cleaned base name a file called ``name`` gets here."""
+        return safe_file_name(name, fallback=f"file-{sha256[:12]}")
+
+    def place(self, file_id: str, name: str, sha256: str) -> Path:
+        """Give the verified part file its name: ``name``, else ``name (1)``... (never over
+        an existing name, a symbolic link included); return its path."""
+        part = self.part_path(file_id)
+        if self.exact is not None:
+            candidates: list[str] = [self.exact]
+        else:
+            clean = self.name_for(name, sha256)
+            candidates = [numbered(clean, n) for n in range(MAX_NUMBERED + 1)]
+        for candidate in candidates:
+            final = os.path.join(self.path, candidate)
+            if os.path.lexists(final):
+                continue
+            if _link_new(part, final):
+                os.unlink(part)
+                break
+        else:
+            if self.exact is not None:
+                raise FileAccessError(f"{os.path.join(self.path, self.exact)} exists; it was "
+                                      f"not overwritten (the download is kept as {part})")
+            raise FileAccessError(f"no free name for {name!r} in {self.path}")
+        real = os.path.realpath(final)
+        if os.path.dirname(real) != str(self.path):  # cannot happen; checked all the same
+            with contextlib.suppress(OSError):
+                os.unlink(final)
+            raise FileAccessError(f"refused to write outside {self.path}")
+        return Path(real)
+
+
+def _link_new(source: str, target: str) -> bool:
+    """Give ``source`` the new name ``target``, only if nothing has that name: True if done,
+    False if the name is taken. ``link`` fails on an existing name (a symbolic link too);
+    where links are not available (FAT, some network shares), ``rename``, which Windows
+    refuses over an existing file and POSIX was just told is free."""
+    try:
+        os.link(source, target, follow_symlinks=False)
+        return True
+    except FileExistsError:
+        return False
+    except (OSError, NotImplementedError) as exc:
+        if isinstance(exc, OSError) and exc.errno not in (errno.EPERM, errno.ENOTSUP,
+                                                          errno.EOPNOTSUPP, errno.EXDEV,
+                                                          errno.EACCES, errno.EMLINK, None):
+            raise
+    if os.path.lexists(target):
+        return False
+    try:
+        os.rename(source, target)
+    except FileExistsError:
+        return False
+    return True
+
+
+@dataclass(frozen=True)
+class Received:
+    """What a download did."""
+
+    path: Path  # where the file is now
+    name: str  # the name the sender gave
+    size: int
+    sha256: str
+    offset: int  # the bytes held already (resumed from there)
+    received: int  # bytes received on this connection
+
+
+async def download(open_stream: StreamOpener, token: str, file_id: str, where: DownloadDir,
+                   *, sha256: str | None = None, size: int | None = None,
+                   timeout: float = 10.0, progress: Progress | None = None) -> Received:
+    """Fetch file ``file_id`` for ``token`` into ``where``, resuming what an earlier attempt
+    left; verify its SHA-256 and give it its (clean, new) name."""
+    where.ensure()
+    part = where.part_path(file_id)
+    try:
+        fh, hasher, held = await asyncio.to_thread(_open_part, part, size)
+    except OSError as exc:
+        raise FileAccessError(f"cannot write {part}: {exc.strerror or exc}") from None
+    keep = True  # the part file stays for a resume unless its bytes are proven bad
+    try:
+        request = t.TransferRequest(op="GET", token=token, offset=held)
+        _reader, writer = await open_stream()
+        receiver = _Receiver(fh, hasher, held, progress)
+        transport = cast(asyncio.Transport, writer.transport)
+        transport.set_protocol(receiver)
+        receiver.transport = transport
+        try:
+            transport.write((request.line() + "\n").encode())
+            try:
+                accepted = await asyncio.wait_for(asyncio.shield(receiver.accepted), timeout)
+            except asyncio.TimeoutError:
+                raise TimeoutRichchatError(f"timed out after {timeout:g} s waiting for the "
+                                           "server to accept the transfer") from None
+            if isinstance(accepted, t.TransferError):
+                err = refusal(accepted.code, accepted.text)
+                # we hold more than the file (start again), or there is nothing to resume
+                keep = accepted.code != "bad_offset" and not isinstance(
+                    err, (FileUnavailableError, FileCorruptError))
+                raise err
+            if not isinstance(accepted, t.TransferAccepted) or (
+                    sha256 is not None and accepted.sha256 != sha256) or (
+                    size is not None and accepted.size != size) or accepted.offset != held:
+                raise ProtocolError("the server sent another file than the one offered")
+            if progress is not None:
+                progress(held, accepted.size)
+            while not receiver.finished.done():
+                await asyncio.wait({receiver.finished}, timeout=min(1.0, timeout))
+                idle = receiver.loop.time() - receiver.last_activity
+                if not receiver.finished.done() and idle > timeout:
+                    transport.abort()  # what came so far is written, for a resume
+                    await asyncio.wait({receiver.finished}, timeout=timeout)
+                    raise TimeoutRichchatError(f"the server sent nothing for {timeout:g} s")
+            receiver.finished.result()
+        finally:
+            transport.close()
+        digest = await asyncio.to_thread(_finish_part, fh, hasher)
+        if digest != accepted.sha256:
+            keep = False
+            raise FileCorruptError(
+                f"file {file_id} is damaged: its bytes hash to {digest[:12]}..., not to "
+                f"{accepted.sha256[:12]}... as shared; the data was discarded")
+        try:
+            final = await asyncio.to_thread(where.place, file_id, accepted.name, digest)
+        except OSError as exc:
+            raise FileAccessError(f"cannot name the download: {exc.strerror or exc}") from None
+        return Received(final, accepted.name, accepted.size, digest, held, accepted.size - held)
+    finally:
+        if not fh.closed:
+            fh.close()
+        if not keep or where.held(file_id) == 0:  # an empty part file resumes nothing
+            where.discard(file_id)
+
+
+def default_download_dir() -> Path:
+    """``RICHCHAT_DOWNLOAD_DIR``, else the user's downloads folder (platformdirs) /
+    ``richchat``."""
+    env = os.environ.get("RICHCHAT_DOWNLOAD_DIR")
+    if env:
+        return Path(env).expanduser()
+    from platformdirs import user_downloads_dir
+
+    return Path(user_downloads_dir()) / "richchat"

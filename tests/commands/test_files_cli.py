@@ -1,0 +1,280 @@
+"""``richchat send --file`` and ``richchat get`` as real processes against a real server (in this
+test's event loop, on loopback), with real files; killed processes resume."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from richchat.core.exit_codes import ExitStatus
+from richchat.core.protocol import frames as f
+from richchat.core.server import ChatServer
+from richchat.core.transfer import PART_PREFIX, PART_SUFFIX
+from tests.client.servers import cli_env, next_frame, registered
+from tests.conditions import wait_until
+from tests.server.conftest import ServerFactory, make_server
+
+__all__ = ["make_server"]
+
+CLI = [sys.executable, "-m", "richchat"]
+#: the resume tests' file, and the speed the server lets it through (so that "halfway"
+#: lasts long enough to be caught: about a second each way on loopback)
+BIG = 50_000_000
+RATE = 40_000_000
+
+
+@pytest.fixture(autouse=True)
+def downloads_in_tmp(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """``get`` without ``-o`` saves in the test's directory, never in the user's downloads."""
+    where = tmp_path / "default-downloads"
+    monkeypatch.setenv("RICHCHAT_DOWNLOAD_DIR", str(where))
+    return where
+
+
+async def run(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
+    proc = await asyncio.create_subprocess_exec(
+        *CLI, *args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        env=env or cli_env(),
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 120)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+def make_file(path: Path, size: int, seed: int = 0) -> str:
+    data = hashlib.shake_256(f"{seed}".encode()).digest(size)
+    path.write_bytes(data)
+    return hashlib.sha256(data).hexdigest()
+
+
+def sha_of(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def where(server: ChatServer) -> str:
+    return f"127.0.0.1:{server.port}"
+
+
+async def test_send_file_then_get(make_server: ServerFactory, tmp_path: Path) -> None:
+    server = await make_server()
+    bob = await registered(server.port, "bob")
+    src = tmp_path / "Quarterly report.pdf"
+    sha = make_file(src, 123_456)
+    code, out, err = await run("send", where(server), "--nick", "alice", "--file", str(src))
+    assert code == ExitStatus.OK, err
+    assert out == ""
+    offer = await next_frame(bob, f.FileOffer)
+    assert isinstance(offer, f.FileOffer) and offer.sha256 == sha
+    assert (f"shared Quarterly report.pdf (123 kB, sha256 {sha[:12]}) in lobby as alice: "
+            f"file {offer.id}") in err
+    assert f"richchat get {where(server)} {offer.id} --nick NAME" in err
+
+    dl = tmp_path / "dl"
+    code, out, err = await run("get", where(server), offer.id, "--nick", "carol", "-o", f"{dl}/",
+                               "--json")
+    assert code == ExitStatus.OK, err
+    result = json.loads(out)
+    assert result["path"] == str(dl / "Quarterly report.pdf") and result["sha256"] == sha
+    assert (result["size"], result["received"], result["resumed_from"]) == (123_456, 123_456, 0)
+    assert sha_of(dl / "Quarterly report.pdf") == sha
+
+    # again: a new name beside it; an exact -o name that exists is not overwritten
+    code, _, err = await run("get", where(server), offer.id, "--nick", "carol", "-o", str(dl))
+    assert code == ExitStatus.OK and f"saved {dl / 'Quarterly report (1).pdf'}" in err
+    code, _, err = await run("get", where(server), offer.id, "--nick", "carol",
+                             "-o", str(dl / "Quarterly report.pdf"))
+    assert code == ExitStatus.FILE_ERROR and "not overwritten" in err
+    assert err.startswith("error: ") and "Traceback" not in err
+    code, _, err = await run("get", where(server), offer.id, "--nick", "carol",
+                             "-o", str(dl / "renamed.bin"))
+    assert code == ExitStatus.OK and sha_of(dl / "renamed.bin") == sha
+    await bob.close()
+
+
+async def test_send_file_json_to_a_room_and_privately(make_server: ServerFactory,
+                                                      tmp_path: Path) -> None:
+    server = await make_server()
+    bob = await registered(server.port, "bob")
+    src = tmp_path / "a.txt"
+    sha = make_file(src, 1000)
+    code, out, err = await run("send", where(server), "--nick", "alice", "--file", str(src),
+                               "--to", "bob", "--json")
+    assert code == ExitStatus.OK, err
+    result = json.loads(out)
+    assert {k: result[k] for k in ("nick", "target", "name", "size", "sha256", "sent")} == {
+        "nick": "alice", "target": "@bob", "name": "a.txt", "size": 1000, "sha256": sha,
+        "sent": 1000}
+    code, out, err = await run("send", where(server), "--nick", "alice", "--file", str(src),
+                               "--room", "dev", "--json")
+    assert code == ExitStatus.OK, err
+    again = json.loads(out)
+    assert again["target"] == "dev" and again["sent"] == 0  # the server had the bytes
+    # the room's file is for its members: --room joins first
+    code, _, err = await run("get", where(server), again["id"], "--nick", "carol",
+                             "-o", f"{tmp_path / 'dl'}/")
+    assert code == ExitStatus.FILE_UNAVAILABLE and "--room dev" in err
+    code, _, err = await run("get", where(server), again["id"], "--nick", "carol", "--room",
+                             "dev", "-o", f"{tmp_path / 'dl'}/")
+    assert code == ExitStatus.OK, err
+    await bob.close()
+
+
+async def test_exit_codes(make_server: ServerFactory, tmp_path: Path,
+                          downloads_in_tmp: Path) -> None:
+    server = await make_server(file_max_size=10_000)
+    big = tmp_path / "big.bin"
+    make_file(big, 10_001)
+    code, _, err = await run("send", where(server), "--nick", "alice", "--file", str(big))
+    assert code == ExitStatus.FILE_TOO_LARGE
+    assert "takes files of at most" in err and err.count("\n") == 1
+    assert server.files is not None and server.files.bytes_in == 0  # not a byte of it
+    code, _, err = await run("send", where(server), "--nick", "alice", "--file",
+                             str(tmp_path / "missing.bin"))
+    assert code == ExitStatus.FILE_ERROR and "cannot read" in err
+    code, _, err = await run("send", where(server), "--nick", "alice", "--file", str(tmp_path))
+    assert code == ExitStatus.FILE_ERROR and "not a regular file" in err
+    code, _, err = await run("send", where(server), "--nick", "alice", "--file", str(big), "hi")
+    assert code == ExitStatus.USAGE
+    code, _, err = await run("get", where(server), "kkkkkkkkkkkk", "--nick", "bob",
+                             "-o", f"{tmp_path / 'dl'}/")
+    assert code == ExitStatus.FILE_UNAVAILABLE and "no file kkkkkkkkkkkk" in err
+    code, _, err = await run("get", where(server), "../../etc", "--nick", "bob")
+    assert code == ExitStatus.USAGE and "not a file id" in err
+    code, _, err = await run("get", where(server), "kkkkkkkkkkkk")
+    assert code == ExitStatus.USAGE and "--nick" in err
+    assert not downloads_in_tmp.exists()  # nothing fetched: no directory made
+
+    small = tmp_path / "small.bin"
+    sha = make_file(small, 5000)
+    code, out, _ = await run("send", where(server), "--nick", "alice", "--file", str(small),
+                             "--json")
+    file_id = json.loads(out)["id"]
+    blob = server.config.data_dir / "files" / sha
+    blob.write_bytes(b"\0" * 5000)  # damaged on the server's disk, same size
+    dl = tmp_path / "dl"
+    code, _, err = await run("get", where(server), file_id, "--nick", "bob", "-o", f"{dl}/")
+    assert code == ExitStatus.FILE_CORRUPT and "damaged" in err
+    assert not dl.exists() or list(dl.iterdir()) == []
+
+    off = await make_server(files=False, data_dir=tmp_path / "other")
+    code, _, err = await run("send", where(off), "--nick", "alice", "--file", str(small))
+    assert code == ExitStatus.FILE_UNAVAILABLE and "does not take files" in err
+
+
+async def _killed_at_half(proc: asyncio.subprocess.Process, grows: Path, what: str) -> int:
+    """SIGKILL ``proc`` once ``grows`` holds at least half of BIG; its size then."""
+    def half() -> bool:
+        return grows.exists() and grows.stat().st_size >= BIG // 2
+
+    await wait_until(lambda: half() or proc.returncode is not None, what, timeout=60)
+    proc.send_signal(signal.SIGKILL)
+    assert await asyncio.wait_for(proc.wait(), 30) == -signal.SIGKILL
+    return grows.stat().st_size
+
+
+@pytest.mark.slow
+async def test_an_upload_killed_halfway_resumes(make_server: ServerFactory, tmp_path: Path,
+                                                caplog: pytest.LogCaptureFixture) -> None:
+    server = await make_server(file_rate=RATE)
+    assert server.files is not None
+    src = tmp_path / "big.bin"
+    sha = make_file(src, BIG)
+    partial = server.config.data_dir / "files" / "partial" / sha
+    proc = await asyncio.create_subprocess_exec(
+        *CLI, "send", where(server), "--nick", "alice", "--file", str(src),
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env=cli_env(),
+    )
+    await _killed_at_half(proc, partial, "half the upload on the server")
+    await wait_until(lambda: not server.files.uploading, "the server to see the sender go")  # type: ignore[union-attr]
+    held = partial.stat().st_size
+    assert BIG // 2 <= held < BIG
+    first = [r for r in server.files.recent if r.op == "PUT"]
+    assert [r.outcome for r in first] == ["interrupted"]
+
+    code, out, err = await run("send", where(server), "--nick", "alice", "--file", str(src),
+                               "--json")
+    assert code == ExitStatus.OK, err
+    result = json.loads(out)
+    assert (result["resumed_from"], result["sent"]) == (held, BIG - held)
+    second = [r for r in server.files.recent if r.op == "PUT"][-1]
+    assert (second.offset, second.moved, second.outcome) == (held, BIG - held, "stored")
+    assert second.moved <= 0.55 * BIG  # counted on the server
+    assert sha_of(server.config.data_dir / "files" / sha) == sha
+    assert not partial.exists()
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]
+
+
+@pytest.mark.slow
+async def test_a_download_killed_halfway_resumes(make_server: ServerFactory, tmp_path: Path,
+                                                 caplog: pytest.LogCaptureFixture) -> None:
+    src = tmp_path / "big.bin"
+    sha = make_file(src, BIG)
+    # shared through a server without a speed limit, then served by one with a limit (the
+    # same data directory: files and offers outlive a restart)
+    fast = await make_server()
+    code, out, err = await run("send", where(fast), "--nick", "alice", "--file", str(src),
+                               "--json")
+    assert code == ExitStatus.OK, err
+    file_id = json.loads(out)["id"]
+    await fast.stop()
+    server = await make_server(file_rate=RATE)
+    assert server.files is not None
+    dl = tmp_path / "dl"
+    part = dl / f"{PART_PREFIX}{file_id}{PART_SUFFIX}"
+    proc = await asyncio.create_subprocess_exec(
+        *CLI, "get", where(server), file_id, "--nick", "bob", "-o", f"{dl}/",
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env=cli_env(),
+    )
+    held = await _killed_at_half(proc, part, "half the download on disk")
+    assert BIG // 2 <= held < BIG
+    await wait_until(lambda: any(r.op == "GET" for r in server.files.recent),  # type: ignore[union-attr]
+                     "the server to see the receiver go")
+
+    code, out, err = await run("get", where(server), file_id, "--nick", "bob", "-o", str(dl),
+                               "--json")  # the directory exists now: no trailing / needed
+    assert code == ExitStatus.OK, err
+    result = json.loads(out)
+    assert (result["resumed_from"], result["received"]) == (held, BIG - held)
+    gets = [r for r in server.files.recent if r.op == "GET"]
+    assert gets[-1].offset == held and gets[-1].moved == BIG - held
+    assert gets[-1].moved <= 0.55 * BIG  # counted on the server
+    assert sha_of(Path(result["path"])) == sha and Path(result["path"]).name == "big.bin"
+    assert not part.exists()
+    assert os.path.realpath(result["path"]) == str(dl.resolve() / "big.bin")
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]  # asyncio's included
+
+
+@pytest.mark.parametrize("argv", [
+    ["get", "127.0.0.1:1", "aaaaaaaaaaaa", "--nick", "x"],
+    ["send", "127.0.0.1:1", "--nick", "x", "--file", __file__],
+])
+def test_file_commands_do_not_import_heavy_modules(argv: list[str]) -> None:
+    probe = (
+        "import sys\n"
+        f"sys.argv = ['richchat', *{argv!r}]\n"
+        "try:\n"
+        "    from richchat.cli import main; main()\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "heavy = [m for m in ('textual', 'scapy', 'nmap', 'zeroconf', 'requests') "
+        "if m in sys.modules]\n"
+        "print(','.join(heavy) or 'none')\n"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                            env=cli_env(), timeout=60)
+    assert result.stdout.strip().splitlines()[-1] == "none", result.stdout + result.stderr
+    assert "connection refused" in result.stderr

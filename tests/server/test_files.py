@@ -1,0 +1,523 @@
+"""File sharing on a real server: real sockets on loopback, real files in the data directory,
+the real client code (richchat.core.sharing / transfer) or hostile raw sockets."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+from pathlib import Path
+
+import pytest
+
+from richchat.core.client import Address, ChatClient
+from richchat.core.errors import (
+    FileCorruptError,
+    FileTooLargeError,
+    FileUnavailableError,
+)
+from richchat.core.protocol import frames as f
+from richchat.core.server import ChatServer
+from richchat.core.server.files import FileStore
+from richchat.core.sharing import fetch_file, share_file
+from richchat.core.transfer import PART_PREFIX, DownloadDir, download
+from tests.client.servers import next_frame, registered
+from tests.conditions import wait_until
+from tests.linechat import LineClient
+from tests.server.conftest import ServerFactory
+
+
+def addr(server: ChatServer) -> Address:
+    return Address("127.0.0.1", server.port)
+
+
+def make_file(path: Path, size: int, seed: int = 0) -> str:
+    """A file of ``size`` pseudo-random bytes; returns its SHA-256."""
+    data = hashlib.shake_256(f"{seed}".encode()).digest(size) if size else b""
+    path.write_bytes(data)
+    return hashlib.sha256(data).hexdigest()
+
+
+def files_dir(server: ChatServer) -> Path:
+    return server.config.data_dir / "files"
+
+
+def partials(server: ChatServer) -> list[Path]:
+    return list((files_dir(server) / "partial").iterdir())
+
+
+async def transfer_line(port: int, line: str, payload: bytes = b"",
+                        then_close: bool = False) -> list[str]:
+    """A hostile transfer connection: its first line, raw bytes, and every line it gets."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write((line + "\n").encode())
+    lines = []
+    first = await asyncio.wait_for(reader.readline(), 10)
+    lines.append(first.decode().rstrip("\n"))
+    if payload and first.startswith(b"XOK|"):
+        writer.write(payload)
+        if then_close:
+            await writer.drain()
+            writer.close()
+            return lines
+    while raw := await asyncio.wait_for(reader.readline(), 10):  # (a download's bytes too)
+        lines.append(raw.decode("utf-8", "replace").rstrip("\n"))
+    writer.close()
+    return lines
+
+
+async def offer_raw(port: int, nick: str, target: str, size: int, sha: str, name: str) -> tuple[
+        LineClient, str]:
+    """A hello client that offers a file; returns it and the server's answer line."""
+    client = await LineClient.connect(port, hello="test/1", nick=nick)
+    client.send(f"CMD_SHARE|{target}|{size}|{sha}|{name}")
+    answer = await client.expect(lambda l: l.startswith(("UPLOAD|", "ERR|", "FILE|")))
+    return client, answer
+
+
+# ----------------------------------------------------------------------------- round trips
+
+
+async def test_share_then_fetch_a_room_file(make_server: ServerFactory, tmp_path: Path) -> None:
+    server = await make_server()
+    src = tmp_path / "report.pdf"
+    sha = make_file(src, 300_000)
+    bob = await registered(server.port, "bob")
+    shared = await share_file(addr(server), "alice", src)
+    assert (shared.name, shared.size, shared.sha256, shared.sent) == ("report.pdf", 300_000,
+                                                                      sha, 300_000)
+    offer = await next_frame(bob, f.FileOffer)
+    assert isinstance(offer, f.FileOffer)
+    assert (offer.id, offer.sender, offer.target, offer.sha256, offer.size, offer.name) == (
+        shared.id, "alice", "lobby", sha, 300_000, "report.pdf")
+    assert (files_dir(server) / sha).read_bytes() == src.read_bytes()  # content-addressed
+    assert partials(server) == []
+
+    got = await fetch_file(addr(server), shared.id, DownloadDir(tmp_path / "dl"), nick="carol")
+    assert Path(got.path) == tmp_path / "dl" / "report.pdf"
+    assert Path(got.path).read_bytes() == src.read_bytes()
+    assert (got.sha256, got.received, got.resumed_from) == (sha, 300_000, 0)
+    assert not any(p.name.startswith(PART_PREFIX) for p in (tmp_path / "dl").iterdir())
+
+    # the same bytes again: one blob, a second offer, nothing uploaded
+    before = server.files.bytes_in  # type: ignore[union-attr]
+    again = await share_file(addr(server), "alice", src)
+    assert again.sent == 0 and again.id != shared.id
+    assert server.files.bytes_in == before  # type: ignore[union-attr]
+    await bob.close()
+
+
+async def test_an_empty_file(make_server: ServerFactory, tmp_path: Path) -> None:
+    server = await make_server()
+    src = tmp_path / "empty.txt"
+    make_file(src, 0)
+    shared = await share_file(addr(server), "alice", src)
+    got = await fetch_file(addr(server), shared.id, DownloadDir(tmp_path / "dl"), nick="bob")
+    assert Path(got.path).read_bytes() == b""
+
+
+async def test_the_transfer_connection_is_no_chat_client(make_server: ServerFactory,
+                                                         tmp_path: Path) -> None:
+    """The bytes never meet the chat's line decoder or flood bucket: with a flood limit of one
+    line a second, a 2 MB file (thousands of "lines" of random bytes) goes through at once,
+    and the transfer connection never appears among the chat's connections or users."""
+    server = await make_server(flood_rate=1.0, flood_burst=5, file_rate=1_000_000)
+    assert server.hub is not None
+    watcher = await registered(server.port, "watcher")
+    src = tmp_path / "lines.bin"
+    make_file(src, 2_000_000)
+    task = asyncio.ensure_future(share_file(addr(server), "alice", src))
+    await wait_until(lambda: server.files is not None and bool(server.files.uploading),
+                     "the upload to start")
+    assert len(server.hub.conns) == 2  # the watcher and alice's chat connection
+    assert server.hub.users_online == 2
+    shared = await asyncio.wait_for(task, 30)
+    assert shared.sent == 2_000_000
+    assert len(server.hub.conns) == 1  # alice quit; the transfer was never counted
+    await watcher.close()
+
+
+# ----------------------------------------------------------------------------- limits
+
+
+async def test_too_large_refused_by_the_client_before_any_byte(make_server: ServerFactory,
+                                                               tmp_path: Path) -> None:
+    server = await make_server(file_max_size=1000)
+    src = tmp_path / "big.bin"
+    make_file(src, 1001)
+    with pytest.raises(FileTooLargeError, match="at most"):
+        await share_file(addr(server), "alice", src)
+    assert server.files is not None
+    assert server.files.bytes_in == 0 and server.files.store.partials == {}
+    assert partials(server) == [] and not server.files.recent
+
+
+async def test_too_large_refused_by_the_server_before_any_byte(make_server: ServerFactory
+                                                               ) -> None:
+    """A client that ignores HELLO's files= is refused on CMD_SHARE: no token, no byte."""
+    server = await make_server(file_max_size=1000)
+    client = await LineClient.connect(server.port, hello="test/1")
+    hello = await client.expect(lambda l: l.startswith("HELLO|"))
+    assert "files=1000" in hello.split("|")
+    client.send("CMD_USER|mallory")
+    await client.expect("YOU|mallory")
+    client.send(f"CMD_SHARE|lobby|1001|{'a' * 64}|big.bin")
+    answer = await client.expect(lambda l: l.startswith(("ERR|", "UPLOAD|")))
+    assert answer.startswith("ERR|file_too_large|")
+    assert server.files is not None and server.files.bytes_in == 0
+    assert server.files.store.partials == {} and partials(server) == []
+    client.writer.close()
+
+
+async def test_more_bytes_than_announced_are_refused(make_server: ServerFactory) -> None:
+    server = await make_server()
+    data = b"x" * 1000
+    sha = hashlib.sha256(data).hexdigest()
+    client, answer = await offer_raw(server.port, "mallory", "lobby", 1000, sha, "x.bin")
+    token = answer.split("|")[2]
+    lines = await transfer_line(server.port, f"XFER|1|PUT|{token}", data + b"more")
+    assert lines[0].startswith("XOK|0|1000|")
+    assert lines[-1].startswith("XERR|too_long|")
+    assert server.files is not None and server.files.store.blob_size(sha) is None
+    client.writer.close()
+
+
+async def test_an_upload_that_does_not_hash_right_is_discarded(make_server: ServerFactory
+                                                               ) -> None:
+    server = await make_server()
+    sha = hashlib.sha256(b"the real thing").hexdigest()
+    watcher = await registered(server.port, "watcher")
+    client, answer = await offer_raw(server.port, "mallory", "lobby", 14, sha, "x.bin")
+    token = answer.split("|")[2]
+    lines = await transfer_line(server.port, f"XFER|1|PUT|{token}", b"something else")
+    assert lines[-1].startswith("XERR|hash_mismatch|")
+    assert server.files is not None and server.files.store.blob_size(sha) is None
+    assert partials(server) == [] and sha not in server.files.store.partials
+    watcher.send_nowait(f.Ping(token="after"))
+    frame = await next_frame(watcher, (f.FileOffer, f.Pong))
+    assert isinstance(frame, f.Pong)  # no offer was published
+    client.writer.close()
+    await watcher.close()
+
+
+async def test_quota_evicts_the_files_shared_longest_ago(make_server: ServerFactory,
+                                                         tmp_path: Path) -> None:
+    server = await make_server(file_quota=3000, file_max_size=3000)
+    ids = {}
+    for name in "abc":
+        make_file(tmp_path / name, 1000, seed=ord(name))
+        ids[name] = (await share_file(addr(server), "alice", tmp_path / name)).id
+    make_file(tmp_path / "d", 1000, seed=4)
+    ids["d"] = (await share_file(addr(server), "alice", tmp_path / "d")).id
+    dl = DownloadDir(tmp_path / "dl")
+    with pytest.raises(FileUnavailableError, match="no file"):
+        await fetch_file(addr(server), ids["a"], dl, nick="bob")  # the oldest went first
+    for name in "bcd":
+        await fetch_file(addr(server), ids[name], dl, nick="bob")
+    make_file(tmp_path / "e", 2000, seed=5)
+    ids["e"] = (await share_file(addr(server), "alice", tmp_path / "e")).id
+    for name in "bc":
+        with pytest.raises(FileUnavailableError):
+            await fetch_file(addr(server), ids[name], dl, nick="bob")
+    for name in "de":
+        await fetch_file(addr(server), ids[name], dl, nick="bob")
+    assert server.files is not None and server.files.store.used == 3000
+    assert sorted(p.name for p in files_dir(server).iterdir() if len(p.name) == 64) == sorted(
+        hashlib.sha256((tmp_path / n).read_bytes()).hexdigest() for n in "de")
+    # larger than the quota itself: refused before a byte, nothing evicted
+    make_file(tmp_path / "f", 3001, seed=6)
+    with pytest.raises(FileTooLargeError):
+        await share_file(addr(server), "alice", tmp_path / "f")
+    await fetch_file(addr(server), ids["d"], dl, nick="bob")
+    # offered and never uploaded: reserves nothing, evicts nothing
+    client, answer = await offer_raw(server.port, "mallory", "lobby", 3000, "f" * 64, "x")
+    assert answer.startswith("UPLOAD|")
+    for name in "de":
+        await fetch_file(addr(server), ids[name], dl, nick="bob")
+    # cut off after 100 of 3000 bytes: holds 100 (the blobs shared longest ago make room for
+    # the upload while it runs, and stay deleted)
+    data = b"z" * 3000
+    sha = hashlib.sha256(data).hexdigest()
+    client.send(f"CMD_SHARE|lobby|3000|{sha}|z.bin")
+    token = (await client.expect(lambda l: l.startswith("UPLOAD|"))).split("|")[2]
+    await transfer_line(server.port, f"XFER|1|PUT|{token}", data[:100], then_close=True)
+    assert server.files is not None
+    await wait_until(lambda: server.files.store.held.get(sha) == 100,  # type: ignore[union-attr]
+                     "the cut-off upload")
+    assert server.files.store.used == 100
+    client.writer.close()
+
+
+def test_retention_expires_files_and_stale_uploads(tmp_path: Path) -> None:
+    now = [1_000_000.0]
+    store = FileStore(tmp_path / "files", quota=10_000, retention=7 * 86400,
+                      clock=lambda: now[0])
+    old, new, part = "a" * 64, "b" * 64, "c" * 64
+    for sha in (old, new):
+        assert store.reserve(sha, 10) is None
+        store.partial_path(sha).write_bytes(b"0123456789")
+        store.commit(sha, 10)
+        store.add_offer(sha, 10, f"{sha[0]}.txt", "alice", "lobby", int(now[0] * 1000))
+        now[0] += 3 * 86400
+    assert store.reserve(part, 100) is None
+    assert store.used == 20 + 100  # an upload under way reserves its whole size
+    store.partial_path(part).write_bytes(b"half")
+    store.upload_ended(part, 4)
+    assert store.used == 20 + 4  # cut off, it holds what it has
+    now[0] += 86400 + 1  # old: shared 7 days + 1 s ago; new: 4 days; the partial: 1 day
+    assert store.sweep() == 1
+    assert store.blob_size(old) is None and not store.blob_path(old).exists()
+    assert store.room_offers("lobby")[0].name == "b.txt"
+    now[0] += 6 * 86400  # new: 10 days; the upload nobody resumed: 7 days + 1 s
+    assert store.sweep() == 2
+    assert store.partials == {} and not store.partial_path(part).exists()
+    assert store.used == 0
+    store.close()
+
+
+# ----------------------------------------------------------------------------- who may fetch
+
+
+async def test_room_files_are_for_its_members(make_server: ServerFactory,
+                                              tmp_path: Path) -> None:
+    server = await make_server()
+    src = tmp_path / "plan.txt"
+    make_file(src, 5000)
+    shared = await share_file(addr(server), "alice", src, room="dev")
+    assert shared.target == "dev"
+    dl = DownloadDir(tmp_path / "dl")
+    with pytest.raises(FileUnavailableError, match="--room dev"):
+        await fetch_file(addr(server), shared.id, dl, nick="carol")
+    got = await fetch_file(addr(server), shared.id, dl, nick="carol", room="dev")
+    assert Path(got.path).read_bytes() == src.read_bytes()
+    # a raw request by a non-member: no token
+    client = await LineClient.connect(server.port, hello="test/1", nick="mallory")
+    client.send(f"CMD_GET|{shared.id}")
+    assert (await client.expect(lambda l: l.startswith(("ERR|", "DOWNLOAD|")))).startswith(
+        "ERR|not_in_room|")
+    client.send("CMD_FILES|dev")
+    assert (await client.expect(lambda l: l.startswith(("ERR|", "FILES|")))).startswith(
+        "ERR|not_in_room|")
+    client.writer.close()
+
+
+async def test_private_files_are_for_sender_and_addressee(make_server: ServerFactory,
+                                                          tmp_path: Path) -> None:
+    server = await make_server()
+    bob = await registered(server.port, "bob")
+    src = tmp_path / "secret.txt"
+    make_file(src, 4000)
+    shared = await share_file(addr(server), "alice", src, to="bob")
+    assert shared.target == "@bob"
+    offer = await next_frame(bob, f.FileOffer)
+    assert isinstance(offer, f.FileOffer) and offer.target == "@bob" and offer.private
+    dl = DownloadDir(tmp_path / "dl")
+    # a third user: as if it did not exist
+    with pytest.raises(FileUnavailableError, match="no file"):
+        await fetch_file(addr(server), shared.id, dl, nick="carol")
+    eve = await LineClient.connect(server.port, hello="test/1", nick="eve")
+    eve.send("CMD_FILES|@alice")
+    assert await eve.expect(lambda l: l.startswith("FILES|")) == "FILES|@alice|0"
+    eve.send(f"CMD_GET|{shared.id}")
+    assert (await eve.expect(lambda l: l.startswith(("ERR|", "DOWNLOAD|")))).startswith(
+        "ERR|no_such_file|")
+    eve.writer.close()
+    # the addressee, on its chat connection
+    await bob.get(shared.id)
+    ready = await next_frame(bob, f.DownloadReady)
+    assert isinstance(ready, f.DownloadReady)
+    got = await download(bob.open_stream, ready.token, ready.id, dl, sha256=ready.sha256)
+    assert got.path.read_bytes() == src.read_bytes()
+    # and the sender, later, under its name
+    again = await fetch_file(addr(server), shared.id, dl, nick="alice")
+    assert Path(again.path).name == "secret (1).txt"
+    await bob.list_files("@alice")
+    info = await next_frame(bob, f.FileInfo)
+    assert isinstance(info, f.FileInfo) and info.id == shared.id
+    assert await next_frame(bob, f.FileList) == f.FileList(target="@alice", count=1)
+    await bob.close()
+
+
+async def test_tokens_are_single_use_and_per_operation(make_server: ServerFactory,
+                                                       tmp_path: Path) -> None:
+    server = await make_server()
+    src = tmp_path / "a.txt"
+    make_file(src, 100)
+    shared = await share_file(addr(server), "alice", src)
+    client = await registered(server.port, "bob")
+    await client.get(shared.id)
+    ready = await next_frame(client, f.DownloadReady)
+    assert isinstance(ready, f.DownloadReady)
+    put = await transfer_line(server.port, f"XFER|1|PUT|{ready.token}")
+    assert put[0].startswith("XERR|bad_token|")  # a download token does not upload
+    await client.get(shared.id)
+    ready = await next_frame(client, f.DownloadReady)
+    assert isinstance(ready, f.DownloadReady)
+    first = await transfer_line(server.port, f"XFER|1|GET|{ready.token}|0")
+    assert first[0] == f"XOK|0|100|{shared.sha256}|a.txt"
+    second = await transfer_line(server.port, f"XFER|1|GET|{ready.token}|0")
+    assert second[0].startswith("XERR|bad_token|")
+    unknown = await transfer_line(server.port, "XFER|1|GET|" + "z" * 32 + "|0")
+    assert unknown[0].startswith("XERR|bad_token|")
+    garbage = await transfer_line(server.port, "XFER|9|nonsense")
+    assert garbage[0].startswith("XERR|bad_request|")
+    await client.close()
+
+
+# ----------------------------------------------------------------------------- integrity
+
+
+async def test_a_corrupted_stored_file_is_detected_on_download(make_server: ServerFactory,
+                                                               tmp_path: Path) -> None:
+    server = await make_server()
+    src = tmp_path / "data.bin"
+    sha = make_file(src, 200_000)
+    shared = await share_file(addr(server), "alice", src)
+    blob = files_dir(server) / sha
+    with open(blob, "r+b") as fh:  # one bit flipped on the server's disk
+        fh.seek(123_456)
+        byte = fh.read(1)
+        fh.seek(123_456)
+        fh.write(bytes([byte[0] ^ 1]))
+    dl = tmp_path / "dl"
+    with pytest.raises(FileCorruptError, match="damaged"):
+        await fetch_file(addr(server), shared.id, DownloadDir(dl), nick="bob")
+    assert list(dl.iterdir()) == []  # nothing kept: no file, no part file
+    # a stored file whose size changed: the server notices, and forgets it
+    with open(blob, "ab") as fh:
+        fh.write(b"!")
+    with pytest.raises(FileCorruptError, match="damaged"):
+        await fetch_file(addr(server), shared.id, DownloadDir(dl), nick="bob")
+    assert not blob.exists()
+    with pytest.raises(FileUnavailableError):
+        await fetch_file(addr(server), shared.id, DownloadDir(dl), nick="bob")
+    assert list(dl.iterdir()) == []
+
+
+async def test_interrupted_transfers_resume(make_server: ServerFactory, tmp_path: Path) -> None:
+    """An upload cut off halfway resumes (after a server restart too) where the server's copy
+    stops; a download resumes from the part file; both are verified whole."""
+    server = await make_server()
+    src = tmp_path / "big.bin"
+    size = 1_000_000
+    sha = make_file(src, size)
+    data = src.read_bytes()
+    client, answer = await offer_raw(server.port, "alice", "lobby", size, sha, "big.bin")
+    token = answer.split("|")[2]
+    await transfer_line(server.port, f"XFER|1|PUT|{token}", data[:400_000], then_close=True)
+    assert server.files is not None
+    await wait_until(lambda: not server.files.uploading, "the server to notice")  # type: ignore[union-attr]
+    await wait_until(lambda: (files_dir(server) / "partial" / sha).stat().st_size == 400_000,
+                     "the partial file")
+    client.writer.close()
+    await server.stop()
+    server = await make_server()  # the same data directory
+    shared = await share_file(addr(server), "alice", src)
+    assert (shared.resumed_from, shared.sent) == (400_000, 600_000)
+    assert (files_dir(server) / sha).read_bytes() == data
+
+    dl = DownloadDir(tmp_path / "dl")
+    dl.ensure()
+    with open(dl.part_path(shared.id), "wb") as fh:
+        fh.write(data[:250_000])
+    got = await fetch_file(addr(server), shared.id, dl, nick="bob")
+    assert (got.resumed_from, got.received) == (250_000, 750_000)
+    assert Path(got.path).read_bytes() == data
+    assert server.files is not None
+    assert server.files.recent[-1][2:] == (250_000, 750_000, "sent")
+
+    # a part file whose bytes are not the file's: detected at the end, discarded, and the
+    # next try starts again from nothing
+    with open(dl.part_path(shared.id), "wb") as fh:
+        fh.write(b"\0" * 250_000)
+    with pytest.raises(FileCorruptError):
+        await fetch_file(addr(server), shared.id, dl, nick="bob")
+    assert dl.held(shared.id) == 0
+    again = await fetch_file(addr(server), shared.id, dl, nick="bob")
+    assert again.resumed_from == 0 and Path(again.path).read_bytes() == data
+
+
+# ----------------------------------------------------------------------------- other dialects
+
+
+async def test_netcat_and_seed_users_are_told_how_to_fetch(make_server: ServerFactory,
+                                                           tmp_path: Path) -> None:
+    server = await make_server()
+    nc = await LineClient.connect(server.port)
+    await nc.expect(lambda l: "Type a nickname" in l)
+    nc.send("erin")
+    await nc.expect(lambda l: l.startswith("*** You are erin"))
+    seed = await LineClient.connect(server.port, nick="sam")
+    src = tmp_path / "notes.txt"
+    sha = make_file(src, 1234)
+    shared = await share_file(addr(server), "alice", src)
+    where = f"127.0.0.1:{server.port}"
+    head = await nc.expect(lambda l: "shared" in l)
+    assert head == (f"*** alice shared notes.txt (1.2 kB, sha256 {sha[:12]}) "
+                    f"[file {shared.id}]")
+    how = await nc.readline()
+    assert f"/get {shared.id}" in how and f"richchat get {where} {shared.id} --nick NAME" in how
+    notice = await seed.expect(lambda l: "shared" in l)
+    assert notice.startswith(f"SRV|alice shared notes.txt (1.2 kB, sha256 {sha[:12]}) in the "
+                             f"lobby [file {shared.id}]; fetch it with: richchat get {where} ")
+
+    nc.send(f"/get {shared.id}")
+    line = await nc.expect(lambda l: "--token" in l)
+    token = line.rsplit("--token ", 1)[1]
+    assert line.startswith("*** Fetch notes.txt (1.2 kB")
+    got = await fetch_file(addr(server), shared.id, DownloadDir(tmp_path / "dl"), token=token)
+    assert Path(got.path).read_bytes() == src.read_bytes()
+
+    nc.send("/files")
+    listing = [await nc.expect(lambda l: l.startswith("*** Files in #lobby"))]
+    listing.append(await nc.readline())
+    assert f"[{shared.id}] notes.txt" in listing[1] and "from alice" in listing[1]
+    nc.writer.close()
+    seed.writer.close()
+
+
+async def test_no_files_server(make_server: ServerFactory, tmp_path: Path) -> None:
+    server = await make_server(files=False)
+    src = tmp_path / "a.txt"
+    make_file(src, 10)
+    with pytest.raises(FileUnavailableError, match="does not take files"):
+        await share_file(addr(server), "alice", src)
+    client = await ChatClient("127.0.0.1", server.port).__aenter__()
+    hello = await client.connect()
+    assert hello.file_max is None and "files" not in hello.features
+    await client.close()
+    lines = await transfer_line(server.port, "XFER|1|GET|" + "z" * 32 + "|0")
+    assert lines == ["XERR|no_files|this server does not take files"]
+    assert not os.path.exists(server.config.data_dir / "files")
+
+
+async def test_stalled_transfers_are_dropped(make_server: ServerFactory, tmp_path: Path,
+                                             caplog: pytest.LogCaptureFixture) -> None:
+    """A reader that takes nothing, or a sender that sends nothing, loses its transfer slot
+    after transfer_idle_timeout."""
+    server = await make_server(transfer_idle_timeout=1.0)
+    assert server.files is not None
+    src = tmp_path / "big.bin"
+    make_file(src, 40_000_000)  # far more than the socket buffers hold
+    shared = await share_file(addr(server), "alice", src)
+    bob = await registered(server.port, "bob")
+    await bob.get(shared.id)
+    ready = await next_frame(bob, f.DownloadReady)
+    assert isinstance(ready, f.DownloadReady)
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port, limit=1024)
+    writer.write(f"XFER|1|GET|{ready.token}|0\n".encode())
+    assert (await reader.readline()).startswith(b"XOK|0|40000000|")
+    # ... and read no more
+    await wait_until(lambda: not server.files.active, "the stalled download to go")  # type: ignore[union-attr]
+    assert server.files.recent[-1].outcome == "interrupted"
+    assert server.files.recent[-1].moved < 40_000_000
+    writer.close()
+
+    data = b"y" * 1000
+    client, answer = await offer_raw(server.port, "mallory", "lobby", 1000,
+                                     hashlib.sha256(data).hexdigest(), "y.bin")
+    lines = await transfer_line(server.port, f"XFER|1|PUT|{answer.split('|')[2]}")
+    assert lines[0].startswith("XOK|0|1000|") and lines[-1].startswith("XERR|timeout|")
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]  # asyncio's included
+    client.writer.close()
+    await bob.close()

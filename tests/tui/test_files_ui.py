@@ -1,0 +1,199 @@
+"""Files in the chat UI: the pure state and router first, then Textual's Pilot driving the real
+app against a real server on loopback, with real files."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from dataclasses import replace
+from pathlib import Path
+
+from textual.pilot import Pilot
+
+from richchat.core.client import Address
+from richchat.core.protocol import frames as f
+from richchat.core.server import ChatServer
+from richchat.core.sharing import share_file
+from richchat.core.tui import ChatApp, commands, render
+from richchat.core.tui import state as st
+from richchat.core.tui.widgets import FilesScreen
+from tests.client.servers import next_frame, registered
+from tests.server.conftest import ServerFactory, make_server
+from tests.tui.test_app import SIZE, plain, type_line, until
+from tests.tui.test_state import NOW, T, private, state
+
+__all__ = ["make_server"]
+
+SHA = "ab" * 32
+
+
+def offer(id: str, target: str = "lobby", sender: str = "bob", name: str = "notes.txt",
+          size: int = 1234) -> f.FileOffer:
+    return f.FileOffer(id=id, ts=T, target=target, sender=sender, size=size, sha256=SHA,
+                       name=name)
+
+
+# ----------------------------------------------------------------------------- pure
+
+
+def test_offers_are_numbered_once_and_shown_in_their_conversation() -> None:
+    s = state(file_max=1000)
+    s, changes = st.apply(s, offer("aaaaaaaa"), NOW)
+    assert any(isinstance(c, st.LineAdded) for c in changes)
+    s, _ = st.apply(s, offer("bbbbbbbb", target="@alice", name="secret.txt"), NOW)
+    s, _ = st.apply(s, offer("aaaaaaaa"), NOW)  # the same offer again: not numbered again
+    assert [(x.number, x.id, x.key) for x in s.files] == [
+        (1, "aaaaaaaa", "lobby"), (2, "bbbbbbbb", "@bob")]
+    line = s.conversations["lobby"].lines[0]
+    assert line.kind == "file" and line.file is not None and line.file.number == 1
+    text = render.chat_line(line, lambda ts: "10:00").plain
+    assert text == "10:00 [1] bob shared notes.txt (1.2 kB, sha256 abababababab)  /get 1"
+    private_line = s.conversations["@bob"].lines[0]
+    assert private_line.mention and s.conversations["@bob"].unread == 1  # for us: counted
+    assert s.file("2") == s.file("bbbbbbbb") == s.files[1] and s.file("3") is None
+    # a listing numbers what it did not know, as lines in the conversation on screen
+    s, _ = st.apply(s, f.FileInfo(id="cccccccc", ts=T, target="lobby", sender="carol", size=5,
+                                  sha256=SHA, name="old.txt"), NOW)
+    s, _ = st.apply(s, f.FileList(target="lobby", count=2), NOW)
+    assert s.files[-1].number == 3
+    assert [ln.text for ln in s.current.lines[-2:]] == [
+        "old.txt", "2 file(s) shared in #lobby; /get N downloads one"]
+
+
+def test_the_router_turns_file_commands_into_jobs() -> None:
+    s = state(file_max=1000)
+    s, _ = st.apply(s, offer("aaaaaaaa"), NOW)
+    out = commands.submit(s, "/get 1", NOW, max_bytes=100)
+    assert out.send == f.GetFile(id="aaaaaaaa") and isinstance(out.job, commands.GetJob)
+    out = commands.submit(s, "/get AAAAAAAA", NOW, max_bytes=100)
+    assert out.send == f.GetFile(id="aaaaaaaa")
+    out = commands.submit(s, '/share "~/My Report.pdf"', NOW, max_bytes=100)
+    assert out.job == commands.ShareJob("~/My Report.pdf", "lobby") and out.send is None
+    bob = state(private("Bob", members=("alice", "Bob")), active="@bob", file_max=1000)
+    assert commands.submit(bob, "/share x", NOW, max_bytes=100).job == commands.ShareJob(
+        "x", "@Bob")
+    assert commands.submit(bob, "/files", NOW, max_bytes=100).send == f.ListFiles(
+        target="@Bob")
+    for line, error in (("/get 7", "No file [7]"), ("/share", "Usage: /share"),
+                        ("/get", "Usage: /get"), ("/get ../x", "neither")):
+        out = commands.submit(s, line, NOW, max_bytes=100)
+        assert out.send is None and out.job is None and error in out.state.current.lines[-1].text
+    no_files = state()  # a server without files= in its HELLO
+    out = commands.submit(no_files, "/share x", NOW, max_bytes=100)
+    assert out.job is None and "does not share files" in out.state.current.lines[-1].text
+
+
+# ----------------------------------------------------------------------------- Pilot
+
+
+def make_file(path: Path, size: int, seed: int = 0) -> str:
+    data = hashlib.shake_256(f"{seed}".encode()).digest(size)
+    path.write_bytes(data)
+    return hashlib.sha256(data).hexdigest()
+
+
+async def paste_line(pilot: Pilot[None], app: ChatApp, text: str) -> None:
+    """A long line (a path) put in the input at once, then Enter: typing it key by key costs
+    about 0.1 s a key under Pilot."""
+    app.input.value = text
+    await pilot.press("enter")
+
+
+def make_app(server: ChatServer, downloads: Path, nick: str = "alice") -> ChatApp:
+    return ChatApp(Address("127.0.0.1", server.port), nick, reconnect_base=0.1,
+                   reconnect_cap=0.5, download_dir=downloads)
+
+
+async def test_share_from_the_chat_ui(make_server: ServerFactory, tmp_path: Path) -> None:
+    server = await make_server()
+    bob = await registered(server.port, "bob")
+    src = tmp_path / "report.pdf"
+    sha = make_file(src, 300_000)
+    app = make_app(server, tmp_path / "dl")
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: app.chat.nick == "alice" and app.chat.file_max is not None,
+                    "registration")
+        await paste_line(pilot, app, f"/share {src}")
+        got = await next_frame(bob, f.FileOffer)
+        assert isinstance(got, f.FileOffer)
+        assert (got.sender, got.target, got.name, got.sha256) == ("alice", "lobby",
+                                                                  "report.pdf", sha)
+        await until(pilot, lambda: any("[1] you shared report.pdf" in s
+                                       for s in plain(app, "lobby")), "the offer line")
+        await until(pilot, lambda: any("the server verified it" in s
+                                       for s in plain(app, "lobby")), "the upload's end")
+        assert (server.config.data_dir / "files" / sha).read_bytes() == src.read_bytes()
+        # privately, from the conversation with bob
+        await type_line(pilot, "/msg bob here it comes")
+        await until(pilot, lambda: app.chat.active == "@bob", "the private conversation")
+        await paste_line(pilot, app, f"/share {src}")
+        got = await next_frame(bob, f.FileOffer)
+        assert isinstance(got, f.FileOffer) and got.target == "@bob"
+        # too large for the server: refused before a byte (the server's limit from HELLO)
+        app.chat = replace(app.chat, file_max=10)
+        before = server.files.bytes_in  # type: ignore[union-attr]
+        await paste_line(pilot, app, f"/share {src}")
+        await until(pilot, lambda: any("Not shared: report.pdf" in s
+                                       for s in plain(app, "@bob")), "the refusal")
+        assert server.files.bytes_in == before  # type: ignore[union-attr]
+    await bob.close()
+
+
+async def test_get_from_the_chat_ui(make_server: ServerFactory, tmp_path: Path) -> None:
+    server = await make_server()
+    src = tmp_path / "notes.txt"
+    sha = make_file(src, 50_000)
+    dl = tmp_path / "dl"
+    app = make_app(server, dl)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: app.chat.nick == "alice", "registration")
+        await share_file(Address("127.0.0.1", server.port), "bob", src)
+        await until(pilot, lambda: any("[1] bob shared notes.txt" in s
+                                       for s in plain(app, "lobby")), "the offer")
+        await type_line(pilot, "/get 1")
+        await until(pilot, lambda: (dl / "notes.txt").exists(), "the download")
+        await until(pilot, lambda: any(s.endswith("sha256 verified).")
+                                       for s in plain(app, "lobby")), "the saved line")
+        assert hashlib.sha256((dl / "notes.txt").read_bytes()).hexdigest() == sha
+        # F4: pick it from the list, Enter downloads it again, beside the first
+        await pilot.press("f4")
+        await until(pilot, lambda: isinstance(app.screen, FilesScreen), "the files list")
+        await pilot.press("enter")
+        await until(pilot, lambda: (dl / "notes (1).txt").exists(), "the second download")
+        assert app.input.has_focus
+        await type_line(pilot, "/files")
+        await until(pilot, lambda: any("1 file(s) shared in #lobby" in s
+                                       for s in plain(app, "lobby")), "the listing")
+        await type_line(pilot, "/get 9")
+        assert "No file [9]" in plain(app, "lobby")[-1]
+    assert sorted(p.name for p in dl.iterdir()) == ["notes (1).txt", "notes.txt"]
+
+
+async def test_a_transfer_never_blocks_typing(make_server: ServerFactory,
+                                              tmp_path: Path) -> None:
+    """While a slow download runs (the server's speed limit), lines typed are sent at once."""
+    src = tmp_path / "slow.bin"
+    make_file(src, 3_000_000)
+    fast = await make_server()
+    shared = await share_file(Address("127.0.0.1", fast.port), "bob", src)
+    await fast.stop()
+    server = await make_server(file_rate=1_000_000)  # the same data directory: 3 s to fetch
+    bob = await registered(server.port, "bob")
+    dl = tmp_path / "dl"
+    app = make_app(server, dl)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: app.chat.nick == "alice", "registration")
+        await type_line(pilot, "/files")
+        await until(pilot, lambda: app.chat.file(shared.id) is not None, "the listing")
+        await type_line(pilot, f"/get {shared.id}")
+        await until(pilot, lambda: bool(app._progress), "the download to start")
+        await until(pilot, lambda: app.transfer_bar.has_class("-busy"), "the progress bar")
+        await type_line(pilot, "still typing")
+        got = await next_frame(bob, f.RoomMessage)
+        assert isinstance(got, f.RoomMessage) and got.text == "still typing"
+        assert app._progress, "the download ended before the message went: nothing shown"
+        assert "slow.bin" in str(app.transfer_bar.render())
+        await until(pilot, lambda: (dl / "slow.bin").exists(), "the download", timeout=30)
+        await until(pilot, lambda: not app.transfer_bar.has_class("-busy"), "the bar to go")
+    await bob.close()
+    await asyncio.sleep(0)
