@@ -73,3 +73,9 @@ class DataDirError(RichchatError):
 
 class ServerFullError(RichchatError):
     exit_status = ExitStatus.SERVER_FULL
+
+
+class RedisUnavailableError(RichchatError):
+    """``server --redis``: the cluster's Redis cannot be reached (or refuses us) at start."""
+
+    exit_status = ExitStatus.REDIS_UNAVAILABLE

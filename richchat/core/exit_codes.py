@@ -22,4 +22,5 @@ class ExitStatus(IntEnum):
     DATA_DIR = 13  # server: the data directory cannot be created, opened or written
     SERVER_FULL = 14  # the server is at its connection cap (--max-clients)
     LINES_REFUSED = 15  # send: some lines were refused (too long), the others delivered
+    REDIS_UNAVAILABLE = 16  # server --redis: Redis cannot be reached or refuses us at start
     INTERRUPTED = 130  # Ctrl+C (128 + SIGINT)

@@ -14,6 +14,7 @@ import logging
 import socket
 import sqlite3
 import time
+from typing import TYPE_CHECKING
 
 from richchat import __version__
 from richchat.core.constants import PROTOCOL_VERSION
@@ -25,6 +26,7 @@ from richchat.core.errors import (
 )
 from richchat.core.protocol import frames as f
 from richchat.core.protocol.codec import warm_up
+from richchat.core.server import events as ev
 from richchat.core.server.backends.embedded import EmbeddedBackend
 from richchat.core.server.config import ServerConfig
 from richchat.core.server.connection import Connection
@@ -34,6 +36,9 @@ from richchat.core.server.dialect import Dialect
 from richchat.core.server.hub import Hub
 from richchat.core.server.memory import HeapTrimmer, collect_and_freeze, libc_malloc_trim
 from richchat.core.server.storage import HistoryStore
+
+if TYPE_CHECKING:
+    from richchat.core.server.backends.redis import RedisBackend
 
 log = logging.getLogger("richchat.server")
 
@@ -63,7 +68,7 @@ class ChatServer:
     def __init__(self, config: ServerConfig) -> None:
         self.config = config
         self.hub: Hub | None = None
-        self.backend: EmbeddedBackend | None = None
+        self.backend: EmbeddedBackend | RedisBackend | None = None
         self._server: asyncio.AbstractServer | None = None
         self._sweeper: asyncio.Task[None] | None = None
         self._trimmer: asyncio.Task[None] | None = None
@@ -105,14 +110,7 @@ class ChatServer:
             )
         # validators and decoding paths now, not while the first clients connect
         warm_up()
-        history = cfg.data_dir / "history.sqlite3"
-        try:
-            self.backend = backend = EmbeddedBackend(
-                HistoryStore(history, retention=cfg.retention)
-            )
-            await backend.open()
-        except sqlite3.Error as exc:
-            raise DataDirError(f"cannot use the history file {history}: {exc}") from None
+        backend = self.backend = await self._open_backend()
         self.server_id = backend.server_id
         delivery = Delivery(cfg, backend, self._hello)
         self.hub = hub = Hub(cfg, backend, delivery)
@@ -149,6 +147,35 @@ class ChatServer:
             self._trimmer = asyncio.create_task(self.trimmer.run())
         await self._start_advertiser()
         log.info("listening on %s:%d", self.host, self.port)
+
+    async def _open_backend(self) -> EmbeddedBackend | RedisBackend:
+        cfg = self.config
+        if cfg.redis is not None:  # a node of a cluster: redis-py is imported only here
+            from richchat.core.server.backends.redis import RedisBackend, RedisConfig
+
+            cluster = cfg.cluster_name
+            assert cluster is not None
+            node = RedisBackend(RedisConfig(cfg.redis, cluster, cfg.history, cfg.retention))
+            node.on_evicted = self._evicted
+            await node.open()  # RedisUnavailableError: one line and its exit status
+            log.info("node %s of cluster %r", node.node, cluster)
+            return node
+        history = cfg.data_dir / "history.sqlite3"
+        try:
+            backend = EmbeddedBackend(HistoryStore(history, retention=cfg.retention))
+            await backend.open()
+        except sqlite3.Error as exc:
+            raise DataDirError(f"cannot use the history file {history}: {exc}") from None
+        return backend
+
+    def _evicted(self, reason: str) -> None:
+        """The cluster forgot this node (cut off from Redis too long): everyone reconnects."""
+        hub = self.hub
+        if hub is None:
+            return
+        hub.delivery.post(ev.Notice(reason))
+        for conn in list(hub.conns):
+            conn.close(reason)
 
     async def _start_advertiser(self) -> None:
         cfg = self.config
@@ -221,8 +248,10 @@ class ChatServer:
 
     @property
     def store(self) -> HistoryStore | None:
-        """The history file of the embedded backend (None before start and after stop)."""
-        return self.backend.store if self.backend is not None else None
+        """The history file of the embedded backend (None before start and after stop, and
+        for a node of a cluster)."""
+        backend = self.backend
+        return backend.store if isinstance(backend, EmbeddedBackend) else None
 
     def _hello(self) -> f.Hello:
         """The ``HELLO`` this server answers with."""

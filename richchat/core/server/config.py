@@ -61,3 +61,16 @@ class ServerConfig(BaseModel):
     shutdown_timeout: float = Field(default=3.0, gt=0)
     #: give freed heap back to the OS after this many quiet seconds (0 = never; glibc only)
     heap_trim_quiet: float = Field(default=1.0, ge=0)
+
+    #: a cluster: this process is one node of the chat kept in this Redis (redis:// or
+    #: rediss:// URL; None: the embedded backend, this process alone with SQLite)
+    redis: str | None = None
+    #: the chat's name in that Redis (several chats may share one Redis); default: ``name``
+    cluster: str | None = Field(default=None, min_length=1, max_length=64)
+
+    @property
+    def cluster_name(self) -> str | None:
+        """The cluster this node belongs to (None: not a cluster)."""
+        if self.redis is None:
+            return None
+        return self.cluster or self.name

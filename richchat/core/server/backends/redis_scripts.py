@@ -1,0 +1,204 @@
+"""The Lua scripts of the Redis backend: every change of shared state is one script, so it is
+atomic and lands in the event log in the same step (a node that reads the state and then the
+log from the position read with it sees every change exactly once).
+
+Keys (``P`` is the cluster's prefix, ``richchat:{CLUSTER}:``; the braces are a Redis Cluster
+hash tag, so every key of one chat lives in one slot):
+
+=========================  ======  ==========================================================
+key                        type    what
+=========================  ======  ==========================================================
+``P log``                  stream  every room and presence event, in the one order of the chat
+                                   (trimmed to ``LOG_MAXLEN`` entries)
+``P hist:ROOM``            stream  the messages of ROOM, under the same ids as in the log
+                                   (trimmed to the retention)
+``P histrooms``            set     rooms with a history stream
+``P msgid``                hash    ROOM -> the last message id given in ROOM
+``P names``                hash    name key -> ``NODE:TOKEN`` of the connection holding it
+``P users``                hash    name key -> ``NODE US name US entry`` of registered users
+``P rooms``                set     rooms with members
+``P members:ROOM``         set     name keys of ROOM's members
+``P topics``               hash    ROOM -> ``setter US text``
+``P nodes``                zset    node id -> heartbeat deadline (ms, Redis clock)
+``P applied:NODE``         string  the last sequence number of NODE's events applied
+``P inbox:NODE``           stream  private messages to users on NODE
+``P reaper``               string  the lock of the node reaping dead nodes (a few seconds)
+``P id``                   string  the chat's id (what discovery shows for every node)
+=========================  ======  ==========================================================
+
+``US`` is the ASCII unit separator (``\\x1f``): it cannot occur in names, rooms or texts
+(control characters are neutralised when a line comes in), except as the last field of a
+message text, which readers split off last.
+
+Log entries have one field ``e``: ``OP US ORIGIN US fields...`` where ORIGIN is
+``NODE:SEQ`` (``reaper:0`` for what the reaper publishes) and OP is one of ``m`` (message:
+room, id, ts, name, kind, text), ``j`` (joined: room, name, entry), ``p`` (parted: room,
+name, reason), ``t`` (topic: room, setter, text), ``r`` (registered: name, entry), ``d``
+(departed: name, reason), ``n`` (renamed: old, new, entry).
+
+Exactly once: a node numbers its events; the script applies one only if its number is above
+``applied:NODE``, so a batch sent again after a lost connection (when it is unknown what
+Redis did with it) changes nothing twice. Claims and releases are idempotent by themselves.
+A node missing from ``nodes`` was reaped: its events are refused (``reaped``).
+"""
+
+from __future__ import annotations
+
+#: ARGV: prefix, node, seq, op, log maxlen, op fields...
+APPLY = r"""
+local p, node, seq, op = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
+if not redis.call('ZSCORE', p .. 'nodes', node) then return 'reaped' end
+local S = '\31'
+if op == 'c' then -- claim: key, owner
+  local cur = redis.call('HGET', p .. 'names', ARGV[6])
+  if cur and cur ~= ARGV[7] then return 0 end
+  redis.call('HSET', p .. 'names', ARGV[6], ARGV[7])
+  return 1
+elseif op == 'x' then -- release (compare-and-delete): key, owner
+  if redis.call('HGET', p .. 'names', ARGV[6]) == ARGV[7] then
+    redis.call('HDEL', p .. 'names', ARGV[6])
+  end
+  return 1
+end
+local applied = p .. 'applied:' .. node
+if seq <= tonumber(redis.call('GET', applied) or '0') then return 'dup' end
+redis.call('SET', applied, seq)
+local origin = node .. ':' .. seq
+local function log(body)
+  return redis.call('XADD', p .. 'log', 'MAXLEN', '~', ARGV[5], '*', 'e',
+                    op .. S .. origin .. S .. body)
+end
+if op == 'm' then -- room, ts, name, kind, text, retention
+  local room = ARGV[6]
+  local id = redis.call('HINCRBY', p .. 'msgid', room, 1)
+  local body = room .. S .. id .. S .. ARGV[7] .. S .. ARGV[8] .. S .. ARGV[9] .. S .. ARGV[10]
+  local lid = log(body)
+  redis.call('XADD', p .. 'hist:' .. room, 'MAXLEN', '~', ARGV[11], lid, 'm', body)
+  redis.call('SADD', p .. 'histrooms', room)
+  return id
+elseif op == 'j' then -- room, key, name, entry
+  redis.call('SADD', p .. 'rooms', ARGV[6])
+  redis.call('SADD', p .. 'members:' .. ARGV[6], ARGV[7])
+  log(ARGV[6] .. S .. ARGV[8] .. S .. ARGV[9])
+elseif op == 'p' then -- room, key, name, reason
+  local members = p .. 'members:' .. ARGV[6]
+  redis.call('SREM', members, ARGV[7])
+  if redis.call('SCARD', members) == 0 then redis.call('SREM', p .. 'rooms', ARGV[6]) end
+  log(ARGV[6] .. S .. ARGV[8] .. S .. ARGV[9])
+elseif op == 't' then -- room, setter, text
+  redis.call('HSET', p .. 'topics', ARGV[6], ARGV[7] .. S .. ARGV[8])
+  log(ARGV[6] .. S .. ARGV[7] .. S .. ARGV[8])
+elseif op == 'r' then -- key, name, entry
+  redis.call('HSET', p .. 'users', ARGV[6], node .. S .. ARGV[7] .. S .. ARGV[8])
+  log(ARGV[7] .. S .. ARGV[8])
+elseif op == 'd' then -- key, name, reason
+  redis.call('HDEL', p .. 'users', ARGV[6])
+  log(ARGV[7] .. S .. ARGV[8])
+elseif op == 'n' then -- old key, new key, old, new, entry
+  redis.call('HDEL', p .. 'users', ARGV[6])
+  redis.call('HSET', p .. 'users', ARGV[7], node .. S .. ARGV[9] .. S .. ARGV[10])
+  if ARGV[6] ~= ARGV[7] then
+    for _, room in ipairs(redis.call('SMEMBERS', p .. 'rooms')) do
+      if redis.call('SREM', p .. 'members:' .. room, ARGV[6]) == 1 then
+        redis.call('SADD', p .. 'members:' .. room, ARGV[7])
+      end
+    end
+  end
+  log(ARGV[8] .. S .. ARGV[9] .. S .. ARGV[10])
+elseif op == 'v' then -- private: target node, ts, sender, to, text
+  redis.call('XADD', p .. 'inbox:' .. ARGV[6], 'MAXLEN', '~', 1000, '*', 'e',
+             op .. S .. origin .. S .. ARGV[7] .. S .. ARGV[8] .. S .. ARGV[9] .. S .. ARGV[10])
+else
+  return redis.error_reply('unknown op ' .. op)
+end
+return 1
+"""
+
+#: ARGV: prefix, node, ttl ms. Joins the cluster (or keeps the membership alive): 1, or 0 when
+#: the node was reaped meanwhile and must not come back under the same id (``join`` = 1 adds
+#: it anyway: the first heartbeat of a new node).
+HEARTBEAT = r"""
+local p, node, ttl, join = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+if join ~= '1' and not redis.call('ZSCORE', p .. 'nodes', node) then return 0 end
+redis.call('ZADD', p .. 'nodes', now + ttl, node)
+return 1
+"""
+
+#: ARGV: prefix, node (the reaper), lock ms, log maxlen. The node holding the lock removes
+#: every node whose heartbeat deadline passed: its users leave their rooms and the chat
+#: (events in the log, as if they had disconnected), their names are free. Returns the
+#: number of nodes reaped.
+REAP = r"""
+local p, me, lock_ms, maxlen = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local S = '\31'
+local lock = redis.call('GET', p .. 'reaper')
+if lock and lock ~= me then return 0 end
+redis.call('SET', p .. 'reaper', me, 'PX', lock_ms)
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local dead = redis.call('ZRANGEBYSCORE', p .. 'nodes', '-inf', now)
+if #dead == 0 then return 0 end
+local function log(op, body)
+  redis.call('XADD', p .. 'log', 'MAXLEN', '~', maxlen, '*', 'e',
+             op .. S .. 'reaper:0' .. S .. body)
+end
+local gone = {}
+for _, node in ipairs(dead) do
+  gone[node] = true
+  redis.call('ZREM', p .. 'nodes', node)
+  redis.call('DEL', p .. 'applied:' .. node, p .. 'inbox:' .. node)
+end
+local users = redis.call('HGETALL', p .. 'users')
+local rooms = redis.call('SMEMBERS', p .. 'rooms')
+for i = 1, #users, 2 do
+  local key, value = users[i], users[i + 1]
+  local s1 = string.find(value, S, 1, true)
+  local node = string.sub(value, 1, s1 - 1)
+  if gone[node] then
+    local s2 = string.find(value, S, s1 + 1, true)
+    local name = string.sub(value, s1 + 1, s2 - 1)
+    for _, room in ipairs(rooms) do
+      local members = p .. 'members:' .. room
+      if redis.call('SREM', members, key) == 1 then
+        if redis.call('SCARD', members) == 0 then redis.call('SREM', p .. 'rooms', room) end
+        log('p', room .. S .. name .. S .. 'connection lost')
+      end
+    end
+    redis.call('HDEL', p .. 'users', key)
+    log('d', name .. S .. 'connection lost')
+  end
+end
+local names = redis.call('HGETALL', p .. 'names')
+for i = 1, #names, 2 do
+  local owner = names[i + 1]
+  local node = string.sub(owner, 1, (string.find(owner, ':', 1, true) or 0) - 1)
+  if gone[node] then redis.call('HDEL', p .. 'names', names[i]) end
+end
+return #dead
+"""
+
+#: ARGV: prefix. The state of the chat and the log position it is the state at, in one step:
+#: {last log id, users (flat key/value), {{room, {member keys}}...}, topics (flat), rooms
+#: with history}.
+SNAPSHOT = r"""
+local p = ARGV[1]
+local last = redis.call('XREVRANGE', p .. 'log', '+', '-', 'COUNT', 1)
+local lid = '0-0'
+if #last > 0 then lid = last[1][1] end
+local rooms = {}
+for _, room in ipairs(redis.call('SMEMBERS', p .. 'rooms')) do
+  table.insert(rooms, {room, redis.call('SMEMBERS', p .. 'members:' .. room)})
+end
+return {lid, redis.call('HGETALL', p .. 'users'), rooms, redis.call('HGETALL', p .. 'topics'),
+        redis.call('SMEMBERS', p .. 'histrooms')}
+"""
+
+#: ARGV: prefix, node. A node that stops cleanly leaves at once (nothing for the reaper).
+LEAVE = r"""
+local p, node = ARGV[1], ARGV[2]
+redis.call('ZREM', p .. 'nodes', node)
+redis.call('DEL', p .. 'applied:' .. node, p .. 'inbox:' .. node)
+return 1
+"""
