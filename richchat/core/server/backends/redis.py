@@ -247,13 +247,13 @@ class RedisBackend:
             await asyncio.wait_for(self._drained(), timeout=3.0)
         for task in self._tasks:
             task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(BaseException):
-                await task
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=2.0)
+        # every step bounded: a Redis that does not answer never holds up a shutdown
         with contextlib.suppress(Exception):
             await asyncio.wait_for(r.eval(lua.LEAVE, 0, self.prefix, self.node), 2.0)
         with contextlib.suppress(Exception):
-            await r.aclose()
+            await asyncio.wait_for(r.aclose(), 2.0)
         self._redis = None
 
     async def _drained(self) -> None:
@@ -715,7 +715,10 @@ def _stored(body: str) -> StoredMessage:
 
 
 def _is_noscript(exc: object) -> bool:
-    return isinstance(exc, Exception) and "NOSCRIPT" in str(exc)
+    """Redis restarted and forgot our scripts (they are loaded again, and the calls resent)."""
+    from redis.exceptions import NoScriptError
+
+    return isinstance(exc, NoScriptError)
 
 
 def _describe(exc: BaseException) -> str:
