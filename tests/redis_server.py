@@ -16,6 +16,7 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 HOST = "127.0.0.1"
 
@@ -33,7 +34,13 @@ def _free_port() -> int:
 
 
 class RedisServer:
-    def __init__(self, directory: Path | None = None, *, appendfsync: str = "always") -> None:
+    def __init__(
+        self,
+        directory: Path | None = None,
+        *,
+        appendfsync: str = "always",
+        password: str | None = None,
+    ) -> None:
         exe = redis_server_binary()
         if exe is None:
             raise RuntimeError("redis-server is not installed (Debian package redis-server)")
@@ -42,6 +49,7 @@ class RedisServer:
         self.dir = directory or Path(tempfile.mkdtemp(prefix="richchat-redis-"))
         self.port = _free_port()
         self.appendfsync = appendfsync
+        self.password = password
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -60,6 +68,8 @@ class RedisServer:
             "--daemonize", "no", "--logfile", str(self.dir / "redis.log"),
             "--protected-mode", "yes", "--maxclients", "10000",
         ]  # fmt: skip
+        if self.password:
+            args += ["--requirepass", self.password]
         self.proc = subprocess.Popen(
             args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=self.dir
         )
@@ -81,26 +91,19 @@ class RedisServer:
             return False
 
     def command(self, *args: str) -> str:
-        """One command in RESP, its reply's first line (enough for PING, CLIENT KILL...)."""
-        body = f"*{len(args)}\r\n" + "".join(f"${len(a.encode())}\r\n{a}\r\n" for a in args)
+        """One command in RESP; its reply as text (a simple, integer or bulk reply)."""
+        commands = [("AUTH", self.password), args] if self.password else [args]
+        body = "".join(
+            f"*{len(c)}\r\n" + "".join(f"${len(a.encode())}\r\n{a}\r\n" for a in c)
+            for c in commands
+        )
         with socket.create_connection((HOST, self.port), timeout=5) as sock:
             sock.sendall(body.encode())
-            data = b""
-            while not data.endswith(b"\r\n"):
-                chunk = sock.recv(65536)
-                if not chunk:
-                    break
-                data += chunk
-            if data.startswith(b"$"):  # a bulk string: read the rest
-                size = int(data[1 : data.index(b"\r\n")])
-                while len(data) < data.index(b"\r\n") + 2 + size + 2:
-                    chunk = sock.recv(65536)
-                    if not chunk:
-                        break
-                    data += chunk
-                start = data.index(b"\r\n") + 2
-                return data[start : start + size].decode(errors="replace")
-            return data.decode(errors="replace").strip()
+            reader = sock.makefile("rb")
+            reply = ""
+            for _ in commands:
+                reply = _read_reply(reader)
+            return reply
 
     def client_ids(self, name_prefix: str) -> list[str]:
         """Ids of the connections whose client name starts with ``name_prefix``."""
@@ -147,3 +150,15 @@ class RedisServer:
         if self._own_dir:
             with contextlib.suppress(OSError):
                 shutil.rmtree(self.dir)
+
+
+def _read_reply(reader: Any) -> str:
+    line = reader.readline()
+    if not line:
+        raise OSError("connection closed")
+    if line.startswith(b"$"):
+        size = int(line[1:])
+        if size < 0:
+            return ""
+        return str(reader.read(size + 2)[:size].decode(errors="replace"))
+    return str(line.decode(errors="replace").strip())

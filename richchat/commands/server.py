@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import sys
 from enum import Enum
@@ -52,6 +53,14 @@ def server(
     flood_rate: float = typer.Option(10.0, envvar="RICHCHAT_FLOOD_RATE", min=0, help="Lines per second per client (0: no flood control); announced in HELLO, richchat send paces itself to it."),
     flood_burst: int = typer.Option(30, envvar="RICHCHAT_FLOOD_BURST", min=1, help="Burst of lines allowed before throttling."),
     idle_timeout: float = typer.Option(300.0, envvar="RICHCHAT_IDLE_TIMEOUT", min=1, help="Seconds before a silent client is pinged, then dropped."),
+    redis: Optional[str] = typer.Option(
+        None, "--redis", envvar="RICHCHAT_REDIS", metavar="URL",
+        help="Be one node of a chat kept in this Redis (redis://[:PASSWORD@]HOST:PORT/DB, rediss:// for TLS): several servers, one chat. See README 'Several servers'.",
+    ),
+    cluster: Optional[str] = typer.Option(
+        None, "--cluster", envvar="RICHCHAT_CLUSTER",
+        help="With --redis: the chat's name in that Redis; nodes with the same name serve one chat (default: --name).",
+    ),
     log_level: LogLevel = typer.Option(LogLevel.info, envvar="RICHCHAT_LOG_LEVEL", case_sensitive=False, help="How much the server logs on stderr."),
 ) -> None:
     """Run the chat server: chat, history on disk, LAN discovery; Ctrl+C stops it cleanly."""
@@ -75,6 +84,14 @@ def server(
     )
     if data_dir is not None:
         options["data_dir"] = data_dir
+    if cluster is not None and redis is None:
+        raise UsageError("--cluster needs --redis (a cluster's nodes share one Redis)")
+    if redis is not None:
+        if not redis.startswith(("redis://", "rediss://", "unix://")):
+            raise UsageError(f"--redis {redis.split('@')[-1]!r}: not a redis://, rediss:// or unix:// URL")
+        options["redis"] = redis
+        options["redis_password"] = os.environ.get("RICHCHAT_REDIS_PASSWORD") or None
+        options["cluster"] = cluster
     try:
         config = ServerConfig.model_validate(options)
     except ValidationError as exc:  # a limit not checked above: one line, never a dump
@@ -83,6 +100,7 @@ def server(
         raise UsageError(f"bad {field} {err.get('input')!r}: {err['msg']}") from None
 
     def ready(srv: ChatServer) -> None:
-        print(f"richchat server {config.name!r} listening on {srv.host}:{srv.port} (protocol 1)", flush=True)
+        node = f"; node of cluster {config.cluster_name!r}" if config.cluster_name else ""
+        print(f"richchat server {config.name!r} listening on {srv.host}:{srv.port} (protocol 1){node}", flush=True)
 
     run_server(config, ready)

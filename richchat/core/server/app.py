@@ -155,7 +155,9 @@ class ChatServer:
 
             cluster = cfg.cluster_name
             assert cluster is not None
-            node = RedisBackend(RedisConfig(cfg.redis, cluster, cfg.history, cfg.retention))
+            node = RedisBackend(
+                RedisConfig(cfg.redis, cluster, cfg.history, cfg.retention, cfg.redis_password)
+            )
             node.on_evicted = self._evicted
             await node.open()  # RedisUnavailableError: one line and its exit status
             log.info("node %s of cluster %r", node.node, cluster)

@@ -65,6 +65,8 @@ class ServerConfig(BaseModel):
     #: a cluster: this process is one node of the chat kept in this Redis (redis:// or
     #: rediss:// URL; None: the embedded backend, this process alone with SQLite)
     redis: str | None = None
+    #: the Redis password when it is not in the URL (``RICHCHAT_REDIS_PASSWORD``)
+    redis_password: str | None = Field(default=None, repr=False)
     #: the chat's name in that Redis (several chats may share one Redis); default: ``name``
     cluster: str | None = Field(default=None, min_length=1, max_length=64)
 

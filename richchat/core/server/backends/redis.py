@@ -79,13 +79,22 @@ DEGRADED_TEXT = "the chat is degraded (its Redis does not answer); try again sho
 class RedisConfig:
     """What a node needs to know about its cluster."""
 
-    __slots__ = ("cluster", "history", "retention", "url")
+    __slots__ = ("cluster", "history", "password", "retention", "url")
 
-    def __init__(self, url: str, cluster: str, history: int, retention: int) -> None:
+    def __init__(
+        self,
+        url: str,
+        cluster: str,
+        history: int,
+        retention: int,
+        password: str | None = None,
+    ) -> None:
         self.url = url
         self.cluster = cluster
         self.history = history
         self.retention = retention
+        #: used when the URL carries none (``RICHCHAT_REDIS_PASSWORD``)
+        self.password = password
 
 
 def key_prefix(cluster: str) -> str:
@@ -99,8 +108,9 @@ def redact(url: str) -> str:
     if not sep or "@" not in rest:
         return url
     creds, _, host = rest.rpartition("@")
-    user = creds.split(":", 1)[0]
-    return f"{scheme}://{user + ':' if user else ''}***@{host}"
+    if ":" not in creds:  # a user name alone
+        return url
+    return f"{scheme}://{creds.split(':', 1)[0]}:***@{host}"
 
 
 class _Op:
@@ -172,9 +182,13 @@ class RedisBackend:
         from redis.backoff import NoBackoff
 
         url = self.config.url
+        extra: dict[str, Any] = {}
+        if self.config.password and not _has_password(url):
+            extra["password"] = self.config.password
         try:
             self._redis = Redis.from_url(
                 url,
+                **extra,
                 decode_responses=False,
                 client_name=f"richchat-{self.node}",
                 socket_connect_timeout=5,
@@ -719,6 +733,12 @@ def _is_noscript(exc: object) -> bool:
     from redis.exceptions import NoScriptError
 
     return isinstance(exc, NoScriptError)
+
+
+def _has_password(url: str) -> bool:
+    rest = url.partition("://")[2]
+    creds = rest.rpartition("@")[0]
+    return ":" in creds and bool(creds.split(":", 1)[1])
 
 
 def _describe(exc: BaseException) -> str:
