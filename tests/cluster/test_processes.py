@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import socket
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -159,3 +160,25 @@ async def test_history_survives_every_node_restarting(
         await bob.close()
     finally:
         assert b.stop() == 0
+
+
+def test_the_embedded_server_never_imports_redis(
+    cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    code = (
+        "import asyncio, sys\n"
+        "from richchat.core.server import ChatServer, ServerConfig\n"
+        "async def main():\n"
+        "    s = ChatServer(ServerConfig(host='127.0.0.1', port=0, data_dir=sys.argv[1],\n"
+        "                                beacon=False, mdns=False))\n"
+        "    await s.start()\n"
+        "    await s.stop()\n"
+        "asyncio.run(main())\n"
+        "print(sorted(m for m in sys.modules if m == 'redis' or m.startswith('redis.')))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "d")],
+        env=cli_env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
