@@ -13,6 +13,10 @@ def join(
     ),
     nick: str | None = typer.Option(None, "--nick", "-n", help="Your nickname (asked if omitted)."),
     timeout: float = typer.Option(10.0, "--timeout", min=0.1, help="Seconds to wait on connect."),
+    alternate: list[str] | None = typer.Option(
+        None, "--alternate", "-a", metavar="HOST[:PORT]",
+        help="Another node of the same chat (a cluster), where the chat reconnects if its node goes away (repeatable; the wizard finds them).",
+    ),
 ) -> None:
     """Chat in the terminal: join a richchat server (or pick one with the wizard)."""
     import sys
@@ -22,6 +26,7 @@ def join(
 
     if address is not None:
         target = parse_address(address)
+    alternates = [parse_address(a) for a in alternate or ()]
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
         raise UsageError(
             "richchat join needs a terminal" if address else
@@ -32,7 +37,7 @@ def join(
         from richchat.core.wizard import run_wizard
 
         try:
-            picked = run_wizard(nick=nick, timeout=timeout)
+            picked = run_wizard(nick=nick, timeout=timeout, alternates=alternates)
         except KeyboardInterrupt:  # Ctrl+C at any step: leave at once, no traceback
             from richchat.core.exit_codes import ExitStatus
 
@@ -43,7 +48,7 @@ def join(
 
     from richchat.core.tui import ChatApp
 
-    app = ChatApp(target, nick, timeout=timeout, fail_fast=True)
+    app = ChatApp(target, nick, timeout=timeout, fail_fast=True, alternates=alternates)
     app.run()
     if app.failure is not None:
         raise app.failure

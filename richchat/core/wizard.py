@@ -68,17 +68,28 @@ class Candidate:
     port: int | None  # known for advertised servers
     name: str  # server name, vendor, or interface name
     detail: str
+    #: the other nodes of the same chat (a cluster): where the chat reconnects if this
+    #: node goes away
+    alternates: tuple[Address, ...] = ()
 
 
 def candidates(report: DiscoveryReport) -> list[Candidate]:
     """Every row of the discovery table, in display order."""
+    from richchat.core.discovery.render import chats
+
     rows: list[Candidate] = []
-    for server in report.servers:
+    for chat in chats(report.servers):
+        server = chat[0]  # the nodes of a cluster are one chat: one row
         users = f"{server.users} users" if server.users is not None else ""
         via = ", ".join(server.found_via)
         tls = "TLS" if server.tls else ""
-        rows.append(Candidate("advertised", server.address, server.port, server.name,
-                              " · ".join(x for x in (users, tls, via) if x)))
+        name, nodes = server.name, ""
+        if server.cluster is not None:
+            name = server.cluster
+            nodes = f"{len(chat)} node{'s' if len(chat) > 1 else ''} of one chat"
+        rows.append(Candidate("advertised", server.address, server.port, name,
+                              " · ".join(x for x in (nodes, users, tls, via) if x),
+                              tuple(Address(n.address, n.port) for n in chat[1:])))
     for host in report.hosts:
         os_name = host.os.name if host.os else ""
         rows.append(Candidate("host", host.ip, None, host.vendor or "",
@@ -193,6 +204,8 @@ class Wizard:
         self.ask = ask
         self.timeout = timeout
         self.discovery_timeout = discovery_timeout
+        #: after run(): the other nodes of the chat picked (a cluster), for failover
+        self.alternates: list[Address] = []
 
     # step 1 -----------------------------------------------------------------
     def discover(self) -> DiscoveryReport:
@@ -341,10 +354,17 @@ class Wizard:
             else:
                 address = picked if isinstance(picked, Address) else Address(
                     picked.host, picked.port or 0)
-                problem = self.check_server(address)
+                nodes = [address, *(picked.alternates if isinstance(picked, Candidate) else ())]
+                problem = None
+                for node in nodes:  # a cluster: any node that answers will do
+                    problem = self.check_server(node)
+                    if problem is None:
+                        address = node
+                        break
                 if problem is not None:
                     self.say(f"cannot join {address}: {problem}; pick another host")
                     continue
+                self.alternates = [n for n in nodes if n != address]
             self.console.print(Text(f"Joining {address}", style="bold"))
             chosen = self.choose_nick(address, nick)
             return (address, chosen) if chosen else None
@@ -373,17 +393,23 @@ def run_wizard(
     timeout: float = 10.0,
     console: Console | None = None,
     ask: Ask | None = None,
+    alternates: list[Address] | None = None,
 ) -> tuple[Address, str] | None:
-    """Run the three steps on the terminal; None if the user quit."""
+    """Run the three steps on the terminal; None if the user quit. ``alternates`` (if
+    given) receives the other nodes of the chat picked, when it is a cluster."""
     out = console or Console(stderr=True, highlight=False)
     prompt: Ask = ask or (lambda text: out.input(Text(text, style="bold")))
     if not out.is_terminal and ask is None:
         raise UsageError("no server address given and no terminal for the wizard",
                          hint="richchat join HOST[:PORT] --nick NAME")
+    wizard = Wizard(out, prompt, timeout=timeout)
     try:
-        return Wizard(out, prompt, timeout=timeout).run(nick)
+        picked = wizard.run(nick)
     except EOFError:
         return None
+    if alternates is not None:
+        alternates[:] = wizard.alternates
+    return picked
 
 
 __all__ = ["Candidate", "Wizard", "candidates", "candidates_table", "check_nick",

@@ -218,13 +218,17 @@ class Advertiser:
     # ------------------------------------------------------------------ mDNS / DNS-SD
 
     def _txt(self, info: ServerInfo) -> dict[str, str]:
-        return {
+        txt = {
             "v": str(info.version),
             "name": info.name,
             "tls": "1" if info.tls else "0",
             "id": info.server_id,
             "users": str(info.users),
         }
+        if info.cluster is not None:
+            txt["cluster"] = info.cluster.name
+            txt["cluster_id"] = info.cluster.id
+        return txt
 
     def _mdns_addresses(self) -> list[str]:
         if not _is_wildcard(self.bind_host) and self.bind_host != "localhost":

@@ -6,11 +6,20 @@ from rich.console import Console, Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from richchat.core.discovery.models import DiscoveryReport, Notice
+from richchat.core.discovery.models import AdvertisedServer, DiscoveryReport, Notice
 
 
 def _t(value: object) -> Text:
     return Text("" if value is None else str(value))
+
+
+def chats(servers: list[AdvertisedServer]) -> list[list[AdvertisedServer]]:
+    """Servers grouped by the chat they serve (the nodes of a cluster together), in the order
+    they were found."""
+    groups: dict[str, list[AdvertisedServer]] = {}
+    for s in servers:
+        groups.setdefault(s.chat_key, []).append(s)
+    return list(groups.values())
 
 
 def advertised_table(report: DiscoveryReport, timeout: float | None = None) -> Table:
@@ -18,9 +27,21 @@ def advertised_table(report: DiscoveryReport, timeout: float | None = None) -> T
     for col in ("Name", "Address", "Port", "Users", "TLS", "Found via", "Server id"):
         table.add_column(col, justify="right" if col in ("Port", "Users") else "left",
                          overflow="fold")
-    for s in report.servers:
-        table.add_row(_t(s.name), _t(s.address), _t(s.port), _t(s.users),
-                      _t("yes" if s.tls else "no"), _t(", ".join(s.found_via)), _t(s.server_id))
+    for chat in chats(report.servers):
+        s = chat[0]
+        if len(chat) == 1 and s.cluster is None:
+            table.add_row(_t(s.name), _t(s.address), _t(s.port), _t(s.users),
+                          _t("yes" if s.tls else "no"), _t(", ".join(s.found_via)),
+                          _t(s.server_id))
+            continue
+        # the nodes of one cluster are one chat: one row, every node's address
+        via = list(dict.fromkeys(v for n in chat for v in n.found_via))
+        users = max((n.users for n in chat if n.users is not None), default=None)
+        nodes = f"{len(chat)} node{'s' if len(chat) > 1 else ''}"
+        table.add_row(_t(f"{s.cluster} (cluster, {nodes})"),
+                      _t("\n".join(n.address for n in chat)),
+                      _t("\n".join(str(n.port) for n in chat)), _t(users),
+                      _t("yes" if s.tls else "no"), _t(", ".join(via)), _t(s.cluster_id))
     if not report.servers:
         table.caption = "no richchat server answered" + (f" within {timeout:g} s" if timeout
                                                           else "")

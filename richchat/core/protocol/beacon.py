@@ -47,6 +47,16 @@ def _clean_name(value: str) -> str:
 ServerName = Annotated[str, Field(max_length=64), AfterValidator(_clean_name)]
 
 
+class Cluster(BaseModel):
+    """The chat a node of a cluster serves (``server --redis``): every node of one chat
+    advertises the same ``id`` (and name), so discovery shows them as one chat."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    id: ServerId
+    name: ServerName
+
+
 class ServerInfo(BaseModel):
     """What a server advertises about itself."""
 
@@ -58,6 +68,7 @@ class ServerInfo(BaseModel):
     users: int = Field(ge=0)
     tls: bool
     version: int = Field(default=PROTOCOL_VERSION, ge=1, le=999)
+    cluster: Cluster | None = None
 
 
 class Announce(BaseModel):
@@ -74,6 +85,8 @@ class Announce(BaseModel):
     users: int = Field(ge=0)
     tls: bool
     v: int = Field(ge=1, le=999)
+    #: a node of a cluster: the chat it serves (absent for a server on its own)
+    cluster: Cluster | None = None
 
     @classmethod
     def from_info(
@@ -82,13 +95,13 @@ class Announce(BaseModel):
     ) -> Announce:
         return cls(
             reason=reason, nonce=nonce, id=info.server_id, name=info.name, port=info.port,
-            users=info.users, tls=info.tls, v=info.version,
+            users=info.users, tls=info.tls, v=info.version, cluster=info.cluster,
         )
 
     def info(self) -> ServerInfo:
         return ServerInfo(
             server_id=self.id, name=self.name, port=self.port, users=self.users, tls=self.tls,
-            version=self.v,
+            version=self.v, cluster=self.cluster,
         )
 
 

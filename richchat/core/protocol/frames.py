@@ -127,6 +127,8 @@ class Hello(Frame):
     #: the server's flood limit: lines per second (0: none) and burst (``flood=10/30``)
     flood_rate: float | None = Field(default=None, ge=0, allow_inf_nan=False)
     flood_burst: int | None = Field(default=None, ge=1)
+    #: a node of a cluster (``server --redis``): the name of the chat it serves
+    cluster: str | None = Field(default=None, max_length=64)
 
     def payload(self) -> str:
         parts = [str(self.version), self.agent]
@@ -142,6 +144,8 @@ class Hello(Frame):
             parts.append("features=" + ",".join(self.features))
         if self.flood_rate is not None and self.flood_burst is not None:
             parts.append(f"flood={_rate_text(self.flood_rate)}/{self.flood_burst}")
+        if self.cluster is not None:
+            parts.append(f"cluster={_kv_value(self.cluster)}")
         return "|".join(parts)
 
     @classmethod
@@ -172,6 +176,8 @@ class Hello(Frame):
                 rate, slash, burst = value.partition("/")
                 if slash and _is_rate(rate) and burst.isdigit() and int(burst) >= 1:
                     values["flood_rate"], values["flood_burst"] = float(rate), int(burst)
+            elif key == "cluster":
+                values["cluster"] = value
             # unknown keys are ignored: later versions may add some
         return cls.model_validate(values)
 

@@ -38,6 +38,7 @@ from richchat.core.server.memory import HeapTrimmer, collect_and_freeze, libc_ma
 from richchat.core.server.storage import HistoryStore
 
 if TYPE_CHECKING:
+    from richchat.core.protocol.beacon import Cluster
     from richchat.core.server.backends.redis import RedisBackend
 
 log = logging.getLogger("richchat.server")
@@ -179,6 +180,15 @@ class ChatServer:
         for conn in list(hub.conns):
             conn.close(reason)
 
+    def _cluster_info(self) -> Cluster | None:
+        """What discovery says of the chat a node serves (None: a server on its own)."""
+        from richchat.core.protocol.beacon import Cluster
+
+        backend, name = self.backend, self.config.cluster_name
+        if name is None or backend is None or isinstance(backend, EmbeddedBackend):
+            return None
+        return Cluster(id=backend.cluster_id, name=name)
+
     async def _start_advertiser(self) -> None:
         cfg = self.config
         if not (cfg.beacon or cfg.mdns):
@@ -193,6 +203,7 @@ class ChatServer:
                 users=self.hub.users_online if self.hub else 0,
                 tls=False,
                 version=PROTOCOL_VERSION,
+                cluster=self._cluster_info(),
             )
 
         adv = Advertiser(
@@ -267,6 +278,7 @@ class ChatServer:
             features=FEATURES,
             flood_rate=self.config.flood_rate,
             flood_burst=self.config.flood_burst,
+            cluster=self.config.cluster_name,
         )
 
     async def stop(self) -> None:

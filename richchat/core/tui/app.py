@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import ClassVar
 
@@ -99,6 +99,7 @@ class ChatApp(App[None]):
         reconnect_base: float = 0.5,
         reconnect_cap: float = 15.0,
         fail_fast: bool = False,
+        alternates: Sequence[Address] = (),
     ) -> None:
         super().__init__()
         self.time_format = time_format
@@ -109,6 +110,7 @@ class ChatApp(App[None]):
         self.session = se.ChatSession(
             address, nick, self._on_session_event, timeout=timeout,
             reconnect_base=reconnect_base, reconnect_cap=reconnect_cap, fail_fast=fail_fast,
+            alternates=alternates,
         )
         self.status_bar = StatusBar(address_label or str(address), id="status")
         self.conversation_list = ConversationList(id="conversations")

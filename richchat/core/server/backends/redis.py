@@ -159,7 +159,8 @@ class RedisBackend:
         self._tails: dict[str, _Tail] = {}
         self._topics: dict[str, tuple[str, str]] = {}
         self._boot: list[ev.Event] = []
-        self._server_id = ""
+        #: the chat's id, shared by every node (kept in Redis)
+        self.cluster_id = ""
         self._tasks: list[asyncio.Task[None]] = []
         self._troubles: set[str] = set()
         self._closing = False
@@ -216,7 +217,7 @@ class RedisBackend:
         self._reap_sha = await r.script_load(lua.REAP)
         p = self.prefix
         await r.set(p + "id", uuid.uuid4().hex, nx=True)
-        self._server_id = _s(await r.get(p + "id"))
+        self.cluster_id = _s(await r.get(p + "id"))
         await r.evalsha(self._heartbeat_sha, 0, p, self.node, int(NODE_TTL_S * 1000), "1")
         snap = await r.eval(lua.SNAPSHOT, 0, p)
         last, users, rooms, topics, histrooms = snap
@@ -276,7 +277,8 @@ class RedisBackend:
 
     @property
     def server_id(self) -> str:
-        return self._server_id
+        """This node (discovery lists each node; ``cluster_id`` groups them into one chat)."""
+        return self.node
 
     @property
     def degraded(self) -> bool:
