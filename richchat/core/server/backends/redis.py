@@ -65,8 +65,10 @@ NODE_TTL_S = 12.0
 #: entries kept in the log stream: how far behind a node may fall (a lost connection) and
 #: still catch up without a gap; a node cut off for longer is reaped long before that
 LOG_MAXLEN = 100_000
-#: script calls per pipeline (one round trip)
+#: events per round trip to Redis, in script calls of CHUNK events (a call holds Redis for
+#: about CHUNK x 10 us: other nodes wait that long at most)
 BATCH = 512
+CHUNK = 128
 #: entries per XREAD; the read blocks this many ms when there is nothing new
 READ_COUNT = 2048
 READ_BLOCK_MS = 2000
@@ -334,7 +336,7 @@ class RedisBackend:
         self._pending[self._seq] = msg
         self._enqueue(
             self._seq,
-            ("m", room, str(ts), name, kind, text, str(self.config.retention)),
+            ("m", room, str(ts), name, kind, text),
             None,
         )
 
@@ -440,7 +442,7 @@ class RedisBackend:
         r = self._redis
         assert r is not None
         head = (self.prefix, self.node)
-        maxlen = str(LOG_MAXLEN)
+        limits = (str(LOG_MAXLEN), str(self.config.retention))
         while True:
             if not self._queue:
                 self._wake.clear()
@@ -448,16 +450,19 @@ class RedisBackend:
                 continue
             n = min(len(self._queue), BATCH)
             batch = [self._queue.popleft() for _ in range(n)]
+            chunks = [batch[i : i + CHUNK] for i in range(0, n, CHUNK)]
             attempt = 0
             while True:
                 pipe = r.pipeline(transaction=False)
-                for op in batch:
-                    pipe.execute_command(
-                        "EVALSHA", self._apply_sha, 0, *head, op.seq, op.args[0], maxlen,
-                        *op.args[1:],
-                    )  # fmt: skip
+                for chunk in chunks:
+                    args: list[object] = []
+                    for op in chunk:
+                        args += (op.args[0], op.seq, len(op.args) - 1, *op.args[1:])
+                    last = max(op.seq for op in chunk)
+                    pipe.execute_command("EVALSHA", self._apply_sha, 0, *head, last, *limits,
+                                         *args)
                 try:
-                    results = await pipe.execute(raise_on_error=False)
+                    replies = await pipe.execute(raise_on_error=False)
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:
@@ -470,20 +475,23 @@ class RedisBackend:
                         self._refuse_queued_messages()
                     await asyncio.sleep(RETRY_DELAYS[min(attempt, len(RETRY_DELAYS)) - 1])
                     continue
-                if any(_is_noscript(x) for x in results):
+                if any(_is_noscript(x) for x in replies):
                     await self._reload_scripts()
                     continue  # every call of the batch again: the applied ones say "dup"
                 break
             self._fine("write")
-            for op, result in zip(batch, results, strict=True):
-                if result == b"reaped":
+            for chunk, reply in zip(chunks, replies, strict=True):
+                if reply == b"reaped":
                     self._evict()
                     break
-                if isinstance(result, Exception):
-                    log.error("Redis refused an event (%s): %s", op.args[0], result)
-                    self._failed(op, str(result))
-                elif op.done is not None:
-                    op.done(result)
+                if isinstance(reply, Exception):
+                    log.error("Redis refused %d event(s): %s", len(chunk), reply)
+                    for op in chunk:
+                        self._failed(op, str(reply))
+                    continue
+                for op, result in zip(chunk, reply, strict=True):
+                    if op.done is not None:
+                        op.done(result)
 
     def _failed(self, op: _Op, reason: str) -> None:
         event = self._pending.pop(op.seq, None) if op.seq else None

@@ -36,82 +36,101 @@ room, id, ts, name, kind, text), ``j`` (joined: room, name, entry), ``p`` (parte
 name, reason), ``t`` (topic: room, setter, text), ``r`` (registered: name, entry), ``d``
 (departed: name, reason), ``n`` (renamed: old, new, entry).
 
-Exactly once: a node numbers its events; the script applies one only if its number is above
-``applied:NODE``, so a batch sent again after a lost connection (when it is unknown what
-Redis did with it) changes nothing twice. Claims and releases are idempotent by themselves.
+Exactly once: a node numbers its events and sends them in batches, one script call each
+(atomic: applied whole or not at all); a batch whose last number is not above
+``applied:NODE`` was applied before, so a batch sent again after a lost connection (when it is
+unknown what Redis did with it) changes nothing twice. Claims and releases carry no number:
+they are idempotent by themselves.
 A node missing from ``nodes`` was reaped: its events are refused (``reaped``).
 """
 
 from __future__ import annotations
 
-#: ARGV: prefix, node, seq, op, log maxlen, op fields...
+#: ARGV: prefix, node, last seq of the batch (0: none), log maxlen, retention, then each
+#: event: op, seq, number of fields, fields... Returns one result per event (a message's
+#: id, a claim's 1/0, 1 for the rest; ``dup`` for events of a batch applied before), or
+#: ``reaped``. One call per batch: the script's fixed cost (about 5 us in Redis 7) is paid once
+#: for many events, and a batch is applied whole or not at all.
 APPLY = r"""
-local p, node, seq, op = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
+local p, node, last, maxlen, retention = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4], ARGV[5]
 if not redis.call('ZSCORE', p .. 'nodes', node) then return 'reaped' end
 local S = '\31'
-if op == 'c' then -- claim: key, owner
-  local cur = redis.call('HGET', p .. 'names', ARGV[6])
-  if cur and cur ~= ARGV[7] then return 0 end
-  redis.call('HSET', p .. 'names', ARGV[6], ARGV[7])
-  return 1
-elseif op == 'x' then -- release (compare-and-delete): key, owner
-  if redis.call('HGET', p .. 'names', ARGV[6]) == ARGV[7] then
-    redis.call('HDEL', p .. 'names', ARGV[6])
-  end
-  return 1
-end
 local applied = p .. 'applied:' .. node
-if seq <= tonumber(redis.call('GET', applied) or '0') then return 'dup' end
-redis.call('SET', applied, seq)
-local origin = node .. ':' .. seq
-local function log(body)
-  return redis.call('XADD', p .. 'log', 'MAXLEN', '~', ARGV[5], '*', 'e',
-                    op .. S .. origin .. S .. body)
-end
-if op == 'm' then -- room, ts, name, kind, text, retention
-  local room = ARGV[6]
-  local id = redis.call('HINCRBY', p .. 'msgid', room, 1)
-  local body = room .. S .. id .. S .. ARGV[7] .. S .. ARGV[8] .. S .. ARGV[9] .. S .. ARGV[10]
-  local lid = log(body)
-  redis.call('XADD', p .. 'hist:' .. room, 'MAXLEN', '~', ARGV[11], lid, 'm', body)
-  redis.call('SADD', p .. 'histrooms', room)
-  return id
-elseif op == 'j' then -- room, key, name, entry
-  redis.call('SADD', p .. 'rooms', ARGV[6])
-  redis.call('SADD', p .. 'members:' .. ARGV[6], ARGV[7])
-  log(ARGV[6] .. S .. ARGV[8] .. S .. ARGV[9])
-elseif op == 'p' then -- room, key, name, reason
-  local members = p .. 'members:' .. ARGV[6]
-  redis.call('SREM', members, ARGV[7])
-  if redis.call('SCARD', members) == 0 then redis.call('SREM', p .. 'rooms', ARGV[6]) end
-  log(ARGV[6] .. S .. ARGV[8] .. S .. ARGV[9])
-elseif op == 't' then -- room, setter, text
-  redis.call('HSET', p .. 'topics', ARGV[6], ARGV[7] .. S .. ARGV[8])
-  log(ARGV[6] .. S .. ARGV[7] .. S .. ARGV[8])
-elseif op == 'r' then -- key, name, entry
-  redis.call('HSET', p .. 'users', ARGV[6], node .. S .. ARGV[7] .. S .. ARGV[8])
-  log(ARGV[7] .. S .. ARGV[8])
-elseif op == 'd' then -- key, name, reason
-  redis.call('HDEL', p .. 'users', ARGV[6])
-  log(ARGV[7] .. S .. ARGV[8])
-elseif op == 'n' then -- old key, new key, old, new, entry
-  redis.call('HDEL', p .. 'users', ARGV[6])
-  redis.call('HSET', p .. 'users', ARGV[7], node .. S .. ARGV[9] .. S .. ARGV[10])
-  if ARGV[6] ~= ARGV[7] then
-    for _, room in ipairs(redis.call('SMEMBERS', p .. 'rooms')) do
-      if redis.call('SREM', p .. 'members:' .. room, ARGV[6]) == 1 then
-        redis.call('SADD', p .. 'members:' .. room, ARGV[7])
-      end
+local dup = last > 0 and last <= tonumber(redis.call('GET', applied) or '0')
+if last > 0 and not dup then redis.call('SET', applied, last) end
+local logkey, users = p .. 'log', p .. 'users'
+local out = {}
+local i = 6
+while i <= #ARGV do
+  local op, n, a = ARGV[i], tonumber(ARGV[i + 2]), i + 3
+  local origin = node .. ':' .. ARGV[i + 1]
+  i = a + n
+  local r = 1
+  if op == 'c' then -- claim: key, owner
+    local cur = redis.call('HGET', p .. 'names', ARGV[a])
+    if cur and cur ~= ARGV[a + 1] then
+      r = 0
+    else
+      redis.call('HSET', p .. 'names', ARGV[a], ARGV[a + 1])
     end
+  elseif op == 'x' then -- release (compare-and-delete): key, owner
+    if redis.call('HGET', p .. 'names', ARGV[a]) == ARGV[a + 1] then
+      redis.call('HDEL', p .. 'names', ARGV[a])
+    end
+  elseif dup then
+    r = 'dup'
+  elseif op == 'm' then -- room, ts, name, kind, text
+    local room = ARGV[a]
+    r = redis.call('HINCRBY', p .. 'msgid', room, 1)
+    local body = room .. S .. r .. S .. ARGV[a + 1] .. S .. ARGV[a + 2] .. S .. ARGV[a + 3]
+                 .. S .. ARGV[a + 4]
+    local lid = redis.call('XADD', logkey, 'MAXLEN', '~', maxlen, '*', 'e',
+                           'm' .. S .. origin .. S .. body)
+    redis.call('XADD', p .. 'hist:' .. room, 'MAXLEN', '~', retention, lid, 'm', body)
+    if r == 1 then redis.call('SADD', p .. 'histrooms', room) end
+  elseif op == 'v' then -- private: target node, ts, sender, to, text
+    redis.call('XADD', p .. 'inbox:' .. ARGV[a], 'MAXLEN', '~', 1000, '*', 'e',
+               op .. S .. origin .. S .. ARGV[a + 1] .. S .. ARGV[a + 2] .. S .. ARGV[a + 3]
+               .. S .. ARGV[a + 4])
+  else
+    local body
+    if op == 'j' then -- room, key, name, entry
+      redis.call('SADD', p .. 'rooms', ARGV[a])
+      redis.call('SADD', p .. 'members:' .. ARGV[a], ARGV[a + 1])
+      body = ARGV[a] .. S .. ARGV[a + 2] .. S .. ARGV[a + 3]
+    elseif op == 'p' then -- room, key, name, reason
+      local members = p .. 'members:' .. ARGV[a]
+      redis.call('SREM', members, ARGV[a + 1])
+      if redis.call('SCARD', members) == 0 then redis.call('SREM', p .. 'rooms', ARGV[a]) end
+      body = ARGV[a] .. S .. ARGV[a + 2] .. S .. ARGV[a + 3]
+    elseif op == 't' then -- room, setter, text
+      redis.call('HSET', p .. 'topics', ARGV[a], ARGV[a + 1] .. S .. ARGV[a + 2])
+      body = ARGV[a] .. S .. ARGV[a + 1] .. S .. ARGV[a + 2]
+    elseif op == 'r' then -- key, name, entry
+      redis.call('HSET', users, ARGV[a], node .. S .. ARGV[a + 1] .. S .. ARGV[a + 2])
+      body = ARGV[a + 1] .. S .. ARGV[a + 2]
+    elseif op == 'd' then -- key, name, reason
+      redis.call('HDEL', users, ARGV[a])
+      body = ARGV[a + 1] .. S .. ARGV[a + 2]
+    elseif op == 'n' then -- old key, new key, old, new, entry
+      redis.call('HDEL', users, ARGV[a])
+      redis.call('HSET', users, ARGV[a + 1], node .. S .. ARGV[a + 3] .. S .. ARGV[a + 4])
+      if ARGV[a] ~= ARGV[a + 1] then
+        for _, room in ipairs(redis.call('SMEMBERS', p .. 'rooms')) do
+          if redis.call('SREM', p .. 'members:' .. room, ARGV[a]) == 1 then
+            redis.call('SADD', p .. 'members:' .. room, ARGV[a + 1])
+          end
+        end
+      end
+      body = ARGV[a + 2] .. S .. ARGV[a + 3] .. S .. ARGV[a + 4]
+    else
+      return redis.error_reply('unknown op ' .. op)
+    end
+    redis.call('XADD', logkey, 'MAXLEN', '~', maxlen, '*', 'e', op .. S .. origin .. S .. body)
   end
-  log(ARGV[8] .. S .. ARGV[9] .. S .. ARGV[10])
-elseif op == 'v' then -- private: target node, ts, sender, to, text
-  redis.call('XADD', p .. 'inbox:' .. ARGV[6], 'MAXLEN', '~', 1000, '*', 'e',
-             op .. S .. origin .. S .. ARGV[7] .. S .. ARGV[8] .. S .. ARGV[9] .. S .. ARGV[10])
-else
-  return redis.error_reply('unknown op ' .. op)
+  out[#out + 1] = r
 end
-return 1
+return out
 """
 
 #: ARGV: prefix, node, ttl ms. Joins the cluster (or keeps the membership alive): 1, or 0 when
