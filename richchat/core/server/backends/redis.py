@@ -169,6 +169,7 @@ class RedisBackend:
         #: set by the server: disconnect every client (the node was cut off and reaped)
         self.on_evicted: Callable[[str], None] | None = None
         self._evicted: set[Peer] = set()
+        self._rejoining: asyncio.Future[None] | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -351,6 +352,8 @@ class RedisBackend:
             self._private(event)  # type: ignore[arg-type]
             return
         if self._evicted and getattr(event, "peer", None) in self._evicted:
+            if kind is ev.Departed:
+                self._evicted.discard(event.peer)  # type: ignore[attr-defined]
             self._sink(event)  # the cluster forgot this user already: tidy the local view
             return
         args: tuple[str, ...]
@@ -436,7 +439,9 @@ class RedisBackend:
         if self._tasks or self._redis is None:
             return
         for coro in (self._write_loop(), self._read_loop(), self._heartbeat_loop()):
-            self._tasks.append(asyncio.create_task(coro))
+            task = asyncio.create_task(coro)
+            task.add_done_callback(_task_ended)
+            self._tasks.append(task)
 
     async def _write_loop(self) -> None:
         r = self._redis
@@ -480,9 +485,11 @@ class RedisBackend:
                     continue  # every call of the batch again: the applied ones say "dup"
                 break
             self._fine("write")
-            for chunk, reply in zip(chunks, replies, strict=True):
+            for k, (chunk, reply) in enumerate(zip(chunks, replies, strict=True)):
                 if reply == b"reaped":
                     self._evict()
+                    for op in (op for rest in chunks[k:] for op in rest):
+                        self._failed(op, "this server lost its place in the chat; reconnect")
                     break
                 if isinstance(reply, Exception):
                     log.error("Redis refused %d event(s): %s", len(chunk), reply)
@@ -494,9 +501,12 @@ class RedisBackend:
                         op.done(result)
 
     def _failed(self, op: _Op, reason: str) -> None:
+        """Redis did not take this event: a message's sender is told; anything else still
+        applies to this node's own view (the hub decided it), a claim is refused."""
         event = self._pending.pop(op.seq, None) if op.seq else None
         if type(event) is ev.Message:
             event.failed = reason
+        if event is not None:
             self._sink(event)
         if op.done is not None:
             op.done(None)
@@ -553,13 +563,15 @@ class RedisBackend:
             attempt = 0
             self._fine("read")
             for key, entries in reply or ():
+                handle = self._on_log if key == log_key else self._on_inbox
+                for entry_id, fields in entries:
+                    try:
+                        handle(fields[b"e"].decode())
+                    except Exception:  # not ours, or damaged: skip it, never stop reading
+                        log.exception("skipped a malformed entry %s of %s", entry_id, key)
                 if key == log_key:
-                    for _entry_id, fields in entries:
-                        self._on_log(fields[b"e"].decode())
                     self._log_id = entries[-1][0].decode()
                 else:
-                    for _entry_id, fields in entries:
-                        self._on_inbox(fields[b"e"].decode())
                     self._inbox_id = entries[-1][0].decode()
 
     def _own(self, origin: str) -> ev.Event | None:
@@ -664,7 +676,6 @@ class RedisBackend:
                 alive = await r.evalsha(self._heartbeat_sha, 0, self.prefix, self.node, ttl, "0")
                 if alive == 0:
                     self._evict()
-                    await r.evalsha(self._heartbeat_sha, 0, self.prefix, self.node, ttl, "1")
                 reaped = await r.evalsha(
                     self._reap_sha, 0, self.prefix, self.node, lock, LOG_MAXLEN
                 )
@@ -685,6 +696,9 @@ class RedisBackend:
         """This node was reaped (cut off from Redis for longer than NODE_TTL_S, or Redis lost
         its data): the cluster has forgotten its users. They are disconnected, and reconnect
         and register again; the node joins the cluster anew."""
+        if self._rejoining is not None:
+            return  # being dealt with
+        self._rejoining = asyncio.ensure_future(self._rejoin())
         peers = {holder.peer for holder in self._names.values() if holder.peer is not None}
         log.error("this node was dropped from the cluster; disconnecting its %d user(s)",
                   len(peers))
@@ -701,6 +715,28 @@ class RedisBackend:
                 self._sink(event)
         if self.on_evicted is not None:
             self.on_evicted("this server was cut off from the chat; please reconnect")
+
+    async def _rejoin(self) -> None:
+        r = self._redis
+        assert r is not None
+        try:
+            while True:
+                try:
+                    await r.evalsha(
+                        self._heartbeat_sha, 0, self.prefix, self.node,
+                        int(NODE_TTL_S * 1000), "1",
+                    )  # fmt: skip
+                    log.warning("this node joined the cluster again")
+                    return
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    if _is_noscript(exc):
+                        await self._reload_scripts()
+                    else:
+                        await asyncio.sleep(RETRY_DELAYS[-1])
+        finally:
+            self._rejoining = None
 
     # ------------------------------------------------------------------ degraded mode
 
@@ -723,6 +759,12 @@ class RedisBackend:
 
 
 _DEGRADED_PRIVATE = "the chat is degraded: its Redis does not answer; private message not sent"
+
+
+def _task_ended(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("the Redis backend's %s stopped", task.get_coro().__name__,  # type: ignore[union-attr]
+                  exc_info=task.exception())
 
 
 def _drop(event: ev.Event) -> None:
