@@ -42,7 +42,8 @@ Cluster mode (``--targets richchat-redis``): 2 ``richchat server --redis`` nodes
 what "nothing confirmed is lost" needs; ``richchat-redis-everysec`` for the cheaper setting),
 the clients spread over the nodes round-robin (senders included), so every message crosses
 Redis to reach half of its recipients. Reported besides the usual figures: each node's CPU
-per delivery *it* made (to its own clients) and Redis's CPU per message. Put ``richchat``
+per delivery *it* made (to its own clients) and Redis's CPU per message (its CPU during the
+phase less its idle rate, measured while the chat was quiet, times the phase's duration). Put ``richchat``
 in the same ``--targets`` for the embedded server side by side, in the same run.
 
 Only loopback (127.0.0.1) is used; every phase is bounded in count and time.
@@ -235,6 +236,9 @@ class Server:
     #: a cluster: the other nodes (process, port) beside ``proc``, and their Redis
     others: list[tuple[subprocess.Popen[bytes], int]] = field(default_factory=list)
     redis: object | None = None  # tests.redis_server.RedisServer
+    #: Redis's own CPU per second when the chat is quiet (heartbeats, blocked reads, its
+    #: cron), measured before the phases and taken off its CPU per message
+    redis_idle: float = 0.0
 
     @property
     def procs(self) -> list[subprocess.Popen[bytes]]:
@@ -737,7 +741,7 @@ class Run:
         self.next_q = [0] * self.senders
         senders = self.clients[: self.senders]
         node0 = self.server.node_cpu()
-        redis0 = self.server.redis_cpu()
+        redis0, wall0 = self.server.redis_cpu(), time.monotonic()
         # the generator's own garbage collections (it keeps every chunk of the phase: a full
         # collection walks them all) would pause it for tens of ms at random: none mid-phase
         gc.collect()
@@ -808,7 +812,8 @@ class Run:
         self.pump = None
         await self.quiesce(quiet=0.3, timeout=10)
         phase.node_cpu = [b - a for a, b in zip(node0, self.server.node_cpu(), strict=True)]
-        phase.redis_cpu = self.server.redis_cpu() - redis0
+        idle = self.server.redis_idle * (time.monotonic() - wall0)
+        phase.redis_cpu = max(0.0, self.server.redis_cpu() - redis0 - idle)
         cpu = sum(phase.node_cpu)
         phase.gen_cpu = time.process_time() - gen0
         phase.steal = steal_s() - steal0
@@ -935,7 +940,9 @@ async def bench_one(server: Server, n: int, s: int, m: int, args: argparse.Names
         )  # fmt: skip
     # memory is sampled on an idle server: started (or done registering) and then quiet
     # for IDLE_SETTLE seconds, the same for every server
+    redis0, wall0 = server.redis_cpu(), time.monotonic()
     await asyncio.sleep(IDLE_SETTLE)
+    server.redis_idle = (server.redis_cpu() - redis0) / (time.monotonic() - wall0)
     rss0 = server.rss_kb()
     vm0 = server.rss_kb("VmRSS")
     cpu0 = sum(server.node_cpu())
