@@ -302,11 +302,10 @@ class RedisBackend:
 
         def done(result: object) -> None:
             ok = result == 1
-            if ok and key not in self._names:
+            if ok:  # Redis has the last word (a remote holder's departure may still be on its way)
                 self._names[key] = NameHolder(name, peer)
                 self._owners[key] = (peer, owner)
-            elif ok:  # someone registered it meanwhile (cannot be: Redis said it was free)
-                ok = self._names[key].peer is peer
+                self._node_of.pop(key, None)
             if not future.done():
                 future.set_result(ok)
 
