@@ -45,12 +45,22 @@ registration includes each client's TLS handshake. ``--handshakes K`` adds a row
 target: K handshakes (256 in flight), nothing else, the server's handshakes per second and
 CPU per handshake.
 
+Cluster mode (``--targets richchat-redis``): 2 ``richchat server --redis`` nodes and one
+``redis-server`` (started here on a free loopback port, AOF with ``appendfsync always``:
+what "nothing confirmed is lost" needs; ``richchat-redis-everysec`` for the cheaper setting),
+the clients spread over the nodes round-robin (senders included), so every message crosses
+Redis to reach half of its recipients. Reported besides the usual figures: each node's CPU
+per delivery *it* made (to its own clients) and Redis's CPU per message (its CPU during the
+phase less its idle rate, measured while the chat was quiet, times the phase's duration). Put ``richchat``
+in the same ``--targets`` for the embedded server side by side, in the same run.
+
 Only loopback (127.0.0.1) is used; every phase is bounded in count and time.
 
     python benchmarks/fanout.py                      # default run, ~3-5 minutes
     python benchmarks/fanout.py --sizes 100:10:200 --targets richchat
     python benchmarks/fanout.py --targets richchat-tls,ngircd-tls,richchat \
         --sizes 100:10:200,1000:10:20 --handshakes 2000          # the TLS figures
+    python benchmarks/fanout.py --sizes 1000:10:20 --targets richchat,richchat-redis --repeat 5
 """
 
 from __future__ import annotations
@@ -79,6 +89,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # tests.redis_server: the same redis-server start-up as the tests
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 FILLER = b"abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ" * 64
 HOST = "127.0.0.1"
@@ -235,15 +246,48 @@ class Server:
     config: str = ""
     #: the chat port speaks TLS (the generator's clients then do too)
     tls: bool = False
+    #: a cluster: the other nodes (process, port) beside ``proc``, and their Redis
+    others: list[tuple[subprocess.Popen[bytes], int]] = field(default_factory=list)
+    redis: object | None = None  # tests.redis_server.RedisServer
+    #: Redis's own CPU per second when the chat is quiet (heartbeats, blocked reads, its
+    #: cron), measured before the phases and taken off its CPU per message
+    redis_idle: float = 0.0
+
+    @property
+    def procs(self) -> list[subprocess.Popen[bytes]]:
+        return [self.proc, *(p for p, _ in self.others)]
+
+    @property
+    def ports(self) -> list[int]:
+        return [self.port, *(port for _, port in self.others)]
+
+    def node_cpu(self) -> list[float]:
+        return [proc_cpu(p.pid) for p in self.procs]
+
+    def redis_cpu(self) -> float:
+        return self.redis.cpu_seconds() if self.redis is not None else 0.0  # type: ignore[attr-defined]
+
+    def rss_kb(self, field: str = "RssAnon") -> int:
+        return sum(proc_rss_kb(p.pid, field) for p in self.procs)
+
+    def exited(self) -> int | None:
+        for p in self.procs:
+            if p.poll() is not None:
+                return p.returncode
+        return None
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in self.procs:
             try:
-                self.proc.wait(timeout=10)
+                proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=5)
+                proc.kill()
+                proc.wait(timeout=5)
+        if self.redis is not None:
+            self.redis.close()  # type: ignore[attr-defined]
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 
@@ -254,11 +298,14 @@ def start_richchat(
     max_clients: int = 20000,
     root: Path = ROOT,
     tls: bool = False,
+    extra: tuple[str, ...] = (),
+    tmp: Path | None = None,
 ) -> Server:
-    tmp = Path(tempfile.mkdtemp(prefix="fanout-rc-"))
+    tmp = tmp or Path(tempfile.mkdtemp(prefix="fanout-rc-"))
     args = [
         "server", "--host", HOST, "--port", "0", "--no-beacon", "--no-mdns",
         "--data-dir", str(tmp), "--log-level", "warning", "--max-clients", str(max_clients),
+        *extra,
     ]  # fmt: skip
     if tls:
         cert, key = bench_keypair()
@@ -278,7 +325,33 @@ def start_richchat(
     if not m:
         proc.kill()
         raise RuntimeError(f"richchat server did not start: {line!r}")
-    return Server(label, proc, int(m.group(2)), HelloDialect(), tmp, " ".join(cmd[1:]), tls)
+    return Server(label, proc, int(m.group(2)), HelloDialect(), tmp, " ".join(cmd[1:]), tls=tls)
+
+
+def start_richchat_cluster(label: str, nodes: int = 2, appendfsync: str = "always") -> Server:
+    """``nodes`` richchat servers on one fresh redis-server (its own temporary directory)."""
+    from tests.redis_server import RedisServer
+
+    tmp = Path(tempfile.mkdtemp(prefix="fanout-cluster-"))
+    (tmp / "redis").mkdir()
+    redis = RedisServer(tmp / "redis", appendfsync=appendfsync).start()
+    extra = ("--redis", redis.url, "--cluster", "bench")
+    started: list[Server] = []
+    try:
+        for i in range(nodes):
+            (tmp / f"node{i}").mkdir()
+            started.append(start_richchat(label, extra=extra, tmp=tmp / f"node{i}"))
+    except BaseException:
+        for node in started:
+            node.stop()
+        redis.close()
+        raise
+    first = started[0]
+    first.tmp = tmp
+    first.others = [(n.proc, n.port) for n in started[1:]]
+    first.redis = redis
+    first.config = f"{nodes} x ({first.config}) + redis-server --appendonly yes --appendfsync {appendfsync}"
+    return first
 
 
 NGIRCD_CONF = """\
@@ -368,7 +441,7 @@ def start_ngircd(label: str = "ngircd", tls: bool = False) -> Server | None:
         [exe, "-n", "-f", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp
     )
     wait_port(chat_port, proc)
-    return Server(label, proc, chat_port, IrcDialect(), tmp, f"{exe} -n -f ngircd.conf", tls)
+    return Server(label, proc, chat_port, IrcDialect(), tmp, f"{exe} -n -f ngircd.conf", tls=tls)
 
 
 def start_ncat(label: str = "ncat") -> Server | None:
@@ -594,8 +667,13 @@ def make_payload(s: int, q: int, t_ns: int, size: int) -> bytes:
 class Phase:
     """Counters of one measured phase."""
 
-    def __init__(self, n: int, senders: int, msgs: int) -> None:
+    def __init__(self, n: int, senders: int, msgs: int, nodes: int = 1) -> None:
         self.n = n
+        self.nodes = nodes
+        #: deliveries to the clients of each node (client i is on node i % nodes)
+        self.node_delivered = [0] * nodes
+        self.node_cpu: list[float] = []
+        self.redis_cpu = 0.0
         self.senders = senders
         self.msgs = msgs
         self.expected = senders * msgs * (n - 1)
@@ -730,6 +808,7 @@ class Client(asyncio.Protocol):
                 phase.gaps += 1
             seqs[s] = q + 1
             phase.delivered += 1
+            phase.node_delivered[me % phase.nodes] += 1
             phase.latencies.append(arrival - t)
             phase.read_latencies.append(now - t)
             phase.last_delivery = now
@@ -777,13 +856,16 @@ class Run:
         sem = asyncio.Semaphore(self.inflight or self.dialect.inflight)
         t0 = time.monotonic()
 
+        ports = self.server.ports  # a cluster: the clients spread over its nodes
+
         async def one(i: int) -> None:
             async with sem:
                 client = Client(self, i)
                 self.clients.append(client)
                 for attempt in range(5):
                     try:
-                        await open_stamped(loop, client, self.server.port, self.server.tls)
+                        await open_stamped(loop, client, ports[i % len(ports)],
+                                           self.server.tls)
                         break
                     except OSError:
                         if attempt == 4:
@@ -825,12 +907,12 @@ class Run:
     async def run_phase(self, msgs: int, rate: float | None, timeout: float) -> tuple[Phase, float]:
         """Send ``msgs`` per sender (windowed when ``rate`` is None, else paced)."""
         loop = asyncio.get_running_loop()
-        phase = Phase(self.n, self.senders, msgs)
+        phase = Phase(self.n, self.senders, msgs, len(self.server.ports))
         self.acked = [0] * self.senders
         self.next_q = [0] * self.senders
         senders = self.clients[: self.senders]
-        pid = self.server.proc.pid
-        cpu0 = proc_cpu(pid)
+        node0 = self.server.node_cpu()
+        redis0, wall0 = self.server.redis_cpu(), time.monotonic()
         # the generator's own garbage collections (it keeps every chunk of the phase: a full
         # collection walks them all) would pause it for tens of ms at random: none mid-phase
         gc.collect()
@@ -900,7 +982,10 @@ class Run:
             h.cancel()
         self.pump = None
         await self.quiesce(quiet=0.3, timeout=10)
-        cpu = proc_cpu(pid) - cpu0
+        phase.node_cpu = [b - a for a, b in zip(node0, self.server.node_cpu(), strict=True)]
+        idle = self.server.redis_idle * (time.monotonic() - wall0)
+        phase.redis_cpu = max(0.0, self.server.redis_cpu() - redis0 - idle)
+        cpu = sum(phase.node_cpu)
         phase.gen_cpu = time.process_time() - gen0
         phase.steal = steal_s() - steal0
         gc.enable()
@@ -939,6 +1024,10 @@ class PhaseResult:
     read_p50_ms: float = float("nan")  # read latency (arrival + the generator's queueing)
     read_p99_ms: float = float("nan")
     steal_ms: float = 0.0  # CPU time the hypervisor took from this VM during the phase
+    #: a cluster: each node's CPU per delivery to its own clients, and Redis's CPU per message
+    node_cpu_us_per_delivery: list[float] = field(default_factory=list)
+    redis_cpu_us_per_message: float = float("nan")
+    redis_cpu_s: float = 0.0
 
 
 @dataclass
@@ -970,6 +1059,8 @@ def summarize(phase: Phase, cpu: float, rate: float | None) -> PhaseResult:
             return float("nan")
         return values[min(len(values) - 1, int(p * len(values)))] / 1e6
 
+    # messages that reached at least their observer (a cluster's Redis CPU is per message)
+    messages = round(phase.delivered / (phase.n - 1)) if phase.n > 1 else 0
     end = phase.last_delivery or phase.first_send
     secs = max(1e-9, (end - phase.first_send) / 1e9)
     # a corrupted or duplicated copy is not a delivery: losses are what never arrived intact
@@ -996,6 +1087,13 @@ def summarize(phase: Phase, cpu: float, rate: float | None) -> PhaseResult:
         read_p50_ms=round(pct(0.50, read), 2),
         read_p99_ms=round(pct(0.99, read), 2),
         steal_ms=round(phase.steal * 1000),
+        node_cpu_us_per_delivery=[
+            round(c / d * 1e6, 3) if d else float("nan")
+            for c, d in zip(phase.node_cpu, phase.node_delivered, strict=True)
+        ] if phase.nodes > 1 else [],
+        redis_cpu_us_per_message=round(phase.redis_cpu / messages * 1e6, 2)
+        if phase.nodes > 1 and messages else float("nan"),
+        redis_cpu_s=round(phase.redis_cpu, 2),
     )
 
 
@@ -1003,7 +1101,7 @@ async def bench_one(server: Server, n: int, s: int, m: int, args: argparse.Names
     run = Run(server, n, s, args.payload, args.window)
     if args.inflight and not isinstance(server.dialect, NcatDialect):
         run.inflight = args.inflight
-    pid = server.proc.pid
+    pid = server.proc.pid  # a cluster: its first node (py-spy); CPU and memory sum every node
     spy = None
     if args.pyspy and server.label.startswith("richchat"):
         out = Path(args.pyspy) / f"{server.label}-{n}.txt"
@@ -1013,16 +1111,18 @@ async def bench_one(server: Server, n: int, s: int, m: int, args: argparse.Names
         )  # fmt: skip
     # memory is sampled on an idle server: started (or done registering) and then quiet
     # for IDLE_SETTLE seconds, the same for every server
+    redis0, wall0 = server.redis_cpu(), time.monotonic()
     await asyncio.sleep(IDLE_SETTLE)
-    rss0 = proc_rss_kb(pid)
-    vm0 = proc_rss_kb(pid, "VmRSS")
-    cpu0 = proc_cpu(pid)
+    server.redis_idle = (server.redis_cpu() - redis0) / (time.monotonic() - wall0)
+    rss0 = server.rss_kb()
+    vm0 = server.rss_kb("VmRSS")
+    cpu0 = sum(server.node_cpu())
     reg = await run.connect_all(timeout=args.register_timeout)
     await run.quiesce(quiet=0.5, timeout=60)
-    reg_cpu = proc_cpu(pid) - cpu0
+    reg_cpu = sum(server.node_cpu()) - cpu0
     await asyncio.sleep(IDLE_SETTLE - 0.5)
-    rss1 = proc_rss_kb(pid)
-    vm1 = proc_rss_kb(pid, "VmRSS")
+    rss1 = server.rss_kb()
+    vm1 = server.rss_kb("VmRSS")
     res = Result(
         server=server.label, n=n, senders=s, msgs=m, payload=args.payload,
         registered=run.registered, register_s=round(reg, 2), rss_before_kb=rss0, rss_after_kb=rss1,
@@ -1032,14 +1132,14 @@ async def bench_one(server: Server, n: int, s: int, m: int, args: argparse.Names
     res.extra["vmrss_kb_per_idle_conn"] = round((vm1 - vm0) / max(1, run.registered), 2)
     if run.registered < n:
         res.note = f"only {run.registered}/{n} clients registered within {args.register_timeout}s"
-    if server.proc.poll() is not None:
-        res.note += f" server exited with {server.proc.returncode}"
+    if server.exited() is not None:
+        res.note += f" server exited with {server.exited()}"
         run.close()
         return res
     if run.registered == n:
         ph, cpu = await run.run_phase(m, None, timeout=args.phase_timeout)
         res.unpaced = summarize(ph, cpu, None)
-        if args.paced_seconds > 0 and server.proc.poll() is None:
+        if args.paced_seconds > 0 and server.exited() is None:
             rate = min(args.rate, args.paced_budget / (s * (n - 1)))
             pm = max(4, int(rate * args.paced_seconds))
             ph, cpu = await run.run_phase(pm, rate, timeout=args.phase_timeout)
@@ -1126,6 +1226,10 @@ def start(target: str) -> Server | None:
         return start_richchat(target, root=root)
     if target == "richchat-tls":
         return start_richchat("richchat-tls", tls=True)
+    if target == "richchat-redis":
+        return start_richchat_cluster(target)
+    if target == "richchat-redis-everysec":
+        return start_richchat_cluster(target, appendfsync="everysec")
     if target == "ngircd":
         return start_ngircd()
     if target == "ngircd-tls":
@@ -1243,6 +1347,57 @@ def paired_table(results: list[Result]) -> str:
         )
     return "\n".join(lines)
 
+def cluster_table(results: list[Result]) -> str:
+    """Cluster runs beside the embedded server's (target ``richchat``) of the same size:
+    medians over the runs; the goals are per-node CPU per delivery at most 1.5x embedded and
+    paced p99 at most embedded + 5 ms."""
+    groups: dict[tuple[str, int], list[Result]] = {}
+    for r in results:
+        groups.setdefault((r.server, r.n), []).append(r)
+
+    def med(values: list[float]) -> float:
+        values = sorted(v for v in values if v == v)
+        return statistics.median(values) if values else float("nan")
+
+    lines = [
+        "| server | N | runs | lost (all runs) | CPU µs/delivery, each node (unpaced) "
+        "| Redis CPU µs/message (unpaced) | paced p99 ms | paced CPU µs/delivery, each node "
+        "| Redis CPU µs/message (paced) | vs embedded: CPU/delivery | vs embedded: p99 |",
+        "|" + "---|" * 11,
+    ]
+    for (server, n), rs in groups.items():
+        un = [r.unpaced for r in rs if r.unpaced]
+        pa = [r.paced for r in rs if r.paced]
+        lost = sum(p.lost for p in un + pa)
+        nodes = max((len(p.node_cpu_us_per_delivery) for p in un + pa), default=0)
+
+        def per_node(ps: list[PhaseResult], k: int = nodes) -> str:
+            if not k:
+                return f"{med([p.cpu_us_per_delivery for p in ps]):.2f}"
+            return " / ".join(
+                f"{med([p.node_cpu_us_per_delivery[i] for p in ps]):.2f}" for i in range(k)
+            )
+
+        base = groups.get(("richchat", n), [])
+        versus_cpu = versus_p99 = "-"
+        if nodes and base:
+            emb = med([r.unpaced.cpu_us_per_delivery for r in base if r.unpaced])
+            mine = max(
+                med([p.node_cpu_us_per_delivery[i] for p in un]) for i in range(nodes)
+            )
+            versus_cpu = f"{mine / emb:.2f}x (goal <= 1.5x)"
+            emb_p99 = med([r.paced.p99_ms for r in base if r.paced])
+            versus_p99 = f"{med([p.p99_ms for p in pa]) - emb_p99:+.1f} ms (goal <= +5)"
+        lines.append(
+            f"| {server} | {n} | {len(rs)} | {lost} | {per_node(un)} "
+            f"| {med([p.redis_cpu_us_per_message for p in un]):.1f} "
+            f"| {med([p.p99_ms for p in pa]):.1f} | {per_node(pa)} "
+            f"| {med([p.redis_cpu_us_per_message for p in pa]):.1f} "
+            f"| {versus_cpu} | {versus_p99} |"
+        )
+    return "\n".join(lines)
+
+
 HEADER = (
     "| server | N | S x M | registered | register s | KB/idle conn | deliveries/s | lost | corrupted | CPU µs/delivery | p50 ms | p99 ms "
     "| paced rate/sender | paced lost | paced corrupted | paced p50 ms | paced p99 ms | paced read p99 ms | paced CPU µs/delivery | note |\n"
@@ -1303,8 +1458,9 @@ def main() -> None:
     ap.add_argument(
         "--targets",
         default="richchat,ngircd,ncat",
-        help="richchat, richchat-tls, richchat-uvloop, richchat-flood, ngircd, ngircd-tls, ncat;"
-        " richchat@DIR runs the server of another checkout (A/B comparisons)",
+        help="richchat, richchat-tls, richchat-uvloop, richchat-flood, richchat-redis (2 nodes + "
+        "Redis, AOF always), richchat-redis-everysec, ngircd, ngircd-tls, ncat; richchat@DIR runs "
+        "the server of another checkout (A/B comparisons)",
     )
     ap.add_argument("--sizes", default="100:10:200,1000:10:20,5000:10:4", help="N:S:M,...")
     ap.add_argument("--payload", type=int, default=100, help="payload bytes per message")
@@ -1377,6 +1533,9 @@ def main() -> None:
         args.json.write_text(json.dumps(
             [asdict(r) for r in results] + [asdict(h) for h in args.handshake_results],
             indent=1))
+    if any(p.node_cpu_us_per_delivery for r in results for p in (r.unpaced, r.paced) if p):
+        print()
+        print(cluster_table(results))
     if args.repeat > 1:
         print()
         print(median_table(results))

@@ -13,6 +13,7 @@ import pytest
 
 from tests import netlab
 from tests.netlab import Lab, require_netns
+from tests.redis_server import RedisServer, redis_server_binary
 
 # The network guard: any attempt to reach beyond loopback (or to ask DNS) fails the test.
 # The skip policy: in CI, a skip not listed in tests/allowed_skips.py fails.
@@ -45,6 +46,20 @@ def cli_env(own_known_servers: Path) -> dict[str, str]:
 def cli() -> list[str]:
     """argv prefix that runs the richchat CLI of this source tree."""
     return [sys.executable, "-m", "richchat"]
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    """A real redis-server on a free loopback port, data in the test's temporary directory,
+    stopped by PID at the end (scripts/install-test-deps.sh installs it; CI requires it)."""
+    if redis_server_binary() is None:
+        pytest.skip("redis-server is not installed (apt-get install redis-server)")
+    (tmp_path / "redis").mkdir()
+    server = RedisServer(tmp_path / "redis").start()
+    try:
+        yield server
+    finally:
+        server.close()
 
 
 @pytest.fixture

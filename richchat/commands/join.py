@@ -24,6 +24,10 @@ def join(
         None, "--download-dir", envvar="RICHCHAT_DOWNLOAD_DIR",
         help="Where /get saves shared files (default: your downloads folder / richchat).",
     ),
+    alternate: list[str] | None = typer.Option(
+        None, "--alternate", "-a", metavar="HOST[:PORT]",
+        help="Another node of the same chat (a cluster), where the chat reconnects if its node goes away (repeatable; the wizard finds them).",
+    ),
 ) -> None:
     """Chat in the terminal: join a richchat server (or pick one with the wizard).
 
@@ -49,6 +53,7 @@ def join(
 
     if address is not None:
         target = parse_address(address)
+    alternates = [parse_address(a) for a in alternate or ()]
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
         raise UsageError(
             "richchat join needs a terminal" if address else
@@ -59,7 +64,7 @@ def join(
         from richchat.core.wizard import run_wizard
 
         try:
-            picked = run_wizard(nick=nick, timeout=timeout, trust=trust)
+            picked = run_wizard(nick=nick, timeout=timeout, trust=trust, alternates=alternates)
         except KeyboardInterrupt:  # Ctrl+C at any step: leave at once, no traceback
             from richchat.core.exit_codes import ExitStatus
 
@@ -70,7 +75,8 @@ def join(
 
     from richchat.core.tui import ChatApp
 
-    app = ChatApp(target, nick, timeout=timeout, fail_fast=True, trust=trust, download_dir=download_dir)
+    app = ChatApp(target, nick, timeout=timeout, fail_fast=True, trust=trust,
+                  download_dir=download_dir, alternates=alternates)
     app.run()
     if app.failure is not None:
         raise app.failure

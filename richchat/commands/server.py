@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import sys
 from enum import Enum
@@ -75,6 +76,14 @@ def server(
     file_quota: str = typer.Option("1GiB", envvar="RICHCHAT_FILE_QUOTA", help="Space all shared files may take; the files shared longest ago are deleted to make room."),
     file_retention: float = typer.Option(7.0, envvar="RICHCHAT_FILE_RETENTION", min=0.0001, help="Days a file is kept after it was last shared."),
     file_rate: str = typer.Option("0", envvar="RICHCHAT_FILE_RATE", help="Speed limit of each transfer, bytes per second (10M = 10 MiB/s; 0: none)."),
+    redis: Optional[str] = typer.Option(
+        None, "--redis", envvar="RICHCHAT_REDIS", metavar="URL",
+        help="Be one node of a chat kept in this Redis (redis://[:PASSWORD@]HOST:PORT/DB, rediss:// for TLS): several servers, one chat. See README 'Several servers'.",
+    ),
+    cluster: Optional[str] = typer.Option(
+        None, "--cluster", envvar="RICHCHAT_CLUSTER",
+        help="With --redis: the chat's name in that Redis; nodes with the same name serve one chat (default: --name).",
+    ),
     log_level: LogLevel = typer.Option(LogLevel.info, envvar="RICHCHAT_LOG_LEVEL", case_sensitive=False, help="How much the server logs on stderr."),
 ) -> None:
     """Run the chat server: chat, history on disk, LAN discovery; Ctrl+C stops it cleanly."""
@@ -117,6 +126,14 @@ def server(
     )
     if data_dir is not None:
         options["data_dir"] = data_dir
+    if cluster is not None and redis is None:
+        raise UsageError("--cluster needs --redis (a cluster's nodes share one Redis)")
+    if redis is not None:
+        if not redis.startswith(("redis://", "rediss://", "unix://")):
+            raise UsageError(f"--redis {redis.split('@')[-1]!r}: not a redis://, rediss:// or unix:// URL")
+        options["redis"] = redis
+        options["redis_password"] = os.environ.get("RICHCHAT_REDIS_PASSWORD") or None
+        options["cluster"] = cluster
     try:
         config = ServerConfig.model_validate(options)
     except ValidationError as exc:  # a limit not checked above: one line, never a dump
@@ -128,6 +145,7 @@ def server(
         # HOST:PORT as join and send take it: an IPv6 address in brackets ([::1]:5050)
         host = f"[{srv.host}]" if ":" in srv.host else srv.host
         security = f", TLS, key {srv.tls.fingerprint}" if srv.tls is not None else ""
-        print(f"richchat server {config.name!r} listening on {host}:{srv.port} (protocol 1{security})", flush=True)
+        node = f"; node of cluster {config.cluster_name!r}" if config.cluster_name else ""
+        print(f"richchat server {config.name!r} listening on {host}:{srv.port} (protocol 1{security}){node}", flush=True)
 
     run_server(config, ready)

@@ -106,3 +106,9 @@ class FileCorruptError(RichchatError):
 
 class FileAccessError(RichchatError):
     exit_status = ExitStatus.FILE_ERROR
+
+
+class RedisUnavailableError(RichchatError):
+    """``server --redis``: the cluster's Redis cannot be reached (or refuses us) at start."""
+
+    exit_status = ExitStatus.REDIS_UNAVAILABLE

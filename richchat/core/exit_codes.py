@@ -33,4 +33,5 @@ class ExitStatus(IntEnum):
     FILE_UNAVAILABLE = 20  # no such file (or expired), not yours to fetch, or no file sharing
     FILE_CORRUPT = 21  # the bytes did not hash to the file's SHA-256: discarded
     FILE_ERROR = 22  # a local file cannot be read, or the download cannot be written
+    REDIS_UNAVAILABLE = 23  # server --redis: Redis cannot be reached or refuses us at start
     INTERRUPTED = 130  # Ctrl+C (128 + SIGINT)

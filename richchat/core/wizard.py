@@ -76,18 +76,29 @@ class Candidate:
     #: fingerprint (a hint shown on first contact)
     tls: bool = False
     fingerprint: str | None = None
+    #: the other nodes of the same chat (a cluster): where the chat reconnects if this
+    #: node goes away
+    alternates: tuple[Address, ...] = ()
 
 
 def candidates(report: DiscoveryReport) -> list[Candidate]:
     """Every row of the discovery table, in display order."""
+    from richchat.core.discovery.render import chats
+
     rows: list[Candidate] = []
-    for server in report.servers:
+    for chat in chats(report.servers):
+        server = chat[0]  # the nodes of a cluster are one chat: one row
         users = f"{server.users} users" if server.users is not None else ""
         via = ", ".join(server.found_via)
         tls = "TLS" if server.tls else "not encrypted"
-        rows.append(Candidate("advertised", server.address, server.port, server.name,
-                              " · ".join(x for x in (users, tls, via) if x),
-                              tls=server.tls, fingerprint=server.fingerprint))
+        name, nodes = server.name, ""
+        if server.cluster is not None:
+            name = server.cluster
+            nodes = f"{len(chat)} node{'s' if len(chat) > 1 else ''} of one chat"
+        rows.append(Candidate("advertised", server.address, server.port, name,
+                              " · ".join(x for x in (nodes, users, tls, via) if x),
+                              tls=server.tls, fingerprint=server.fingerprint,
+                              alternates=tuple(Address(n.address, n.port) for n in chat[1:])))
     for host in report.hosts:
         os_name = host.os.name if host.os else ""
         rows.append(Candidate("host", host.ip, None, host.vendor or "",
@@ -208,6 +219,8 @@ class Wizard:
         self.ask = ask
         self.timeout = timeout
         self.discovery_timeout = discovery_timeout
+        #: after run(): the other nodes of the chat picked (a cluster), for failover
+        self.alternates: list[Address] = []
         #: TLS with trust on first use for every connection the wizard makes (the chat
         #: screen then uses the same policy: a key trusted here is not asked about again)
         self.trust = trust
@@ -424,10 +437,17 @@ class Wizard:
                 advertised = picked if isinstance(picked, Candidate) else None
                 self.expect_tls(advertised is not None and advertised.tls,
                                 advertised.fingerprint if advertised is not None else None)
-                problem = self.check_server(address)
+                nodes = [address, *(picked.alternates if isinstance(picked, Candidate) else ())]
+                problem = None
+                for node in nodes:  # a cluster: any node that answers will do
+                    problem = self.check_server(node)
+                    if problem is None:
+                        address = node
+                        break
                 if problem is not None:
                     self.say(f"cannot join {address}: {problem}; pick another host")
                     continue
+                self.alternates = [n for n in nodes if n != address]
             self.console.print(Text(f"Joining {address}", style="bold"))
             chosen = self.choose_nick(address, nick)
             return (address, chosen) if chosen else None
@@ -447,17 +467,23 @@ def run_wizard(
     console: Console | None = None,
     ask: Ask | None = None,
     trust: TrustPolicy | None = None,
+    alternates: list[Address] | None = None,
 ) -> tuple[Address, str] | None:
-    """Run the three steps on the terminal; None if the user quit."""
+    """Run the three steps on the terminal; None if the user quit. ``alternates`` (if
+    given) receives the other nodes of the chat picked, when it is a cluster."""
     out = console or Console(stderr=True, highlight=False)
     prompt: Ask = ask or (lambda text: out.input(Text(text, style="bold")))
     if not out.is_terminal and ask is None:
         raise UsageError("no server address given and no terminal for the wizard",
                          hint="richchat join HOST[:PORT] --nick NAME")
+    wizard = Wizard(out, prompt, timeout=timeout, trust=trust)
     try:
-        return Wizard(out, prompt, timeout=timeout, trust=trust).run(nick)
+        picked = wizard.run(nick)
     except EOFError:
         return None
+    if alternates is not None:
+        alternates[:] = wizard.alternates
+    return picked
 
 
 __all__ = ["Candidate", "Wizard", "candidates", "candidates_table", "check_nick",

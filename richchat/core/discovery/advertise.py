@@ -227,6 +227,9 @@ class Advertiser:
         }
         if info.fingerprint is not None:
             txt["fp"] = info.fingerprint
+        if info.cluster is not None:
+            txt["cluster"] = info.cluster.name
+            txt["cluster_id"] = info.cluster.id
         return txt
 
     def _mdns_addresses(self) -> list[str]:

@@ -20,6 +20,7 @@ from richchat.core.discovery.models import AdvertisedServer, FoundVia, Notice
 from richchat.core.protocol.beacon import (
     Announce,
     BeaconDecodeError,
+    Cluster,
     Query,
     decode_datagram,
     encode_datagram,
@@ -60,6 +61,7 @@ class ServerTable:
     def add(
         self, *, via: FoundVia, address: str, port: int, name: str, server_id: str | None,
         users: int | None, tls: bool, version: int | None, fingerprint: str | None = None,
+        cluster: Cluster | None = None,
     ) -> AdvertisedServer:
         if via == "query":
             self.answered = True
@@ -82,6 +84,8 @@ class ServerTable:
             server = AdvertisedServer(
                 server_id=server_id, name=name, address=address, port=port, users=users, tls=tls,
                 fingerprint=fingerprint, version=version, found_via=[via],
+                cluster=cluster.name if cluster else None,
+                cluster_id=cluster.id if cluster else None,
                 found_after=round(time.monotonic() - self.started, 4),
             )
             self.servers[key] = server
@@ -97,6 +101,8 @@ class ServerTable:
             server.users = users  # UDP carries the live count; mDNS TXT may lag
         if server.server_id is None and server_id is not None:
             server.server_id = server_id
+        if server.cluster_id is None and cluster is not None:
+            server.cluster, server.cluster_id = cluster.name, cluster.id
         if version is not None and server.version is None:
             server.version = version
         if tls and not server.tls:
@@ -132,6 +138,7 @@ class _Listener(asyncio.DatagramProtocol):
             via=via, address=str(addr[0]), port=message.port, name=message.name,
             server_id=message.id, users=message.users, tls=message.tls, version=message.v,
             fingerprint=message.fp,
+            cluster=message.cluster,
         )
 
     def error_received(self, exc: Exception) -> None:

@@ -10,8 +10,18 @@ from typing import Any
 
 from richchat.core.discovery.advertise import MDNS_SERVICE_TYPE
 from richchat.core.discovery.listen import ServerTable
+from richchat.core.protocol.beacon import Cluster
 
 log = logging.getLogger(__name__)
+
+
+def _cluster(cluster_id: str | None, name: str | None) -> Cluster | None:
+    if not cluster_id or not name:
+        return None
+    try:
+        return Cluster(id=cluster_id, name=name)
+    except ValueError:  # a malformed record: the node is still listed, on its own
+        return None
 
 
 def _txt(props: dict[Any, Any], key: str) -> str | None:
@@ -66,6 +76,7 @@ async def browse_mdns(
             name=_txt(props, "name") or instance, server_id=_txt(props, "id"),
             users=_int_or_none(_txt(props, "users")), tls=_txt(props, "tls") == "1",
             version=_int_or_none(_txt(props, "v")), fingerprint=_fingerprint(_txt(props, "fp")),
+            cluster=_cluster(_txt(props, "cluster_id"), _txt(props, "cluster")),
         )
 
     def on_change(

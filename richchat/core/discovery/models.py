@@ -32,6 +32,17 @@ class AdvertisedServer(BaseModel):
     found_via: list[FoundVia] = Field(default_factory=list)
     #: Seconds from the start of the run until the server was first heard.
     found_after: float = 0.0
+    #: A node of a cluster (``server --redis``): the chat's name and id. Nodes with the same
+    #: ``cluster_id`` serve one chat (the same rooms and users); any of them will do.
+    cluster: str | None = None
+    cluster_id: str | None = None
+
+    @property
+    def chat_key(self) -> str:
+        """What tells chats apart: the cluster id for a node, else the server itself."""
+        return f"cluster:{self.cluster_id}" if self.cluster_id else (
+            self.server_id or f"{self.address}:{self.port}"
+        )
 
 
 class OsGuess(BaseModel):

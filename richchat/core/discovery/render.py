@@ -6,11 +6,20 @@ from rich.console import Console, Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from richchat.core.discovery.models import DiscoveryReport, Notice
+from richchat.core.discovery.models import AdvertisedServer, DiscoveryReport, Notice
 
 
 def _t(value: object) -> Text:
     return Text("" if value is None else str(value))
+
+
+def chats(servers: list[AdvertisedServer]) -> list[list[AdvertisedServer]]:
+    """Servers grouped by the chat they serve (the nodes of a cluster together), in the order
+    they were found."""
+    groups: dict[str, list[AdvertisedServer]] = {}
+    for s in servers:
+        groups.setdefault(s.chat_key, []).append(s)
+    return list(groups.values())
 
 
 def advertised_table(report: DiscoveryReport, timeout: float | None = None) -> Table:
@@ -22,12 +31,24 @@ def advertised_table(report: DiscoveryReport, timeout: float | None = None) -> T
     for col in [*cols, "Found via", "Server id"]:
         table.add_column(col, justify="right" if col in ("Port", "Users") else "left",
                          overflow="fold")
-    for s in report.servers:
+    for chat in chats(report.servers):
+        s = chat[0]
         tls = Text("yes", style="green") if s.tls else Text("no", style="yellow")
-        row = [_t(s.name), _t(s.address), _t(s.port), _t(s.users), tls]
+        if len(chat) == 1 and s.cluster is None:
+            row = [_t(s.name), _t(s.address), _t(s.port), _t(s.users), tls]
+            if with_key:
+                row.append(_t(s.fingerprint))
+            table.add_row(*row, _t(", ".join(s.found_via)), _t(s.server_id))
+            continue
+        # the nodes of one cluster are one chat: one row, every node's address (and key)
+        via = list(dict.fromkeys(v for n in chat for v in n.found_via))
+        users = max((n.users for n in chat if n.users is not None), default=None)
+        nodes = f"{len(chat)} node{'s' if len(chat) > 1 else ''}"
+        row = [_t(f"{s.cluster} (cluster, {nodes})"), _t("\n".join(n.address for n in chat)),
+               _t("\n".join(str(n.port) for n in chat)), _t(users), tls]
         if with_key:
-            row.append(_t(s.fingerprint))
-        table.add_row(*row, _t(", ".join(s.found_via)), _t(s.server_id))
+            row.append(_t("\n".join(n.fingerprint or "" for n in chat)))
+        table.add_row(*row, _t(", ".join(via)), _t(s.cluster_id))
     if with_key:
         table.caption = ("a fingerprint here is what the server claims: compare it with the "
                          "one shown when you first connect")

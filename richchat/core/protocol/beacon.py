@@ -49,6 +49,16 @@ ServerName = Annotated[str, Field(max_length=64), AfterValidator(_clean_name)]
 Fingerprint = Annotated[str, Field(pattern=FINGERPRINT_PATTERN)]
 
 
+class Cluster(BaseModel):
+    """The chat a node of a cluster serves (``server --redis``): every node of one chat
+    advertises the same ``id`` (and name), so discovery shows them as one chat."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    id: ServerId
+    name: ServerName
+
+
 class ServerInfo(BaseModel):
     """What a server advertises about itself."""
 
@@ -61,6 +71,7 @@ class ServerInfo(BaseModel):
     tls: bool
     fingerprint: Fingerprint | None = None
     version: int = Field(default=PROTOCOL_VERSION, ge=1, le=999)
+    cluster: Cluster | None = None
 
 
 class Announce(BaseModel):
@@ -78,6 +89,8 @@ class Announce(BaseModel):
     tls: bool
     fp: Fingerprint | None = None
     v: int = Field(ge=1, le=999)
+    #: a node of a cluster: the chat it serves (absent for a server on its own)
+    cluster: Cluster | None = None
 
     @classmethod
     def from_info(
@@ -87,12 +100,13 @@ class Announce(BaseModel):
         return cls(
             reason=reason, nonce=nonce, id=info.server_id, name=info.name, port=info.port,
             users=info.users, tls=info.tls, fp=info.fingerprint, v=info.version,
+            cluster=info.cluster,
         )
 
     def info(self) -> ServerInfo:
         return ServerInfo(
             server_id=self.id, name=self.name, port=self.port, users=self.users, tls=self.tls,
-            fingerprint=self.fp, version=self.v,
+            fingerprint=self.fp, version=self.v, cluster=self.cluster,
         )
 
 

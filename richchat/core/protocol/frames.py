@@ -175,6 +175,8 @@ class Hello(Frame):
     #: file sharing: the largest file the server accepts, in bytes (``files=104857600``);
     #: None when the server does not take files
     file_max: int | None = Field(default=None, ge=0)
+    #: a node of a cluster (``server --redis``): the name of the chat it serves
+    cluster: str | None = Field(default=None, max_length=64)
 
     def payload(self) -> str:
         parts = [str(self.version), self.agent]
@@ -194,6 +196,8 @@ class Hello(Frame):
             parts.append(f"flood={_rate_text(self.flood_rate)}/{self.flood_burst}")
         if self.file_max is not None:
             parts.append(f"files={self.file_max}")
+        if self.cluster is not None:
+            parts.append(f"cluster={_kv_value(self.cluster)}")
         return "|".join(parts)
 
     @classmethod
@@ -229,6 +233,8 @@ class Hello(Frame):
                     values["flood_rate"], values["flood_burst"] = float(rate), int(burst)
             elif key == "files" and value.isdigit():  # malformed: as if absent
                 values["file_max"] = int(value)
+            elif key == "cluster":
+                values["cluster"] = value
             # unknown keys are ignored: later versions may add some
         return cls.model_validate(values)
 

@@ -27,6 +27,7 @@ from richchat.core.errors import (
 )
 from richchat.core.protocol import frames as f
 from richchat.core.protocol.codec import warm_up
+from richchat.core.server import events as ev
 from richchat.core.server.backends.embedded import EmbeddedBackend
 from richchat.core.server.config import ServerConfig
 from richchat.core.server.connection import Connection
@@ -40,6 +41,10 @@ from richchat.core.server.transfer import Transfers
 
 if TYPE_CHECKING:
     from richchat.core.server.tls import HandshakeGate, ServerTls
+
+if TYPE_CHECKING:
+    from richchat.core.protocol.beacon import Cluster
+    from richchat.core.server.backends.redis import RedisBackend
 
 log = logging.getLogger("richchat.server")
 
@@ -71,7 +76,7 @@ class ChatServer:
     def __init__(self, config: ServerConfig) -> None:
         self.config = config
         self.hub: Hub | None = None
-        self.backend: EmbeddedBackend | None = None
+        self.backend: EmbeddedBackend | RedisBackend | None = None
         #: file sharing: tokens, transfer connections, the file store (None: --no-files)
         self.files: Transfers | None = None
         self._server: asyncio.AbstractServer | None = None
@@ -120,16 +125,14 @@ class ChatServer:
             )
         # validators and decoding paths now, not while the first clients connect
         warm_up()
-        history = cfg.data_dir / "history.sqlite3"
-        try:
-            self.backend = backend = EmbeddedBackend(
-                HistoryStore(history, retention=cfg.retention)
-            )
-            await backend.open()
-        except sqlite3.Error as exc:
-            raise DataDirError(f"cannot use the history file {history}: {exc}") from None
+        backend = self.backend = await self._open_backend()
         self.server_id = backend.server_id
-        if cfg.files:
+        if cfg.files and cfg.redis is not None:
+            # A file lives in one node's data directory and its offer would reach only that
+            # node's clients: a cluster does not share files (yet); its HELLO says no files=.
+            log.warning("file sharing is off on a node of a cluster (--redis): files are kept "
+                        "per node; run a single server for file sharing")
+        elif cfg.files:
             self.files = self._open_files()
         delivery = Delivery(cfg, backend, self._hello)
         self.hub = hub = Hub(cfg, backend, delivery, self.files)
@@ -197,6 +200,46 @@ class ChatServer:
             await files.close()
             files.store.close()
 
+    async def _open_backend(self) -> EmbeddedBackend | RedisBackend:
+        cfg = self.config
+        if cfg.redis is not None:  # a node of a cluster: redis-py is imported only here
+            from richchat.core.server.backends.redis import RedisBackend, RedisConfig
+
+            cluster = cfg.cluster_name
+            assert cluster is not None
+            node = RedisBackend(
+                RedisConfig(cfg.redis, cluster, cfg.history, cfg.retention, cfg.redis_password)
+            )
+            node.on_evicted = self._evicted
+            await node.open()  # RedisUnavailableError: one line and its exit status
+            log.info("node %s of cluster %r", node.node, cluster)
+            return node
+        history = cfg.data_dir / "history.sqlite3"
+        try:
+            backend = EmbeddedBackend(HistoryStore(history, retention=cfg.retention))
+            await backend.open()
+        except sqlite3.Error as exc:
+            raise DataDirError(f"cannot use the history file {history}: {exc}") from None
+        return backend
+
+    def _evicted(self, reason: str) -> None:
+        """The cluster forgot this node (cut off from Redis too long): everyone reconnects."""
+        hub = self.hub
+        if hub is None:
+            return
+        hub.delivery.post(ev.Notice(reason))
+        for conn in list(hub.conns):
+            conn.close(reason)
+
+    def _cluster_info(self) -> Cluster | None:
+        """What discovery says of the chat a node serves (None: a server on its own)."""
+        from richchat.core.protocol.beacon import Cluster
+
+        backend, name = self.backend, self.config.cluster_name
+        if name is None or backend is None or isinstance(backend, EmbeddedBackend):
+            return None
+        return Cluster(id=backend.cluster_id, name=name)
+
     async def _start_advertiser(self) -> None:
         cfg = self.config
         if not (cfg.beacon or cfg.mdns):
@@ -212,6 +255,7 @@ class ChatServer:
                 tls=self.tls is not None,
                 fingerprint=self.tls.fingerprint if self.tls is not None else None,
                 version=PROTOCOL_VERSION,
+                cluster=self._cluster_info(),
             )
 
         adv = Advertiser(
@@ -276,8 +320,10 @@ class ChatServer:
 
     @property
     def store(self) -> HistoryStore | None:
-        """The history file of the embedded backend (None before start and after stop)."""
-        return self.backend.store if self.backend is not None else None
+        """The history file of the embedded backend (None before start and after stop, and
+        for a node of a cluster)."""
+        backend = self.backend
+        return backend.store if isinstance(backend, EmbeddedBackend) else None
 
     def _hello(self) -> f.Hello:
         """The ``HELLO`` this server answers with."""
@@ -293,6 +339,7 @@ class ChatServer:
             flood_rate=self.config.flood_rate,
             flood_burst=self.config.flood_burst,
             file_max=self.files.max_size if self.files is not None else None,
+            cluster=self.config.cluster_name,
         )
 
     async def stop(self) -> None:

@@ -95,3 +95,18 @@ class ServerConfig(BaseModel):
     transfer_token_ttl: float = Field(default=300.0, gt=0)
     #: seconds a transfer connection may stay silent (an upload) before it is closed
     transfer_idle_timeout: float = Field(default=60.0, gt=0)
+
+    #: a cluster: this process is one node of the chat kept in this Redis (redis:// or
+    #: rediss:// URL; None: the embedded backend, this process alone with SQLite)
+    redis: str | None = None
+    #: the Redis password when it is not in the URL (``RICHCHAT_REDIS_PASSWORD``)
+    redis_password: str | None = Field(default=None, repr=False)
+    #: the chat's name in that Redis (several chats may share one Redis); default: ``name``
+    cluster: str | None = Field(default=None, min_length=1, max_length=64)
+
+    @property
+    def cluster_name(self) -> str | None:
+        """The cluster this node belongs to (None: not a cluster)."""
+        if self.redis is None:
+            return None
+        return self.cluster or self.name

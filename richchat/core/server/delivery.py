@@ -16,6 +16,10 @@ arrives meanwhile is dispatched before the next chunk, so the clients the pass h
 yet get it in the same write, and the others in the next pass. A message that comes during a
 broadcast waits for at most the rest of one pass.
 
+Users on other nodes of a cluster (events with no local ``peer``) are in the view as
+:class:`RemoteUser` records, beside the local connections and never among them: a broadcast
+loops over local connections only, so a cluster costs the hot path nothing.
+
 Lobby presence (registrations, departures, renames) is batched: a burst of N registrations
 walks the lobby once per flush, not N times (N^2 queue operations); each member gets the
 changes made since it entered the lobby view.
@@ -63,12 +67,24 @@ class _InPass:
 _IN_PASS: asyncio.Handle = _InPass()  # type: ignore[assignment]
 
 
+class RemoteUser:
+    """A user connected to another node of the cluster (what lists show of it)."""
+
+    __slots__ = ("entry", "name")
+
+    def __init__(self, name: str, entry: str) -> None:
+        self.name = name
+        self.entry = entry
+
+
 class RoomView:
-    __slots__ = ("members", "name", "setter", "topic")
+    __slots__ = ("members", "name", "remote", "setter", "topic")
 
     def __init__(self, name: str, setter: str = "", topic: str = "") -> None:
         self.name = name
         self.members: dict[Peer, None] = {}  # insertion-ordered set of local members
+        #: members on other nodes of a cluster, by name
+        self.remote: dict[str, RemoteUser] = {}
         self.setter = setter
         self.topic = topic
 
@@ -86,8 +102,11 @@ class Delivery:
         self._topics = backend.topics()
         self.rooms: dict[str, RoomView] = {DEFAULT_ROOM: self._room(DEFAULT_ROOM)}
         self.lobby = self.rooms[DEFAULT_ROOM]
-        #: ULIST entries of registered users, in registration order
-        self._entries: dict[Peer, str] = {}
+        #: ULIST entries of registered users (connections here, RemoteUsers elsewhere in a
+        #: cluster), in registration order
+        self._entries: dict[Peer | RemoteUser, str] = {}
+        #: registered users on other nodes, by name
+        self._remote: dict[str, RemoteUser] = {}
         self._ulist_cache: bytes | None = None
         self._ulist_handle: asyncio.TimerHandle | None = None
         #: events published, not dispatched yet
@@ -292,13 +311,13 @@ class Delivery:
             self._settle()
         if e.failed:
             if e.sender is not None:
+                text = (
+                    f"the server cannot store history ({e.failed})"
+                    if e.fail_code == "not_stored"
+                    else e.failed
+                )
                 self._reply(
-                    ev.Failure(
-                        e.sender,
-                        "not_stored",
-                        f"your message was not delivered: the server cannot store history "
-                        f"({e.failed})",
-                    )
+                    ev.Failure(e.sender, e.fail_code, f"your message was not delivered: {text}")
                 )
             return
         room = self.rooms.get(e.room)
@@ -321,6 +340,8 @@ class Delivery:
         peer = e.peer
         if peer is not None and not peer.closed:
             room.members[peer] = None
+        elif peer is None:
+            room.remote[e.name] = self._remote.get(e.name) or RemoteUser(e.name, e.entry)
         self._fanout(room.members, *self._render3(lambda r: r.joined(e)), skip=peer)
         if peer is not None and not peer.closed:
             r = self._renderer(peer)
@@ -341,7 +362,9 @@ class Delivery:
             r = self._renderer(peer)
             if r is not None and not peer.closed:
                 self.queue(peer, r.parted_self(e) or b"")
-        if not room.members and room.name != DEFAULT_ROOM:
+        else:
+            room.remote.pop(e.name, None)
+        if not room.members and not room.remote and room.name != DEFAULT_ROOM:
             del self.rooms[room.name]
 
     def _topic_set(self, e: ev.TopicSet) -> None:
@@ -366,6 +389,9 @@ class Delivery:
             peer.presence_seq = self._presence_seq
             self.lobby.members[peer] = None
             self._entries[peer] = e.entry
+        elif peer is None:
+            user = self._remote[e.name] = self.lobby.remote[e.name] = RemoteUser(e.name, e.entry)
+            self._entries[user] = e.entry
         self._presence_change(self._render3(lambda r: r.registered(e)))
 
     def _departed(self, e: ev.Departed) -> None:
@@ -373,13 +399,31 @@ class Delivery:
         if peer is not None:
             self.lobby.members.pop(peer, None)
             self._entries.pop(peer, None)
+        else:
+            user = self._remote.pop(e.name, None)
+            self.lobby.remote.pop(e.name, None)
+            if user is not None:
+                self._entries.pop(user, None)
         self._presence_change(self._render3(lambda r: r.departed(e)))
 
     def _renamed(self, e: ev.Renamed) -> None:
         peer = e.peer
         if peer is not None and peer in self._entries:
             self._entries[peer] = e.entry
+        elif peer is None:
+            self._remote_renamed(e)
         self._presence_change(self._render3(lambda r: r.renamed(e)))
+
+    def _remote_renamed(self, e: ev.Renamed) -> None:
+        user = self._remote.pop(e.old, None)
+        if user is None:
+            return
+        user.name, user.entry = e.new, e.entry
+        self._remote[e.new] = user
+        self._entries[user] = e.entry
+        for view in self.rooms.values():  # the lobby included
+            if view.remote.pop(e.old, None) is not None:
+                view.remote[e.new] = user
 
     def _presence_change(self, blobs: tuple[bytes | None, bytes | None, bytes | None]) -> None:
         self._presence.append(blobs)
@@ -560,17 +604,25 @@ class Delivery:
             return None
         if view is self.lobby:
             return list(self._entries.values())
-        return [p.entry for p in view.members]
+        entries = [p.entry for p in view.members]
+        if view.remote:
+            entries += [u.entry for u in view.remote.values()]
+        return entries
 
     def member_names(self, room: str) -> list[str] | None:
         view = self.rooms.get(room)
         if view is None:
             return None
-        return [p.name for p in view.members if p.name]
+        if view is self.lobby:
+            return self.lobby_names()
+        names = [p.name for p in view.members if p.name]
+        if view.remote:
+            names += list(view.remote)
+        return names
 
     def room_counts(self) -> list[tuple[str, int]]:
         rooms = sorted(self.rooms.values(), key=lambda v: (v.name != DEFAULT_ROOM, v.name))
-        return [(v.name, len(v.members)) for v in rooms]
+        return [(v.name, len(v.members) + len(v.remote)) for v in rooms]
 
     def topic(self, room: str) -> tuple[str, str]:
         view = self.rooms.get(room)

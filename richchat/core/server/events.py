@@ -41,7 +41,7 @@ class Event:
 class Message(Event):
     """A chat line (``kind`` "msg") or an emote ("action") in ``room``, with its history id."""
 
-    __slots__ = ("failed", "id", "kind", "name", "room", "sender", "text", "ts")
+    __slots__ = ("fail_code", "failed", "id", "kind", "name", "room", "sender", "text", "ts")
 
     def __init__(
         self, room: str, id: int, ts: int, name: str, kind: str, text: str, sender: Peer | None
@@ -56,6 +56,8 @@ class Message(Event):
         #: set by the backend when the message could not be stored: it is then not relayed,
         #: and its sender is told (a message nobody may rely on is never confirmed)
         self.failed = ""
+        #: the ``ERR`` code its sender gets then (``degraded``: a cluster node without Redis)
+        self.fail_code = "not_stored"
 
 
 class Joined(Event):

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import ClassVar
 
@@ -115,6 +115,7 @@ class ChatApp(App[None]):
         fail_fast: bool = False,
         trust: TrustPolicy | None = None,
         download_dir: Path | None = None,
+        alternates: Sequence[Address] = (),
     ) -> None:
         super().__init__()
         #: where /get saves files (None: RICHCHAT_DOWNLOAD_DIR, else downloads/richchat)
@@ -135,6 +136,7 @@ class ChatApp(App[None]):
             address, nick, self._on_session_event, timeout=timeout,
             reconnect_base=reconnect_base, reconnect_cap=reconnect_cap, fail_fast=fail_fast,
             trust=trust,
+            alternates=alternates,
         )
         self.status_bar = StatusBar(address_label or str(address), id="status")
         self.conversation_list = ConversationList(id="conversations")

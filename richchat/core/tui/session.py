@@ -4,7 +4,9 @@ The session owns what lasts longer than one TCP connection: it connects (a
 :class:`~richchat.core.client.ChatClient` per attempt), registers the nickname, reconnects with
 exponential backoff and jitter when the connection ends, registers the same nickname again
 (retrying after 1, 2 and 4 s if someone holds it meanwhile), rejoins the rooms we were in, and
-drops history lines it already passed on (by message id). It never imports Textual: it reports
+drops history lines it already passed on (by message id). Given the other nodes of a cluster
+(``alternates``: servers of one chat, found by discovery), it reconnects to the next node when
+its node goes away or refuses the connection. It never imports Textual: it reports
 what happens as small events to one listener (the app), and the app sends frames through it.
 
 Sending never waits on the network (:meth:`ChatSession.send` queues the bytes), so the UI
@@ -16,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Union
 
@@ -141,11 +143,14 @@ class ChatSession:
         reconnect_cap: float = 15.0,
         fail_fast: bool = False,
         trust: TrustPolicy | None = None,
+        alternates: Sequence[Address] = (),
     ) -> None:
+        #: the node connected to (or tried next), and every node of the chat, this one first
         self.address = address
         #: TLS with trust on first use (None: plain TCP, for tests of plaintext servers)
         self.trust = trust
         self._trust_answer: asyncio.Future[TrustAnswer] | None = None
+        self.addresses = [address, *(a for a in alternates if a != address)]
         self.wanted_nick = nick  # what we ask for (the user's choice)
         self.nick: str | None = None  # what the server last confirmed
         self.listener = listener
@@ -201,6 +206,8 @@ class ChatSession:
                 return
             except RichchatError as exc:
                 await client.close()
+                if self._next_node() and self._attempt < len(self.addresses):
+                    continue  # another node of the chat, at once
                 if self.fail_fast and not self.sessions:
                     self._emit(Failed(exc))
                     return
@@ -210,7 +217,11 @@ class ChatSession:
             if self._quitting:
                 return
             delay = next(self._delays)
-            self._emit(Note(f"Connection lost; reconnecting in {delay:.1f} s", error=True))
+            if self._next_node():
+                self._emit(Note(f"Connection lost; trying {self.address} (another node of "
+                                f"this chat) in {delay:.1f} s", error=True))
+            else:
+                self._emit(Note(f"Connection lost; reconnecting in {delay:.1f} s", error=True))
             await self._wait(delay, "")
 
     async def _ask_trust(self, question: UnknownServerKey) -> bool:
@@ -248,6 +259,14 @@ class ChatSession:
         """The user's answer to :class:`TrustNeeded`."""
         if self._trust_answer is not None and not self._trust_answer.done():
             self._trust_answer.set_result(answer)
+
+    def _next_node(self) -> bool:
+        """Move on to the next node of the chat; False when there is no other."""
+        if len(self.addresses) < 2:
+            return False
+        i = self.addresses.index(self.address) if self.address in self.addresses else -1
+        self.address = self.addresses[(i + 1) % len(self.addresses)]
+        return True
 
     async def _serve(self, client: ChatClient, hello: f.Hello) -> None:
         """One connection, from HELLO to its end."""

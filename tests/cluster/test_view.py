@@ -1,0 +1,70 @@
+"""The fan-out's view with users of other nodes (events with no local peer), driven directly:
+no Redis, no sockets. What a cluster node's clients are shown of remote users."""
+
+from __future__ import annotations
+
+from richchat.core.protocol import frames as f
+from richchat.core.server import events as ev
+from richchat.core.server.dialect import Dialect
+from tests.server.test_hub import Chat, chat  # noqa: F401 - the fixture
+
+BOB = "bob(10.9.9.9:7)"
+
+
+def remote(c: Chat, *events: ev.Event) -> None:
+    for e in events:
+        c.hub.delivery.post(e)
+    c.flush()
+
+
+async def test_remote_users_in_lists_counts_and_rooms(chat: Chat) -> None:  # noqa: F811
+    alice = chat.connect(nick="alice")
+    alice.take()
+    remote(chat, ev.Registered("bob", BOB, None))
+    assert alice.take() == [f"JOIN|lobby|{BOB}", "SRV|bob joined"]
+    assert chat.hub.users_online == 2
+    chat.do(alice, f.Who(room="lobby"))
+    assert alice.take() == [f"RLIST|lobby|alice(10.0.0.1:40001),{BOB}"]
+    raw = chat.connect(Dialect.RAW, nick="carol")
+    assert "*** Users online: alice, bob" in raw.take()
+    alice.take()
+
+    remote(chat, ev.Joined("dev", "bob", BOB, None))
+    assert alice.take() == []  # not in #dev
+    chat.do(alice, f.JoinRoom(room="dev"))
+    assert alice.take()[-1] == f"RLIST|dev|alice(10.0.0.1:40001),{BOB}"
+    chat.do(alice, f.ListRooms())
+    assert alice.take() == ["ROOMS|lobby:3,dev:2"]
+    remote(chat, ev.Message("dev", 7, 1, "bob", "msg", "from afar", None))
+    assert alice.take() == ["RMSG|dev|7|1|bob|from afar"]
+
+    remote(chat, ev.Renamed("bob", "rob", "rob(10.9.9.9:7)", None))
+    alice.take()
+    chat.do(alice, f.Who(room="dev"))
+    assert alice.take() == ["RLIST|dev|alice(10.0.0.1:40001),rob(10.9.9.9:7)"]
+    chat.do(raw, f.Who(room="lobby"))
+    assert raw.take() == ["*** bob is now known as rob", "*** Members of #lobby: alice, rob, carol"]
+
+    remote(chat, ev.Parted("dev", "rob", "left", None))
+    assert alice.take() == ["PART|dev|rob|left"]
+    chat.do(alice, f.PartRoom(room="dev"))
+    alice.take()
+    assert "dev" not in chat.hub.delivery.rooms  # nobody here or elsewhere: the room is gone
+    remote(chat, ev.Departed("rob", "connection lost", None))
+    assert alice.take() == ["PART|lobby|rob|connection lost", "SRV|rob left (connection lost)"]
+    assert chat.hub.users_online == 2
+    chat.do(alice, f.Who(room="lobby"))
+    assert alice.take() == ["RLIST|lobby|alice(10.0.0.1:40001),carol(10.0.0.1:40002)"]
+
+
+async def test_a_room_with_only_remote_members_stays_in_the_view(chat: Chat) -> None:  # noqa: F811
+    alice = chat.connect(nick="alice")
+    remote(chat, ev.Registered("bob", BOB, None), ev.Joined("ops", "bob", BOB, None))
+    alice.take()
+    chat.do(alice, f.ListRooms())
+    assert alice.take() == ["ROOMS|lobby:2,ops:1"]
+    remote(chat, ev.Message("ops", 1, 1, "bob", "msg", "nobody here hears this", None))
+    assert alice.take() == []
+    remote(chat, ev.Parted("ops", "bob", "left", None))
+    chat.do(alice, f.ListRooms())
+    assert alice.take() == ["ROOMS|lobby:2"]
