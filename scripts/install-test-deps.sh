@@ -30,7 +30,8 @@ APT_PACKAGES=(
   iptables
   arp-scan        # discovery benchmark reference
   ngircd          # fan-out benchmark reference; an IRC server the scanner must not call joinable
-  socat           # an echo service the scanner must not call joinable
+  socat           # an echo service the scanner must not call joinable; a TLS impostor
+  openssl         # TLS tests: s_client/s_server as outside clients and impostors, keys
   redis-server    # cluster tests (server --redis): a real Redis the tests start and stop
   libcap2-bin     # capsh/setcap for the unprivileged-path tests
   util-linux      # setpriv
@@ -72,7 +73,7 @@ if [ "$ci" = 1 ]; then
   # What the tests start or rely on; a test that finds one missing would skip, which CI
   # does not allow (tests/allowed_skips.py).
   missing=()
-  for tool in nmap ncat nc socat tmux ip nft setpriv prlimit ss capsh ngircd redis-server; do
+  for tool in nmap ncat nc socat openssl tmux ip nft setpriv prlimit ss capsh ngircd redis-server; do
     command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
   done
   if ((${#missing[@]})); then
