@@ -14,18 +14,24 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
+from io import StringIO
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 
+from richchat.core.client import Address
 from richchat.core.exit_codes import ExitStatus
+from richchat.core.wizard import Wizard
 from tests.client.servers import Hostile, cli_env
-from tests.memory import run_measured
+from tests.memory import rss_growth, run_measured
 
 #: a client process may use this much memory at its peak, whatever the server sends (an idle
 #: `richchat send` is about 60 MB; a client that kept a 10 MB line or 100,000 frames would be
 #: far over)
 CHILD_MB = 150
+#: what this process may grow by during one wizard step
+GROWTH_MB = 60
 #: escapes of every kind that must never reach a terminal
 CONTROLS = ("\x1b", "\x9b", "\u009b", "\x07", "\x08")
 
@@ -103,3 +109,49 @@ def test_scan(scenario: str, hostile_server: Start, tmp_path: Path) -> None:
     assert port["service"] == SCAN_SERVICE[scenario], port
     assert port["joinable"] == (SCAN_SERVICE[scenario] == "richchat")
     assert clean(json.dumps(port, ensure_ascii=False)), port
+
+
+# The wizard's steps after a server is picked: is it a chat server (check_server), and is the
+# nickname free (choose_nick; it asks the server's user list). None: the step succeeds.
+WIZARD_CHECK = {
+    "huge_line": None,
+    "bad_utf8": None,
+    "markup": None,
+    "big_userlist": None,
+    "hello_silence": None,
+    "endless": "timed out",
+    "endless_after_hello": None,
+    "wrong_order": "does not speak the richchat protocol",
+    "disorder": None,
+    "flood": None,
+    "tls_silent": "timed out",
+}
+
+
+@pytest.mark.parametrize("scenario", sorted(WIZARD_CHECK))
+def test_wizard(scenario: str, hostile_server: Start) -> None:
+    server = hostile_server(scenario)
+    out = StringIO()
+    console = Console(file=out, width=100, force_terminal=False, no_color=True, highlight=False)
+    asked: list[str] = []
+
+    def ask(prompt: str) -> str:
+        asked.append(prompt)
+        return "alice" if len(asked) == 1 else "q"
+
+    wizard = Wizard(console, ask, timeout=3)
+    address = Address("127.0.0.1", server.port)
+    with rss_growth() as growth:
+        problem = wizard.check_server(address)
+        expected = WIZARD_CHECK[scenario]
+        if expected is None:
+            assert problem is None, problem
+            # the nickname step reads the server's user list: whatever comes, it ends with
+            # a name (free, or not checkable: the chat screen asks again) and no traceback
+            assert wizard.choose_nick(address, None) == "alice"
+        else:
+            assert problem is not None and expected in problem, problem
+            assert clean(problem)
+    text = out.getvalue()
+    assert clean(text), text
+    assert growth.mb < GROWTH_MB, f"grew {growth.mb:.0f} MB"
