@@ -30,11 +30,13 @@ from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.reactive import reactive
+from textual.timer import Timer
 from textual.widgets import Input, OptionList
 from textual.widgets.option_list import Option
 
 from richchat.core.client import Address
 from richchat.core.errors import RichchatError
+from richchat.core.protocol import frames as f
 from richchat.core.protocol.text import MAX_MESSAGE_BYTES, fold_name
 from richchat.core.tui import commands, render
 from richchat.core.tui import session as se
@@ -55,6 +57,13 @@ PASTE_LINE_LIMIT = 10
 #: screen widths (columns): side panels at full width from WIDE, narrower from NARROW, hidden
 #: below NARROW (the chat panel keeps the room)
 NARROW, WIDE = 70, 100
+#: lines drawn at once when more arrive together for the conversation on screen (a flood, a
+#: long history): only its end is drawn then (drawing costs about 0.2 ms a line), the rest of
+#: the scrollback once no such burst came for FLOOD_CALM seconds, or when the user scrolls up
+FLOOD_DRAW = 200
+FLOOD_CALM = 0.3
+#: names the user list shows (its title says how many there are)
+USERS_SHOWN = 1000
 
 
 def now_ms() -> int:
@@ -117,6 +126,9 @@ class ChatApp(App[None]):
         self.user_list = OptionList(id="users")
         self.input = ChatInput(placeholder="Type a message, /help for commands", id="input")
         self._asking_nick = False
+        #: frames received and not applied yet: what one read brought is applied in one step
+        self._inbox: list[f.Frame] = []
+        self._calm_timer: Timer | None = None
         self._session_handlers: dict[type, Callable[[se.SessionEvent], None]] = {
             se.StatusChanged: self._status_changed,  # type: ignore[dict-item]
             se.Connected: self._connected,  # type: ignore[dict-item]
@@ -154,7 +166,27 @@ class ChatApp(App[None]):
     # ------------------------------------------------------------------ session -> state
 
     def _on_session_event(self, event: se.SessionEvent) -> None:
+        if type(event) is se.FrameReceived:
+            # Frames come one by one from the session, many per read when the server is busy
+            # (or hostile): they are applied together once the session lets the loop run.
+            if not self._inbox:
+                self.call_later(self._take_inbox)
+            self._inbox.append(event.frame)
+            return
+        self._take_inbox()  # what came before this event, first
         self._session_handlers[type(event)](event)
+
+    def _take_inbox(self) -> None:
+        frames, self._inbox = self._inbox, []
+        if not frames:
+            return
+        try:
+            step = st.apply_all(self.chat, frames, now_ms())
+        except Exception:  # our bug on a valid frame: find it, say so, keep the others
+            for frame in frames:
+                self._frame_received(se.FrameReceived(frame))
+            return
+        self._step(step)
 
     def _status_changed(self, event: se.StatusChanged) -> None:
         self.status_bar.status = event.status
@@ -197,9 +229,12 @@ class ChatApp(App[None]):
             self._redraw()
             return
         active = self.chat.active
-        for change in changes:
-            if isinstance(change, st.LineAdded) and change.key == active:
-                self._write(change.line)
+        lines = [c.line for c in changes if isinstance(c, st.LineAdded) and c.key == active]
+        if len(lines) > FLOOD_DRAW and self.chat_log.at_bottom:
+            self._draw_end()
+        else:
+            for line in lines:
+                self._write(line)
         if any(isinstance(c, st.ListChanged) for c in changes):
             self.conversation_list.update(render.conversation_list(self.chat))
         if any(isinstance(c, st.NickSet) or (isinstance(c, st.UsersChanged) and c.key == active)
@@ -221,6 +256,19 @@ class ChatApp(App[None]):
         self.status_bar.nick = self.chat.nick
         self.topic_bar.conversation = self.chat.current
 
+    def _draw_end(self) -> None:
+        """Many lines at once, read at the bottom: draw the end of the conversation now, and
+        the whole scrollback once the burst is over."""
+        self.chat_log.show((render.chat_line(line, self.time_format)
+                            for line in self.chat.current.lines), draw_last=FLOOD_DRAW)
+        if self._calm_timer is not None:
+            self._calm_timer.stop()
+        self._calm_timer = self.set_timer(FLOOD_CALM, self._calm)
+
+    def _calm(self) -> None:
+        self._calm_timer = None
+        self.chat_log.complete()
+
     def _write(self, line: st.ChatLine) -> None:
         at_bottom = self.chat_log.at_bottom
         self.chat_log.add(render.chat_line(line, self.time_format), scroll_end=at_bottom)
@@ -234,11 +282,14 @@ class ChatApp(App[None]):
         users.clear_options()
         me = fold_name(self.chat.nick) if self.chat.nick else None
         options = []
-        for name in names:
+        for name in names[:USERS_SHOWN]:
             label = Text(name, style=f"bold {render.nick_colour(name)}")
             if fold_name(name) == me:
                 label.append(" (you)", style="dim")
             options.append(Option(label, id=fold_name(name)))
+        if len(names) > USERS_SHOWN:
+            more = Text(f"... and {len(names) - USERS_SHOWN} more", style="dim")
+            options.append(Option(more, disabled=True))
         users.add_options(options)
         users.border_title = f"Users ({len(names)})"
         if highlighted is not None and names:
@@ -280,6 +331,7 @@ class ChatApp(App[None]):
     def action_scroll_panel(self, how: str) -> None:
         if self.active_panel == "chat":
             chat = self.chat_log
+            chat.complete()  # the whole scrollback, if a burst left only its end drawn
             {
                 "up": chat.scroll_up, "down": chat.scroll_down,
                 "page_up": chat.scroll_page_up, "page_down": chat.scroll_page_down,
