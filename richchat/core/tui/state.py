@@ -413,7 +413,7 @@ def _left(e: _Edit, frame: f.UserLeft) -> None:
 
 
 def _renamed(e: _Edit, frame: f.NickChanged) -> None:
-    old, new = fold_name(frame.old), fold_name(frame.new)
+    old = fold_name(frame.old)
     for key, member_of in list(e.convs.items()):
         if old in member_of.users:
             e.remove_user(key, frame.old)
