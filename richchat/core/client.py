@@ -295,12 +295,15 @@ class ChatClient:
         await self.send(f.SetNick(name=nick))
         held: list[f.Frame] = []
         deadline = self.deadline()
+        wanted = fold_name(nick)
         try:
             while True:
                 frame = await self.read_frame(
                     self.timeout, "the nickname answer", deadline=deadline
                 )
-                if isinstance(frame, f.You):
+                # the answer names what we asked for (a YOU for another name, sent before
+                # our CMD_USER arrived, answers nothing we asked: it is kept like the rest)
+                if isinstance(frame, f.You) and fold_name(frame.name) == wanted:
                     self.nick = frame.name
                     return frame.name
                 if isinstance(frame, f.Error) and frame.code in NICK_ERRORS | {"not_registered"}:

@@ -196,12 +196,17 @@ async def check_nick(address: Address, nick: str, timeout: float,
     client = ChatClient(address.host, address.port, timeout=timeout, trust=trust)
     try:
         await client.connect()
-        # The lobby ULIST follows the welcome and history; everyone is in the lobby.
+        # The lobby ULIST follows the welcome and history; everyone is in the lobby. A server
+        # that never sends it (or floods us with anything else) costs one timeout, raised as
+        # a RichchatError like every other failure of this step.
         from richchat.core.protocol import frames as f
 
-        while (frame := await asyncio.wait_for(client.recv(), timeout)) is not None:
-            if isinstance(frame, f.UserList):
-                break
+        deadline = client.deadline()
+        while not isinstance(
+            await client.read_frame(timeout, "the server's user list", deadline=deadline),
+            f.UserList,
+        ):
+            pass
         holder = client.name_in_use(nick)
         if holder is None:
             return None

@@ -10,7 +10,7 @@ import socket
 import subprocess
 import sys
 import tempfile
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -211,3 +211,36 @@ class WithoutFloodKey:
         assert self.server is not None
         self.server.close()
         await self.server.wait_closed()
+
+
+@dataclass
+class Hostile:
+    """A hostile server process (tests/client/hostile.py) and its port."""
+
+    proc: subprocess.Popen[str]
+    port: int
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+
+@pytest.fixture
+def hostile_server() -> Iterator[Callable[[str], Hostile]]:
+    """Start hostile servers by scenario name; all are killed at the end of the test."""
+    procs: list[subprocess.Popen[str]] = []
+
+    def start(scenario: str) -> Hostile:
+        proc = subprocess.Popen([sys.executable, "-m", "tests.client.hostile", scenario],
+                                stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
+                                env=cli_env(), cwd=REPO_ROOT)
+        procs.append(proc)
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert line.startswith("port "), line
+        return Hostile(proc, int(line.split()[1]))
+
+    yield start
+    for proc in procs:
+        proc.kill()
+        proc.wait(timeout=10)

@@ -162,7 +162,8 @@ class Hello(Frame):
     agent: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[\w./+\-]+$")]
     #: "server" in a server's answer only; clients send no role
     role: Literal["server"] | None = None
-    name: str | None = Field(default=None, max_length=64)
+    #: the server's name: shown by clients (header, wizard, scan), so never a control character
+    name: Annotated[SafeText, Field(max_length=64)] | None = None
     users: int | None = Field(default=None, ge=0)
     tls: bool | None = None
     #: ``fp=SHA256:...``: the fingerprint of the server's TLS key, on a TLS connection. A
@@ -655,7 +656,8 @@ class Topic(Frame):
     wire: ClassVar[tuple[str, ...]] = ("room", "setter", "text")
     kind: Literal["TOPIC"] = "TOPIC"
     room: Room
-    setter: str = Field(default="", max_length=64)
+    #: who set it (a name; shown by clients, so never a control character)
+    setter: Annotated[SafeText, Field(max_length=64)] = ""
     text: SafeText = ""
 
 

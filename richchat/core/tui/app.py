@@ -37,6 +37,7 @@ from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.reactive import reactive
+from textual.timer import Timer
 from textual.widgets import Input, OptionList
 from textual.widgets.option_list import Option
 
@@ -68,6 +69,16 @@ PASTE_LINE_LIMIT = 10
 #: screen widths (columns): side panels at full width from WIDE, narrower from NARROW, hidden
 #: below NARROW (the chat panel keeps the room)
 NARROW, WIDE = 70, 100
+#: lines drawn at once when more arrive together for the conversation on screen (a flood, a
+#: long history): only its end is drawn then (drawing costs about 0.2 ms a line), the rest of
+#: the scrollback once no such burst came for FLOOD_CALM seconds, or when the user scrolls up
+FLOOD_DRAW = 200
+FLOOD_CALM = 0.3
+#: names the user list shows (its title says how many there are)
+USERS_SHOWN = 1000
+
+#: frames the app acts on itself (transfers), besides the chat state
+_FILE_FRAMES = (f.UploadReady, f.DownloadReady, f.FileOffer)
 
 
 def now_ms() -> int:
@@ -147,6 +158,9 @@ class ChatApp(App[None]):
         self.input = ChatInput(placeholder="Type a message, /help for commands", id="input")
         self._asking_nick = False
         self._warned_plaintext = False
+        #: frames received and not applied yet: what one read brought is applied in one step
+        self._inbox: list[f.Frame] = []
+        self._calm_timer: Timer | None = None
         self._session_handlers: dict[type, Callable[[se.SessionEvent], None]] = {
             se.StatusChanged: self._status_changed,  # type: ignore[dict-item]
             se.Connected: self._connected,  # type: ignore[dict-item]
@@ -186,7 +200,30 @@ class ChatApp(App[None]):
     # ------------------------------------------------------------------ session -> state
 
     def _on_session_event(self, event: se.SessionEvent) -> None:
+        if type(event) is se.FrameReceived:
+            # Frames come one by one from the session, many per read when the server is busy
+            # (or hostile): they are applied together once the session lets the loop run.
+            if not self._inbox:
+                self.call_later(self._take_inbox)
+            self._inbox.append(event.frame)
+            return
+        self._take_inbox()  # what came before this event, first
         self._session_handlers[type(event)](event)
+
+    def _take_inbox(self) -> None:
+        frames, self._inbox = self._inbox, []
+        if not frames:
+            return
+        for frame in frames:
+            if isinstance(frame, _FILE_FRAMES):
+                self._file_frame(frame)
+        try:
+            step = st.apply_all(self.chat, frames, now_ms())
+        except Exception:  # our bug on a valid frame: find it, say so, keep the others
+            for frame in frames:
+                self._apply_frame(frame)
+            return
+        self._step(step)
 
     def _status_changed(self, event: se.StatusChanged) -> None:
         self.status_bar.status = event.status
@@ -214,7 +251,12 @@ class ChatApp(App[None]):
         self.push_screen(TrustScreen(event.question), answered)
 
     def _frame_received(self, event: se.FrameReceived) -> None:
-        frame = event.frame
+        if isinstance(event.frame, _FILE_FRAMES):
+            self._file_frame(event.frame)
+        self._apply_frame(event.frame)
+
+    def _file_frame(self, frame: f.Frame) -> None:
+        """What the app itself does with a file frame (the state records it too)."""
         if isinstance(frame, f.UploadReady):
             self._upload_ready(frame)
         elif isinstance(frame, f.DownloadReady):
@@ -222,11 +264,13 @@ class ChatApp(App[None]):
         elif (isinstance(frame, f.FileOffer) and frame.sha256 in self._uploads
               and self.chat.nick and fold_name(frame.sender) == fold_name(self.chat.nick)):
             del self._uploads[frame.sha256]  # published: nothing more to upload
+
+    def _apply_frame(self, frame: f.Frame) -> None:
         try:
-            step = st.apply(self.chat, event.frame, now_ms())
+            step = st.apply(self.chat, frame, now_ms())
         except Exception as exc:  # our bug on a valid frame: say so, keep chatting
-            log.exception("could not apply %r", event.frame)
-            self._note(se.Note(f"internal error on {event.frame.line()[:40]!r}: {exc!r}",
+            log.exception("could not apply %r", frame)
+            self._note(se.Note(f"internal error on {frame.line()[:40]!r}: {exc!r}",
                                error=True))
             return
         self._step(step)
@@ -253,9 +297,12 @@ class ChatApp(App[None]):
             self._redraw()
             return
         active = self.chat.active
-        for change in changes:
-            if isinstance(change, st.LineAdded) and change.key == active:
-                self._write(change.line)
+        lines = [c.line for c in changes if isinstance(c, st.LineAdded) and c.key == active]
+        if len(lines) > FLOOD_DRAW and self.chat_log.at_bottom:
+            self._draw_end()
+        else:
+            for line in lines:
+                self._write(line)
         if any(isinstance(c, st.ListChanged) for c in changes):
             self.conversation_list.update(render.conversation_list(self.chat))
         if any(isinstance(c, st.NickSet) or (isinstance(c, st.UsersChanged) and c.key == active)
@@ -277,6 +324,19 @@ class ChatApp(App[None]):
         self.status_bar.nick = self.chat.nick
         self.topic_bar.conversation = self.chat.current
 
+    def _draw_end(self) -> None:
+        """Many lines at once, read at the bottom: draw the end of the conversation now, and
+        the whole scrollback once the burst is over."""
+        self.chat_log.show((render.chat_line(line, self.time_format)
+                            for line in self.chat.current.lines), draw_last=FLOOD_DRAW)
+        if self._calm_timer is not None:
+            self._calm_timer.stop()
+        self._calm_timer = self.set_timer(FLOOD_CALM, self._calm)
+
+    def _calm(self) -> None:
+        self._calm_timer = None
+        self.chat_log.complete()
+
     def _write(self, line: st.ChatLine) -> None:
         at_bottom = self.chat_log.at_bottom
         self.chat_log.add(render.chat_line(line, self.time_format), scroll_end=at_bottom)
@@ -290,11 +350,14 @@ class ChatApp(App[None]):
         users.clear_options()
         me = fold_name(self.chat.nick) if self.chat.nick else None
         options = []
-        for name in names:
+        for name in names[:USERS_SHOWN]:
             label = Text(name, style=f"bold {render.nick_colour(name)}")
             if fold_name(name) == me:
                 label.append(" (you)", style="dim")
             options.append(Option(label, id=fold_name(name)))
+        if len(names) > USERS_SHOWN:
+            more = Text(f"... and {len(names) - USERS_SHOWN} more", style="dim")
+            options.append(Option(more, disabled=True))
         users.add_options(options)
         users.border_title = f"Users ({len(names)})"
         if highlighted is not None and names:
@@ -336,6 +399,7 @@ class ChatApp(App[None]):
     def action_scroll_panel(self, how: str) -> None:
         if self.active_panel == "chat":
             chat = self.chat_log
+            chat.complete()  # the whole scrollback, if a burst left only its end drawn
             {
                 "up": chat.scroll_up, "down": chat.scroll_down,
                 "page_up": chat.scroll_page_up, "page_down": chat.scroll_page_down,

@@ -38,6 +38,12 @@ from richchat.core.trust.connect import Security, TrustPolicy, UnknownServerKey
 ConnectionState = Literal["connecting", "connected", "disconnected", "failed"]
 #: times a nickname taken meanwhile is asked for again after a reconnect (after 1, 2, 4 s)
 NICK_RETRIES = 3
+#: history lines remembered per room to drop them when they come again after a reconnect: the
+#: most a server replays (``richchat server --history`` is at most 10,000)
+SEEN_PER_ROOM = 10_000
+#: the longest the receiving loop runs before it lets the UI have the event loop (seconds): a
+#: server that floods us never freezes the keyboard for longer
+YIELD_EVERY = 0.05
 
 
 @dataclass(frozen=True)
@@ -167,9 +173,13 @@ class ChatSession:
         self._attempt = 0
         self._delays = self._new_delays()
         self._rooms: dict[str, None] = {}  # rooms to rejoin (ordered), the lobby excluded
-        self._seen: dict[str, set[tuple[int, int]]] = {}  # room -> (id, ts) passed on
+        #: room -> (id, ts) of the messages passed on (the newest SEEN_PER_ROOM, in order)
+        self._seen: dict[str, dict[tuple[int, int], None]] = {}
         self._nick_retries = 0
         self._nick_timer: asyncio.TimerHandle | None = None
+        #: fires if the server answers a nickname neither with YOU nor with a refusal
+        self._answer_timer: asyncio.TimerHandle | None = None
+        self._closing: asyncio.Future[None] | None = None
 
     @property
     def connected(self) -> bool:
@@ -276,11 +286,17 @@ class ChatSession:
         self._emit(Connected(hello, client.security))
         self._set_status("connected", "choosing a nickname")
         self._register()
+        loop = asyncio.get_running_loop()
         try:
+            since = loop.time()
             while (frame := await client.recv()) is not None:
                 self._on_frame(frame)
+                if loop.time() - since > YIELD_EVERY:  # frames kept coming without a pause
+                    await asyncio.sleep(0)
+                    since = loop.time()
         finally:
             self._cancel_nick_timer()
+            self._cancel_answer_timer()
             await client.close()
             self._client = None
             self.registered = False
@@ -298,15 +314,18 @@ class ChatSession:
 
     def _on_frame(self, frame: f.Frame) -> None:
         if isinstance(frame, f.You):
+            self._cancel_answer_timer()
             self.nick = self.wanted_nick = frame.name
             if not self.registered:
                 self._registered()
         elif isinstance(frame, (f.RoomMessage, f.Action)):
-            seen = self._seen.setdefault(frame.room, set())
+            seen = self._seen.setdefault(frame.room, {})
             # (id, ts): the same id with another timestamp is another server's message
             if (frame.id, frame.ts) in seen:
                 return  # history we already passed on (after a reconnect)
-            seen.add((frame.id, frame.ts))
+            seen[frame.id, frame.ts] = None
+            if len(seen) > SEEN_PER_ROOM:
+                del seen[next(iter(seen))]
         elif isinstance(frame, f.UserJoined) and self._is_me(frame.user.name):
             if frame.room != DEFAULT_ROOM:
                 self._rooms[frame.room] = None
@@ -315,6 +334,7 @@ class ChatSession:
             self._seen.pop(frame.room, None)  # a later /join shows its history again
         self._emit(FrameReceived(frame))
         if isinstance(frame, f.Error) and frame.code in NICK_ERRORS and not self.registered:
+            self._cancel_answer_timer()
             self._nick_refused(frame)
 
     def _is_me(self, name: str) -> bool:
@@ -336,7 +356,7 @@ class ChatSession:
         nick = self.nick or self.wanted_nick
         problem = nick_problem(nick) if nick else None
         if nick and not problem:
-            self._send_quietly(f.SetNick(name=nick))
+            self._ask_for(nick)
         else:
             self._emit(NickNeeded(f"Nickname {nick!r} refused: {problem}" if problem else None))
 
@@ -357,7 +377,7 @@ class ChatSession:
     def _retry_nick(self, name: str) -> None:
         self._nick_timer = None
         if not self.registered:
-            self._send_quietly(f.SetNick(name=name))
+            self._ask_for(name)
 
     def _cancel_nick_timer(self) -> None:
         if self._nick_timer is not None:
@@ -367,7 +387,31 @@ class ChatSession:
     def choose_nick(self, name: str) -> None:
         """The user picked a nickname: ask for it now (or on the next connection)."""
         self.wanted_nick = name
+        self._ask_for(name)
+
+    def _ask_for(self, name: str) -> None:
+        """Register ``name``; a server that answers neither YOU nor a refusal within the
+        timeout is given up (said once), and the next connection tries again."""
+        if not self.connected:
+            return
         self._send_quietly(f.SetNick(name=name))
+        self._cancel_answer_timer()
+        self._answer_timer = asyncio.get_running_loop().call_later(self.timeout, self._no_answer)
+
+    def _no_answer(self) -> None:
+        self._answer_timer = None
+        client = self._client
+        if client is None or self.registered:
+            return
+        self._emit(Note(f"{self.address} did not answer the nickname within {self.timeout:g} s; "
+                        "trying a new connection", error=True))
+        # the receiving loop ends and run() reconnects (the task is kept until it is done)
+        self._closing = asyncio.ensure_future(client.close())
+
+    def _cancel_answer_timer(self) -> None:
+        if self._answer_timer is not None:
+            self._answer_timer.cancel()
+            self._answer_timer = None
 
     # ------------------------------------------------------------------ sending
 

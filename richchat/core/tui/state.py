@@ -5,7 +5,9 @@ the list of what changed, and the caller passes the time. :class:`ChatState` and
 it are frozen; a step builds a new state and leaves the old one as it was, so tests compare
 whole states (``tests/tui/test_state.py`` is a table of (state, frame) -> (state, changes)).
 
-* :func:`apply` applies one server frame (a chat line, a user-list update, our nickname, ...).
+* :func:`apply` applies one server frame (a chat line, a user-list update, our nickname, ...);
+  :func:`apply_all` a batch of them in one step (what arrived in one read: one copy of the
+  state, one set of changes for the view to draw, however many frames).
 * The other functions are what the user does locally: switch or close a conversation, open a
   private one, clear a window, note a line, and the connection coming and going.
 
@@ -21,7 +23,7 @@ we had then) and stored on the line, so redrawing it later shows the same thing.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Literal, TypeVar, Union
 
@@ -221,7 +223,6 @@ class _Edit:
     """Collects one step: the next values of the state's fields, and the changes."""
 
     def __init__(self, state: ChatState, now: int) -> None:
-        self.old = state
         self.now = now
         self.convs = dict(state.conversations)
         self.active = state.active
@@ -234,6 +235,9 @@ class _Edit:
         self.files = state.files
         self.file_max = state.file_max
         self.changes: list[Change] = []
+        #: conversations whose member dict this step has copied and may change in place: a
+        #: burst of JOIN frames copies a list of N users once, not N times (N^2)
+        self._own: set[str] = set()
 
     def is_me(self, name: str) -> bool:
         return same_name(name, self.nick)
@@ -276,6 +280,28 @@ class _Edit:
         conv = self.convs[key]
         if conv.users != users:
             self.convs[key] = replace(conv, users=users)
+            self._own.discard(key)
+            self.change(UsersChanged(key))
+
+    def _members(self, key: str) -> dict[str, str]:
+        """The member dict of conversation ``key``, this step's own copy (to change in place)."""
+        conv = self.convs[key]
+        if key not in self._own:
+            conv = replace(conv, users=dict(conv.users))
+            self.convs[key] = conv
+            self._own.add(key)
+        return conv.users  # type: ignore[return-value]
+
+    def add_user(self, key: str, name: str) -> None:
+        folded = fold_name(name)
+        if self.convs[key].users.get(folded) != name:
+            self._members(key)[folded] = name
+            self.change(UsersChanged(key))
+
+    def remove_user(self, key: str, name: str) -> None:
+        folded = fold_name(name)
+        if folded in self.convs[key].users:
+            del self._members(key)[folded]
             self.change(UsersChanged(key))
 
     def add_line(self, key: str, line: ChatLine, *, count: bool = True,
@@ -375,7 +401,7 @@ def _bye(e: _Edit, frame: f.Bye) -> None:
 
 
 def _hello(e: _Edit, frame: f.Hello) -> None:
-    if frame.name and frame.name != e.old.server_name:
+    if frame.name and frame.name != e.server_name:
         e.server_name = frame.name
         e.change(ServerNamed(frame.name))
 
@@ -387,11 +413,9 @@ def _you(e: _Edit, frame: f.You) -> None:
     if not lobby.joined:
         e.convs[DEFAULT_ROOM] = lobby = replace(lobby, joined=True)
     if not same_name(old, frame.name):
-        users = dict(lobby.users)
         if old:
-            users.pop(fold_name(old), None)
-        users[fold_name(frame.name)] = frame.name
-        e.users(DEFAULT_ROOM, users)
+            e.remove_user(DEFAULT_ROOM, old)
+        e.add_user(DEFAULT_ROOM, frame.name)
         if old:
             e.note(f"You are now known as {frame.name}")
     e.change(NickSet(frame.name))
@@ -413,18 +437,17 @@ def _room_users(e: _Edit, frame: f.RoomUsers) -> None:
 def _joined(e: _Edit, frame: f.UserJoined) -> None:
     name, room = frame.user.name, frame.room
     if e.is_me(name):
-        conv = e.room(room)
-        e.users(room, {**conv.users, fold_name(name): name})
+        e.room(room)
+        e.add_user(room, name)
         e.convs[room] = replace(e.convs[room], joined=True)
         if e.pending_join == room:
             e.pending_join = None
             e.switch(room)
             e.notice(room, f"You joined #{room}")
         return
-    conv_ = e.convs.get(room)
-    if conv_ is None:
+    if room not in e.convs:
         return
-    e.users(room, {**conv_.users, fold_name(name): name})
+    e.add_user(room, name)
     if room != DEFAULT_ROOM:  # the lobby gets the server's own "joined" notice
         e.notice(room, f"{name} joined #{room}")
 
@@ -438,21 +461,18 @@ def _left(e: _Edit, frame: f.UserLeft) -> None:
         e.remove(room)
         e.note(f"You left #{room}")
         return
-    users = dict(conv.users)
-    users.pop(fold_name(frame.name), None)
-    e.users(room, users)
+    e.remove_user(room, frame.name)
     if room != DEFAULT_ROOM:  # the lobby gets the server's own "left" notice
         reason = f" ({frame.reason})" if frame.reason else ""
         e.notice(room, f"{frame.name} left #{room}{reason}")
 
 
 def _renamed(e: _Edit, frame: f.NickChanged) -> None:
-    old, new = fold_name(frame.old), fold_name(frame.new)
+    old = fold_name(frame.old)
     for key, member_of in list(e.convs.items()):
         if old in member_of.users:
-            users = {k: v for k, v in member_of.users.items() if k != old}
-            users[new] = frame.new
-            e.users(key, users)
+            e.remove_user(key, frame.old)
+            e.add_user(key, frame.new)
     old_key, new_key = private_key(frame.old), private_key(frame.new)
     conv = e.convs.get(old_key)
     if conv is None:
@@ -583,6 +603,17 @@ def apply(state: ChatState, frame: f.Frame, now: int) -> Step:
         return state, ()
     edit = _Edit(state, now)
     handler(edit, frame)
+    return edit.result()
+
+
+def apply_all(state: ChatState, frames: Iterable[f.Frame], now: int) -> Step:
+    """The state after the server sent ``frames``, in order: the same as :func:`apply` of each
+    in turn, in one step (one copy of the state, the changes of all of them)."""
+    edit = _Edit(state, now)
+    for frame in frames:
+        handler = HANDLERS.get(type(frame))
+        if handler is not None:
+            handler(edit, frame)
     return edit.result()
 
 

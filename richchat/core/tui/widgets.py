@@ -28,6 +28,9 @@ from richchat.core.tui import render
 from richchat.core.tui.session import Status
 from richchat.core.tui.state import MAX_LINES, Conversation, SharedFile
 
+#: rows the chat panel keeps per line of MAX_LINES (wrapped lines take several)
+ROWS_PER_LINE = 4
+
 
 class StatusBar(Widget):
     """The header: server, address, nickname and connection state, fitted to the width
@@ -90,9 +93,12 @@ class ChatLog(RichLog):
     REWRAP_DELAY = 0.15
 
     def __init__(self, *, id: str | None = None) -> None:
+        # max_lines: the rows drawn are bounded too (a line wraps to a few rows), so a long
+        # chat, or a flood, cannot grow the widget without end
         super().__init__(id=id, wrap=True, markup=False, highlight=False, min_width=1,
-                         auto_scroll=False)
+                         auto_scroll=False, max_lines=MAX_LINES * ROWS_PER_LINE)
         self._source: list[Text] = []
+        self._partial = False  # only the end of _source is drawn (see show(draw_last=))
         self._wrapped_at: int | None = None  # the width the lines are wrapped for
         self._rewrap_timer: Timer | None = None
 
@@ -100,10 +106,18 @@ class ChatLog(RichLog):
     def at_bottom(self) -> bool:
         return self.scroll_y >= self.max_scroll_y - 1
 
-    def show(self, lines: Iterable[Text]) -> None:
-        """Replace everything with ``lines``, scrolled to the end."""
+    def show(self, lines: Iterable[Text], *, draw_last: int | None = None) -> None:
+        """Replace everything with ``lines``, scrolled to the end; with ``draw_last``, only
+        that many of the last lines are drawn now (:meth:`complete` draws the rest)."""
         self._source = list(lines)[-MAX_LINES:]
-        self._rewrite(to_end=True)
+        self._partial = draw_last is not None and len(self._source) > draw_last
+        self._rewrite(to_end=True, last=draw_last if self._partial else None)
+
+    def complete(self) -> None:
+        """Draw the whole scrollback if only its end is drawn."""
+        if self._partial:
+            self._partial = False
+            self._rewrite(to_end=self.at_bottom)
 
     def add(self, line: Text, *, scroll_end: bool) -> None:
         self._source.append(line)
@@ -111,12 +125,12 @@ class ChatLog(RichLog):
             del self._source[: len(self._source) - MAX_LINES]
         self.write(line, scroll_end=scroll_end)
 
-    def _rewrite(self, *, to_end: bool) -> None:
+    def _rewrite(self, *, to_end: bool, last: int | None = None) -> None:
         fraction = self.scroll_y / self.max_scroll_y if self.max_scroll_y else 1.0
         if self.size.width:
             self._wrapped_at = self.size.width
         self.clear()
-        for line in self._source:
+        for line in self._source if last is None else self._source[-last:]:
             self.write(line, scroll_end=False)
         if to_end or fraction >= 1.0:
             self.scroll_end(animate=False, immediate=True)
@@ -137,6 +151,7 @@ class ChatLog(RichLog):
         width = self.size.width
         if width and width != self._wrapped_at:
             self._wrapped_at = width
+            self._partial = False
             self._rewrite(to_end=self.at_bottom)
 
 

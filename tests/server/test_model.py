@@ -1,0 +1,844 @@
+"""Model-based test of the chat (issue #17): a hypothesis ``RuleBasedStateMachine`` drives a
+real ``richchat server`` process with clients of all three dialects, and after every step each
+client's view equals what a simple model of the chat predicts.
+
+Clients are plain sockets speaking the wire protocol of their dialect (hello frames, seed
+frames, netcat lines), so nothing of richchat's own client code is involved. Rules: connect,
+register (valid, invalid, taken, look-alike and mixed-script names; a netcat guest), rename,
+join and part rooms (look-alike and invalid room names too), topics, room messages, emotes,
+private messages, quit, drop the connection (FIN or RST), reconnect under the same name.
+
+After each step every client sends ``PING`` and reads up to its ``PONG`` (the server answers
+in the order of its events, the acting client first), and what it received is turned into
+*items*: messages (room, sender, kind, text), private messages, topics, presence (join, part
+with its reason, rename), the user lists it was given, errors, its own name. The sequence of
+items of every client must equal the model's prediction exactly: nothing lost, duplicated,
+reordered, or leaked to a room or person it was not for, and every refusal where the model
+expects one. A silent probe connection checks the server's own view (``CMD_WHO|lobby``,
+``CMD_ROOMS|``) against the model after every step; seed clients' coalesced ``ULIST`` is
+checked when it settles (the ``settle`` rule and the end of each example).
+
+One server serves the whole run (history and topics persist between examples, as in life: a
+*shadow* of what the server stores carries over); each example ends with everyone gone. The
+model uses the protocol's own name rules (validity, look-alike keys, scripts): those have their
+own tests; what is modelled here is the chat.
+
+Profiles: the CI profile is 50 examples of at most 30 steps. A long run:
+``RICHCHAT_MODEL_EXAMPLES=1000 RICHCHAT_MODEL_STEPS=100 python3 -m pytest tests/server/test_model.py``
+(docs/security.md has the figures of the last one).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import socket
+import struct
+import sys
+import time
+import unicodedata
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+import pytest
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
+from pydantic import ValidationError
+
+from richchat.core.protocol import frames as f
+from richchat.core.protocol.text import name_key, nick_problem, script_problem
+from tests.serverproc import ServerProc, internal_errors
+
+EXAMPLES = int(os.environ.get("RICHCHAT_MODEL_EXAMPLES", "50"))
+STEPS = int(os.environ.get("RICHCHAT_MODEL_STEPS", "30"))
+HISTORY = 20  # the server's --history
+MAX_CLIENTS = 6
+LOBBY = "lobby"
+WAIT = 15.0  # generous bound for any answer (a busy CI machine)
+
+Item = tuple[object, ...]
+#: what the run did (printed at the end: ``pytest -s``)
+STATS: Counter[str] = Counter()
+
+# names: valid, the same as another (case, confusable), invalid (syntax, mixed scripts)
+NAMES = ["alice", "ALICE", "bob", "carol", "Zoë", "mike", "rnike", "Алиса", "аlice", "Ωmega",
+         "bad name", "x" * 25, "dave"]
+#: half the time a name that should be accepted
+NAME = st.one_of(st.sampled_from(["alice", "bob", "carol", "Zoë", "Алиса", "dave", "eve"]),
+                 st.sampled_from(NAMES))
+VALID_TARGETS = ["alice", "ALICE", "bob", "carol", "Zoë", "mike", "Алиса", "dave"]
+ROOMS = ["dev", "Dev", "ops", LOBBY, "dеv", "x y", "日本語"]
+TEXTS = ["", " [bold]not bold[/bold]", " | pipes | here", " ünïcödé ☕", " \x1b[31mred"]
+
+
+# ----------------------------------------------------------------------------- the wire
+
+
+class Wire:
+    """One real connection: a blocking socket and the lines received on it."""
+
+    def __init__(self, port: int) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=WAIT)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # no 40 ms waits
+        self.buf = b""
+        self.unread: list[str] = []  # received, not yet turned into items
+        self.eof = False
+
+    def send(self, line: str) -> None:
+        self.sock.sendall((line + "\n").encode("utf-8"))
+
+    def _fill(self, deadline: float) -> None:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError
+        self.sock.settimeout(left)
+        data = self.sock.recv(65536)
+        if not data:
+            self.eof = True
+            raise EOFError
+        self.buf += data
+        *lines, self.buf = self.buf.split(b"\n")
+        self.unread += [line.decode("utf-8", "replace") for line in lines]
+
+    def read_through(self, done: Callable[[str, list[str]], bool], what: str) -> list[str]:
+        """Read until ``done(line, lines before it)``; return the lines not read yet, up to
+        and including that one."""
+        deadline = time.monotonic() + WAIT
+        seen = 0
+        while True:
+            for i in range(seen, len(self.unread)):
+                if done(self.unread[i], self.unread[:i]):
+                    taken, self.unread = self.unread[: i + 1], self.unread[i + 1 :]
+                    return taken
+            seen = len(self.unread)
+            try:
+                self._fill(deadline)
+            except (TimeoutError, EOFError, OSError) as exc:
+                raise AssertionError(f"{what}: not there ({type(exc).__name__}); "
+                                     f"got {self.unread[-8:]!r}") from None
+
+    def read_until(self, done: str, what: str) -> list[str]:
+        """The lines before the next line equal to ``done`` (which is dropped)."""
+        return self.read_through(lambda line, _: line == done, what)[:-1]
+
+    def read_to_eof(self, what: str) -> list[str]:
+        deadline = time.monotonic() + WAIT
+        while not self.eof:
+            try:
+                self._fill(deadline)
+            except EOFError:
+                break
+            except (TimeoutError, OSError) as exc:
+                if isinstance(exc, ConnectionResetError):
+                    break
+                raise AssertionError(f"{what}: not closed ({type(exc).__name__}); "
+                                     f"got {self.unread[-8:]!r}") from None
+        lines, self.unread = self.unread, []
+        return lines
+
+    def close(self, rst: bool = False) -> None:
+        """Reset (RST), or close cleanly: FIN first, then read what is left until the server
+        closes too (a socket closed with unread data would send RST instead of FIN)."""
+        if rst:
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        else:
+            with contextlib.suppress(OSError):
+                self.sock.shutdown(socket.SHUT_WR)
+                self.read_to_eof("close")
+        self.sock.close()
+
+
+_tokens = iter(range(1, 10**9))
+
+
+def barrier(wire: Wire) -> list[str]:
+    """Everything the server sent this connection before it answered a PING sent now."""
+    token = f"b{next(_tokens)}"
+    wire.send(f"PING|{token}")
+    return wire.read_until(f"PONG|{token}", "barrier")
+
+
+# ----------------------------------------------------------------------------- parsing
+
+
+def _names(entries: str) -> frozenset[str]:
+    return frozenset(e[: e.index("(")] for e in entries.split(",") if e)
+
+
+def hello_item(line: str) -> Item | None:
+    tag, _, rest = line.partition("|")
+    if tag in ("RMSG", "ACTION"):
+        room, _id, _ts, name, text = rest.split("|", 4)
+        return ("msg", room, name, "msg" if tag == "RMSG" else "action", text)
+    if tag == "PRIV":
+        _ts, sender, to, text = rest.split("|", 3)
+        return ("priv", sender, to, text)
+    if tag == "TOPIC":
+        room, _setter, text = rest.split("|", 2)
+        return ("topic", room, text)
+    if tag == "JOIN":
+        room, entry = rest.split("|", 1)
+        return ("join", room, entry[: entry.index("(")])
+    if tag == "PART":
+        room, name, reason = rest.split("|", 2)
+        return ("part", room, name, reason)
+    if tag == "NICK":
+        old, new = rest.split("|", 1)
+        return ("nick", old, new)
+    if tag == "ULIST":
+        return ("users", LOBBY, _names(rest))
+    if tag == "RLIST":
+        room, entries = rest.split("|", 1)
+        return ("members", room, _names(entries))
+    if tag == "YOU":
+        return ("you", rest)
+    if tag == "ERR":
+        return ("error", rest.split("|", 1)[0])
+    if tag in ("HELLO", "SRV"):
+        return None  # the welcome; notices that go with JOIN/PART/NICK
+    return ("unexpected", line)
+
+
+_SEED_NOTICES = [
+    (re.compile(r"^\* (\S+) (.*)$"), lambda m, me: ("msg", LOBBY, m[1], "action", m[2])),
+    (re.compile(r"^private from (\S+): (.*)$"), lambda m, me: ("priv", m[1], me, m[2])),
+    (re.compile(r"^private to (\S+): (.*)$"), lambda m, me: ("priv", me, m[1], m[2])),
+    (re.compile(r"^(\S+) set the topic: (.*)$"), lambda m, me: ("topic", LOBBY, m[2])),
+    (re.compile(r"^(\S+) joined$"), lambda m, me: ("join", LOBBY, m[1])),
+    (re.compile(r"^(\S+) left \((.*)\)$"), lambda m, me: ("part", LOBBY, m[1], m[2])),
+    (re.compile(r"^(\S+) is now known as (\S+)$"), lambda m, me: ("nick", m[1], m[2])),
+    (re.compile(r"^Welcome to "), lambda m, me: None),
+]
+
+_RAW_NOTICES = [
+    (re.compile(r"^(\S+) joined$"), lambda m: ("join", LOBBY, m[1])),
+    (re.compile(r"^(\S+) joined #(\S+)$"), lambda m: ("join", m[2], m[1])),
+    (re.compile(r"^(\S+) left \((.*)\)$"), lambda m: ("part", LOBBY, m[1], m[2])),
+    (re.compile(r"^(\S+) left #(\S+)$"), lambda m: ("part", m[2], m[1], "left")),
+    (re.compile(r"^(\S+) left #(\S+) \((.*)\)$"), lambda m: ("part", m[2], m[1], m[3])),
+    (re.compile(r"^(\S+) is now known as (\S+)$"), lambda m: ("nick", m[1], m[2])),
+    (re.compile(r"^(\S+) set the topic of #(\S+): (.*)$"), lambda m: ("topic", m[2], m[3])),
+    (re.compile(r"^Topic: (.*)$"), lambda m: ("topic", LOBBY, m[1])),
+    (re.compile(r"^Topic of #(\S+): (.*)$"), lambda m: ("topic", m[1], m[2])),
+    (re.compile(r"^Users online: (.*)$"),
+     lambda m: ("users", LOBBY, frozenset() if m[1] == "nobody yet" else frozenset(m[1].split(", ")))),
+    (re.compile(r"^Members of #(\S+): (.*)$"),
+     lambda m: ("members", m[1], frozenset(n for n in m[2].split(", ") if n))),
+    (re.compile(r"^You are in #(\S+) \(\d+ member\(s\)\); plain lines now go there$"),
+     lambda m: ("in", m[1])),
+    (re.compile(r"^You are (\S+)\. Type /nick"), lambda m: ("you", m[1])),
+    (re.compile(r"^Plain lines now go to #lobby$"), lambda m: ("fallback",)),
+    (re.compile(r"^Error: "), lambda m: ("error", None)),
+    (re.compile(r"^(Welcome to |Type a nickname)"), lambda m: None),
+]
+_RAW_HISTORY = re.compile(r"^\[\d\d:\d\d\] (.*)$")
+_RAW_PRIV_IN = re.compile(r"^\*([^*\s]+)\* \(private\): (.*)$")
+_RAW_PRIV_OUT = re.compile(r"^-> \*([^*\s]+)\*: (.*)$")
+_RAW_ROOM = re.compile(r"^\[([^\]\s]+)\] (.*)$")
+_RAW_ACTION = re.compile(r"^\* (\S+) (.*)$")
+_RAW_MSG = re.compile(r"^([^:\s]+): (.*)$")
+
+
+def raw_item(line: str, me: str | None) -> Item | None:
+    if line.startswith("*** "):
+        body = line[4:]
+        for pattern, make in _RAW_NOTICES:
+            m = pattern.match(body)
+            if m:
+                return make(m)
+        return ("unexpected", line)
+    if m := _RAW_PRIV_IN.match(line):
+        return ("priv", m[1], me, m[2])
+    if m := _RAW_PRIV_OUT.match(line):
+        return ("priv", me, m[1], m[2])
+    if m := _RAW_HISTORY.match(line):
+        line = m[1]
+    room = LOBBY
+    if m := _RAW_ROOM.match(line):
+        room, line = m[1], m[2]
+    if m := _RAW_ACTION.match(line):
+        return ("msg", room, m[1], "action", m[2])
+    if m := _RAW_MSG.match(line):
+        return ("msg", room, m[1], "msg", m[2])
+    return ("unexpected", line)
+
+
+# ----------------------------------------------------------------------------- the model
+
+
+@dataclass
+class Client:
+    cid: int
+    dialect: str  # "hello", "seed" or "raw"
+    wire: Wire
+    name: str | None = None  # registered name, as the server spells it
+    rooms: list[str] = field(default_factory=list)  # besides the lobby, in join order
+    current: str = LOBBY  # where a netcat user's plain lines go
+    expected: list[Item] = field(default_factory=list)
+    observed: list[Item] = field(default_factory=list)
+    seed_ulist: frozenset[str] | None = None  # the last coalesced ULIST (seed)
+    seed_snapshot: bool = False  # the next ULIST is the registration snapshot (seed)
+
+    def absorb(self, lines: list[str]) -> None:
+        for line in lines:
+            item: Item | None
+            if self.dialect == "hello":
+                item = hello_item(line)
+            elif self.dialect == "raw":
+                item = raw_item(line, self.name)
+            else:
+                item = self._seed_item(line)
+            if item is not None:
+                self.observed.append(item)
+
+    def _seed_item(self, line: str) -> Item | None:
+        tag, _, rest = line.partition("|")
+        if tag == "MSG":
+            name, _, text = rest.partition(": ")
+            return ("msg", LOBBY, name, "msg", text)
+        if tag == "ULIST":
+            users = _names(rest)
+            self.seed_ulist = users
+            if self.seed_snapshot:
+                self.seed_snapshot = False
+                return ("users", LOBBY, users)
+            return None
+        if tag == "ERR":
+            return ("error", rest.split("|", 1)[0])
+        if tag == "SRV":
+            for pattern, make in _SEED_NOTICES:
+                m = pattern.match(rest)
+                if m:
+                    return make(m, self.name)
+        return ("unexpected", line)
+
+
+@dataclass
+class Shadow:
+    """What the server stores, across examples: history and topics per room."""
+
+    history: dict[str, list[tuple[str, str, str]]] = field(default_factory=dict)
+    topics: dict[str, str] = field(default_factory=dict)
+    texts: Iterator[int] = field(default_factory=lambda: iter(range(1, 10**9)))
+
+
+_RULES = {"start", "connect", "register", "reconnect", "rename", "join", "part", "topic", "say",
+          "private", "leave"}
+
+
+def _rule_name() -> str:
+    frame = sys._getframe(2)
+    while frame is not None and frame.f_code.co_name not in _RULES:
+        frame = frame.f_back  # type: ignore[assignment]
+    return frame.f_code.co_name if frame is not None else "?"
+
+
+def canon_room(room: str) -> str | None:
+    try:
+        return f.JoinRoom(room=room).room
+    except ValidationError:
+        return None
+
+
+class ChatModel(RuleBasedStateMachine):
+    server: ServerProc
+    shadow: Shadow
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.clients: list[Client] = []  # connected, in connection order
+        self.gone: list[tuple[str, str]] = []  # (dialect, name) of dropped registered users
+        self.rooms: dict[str, list[Client]] = {}  # open rooms besides the lobby: members
+        self.next_cid = 0
+        self.seed_dirty = False
+        self.steps = 0
+        self.probe = Wire(self.server.port)
+        self.probe.send("HELLO|1|model-probe")
+        barrier(self.probe)
+
+    # ------------------------------------------------------------------ model helpers
+
+    @property
+    def registered(self) -> list[Client]:
+        return [c for c in self.clients if c.name is not None]
+
+    def online(self) -> frozenset[str]:
+        return frozenset(c.name for c in self.registered if c.name)
+
+    def holder(self, name: str) -> Client | None:
+        key = name_key(unicodedata.normalize("NFKC", name))
+        return next((c for c in self.registered if name_key(c.name or "") == key), None)
+
+    def members(self, room: str) -> list[Client]:
+        return self.registered if room == LOBBY else list(self.rooms.get(room, []))
+
+    @staticmethod
+    def sees(c: Client, room: str) -> bool:
+        return c.dialect != "seed" or room == LOBBY
+
+    def history_items(self, room: str) -> list[Item]:
+        return [("msg", room, n, k, t) for n, k, t in self.shadow.history.get(room, [])[-HISTORY:]]
+
+    def topic_items(self, room: str, c: Client) -> list[Item]:
+        text = self.shadow.topics.get(room, "")
+        return [("topic", room, text)] if text and self.sees(c, room) else []
+
+    def error(self, c: Client, code: str) -> None:
+        STATS[f"refused: {code}"] += 1
+        c.expected.append(("error", None if c.dialect == "raw" else code))
+
+    def name_outcome(self, c: Client, name: str) -> tuple[str, str]:
+        """("ok"|"same", the name as the server spells it) or ("err", code)."""
+        if nick_problem(name):
+            return "err", "name_invalid"
+        name = unicodedata.normalize("NFKC", name)
+        if c.name == name:
+            return "same", name
+        other = self.holder(name)
+        if other is not None and other is not c:
+            return "err", "name_taken"
+        if script_problem(name):
+            return "err", "name_invalid"
+        return "ok", name
+
+    def text(self, variant: str) -> str:
+        return f"m{next(self.shadow.texts)}{variant}"
+
+    # ------------------------------------------------------------------ checking
+
+    def sync(self, actor: Client | None = None) -> None:
+        """Barrier on every client (the actor first), then compare with the model."""
+        self.steps += 1
+        STATS[f"rule: {_rule_name()}"] += 1
+        order = [actor] if actor is not None and actor in self.clients else []
+        order += [c for c in self.clients if c is not actor]
+        for c in order:
+            if c.dialect == "raw" and c.name is None:
+                # at the nickname prompt: nothing reaches it but the answers to its own lines
+                lines, c.wire.unread = c.wire.unread, []
+                c.absorb(lines)
+                continue
+            c.absorb(barrier(c.wire))
+        assert self.server.alive, "the server died:\n" + self.server.log()[-3000:]
+        for c in self.clients:
+            self.check(c)
+
+    def check(self, c: Client) -> None:
+        if c.observed != c.expected:
+            raise AssertionError(self.explain(c))
+
+    def explain(self, c: Client) -> str:
+        n = next((i for i, (a, b) in enumerate(zip(c.observed, c.expected, strict=False))
+                  if a != b), min(len(c.observed), len(c.expected)))
+        return (f"client {c.cid} ({c.dialect}, {c.name}) differs from the model at item {n}:\n"
+                f"  observed: {c.observed[n:n + 6]}\n  expected: {c.expected[n:n + 6]}")
+
+    def server_view(self) -> tuple[frozenset[str], str]:
+        token = f"p{next(_tokens)}"
+        self.probe.send("CMD_WHO|lobby")
+        self.probe.send("CMD_ROOMS|")
+        self.probe.send(f"PING|{token}")
+        lines = self.probe.read_until(f"PONG|{token}", "probe")
+        who = next(x for x in lines if x.startswith("RLIST|lobby|"))
+        rooms = next(x for x in lines if x.startswith("ROOMS|"))
+        return _names(who.split("|", 2)[2]), rooms
+
+    def wait_gone(self, name: str) -> None:
+        """Until the server has seen a connection go (its departure is processed)."""
+        deadline = time.monotonic() + WAIT
+        while name in self.server_view()[0]:
+            assert time.monotonic() < deadline, f"{name} still listed"
+            time.sleep(0.01)
+
+    @invariant()
+    def server_agrees(self) -> None:
+        if not hasattr(self, "probe"):
+            return
+        who, rooms = self.server_view()
+        assert who == self.online()
+        expected = [f"{LOBBY}:{len(self.registered)}"] + [
+            f"{r}:{len(m)}" for r, m in sorted(self.rooms.items())
+        ]
+        assert rooms == "ROOMS|" + ",".join(expected)
+
+    # ------------------------------------------------------------------ choosing
+
+    def pick(self, data: st.DataObject, pool: list[Client]) -> Client:
+        return pool[data.draw(st.integers(0, len(pool) - 1), label="client")]
+
+    def can_connect(self) -> bool:
+        return len(self.clients) < MAX_CLIENTS
+
+    def unregistered(self) -> list[Client]:
+        return [c for c in self.clients if c.name is None]
+
+    def talkers(self) -> list[Client]:
+        """Registered clients that use rooms (hello and netcat)."""
+        return [c for c in self.registered if c.dialect != "seed"]
+
+    # ------------------------------------------------------------------ rules: arriving
+
+    @initialize(dialects=st.lists(st.sampled_from(["hello", "seed", "raw"]), max_size=4),
+                room=st.sampled_from(["dev", "ops"]))
+    def start(self, dialects: list[str], room: str) -> None:
+        """Most examples start from a chat already under way: up to four users, those who
+        can in one room."""
+        assert self.server.alive
+        for dialect, name in zip(dialects, ["alice", "bob", "carol", "dave"], strict=False):
+            self.connect(dialect, name, 1)
+            c = self.clients[-1]
+            if c.dialect != "seed":
+                self._join(c, room)
+
+    @precondition(can_connect)
+    @rule(dialect=st.sampled_from(["hello", "seed", "raw"]), name=st.one_of(NAME, st.just("")),
+          register=st.integers(0, 4))
+    def connect(self, dialect: str, name: str, register: int) -> None:
+        """A new connection; it registers at once, except some hello clients, which look
+        first (the lobby's user list) and register later."""
+        c = Client(self.next_cid, dialect, Wire(self.server.port))
+        self.next_cid += 1
+        self.clients.append(c)
+        if dialect == "hello":
+            c.wire.send("HELLO|1|model")
+            c.expected.append(("users", LOBBY, self.online()))
+            if not register:
+                return self.sync(c)
+        self._register(c, name or ("" if dialect == "raw" else "carol"))
+
+    @precondition(lambda self: bool(self.unregistered()))
+    @rule(data=st.data(), name=NAME)
+    def register(self, data: st.DataObject, name: str) -> None:
+        self._register(self.pick(data, self.unregistered()), name)
+
+    @precondition(lambda self: bool(self.gone) and len(self.clients) < MAX_CLIENTS)
+    @rule(data=st.data())
+    def reconnect(self, data: st.DataObject) -> None:
+        """A user whose connection dropped comes back under the same name."""
+        dialect, name = self.gone.pop(data.draw(st.integers(0, len(self.gone) - 1)))
+        c = Client(self.next_cid, dialect, Wire(self.server.port))
+        self.next_cid += 1
+        self.clients.append(c)
+        if dialect == "hello":
+            c.wire.send("HELLO|1|model")
+            c.expected.append(("users", LOBBY, self.online()))
+        self._register(c, name)
+
+    def _register(self, c: Client, name: str) -> None:
+        guest = c.dialect == "raw" and name == ""
+        outcome, spelt = ("ok", "") if guest else self.name_outcome(c, name)
+        if c.dialect == "raw":
+            c.wire.send(name)
+            # its answer: registered ("You are NAME."), or an error and the prompt again
+            lines = c.wire.read_through(
+                lambda line, before: bool(_RAW_YOU.match(line)) or (
+                    line.startswith("*** Type a nickname")
+                    and any(x.startswith("*** Error: ") for x in before)),
+                "the answer to the nickname prompt",
+            )
+            you = _RAW_YOU.match(lines[-1])
+            if guest:
+                assert you is not None, lines
+                spelt = you[1]
+                assert spelt.startswith("guest-") and self.name_outcome(c, spelt)[0] == "ok", (
+                    f"guest name {spelt} is not free: {self.online()}")
+            c.wire.unread[:0] = lines  # read as items with the rest
+        else:
+            c.seed_snapshot = c.dialect == "seed" and outcome == "ok"
+            c.wire.send(f"CMD_USER|{name}")
+        if outcome == "same":  # an unregistered client has no name: cannot happen
+            raise AssertionError(outcome)
+        if outcome != "ok":
+            self.error(c, spelt)
+            self.sync(c)
+            return
+        # registered: the lobby as it was, then everyone (the newcomer too) sees it come
+        c.expected += self.history_items(LOBBY)
+        c.expected.append(("users", LOBBY, self.online()))
+        if c.dialect != "seed":
+            c.expected += self.topic_items(LOBBY, c)
+            c.expected.append(("you", spelt))
+        c.name = spelt
+        for other in self.registered:
+            other.expected.append(("join", LOBBY, spelt))
+        self.seed_dirty = True
+        self.sync(c)
+
+    # ------------------------------------------------------------------ rules: names
+
+    @precondition(lambda self: bool(self.registered))
+    @rule(data=st.data(), name=NAME)
+    def rename(self, data: st.DataObject, name: str) -> None:
+        c = self.pick(data, self.registered)
+        outcome, spelt = self.name_outcome(c, name)
+        c.wire.send(f"/nick {name}" if c.dialect == "raw" else f"CMD_USER|{name}")
+        if outcome == "err":
+            self.error(c, spelt)
+        elif outcome == "same":
+            if c.dialect == "hello":
+                c.expected.append(("you", spelt))
+        else:
+            old = c.name
+            if c.dialect == "hello":
+                c.expected.append(("you", spelt))
+            c.name = spelt
+            for other in self.registered:
+                other.expected.append(("nick", old, spelt))
+            self.seed_dirty = True
+        self.sync(c)
+
+    # ------------------------------------------------------------------ rules: rooms
+
+    @precondition(lambda self: bool(self.talkers()))
+    @rule(data=st.data(), room=st.one_of(st.just("dev"), st.sampled_from(ROOMS)))
+    def join(self, data: st.DataObject, room: str) -> None:
+        self._join(self.pick(data, self.talkers()), room)
+
+    def _join(self, c: Client, room: str) -> None:
+        c.wire.send(f"/join {room}" if c.dialect == "raw" else f"CMD_JOIN|{room}")
+        r = canon_room(room)
+        if r is None:
+            self.error(c, "room_invalid")
+            return self.sync(c)
+        assert c.name is not None
+        already = r == LOBBY or r in c.rooms
+        if not already and r not in self.rooms:
+            clash = any(o != r and name_key(o) == name_key(r) for o in [LOBBY, *self.rooms])
+            if clash or script_problem(r, "room name"):
+                self.error(c, "room_invalid")
+                return self.sync(c)
+        if not already:
+            members = self.rooms.setdefault(r, [])
+            members.append(c)
+            c.rooms.append(r)
+            for other in members:
+                if other is not c:
+                    other.expected.append(("join", r, c.name))
+            if c.dialect == "hello":
+                c.expected.append(("join", r, c.name))
+        c.current = r
+        if c.dialect == "raw":
+            c.expected.append(("in", r))
+        c.expected += self.topic_items(r, c)
+        c.expected += self.history_items(r)
+        c.expected.append(("members", r, frozenset(m.name for m in self.members(r) if m.name)))
+        self.sync(c)
+
+    @precondition(lambda self: bool(self.talkers()))
+    @rule(data=st.data(), room=st.sampled_from([*ROOMS, "mine"]))
+    def part(self, data: st.DataObject, room: str) -> None:
+        c = self.pick(data, self.talkers())
+        if room == "mine":  # one of its rooms, if any
+            room = c.rooms[data.draw(st.integers(0, len(c.rooms) - 1))] if c.rooms else "ops"
+        c.wire.send(f"/leave {room}" if c.dialect == "raw" else f"CMD_PART|{room}")
+        r = canon_room(room)
+        if r is None:
+            self.error(c, "room_invalid")
+        elif r == LOBBY:
+            self.error(c, "cannot_leave")
+        elif r not in c.rooms:
+            self.error(c, "not_in_room")
+        else:
+            for member in self.rooms[r]:
+                member.expected.append(("part", r, c.name, "left"))
+            if c.dialect == "raw" and c.current == r:
+                c.expected.append(("fallback",))
+            if c.current == r:
+                c.current = LOBBY
+            self._leave_room(c, r)
+        self.sync(c)
+
+    def _leave_room(self, c: Client, r: str) -> None:
+        c.rooms.remove(r)
+        self.rooms[r].remove(c)
+        if not self.rooms[r]:
+            del self.rooms[r]
+
+    @precondition(lambda self: bool(self.talkers()))
+    @rule(data=st.data(), room=st.sampled_from([LOBBY, "dev", "ops", "x y", "current"]),
+          variant=st.sampled_from(TEXTS))
+    def topic(self, data: st.DataObject, room: str, variant: str) -> None:
+        c = self.pick(data, self.talkers())
+        text = "t" + self.text(variant)
+        if c.dialect == "raw":  # /topic sets the current room's
+            room = c.current
+            c.wire.send(f"/topic {text}")
+        else:
+            room = c.current if room == "current" else room
+            c.wire.send(f"CMD_TOPIC|{room}|{text}")
+        r = canon_room(room)
+        if r is None:
+            self.error(c, "room_invalid")
+        elif r != LOBBY and r not in c.rooms:
+            self.error(c, "not_in_room")
+        else:
+            shown = text.replace("\x1b", "\u241b")
+            self.shadow.topics[r] = shown
+            for member in self.members(r):
+                if self.sees(member, r):
+                    member.expected.append(("topic", r, shown))
+        self.sync(c)
+
+    # ------------------------------------------------------------------ rules: messages
+
+    @precondition(lambda self: bool(self.registered))
+    @rule(data=st.data(), where=st.sampled_from([LOBBY, "dev", "current", "current"]),
+          variant=st.sampled_from(TEXTS), action=st.booleans(),
+          label=st.sampled_from(["", "own", "other"]))
+    def say(self, data: st.DataObject, where: str, variant: str, action: bool, label: str) -> None:
+        c = self.pick(data, self.registered)
+        assert c.name is not None
+        text = self.text(variant)
+        shown = text.replace("\x1b", "\u241b")
+        kind = "action" if action and c.dialect != "seed" else "msg"
+        if c.dialect == "seed":
+            room = LOBBY
+            if label == "own":  # the seed's own label is dropped once
+                c.wire.send(f"MSG|{c.name}: {text}")
+            elif label == "other":  # anyone else's name is text
+                c.wire.send(f"MSG|bob: {text}")
+                shown = f"bob: {shown}" if c.name != "bob" else shown
+            else:
+                c.wire.send(f"MSG|{text}")
+        elif c.dialect == "raw":
+            room = c.current
+            c.wire.send(f"/me {text}" if kind == "action" else text)
+        else:
+            room = c.current if where == "current" else where
+            if kind == "action":
+                c.wire.send(f"CMD_ME|{room}|{text}")
+            else:
+                c.wire.send(f"MSG|{text}" if room == LOBBY else f"RMSG|{room}|{text}")
+        if room != LOBBY and room not in c.rooms:
+            self.error(c, "not_in_room")
+        else:
+            self.shadow.history.setdefault(room, []).append((c.name, kind, shown))
+            for member in self.members(room):
+                if self.sees(member, room):
+                    member.expected.append(("msg", room, c.name, kind, shown))
+        self.sync(c)
+
+    @precondition(lambda self: bool(self.talkers()))
+    @rule(data=st.data(), to=st.sampled_from(VALID_TARGETS), variant=st.sampled_from(TEXTS))
+    def private(self, data: st.DataObject, to: str, variant: str) -> None:
+        c = self.pick(data, self.talkers())
+        text = self.text(variant)
+        shown = text.replace("\x1b", "\u241b")
+        c.wire.send(f"/msg {to} {text}" if c.dialect == "raw" else f"CMD_MSG|{to}|{text}")
+        target = self.holder(to)
+        if target is None:
+            self.error(c, "no_such_user")
+        else:
+            item = ("priv", c.name, target.name, shown)
+            target.expected.append(item)
+            if target is not c:
+                c.expected.append(item)
+        self.sync(c)
+
+    # ------------------------------------------------------------------ rules: leaving
+
+    @precondition(lambda self: bool(self.clients))
+    @rule(data=st.data(), how=st.sampled_from(["quit", "close", "reset"]))
+    def leave(self, data: st.DataObject, how: str) -> None:
+        """A client goes: politely (CMD_QUIT, /quit), or its connection just ends, closed
+        (FIN) or reset (RST); a user whose connection ended may come back (reconnect)."""
+        c = self.pick(data, self.clients)
+        if how == "quit":
+            c.wire.send("/quit bye" if c.dialect == "raw" and c.name else
+                        "/quit" if c.dialect == "raw" else "CMD_QUIT|bye")
+            c.absorb(c.wire.read_to_eof("quit"))
+            self.check(c)
+            return self._depart(c, "quit: bye")
+        c.wire.close(rst=how == "reset")
+        if c.name is not None:
+            self.gone.append((c.dialect, c.name))
+        self._depart(c, "connection lost" if how == "reset" else "disconnected")
+
+    def _depart(self, c: Client, reason: str) -> None:
+        self.clients.remove(c)
+        name = c.name
+        if name is not None:
+            for r in list(c.rooms):
+                for member in self.rooms[r]:
+                    if member is not c:
+                        member.expected.append(("part", r, name, reason))
+                self._leave_room(c, r)
+            for other in self.registered:
+                other.expected.append(("part", LOBBY, name, reason))
+            self.seed_dirty = True
+            self.wait_gone(name)
+        self.sync()
+
+    @precondition(lambda self: self.seed_dirty)
+    @rule()
+    def settle(self) -> None:
+        """Seed clients' coalesced user list catches up with the lobby."""
+        STATS["settle"] += 1
+        self.seed_dirty = False
+        online = self.online()
+        for c in self.registered:
+            if c.dialect != "seed":
+                continue
+            deadline = time.monotonic() + WAIT
+            while c.seed_ulist != online:
+                assert time.monotonic() < deadline, (c.seed_ulist, online)
+                time.sleep(0.02)
+                c.absorb(barrier(c.wire))
+        for c in self.clients:
+            self.check(c)
+
+    def teardown(self) -> None:
+        """Everyone goes (also after a failure: the next example needs an empty server)."""
+        STATS["examples"] += 1
+        STATS["steps"] += self.steps
+        STATS["connections"] += self.next_cid
+        for c in self.clients:
+            c.wire.close()
+        self.clients.clear()
+        self.rooms.clear()
+        deadline = time.monotonic() + WAIT
+        while self.server_view() != (frozenset(), f"ROOMS|{LOBBY}:0"):
+            assert time.monotonic() < deadline, self.server_view()
+            time.sleep(0.01)
+        self.probe.close()
+
+
+_RAW_YOU = re.compile(r"^\*\*\* You are (\S+)\. Type /nick")
+
+
+@pytest.fixture(scope="module")
+def model_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProc]:
+    data = tmp_path_factory.mktemp("model") / "data"
+    server = ServerProc(data, "--flood-rate", "0", "--history", str(HISTORY), name="model")
+    try:
+        yield server
+    finally:
+        code = server.stop()
+        assert code == 0, server.log()[-3000:]
+
+
+@pytest.mark.timeout(max(600, EXAMPLES * STEPS))
+def test_every_view_matches_the_model(model_server: ServerProc) -> None:
+    ChatModel.server = model_server
+    ChatModel.shadow = Shadow()
+    try:
+        run_state_machine_as_test(
+            ChatModel,
+            settings=settings(
+                max_examples=EXAMPLES, stateful_step_count=STEPS, deadline=None,
+                suppress_health_check=list(HealthCheck), database=None,
+            ),
+        )
+    finally:
+        print("model run:", ", ".join(f"{k} {v}" for k, v in sorted(STATS.items())))
+        assert not internal_errors(model_server.log()), model_server.log()[-5000:]
