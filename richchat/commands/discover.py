@@ -83,11 +83,5 @@ def discover(
         width = None if sys.stdout.isatty() else int(os.environ.get("COLUMNS", "132"))
         out = Console(no_color=no_color, highlight=False, width=width)
         print_report(report, out, err, report.durations.get("advertised"))
-    # A short-lived process: the interpreter's last full garbage collection at exit walks
-    # every object the discovery imports made (pydantic schemas, the vendor database) and
-    # took 0.15-0.4 s measured; frozen objects are left out of it. Nothing runs after this.
-    import gc
-
-    gc.freeze()
     if report.exit_status:
         raise typer.Exit(report.exit_status)
