@@ -24,7 +24,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
-from richchat.core.protocol.frames import PROTOCOL_VERSION
+from richchat.core.constants import PROTOCOL_VERSION
 from richchat.core.protocol.text import sanitize_text
 
 MAGIC = b"RCDISCO/1 "

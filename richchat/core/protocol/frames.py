@@ -14,14 +14,14 @@ from typing import Annotated, ClassVar, Literal, TypeVar, Union, get_args
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
+# re-exported (``frames.PROTOCOL_VERSION``); defined once, in richchat.core.constants
+from richchat.core.constants import PROTOCOL_VERSION as PROTOCOL_VERSION
 from richchat.core.protocol.text import (
     MAX_TOPIC_LEN,
     sanitize_text,
     validate_nick,
     validate_room,
 )
-
-PROTOCOL_VERSION = 1
 
 Nick = Annotated[str, AfterValidator(validate_nick)]
 Room = Annotated[str, AfterValidator(validate_room)]
