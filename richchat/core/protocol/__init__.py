@@ -10,7 +10,6 @@ the name rules, ``.beacon`` for discovery) does not build the frame models of ``
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -77,7 +76,8 @@ def __getattr__(name: str) -> Any:
     home = _HOMES.get(name)
     if home is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{home}"), name)
+    # __import__ rather than importlib.import_module: `python -X importtime` shows it
+    value = getattr(__import__(f"{__name__}.{home}", fromlist=[home]), name)
     globals()[name] = value  # later look-ups skip this function
     return value
 
