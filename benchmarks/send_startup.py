@@ -3,8 +3,8 @@
 Starts a real ``richchat server`` on 127.0.0.1 (port 0, beacon and mDNS off), then runs
 ROUNDS paired rounds: in each, ``richchat --version``, ``richchat send`` (connect, HELLO,
 register, send, wait for the echo, quit), a bare ``python -c pass``, the *pydantic floor*
-(``--version`` in a process that has also imported pydantic, which ``send`` needs to
-validate frames and typer needs to coerce its options) and a send with time marks (where
+(``--version`` in a process that has also imported the parts of pydantic that ``send``
+needs to validate frames and typer needs to coerce its options) and a send with time marks (where
 its time goes), one after the other, so background load hits all of them alike. Reports medians, the median of the per-round ratios
 send / --version (goal of issue #18: at most 2) and the load average.
 
@@ -33,10 +33,13 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
-#: ``richchat --version`` in a process that imported pydantic first (what send cannot avoid),
-#: with the heap frozen for exit as send does
+#: ``richchat --version`` in a process that first imported what send cannot avoid: pydantic's
+#: models (the frames), its TypeAdapter machinery (typer coerces every non-flag option with
+#: it) and its plugin loader (imported when the first validator is built, even with plugins
+#: off); the heap frozen for exit as send does
 FLOOR = """\
-import gc, sys, pydantic.main
+import gc, sys
+import pydantic.main, pydantic.plugin._loader, typer._adapters
 sys.argv = ["richchat", "--version"]
 from richchat.cli import main
 try:
@@ -55,8 +58,8 @@ def mark(name):
     marks.append((name, time.perf_counter()))
 import richchat.cli
 mark("import richchat.cli (typer, command modules)")
-import pydantic.main, typer._adapters
-mark("import pydantic (typer coerces options with it)")
+import pydantic.main, pydantic.plugin._loader, typer._adapters
+mark("import pydantic: models, TypeAdapter (typer's coercion), plugin loader")
 import richchat.core.client, richchat.core.send, richchat.core.send_render
 mark("import richchat's protocol, client, send")
 import richchat.core.send as core_send
@@ -158,7 +161,8 @@ def main() -> int:
         f"| `richchat --version` (interpreter, typer, the CLI) | {ms(runs['version'])} |",
         f"| `richchat send 127.0.0.1:PORT --nick N --quiet 'benchmark line'` | "
         f"{ms(runs['send'])} |",
-        f"| floor: `richchat --version` after `import pydantic.main` | {ms(runs['floor'])} |",
+        f"| floor: `richchat --version` after importing pydantic's models, TypeAdapter "
+        f"(typer's option coercion) and plugin loader | {ms(runs['floor'])} |",
         f"| send / --version (median of the rounds' ratios; goal <= 2) | {ratio:.2f} "
         f"(ratio of medians {med(runs['send']) / med(runs['version']):.2f}) |",
         f"| floor / --version (median of the rounds' ratios) | {med(floor_ratios):.2f} |",
