@@ -263,10 +263,11 @@ def main() -> int:
 
 
 def write_section(path: Path, section: str) -> None:
-    """Replace (or append) the ``## Discovery`` section of ``path``."""
+    """Replace (or append) the ``## Discovery`` section of ``path`` up to its first ``###``
+    subsection (kept: it is written by hand)."""
     old = path.read_text(encoding="utf-8") if path.exists() else "# Performance\n\n"
-    pattern = re.compile(r"^## Discovery\n.*?(?=^## |\Z)", re.M | re.S)
-    new = pattern.sub(lambda _m: section, old) if pattern.search(old) else (
+    pattern = re.compile(r"^## Discovery\n.*?(?=^### |^## |\Z)", re.M | re.S)
+    new = pattern.sub(lambda _m: section.rstrip("\n") + "\n\n", old) if pattern.search(old) else (
         old.rstrip("\n") + "\n\n" + section)
     path.write_text(new, encoding="utf-8")
 

@@ -198,7 +198,7 @@ def write_section(path: Path, section: str) -> None:
     ``### Where the time goes`` subsection (kept: it is written by hand), or add it."""
     old = path.read_text(encoding="utf-8") if path.exists() else "# Performance\n\n"
     pattern = re.compile(r"^## richchat send start-up\n.*?(?=^### |^## |\Z)", re.M | re.S)
-    new = pattern.sub(lambda _m: section, old) if pattern.search(old) else (
+    new = pattern.sub(lambda _m: section.rstrip("\n") + "\n\n", old) if pattern.search(old) else (
         old.rstrip("\n") + "\n\n" + section)
     path.write_text(new, encoding="utf-8")
 
