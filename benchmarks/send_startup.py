@@ -24,6 +24,7 @@ import itertools
 import os
 import platform
 import re
+import resource
 import statistics
 import subprocess
 import sys
@@ -77,11 +78,21 @@ richchat.cli.main()
 """
 
 
-def timed(argv: list[str], env: dict[str, str]) -> float:
+#: CPU seconds (user + system) of each command's process, beside its wall time: CPU time
+#: hardly depends on what else the machine runs, wall time does
+cpu: dict[str, list[float]] = {}
+
+
+def timed(argv: list[str], env: dict[str, str], name: str = "") -> float:
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     subprocess.run(argv, env=env, check=True, stdout=subprocess.DEVNULL,
                    stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, timeout=60)
-    return time.perf_counter() - start
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu.setdefault(name, []).append(after.ru_utime - before.ru_utime
+                                    + after.ru_stime - before.ru_stime)
+    return wall
 
 
 def phases(argv: list[str], env: dict[str, str]) -> list[tuple[str, float]]:
@@ -128,11 +139,12 @@ def main() -> int:
                 raise SystemExit("server did not start")
             target = f"127.0.0.1:{m.group(2)}"
             for n in range(rounds):
-                runs["version"].append(timed([PY, "-m", "richchat", "--version"], env))
+                runs["version"].append(timed([PY, "-m", "richchat", "--version"], env,
+                                             "version"))
                 runs["send"].append(timed([PY, "-m", "richchat", "send", target, "--nick",
-                                           f"bench{n}", "--quiet", "benchmark line"], env))
-                runs["bare"].append(timed([PY, "-c", "pass"], env))
-                runs["floor"].append(timed([PY, "-c", FLOOR], env))
+                                           f"bench{n}", "--quiet", "benchmark line"], env, "send"))
+                runs["bare"].append(timed([PY, "-c", "pass"], env, "bare"))
+                runs["floor"].append(timed([PY, "-c", FLOOR], env, "floor"))
                 split.append(phases([target, "--nick", f"phase{n}", "--quiet",
                                      "benchmark line"], env))
         finally:
@@ -143,6 +155,8 @@ def main() -> int:
     ratios = [s / v for s, v in zip(runs["send"], runs["version"], strict=True)]
     floor_ratios = [f / v for f, v in zip(runs["floor"], runs["version"], strict=True)]
     ratio = med(ratios)
+    cpu_ratios = [s / v for s, v in zip(cpu["send"], cpu["version"], strict=True)]
+    cpu_floor_ratios = [f / v for f, v in zip(cpu["floor"], cpu["version"], strict=True)]
     verdict = "met" if ratio <= 2 else "not met"
     lines = [
         "## richchat send start-up",
@@ -150,22 +164,27 @@ def main() -> int:
         f"{rounds} paired rounds on loopback, each: `richchat --version`, a whole "
         "`richchat send` (connect, HELLO, register, send, wait for the echo, quit) to a real "
         "`richchat server --host 127.0.0.1 --no-beacon --no-mdns`, a bare interpreter, and "
-        "the pydantic floor (below); wall time of each process; median (min, max). "
+        "the pydantic floor (below); wall time and CPU time of each process; median (min, max). "
         f"Load average {load_before[0]:.2f} before, {load_after[0]:.2f} after "
         f"({os.cpu_count()} CPUs, Python {platform.python_version()}). The tree is "
         "byte-compiled first, as `pip install` does.",
         "",
-        "| command | wall time |",
-        "| --- | --- |",
-        f"| `python -c pass` (interpreter and `site`) | {ms(runs['bare'])} |",
-        f"| `richchat --version` (interpreter, typer, the CLI) | {ms(runs['version'])} |",
+        "| command | wall time | CPU time (user + system) |",
+        "| --- | --- | --- |",
+        f"| `python -c pass` (interpreter and `site`) | {ms(runs['bare'])} | "
+        f"{ms(cpu['bare'])} |",
+        f"| `richchat --version` (interpreter, typer, the CLI) | {ms(runs['version'])} | "
+        f"{ms(cpu['version'])} |",
         f"| `richchat send 127.0.0.1:PORT --nick N --quiet 'benchmark line'` | "
-        f"{ms(runs['send'])} |",
+        f"{ms(runs['send'])} | {ms(cpu['send'])} |",
         f"| floor: `richchat --version` after importing pydantic's models, TypeAdapter "
-        f"(typer's option coercion) and plugin loader | {ms(runs['floor'])} |",
+        f"(typer's option coercion) and plugin loader | {ms(runs['floor'])} | "
+        f"{ms(cpu['floor'])} |",
         f"| send / --version (median of the rounds' ratios; goal <= 2) | {ratio:.2f} "
-        f"(ratio of medians {med(runs['send']) / med(runs['version']):.2f}) |",
-        f"| floor / --version (median of the rounds' ratios) | {med(floor_ratios):.2f} |",
+        f"(ratio of medians {med(runs['send']) / med(runs['version']):.2f}) | "
+        f"{med(cpu_ratios):.2f} |",
+        f"| floor / --version (median of the rounds' ratios) | {med(floor_ratios):.2f} | "
+        f"{med(cpu_floor_ratios):.2f} |",
         "",
         f"Goal send <= 2x --version: {verdict} in this run.",
         "",
