@@ -44,15 +44,17 @@ def root(
 def _register() -> None:
     # Command modules are small and import heavy libraries only inside their functions.
     # One line per command: ``app.command("name")(module.function)``.
+    # ``short_lived``: commands whose process ends when they return (richchat/core/process.py).
     from richchat.commands import discover, get, join, scan, send, server, trust
+    from richchat.core.process import short_lived
 
     app.command("server")(server.server)
-    app.command("discover")(discover.discover)
-    app.command("scan")(scan.scan)
+    app.command("discover")(short_lived(discover.discover))
+    app.command("scan")(short_lived(scan.scan))
     app.command("join")(join.join)
-    app.command("send")(send.send)
+    app.command("send")(short_lived(send.send))
     app.add_typer(trust.app, name="trust")
-    app.command("get")(get.get)
+    app.command("get")(short_lived(get.get))
 
 
 _register()

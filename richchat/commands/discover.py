@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
+from typing import TYPE_CHECKING
 
 import typer
 
 from richchat.core.constants import DEFAULT_BEACON_PORT
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 DEFAULT_TIMEOUT = 3.0
 DEFAULT_OS_TIMEOUT = 30.0
@@ -46,12 +51,9 @@ def discover(
     ),
 ) -> None:
     """Find richchat servers, hosts on the LAN and the local interfaces."""
-    from rich.console import Console
-
     from richchat.core.discovery import DiscoveryOptions, discover_sync, planned_targets
-    from richchat.core.discovery.render import notice_line, print_report
+
     no_color = bool(os.environ.get("NO_COLOR"))
-    err = Console(stderr=True, no_color=no_color, highlight=False)
     default_timeout = DEFAULT_OS_TIMEOUT if os_detect else DEFAULT_TIMEOUT
     if listen is not None:
         default_timeout = max(default_timeout, listen + 0.5)
@@ -67,29 +69,38 @@ def discover(
             from rich.prompt import Confirm
 
             nets = ", ".join(f"{t.network} ({t.network.num_addresses} addresses)" for t in large)
-            if Confirm.ask(f"Sweep {nets}?", console=err, default=False):
+            if Confirm.ask(f"Sweep {nets}?", console=_stderr(no_color), default=False):
                 options = options.model_copy(update={"allow_large": True})
     if sys.stderr.isatty():
         from richchat.core.discovery.progress import StatusProgress
 
-        with StatusProgress(err) as progress:
+        with StatusProgress(_stderr(no_color)) as progress:
             report = discover_sync(options, progress.update)
     else:
+        # rich (0.1 s of imports) is not needed before the results: the run starts sooner
         report = discover_sync(options)
     if json_out:
         sys.stdout.write(report.model_dump_json(indent=2) + "\n")
-        for notice in report.notices:
-            err.print(notice_line(notice), soft_wrap=True)
+        if report.notices:
+            from richchat.core.discovery.render import notice_line
+
+            for notice in report.notices:
+                _stderr(no_color).print(notice_line(notice), soft_wrap=True)
     else:
+        from rich.console import Console
+
+        from richchat.core.discovery.render import print_report
+
         # Piped output is not cut to 80 columns: MACs and addresses must stay whole.
         width = None if sys.stdout.isatty() else int(os.environ.get("COLUMNS", "132"))
         out = Console(no_color=no_color, highlight=False, width=width)
-        print_report(report, out, err, report.durations.get("advertised"))
-    # A short-lived process: the interpreter's last full garbage collection at exit walks
-    # every object the discovery imports made (pydantic schemas, the vendor database) and
-    # took 0.15-0.4 s measured; frozen objects are left out of it. Nothing runs after this.
-    import gc
-
-    gc.freeze()
+        print_report(report, out, _stderr(no_color), report.durations.get("advertised"))
     if report.exit_status:
         raise typer.Exit(report.exit_status)
+
+
+@functools.cache
+def _stderr(no_color: bool) -> Console:
+    from rich.console import Console
+
+    return Console(stderr=True, no_color=no_color, highlight=False)

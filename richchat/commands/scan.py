@@ -34,7 +34,6 @@ def scan(
     import sys
 
     from richchat.core.exit_codes import ExitStatus
-    from richchat.core.process import skip_final_collection
     from richchat.core.scanner import parse_ports
     from richchat.core.scanner.runner import run_scan
 
@@ -61,6 +60,5 @@ def scan(
 
         Console(no_color=no_color, highlight=False).print(report_renderable(report))
     sys.stdout.flush()
-    skip_final_collection()
     if report.interrupted:
         raise typer.Exit(int(ExitStatus.INTERRUPTED))

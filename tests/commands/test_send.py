@@ -146,21 +146,49 @@ def test_unknown_host(lab: Lab) -> None:
     assert "unknown host" in result.stderr and result.stderr.count("\n") == 1
 
 
-def test_send_does_not_import_heavy_modules(tmp_path: Path) -> None:
-    probe = (
-        "import sys, runpy\n"
-        "sys.argv = ['richchat', 'send', '127.0.0.1:1', '--nick', 'x', 'hi']\n"
-        "try:\n"
-        "    from richchat.cli import main; main()\n"
-        "except SystemExit:\n"
-        "    pass\n"
-        "heavy = [m for m in ('textual', 'scapy', 'nmap', 'zeroconf', 'requests') "
-        "if m in sys.modules]\n"
-        "print(','.join(heavy) or 'none')\n"
+#: what ``richchat send`` must not load: heavy libraries of other commands, the confusables
+#: data (only servers compare look-alike names), other commands' core packages
+SEND_NEVER_IMPORTS = (
+    "textual", "scapy", "nmap", "zeroconf", "requests", "rich", "netifaces", "sqlite3",
+    "confusable_homoglyphs", "richchat.core.protocol.confusables", "richchat.core.protocol.beacon",
+    "richchat.core.server", "richchat.core.discovery", "richchat.core.scanner",
+    "richchat.core.tui",
+)
+
+SEND_IMPORTS_PROBE = """\
+import gc, os, sys
+sys.argv = ["richchat", "send", *sys.argv[1:]]
+try:
+    from richchat.cli import main; main()
+except SystemExit as exc:
+    print("exit", exc.code)
+print("frozen", gc.get_freeze_count() > 0, os.environ.get("PYDANTIC_DISABLE_PLUGINS"))
+print("loaded", ",".join(sorted(sys.modules)))
+"""
+
+
+@pytest.mark.parametrize("outcome", ["delivered", "refused"])
+async def test_send_imports_only_what_it_needs(chat_server: object, outcome: str) -> None:
+    # What is imported, not how long it takes: a whole successful send (connect, register,
+    # send, echo, quit) and a refused connection.
+    target = addr(chat_server) if outcome == "delivered" else f"127.0.0.1:{free_port()}"
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", SEND_IMPORTS_PROBE, target, "--nick", "probe", "hi",
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=cli_env(),
     )
-    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
-                            env=cli_env(), timeout=60)
-    assert result.stdout.strip().splitlines()[-1] == "none", result.stdout + result.stderr
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    lines = out.decode().splitlines()
+    expected = ExitStatus.OK if outcome == "delivered" else ExitStatus.CONNECTION_REFUSED
+    assert f"exit {int(expected)}" in lines, out.decode() + err.decode()
+    # short-lived: the heap is frozen for exit, and the plugin setting was only for the command
+    assert "frozen True None" in lines
+    loaded = set(lines[-1].removeprefix("loaded ").split(","))
+    assert "richchat.core.client" in loaded and "pydantic" in loaded  # the probe really ran
+    # the error line goes through rich (cli._print_error), only when there is an error
+    never = SEND_NEVER_IMPORTS if outcome == "delivered" else tuple(
+        name for name in SEND_NEVER_IMPORTS if name != "rich")
+    heavy = sorted(m for m in loaded if any(m == n or m.startswith(n + ".") for n in never))
+    assert heavy == []
 
 
 #: what `richchat send --help` promises scripts, code by code

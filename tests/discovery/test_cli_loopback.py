@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import subprocess
+import sys
 
 from richchat.core.discovery.advertise import Advertiser, ServerInfo
 from richchat.core.discovery.models import DiscoveryReport
@@ -114,3 +115,32 @@ async def test_progress_shows_on_a_terminal_and_stdout_stays_data(
     assert b"advertised: found cli-lab at 127.0.0.1:5050" in term  # the live status line
     report = DiscoveryReport.model_validate_json(out)  # nothing but JSON on stdout
     assert [s.name for s in report.servers] == ["cli-lab"]
+
+
+#: ``richchat discover ARGS`` in-process; then which output libraries it had imported
+IMPORTS_PROBE = """\
+import sys
+sys.argv = ["richchat", *sys.argv[1:]]
+try:
+    from richchat.cli import main; main()
+except SystemExit as exc:
+    print("exit", exc.code)
+print("loaded", ",".join(m for m in ("rich", "richchat.core.discovery.render")
+                         if m in sys.modules) or "none")
+"""
+
+
+async def test_json_without_notices_never_imports_rich(
+    cli_env: dict[str, str], beacon_port: int
+) -> None:
+    # rich (about 0.1 s of imports) is for tables, progress and notices: a --json run that
+    # has none of them starts its work without it
+    adv = server(beacon_port)
+    await adv.start()
+    try:
+        code, out, err = await run_cli(
+            [sys.executable, "-c", IMPORTS_PROBE, *loop_args(beacon_port, "--json")], cli_env)
+    finally:
+        await adv.stop()
+    assert code == 0, err
+    assert out.splitlines()[-2:] == ["exit 0", "loaded none"], out + err

@@ -6,6 +6,7 @@ active query, DNS-SD and nmap -O are all real.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -257,3 +258,47 @@ def test_two_servers_with_one_name_stay_two(lab: Lab, tmp_path: Path) -> None:
     for s in servers:
         assert s.name == "twin"
         assert {"query", "mdns"} <= set(s.found_via)
+
+
+#: discover in-process, counting the ARP requests sent when the CPU-heavy starts begin
+START_ORDER_PROBE = """\
+import builtins, json, sys
+from richchat.core.discovery import DiscoveryOptions, discover_sync, arp
+
+sent = []
+seen = {}
+real_send, real_load, real_import = arp._send, arp.load_manuf, builtins.__import__
+
+def send(raw, frame):
+    sent.append(1)
+    return real_send(raw, frame)
+
+def load_manuf():
+    seen.setdefault("vendors", len(sent))
+    real_load()
+
+def importing(name, *args, **kwargs):
+    if name.startswith("zeroconf"):
+        seen.setdefault("zeroconf", len(sent))
+    return real_import(name, *args, **kwargs)
+
+arp._send, arp.load_manuf, builtins.__import__ = send, load_manuf, importing
+report = discover_sync(DiscoveryOptions(timeout=3))
+builtins.__import__ = real_import
+print(json.dumps({"seen": seen, "hosts": [h.ip for h in report.hosts],
+                  "servers": [s.name for s in report.servers]}))
+"""
+
+
+def test_vendor_database_and_dns_sd_start_after_the_first_requests(lan: Lan) -> None:
+    # One GIL: each send() of the sweep waits for it while another thread computes, so the
+    # heavy starts (scapy's vendor database, zeroconf's import) come after the first pass
+    # over the /24 (253 requests). Order, not time: the count of requests sent when each began.
+    proc = lan.lab.run(lan.scanner, [sys.executable, "-c", START_ORDER_PROBE], env=cli_env(),
+                       timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout.splitlines()[-1])
+    assert sorted(result["hosts"]) == sorted(h.ip for h in lan.others)
+    assert result["servers"] == ["labchat"]
+    assert result["seen"]["zeroconf"] >= 253
+    assert result["seen"]["vendors"] >= 253

@@ -9,7 +9,8 @@ When it is done: the run ends as soon as every source has done its work, ``optio
 being only the upper bound:
 
 * ARP: the sweep has ended (one request per address, the silent ones asked again after
-  0.25 s, then 0.5 s for late replies; the MAC vendor database loads meanwhile);
+  0.25 s, then 0.5 s for late replies; the MAC vendor database loads meanwhile, once the
+  first requests are out and zeroconf is imported: see :class:`_StartOrder`);
 * UDP: the active query has been answered and no new server came for ``ANSWER_GRACE`` (0.3 s)
   after the last one; unanswered, ``UNANSWERED_WAIT`` after its last retry (at 1 s);
 * DNS-SD: browsing has had its ``MDNS_WINDOW`` (0.8 s) and the instances seen are resolved;
@@ -26,6 +27,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import ipaddress
+import threading
 import time
 from collections.abc import Callable
 
@@ -60,8 +62,54 @@ LISTEN_WITH_OS = 3.0
 ARP_REPLY_WAIT = 0.5
 
 
+#: Longest a CPU-heavy start waits for the one before it (normally 10-250 ms).
+HOLD_BACK = 0.5
+
+
 def _noop(_source: str, _text: str) -> None:
     return None
+
+
+class _StartOrder:
+    """The order of a run's CPU-heavy starts: the ARP sweep's first requests, then zeroconf's
+    import, then scapy's MAC vendor database.
+
+    The process has one GIL. Sending a /24's requests takes about 10 ms, but each ``send()``
+    gives up the GIL and, while another thread computes, waits up to 5 ms to get it back:
+    with the vendor database loading in a thread and zeroconf importing on the event loop,
+    the first pass took 150 ms and every later step of the sweep started that much later
+    (measured). DNS-SD's window (``MDNS_WINDOW``) starts once zeroconf is imported (0.1-0.25
+    s of CPU), so that import is on the critical path; the vendor database (0.2-0.5 s) is
+    needed only when the sweep is over, and loads while the sweep and DNS-SD wait. Each start
+    waits for the one before it at most :data:`HOLD_BACK`.
+    """
+
+    def __init__(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        self._sent = threading.Event()
+        self._sent_on_loop = asyncio.Event()
+        self._imported = threading.Event()
+
+    def requests_sent(self) -> None:
+        """The sweep's first requests are out, or there is no sweep (any thread)."""
+        if self._sent.is_set():
+            return
+        self._sent.set()
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits any more
+            self.loop.call_soon_threadsafe(self._sent_on_loop.set)
+
+    def mdns_imported(self) -> None:
+        """zeroconf is imported, or DNS-SD is not browsed."""
+        self._imported.set()
+
+    async def before_mdns(self) -> None:
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self._sent_on_loop.wait(), HOLD_BACK)
+
+    def before_vendors(self) -> None:
+        """In the vendor database's thread."""
+        self._sent.wait(HOLD_BACK)
+        self._imported.wait(HOLD_BACK)
 
 
 def _validate(options: DiscoveryOptions, interfaces: list[LocalInterface]) -> None:
@@ -104,7 +152,7 @@ def _interface_networks(interfaces: list[LocalInterface]) -> list[ipaddress.IPv4
 
 async def _advertised(
     options: DiscoveryOptions, interfaces: list[LocalInterface], deadline: float,
-    started: float, progress: Progress,
+    started: float, progress: Progress, order: _StartOrder,
 ) -> tuple[list[AdvertisedServer], list[Notice]]:
     notices: list[Notice] = []
 
@@ -132,7 +180,7 @@ async def _advertised(
         if options.interface is not None:
             mdns_ifaces = [a.address for i in interfaces for a in i.addresses if a.family == "ipv4"]
         window = None if linger else MDNS_WINDOW
-        jobs.append(_mdns_guarded(table, deadline, mdns_ifaces, accept, notices, window))
+        jobs.append(_mdns_guarded(table, deadline, mdns_ifaces, accept, notices, window, order))
     results = await asyncio.gather(*jobs)
     notices.extend(results[0] or [])
     return table.result(), notices
@@ -140,7 +188,14 @@ async def _advertised(
 
 async def _mdns_guarded(table: ServerTable, deadline: float, ifaces: list[str] | None,
                         accept: Callable[[str], bool], notices: list[Notice],
-                        window: float | None) -> list[Notice]:
+                        window: float | None, order: _StartOrder) -> list[Notice]:
+    await order.before_mdns()
+    try:
+        import zeroconf.asyncio  # noqa: F401  (the CPU-heavy part of DNS-SD's start)
+    except ImportError:
+        pass  # browse_mdns says so below
+    finally:
+        order.mdns_imported()
     from richchat.core.discovery.mdns import browse_mdns
 
     try:
@@ -153,7 +208,17 @@ async def _mdns_guarded(table: ServerTable, deadline: float, ifaces: list[str] |
 
 async def _hosts(
     options: DiscoveryOptions, interfaces: list[LocalInterface], deadline: float,
-    progress: Progress, durations: dict[str, float],
+    progress: Progress, durations: dict[str, float], order: _StartOrder,
+) -> tuple[list[DiscoveredHost], list[Notice]]:
+    try:
+        return await _hosts_found(options, interfaces, deadline, progress, durations, order)
+    finally:
+        order.requests_sent()  # no sweep, or it failed: nothing to hold back
+
+
+async def _hosts_found(
+    options: DiscoveryOptions, interfaces: list[LocalInterface], deadline: float,
+    progress: Progress, durations: dict[str, float], order: _StartOrder,
 ) -> tuple[list[DiscoveredHost], list[Notice]]:
     from richchat.core.discovery import arp
 
@@ -193,6 +258,7 @@ async def _hosts(
         names = ", ".join(str(t.network) for t in kept)
 
         def load_manuf() -> None:
+            order.before_vendors()
             arp.load_manuf()
             durations["manuf_load"] = round(time.monotonic() - t0, 4)
 
@@ -203,7 +269,7 @@ async def _hosts(
         on_found = os_runs.from_thread if os_runs is not None else None
         try:
             hosts = await asyncio.to_thread(arp.arp_sweep, kept, ARP_REPLY_WAIT, deadline,
-                                            False, on_found)
+                                            False, on_found, order.requests_sent)
         finally:
             swept = time.monotonic()
             with contextlib.suppress(Exception):
@@ -217,6 +283,7 @@ async def _hosts(
         durations["arp"] = round(swept - t0, 4)
         progress("arp", f"{len(hosts)} hosts answered")
     else:
+        order.requests_sent()
         if kept:
             notices.append(Notice(
                 source="arp",
@@ -307,6 +374,11 @@ async def discover(
     _validate(options, interfaces)
     durations: dict[str, float] = {"interfaces": round(time.monotonic() - started, 4)}
     report = DiscoveryReport(interfaces=interfaces)
+    order = _StartOrder()
+    if not (options.arp or options.os):
+        order.requests_sent()
+    if not (options.advertised and options.mdns):
+        order.mdns_imported()
 
     async def advertised() -> None:
         t0 = time.monotonic()
@@ -315,13 +387,14 @@ async def discover(
             listen_until = min(deadline, started + options.listen)
         elif options.os:
             listen_until = min(deadline, started + LISTEN_WITH_OS - _MARGIN)
-        servers, notices = await _advertised(options, interfaces, listen_until, started, say)
+        servers, notices = await _advertised(options, interfaces, listen_until, started, say,
+                                             order)
         report.servers = servers
         report.notices.extend(notices)
         durations["advertised"] = round(time.monotonic() - t0, 4)
 
     async def hosts() -> None:
-        found, notices = await _hosts(options, interfaces, deadline, say, durations)
+        found, notices = await _hosts(options, interfaces, deadline, say, durations, order)
         report.hosts = found
         report.notices.extend(notices)
 

@@ -15,6 +15,9 @@ from typing import Annotated, ClassVar, Literal, TypeVar, Union, get_args
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
 from richchat.core.constants import FINGERPRINT_PATTERN
+
+# re-exported (``frames.PROTOCOL_VERSION``); defined once, in richchat.core.constants
+from richchat.core.constants import PROTOCOL_VERSION as PROTOCOL_VERSION
 from richchat.core.protocol.text import (
     MAX_QUIT_REASON,
     MAX_TOPIC_LEN,
