@@ -161,3 +161,58 @@ async def test_kill_9_under_load_five_times_loses_no_echoed_message(tmp_path: Pa
         for s in senders:
             await s.client.close()
         assert sum(sent_at_kill) < 3 * per_round  # killed under load
+
+
+# ----------------------------------------------------------------------------- the history file
+
+
+def _server_id(data: Path) -> str:
+    db = sqlite3.connect(data / "history.sqlite3")
+    try:
+        return str(db.execute("SELECT value FROM meta WHERE key = 'server_id'").fetchone()[0])
+    finally:
+        db.close()
+
+
+async def _say(client: LineClient, name: str, text: str) -> str:
+    """Send a lobby message; return its echo (``RMSG``) or the refusal (``ERR|``)."""
+    client.send(f"MSG|{text}")
+    return await client.expect(
+        lambda line: line.startswith("ERR|") or line.endswith(f"|{name}|{text}"), timeout=WAIT)
+
+
+async def test_history_file_deleted_under_the_server(tmp_path: Path) -> None:
+    """``rm history.sqlite3`` (first alone, then with its -wal and -shm) while the server runs:
+    chat goes on, the server starts a new history file, and every message confirmed after the
+    deletion is in it after a restart (before the fix they went to the unlinked file and were
+    gone at the next start). The topic and the server's identity carry over; the old
+    messages are gone, as the file is."""
+    data = tmp_path / "data"
+    server = ServerProc(data, "--flood-rate", "0", "--history", "1000", log_dir=tmp_path)
+    alice = await LineClient.connect(server.port, hello="t", nick="alice")
+    alice.send("CMD_TOPIC|lobby|kept")
+    await alice.expect("TOPIC|lobby|alice|kept")
+    for i in range(3):
+        assert "|alice|" in await _say(alice, "alice", f"old {i}")
+    server_id = _server_id(data)
+    for files in (["history.sqlite3"], ["history.sqlite3", "history.sqlite3-wal",
+                                        "history.sqlite3-shm"]):
+        for name in files:
+            (data / name).unlink()
+        confirmed = []
+        for i in range(3):
+            echo = await _say(alice, "alice", f"after {len(files)} {i}")
+            assert echo.startswith("RMSG|"), echo
+            confirmed.append(("alice", f"after {len(files)} {i}"))
+        assert await read_history(server.port, f"bob{len(files)}") == confirmed  # at once
+    await alice.close()
+    assert "was deleted or replaced" in server.log()
+    stop_cleanly(server)
+
+    again = ServerProc(data, "--flood-rate", "0", "--history", "1000", log_dir=tmp_path)
+    carol = await LineClient.connect(again.port, hello="t", nick="carol")
+    assert history_texts(carol.lines) == confirmed
+    assert "TOPIC|lobby|alice|kept" in carol.lines
+    await carol.close()
+    stop_cleanly(again)
+    assert _server_id(data) == server_id  # discovery still knows it as the same server
