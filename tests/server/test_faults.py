@@ -14,21 +14,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import shutil
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from tests.conditions import wait_until
 from tests.linechat import LineClient
-from tests.serverproc import ServerProc, internal_errors, richchat_env, server_argv
+from tests.netlab import REQUIRE_ENV
+from tests.serverproc import ServerProc, internal_errors
 
 #: generous bound of every wait on the server (a loaded 2-core CI machine)
 WAIT = 30.0
@@ -146,7 +147,8 @@ async def test_kill_9_under_load_five_times_loses_no_echoed_message(tmp_path: Pa
         senders = [await Sender.connect(server.port, f"s{k}", f"r{rnd}") for k in range(3)]
         sent_at_kill: list[int] = []
 
-        def kill_now(seen: int, pid: int = server.pid) -> None:
+        def kill_now(seen: int, pid: int = server.pid, senders: list[Sender] = senders,
+                     sent_at_kill: list[int] = sent_at_kill) -> None:
             # a third of the round's messages have gone round: SIGKILL right here, while the
             # senders still have messages to send and some in flight
             if seen == per_round and not sent_at_kill:
@@ -161,6 +163,121 @@ async def test_kill_9_under_load_five_times_loses_no_echoed_message(tmp_path: Pa
         for s in senders:
             await s.client.close()
         assert sum(sent_at_kill) < 3 * per_round  # killed under load
+
+
+# ----------------------------------------------------------------------------- mount namespaces
+
+
+@functools.cache
+def _mount_ns_problem() -> str | None:
+    """None if a private mount namespace with a tmpfs can be made here, else why not."""
+    if not sys.platform.startswith("linux"):
+        return "needs Linux"
+    if os.geteuid() != 0:
+        return "needs root (a private mount namespace)"
+    if shutil.which("unshare") is None:
+        return "needs unshare (util-linux)"
+    with tempfile.TemporaryDirectory() as where:
+        probe = subprocess.run(
+            ["unshare", "-m", "--propagation", "private", "sh", "-c",
+             'mount -t tmpfs -o size=64k tmpfs "$0" && touch "$0/x"', where],
+            capture_output=True, text=True, timeout=WAIT)
+        if probe.returncode != 0:
+            return f"cannot mount a tmpfs in a mount namespace: {probe.stderr.strip()}"
+        if os.listdir(where):  # the mount must not have been the machine's own
+            return "the probe's tmpfs was visible outside its namespace"
+    return None
+
+
+def require_mount_ns() -> None:
+    """Skip without a private mount namespace, or fail when CI requires one (as netlab)."""
+    problem = _mount_ns_problem()
+    if problem is None:
+        return
+    if os.environ.get(REQUIRE_ENV) == "1":
+        pytest.fail(f"{REQUIRE_ENV}=1 but mount namespaces are unavailable: {problem}")
+    pytest.skip(f"mount namespace unavailable: {problem}")
+
+
+def in_tmpfs(mountpoint: Path, options: str) -> list[str]:
+    """Command prefix: run in a private mount namespace with a tmpfs (``-o options``) on
+    ``mountpoint``. Only that process sees the mount; it is gone when the process ends."""
+    mountpoint.mkdir(parents=True, exist_ok=True)
+    return ["unshare", "-m", "--propagation", "private", "sh", "-c",
+            'mount -t tmpfs -o "$0" tmpfs "$1" && shift && exec "$@"', options, str(mountpoint)]
+
+
+def seen_by(pid: int, path: Path) -> Path:
+    """``path`` as the process ``pid`` sees it (inside its mount namespace)."""
+    return Path(f"/proc/{pid}/root") / path.relative_to("/")
+
+
+def fill(path: Path) -> None:
+    """Write ``path`` until the file system is full."""
+    with open(path, "wb", buffering=0) as out:
+        chunk = b"\0" * 65536
+        with contextlib.suppress(OSError):
+            while True:
+                out.write(chunk)
+        with contextlib.suppress(OSError):  # the last few bytes
+            while True:
+                out.write(b"\0" * 512)
+
+
+# ----------------------------------------------------------------------------- disk full
+
+
+@pytest.mark.netns
+async def test_disk_full_refuses_messages_chat_goes_on_history_resumes(tmp_path: Path) -> None:
+    """The data directory on a 1 MiB tmpfs, filled up under a running server. A message that
+    cannot be stored is refused: its sender gets ``ERR|not_stored|...`` and nobody else sees
+    it (the choice documented in docs/protocol.md "Faults"); everything else goes on (private
+    messages, topics, new clients, their history); once space returns, messages are stored
+    and relayed again, and a client joining then gets exactly the confirmed ones. The server
+    logs each failure in one line (no traceback), and stops cleanly."""
+    require_mount_ns()
+    data = tmp_path / "data"
+    server = ServerProc(data, "--flood-rate", "0", "--history", "1000", log_dir=tmp_path,
+                        prefix=in_tmpfs(data, "size=1m"))
+    alice = await LineClient.connect(server.port, hello="t", nick="alice")
+    bob = await LineClient.connect(server.port, hello="t", nick="bob")
+    confirmed = [("alice", "before")]
+    assert "|alice|before" in await _say(alice, "alice", "before")
+    fill(seen_by(server.pid, data) / "ballast")
+    assert shutil.disk_usage(seen_by(server.pid, data)).free < 4096
+
+    refused = None
+    for i in range(300):  # the WAL may still have room for a few: until one is refused
+        answer = await _say(alice, "alice", f"full {i}")
+        if answer.startswith("ERR|"):
+            refused = (answer, f"full {i}")
+            break
+        confirmed.append(("alice", f"full {i}"))
+    assert refused is not None, "no message was refused on a full disk"
+    assert refused[0].startswith("ERR|not_stored|your message was not delivered: ")
+    assert "disk is full" in refused[0]
+    # chat goes on: a private message (never stored) and a topic reach bob, after which he
+    # has seen every confirmed message and not the refused one
+    alice.send("CMD_MSG|bob|private")
+    await bob.expect(lambda line: line.startswith("PRIV|") and line.endswith("|private"))
+    alice.send("CMD_TOPIC|lobby|full disk")
+    await bob.expect("TOPIC|lobby|alice|full disk")
+    assert history_texts(bob.lines) == confirmed
+    assert await read_history(server.port, "carol") == confirmed  # new clients join
+
+    (seen_by(server.pid, data) / "ballast").unlink()  # space returns
+    for i in range(3):
+        assert "|alice|" in await _say(alice, "alice", f"again {i}")
+        confirmed.append(("alice", f"again {i}"))
+    await bob.expect(lambda line: line.endswith("|alice|again 2"))
+    assert history_texts(bob.lines) == confirmed
+    assert await read_history(server.port, "dave") == confirmed
+    await alice.close()
+    await bob.close()
+    log = server.log()
+    assert "could not write history" in log and "disk is full" in log
+    assert log.count("WAL checkpoint failed") <= 1
+    stop_cleanly(server)
 
 
 # ----------------------------------------------------------------------------- the history file

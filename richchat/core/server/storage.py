@@ -28,6 +28,10 @@ from typing import NamedTuple
 
 log = logging.getLogger("richchat.server")
 
+#: what a failing history file raises (disk full, damaged, deleted directory, read-only): an
+#: expected fault, logged in one line with its reason, never with a traceback
+STORAGE_FAULTS: tuple[type[Exception], ...] = (sqlite3.Error, OSError)
+
 PRUNE_EVERY = 1000
 #: seconds between WAL checkpoints, which run in a background thread (they fsync)
 CHECKPOINT_EVERY = 1.0
@@ -127,11 +131,19 @@ class HistoryStore:
         db = sqlite3.connect(str(self.path), isolation_level=None)
         try:
             db.execute("PRAGMA busy_timeout=1000")
+            failing = False
             while not self._stop.wait(CHECKPOINT_EVERY):
                 try:
                     db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
                 except sqlite3.Error as exc:  # busy, disk trouble: try again next time
-                    log.warning("WAL checkpoint failed: %s", exc)
+                    if not failing:  # once, not every second while the disk stays full
+                        log.warning("WAL checkpoint failed: %s (retrying every %g s)", exc,
+                                    CHECKPOINT_EVERY)
+                    failing = True
+                else:
+                    if failing:
+                        log.info("WAL checkpoint works again")
+                    failing = False
         finally:
             db.close()
 
