@@ -27,9 +27,10 @@ from pathlib import Path
 
 import pytest
 
+from richchat.core.server.storage import HistoryStore
 from tests.linechat import LineClient
 from tests.netlab import REQUIRE_ENV
-from tests.serverproc import ServerProc, internal_errors
+from tests.serverproc import ServerProc, internal_errors, richchat_env, server_argv
 
 #: generous bound of every wait on the server (a loaded 2-core CI machine)
 WAIT = 30.0
@@ -333,3 +334,87 @@ async def test_history_file_deleted_under_the_server(tmp_path: Path) -> None:
     await carol.close()
     stop_cleanly(again)
     assert _server_id(data) == server_id  # discovery still knows it as the same server
+
+
+def _run_server(data: Path, prefix: list[str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Start a server that is expected to refuse to start; its exit status and output."""
+    return subprocess.run([*(prefix or []), *server_argv(data)], capture_output=True, text=True,
+                          timeout=60, stdin=subprocess.DEVNULL, env=richchat_env())
+
+
+def _one_line_error(res: subprocess.CompletedProcess[str]) -> str:
+    assert res.stdout == ""  # no "listening on" line
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), res.stderr
+    return lines[0]
+
+
+async def test_history_file_damaged_under_the_server(tmp_path: Path) -> None:
+    """Garbage written over the whole history file while the server runs (same file, same
+    size). SQLite works from its cache and WAL and would not notice; before the fix every
+    message confirmed from then on was lost, as the next start refused the file. Now the
+    server sees the header is not SQLite's before its next write, moves the damaged file aside
+    (``history.sqlite3.damaged-TIME``) and starts a new one: chat goes on, confirmed messages
+    survive a restart. A damaged file found at start is refused, exit 13 (DATA_DIR), in one
+    line that says what to do, and never overwritten."""
+    data = tmp_path / "data"
+    server = ServerProc(data, "--flood-rate", "0", "--history", "1000", log_dir=tmp_path)
+    alice = await LineClient.connect(server.port, hello="t", nick="alice")
+    assert "|alice|" in await _say(alice, "alice", "old")
+    path = data / "history.sqlite3"
+    garbage = os.urandom(path.stat().st_size)
+    with open(path, "r+b") as out:  # in place: the server's open file is the damaged one
+        out.write(garbage)
+    confirmed = []
+    for i in range(3):
+        assert "|alice|" in await _say(alice, "alice", f"after {i}")
+        confirmed.append(("alice", f"after {i}"))
+    assert await read_history(server.port, "bob") == confirmed
+    await alice.close()
+    stop_cleanly(server)
+    assert "was damaged under the server" in server.log()
+    # kept for whoever wants to save what it holds (SQLite's checkpoints may have written
+    # their pages into it)
+    assert len(list(data.glob("history.sqlite3.damaged-*"))) == 1
+
+    again = ServerProc(data, "--flood-rate", "0", "--history", "1000", log_dir=tmp_path)
+    assert await read_history(again.port, "carol") == confirmed
+    stop_cleanly(again)
+
+    # damaged while no server runs: the next one refuses it, and leaves it as it is
+    for name in ("history.sqlite3-wal", "history.sqlite3-shm"):
+        with contextlib.suppress(FileNotFoundError):
+            (data / name).unlink()
+    path.write_bytes(garbage)
+    res = _run_server(data)
+    assert res.returncode == 13, res.stderr  # ExitStatus.DATA_DIR
+    line = _one_line_error(res)
+    assert f"cannot use the history file {path}: file is not a database" in line
+    assert "move it aside or restore a backup" in line
+    assert path.read_bytes() == garbage
+
+
+@pytest.mark.netns
+@pytest.mark.parametrize("where", ["data dir", "missing data dir"])
+async def test_read_only_data_dir_at_start(tmp_path: Path, where: str) -> None:
+    """The data directory (with its history), or the directory it is to be made in, is
+    read-only (a read-only bind mount in a private mount namespace: as root a chmod would not
+    stop anyone). The server refuses to start: exit 13 (DATA_DIR), one line naming the
+    directory and the reason, no traceback, nothing changed."""
+    require_mount_ns()
+    data = tmp_path / "data"
+    store = HistoryStore(data / "history.sqlite3")
+    store.add("lobby", 1, "alice", "msg", "kept")
+    store.close()
+    before = {p.name: p.read_bytes() for p in data.iterdir()}
+    target = data if where == "data dir" else data / "sub"
+    prefix = ["unshare", "-m", "--propagation", "private", "sh", "-c",
+              'mount --bind "$0" "$0" && mount -o remount,bind,ro "$0" && exec "$@"', str(data)]
+    res = _run_server(target, prefix)
+    assert res.returncode == 13, res.stderr
+    line = _one_line_error(res)
+    if where == "data dir":
+        assert f"data directory {target} is not writable: Read-only file system" in line
+    else:
+        assert f"cannot create data directory {target}: Read-only file system" in line
+    assert {p.name: p.read_bytes() for p in data.iterdir()} == before

@@ -219,7 +219,12 @@ class ChatServer:
             backend = EmbeddedBackend(HistoryStore(history, retention=cfg.retention))
             await backend.open()
         except sqlite3.Error as exc:
-            raise DataDirError(f"cannot use the history file {history}: {exc}") from None
+            # never overwritten: what it holds may still be saved (docs/protocol.md "Faults")
+            hint = ("move it aside or restore a backup; the server then starts a new history"
+                    if isinstance(exc, sqlite3.DatabaseError)
+                    and not isinstance(exc, sqlite3.OperationalError) else None)
+            raise DataDirError(f"cannot use the history file {history}: {exc}",
+                               hint=hint) from None
         return backend
 
     def _evicted(self, reason: str) -> None:

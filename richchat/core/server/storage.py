@@ -12,7 +12,13 @@ the next start. So before each write (and each history read) the store checks th
 still names the file it has open (device and inode: one ``stat``), and if not starts a new
 history file there: the messages of the old one are gone (deleting the file is how one
 clears history), the server's identity and the room topics are written to the new one, and
-message ids go on increasing.
+message ids go on increasing. Its header overwritten in place (the file truncated, or
+garbage written over it): SQLite, working from its cache and its WAL, would not notice, and the
+next start would refuse the file; the same check reads the header's 16 bytes (one ``pread``),
+and if they are not SQLite's, moves the damaged file (and its WAL) aside as
+``history.sqlite3.damaged-TIME`` and starts a new one. Damage further in the file is not
+looked for: SQLite reports it when it reads the page (the write fails and is refused), or
+the next start does (exit status 13).
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ import logging
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import NamedTuple
@@ -31,6 +38,9 @@ log = logging.getLogger("richchat.server")
 #: what a failing history file raises (disk full, damaged, deleted directory, read-only): an
 #: expected fault, logged in one line with its reason, never with a traceback
 STORAGE_FAULTS: tuple[type[Exception], ...] = (sqlite3.Error, OSError)
+
+#: the first bytes of every SQLite database file
+SQLITE_MAGIC = b"SQLite format 3\x00"
 
 PRUNE_EVERY = 1000
 #: seconds between WAL checkpoints, which run in a background thread (they fsync)
@@ -89,6 +99,7 @@ class HistoryStore:
             self._db.executescript(_SCHEMA)
             row = self._db.execute("SELECT COALESCE(MAX(id), 0) FROM messages").fetchone()
             self._identity = _identity(self.path)
+            self._fd = os.open(self.path, os.O_RDONLY)  # for the header check
         except BaseException:
             self._db.close()
             raise
@@ -105,16 +116,30 @@ class HistoryStore:
 
     def _ensure_file(self) -> None:
         """Start a new history file if the open one was deleted or replaced (module doc)."""
-        if _identity(self.path) == self._identity:
-            return
-        log.error("history file %s was deleted or replaced under the server: starting a new "
-                  "one there (the messages it held are gone)", self.path)
+        aside: str | None = None
+        current = _identity(self.path)
+        if current is not None and current == self._identity and self._fd >= 0:
+            try:
+                if os.pread(self._fd, len(SQLITE_MAGIC), 0) == SQLITE_MAGIC:
+                    return
+            except OSError:
+                pass
+            aside = f"{self.path}.damaged-{time.strftime('%Y%m%d-%H%M%S')}"
+            log.error("history file %s was damaged under the server (its header is not "
+                      "SQLite's): moved aside to %s; starting a new one", self.path, aside)
+        else:
+            log.error("history file %s was deleted or replaced under the server: starting a "
+                      "new one there (the messages it held are gone)", self.path)
         keep: list[tuple[str, list[tuple[object, ...]]]] = []
         with contextlib.suppress(sqlite3.Error):  # the old file, still open, still readable
             keep = [(table, self._db.execute(f"SELECT * FROM {table}").fetchall())
                     for table in ("meta", "topics")]
         self._stop_checkpoints()
-        self._db.close()
+        self._close_file()
+        if aside is not None:  # the damaged file and its WAL, as SQLite would name them
+            os.rename(self.path, aside)
+            with contextlib.suppress(FileNotFoundError):
+                os.rename(f"{self.path}-wal", f"{aside}-wal")
         # The old file's WAL and shared-memory index, if still there, belong to it (SQLite
         # leaves them when its file is gone): a new file must not replay them.
         for suffix in ("-wal", "-shm"):
@@ -242,12 +267,19 @@ class HistoryStore:
             self._db.execute("INSERT INTO meta VALUES (?, ?)", (key, default))
         return default
 
+    def _close_file(self) -> None:
+        self._db.close()
+        self._identity = None
+        fd, self._fd = self._fd, -1
+        if fd >= 0:
+            os.close(fd)
+
     def close(self) -> None:
         self._stop_checkpoints()
         try:
             self.flush()
         finally:
-            self._db.close()
+            self._close_file()
 
 
 def _identity(path: Path) -> tuple[int, int] | None:
