@@ -28,6 +28,7 @@ from pathlib import Path
 import pytest
 
 from richchat.core.server.storage import HistoryStore
+from tests.conditions import wait_until
 from tests.linechat import LineClient
 from tests.netlab import REQUIRE_ENV
 from tests.serverproc import ServerProc, internal_errors, richchat_env, server_argv
@@ -418,3 +419,58 @@ async def test_read_only_data_dir_at_start(tmp_path: Path, where: str) -> None:
     else:
         assert f"cannot create data directory {target}: Read-only file system" in line
     assert {p.name: p.read_bytes() for p in data.iterdir()} == before
+
+
+# ----------------------------------------------------------------------------- descriptors
+
+
+def _open_fds(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="needs Linux (prlimit, /proc)")
+async def test_file_descriptors_exhausted(tmp_path: Path) -> None:
+    """RLIMIT_NOFILE of the running server lowered to what it has open (``prlimit --pid``).
+    New connections are refused politely: each gets ``ERR|server_full|the server is out of
+    file descriptors, try later`` and is closed at once (``richchat send`` says the server is
+    full, exit 14); the connected clients chat on; the log says it once, with no traceback;
+    when a client leaves, the next one gets in. Before the fix asyncio's accept loop left
+    them unanswered in the backlog and logged a traceback per attempt, a thousand a
+    second, and more at shutdown."""
+    data = tmp_path / "data"
+    server = ServerProc(data, "--flood-rate", "0", log_dir=tmp_path)
+    alice = await LineClient.connect(server.port, hello="t", nick="alice")
+    bob = await LineClient.connect(server.port, hello="t", nick="bob")
+    assert "|alice|" in await _say(alice, "alice", "before")
+    limit = _open_fds(server.pid)
+    subprocess.run(["prlimit", f"--pid={server.pid}", f"--nofile={limit}:{limit}"],
+                   check=True, timeout=WAIT)
+
+    refusal = "ERR|server_full|the server is out of file descriptors, try later"
+    for _ in range(3):
+        late = await LineClient.connect(server.port)
+        assert await late.read_all(timeout=WAIT) == [refusal]
+        await late.close()
+    sent = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "richchat", "send", f"127.0.0.1:{server.port}", "hi",
+        "--nick", "eve", stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, env=richchat_env())
+    _, err = await asyncio.wait_for(sent.communicate(), 60)
+    assert sent.returncode == 14, err  # ExitStatus.SERVER_FULL
+    assert b"is full: the server is out of file descriptors" in err
+    # the connected ones are not affected
+    assert "|alice|" in await _say(alice, "alice", "during")
+    await bob.expect(lambda line: line.endswith("|alice|during"))
+
+    await bob.close()  # a descriptor comes free
+    await alice.expect(lambda line: line.startswith("PART|lobby|bob"))
+    await wait_until(lambda: _open_fds(server.pid) < limit, "bob's descriptor to be freed")
+    carol = await LineClient.connect(server.port, hello="t", nick="carol")
+    assert "YOU|carol" in carol.lines
+    assert history_texts(carol.lines) == [("alice", "before"), ("alice", "during")]
+    await carol.close()
+    await alice.close()
+    log = server.log()
+    assert log.count("out of file descriptors") == 1, log
+    assert "available again" in log
+    stop_cleanly(server)
