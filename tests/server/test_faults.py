@@ -22,7 +22,7 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -473,4 +473,125 @@ async def test_file_descriptors_exhausted(tmp_path: Path) -> None:
     log = server.log()
     assert log.count("out of file descriptors") == 1, log
     assert "available again" in log
+    stop_cleanly(server)
+
+
+# ----------------------------------------------------------------------------- SIGSTOP
+
+
+class Netcat:
+    """A real ``nc`` process connected to the server; what it receives goes to a file."""
+
+    def __init__(self, port: int, out: Path, first: str) -> None:
+        if shutil.which("nc") is None:
+            pytest.skip("needs nc (netcat-openbsd)")
+        self.out = out
+        with open(out, "wb") as sink:
+            self.proc = subprocess.Popen(["nc", "127.0.0.1", str(port)], stdin=subprocess.PIPE,
+                                         stdout=sink, stderr=subprocess.DEVNULL)
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(first.encode())
+        self.proc.stdin.flush()
+
+    def lines(self) -> list[str]:
+        return self.out.read_text(errors="replace").splitlines()
+
+    def stopped(self) -> bool:
+        state = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        return state in ("T", "t")
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGCONT)
+            self.proc.kill()
+        self.proc.wait(timeout=WAIT)
+        assert self.proc.stdin is not None
+        with contextlib.suppress(OSError):
+            self.proc.stdin.close()
+
+
+@contextlib.contextmanager
+def netcat(port: int, out: Path, first: str) -> Iterator[Netcat]:
+    nc = Netcat(port, out, first)
+    try:
+        yield nc
+    finally:
+        nc.close()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="needs Linux (/proc)")
+async def test_sigstopped_netcat_client_catches_up(tmp_path: Path) -> None:
+    """A netcat user (a real ``nc`` process) stopped with SIGSTOP while 60 messages go by
+    (about 5 KB, well under the 4 MiB a client may have queued): the others chat on, each
+    message echoed and relayed at once, and a new client joins; after SIGCONT the netcat user
+    gets every message, in order. (Netcat users are never pinged, so only the output limit
+    could drop one: see the hello client below for a drop.)"""
+    server = ServerProc(tmp_path / "data", "--flood-rate", "0", "--history", "100",
+                        log_dir=tmp_path)
+    alice = await LineClient.connect(server.port, hello="t", nick="alice")
+    bob = await LineClient.connect(server.port, hello="t", nick="bob")
+    with netcat(server.port, tmp_path / "nc.out", "zed\n") as nc:
+        await alice.expect(lambda line: line.startswith("JOIN|lobby|zed("))
+        os.kill(nc.proc.pid, signal.SIGSTOP)
+        await wait_until(nc.stopped, "nc to stop")
+        texts = [f"while stopped {i}" for i in range(60)]
+        for text in texts:
+            assert "|alice|" in await _say(alice, "alice", text)
+            await bob.expect(lambda line, text=text: line.endswith(f"|alice|{text}"))
+        assert await read_history(server.port, "carol") == [("alice", t) for t in texts]
+        assert nc.stopped()
+        os.kill(nc.proc.pid, signal.SIGCONT)
+        await wait_until(lambda: f"alice: {texts[-1]}" in nc.lines(), "nc to catch up")
+        got = [line.removeprefix("alice: ") for line in nc.lines() if line.startswith("alice: ")]
+        assert got == texts
+    await alice.close()
+    await bob.close()
+    stop_cleanly(server)
+
+
+def _pong(client: LineClient) -> None:
+    """Answer the PINGs ``client`` has received and not answered yet."""
+    pings = [line for line in client.lines if line.startswith("PING|")]
+    answered = getattr(client, "pongs", 0)
+    for ping in pings[answered:]:
+        client.send("PONG|" + ping.split("|", 1)[1])
+    client.pongs = len(pings)  # type: ignore[attr-defined]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="needs Linux (/proc)")
+async def test_sigstopped_hello_client_is_dropped_as_timed_out(tmp_path: Path) -> None:
+    """A hello client (``nc`` speaking the protocol) stopped with SIGSTOP longer than
+    ``--idle-timeout`` (2 s here, to keep the test short; the default is 300 s): it does not
+    answer the server's PING, so it is dropped with the documented reason, ``timed out``
+    (``PART|lobby|zed|timed out`` to the others), who chat on meanwhile. After SIGCONT it
+    reads what was sent to it before the drop, exactly, and the connection's end."""
+    server = ServerProc(tmp_path / "data", "--flood-rate", "0", "--idle-timeout", "2",
+                        log_dir=tmp_path)
+    alice = await LineClient.connect(server.port, hello="t", nick="alice")
+    bob = await LineClient.connect(server.port, hello="t", nick="bob")
+    with netcat(server.port, tmp_path / "nc.out", "HELLO|1|t\nCMD_USER|zed\n") as nc:
+        await alice.expect(lambda line: line.startswith("JOIN|lobby|zed("))
+        os.kill(nc.proc.pid, signal.SIGSTOP)
+        await wait_until(nc.stopped, "nc to stop")
+        i = 0
+        while not any(line.startswith("PART|lobby|zed|") for line in alice.lines):
+            assert i < 2000, "zed was never dropped"
+            assert "|alice|" in await _say(alice, "alice", f"m{i}")
+            await bob.expect(lambda line, i=i: line.endswith(f"|alice|m{i}"))
+            _pong(bob)  # bob only reads: he answers the server's PING, as clients do
+            i += 1
+        part = next(line for line in alice.lines if line.startswith("PART|lobby|zed|"))
+        assert part == "PART|lobby|zed|timed out"
+        if part not in bob.lines:
+            await bob.expect(part)
+        before_drop = history_texts(alice.lines[: alice.lines.index(part)])
+        assert "|alice|" in await _say(alice, "alice", "after the drop")
+        os.kill(nc.proc.pid, signal.SIGCONT)
+        assert nc.proc.stdin is not None
+        nc.proc.stdin.close()  # nothing more to say: nc ends once it has read to the end
+        nc.proc.wait(timeout=WAIT)
+        assert history_texts(nc.lines()) == before_drop
+        assert any(line.startswith("PING|") for line in nc.lines())
+    await alice.close()
+    await bob.close()
     stop_cleanly(server)
