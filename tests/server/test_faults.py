@@ -482,12 +482,13 @@ async def test_file_descriptors_exhausted(tmp_path: Path) -> None:
 class Netcat:
     """A real ``nc`` process connected to the server; what it receives goes to a file."""
 
-    def __init__(self, port: int, out: Path, first: str) -> None:
+    def __init__(self, port: int, out: Path, first: str, *options: str) -> None:
         if shutil.which("nc") is None:
             pytest.skip("needs nc (netcat-openbsd)")
         self.out = out
         with open(out, "wb") as sink:
-            self.proc = subprocess.Popen(["nc", "127.0.0.1", str(port)], stdin=subprocess.PIPE,
+            self.proc = subprocess.Popen(["nc", *options, "127.0.0.1", str(port)],
+                                         stdin=subprocess.PIPE,
                                          stdout=sink, stderr=subprocess.DEVNULL)
         assert self.proc.stdin is not None
         self.proc.stdin.write(first.encode())
@@ -511,8 +512,8 @@ class Netcat:
 
 
 @contextlib.contextmanager
-def netcat(port: int, out: Path, first: str) -> Iterator[Netcat]:
-    nc = Netcat(port, out, first)
+def netcat(port: int, out: Path, first: str, *options: str) -> Iterator[Netcat]:
+    nc = Netcat(port, out, first, *options)
     try:
         yield nc
     finally:
@@ -594,4 +595,46 @@ async def test_sigstopped_hello_client_is_dropped_as_timed_out(tmp_path: Path) -
         assert any(line.startswith("PING|") for line in nc.lines())
     await alice.close()
     await bob.close()
+    stop_cleanly(server)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="needs Linux (/proc)")
+async def test_sigstopped_netcat_client_is_dropped_when_its_queue_overflows(
+    tmp_path: Path,
+) -> None:
+    """A netcat user (``nc -I 4096``: a small receive buffer) stopped with SIGSTOP while the
+    others chat on with long messages: once more than ``--output-limit`` (64 KiB here, to
+    keep the test short; the default is 4 MiB) is queued for it, it is dropped with the
+    documented reason, ``output buffer overflow (client too slow)``; nobody waited for it.
+    Continued, it reads a part of what was sent, in order, and the connection's end."""
+    server = ServerProc(tmp_path / "data", "--flood-rate", "0", "--output-limit", "64KiB",
+                        log_dir=tmp_path)
+    alice = await LineClient.connect(server.port, hello="t", nick="alice")
+    with netcat(server.port, tmp_path / "nc.out", "zed\n", "-I", "4096") as nc:
+        await alice.expect(lambda line: line.startswith("JOIN|lobby|zed("))
+        os.kill(nc.proc.pid, signal.SIGSTOP)
+        await wait_until(nc.stopped, "nc to stop")
+        texts: list[str] = []
+        while not any(line.startswith("PART|lobby|zed|") for line in alice.lines):
+            # the kernel's socket buffers take a few MB before the server queues anything
+            assert len(texts) < 6000, "zed was never dropped"  # 6000 * 1.8 KB: 11 MB
+            batch = [f"{len(texts) + i} " + "x" * 1800 for i in range(100)]
+            for text in batch:
+                alice.send(f"MSG|{text}")
+            texts += batch
+            last = f"|alice|{texts[-1]}"
+            await alice.expect(lambda line, last=last: line.endswith(last), timeout=WAIT)
+        part = next(line for line in alice.lines if line.startswith("PART|lobby|zed|"))
+        assert part == "PART|lobby|zed|output buffer overflow (client too slow)"
+        assert history_texts(alice.lines) == [("alice", t) for t in texts]  # nobody waited
+        os.kill(nc.proc.pid, signal.SIGCONT)
+        assert nc.proc.stdin is not None
+        nc.proc.stdin.close()
+        nc.proc.wait(timeout=WAIT)
+        received = nc.out.read_text(errors="replace")
+        whole = received.splitlines()[: received.count("\n")]  # the cut may end mid-line
+        got = [line.removeprefix("alice: ") for line in whole if line.startswith("alice: ")]
+        assert got == texts[: len(got)]  # a beginning of them, in order (the rest discarded)
+        assert len(got) < len(texts)
+    await alice.close()
     stop_cleanly(server)
