@@ -275,10 +275,10 @@ class HistoryStore:
             os.close(fd)
 
     def close(self) -> None:
-        self._stop_checkpoints()
         try:
-            self.flush()
+            self.flush()  # (may start a new file, and its checkpoint thread: stopped below)
         finally:
+            self._stop_checkpoints()
             self._close_file()
 
 
