@@ -71,6 +71,7 @@ def server(
     flood_rate: float = typer.Option(10.0, envvar="RICHCHAT_FLOOD_RATE", min=0, help="Lines per second per client (0: no flood control); announced in HELLO, richchat send paces itself to it."),
     flood_burst: int = typer.Option(30, envvar="RICHCHAT_FLOOD_BURST", min=1, help="Burst of lines allowed before throttling."),
     idle_timeout: float = typer.Option(300.0, envvar="RICHCHAT_IDLE_TIMEOUT", min=1, help="Seconds before a silent client is pinged, then dropped."),
+    output_limit: str = typer.Option("4MiB", envvar="RICHCHAT_OUTPUT_LIMIT", help="Bytes queued for a client that does not read (stopped, stalled) before it is dropped as too slow; at least 1KiB."),
     files: bool = typer.Option(True, "--files/--no-files", envvar="RICHCHAT_FILES", help="Let users share files (stored in DATA_DIR/files)."),
     file_max_size: str = typer.Option("100MiB", envvar="RICHCHAT_FILE_MAX_SIZE", help="Largest file accepted (100MiB, 1G, bytes); announced in HELLO, refused before a byte is sent."),
     file_quota: str = typer.Option("1GiB", envvar="RICHCHAT_FILE_QUOTA", help="Space all shared files may take; the files shared longest ago are deleted to make room."),
@@ -109,7 +110,8 @@ def server(
     if port is None:
         port = _ask_port() if sys.stdin.isatty() else DEFAULT_PORT
     sizes = {}
-    for option, text in (("--file-max-size", file_max_size), ("--file-quota", file_quota), ("--file-rate", file_rate)):
+    for option, text in (("--file-max-size", file_max_size), ("--file-quota", file_quota), ("--file-rate", file_rate),
+                         ("--output-limit", output_limit)):
         try:
             sizes[option] = parse_size(text)
         except ValueError as exc:
@@ -119,7 +121,7 @@ def server(
         host=host, port=port, name=name or socket.gethostname()[:MAX_NAME], history=history, retention=retention,
         beacon=beacon, beacon_addrs=tuple(beacon_addr) if beacon_addr else None, beacon_port=beacon_port,
         beacon_interval=beacon_interval, mdns=mdns, max_clients=max_clients, flood_rate=flood_rate,
-        flood_burst=flood_burst, idle_timeout=idle_timeout, tls=tls, tls_cert=tls_cert, tls_key=tls_key,
+        flood_burst=flood_burst, idle_timeout=idle_timeout, output_limit=sizes["--output-limit"], tls=tls, tls_cert=tls_cert, tls_key=tls_key,
         tls_handshake_timeout=tls_handshake_timeout, files=files,
         file_max_size=sizes["--file-max-size"], file_quota=sizes["--file-quota"],
         file_retention=file_retention * 86400, file_rate=sizes["--file-rate"],

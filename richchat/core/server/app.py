@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import errno
 import logging
+import os
 import socket
 import sqlite3
 import time
@@ -26,8 +27,9 @@ from richchat.core.errors import (
     UnknownHostError,
 )
 from richchat.core.protocol import frames as f
-from richchat.core.protocol.codec import warm_up
+from richchat.core.protocol.codec import encode, warm_up
 from richchat.core.server import events as ev
+from richchat.core.server.accept import Acceptor
 from richchat.core.server.backends.embedded import EmbeddedBackend
 from richchat.core.server.config import ServerConfig
 from richchat.core.server.connection import Connection
@@ -80,6 +82,7 @@ class ChatServer:
         #: file sharing: tokens, transfer connections, the file store (None: --no-files)
         self.files: Transfers | None = None
         self._server: asyncio.AbstractServer | None = None
+        self._acceptors: list[Acceptor] = []
         self._sweeper: asyncio.Task[None] | None = None
         self._trimmer: asyncio.Task[None] | None = None
         self.trimmer: HeapTrimmer | None = None
@@ -102,6 +105,12 @@ class ChatServer:
         try:
             await self._start()
         except BaseException:
+            for acceptor in self._acceptors:
+                acceptor.close()
+            self._acceptors = []
+            if self._server is not None:
+                self._server.close()
+                self._server = None
             if self.backend is not None:
                 await self.backend.close()
                 self.backend = None
@@ -150,8 +159,10 @@ class ChatServer:
                 "generated": "new key and certificate", "reissued": "new certificate for the key",
             }.get(self.tls.origin, "certificate"), self.tls.cert_path)
         try:
+            # bound and listening, but accepted by our Acceptor, not asyncio (accept.py)
             self._server = await loop.create_server(
-                factory, cfg.host, cfg.port, reuse_address=True, backlog=1024
+                factory, cfg.host, cfg.port, reuse_address=True, backlog=1024,
+                start_serving=False,
             )
         except OSError as exc:
             if isinstance(exc, socket.gaierror):
@@ -167,6 +178,12 @@ class ChatServer:
             raise RichchatError(
                 f"cannot listen on {cfg.host}:{cfg.port}: {exc.strerror or exc}"
             ) from None
+        refusal = None if cfg.uses_tls else encode(f.Error(
+            code="server_full", text="the server is out of file descriptors, try later"))
+        for listening in self._server.sockets:
+            own = socket.socket(fileno=os.dup(listening.fileno()))
+            own.listen(1024)  # asyncio listens only when it serves
+            self._acceptors.append(Acceptor(own, factory, refusal))
         sock = self._server.sockets[0]
         self.host, self.port = sock.getsockname()[:2]
         self._sweeper = asyncio.create_task(self._sweep())
@@ -219,7 +236,12 @@ class ChatServer:
             backend = EmbeddedBackend(HistoryStore(history, retention=cfg.retention))
             await backend.open()
         except sqlite3.Error as exc:
-            raise DataDirError(f"cannot use the history file {history}: {exc}") from None
+            # never overwritten: what it holds may still be saved (docs/protocol.md "Faults")
+            hint = ("move it aside or restore a backup; the server then starts a new history"
+                    if isinstance(exc, sqlite3.DatabaseError)
+                    and not isinstance(exc, sqlite3.OperationalError) else None)
+            raise DataDirError(f"cannot use the history file {history}: {exc}",
+                               hint=hint) from None
         return backend
 
     def _evicted(self, reason: str) -> None:
@@ -347,6 +369,9 @@ class ChatServer:
         if self._server is None:
             return
         server, self._server = self._server, None
+        for acceptor in self._acceptors:
+            acceptor.close()
+        self._acceptors = []
         server.close()
         if self.handshakes is not None:
             self.handshakes.abort_all()

@@ -38,7 +38,7 @@ from richchat.core.server import events as ev
 from richchat.core.server.backends import Backend
 from richchat.core.server.dialect import Dialect
 from richchat.core.server.dialects import RENDERERS, Renderer
-from richchat.core.server.storage import StoredMessage
+from richchat.core.server.storage import STORAGE_FAULTS, StoredMessage
 
 if TYPE_CHECKING:
     from richchat.core.server.config import ServerConfig
@@ -636,7 +636,10 @@ class Delivery:
             return ()
         try:
             return self.backend.history(room, limit, mark)
-        except Exception:  # a damaged or locked file: the client still joins, without history
+        except STORAGE_FAULTS as exc:  # a damaged or locked file: the client joins without
+            log.error("could not read the history of #%s (%s)", room, str(exc)[:120])
+            return ()
+        except Exception:
             log.exception("could not read the history of #%s", room)
             return ()
 

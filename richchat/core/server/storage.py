@@ -5,19 +5,42 @@ The hub assigns message ids in memory, queues rows with :meth:`HistoryStore.add`
 message a client has seen is on disk, and survives ``kill -9`` of the server.
 Retention: the newest ``retention`` messages of each room are kept; older rows are deleted
 every :data:`PRUNE_EVERY` inserts. Private messages are never stored.
+
+The file deleted (or another file moved over it) under a running server: SQLite would go on
+writing to the open, unlinked file, and every message confirmed from then on would be gone at
+the next start. So before each write (and each history read) the store checks that the path
+still names the file it has open (device and inode: one ``stat``), and if not starts a new
+history file there: the messages of the old one are gone (deleting the file is how one
+clears history), the server's identity and the room topics are written to the new one, and
+message ids go on increasing. Its header overwritten in place (the file truncated, or
+garbage written over it): SQLite, working from its cache and its WAL, would not notice, and the
+next start would refuse the file; the same check reads the header's 16 bytes (one ``pread``),
+and if they are not SQLite's, moves the damaged file (and its WAL) aside as
+``history.sqlite3.damaged-TIME`` and starts a new one. Damage further in the file is not
+looked for: SQLite reports it when it reads the page (the write fails and is refused), or
+the next start does (exit status 13).
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import sqlite3
 import threading
+import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import NamedTuple
 
 log = logging.getLogger("richchat.server")
+
+#: what a failing history file raises (disk full, damaged, deleted directory, read-only): an
+#: expected fault, logged in one line with its reason, never with a traceback
+STORAGE_FAULTS: tuple[type[Exception], ...] = (sqlite3.Error, OSError)
+
+#: the first bytes of every SQLite database file
+SQLITE_MAGIC = b"SQLite format 3\x00"
 
 PRUNE_EVERY = 1000
 #: seconds between WAL checkpoints, which run in a background thread (they fsync)
@@ -57,34 +80,95 @@ class HistoryStore:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self.retention = retention
-        self._db = sqlite3.connect(str(path), isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        # Checkpoints copy the WAL into the database and fsync: milliseconds that would stall
-        # the event loop. A thread with its own connection runs them instead (the sqlite3
-        # module releases the GIL while SQLite works).
-        self._db.execute("PRAGMA wal_autocheckpoint=0")
-        self._db.executescript(_SCHEMA)
-        row = self._db.execute("SELECT COALESCE(MAX(id), 0) FROM messages").fetchone()
-        self._next_id = int(row[0]) + 1
+        self._next_id = 1
         self._pending: list[StoredMessage] = []
         self._since_prune = 0
         self._touched: set[str] = set()  # rooms written to since the last prune
+        self._open()
+
+    def _open(self) -> None:
+        """Open (or create) the file at :attr:`path`, and start its checkpoint thread."""
+        self._db = sqlite3.connect(str(self.path), isolation_level=None)
+        try:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            # Checkpoints copy the WAL into the database and fsync: milliseconds that would
+            # stall the event loop. A thread with its own connection runs them instead (the
+            # sqlite3 module releases the GIL while SQLite works).
+            self._db.execute("PRAGMA wal_autocheckpoint=0")
+            self._db.executescript(_SCHEMA)
+            row = self._db.execute("SELECT COALESCE(MAX(id), 0) FROM messages").fetchone()
+            self._identity = _identity(self.path)
+            self._fd = os.open(self.path, os.O_RDONLY)  # for the header check
+        except BaseException:
+            self._db.close()
+            raise
+        self._next_id = max(self._next_id, int(row[0]) + 1)
         self._stop = threading.Event()
         self._checkpointer = threading.Thread(
             target=self._checkpoint_loop, name="richchat-wal-checkpoint", daemon=True
         )
         self._checkpointer.start()
 
+    def _stop_checkpoints(self) -> None:
+        self._stop.set()
+        self._checkpointer.join(timeout=5)
+
+    def _ensure_file(self) -> None:
+        """Start a new history file if the open one was deleted or replaced (module doc)."""
+        aside: str | None = None
+        current = _identity(self.path)
+        if current is not None and current == self._identity and self._fd >= 0:
+            try:
+                if os.pread(self._fd, len(SQLITE_MAGIC), 0) == SQLITE_MAGIC:
+                    return
+            except OSError:
+                pass
+            aside = f"{self.path}.damaged-{time.strftime('%Y%m%d-%H%M%S')}"
+            log.error("history file %s was damaged under the server (its header is not "
+                      "SQLite's): moved aside to %s; starting a new one", self.path, aside)
+        else:
+            log.error("history file %s was deleted or replaced under the server: starting a "
+                      "new one there (the messages it held are gone)", self.path)
+        keep: list[tuple[str, list[tuple[object, ...]]]] = []
+        with contextlib.suppress(sqlite3.Error):  # the old file, still open, still readable
+            keep = [(table, self._db.execute(f"SELECT * FROM {table}").fetchall())
+                    for table in ("meta", "topics")]
+        self._stop_checkpoints()
+        self._close_file()
+        if aside is not None:  # the damaged file and its WAL, as SQLite would name them
+            os.rename(self.path, aside)
+            with contextlib.suppress(FileNotFoundError):
+                os.rename(f"{self.path}-wal", f"{aside}-wal")
+        # The old file's WAL and shared-memory index, if still there, belong to it (SQLite
+        # leaves them when its file is gone): a new file must not replay them.
+        for suffix in ("-wal", "-shm"):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(f"{self.path}{suffix}")
+        self._open()
+        with self._transaction():
+            for table, rows in keep:
+                for row in rows:
+                    marks = ", ".join("?" * len(row))
+                    self._db.execute(f"INSERT OR IGNORE INTO {table} VALUES ({marks})", row)
+
     def _checkpoint_loop(self) -> None:
         db = sqlite3.connect(str(self.path), isolation_level=None)
         try:
             db.execute("PRAGMA busy_timeout=1000")
+            failing = False
             while not self._stop.wait(CHECKPOINT_EVERY):
                 try:
                     db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
                 except sqlite3.Error as exc:  # busy, disk trouble: try again next time
-                    log.warning("WAL checkpoint failed: %s", exc)
+                    if not failing:  # once, not every second while the disk stays full
+                        log.warning("WAL checkpoint failed: %s (retrying every %g s)", exc,
+                                    CHECKPOINT_EVERY)
+                    failing = True
+                else:
+                    if failing:
+                        log.info("WAL checkpoint works again")
+                    failing = False
         finally:
             db.close()
 
@@ -98,6 +182,7 @@ class HistoryStore:
         if not self._pending:
             return
         rows, self._pending = self._pending, []
+        self._ensure_file()
         with self._transaction():
             self._db.executemany("INSERT INTO messages VALUES (?, ?, ?, ?, ?, ?)", rows)
         self._since_prune += len(rows)
@@ -105,7 +190,10 @@ class HistoryStore:
         if self._since_prune >= PRUNE_EVERY:
             touched, self._touched = self._touched, set()
             self._since_prune = 0
-            self.prune(touched)
+            try:
+                self.prune(touched)
+            except sqlite3.Error as exc:  # the rows are stored all the same: not a failure
+                log.error("could not delete old history (retention): %s", exc)
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[None]:
@@ -161,6 +249,7 @@ class HistoryStore:
         return int(self._db.execute(q, (room,)).fetchone()[0])
 
     def set_topic(self, room: str, setter: str, text: str, ts: int) -> None:
+        self._ensure_file()
         with self._db:
             self._db.execute(
                 "INSERT OR REPLACE INTO topics VALUES (?, ?, ?, ?)", (room, setter, text, ts)
@@ -178,10 +267,25 @@ class HistoryStore:
             self._db.execute("INSERT INTO meta VALUES (?, ?)", (key, default))
         return default
 
+    def _close_file(self) -> None:
+        self._db.close()
+        self._identity = None
+        fd, self._fd = self._fd, -1
+        if fd >= 0:
+            os.close(fd)
+
     def close(self) -> None:
-        self._stop.set()
-        self._checkpointer.join(timeout=5)
         try:
-            self.flush()
+            self.flush()  # (may start a new file, and its checkpoint thread: stopped below)
         finally:
-            self._db.close()
+            self._stop_checkpoints()
+            self._close_file()
+
+
+def _identity(path: Path) -> tuple[int, int] | None:
+    """(device, inode) of the file at ``path``; None when there is none."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino)

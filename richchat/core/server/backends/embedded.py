@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from richchat.core.server.backends import NameHolder, Sink
 from richchat.core.server.events import Event, Joined, Message, Registered
-from richchat.core.server.storage import HistoryStore, StoredMessage
+from richchat.core.server.storage import STORAGE_FAULTS, HistoryStore, StoredMessage
 
 if TYPE_CHECKING:
     from richchat.core.server.peer import Peer
@@ -100,7 +100,9 @@ class EmbeddedBackend:
         self._topics[room] = (setter, text)
         try:
             self.store.set_topic(room, setter, text, ts)
-        except Exception:  # the topic still applies until a restart
+        except STORAGE_FAULTS as exc:  # the topic still applies until a restart
+            log.error("could not store the topic of #%s (%s)", room, _reason(exc))
+        except Exception:
             log.exception("could not store the topic of #%s", room)
 
     def mark(self) -> int:
@@ -113,8 +115,13 @@ class EmbeddedBackend:
         try:
             self.store.flush()
         except Exception as exc:  # disk full, locked, damaged: nobody sees these messages
-            log.exception("could not write history; %d message(s) not relayed", len(messages))
             reason = _reason(exc)
+            if isinstance(exc, STORAGE_FAULTS):
+                log.error("could not write history (%s); %d message(s) not relayed", reason,
+                          len(messages))
+            else:
+                log.exception("could not write history; %d message(s) not relayed",
+                              len(messages))
             for m in messages:
                 m.failed = reason
 
