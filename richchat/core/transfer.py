@@ -217,8 +217,8 @@ async def upload(open_stream: StreamOpener, token: str, path: Path, sha256: str,
                 count = min(SEND_CHUNK, size - position)
                 fh.seek(position)
                 try:
-                    await asyncio.wait_for(loop.sendfile(writer.transport, fh, position, count),
-                                           timeout)
+                    moved = await asyncio.wait_for(
+                        loop.sendfile(writer.transport, fh, position, count), timeout)
                 except asyncio.TimeoutError:
                     raise TimeoutRichchatError(
                         f"the server took no data for {timeout:g} s") from None
@@ -226,6 +226,9 @@ async def upload(open_stream: StreamOpener, token: str, path: Path, sha256: str,
                     # the server may have said why before it closed
                     await _refusal_after(reader)
                     raise ConnectionLostError(f"upload interrupted: {exc}") from None
+                if moved == 0:  # the end of the file came early: it was cut shorter
+                    raise FileCorruptError(f"{path} changed while it was sent (it is shorter "
+                                           "than when it was hashed); nothing was shared")
                 position = fh.tell()
                 if progress is not None:
                     progress(position, size)

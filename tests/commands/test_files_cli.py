@@ -278,3 +278,31 @@ def test_file_commands_do_not_import_heavy_modules(argv: list[str]) -> None:
                             env=cli_env(), timeout=60)
     assert result.stdout.strip().splitlines()[-1] == "none", result.stdout + result.stderr
     assert "connection refused" in result.stderr
+
+
+async def test_a_file_cut_shorter_while_it_is_sent_fails_instead_of_hanging(
+        make_server: ServerFactory, tmp_path: Path) -> None:
+    """The file shrinks (truncated by another program) during the upload: send --file says so
+    with exit 21 instead of waiting for bytes that will never come (it spun for ever)."""
+    server = await make_server(file_rate=2_000_000)  # 8 MB: a few seconds to send
+    assert server.files is not None
+    src = tmp_path / "growing.log"
+    sha = make_file(src, 8_000_000)
+    partial = server.config.data_dir / "files" / "partial" / sha
+    proc = await asyncio.create_subprocess_exec(
+        *CLI, "send", where(server), "--nick", "alice", "--file", str(src), "--timeout", "5",
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        env=cli_env(),
+    )
+    await wait_until(lambda: partial.exists() and partial.stat().st_size > 0,
+                     "the upload to start", timeout=60)
+    os.truncate(src, 1000)
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), 60)
+    except asyncio.TimeoutError:
+        proc.kill()
+        await proc.wait()
+        raise AssertionError("send --file still runs 60 s after its file was cut") from None
+    assert proc.returncode == ExitStatus.FILE_CORRUPT, err
+    assert b"changed while it was sent" in err and err.count(b"\n") == 1
+    assert out == b""
