@@ -306,3 +306,36 @@ async def test_a_file_cut_shorter_while_it_is_sent_fails_instead_of_hanging(
     assert proc.returncode == ExitStatus.FILE_CORRUPT, err
     assert b"changed while it was sent" in err and err.count(b"\n") == 1
     assert out == b""
+
+
+async def test_get_with_a_netcat_token_used_twice_or_malformed(
+        make_server: ServerFactory, tmp_path: Path) -> None:
+    """The one-time command /get prints works once; run again it is exit 20 (it was 1, an
+    'unexpected' error), and a mangled token is a usage error (it was a pydantic
+    ValidationError of several lines, exit 1)."""
+    from tests.linechat import LineClient
+
+    server = await make_server()
+    src = tmp_path / "notes.txt"
+    make_file(src, 1234)
+    code, out, err = await run("send", where(server), "--nick", "alice", "--file", str(src),
+                               "--json")
+    assert code == ExitStatus.OK, err
+    file_id = json.loads(out)["id"]
+    nc = await LineClient.connect(server.port)
+    await nc.expect(lambda line: "Type a nickname" in line)
+    nc.send("erin")
+    nc.send(f"/get {file_id}")
+    line = await nc.expect(lambda line: "--token" in line)
+    token = line.rsplit("--token ", 1)[1].strip()
+    dl = f"{tmp_path / 'dl'}/"
+    code, _, err = await run("get", where(server), file_id, "--token", token, "-o", dl)
+    assert code == ExitStatus.OK, err
+    code, _, err = await run("get", where(server), file_id, "--token", token, "-o", dl)
+    assert code == ExitStatus.FILE_UNAVAILABLE, err
+    assert err.startswith("error: ") and err.count("\n") == 1 and f"/get {file_id}" in err
+    for bad in ("bad", "x" * 65, "a b" * 8):
+        code, _, err = await run("get", where(server), file_id, "--token", bad, "-o", dl)
+        assert code == ExitStatus.USAGE, err
+        assert err.startswith("error: ") and "is not a token" in err and err.count("\n") == 1
+    nc.writer.close()
