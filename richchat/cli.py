@@ -64,11 +64,15 @@ def _print_error(message: str, hint: str | None = None) -> None:
     from rich.console import Console
     from rich.text import Text
 
+    from richchat.core.protocol.text import sanitize_text
+
+    # messages quote what the user gave (a path, an address) and what a server said: a line
+    # break there must not split the line, an escape sequence must not drive the terminal
     console = Console(stderr=True, no_color=bool(os.environ.get("NO_COLOR")), highlight=False)
     line = Text("error: ", style="bold red")
-    line.append(message)
+    line.append(sanitize_text(message))
     if hint:
-        line.append(f" ({hint})", style="dim")
+        line.append(f" ({sanitize_text(hint)})", style="dim")
     console.print(line, soft_wrap=True)
 
 

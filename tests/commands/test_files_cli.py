@@ -339,3 +339,14 @@ async def test_get_with_a_netcat_token_used_twice_or_malformed(
         assert code == ExitStatus.USAGE, err
         assert err.startswith("error: ") and "is not a token" in err and err.count("\n") == 1
     nc.writer.close()
+
+
+async def test_an_error_naming_a_path_with_control_characters_is_one_inert_line(
+        tmp_path: Path) -> None:
+    """A path with a line break and an escape sequence, quoted in the error: it was printed
+    as is (two lines, and ESC reached the terminal)."""
+    odd = tmp_path / "no\nsuch\x1b[2J.txt"
+    code, _, err = await run("send", "127.0.0.1:1", "--nick", "alice", "--file", str(odd))
+    assert code == ExitStatus.FILE_ERROR, err
+    assert err.startswith("error: cannot read ") and err.count("\n") == 1
+    assert "\x1b" not in err and "\u241b[2J" in err
