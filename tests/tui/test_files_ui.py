@@ -197,3 +197,35 @@ async def test_a_transfer_never_blocks_typing(make_server: ServerFactory,
         await until(pilot, lambda: not app.transfer_bar.has_class("-busy"), "the bar to go")
     await bob.close()
     await asyncio.sleep(0)
+
+
+async def test_a_small_window_keeps_following_the_chat_through_a_download(
+        make_server: ServerFactory, tmp_path: Path) -> None:
+    """40x10: the transfer bar takes two of the chat's three rows while a download runs, so
+    the end of the chat moved below a view that had not moved; the chat then stopped
+    following new lines ('1 new below') although the user never scrolled up."""
+    server = await make_server()
+    src = tmp_path / "notes.txt"
+    make_file(src, 50_000)
+    bob = await registered(server.port, "bob")
+    app = make_app(server, tmp_path / "dl")
+    async with app.run_test(size=(40, 10)) as pilot:
+        log = app.chat_log
+        await until(pilot, lambda: app.chat.nick == "alice", "registration")
+        for n in range(6):
+            await bob.say(f"line {n} " + "word " * 12)
+        await share_file(Address("127.0.0.1", server.port), "carl", src)
+        await until(pilot, lambda: any("[1] carl shared notes.txt" in s
+                                       for s in plain(app, "lobby")), "the offer")
+        await until(pilot, lambda: log.max_scroll_y > 0 and log.scroll_y == log.max_scroll_y,
+                    "the view at the end")
+        await type_line(pilot, "/get 1")
+        await until(pilot, lambda: any(s.endswith("sha256 verified).")
+                                       for s in plain(app, "lobby")), "the saved line")
+        await bob.say("after the download")
+        await until(pilot, lambda: any("after the download" in s
+                                       for s in plain(app, "lobby")), "the next line")
+        await until(pilot, lambda: log.scroll_y == log.max_scroll_y, "the view at the end")
+        assert app.new_below == 0
+        assert "after the download" in "".join(strip.text for strip in log.lines[-3:])
+    await bob.close()

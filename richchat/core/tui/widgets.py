@@ -101,10 +101,19 @@ class ChatLog(RichLog):
         self._partial = False  # only the end of _source is drawn (see show(draw_last=))
         self._wrapped_at: int | None = None  # the width the lines are wrapped for
         self._rewrap_timer: Timer | None = None
+        self._following = True
 
     @property
     def at_bottom(self) -> bool:
-        return self.scroll_y >= self.max_scroll_y - 1
+        """Whether the view follows the end of the chat: it was at the bottom when it last
+        moved. Not worked out from the scroll position alone: when the panel gets shorter
+        (the transfer bar appears under it, the window shrinks) the end moves below a view
+        that did not move, and new lines must still be followed."""
+        return self._following
+
+    def watch_scroll_y(self, old_value: float, new_value: float) -> None:
+        super().watch_scroll_y(old_value, new_value)
+        self._following = new_value >= self.max_scroll_y - 1
 
     def show(self, lines: Iterable[Text], *, draw_last: int | None = None) -> None:
         """Replace everything with ``lines``, scrolled to the end; with ``draw_last``, only
@@ -139,6 +148,8 @@ class ChatLog(RichLog):
 
     def on_resize(self, event: events.Resize) -> None:
         # (RichLog's own on_resize runs after this one: Textual calls both)
+        if self._following:
+            self.scroll_end(animate=False)  # after the layout: the end of the new size
         if self._wrapped_at is None:
             self._wrapped_at = event.size.width  # the first size: RichLog renders what waited
             return
