@@ -13,7 +13,7 @@ from rich.text import Text
 from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
 from textual.reactive import reactive
 from textual.screen import ModalScreen
@@ -245,7 +245,7 @@ class TrustScreen(ModalScreen[str]):
 
     DEFAULT_CSS = """
     TrustScreen { align: center middle; }
-    TrustScreen > Vertical {
+    TrustScreen > VerticalScroll {
         width: 76; max-width: 100%; height: auto; max-height: 100%;
         border: thick $warning; padding: 1 2; background: $surface;
     }
@@ -254,7 +254,15 @@ class TrustScreen(ModalScreen[str]):
     TrustScreen #trust-hint.-mismatch { color: $error; text-style: bold; }
     TrustScreen Horizontal { height: auto; width: 100%; }
     TrustScreen Button { margin-right: 1; }
+    TrustScreen.-compact > VerticalScroll { padding: 0 1; }
+    TrustScreen.-compact Label { margin-bottom: 0; }
+    TrustScreen.-compact #trust-explain { display: none; }
+    TrustScreen.-compact Horizontal { layout: vertical; }
+    TrustScreen.-compact Button { min-width: 0; width: 100%; margin: 0; }
     """
+    #: below this size (columns, rows) the dialog drops its explanation and spacing, and
+    #: stacks one-row buttons: at 40x12 the fingerprint and every answer stay on screen
+    COMPACT_BELOW = (78, 24)
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("r", "answer('remember')", "Trust and remember"),
         Binding("o", "answer('once')", "Trust this time"),
@@ -268,7 +276,7 @@ class TrustScreen(ModalScreen[str]):
     def compose(self) -> ComposeResult:
         q = self.question
         where = f"[{q.host}]:{q.port}" if ":" in q.host else f"{q.host}:{q.port}"
-        with Vertical():
+        with VerticalScroll():
             yield Label(Text(f"First connection to {where} over TLS", style="bold"),
                         id="trust-title")
             yield Label(Text("Its key has this fingerprint:"))
@@ -279,7 +287,7 @@ class TrustScreen(ModalScreen[str]):
             yield Label(Text(
                 "Check it with the server's owner (richchat server --show-fingerprint "
                 "prints it). Remembered, it is stored in " + q.store + ", and a server "
-                "that later shows another key is refused."))
+                "that later shows another key is refused."), id="trust-explain")
             with Horizontal():
                 yield Button("Trust and remember (r)", id="remember", variant="success")
                 yield Button("This time only (o)", id="once")
@@ -305,7 +313,19 @@ class TrustScreen(ModalScreen[str]):
         return label
 
     def on_mount(self) -> None:
-        self.query_one("#cancel", Button).focus()  # Enter alone never trusts a key
+        self._fit(self.app.size.width, self.app.size.height)
+        # Enter alone never trusts a key; the dialog stays at its top (the fingerprint)
+        self.query_one("#cancel", Button).focus(scroll_visible=False)
+
+    def on_resize(self, event: events.Resize) -> None:
+        self._fit(event.size.width, event.size.height)
+
+    def _fit(self, width: int, height: int) -> None:
+        columns, rows = self.COMPACT_BELOW
+        compact = width < columns or height < rows
+        self.set_class(compact, "-compact")
+        for button in self.query(Button):
+            button.compact = compact  # one row, no border
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         event.stop()
