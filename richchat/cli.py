@@ -52,9 +52,13 @@ def _register() -> None:
     app.command("discover")(short_lived(discover.discover))
     app.command("scan")(short_lived(scan.scan))
     app.command("join")(join.join)
-    app.command("send")(short_lived(send.send))
+    # short_help: the docstring's first paragraph spans lines, and the command list would
+    # keep its line breaks
+    app.command("send", short_help="Send a message, or share a file (--file); exit 0 once "
+                "the server confirmed it.")(short_lived(send.send))
     app.add_typer(trust.app, name="trust")
-    app.command("get")(short_lived(get.get))
+    app.command("get", short_help="Download a shared file: resumed, checked against its "
+                "SHA-256, saved under a safe new name.")(short_lived(get.get))
 
 
 _register()
