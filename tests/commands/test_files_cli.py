@@ -350,3 +350,37 @@ async def test_an_error_naming_a_path_with_control_characters_is_one_inert_line(
     assert code == ExitStatus.FILE_ERROR, err
     assert err.startswith("error: cannot read ") and err.count("\n") == 1
     assert "\x1b" not in err and "\u241b[2J" in err
+
+
+async def test_a_second_get_of_a_file_being_downloaded_says_so(
+        make_server: ServerFactory, tmp_path: Path) -> None:
+    """Two downloads of one file into one directory (two gets, or /get twice in the chat)
+    wrote into the same part file; the second then failed with 'cannot name the download:
+    No such file or directory' once the first had renamed it, and could discard the part
+    file the first was writing. Now the second says at once that the file is being
+    downloaded there, and leaves the first alone."""
+    src = tmp_path / "big.bin"
+    sha = make_file(src, 8_000_000)
+    fast = await make_server()
+    code, out, err = await run("send", where(fast), "--nick", "alice", "--file", str(src),
+                               "--json")
+    assert code == ExitStatus.OK, err
+    file_id = json.loads(out)["id"]
+    await fast.stop()
+    server = await make_server(file_rate=2_000_000)  # the same data directory: 4 s to fetch
+    dl = tmp_path / "dl"
+    part = dl / f"{PART_PREFIX}{file_id}{PART_SUFFIX}"
+    first = await asyncio.create_subprocess_exec(
+        *CLI, "get", where(server), file_id, "--nick", "bob", "-o", f"{dl}/",
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        env=cli_env(),
+    )
+    await wait_until(lambda: part.exists() and part.stat().st_size > 0,
+                     "the first download to be under way", timeout=60)
+    code, _, err = await run("get", where(server), file_id, "--nick", "carol", "-o", f"{dl}/")
+    assert code == ExitStatus.FILE_ERROR, err
+    assert "already being downloaded" in err and err.count("\n") == 1
+    _, first_err = await asyncio.wait_for(first.communicate(), 120)
+    assert first.returncode == ExitStatus.OK, first_err
+    assert sorted(p.name for p in dl.iterdir()) == ["big.bin"]
+    assert sha_of(dl / "big.bin") == sha
