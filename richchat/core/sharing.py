@@ -134,8 +134,7 @@ async def share_file(
     hello = await client.connect()
     try:
         if hello.file_max is None:
-            raise FileUnavailableError(f"{address} does not take files (an older server, "
-                                       "or one started with --no-files)")
+            raise FileUnavailableError(f"{address} does not take files ({_why_no_files(hello)})")
         if size > hello.file_max:
             raise FileTooLargeError(
                 f"{path} is {human_size(size)} ({size} bytes); {address} takes files of at "
@@ -257,7 +256,7 @@ async def fetch_file(
     hello = await client.connect()
     try:
         if hello.file_max is None:
-            raise FileUnavailableError(f"{address} does not share files")
+            raise FileUnavailableError(f"{address} does not share files ({_why_no_files(hello)})")
         await _register_with_retry(client, nick, auto_nick)
         if room is not None and fold_name(room).lstrip("#") != DEFAULT_ROOM:
             joined = _target(room, None)
@@ -286,6 +285,13 @@ async def fetch_file(
         raise AssertionError("unreachable")
     finally:
         await client.quit()
+
+
+def _why_no_files(hello: f.Hello) -> str:
+    if hello.cluster is not None:
+        return (f"it is a node of the cluster {hello.cluster!r}: a cluster shares no files; "
+                "a single server does")
+    return "an older server, or one started with --no-files"
 
 
 def _fetched(address: Address, file_id: str, path: Path, name: str, size: int, sha256: str,
