@@ -229,3 +229,33 @@ async def test_a_small_window_keeps_following_the_chat_through_a_download(
         assert app.new_below == 0
         assert "after the download" in "".join(strip.text for strip in log.lines[-3:])
     await bob.close()
+
+
+async def test_get_twice_while_the_download_runs(make_server: ServerFactory,
+                                                 tmp_path: Path) -> None:
+    """/get N twice: the second said 'Download of X failed (/get it again to resume): cannot
+    name the download: No such file or directory' once the first had finished, and took the
+    first download's progress line away when it ended."""
+    src = tmp_path / "slow.bin"
+    make_file(src, 3_000_000)
+    fast = await make_server()
+    shared = await share_file(Address("127.0.0.1", fast.port), "bob", src)
+    await fast.stop()
+    server = await make_server(file_rate=1_000_000)  # the same data directory: 3 s to fetch
+    dl = tmp_path / "dl"
+    app = make_app(server, dl)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: app.chat.nick == "alice", "registration")
+        await type_line(pilot, "/files")
+        await until(pilot, lambda: app.chat.file(shared.id) is not None, "the listing")
+        await type_line(pilot, f"/get {shared.id}")
+        await until(pilot, lambda: bool(app._progress), "the download to start")
+        await type_line(pilot, f"/get {shared.id}")
+        await until(pilot, lambda: any("slow.bin is already being downloaded" in s
+                                       for s in plain(app, "lobby")), "the second /get's note")
+        assert app._progress, "the first download's progress line is gone"
+        await until(pilot, lambda: (dl / "slow.bin").exists(), "the download", timeout=30)
+        await until(pilot, lambda: not app._progress, "the download's end")
+        assert not any("failed" in s for s in plain(app, "lobby"))
+    assert sorted(p.name for p in dl.iterdir()) == ["slow.bin"]
+    assert hashlib.sha256((dl / "slow.bin").read_bytes()).hexdigest() == shared.sha256
