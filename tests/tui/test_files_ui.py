@@ -241,16 +241,17 @@ async def test_get_twice_while_the_download_runs(make_server: ServerFactory,
     fast = await make_server()
     shared = await share_file(Address("127.0.0.1", fast.port), "bob", src)
     await fast.stop()
-    server = await make_server(file_rate=1_000_000)  # the same data directory: 3 s to fetch
+    # the same data directory, 6 s to fetch: the second /get comes while the first runs
+    server = await make_server(file_rate=500_000)
     dl = tmp_path / "dl"
     app = make_app(server, dl)
     async with app.run_test(size=SIZE) as pilot:
         await until(pilot, lambda: app.chat.nick == "alice", "registration")
         await type_line(pilot, "/files")
         await until(pilot, lambda: app.chat.file(shared.id) is not None, "the listing")
-        await type_line(pilot, f"/get {shared.id}")
+        await paste_line(pilot, app, f"/get {shared.id}")
         await until(pilot, lambda: bool(app._progress), "the download to start")
-        await type_line(pilot, f"/get {shared.id}")
+        await paste_line(pilot, app, f"/get {shared.id}")  # at once (typing costs 0.1 s a key)
         await until(pilot, lambda: any("slow.bin is already being downloaded" in s
                                        for s in plain(app, "lobby")), "the second /get's note")
         assert app._progress, "the first download's progress line is gone"
