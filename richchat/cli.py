@@ -52,9 +52,13 @@ def _register() -> None:
     app.command("discover")(short_lived(discover.discover))
     app.command("scan")(short_lived(scan.scan))
     app.command("join")(join.join)
-    app.command("send")(short_lived(send.send))
+    # short_help: the docstring's first paragraph spans lines, and the command list would
+    # keep its line breaks
+    app.command("send", short_help="Send a message, or share a file (--file); exit 0 once "
+                "the server confirmed it.")(short_lived(send.send))
     app.add_typer(trust.app, name="trust")
-    app.command("get")(short_lived(get.get))
+    app.command("get", short_help="Download a shared file: resumed, checked against its "
+                "SHA-256, saved under a safe new name.")(short_lived(get.get))
 
 
 _register()
@@ -64,11 +68,15 @@ def _print_error(message: str, hint: str | None = None) -> None:
     from rich.console import Console
     from rich.text import Text
 
+    from richchat.core.protocol.text import sanitize_text
+
+    # messages quote what the user gave (a path, an address) and what a server said: a line
+    # break there must not split the line, an escape sequence must not drive the terminal
     console = Console(stderr=True, no_color=bool(os.environ.get("NO_COLOR")), highlight=False)
     line = Text("error: ", style="bold red")
-    line.append(message)
+    line.append(sanitize_text(message))
     if hint:
-        line.append(f" ({hint})", style="dim")
+        line.append(f" ({sanitize_text(hint)})", style="dim")
     console.print(line, soft_wrap=True)
 
 

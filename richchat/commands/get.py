@@ -38,9 +38,10 @@ def get(
 
     Exit codes: 2 usage, 3 connection refused, 4 unknown host, 5 nickname
     refused, 6 timeout, 7 not a richchat server, 11 connection lost (run it
-    again to resume), 16 server key changed (or a pinned server without TLS),
-    17 unknown key refused (--strict), 18 bad known-servers file, 20 no such
-    file (expired, or not yours to fetch), 21 the data did not match its
+    again to resume), 14 server full, 16 server key changed (or a pinned
+    server without TLS), 17 unknown key refused (--strict), 18 bad
+    known-servers file, 20 no such file (expired, or not yours to fetch; a
+    --token used or expired), 21 the data did not match its
     SHA-256 (discarded), 22 the download cannot be written, 130 interrupted.
     TLS is tried first, as with send: the transfer goes over the same
     protection as the chat connection.

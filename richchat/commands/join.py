@@ -33,6 +33,12 @@ def join(
 
     TLS is tried first; the first time a server shows its key you are asked whether to trust
     it, and a changed key is refused (exit 16) before anything is sent.
+
+    Exit codes: 0 quit (/quit, Ctrl+C in the chat), 2 usage, 3 connection
+    refused, 4 unknown host, 6 timeout, 7 not a richchat server (or no TLS
+    with --tls), 11 connection lost, 14 server full, 16 server key changed
+    (or a pinned server without TLS), 17 unknown key refused at the prompt,
+    18 bad known-servers file, 130 interrupted (Ctrl+C in the wizard).
     """
     import sys
 

@@ -87,7 +87,13 @@ def server(
     ),
     log_level: LogLevel = typer.Option(LogLevel.info, envvar="RICHCHAT_LOG_LEVEL", case_sensitive=False, help="How much the server logs on stderr."),
 ) -> None:
-    """Run the chat server: chat, history on disk, LAN discovery; Ctrl+C stops it cleanly."""
+    """Run the chat server: chat, history on disk, LAN discovery; Ctrl+C stops it cleanly.
+
+    Exit codes: 0 stopped (Ctrl+C, SIGTERM), 2 usage, 4 unknown host (--host),
+    10 address in use, 12 data directory in use by another server, 13 data
+    directory unusable, 18 bad TLS certificate or key file, 23 Redis cannot
+    be reached (--redis), 130 interrupted at the port prompt.
+    """
     from pydantic import ValidationError
 
     from richchat.core.errors import UsageError

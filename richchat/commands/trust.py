@@ -63,7 +63,11 @@ def add(
     replace: bool = typer.Option(False, "--replace", help="Replace a pin with another key (after a key change the owner confirmed)."),
     known_servers: Path | None = _FILE,
 ) -> None:
-    """Pin a server's key before the first connection (checked with its owner)."""
+    """Pin a server's key before the first connection (checked with its owner).
+
+    Exit codes: 2 usage (a bad address or fingerprint), 16 the address is
+    pinned to another key (--replace), 18 bad known-servers file.
+    """
     from richchat.core.client import parse_address
     from richchat.core.errors import KeyMismatchError, UsageError
     from richchat.core.trust.fingerprint import parse_fingerprint

@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import random
 import socket
+import unicodedata
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
@@ -90,6 +91,11 @@ def parse_address(text: str, default_port: int = DEFAULT_PORT) -> Address:
     # more than one ':' without brackets: a bare IPv6 address, default port
     if not host:
         raise UsageError(f"bad address {text!r}: no host")
+    if any(ch == "#" or ch.isspace() or unicodedata.category(ch)[0] in "CZ" for ch in host):
+        # no host name or address has these; written into known_servers, a space, a line
+        # break or a '#' would break the file for every later command (or hide the pin)
+        raise UsageError(f"bad address {text!r}: a host has no spaces, control characters "
+                         "or '#'")
     if not port_text:
         return Address(host, default_port)
     if not port_text.isdigit() or not 0 < int(port_text) < 65536:

@@ -34,6 +34,7 @@ from richchat.core.errors import (
     UsageError,
 )
 from richchat.core.protocol import frames as f
+from richchat.core.protocol import transfer as t
 from richchat.core.protocol.filenames import human_size, safe_file_name
 from richchat.core.protocol.text import DEFAULT_ROOM, fold_name, nick_problem
 from richchat.core.send import _await_room_joined, _register_with_retry
@@ -133,8 +134,7 @@ async def share_file(
     hello = await client.connect()
     try:
         if hello.file_max is None:
-            raise FileUnavailableError(f"{address} does not take files (an older server, "
-                                       "or one started with --no-files)")
+            raise FileUnavailableError(f"{address} does not take files ({_why_no_files(hello)})")
         if size > hello.file_max:
             raise FileTooLargeError(
                 f"{path} is {human_size(size)} ({size} bytes); {address} takes files of at "
@@ -234,8 +234,21 @@ async def fetch_file(
                          "offer: [file k3x9q2wz4m1p])") from None
     client = ChatClient(address.host, address.port, timeout=timeout, opener=opener, trust=trust)
     if token is not None:
-        got = await download(client.open_stream, token, file_id, where, timeout=timeout,
-                             progress=_stage(progress, "downloading"))
+        try:
+            token = t.TransferRequest(op="GET", token=token.strip()).token
+        except ValidationError:
+            raise UsageError(f"{token!r} is not a token (copy the --token of the command that "
+                             "/get printed in the chat)") from None
+        try:
+            got = await download(client.open_stream, token, file_id, where, timeout=timeout,
+                                 progress=_stage(progress, "downloading"))
+        except TransferRefusedError as exc:
+            if exc.code != "bad_token":
+                raise
+            raise FileUnavailableError(
+                "the server does not know this token: it works once, for a few minutes, and "
+                f"for file {file_id} only", hint=f"type /get {file_id} in the chat again for "
+                "a new one") from None
         return _fetched(address, file_id, got.path, got.name, got.size, got.sha256,
                         got.received, got.offset)
     if nick is None:
@@ -243,7 +256,7 @@ async def fetch_file(
     hello = await client.connect()
     try:
         if hello.file_max is None:
-            raise FileUnavailableError(f"{address} does not share files")
+            raise FileUnavailableError(f"{address} does not share files ({_why_no_files(hello)})")
         await _register_with_retry(client, nick, auto_nick)
         if room is not None and fold_name(room).lstrip("#") != DEFAULT_ROOM:
             joined = _target(room, None)
@@ -272,6 +285,13 @@ async def fetch_file(
         raise AssertionError("unreachable")
     finally:
         await client.quit()
+
+
+def _why_no_files(hello: f.Hello) -> str:
+    if hello.cluster is not None:
+        return (f"it is a node of the cluster {hello.cluster!r}: a cluster shares no files; "
+                "a single server does")
+    return "an older server, or one started with --no-files"
 
 
 def _fetched(address: Address, file_id: str, path: Path, name: str, size: int, sha256: str,

@@ -217,8 +217,8 @@ async def upload(open_stream: StreamOpener, token: str, path: Path, sha256: str,
                 count = min(SEND_CHUNK, size - position)
                 fh.seek(position)
                 try:
-                    await asyncio.wait_for(loop.sendfile(writer.transport, fh, position, count),
-                                           timeout)
+                    moved = await asyncio.wait_for(
+                        loop.sendfile(writer.transport, fh, position, count), timeout)
                 except asyncio.TimeoutError:
                     raise TimeoutRichchatError(
                         f"the server took no data for {timeout:g} s") from None
@@ -226,6 +226,9 @@ async def upload(open_stream: StreamOpener, token: str, path: Path, sha256: str,
                     # the server may have said why before it closed
                     await _refusal_after(reader)
                     raise ConnectionLostError(f"upload interrupted: {exc}") from None
+                if moved == 0:  # the end of the file came early: it was cut shorter
+                    raise FileCorruptError(f"{path} changed while it was sent (it is shorter "
+                                           "than when it was hashed); nothing was shared")
                 position = fh.tell()
                 if progress is not None:
                     progress(position, size)
@@ -256,6 +259,26 @@ async def _refusal_after(reader: asyncio.StreamReader) -> None:
 # --------------------------------------------------------------------------- download
 
 
+class DownloadBusyError(FileAccessError):
+    """Another download of the same file into the same directory is under way."""
+
+
+def _lock_part(fd: int, path: str) -> None:
+    """Hold the part file for this download (released when it is closed): a second download
+    of the same file into the same directory (``/get`` twice, two ``richchat get``) would
+    write into it too, and fail confusingly when the first had renamed it."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: no advisory locks
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise DownloadBusyError(
+            f"this file is already being downloaded into {os.path.dirname(path)} (by this or "
+            "another richchat); wait for that download to end") from None
+
+
 def _open_part(path: str, size: int | None) -> tuple[IO[bytes], Any, int]:
     """Open (or create) a download's part file without following a symbolic link, and hash
     what it holds: (file positioned at its end, hasher, bytes held)."""
@@ -269,6 +292,7 @@ def _open_part(path: str, size: int | None) -> tuple[IO[bytes], Any, int]:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
             raise OSError(errno.EINVAL, "not a regular file")
+        _lock_part(fd, path)
         held = st.st_size
         if size is not None and held > size:
             fh.truncate(0)

@@ -154,6 +154,7 @@ async def test_a_node_of_a_cluster_shares_no_files(make_node: NodeFactory, tmp_p
     await raw.close()
     src = tmp_path / "f.txt"
     src.write_text("hello\n")
-    with pytest.raises(FileUnavailableError):
+    # the reason names the cluster (not "an older server, or --no-files")
+    with pytest.raises(FileUnavailableError, match="node of the cluster 'test'"):
         await share_file(Address("127.0.0.1", node.port), "alice", src)
     assert not (node.config.data_dir / "files").exists()

@@ -278,3 +278,111 @@ def test_file_commands_do_not_import_heavy_modules(argv: list[str]) -> None:
                             env=cli_env(), timeout=60)
     assert result.stdout.strip().splitlines()[-1] == "none", result.stdout + result.stderr
     assert "connection refused" in result.stderr
+
+
+async def test_a_file_cut_shorter_while_it_is_sent_fails_instead_of_hanging(
+        make_server: ServerFactory, tmp_path: Path) -> None:
+    """The file shrinks (truncated by another program) during the upload: send --file says so
+    with exit 21 instead of waiting for bytes that will never come (it spun for ever)."""
+    server = await make_server(file_rate=1_000_000)  # 8 MB: 8 s to send
+    assert server.files is not None
+    src = tmp_path / "growing.log"
+    sha = make_file(src, 8_000_000)
+    partial = server.config.data_dir / "files" / "partial" / sha
+    proc = await asyncio.create_subprocess_exec(
+        *CLI, "send", where(server), "--nick", "alice", "--file", str(src), "--timeout", "5",
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        env=cli_env(),
+    )
+    await wait_until(lambda: partial.exists() and partial.stat().st_size > 0,
+                     "the upload to start", timeout=60)
+    os.truncate(src, 1000)
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), 60)
+    except asyncio.TimeoutError:
+        proc.kill()
+        await proc.wait()
+        raise AssertionError("send --file still runs 60 s after its file was cut") from None
+    assert proc.returncode == ExitStatus.FILE_CORRUPT, err
+    assert b"changed while it was sent" in err and err.count(b"\n") == 1
+    assert out == b""
+
+
+async def test_get_with_a_netcat_token_used_twice_or_malformed(
+        make_server: ServerFactory, tmp_path: Path) -> None:
+    """The one-time command /get prints works once; run again it is exit 20 (it was 1, an
+    'unexpected' error), and a mangled token is a usage error (it was a pydantic
+    ValidationError of several lines, exit 1)."""
+    from tests.linechat import LineClient
+
+    server = await make_server()
+    src = tmp_path / "notes.txt"
+    make_file(src, 1234)
+    code, out, err = await run("send", where(server), "--nick", "alice", "--file", str(src),
+                               "--json")
+    assert code == ExitStatus.OK, err
+    file_id = json.loads(out)["id"]
+    nc = await LineClient.connect(server.port)
+    await nc.expect(lambda line: "Type a nickname" in line)
+    nc.send("erin")
+    nc.send(f"/get {file_id}")
+    line = await nc.expect(lambda line: "--token" in line)
+    token = line.rsplit("--token ", 1)[1].strip()
+    dl = f"{tmp_path / 'dl'}/"
+    code, _, err = await run("get", where(server), file_id, "--token", token, "-o", dl)
+    assert code == ExitStatus.OK, err
+    code, _, err = await run("get", where(server), file_id, "--token", token, "-o", dl)
+    assert code == ExitStatus.FILE_UNAVAILABLE, err
+    assert err.startswith("error: ") and err.count("\n") == 1 and f"/get {file_id}" in err
+    for bad in ("bad", "x" * 65, "a b" * 8):
+        code, _, err = await run("get", where(server), file_id, "--token", bad, "-o", dl)
+        assert code == ExitStatus.USAGE, err
+        assert err.startswith("error: ") and "is not a token" in err and err.count("\n") == 1
+    nc.writer.close()
+
+
+async def test_an_error_naming_a_path_with_control_characters_is_one_inert_line(
+        tmp_path: Path) -> None:
+    """A path with a line break and an escape sequence, quoted in the error: it was printed
+    as is (two lines, and ESC reached the terminal)."""
+    odd = tmp_path / "no\nsuch\x1b[2J.txt"
+    code, _, err = await run("send", "127.0.0.1:1", "--nick", "alice", "--file", str(odd))
+    assert code == ExitStatus.FILE_ERROR, err
+    assert err.startswith("error: cannot read ") and err.count("\n") == 1
+    assert "\x1b" not in err and "\u241b[2J" in err
+
+
+async def test_a_second_get_of_a_file_being_downloaded_says_so(
+        make_server: ServerFactory, tmp_path: Path) -> None:
+    """Two downloads of one file into one directory (two gets, or /get twice in the chat)
+    wrote into the same part file; the second then failed with 'cannot name the download:
+    No such file or directory' once the first had renamed it, and could discard the part
+    file the first was writing. Now the second says at once that the file is being
+    downloaded there, and leaves the first alone."""
+    src = tmp_path / "big.bin"
+    sha = make_file(src, 4_000_000)
+    fast = await make_server()
+    code, out, err = await run("send", where(fast), "--nick", "alice", "--file", str(src),
+                               "--json")
+    assert code == ExitStatus.OK, err
+    file_id = json.loads(out)["id"]
+    await fast.stop()
+    # the same data directory, 10 s to fetch: the second get (a new process) starts well
+    # before the first ends, even on a loaded machine
+    server = await make_server(file_rate=400_000)
+    dl = tmp_path / "dl"
+    part = dl / f"{PART_PREFIX}{file_id}{PART_SUFFIX}"
+    first = await asyncio.create_subprocess_exec(
+        *CLI, "get", where(server), file_id, "--nick", "bob", "-o", f"{dl}/",
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        env=cli_env(),
+    )
+    await wait_until(lambda: part.exists() and part.stat().st_size > 0,
+                     "the first download to be under way", timeout=60)
+    code, _, err = await run("get", where(server), file_id, "--nick", "carol", "-o", f"{dl}/")
+    assert code == ExitStatus.FILE_ERROR, err
+    assert "already being downloaded" in err and err.count("\n") == 1
+    _, first_err = await asyncio.wait_for(first.communicate(), 120)
+    assert first.returncode == ExitStatus.OK, first_err
+    assert sorted(p.name for p in dl.iterdir()) == ["big.bin"]
+    assert sha_of(dl / "big.bin") == sha

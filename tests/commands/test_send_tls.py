@@ -143,3 +143,27 @@ def test_corrupt_known_servers_file(cli: list[str], cli_env: dict[str, str],
         assert line.startswith(f"error: known-servers file {own_known_servers}, line 1") or \
             line.startswith(f"error: known-servers file {own_known_servers}: line 1"), line
     assert not REGISTERED.search(server.stop())
+
+
+@pytest.mark.parametrize("host", [
+    b"evil\nhost", b"a b", b"#hidden", b"tab\there", "line\u2028sep".encode(), b"bad\x85utf8",
+])
+def test_trust_add_refuses_a_host_that_would_break_the_file(
+        cli: list[str], cli_env: dict[str, str], own_known_servers: Path, host: bytes) -> None:
+    """A host with a line break, a space or a '#' was written as is: the known-servers file
+    then stopped every later command (exit 18), or the pin became a comment; a host that is
+    not UTF-8 was an unexpected error (exit 1)."""
+    fp = "SHA256:" + "A" * 42 + "E"
+    first = subprocess.run([*cli, "trust", "add", "good.lan:5050", fp], env=cli_env,
+                           capture_output=True, timeout=30)
+    assert first.returncode == 0, first.stderr
+    before = own_known_servers.read_bytes()
+    added = subprocess.run([*cli.copy(), "trust", "add", host + b":5050", fp], env=cli_env,
+                           capture_output=True, timeout=30)
+    assert added.returncode == ExitStatus.USAGE, added.stderr
+    assert added.stderr.startswith(b"error: bad address") and added.stderr.count(b"\n") == 1
+    assert own_known_servers.read_bytes() == before
+    listed = subprocess.run([*cli, "trust", "list", "--json"], env=cli_env,
+                            capture_output=True, text=True, timeout=30)
+    assert listed.returncode == 0, listed.stderr
+    assert [p["server"] for p in json.loads(listed.stdout)] == ["good.lan:5050"]

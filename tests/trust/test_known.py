@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from richchat.core.errors import BadFileError
+from richchat.core.errors import BadFileError, UsageError
 from richchat.core.exit_codes import ExitStatus
 from richchat.core.trust.known import HEADER, KnownServers, normalise_host, parse_line, pin_key
 
@@ -117,3 +117,14 @@ def test_parallel_writers_lose_no_pin(tmp_path: Path) -> None:
              for n in range(8)]
     assert all(p.wait(timeout=60) == 0 for p in procs)
     assert len(KnownServers(path).pins()) == 200
+
+
+@pytest.mark.parametrize("host", ["evil\nhost", "a b", "#hidden", "x\u2028y"])
+def test_a_host_that_would_break_the_file_is_never_written(tmp_path: Path, host: str) -> None:
+    known = KnownServers(tmp_path / "k")
+    known.add("good.lan", 5050, FP1)
+    before = known.path.read_bytes()
+    with pytest.raises(UsageError, match="not a host name"):
+        known.add(host, 5050, FP1)
+    assert known.path.read_bytes() == before
+    assert [p.key for p in known.pins()] == ["good.lan:5050"]

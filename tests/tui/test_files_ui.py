@@ -199,3 +199,66 @@ async def test_a_transfer_never_blocks_typing(make_server: ServerFactory,
         await until(pilot, lambda: not app.transfer_bar.has_class("-busy"), "the bar to go")
     await bob.close()
     await asyncio.sleep(0)
+
+
+async def test_a_small_window_keeps_following_the_chat_through_a_download(
+        make_server: ServerFactory, tmp_path: Path) -> None:
+    """40x10: the transfer bar takes two of the chat's three rows while a download runs, so
+    the end of the chat moved below a view that had not moved; the chat then stopped
+    following new lines ('1 new below') although the user never scrolled up."""
+    server = await make_server()
+    src = tmp_path / "notes.txt"
+    make_file(src, 50_000)
+    bob = await registered(server.port, "bob")
+    app = make_app(server, tmp_path / "dl")
+    async with app.run_test(size=(40, 10)) as pilot:
+        log = app.chat_log
+        await until(pilot, lambda: app.chat.nick == "alice", "registration")
+        for n in range(6):
+            await bob.say(f"line {n} " + "word " * 12)
+        await share_file(Address("127.0.0.1", server.port), "carl", src)
+        await until(pilot, lambda: any("[1] carl shared notes.txt" in s
+                                       for s in plain(app, "lobby")), "the offer")
+        await until(pilot, lambda: log.max_scroll_y > 0 and log.scroll_y == log.max_scroll_y,
+                    "the view at the end")
+        await type_line(pilot, "/get 1")
+        await until(pilot, lambda: any(s.endswith("sha256 verified).")
+                                       for s in plain(app, "lobby")), "the saved line")
+        await bob.say("after the download")
+        await until(pilot, lambda: any("after the download" in s
+                                       for s in plain(app, "lobby")), "the next line")
+        await until(pilot, lambda: log.scroll_y == log.max_scroll_y, "the view at the end")
+        assert app.new_below == 0
+        assert "after the download" in "".join(strip.text for strip in log.lines[-3:])
+    await bob.close()
+
+
+async def test_get_twice_while_the_download_runs(make_server: ServerFactory,
+                                                 tmp_path: Path) -> None:
+    """/get N twice: the second said 'Download of X failed (/get it again to resume): cannot
+    name the download: No such file or directory' once the first had finished, and took the
+    first download's progress line away when it ended."""
+    src = tmp_path / "slow.bin"
+    make_file(src, 3_000_000)
+    fast = await make_server()
+    shared = await share_file(Address("127.0.0.1", fast.port), "bob", src)
+    await fast.stop()
+    # the same data directory, 6 s to fetch: the second /get comes while the first runs
+    server = await make_server(file_rate=500_000)
+    dl = tmp_path / "dl"
+    app = make_app(server, dl)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: app.chat.nick == "alice", "registration")
+        await type_line(pilot, "/files")
+        await until(pilot, lambda: app.chat.file(shared.id) is not None, "the listing")
+        await paste_line(pilot, app, f"/get {shared.id}")
+        await until(pilot, lambda: bool(app._progress), "the download to start")
+        await paste_line(pilot, app, f"/get {shared.id}")  # at once (typing costs 0.1 s a key)
+        await until(pilot, lambda: any("slow.bin is already being downloaded" in s
+                                       for s in plain(app, "lobby")), "the second /get's note")
+        assert app._progress, "the first download's progress line is gone"
+        await until(pilot, lambda: (dl / "slow.bin").exists(), "the download", timeout=30)
+        await until(pilot, lambda: not app._progress, "the download's end")
+        assert not any("failed" in s for s in plain(app, "lobby"))
+    assert sorted(p.name for p in dl.iterdir()) == ["slow.bin"]
+    assert hashlib.sha256((dl / "slow.bin").read_bytes()).hexdigest() == shared.sha256

@@ -148,3 +148,47 @@ async def test_ctrl_c_at_the_trust_prompt_just_quits(tmp_path: Path) -> None:
         assert KnownServers(tmp_path / "known").pins() == []
     finally:
         await server.stop()
+
+
+def _whole_on_screen(app: ChatApp, selector: str) -> bool:
+    """The widget is drawn in full inside the terminal and inside its dialog's visible part."""
+    widget = app.screen.query_one(selector)
+    region = widget.region
+    if not widget.content_region.width or not widget.content_region.height:
+        return False
+    visible = app.screen.region
+    for node in widget.ancestors_with_self:
+        if node is app.screen:
+            break
+        if hasattr(node, "scrollable_content_region") and node is not widget:
+            visible = visible.intersection(node.scrollable_content_region)  # type: ignore[attr-defined]
+    return visible.contains_region(region)
+
+
+async def test_the_trust_prompt_fits_the_smallest_terminal(tmp_path: Path) -> None:
+    """At 40x12 (the size the README promises) the dialog showed the fingerprint and no
+    button at all (nor which keys answer it), with the focus on an invisible Cancel."""
+    server = await tls_server(tmp_path / "data")
+    try:
+        app = app_for(server.port, tmp_path / "known")
+        async with app.run_test(size=(40, 12)) as pilot:
+            await until(pilot, lambda: isinstance(app.screen, TrustScreen), "the trust prompt")
+            await pilot.pause()
+            for selector in ("#trust-fingerprint", "#remember", "#once", "#cancel"):
+                assert _whole_on_screen(app, selector), selector
+            fingerprint = "".join(
+                str(app.screen.query_one("#trust-fingerprint", Label).render()).split())
+            assert fingerprint == server.tls.fingerprint  # type: ignore[union-attr]
+            assert app.screen.focused is not None and app.screen.focused.id == "cancel"
+            await pilot.press("r")
+            await until(pilot, lambda: app.chat.nick == "alice", "registration")
+        async with app_for(server.port, tmp_path / "other").run_test(size=SIZE) as pilot:
+            # a roomy terminal still shows the explanation beside the buttons
+            app2 = pilot.app
+            await until(pilot, lambda: isinstance(app2.screen, TrustScreen), "the prompt")
+            await pilot.pause()
+            for selector in ("#trust-fingerprint", "#trust-explain", "#remember", "#cancel"):
+                assert _whole_on_screen(app2, selector), selector  # type: ignore[arg-type]
+            await pilot.press("escape")
+    finally:
+        await server.stop()

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from richchat.core.errors import BadFileError
+from richchat.core.errors import BadFileError, UsageError
 from richchat.core.trust.fingerprint import parse_fingerprint
 
 ENV_VAR = "RICHCHAT_KNOWN_SERVERS"
@@ -198,6 +198,12 @@ class KnownServers:
                 self._write(lines)
                 return new
             new = Pin(normalise_host(host), port, fingerprint, now_text())
+            try:
+                readable = parse_line(new.line()) == new
+            except ValueError:
+                readable = False
+            if not readable:  # a host that would break the file (a space, a line break)
+                raise UsageError(f"cannot pin {host!r}: not a host name or address")
             if not lines:
                 lines.append((HEADER, None))
             lines.append((new.line(), new))

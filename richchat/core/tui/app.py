@@ -582,6 +582,9 @@ class ChatApp(App[None]):
         from richchat.core.transfer import DownloadDir, download
 
         key = f"down:{frame.id}"
+        if key in self._progress:  # /get twice: the first download goes on
+            self._note(se.Note(f"{frame.name} is already being downloaded."))
+            return
         try:
             where = DownloadDir(self._download_where())
             self._show_progress(key, "⇣", frame.name, where.held(frame.id), frame.size)

@@ -13,7 +13,7 @@ from rich.text import Text
 from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
 from textual.reactive import reactive
 from textual.screen import ModalScreen
@@ -101,10 +101,19 @@ class ChatLog(RichLog):
         self._partial = False  # only the end of _source is drawn (see show(draw_last=))
         self._wrapped_at: int | None = None  # the width the lines are wrapped for
         self._rewrap_timer: Timer | None = None
+        self._following = True
 
     @property
     def at_bottom(self) -> bool:
-        return self.scroll_y >= self.max_scroll_y - 1
+        """Whether the view follows the end of the chat: it was at the bottom when it last
+        moved. Not worked out from the scroll position alone: when the panel gets shorter
+        (the transfer bar appears under it, the window shrinks) the end moves below a view
+        that did not move, and new lines must still be followed."""
+        return self._following
+
+    def watch_scroll_y(self, old_value: float, new_value: float) -> None:
+        super().watch_scroll_y(old_value, new_value)
+        self._following = new_value >= self.max_scroll_y - 1
 
     def show(self, lines: Iterable[Text], *, draw_last: int | None = None) -> None:
         """Replace everything with ``lines``, scrolled to the end; with ``draw_last``, only
@@ -139,6 +148,8 @@ class ChatLog(RichLog):
 
     def on_resize(self, event: events.Resize) -> None:
         # (RichLog's own on_resize runs after this one: Textual calls both)
+        if self._following:
+            self.scroll_end(animate=False)  # after the layout: the end of the new size
         if self._wrapped_at is None:
             self._wrapped_at = event.size.width  # the first size: RichLog renders what waited
             return
@@ -234,7 +245,7 @@ class TrustScreen(ModalScreen[str]):
 
     DEFAULT_CSS = """
     TrustScreen { align: center middle; }
-    TrustScreen > Vertical {
+    TrustScreen > VerticalScroll {
         width: 76; max-width: 100%; height: auto; max-height: 100%;
         border: thick $warning; padding: 1 2; background: $surface;
     }
@@ -243,7 +254,15 @@ class TrustScreen(ModalScreen[str]):
     TrustScreen #trust-hint.-mismatch { color: $error; text-style: bold; }
     TrustScreen Horizontal { height: auto; width: 100%; }
     TrustScreen Button { margin-right: 1; }
+    TrustScreen.-compact > VerticalScroll { padding: 0 1; }
+    TrustScreen.-compact Label { margin-bottom: 0; }
+    TrustScreen.-compact #trust-explain { display: none; }
+    TrustScreen.-compact Horizontal { layout: vertical; }
+    TrustScreen.-compact Button { min-width: 0; width: 100%; margin: 0; }
     """
+    #: below this size (columns, rows) the dialog drops its explanation and spacing, and
+    #: stacks one-row buttons: at 40x12 the fingerprint and every answer stay on screen
+    COMPACT_BELOW = (78, 24)
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("r", "answer('remember')", "Trust and remember"),
         Binding("o", "answer('once')", "Trust this time"),
@@ -257,7 +276,7 @@ class TrustScreen(ModalScreen[str]):
     def compose(self) -> ComposeResult:
         q = self.question
         where = f"[{q.host}]:{q.port}" if ":" in q.host else f"{q.host}:{q.port}"
-        with Vertical():
+        with VerticalScroll():
             yield Label(Text(f"First connection to {where} over TLS", style="bold"),
                         id="trust-title")
             yield Label(Text("Its key has this fingerprint:"))
@@ -268,7 +287,7 @@ class TrustScreen(ModalScreen[str]):
             yield Label(Text(
                 "Check it with the server's owner (richchat server --show-fingerprint "
                 "prints it). Remembered, it is stored in " + q.store + ", and a server "
-                "that later shows another key is refused."))
+                "that later shows another key is refused."), id="trust-explain")
             with Horizontal():
                 yield Button("Trust and remember (r)", id="remember", variant="success")
                 yield Button("This time only (o)", id="once")
@@ -294,7 +313,19 @@ class TrustScreen(ModalScreen[str]):
         return label
 
     def on_mount(self) -> None:
-        self.query_one("#cancel", Button).focus()  # Enter alone never trusts a key
+        self._fit(self.app.size.width, self.app.size.height)
+        # Enter alone never trusts a key; the dialog stays at its top (the fingerprint)
+        self.query_one("#cancel", Button).focus(scroll_visible=False)
+
+    def on_resize(self, event: events.Resize) -> None:
+        self._fit(event.size.width, event.size.height)
+
+    def _fit(self, width: int, height: int) -> None:
+        columns, rows = self.COMPACT_BELOW
+        compact = width < columns or height < rows
+        self.set_class(compact, "-compact")
+        for button in self.query(Button):
+            button.compact = compact  # one row, no border
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         event.stop()
