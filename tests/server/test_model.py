@@ -59,14 +59,25 @@ from richchat.core.protocol import frames as f
 from richchat.core.protocol.text import name_key, nick_problem, script_problem
 from tests.serverproc import ServerProc, internal_errors
 
-EXAMPLES = int(os.environ.get("RICHCHAT_MODEL_EXAMPLES", "50"))
-STEPS = int(os.environ.get("RICHCHAT_MODEL_STEPS", "30"))
+#: ``RICHCHAT_MODEL_PROFILE``: "ci" (the default) is small and derandomized (the same examples
+#: on every run: CI fails only on a change, never on luck); "long" draws new examples, in rounds
+#: of ``EXAMPLES``, until ``RICHCHAT_MODEL_MINUTES`` have passed.
+PROFILES = {"ci": (40, 25, True, 0.0), "long": (100, 50, False, 10.0)}
+PROFILE = os.environ.get("RICHCHAT_MODEL_PROFILE", "ci")
+if PROFILE not in PROFILES:
+    raise ValueError(f"RICHCHAT_MODEL_PROFILE={PROFILE!r}: not one of {sorted(PROFILES)}")
+_EXAMPLES, _STEPS, DERANDOMIZE, _MINUTES = PROFILES[PROFILE]
+EXAMPLES = int(os.environ.get("RICHCHAT_MODEL_EXAMPLES", _EXAMPLES))
+STEPS = int(os.environ.get("RICHCHAT_MODEL_STEPS", _STEPS))
+MINUTES = float(os.environ.get("RICHCHAT_MODEL_MINUTES", _MINUTES))
 HISTORY = 20  # the server's --history
 MAX_CLIENTS = 6
 LOBBY = "lobby"
 WAIT = 15.0  # generous bound for any answer (a busy CI machine)
 
 Item = tuple[object, ...]
+#: the server's view: members per room, the ROOMS line, any other answer (none expected)
+View = tuple[dict[str, frozenset[str]], str, list[str]]
 #: what the run did (printed at the end: ``pytest -s``)
 STATS: Counter[str] = Counter()
 
@@ -161,11 +172,16 @@ class Wire:
 _tokens = iter(range(1, 10**9))
 
 
-def barrier(wire: Wire) -> list[str]:
-    """Everything the server sent this connection before it answered a PING sent now."""
+def ping(wire: Wire) -> str:
+    """Send a PING; its token (the PONG to wait for)."""
     token = f"b{next(_tokens)}"
     wire.send(f"PING|{token}")
-    return wire.read_until(f"PONG|{token}", "barrier")
+    return token
+
+
+def barrier(wire: Wire) -> list[str]:
+    """Everything the server sent this connection before it answered a PING sent now."""
+    return wire.read_until(f"PONG|{ping(wire)}", "barrier")
 
 
 # ----------------------------------------------------------------------------- parsing
@@ -362,6 +378,7 @@ class ChatModel(RuleBasedStateMachine):
         self.next_cid = 0
         self.seed_dirty = False
         self.steps = 0
+        self.view: View | None = None  # asked for by the last sync
         self.probe = Wire(self.server.port)
         self.probe.send("HELLO|1|model-probe")
         barrier(self.probe)
@@ -420,18 +437,31 @@ class ChatModel(RuleBasedStateMachine):
         """Barrier on every client (the actor first), then compare with the model."""
         self.steps += 1
         STATS[f"rule: {_rule_name()}"] += 1
-        order = [actor] if actor is not None and actor in self.clients else []
-        order += [c for c in self.clients if c is not actor]
-        for c in order:
-            if c.dialect == "raw" and c.name is None:
+        for c in self.clients:
+            if self.at_prompt(c):
                 # at the nickname prompt: nothing reaches it but the answers to its own lines
                 lines, c.wire.unread = c.wire.unread, []
                 c.absorb(lines)
-                continue
-            c.absorb(barrier(c.wire))
+        if actor is not None and actor in self.clients and not self.at_prompt(actor):
+            # the actor's PONG comes after everything its line caused, to everyone
+            actor.absorb(barrier(actor.wire))
+        others = [c for c in self.clients if c is not actor]
+        # the others' barriers all at once: one round trip, not one per client
+        # (and the probe's question for the invariant)
+        tokens = {c.cid: ping(c.wire) for c in others if not self.at_prompt(c)}
+        asked = self.ask_view()
+        for c in others:
+            if c.cid in tokens:
+                c.absorb(c.wire.read_until(f"PONG|{tokens[c.cid]}", "barrier"))
+        self.view = self.read_view(asked)
         assert self.server.alive, "the server died:\n" + self.server.log()[-3000:]
         for c in self.clients:
             self.check(c)
+
+    @staticmethod
+    def at_prompt(c: Client) -> bool:
+        """A netcat user at the nickname prompt (a PING would be taken for a nickname)."""
+        return c.dialect == "raw" and c.name is None
 
     def check(self, c: Client) -> None:
         if c.observed != c.expected:
@@ -443,20 +473,38 @@ class ChatModel(RuleBasedStateMachine):
         return (f"client {c.cid} ({c.dialect}, {c.name}) differs from the model at item {n}:\n"
                 f"  observed: {c.observed[n:n + 6]}\n  expected: {c.expected[n:n + 6]}")
 
-    def server_view(self) -> tuple[frozenset[str], str]:
+    def server_view(self) -> View:
+        """The server's own view: the members of the lobby and of every room the model
+        thinks open, and the ROOMS line."""
+        return self.read_view(self.ask_view())
+
+    def ask_view(self) -> str:
         token = f"p{next(_tokens)}"
-        self.probe.send("CMD_WHO|lobby")
+        for room in [LOBBY, *sorted(self.rooms)]:
+            self.probe.send(f"CMD_WHO|{room}")
         self.probe.send("CMD_ROOMS|")
         self.probe.send(f"PING|{token}")
+        return token
+
+    def read_view(self, token: str) -> View:
         lines = self.probe.read_until(f"PONG|{token}", "probe")
-        who = next(x for x in lines if x.startswith("RLIST|lobby|"))
+        members = {room: _names(entries) for room, entries in
+                   (x.split("|", 2)[1:] for x in lines if x.startswith("RLIST|"))}
         rooms = next(x for x in lines if x.startswith("ROOMS|"))
-        return _names(who.split("|", 2)[2]), rooms
+        others = [x for x in lines if not x.startswith(("RLIST|", "ROOMS|"))]
+        return members, rooms, others
+
+    def model_view(self) -> View:
+        members = {LOBBY: self.online()} | {
+            r: frozenset(m.name for m in ms if m.name) for r, ms in self.rooms.items()}
+        rooms = "ROOMS|" + ",".join(
+            [f"{LOBBY}:{len(self.registered)}"] + [f"{r}:{len(m)}" for r, m in sorted(self.rooms.items())])
+        return members, rooms, []
 
     def wait_gone(self, name: str) -> None:
         """Until the server has seen a connection go (its departure is processed)."""
         deadline = time.monotonic() + WAIT
-        while name in self.server_view()[0]:
+        while name in self.server_view()[0][LOBBY]:
             assert time.monotonic() < deadline, f"{name} still listed"
             time.sleep(0.01)
 
@@ -464,12 +512,10 @@ class ChatModel(RuleBasedStateMachine):
     def server_agrees(self) -> None:
         if not hasattr(self, "probe"):
             return
-        who, rooms = self.server_view()
-        assert who == self.online()
-        expected = [f"{LOBBY}:{len(self.registered)}"] + [
-            f"{r}:{len(m)}" for r, m in sorted(self.rooms.items())
-        ]
-        assert rooms == "ROOMS|" + ",".join(expected)
+        # the view asked for by the step's sync (or now, after a step without one)
+        view = self.view if self.view is not None else self.server_view()
+        self.view = None
+        assert view == self.model_view()
 
     # ------------------------------------------------------------------ choosing
 
@@ -807,7 +853,7 @@ class ChatModel(RuleBasedStateMachine):
         self.clients.clear()
         self.rooms.clear()
         deadline = time.monotonic() + WAIT
-        while self.server_view() != (frozenset(), f"ROOMS|{LOBBY}:0"):
+        while self.server_view() != self.model_view():
             assert time.monotonic() < deadline, self.server_view()
             time.sleep(0.01)
         self.probe.close()
@@ -827,18 +873,26 @@ def model_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerPro
         assert code == 0, server.log()[-3000:]
 
 
-@pytest.mark.timeout(max(600, EXAMPLES * STEPS))
+@pytest.mark.timeout(600 + int(MINUTES * 60) + EXAMPLES * STEPS)
 def test_every_view_matches_the_model(model_server: ServerProc) -> None:
     ChatModel.server = model_server
     ChatModel.shadow = Shadow()
+    end = time.monotonic() + MINUTES * 60
+    rounds = 0
     try:
-        run_state_machine_as_test(
-            ChatModel,
-            settings=settings(
-                max_examples=EXAMPLES, stateful_step_count=STEPS, deadline=None,
-                suppress_health_check=list(HealthCheck), database=None,
-            ),
-        )
+        while True:  # one round (ci); rounds of new examples until the time is up (long)
+            rounds += 1
+            run_state_machine_as_test(
+                ChatModel,
+                settings=settings(
+                    max_examples=EXAMPLES, stateful_step_count=STEPS, deadline=None,
+                    suppress_health_check=list(HealthCheck), database=None,
+                    derandomize=DERANDOMIZE, print_blob=True,
+                ),
+            )
+            if time.monotonic() >= end:
+                break
     finally:
-        print("model run:", ", ".join(f"{k} {v}" for k, v in sorted(STATS.items())))
+        print(f"model run ({PROFILE}, {rounds} round(s) of {EXAMPLES} examples of at most "
+              f"{STEPS} steps):", ", ".join(f"{k} {v}" for k, v in sorted(STATS.items())))
         assert not internal_errors(model_server.log()), model_server.log()[-5000:]
