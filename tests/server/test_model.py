@@ -56,7 +56,12 @@ from hypothesis.stateful import (
 from pydantic import ValidationError
 
 from richchat.core.protocol import frames as f
-from richchat.core.protocol.text import name_key, nick_problem, script_problem
+from richchat.core.protocol.text import (
+    MAX_MESSAGE_BYTES,
+    name_key,
+    nick_problem,
+    script_problem,
+)
 from tests.serverproc import ServerProc, internal_errors
 
 #: ``RICHCHAT_MODEL_PROFILE``: "ci" (the default) is small and derandomized (the same examples
@@ -90,6 +95,7 @@ NAME = st.one_of(st.sampled_from(["alice", "bob", "carol", "Zoë", "Алиса",
 VALID_TARGETS = ["alice", "ALICE", "bob", "carol", "Zoë", "mike", "Алиса", "dave"]
 ROOMS = ["dev", "Dev", "ops", LOBBY, "dеv", "x y", "日本語"]
 TEXTS = ["", " [bold]not bold[/bold]", " | pipes | here", " ünïcödé ☕", " \x1b[31mred"]
+BLANK, LONG, CLEAR = "(blank)", "(long)", "(clear)"  # text variants: spaces only, too long, none
 
 
 # ----------------------------------------------------------------------------- the wire
@@ -218,6 +224,8 @@ def hello_item(line: str) -> Item | None:
         return ("members", room, _names(entries))
     if tag == "YOU":
         return ("you", rest)
+    if tag == "ROOMS":
+        return ("rooms", rest)
     if tag == "ERR":
         return ("error", rest.split("|", 1)[0])
     if tag in ("HELLO", "SRV"):
@@ -254,6 +262,9 @@ _RAW_NOTICES = [
      lambda m: ("in", m[1])),
     (re.compile(r"^You are (\S+)\. Type /nick"), lambda m: ("you", m[1])),
     (re.compile(r"^Plain lines now go to #lobby$"), lambda m: ("fallback",)),
+    (re.compile(r"^Rooms: (.*)$"),
+     lambda m: ("rooms", ",".join(re.sub(r"^#(\S+) \((\d+)\)$", r"\1:\2", x)
+                                  for x in m[1].split(", ")))),
     (re.compile(r"^Error: "), lambda m: ("error", None)),
     (re.compile(r"^(Welcome to |Type a nickname)"), lambda m: None),
 ]
@@ -348,8 +359,8 @@ class Shadow:
     texts: Iterator[int] = field(default_factory=lambda: iter(range(1, 10**9)))
 
 
-_RULES = {"start", "connect", "register", "reconnect", "rename", "join", "part", "topic", "say",
-          "private", "leave"}
+_RULES = {"start", "connect", "register", "reconnect", "rename", "join", "part", "topic", "who",
+          "say", "private", "leave"}
 
 
 def _rule_name() -> str:
@@ -429,7 +440,13 @@ class ChatModel(RuleBasedStateMachine):
         return "ok", name
 
     def text(self, variant: str) -> str:
-        return f"m{next(self.shadow.texts)}{variant}"
+        """A message text nobody sent before (or spaces only, or 1 byte too long)."""
+        if variant == BLANK:
+            return "   "
+        text = f"m{next(self.shadow.texts)}"
+        if variant == LONG:
+            return text + "x" * (MAX_MESSAGE_BYTES + 1 - len(text))
+        return text + variant
 
     # ------------------------------------------------------------------ checking
 
@@ -645,13 +662,25 @@ class ChatModel(RuleBasedStateMachine):
 
     # ------------------------------------------------------------------ rules: rooms
 
-    @precondition(lambda self: bool(self.talkers()))
+    @precondition(lambda self: bool(self.registered))
     @rule(data=st.data(), room=st.one_of(st.just("dev"), st.sampled_from(ROOMS)))
     def join(self, data: st.DataObject, room: str) -> None:
-        self._join(self.pick(data, self.talkers()), room)
+        self._join(self.pick(data, self.registered), room)
+
+    def seed_room_refusal(self, c: Client, room: str) -> bool:
+        """A seed client naming a room: refused unless it is the lobby (True: refused)."""
+        r = canon_room(room)
+        if r is None:
+            self.error(c, "room_invalid")
+        elif r != LOBBY:
+            self.error(c, "bad_frame")  # seed clients stay in the lobby
+        return r != LOBBY
 
     def _join(self, c: Client, room: str) -> None:
         c.wire.send(f"/join {room}" if c.dialect == "raw" else f"CMD_JOIN|{room}")
+        if c.dialect == "seed":  # the lobby, where it is (no answer), or refused
+            self.seed_room_refusal(c, room)
+            return self.sync(c)
         r = canon_room(room)
         if r is None:
             self.error(c, "room_invalid")
@@ -680,15 +709,17 @@ class ChatModel(RuleBasedStateMachine):
         c.expected.append(("members", r, frozenset(m.name for m in self.members(r) if m.name)))
         self.sync(c)
 
-    @precondition(lambda self: bool(self.talkers()))
+    @precondition(lambda self: bool(self.registered))
     @rule(data=st.data(), room=st.sampled_from([*ROOMS, "mine"]))
     def part(self, data: st.DataObject, room: str) -> None:
-        c = self.pick(data, self.talkers())
+        c = self.pick(data, self.registered)
         if room == "mine":  # one of its rooms, if any
             room = c.rooms[data.draw(st.integers(0, len(c.rooms) - 1))] if c.rooms else "ops"
         c.wire.send(f"/leave {room}" if c.dialect == "raw" else f"CMD_PART|{room}")
         r = canon_room(room)
-        if r is None:
+        if c.dialect == "seed" and r is not None and r != LOBBY:
+            self.error(c, "bad_frame")
+        elif r is None:
             self.error(c, "room_invalid")
         elif r == LOBBY:
             self.error(c, "cannot_leave")
@@ -710,12 +741,13 @@ class ChatModel(RuleBasedStateMachine):
         if not self.rooms[r]:
             del self.rooms[r]
 
-    @precondition(lambda self: bool(self.talkers()))
+    @precondition(lambda self: bool(self.registered))
     @rule(data=st.data(), room=st.sampled_from([LOBBY, "dev", "ops", "x y", "current"]),
-          variant=st.sampled_from(TEXTS))
+          variant=st.sampled_from([*TEXTS, CLEAR]))
     def topic(self, data: st.DataObject, room: str, variant: str) -> None:
-        c = self.pick(data, self.talkers())
-        text = "t" + self.text(variant)
+        """Set (or clear) a topic; a seed client may set the lobby's only."""
+        c = self.pick(data, self.registered)
+        text = "" if variant == CLEAR else "t" + self.text(variant)
         if c.dialect == "raw":  # /topic sets the current room's
             room = c.current
             c.wire.send(f"/topic {text}")
@@ -723,7 +755,9 @@ class ChatModel(RuleBasedStateMachine):
             room = c.current if room == "current" else room
             c.wire.send(f"CMD_TOPIC|{room}|{text}")
         r = canon_room(room)
-        if r is None:
+        if c.dialect == "seed" and self.seed_room_refusal(c, room):
+            pass
+        elif r is None:
             self.error(c, "room_invalid")
         elif r != LOBBY and r not in c.rooms:
             self.error(c, "not_in_room")
@@ -735,30 +769,66 @@ class ChatModel(RuleBasedStateMachine):
                     member.expected.append(("topic", r, shown))
         self.sync(c)
 
+    @precondition(lambda self: bool(self.talkers()))
+    @rule(data=st.data(), what=st.sampled_from(["who", "who", "users", "rooms"]),
+          room=st.sampled_from([LOBBY, "dev", "ops", "Dev", "x y", "current"]))
+    def who(self, data: st.DataObject, what: str, room: str) -> None:
+        """Ask for a room's members (``CMD_WHO``, ``/who``, ``/users``) or the room list."""
+        c = self.pick(data, self.talkers())
+        room = c.current if room == "current" else room
+        if what == "rooms":
+            c.wire.send("/rooms" if c.dialect == "raw" else "CMD_ROOMS|")
+            c.expected.append(("rooms", self.model_view()[1].removeprefix("ROOMS|")))
+            return self.sync(c)
+        if what == "users":
+            room = LOBBY
+            c.wire.send("/users" if c.dialect == "raw" else f"CMD_WHO|{LOBBY}")
+        else:
+            c.wire.send(f"/who {room}" if c.dialect == "raw" else f"CMD_WHO|{room}")
+        r = canon_room(room)
+        if r is None:
+            self.error(c, "room_invalid")
+        elif r != LOBBY and r not in self.rooms:
+            self.error(c, "no_such_room")
+        else:
+            c.expected.append(("members", r, frozenset(m.name for m in self.members(r) if m.name)))
+        self.sync(c)
+
     # ------------------------------------------------------------------ rules: messages
 
     @precondition(lambda self: bool(self.registered))
     @rule(data=st.data(), where=st.sampled_from([LOBBY, "dev", "current", "current"]),
-          variant=st.sampled_from(TEXTS), action=st.booleans(),
+          variant=st.sampled_from([*TEXTS, BLANK, LONG]), action=st.booleans(),
           label=st.sampled_from(["", "own", "other"]))
     def say(self, data: st.DataObject, where: str, variant: str, action: bool, label: str) -> None:
+        """A message or an emote; blank ones are nothing to say, long ones are refused.
+        ``label``: a seed client's own ``name: `` label, or another name; a netcat user's
+        ``//`` escape for a line that starts with ``/``."""
         c = self.pick(data, self.registered)
         assert c.name is not None
         text = self.text(variant)
         shown = text.replace("\x1b", "\u241b")
-        kind = "action" if action and c.dialect != "seed" else "msg"
+        kind = "action" if action else "msg"
         if c.dialect == "seed":
             room = LOBBY
-            if label == "own":  # the seed's own label is dropped once
+            if kind == "action":
+                c.wire.send(f"CMD_ME|{LOBBY}|{text}")
+            elif label == "own":  # the seed's own label is dropped once
                 c.wire.send(f"MSG|{c.name}: {text}")
-            elif label == "other":  # anyone else's name is text
+            elif label == "other" and variant != BLANK:  # anyone else's name is text
                 c.wire.send(f"MSG|bob: {text}")
                 shown = f"bob: {shown}" if c.name != "bob" else shown
             else:
                 c.wire.send(f"MSG|{text}")
         elif c.dialect == "raw":
             room = c.current
-            c.wire.send(f"/me {text}" if kind == "action" else text)
+            if kind == "action":
+                c.wire.send(f"/me {text}")
+            elif label == "own" and variant != BLANK:
+                c.wire.send(f"//{text}")
+                shown = "/" + shown
+            else:
+                c.wire.send(text)
         else:
             room = c.current if where == "current" else where
             if kind == "action":
@@ -767,6 +837,12 @@ class ChatModel(RuleBasedStateMachine):
                 c.wire.send(f"MSG|{text}" if room == LOBBY else f"RMSG|{room}|{text}")
         if room != LOBBY and room not in c.rooms:
             self.error(c, "not_in_room")
+        elif variant == BLANK:
+            if c.dialect == "raw" and kind == "action":
+                self.error(c, "bad_command")  # /me without an action: its usage
+            # else nothing to say: nothing relayed, nothing answered
+        elif variant == LONG:
+            self.error(c, "message_too_long")
         else:
             self.shadow.history.setdefault(room, []).append((c.name, kind, shown))
             for member in self.members(room):
@@ -774,15 +850,21 @@ class ChatModel(RuleBasedStateMachine):
                     member.expected.append(("msg", room, c.name, kind, shown))
         self.sync(c)
 
-    @precondition(lambda self: bool(self.talkers()))
-    @rule(data=st.data(), to=st.sampled_from(VALID_TARGETS), variant=st.sampled_from(TEXTS))
+    @precondition(lambda self: bool(self.registered))
+    @rule(data=st.data(), to=st.sampled_from(VALID_TARGETS),
+          variant=st.sampled_from([*TEXTS, BLANK, LONG]))
     def private(self, data: st.DataObject, to: str, variant: str) -> None:
-        c = self.pick(data, self.talkers())
+        c = self.pick(data, self.registered)
         text = self.text(variant)
         shown = text.replace("\x1b", "\u241b")
         c.wire.send(f"/msg {to} {text}" if c.dialect == "raw" else f"CMD_MSG|{to}|{text}")
         target = self.holder(to)
-        if target is None:
+        if variant == BLANK:
+            if c.dialect == "raw":
+                self.error(c, "bad_command")  # /msg without a text: its usage
+        elif variant == LONG:
+            self.error(c, "message_too_long")
+        elif target is None:
             self.error(c, "no_such_user")
         else:
             item = ("priv", c.name, target.name, shown)
