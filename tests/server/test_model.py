@@ -372,7 +372,7 @@ class Shadow:
 
 
 _RULES = {"start", "connect", "register", "reconnect", "rename", "join", "part", "topic", "who",
-          "say", "burst", "private", "leave"}
+          "join_race", "register_race", "say", "burst", "private", "leave"}
 
 
 def _rule_name() -> str:
@@ -662,7 +662,12 @@ class ChatModel(RuleBasedStateMachine):
             self.error(c, spelt)
             self.sync(c)
             return
-        # registered: the lobby as it was, then everyone (the newcomer too) sees it come
+        self.registered_as(c, spelt)
+        self.sync(c)
+
+    def registered_as(self, c: Client, spelt: str) -> None:
+        """The model of a registration: the lobby as it was, then everyone (the newcomer
+        too) sees it come."""
         c.expected += self.history_items(LOBBY)
         c.expected.append(("users", LOBBY, self.online()))
         if c.dialect != "seed":
@@ -672,7 +677,53 @@ class ChatModel(RuleBasedStateMachine):
         for other in self.registered:
             other.expected.append(("join", LOBBY, spelt))
         self.seed_dirty = True
-        self.sync(c)
+
+    def lobby_talkers(self) -> list[Client]:
+        return [c for c in self.registered if c.current == LOBBY]
+
+    @precondition(lambda self: self.can_connect() and bool(self.lobby_talkers()))
+    @rule(data=st.data(), dialect=st.sampled_from(["hello", "seed", "raw"]),
+          lines=st.integers(1, 6), at=st.integers(0, 6))
+    def register_race(self, data: st.DataObject, dialect: str, lines: int, at: int) -> None:
+        """Someone registers while the lobby talks (nobody waits): every message must reach
+        the newcomer exactly once, in its history or live, in the order the others saw
+        around its arrival."""
+        senders = self.lobby_talkers()
+        name = next(n for n in ["erin", "frank", "gina", "hank", "ivy", "judy", "kim"]
+                    if self.holder(n) is None)
+        c = self.new_client(dialect)
+        start = {x.cid: len(x.expected) for x in self.clients}
+        texts: dict[str, Client] = {}
+        for i in range(lines + 1):
+            if i == min(at, lines):
+                c.seed_snapshot = dialect == "seed"
+                c.wire.send(name if dialect == "raw" else f"CMD_USER|{name}")
+            if i < lines:
+                sender = self.pick(data, senders)
+                text = self.text(" race")
+                texts[text] = sender
+                sender.wire.send(text if sender.dialect == "raw" else f"MSG|{text}")
+        c.name = name  # (for the barriers: no longer at the prompt)
+        STATS["register races"] += 1
+
+        def settle() -> None:
+            # the server's order: as the first sender saw it (messages, and the arrival)
+            witness = next(iter(texts.values()))
+            order = [item for item in witness.observed[start[witness.cid]:]
+                     if item[1] == LOBBY and (item[0] == "msg" or item == ("join", LOBBY, name))]
+            assert ("join", LOBBY, name) in order and len(order) == lines + 1, (
+                f"lobby: client {witness.cid} saw {order}")
+            c.name = None
+            for x in self.clients:  # replay the model in that order
+                del x.expected[start[x.cid]:]
+            for item in order:
+                if item[0] == "join":
+                    self.registered_as(c, name)
+                else:
+                    text = str(item[4])
+                    self.said(texts[text], LOBBY, "msg", text)
+
+        self.sync(actors=[*{id(x): x for x in texts.values()}.values(), c], settle=settle)
 
     # ------------------------------------------------------------------ rules: names
 
@@ -729,6 +780,12 @@ class ChatModel(RuleBasedStateMachine):
             if clash or script_problem(r, "room name"):
                 self.error(c, "room_invalid")
                 return self.sync(c)
+        self.joined(c, r, already)
+        self.sync(c)
+
+    def joined(self, c: Client, r: str, already: bool = False) -> None:
+        """The model of an accepted join of ``c`` to room ``r``."""
+        assert c.name is not None
         if not already:
             members = self.rooms.setdefault(r, [])
             members.append(c)
@@ -744,7 +801,56 @@ class ChatModel(RuleBasedStateMachine):
         c.expected += self.topic_items(r, c)
         c.expected += self.history_items(r)
         c.expected.append(("members", r, frozenset(m.name for m in self.members(r) if m.name)))
-        self.sync(c)
+
+    def race_rooms(self) -> list[tuple[str, list[Client], list[Client]]]:
+        """Open rooms with members who can talk there at once (hello clients, netcat users
+        whose current room it is), and talkers who could join them."""
+        out = []
+        for r, members in sorted(self.rooms.items()):
+            senders = [m for m in members if m.dialect == "hello" or m.current == r]
+            joiners = [c for c in self.talkers() if c not in members]
+            if senders and joiners:
+                out.append((r, senders, joiners))
+        return out
+
+    @precondition(lambda self: bool(self.race_rooms()))
+    @rule(data=st.data(), lines=st.integers(1, 6), at=st.integers(0, 6))
+    def join_race(self, data: st.DataObject, lines: int, at: int) -> None:
+        """Someone joins a room while its members talk (nobody waits): every message must
+        reach the joiner exactly once, in its history or live, in the order the others saw
+        around its arrival."""
+        r, senders, joiners = self.race_rooms()[data.draw(st.integers(
+            0, len(self.race_rooms()) - 1), label="room")]
+        c = self.pick(data, joiners)
+        start = {x.cid: len(x.expected) for x in self.clients}
+        texts: dict[str, Client] = {}
+        for i in range(lines + 1):
+            if i == min(at, lines):
+                c.wire.send(f"/join {r}" if c.dialect == "raw" else f"CMD_JOIN|{r}")
+            if i < lines:
+                sender = senders[i % len(senders)]
+                text = self.text(" race")
+                texts[text] = sender
+                sender.wire.send(text if sender.dialect == "raw" else f"RMSG|{r}|{text}")
+        STATS["join races"] += 1
+
+        def settle() -> None:
+            # the server's order: as the first sender saw it (messages, and the join)
+            witness = next(iter(texts.values()))
+            order = [item for item in witness.observed[start[witness.cid]:]
+                     if item[1] == r and (item[0] == "msg" or item == ("join", r, c.name))]
+            assert ("join", r, c.name) in order and len(order) == lines + 1, (
+                f"#{r}: client {witness.cid} saw {order}")
+            for x in self.clients:  # replay the model in that order
+                del x.expected[start[x.cid]:]
+            for item in order:
+                if item[0] == "join":
+                    self.joined(c, r)
+                else:
+                    text = str(item[4])
+                    self.said(texts[text], r, "msg", text)
+
+        self.sync(actors=[*senders, c], settle=settle)
 
     @precondition(lambda self: bool(self.registered))
     @rule(data=st.data(), room=st.sampled_from([*ROOMS, "mine"]))
@@ -884,11 +990,16 @@ class ChatModel(RuleBasedStateMachine):
         elif variant == LONG:
             self.error(c, "message_too_long")
         else:
-            self.shadow.history.setdefault(room, []).append((c.name, kind, shown))
-            for member in self.members(room):
-                if self.sees(member, room):
-                    member.expected.append(("msg", room, c.name, kind, shown))
+            self.said(c, room, kind, shown)
         self.sync(c)
+
+    def said(self, c: Client, room: str, kind: str, shown: str) -> None:
+        """The model of a message relayed to a room: stored, and seen by its members."""
+        assert c.name is not None
+        self.shadow.history.setdefault(room, []).append((c.name, kind, shown))
+        for member in self.members(room):
+            if self.sees(member, room):
+                member.expected.append(("msg", room, c.name, kind, shown))
 
     @precondition(lambda self: bool(self.registered))
     @rule(data=st.data(), to=st.sampled_from(VALID_TARGETS),
