@@ -372,7 +372,7 @@ class Shadow:
 
 
 _RULES = {"start", "connect", "register", "reconnect", "rename", "join", "part", "topic", "who",
-          "join_race", "register_race", "say", "burst", "private", "leave"}
+          "join_race", "register_race", "name_clash", "say", "burst", "private", "leave"}
 
 
 def _rule_name() -> str:
@@ -739,14 +739,68 @@ class ChatModel(RuleBasedStateMachine):
             if c.dialect == "hello":
                 c.expected.append(("you", spelt))
         else:
-            old = c.name
-            if c.dialect == "hello":
-                c.expected.append(("you", spelt))
-            c.name = spelt
-            for other in self.registered:
-                other.expected.append(("nick", old, spelt))
-            self.seed_dirty = True
+            self.renamed(c, spelt)
         self.sync(c)
+
+    def renamed(self, c: Client, spelt: str) -> None:
+        """The model of an accepted rename."""
+        old = c.name
+        if c.dialect == "hello":
+            c.expected.append(("you", spelt))
+        c.name = spelt
+        for other in self.registered:
+            other.expected.append(("nick", old, spelt))
+        self.seed_dirty = True
+
+    @precondition(lambda self: len(self.clients) <= MAX_CLIENTS - 2 or len(self.registered) >= 2)
+    @rule(data=st.data(), rename=st.booleans(), spelling=st.sampled_from(["same", "case"]),
+          dialects=st.tuples(st.sampled_from(["hello", "seed"]), st.sampled_from(["hello", "seed"])))
+    def name_clash(self, data: st.DataObject, rename: bool, spelling: str,
+                   dialects: tuple[str, str]) -> None:
+        """Two users claim the same name at the same moment (registering, or renaming):
+        exactly one gets it, the other is told it is taken."""
+        if len(self.registered) < 2:
+            rename = False
+        elif len(self.clients) > MAX_CLIENTS - 2:
+            rename = True
+        base = next(n for n in ["zed", "quinn", "yuki", "xena", "walt", "vera", "uma", "tom"]
+                    if self.holder(n) is None)
+        names = [base, base if spelling == "same" else base.upper()]
+        if rename:
+            first = self.pick(data, self.registered)
+            second = self.pick(data, [c for c in self.registered if c is not first])
+            claimants = [first, second]
+        else:
+            claimants = [self.new_client(d) for d in dialects]
+            for c in claimants:  # (a hello client's welcome lists the lobby as it is now)
+                c.absorb(barrier(c.wire))
+        start = {x.cid: len(x.expected) for x in self.clients}
+        for c, name in zip(claimants, names, strict=True):
+            if c.dialect == "seed" and not rename:
+                c.seed_snapshot = True
+            c.wire.send(f"/nick {name}" if c.dialect == "raw" else f"CMD_USER|{name}")
+        STATS["name clashes"] += 1
+
+        def settle() -> None:
+            refused = [c for c in claimants
+                       if any(item[0] == "error" for item in c.observed[start[c.cid]:])]
+            assert len(refused) == 1, (
+                f"{names}: {len(refused)} of the two claimants refused: "
+                f"{[c.observed[start[c.cid]:] for c in claimants]}")
+            loser = refused[0]
+            winner = claimants[1 - claimants.index(loser)]
+            for x in self.clients:
+                del x.expected[start[x.cid]:]
+            spelt = names[claimants.index(winner)]
+            if rename:
+                self.renamed(winner, spelt)
+            else:
+                winner.seed_snapshot = False
+                self.registered_as(winner, spelt)
+            loser.seed_snapshot = False
+            self.error(loser, "name_taken")
+
+        self.sync(actors=claimants, settle=settle)
 
     # ------------------------------------------------------------------ rules: rooms
 
