@@ -32,6 +32,7 @@ from richchat.core.errors import (
     NickRefusedError,
     ProtocolError,
     RichchatError,
+    ServerDegradedError,
     ServerFullError,
     TimeoutRichchatError,
     UnknownHostError,
@@ -315,6 +316,11 @@ class ChatClient:
                 if isinstance(frame, f.Error) and frame.code in NICK_ERRORS | {"not_registered"}:
                     raise NickRefusedError(
                         f"nickname {nick!r} refused ({frame.code}): {frame.text}", code=frame.code
+                    )
+                if isinstance(frame, f.Error) and frame.code == "degraded":
+                    raise ServerDegradedError(
+                        f"{self.address} cannot take nicknames now: {frame.text}",
+                        hint="its chat's Redis is away; try again shortly, or another node",
                     )
                 held.append(frame)
         finally:

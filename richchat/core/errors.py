@@ -112,3 +112,9 @@ class RedisUnavailableError(RichchatError):
     """``server --redis``: the cluster's Redis cannot be reached (or refuses us) at start."""
 
     exit_status = ExitStatus.REDIS_UNAVAILABLE
+
+
+class ServerDegradedError(RichchatError):
+    """A node of a cluster without its Redis refused our nickname for now (``ERR|degraded``)."""
+
+    exit_status = ExitStatus.DEGRADED

@@ -42,6 +42,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("richchat.server")
 
+#: the answer to a name asked for while the chat's store is out of reach (ERR|degraded)
+DEGRADED_NAME_TEXT = ("the chat is degraded (its database does not answer): nicknames cannot "
+                      "be taken until it is back; try again shortly")
+
 #: texts of at most this many characters are within MAX_MESSAGE_BYTES whatever they contain
 #: (4 UTF-8 bytes per character at most): only longer ones are measured
 _SURELY_SHORT = MAX_MESSAGE_BYTES // 4
@@ -263,6 +267,12 @@ class Hub:
         refusal = self.name_refusal(peer, name)
         if refusal is not None:
             self.fail(peer, *refusal)
+            if old is None and peer.offered_name is not None:
+                self.ask_name(peer)  # still at the name prompt: ask again
+            return None
+        if self.backend.degraded:
+            # a claim would wait for the cluster's Redis for as long as it is away
+            self.fail(peer, "degraded", DEGRADED_NAME_TEXT)
             if old is None and peer.offered_name is not None:
                 self.ask_name(peer)  # still at the name prompt: ask again
             return None

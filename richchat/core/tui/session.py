@@ -38,6 +38,8 @@ from richchat.core.trust.connect import Security, TrustPolicy, UnknownServerKey
 ConnectionState = Literal["connecting", "connected", "disconnected", "failed"]
 #: times a nickname taken meanwhile is asked for again after a reconnect (after 1, 2, 4 s)
 NICK_RETRIES = 3
+#: the longest wait (seconds) before asking a degraded cluster node for our nickname again
+DEGRADED_RETRY_CAP = 15
 #: history lines remembered per room to drop them when they come again after a reconnect: the
 #: most a server replays (``richchat server --history`` is at most 10,000)
 SEEN_PER_ROOM = 10_000
@@ -176,6 +178,7 @@ class ChatSession:
         #: room -> (id, ts) of the messages passed on (the newest SEEN_PER_ROOM, in order)
         self._seen: dict[str, dict[tuple[int, int], None]] = {}
         self._nick_retries = 0
+        self._degraded_tries = 0
         self._nick_timer: asyncio.TimerHandle | None = None
         #: fires if the server answers a nickname neither with YOU nor with a refusal
         self._answer_timer: asyncio.TimerHandle | None = None
@@ -283,6 +286,7 @@ class ChatSession:
         self._client = client
         self.registered = False
         self._nick_retries = 0
+        self._degraded_tries = 0
         self._emit(Connected(hello, client.security))
         self._set_status("connected", "choosing a nickname")
         self._register()
@@ -333,9 +337,13 @@ class ChatSession:
             self._rooms.pop(frame.room, None)
             self._seen.pop(frame.room, None)  # a later /join shows its history again
         self._emit(FrameReceived(frame))
-        if isinstance(frame, f.Error) and frame.code in NICK_ERRORS and not self.registered:
-            self._cancel_answer_timer()
-            self._nick_refused(frame)
+        if isinstance(frame, f.Error) and not self.registered:
+            if frame.code in NICK_ERRORS:
+                self._cancel_answer_timer()
+                self._nick_refused(frame)
+            elif frame.code == "degraded":
+                self._cancel_answer_timer()
+                self._degraded_retry()
 
     def _is_me(self, name: str) -> bool:
         return self.nick is not None and fold_name(name) == fold_name(self.nick)
@@ -359,6 +367,19 @@ class ChatSession:
             self._ask_for(nick)
         else:
             self._emit(NickNeeded(f"Nickname {nick!r} refused: {problem}" if problem else None))
+
+    def _degraded_retry(self) -> None:
+        """A node of a cluster without its Redis takes no nickname now: ask again later
+        (1, 2, 4 ... 15 s), on this connection."""
+        wanted = self.nick or self.wanted_nick
+        if not wanted:
+            return
+        self._degraded_tries += 1
+        delay = float(min(DEGRADED_RETRY_CAP, 2 ** (self._degraded_tries - 1)))
+        self._emit(Note(f"The chat cannot take nicknames now; asking again in {delay:g} s"))
+        self._cancel_nick_timer()
+        loop = asyncio.get_running_loop()
+        self._nick_timer = loop.call_later(delay, self._retry_nick, wanted)
 
     def _nick_refused(self, frame: f.Error) -> None:
         wanted = self.wanted_nick

@@ -59,6 +59,12 @@ class Backend(Protocol):
         """Every room's ``(setter, text)`` as stored (loaded by :meth:`open`)."""
         ...
 
+    @property
+    def degraded(self) -> bool:
+        """The shared store is out of reach (a node of a cluster without its Redis): names
+        cannot be claimed and messages are refused until it is back."""
+        ...
+
     # -- names (keys are :func:`richchat.core.protocol.text.name_key` values)
 
     def claim_name(self, key: str, name: str, peer: Peer) -> bool | Awaitable[bool]:

@@ -60,6 +60,10 @@ class EmbeddedBackend:
 
     # -- names
 
+    @property
+    def degraded(self) -> bool:
+        return False  # one process, its own SQLite: never waiting for anyone
+
     def claim_name(self, key: str, name: str, peer: Peer) -> bool:
         holder = self._names.get(key)
         if holder is not None and holder is not peer:
