@@ -45,6 +45,9 @@ HOSTILE: list[tuple[str, str]] = [
     ('what?<is>*this*|"x".txt', "what__is__this___x_.txt"),
     ("a:b", "a_b"),  # an NTFS stream
     ("line\nbreak\r.txt", "linebreak.txt"),
+    ("-rf", "_-rf"),  # never read as an option by the command that opens it
+    ("--json.txt", "_--json.txt"),
+    ("../-x", "_-x"),
 ]
 
 

@@ -15,6 +15,8 @@ keeps a plain base name:
 * none of the characters Windows refuses (``< > : " | ? *``), replaced by ``_``;
 * no leading dots (no hidden file, no ``..``) and no leading or trailing spaces and dots
   (Windows drops trailing ones: ``evil.exe.`` would be ``evil.exe``);
+* no leading ``-`` (``-rf``, ``--json``: a name a shell command would read as an option): an
+  ``_`` goes in front;
 * not a reserved Windows device name (``CON``, ``PRN``, ``AUX``, ``NUL``, ``COM1``-``COM9``,
   ``LPT1``-``LPT9``, with any extension: ``con.txt``): an ``_`` goes in front;
 * at most :data:`MAX_NAME_BYTES` bytes of UTF-8, the extension kept;
@@ -81,7 +83,7 @@ def safe_file_name(name: str, fallback: str = "file") -> str:
         return _fallback(fallback)
     stem, ext = split_ext(name)
     device = stem.split(".", 1)[0].rstrip(" ").casefold()
-    if device in _RESERVED:
+    if device in _RESERVED or stem.startswith("-"):
         stem = "_" + stem
     ext = _fit(ext, MAX_EXT_CHARS * 4)
     stem = _fit(stem, MAX_NAME_BYTES - len(ext.encode("utf-8"))).rstrip(" .")
