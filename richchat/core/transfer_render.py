@@ -9,6 +9,7 @@ import time
 from typing import TextIO
 
 from richchat.core.protocol.filenames import human_size, short_sha
+from richchat.core.protocol.text import sanitize_text
 from richchat.core.sharing import FetchResult, ShareResult
 
 BAR = 24
@@ -72,12 +73,14 @@ def share_summary(result: ShareResult, address: str) -> str:
         held = f" (resumed at {human_size(result.resumed_from)})"
     room = "" if result.target.startswith("@") or result.target == "lobby" else (
         f" --room {result.target}")
-    return (f"shared {result.name} ({human_size(result.size)}, sha256 "
+    return (f"shared {sanitize_text(result.name)} ({human_size(result.size)}, sha256 "
             f"{short_sha(result.sha256)}) {where} as {result.nick}{held}: file {result.id}\n"
             f"fetch it with: richchat get {address} {result.id}{room} --nick NAME")
 
 
 def fetch_summary(result: FetchResult) -> str:
     resumed = f", resumed at {human_size(result.resumed_from)}" if result.resumed_from else ""
-    return (f"saved {result.path} ({human_size(result.size)}, sha256 "
+    # the path may be the user's own -o name: a line break or an escape sequence in it is
+    # shown as a symbol (as in error lines), never printed raw
+    return (f"saved {sanitize_text(str(result.path))} ({human_size(result.size)}, sha256 "
             f"{short_sha(result.sha256)} verified{resumed})")

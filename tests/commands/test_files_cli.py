@@ -386,3 +386,21 @@ async def test_a_second_get_of_a_file_being_downloaded_says_so(
     assert first.returncode == ExitStatus.OK, first_err
     assert sorted(p.name for p in dl.iterdir()) == ["big.bin"]
     assert sha_of(dl / "big.bin") == sha
+
+
+async def test_a_saved_name_with_control_characters_is_one_inert_line(
+        make_server: ServerFactory, tmp_path: Path) -> None:
+    """get -o with a line break and an escape sequence in the name: the success line printed
+    it raw (two lines, ESC on the terminal)."""
+    server = await make_server()
+    src = tmp_path / "notes.txt"
+    make_file(src, 1_000)
+    code, _, err = await run("send", where(server), "--nick", "alice", "--file", str(src))
+    assert code == ExitStatus.OK, err
+    file_id = err.split(": file ", 1)[1].split()[0]
+    odd = tmp_path / "saved\nas\x1b[2J.txt"
+    code, _, err = await run("get", where(server), file_id, "--nick", "carol", "-o", str(odd))
+    assert code == ExitStatus.OK, err
+    assert odd.exists()
+    assert err.startswith("saved ") and err.count("\n") == 1, err
+    assert "\x1b" not in err and "\u241b[2J" in err
