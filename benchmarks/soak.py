@@ -851,7 +851,7 @@ def report(args: argparse.Namespace, soak: Soak, result: dict[str, object], load
     def add(what: str, value: str, verdict: str = "") -> None:
         lines.append(f"| {what} | {value} | {verdict} |")
 
-    add("clients at once (hello/seed/netcat)", f"{sum(n for _, n in args.mix)} "
+    add(f"clients at once ({'/'.join(d for d, _ in args.mix)})", f"{sum(n for _, n in args.mix)} "
         f"({'/'.join(str(n) for _, n in args.mix)}), {args.anchors} of them for the whole run")
     add("duration", f"{args.duration:.0f} s (+ connect and teardown: {wall:.0f} s in all)")
     add("messages sent", f"{c.sent:,} ({c.sent / args.duration:,.0f}/s)")
