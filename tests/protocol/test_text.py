@@ -30,6 +30,14 @@ def test_rooms_are_canonical() -> None:
         validate_room("-leading")
 
 
+@pytest.mark.parametrize("room", ["dev\n", "0\n", "dev\r", "dev\n\n", "dev\nx"])
+def test_a_room_name_never_ends_in_a_line_break(room: str) -> None:
+    # a regex "$" also matches before a final "\n": hypothesis found CMD_JOIN accepting
+    # "0\n" (tests/server/test_dialects.py::test_every_hello_event_line_decodes_and_encodes_back)
+    with pytest.raises(ValueError):
+        validate_room(room)
+
+
 def test_sanitize_keeps_printable_text() -> None:
     assert sanitize_text("héllo 世界 🎉") == "héllo 世界 🎉"
     assert sanitize_text("\x1b[2J") == "\u241b[2J"

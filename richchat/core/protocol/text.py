@@ -23,7 +23,7 @@ MAX_MESSAGE_BYTES = 1900
 # Characters that carry meaning in frames, or that make names ambiguous on screen.
 _NICK_FORBIDDEN = set("|,():[]*@#!/\\\"' ")
 
-_ROOM_RE = re.compile(r"^[^\W_][\w.\-]*$", re.UNICODE)
+_ROOM_RE = re.compile(r"^[^\W_][\w.\-]*\Z", re.UNICODE)  # \Z: "$" would take "dev\n"
 
 
 def _is_control(ch: str) -> bool:

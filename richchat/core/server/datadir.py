@@ -27,9 +27,14 @@ _HELD = {errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK, getattr(errno, "EDEADLOC
 
 
 def prepare_data_dir(path: Path) -> None:
-    """Create ``path`` and its parents if needed; :class:`DataDirError` if it cannot be."""
+    """Create ``path`` and its parents if needed; :class:`DataDirError` if it cannot be.
+
+    A directory created here is for its owner only (0700): it holds the history, the file
+    index (who shared what with whom, private files included) and the stored files, which
+    other local users have no business reading. A directory that exists is left as it is
+    (its owner chose its mode)."""
     try:
-        path.mkdir(parents=True, exist_ok=True)
+        path.mkdir(parents=True, exist_ok=True, mode=0o700)
     except FileExistsError:
         raise DataDirError(f"data directory {path} is a file, not a directory") from None
     except NotADirectoryError:
