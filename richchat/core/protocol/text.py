@@ -80,7 +80,6 @@ def fold_name(name: str) -> str:
     return unicodedata.normalize("NFKC", name).casefold()
 
 
-@functools.lru_cache(maxsize=4096)
 @functools.lru_cache(maxsize=8192)
 def name_key(name: str) -> str:
     """The identity of a nickname or room: two names are the same name when their keys are
