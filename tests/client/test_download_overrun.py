@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import hashlib
+import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -86,3 +88,44 @@ async def test_a_download_stops_when_the_server_sends_more_than_the_file(
     if where.held("aaaaaaaa"):
         assert Path(where.part_path("aaaaaaaa")).read_bytes() == overrun.data[
             : where.held("aaaaaaaa")]
+
+
+class BiggerThanOffered(OverrunServer):
+    """Announces 1 TB on the transfer connection (the offer said ``size``) and starts
+    sending: a download that knows the offer's size refuses it."""
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readline()
+        sha = hashlib.sha256(self.data).hexdigest()
+        with contextlib.suppress(ConnectionError):
+            writer.write(f"XOK|0|{10**12}|{sha}|f.bin\n".encode() + b"!" * (3 * MIB))
+            await writer.drain()
+        writer.close()
+
+
+async def test_a_transfer_bigger_than_the_offer_is_refused(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """``get`` and the chat UI pass the offer's size: a transfer that announces more is
+    refused with nothing kept, and no stray error ("Future exception was never retrieved",
+    a traceback on a user's terminal) is left behind."""
+    server = BiggerThanOffered()
+    server.set(100, 0, True)
+    await server.start()
+    dl = tmp_path / "downloads"
+    where = DownloadDir(dl)
+    try:
+        with pytest.raises(ProtocolError, match="another file than the one offered"):
+            await download(server.open, "t" * 32, "aaaaaaaa", where, timeout=10, size=100,
+                           sha256=hashlib.sha256(server.data).hexdigest())
+    finally:
+        assert server.server is not None
+        server.server.close()
+        await server.server.wait_closed()
+    assert list(dl.iterdir()) == []  # no file, no part file
+    # no condition to wait on for something that must not happen: the connection's last
+    # callbacks (its writer thread, connection_lost) get a bounded window, then collection
+    for _ in range(25):
+        await asyncio.sleep(0.02)
+    gc.collect()
+    stray = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert stray == []
