@@ -319,6 +319,12 @@ def _finish_part(fh: IO[bytes], hasher: Any) -> str:
     return str(hasher.hexdigest())
 
 
+def _retrieved(fut: asyncio.Future[Any]) -> None:
+    """Mark a future's exception as seen (whoever awaits it still gets it raised)."""
+    if not fut.cancelled():
+        fut.exception()
+
+
 class _Receiver(asyncio.BufferedProtocol):
     """The download side of a transfer connection, after the request: parses the server's
     first line, then receives the file's bytes straight into :data:`RECEIVE_BUFFER`-byte
@@ -338,6 +344,11 @@ class _Receiver(asyncio.BufferedProtocol):
         self.head = bytearray()
         self.accepted: asyncio.Future[t.ServerTransferFrame] = self.loop.create_future()
         self.finished: asyncio.Future[None] = self.loop.create_future()
+        # a download that already gave up (a refused answer, another file than offered, a
+        # timeout) no longer awaits these: their late error is not news (asyncio would log
+        # "Future exception was never retrieved" with a traceback on the user's terminal)
+        self.accepted.add_done_callback(_retrieved)
+        self.finished.add_done_callback(_retrieved)
         self.total = 0
         self.left = -1  # bytes still to come (-1: the first line is not in yet)
         self.received = self.written = held

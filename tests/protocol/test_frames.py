@@ -126,6 +126,18 @@ def test_invalid_client_frames(line: str, code: str) -> None:
     assert res.reason
 
 
+def test_a_ping_token_of_64_characters_is_taken_and_65_refused() -> None:
+    """docs/security.md: a ``PING`` token is at most 64 characters (letters, digits, .-_)."""
+    longest = "a.-_9" * 12 + "bcde"
+    assert len(longest) == 64
+    assert decode_client_line(f"PING|{longest}") == f.Ping(token=longest)
+    assert encode(f.Ping(token=longest)) == f"PING|{longest}\n".encode()
+    too_long = decode_client_line(f"PING|{longest}x")
+    assert isinstance(too_long, InvalidFrame) and too_long.code == "bad_frame"
+    with pytest.raises(ValidationError):
+        f.Ping(token=longest + "x")
+
+
 @pytest.mark.parametrize(
     "line", ["hello world", "msg|lowercase is text", "/nick bob", "", "|", "NOTAFRAME|x"]
 )

@@ -16,6 +16,7 @@ import pytest
 from textual.pilot import Pilot
 
 from richchat.core.client import Address
+from richchat.core.protocol.text import fold_name
 from richchat.core.tui import ChatApp
 from tests.client.servers import Hostile
 from tests.memory import rss_growth
@@ -113,6 +114,16 @@ async def test_chat_ui(scenario: str, hostile_server: Start) -> None:
                                                       if any(c in line for c in CONTROLS)][:5]
         if scenario == "markup":
             assert "[bold red]MARKUP[/bold red]" in text
+        if scenario == "big_userlist":  # 1,000 names shown, the rest counted
+            users = app.user_list
+            await until(pilot, lambda: users.border_title == "Users (100001)",
+                        "the count in the user list's title", 60)
+            names = [o for o in users.options if not o.disabled]
+            assert len(names) == 1000
+            assert [o.id for o in names] == [
+                fold_name(n) for n in app.chat.conversations["lobby"].sorted_users()[:1000]]
+            assert [str(o.prompt) for o in users.options if o.disabled] == [
+                "... and 99001 more"]
         assert growth.mb < GROWTH_MB, f"grew {growth.mb:.0f} MB"
         print(f"{scenario}: grew {growth.mb:.0f} MB")
         await app.action_quit_chat()
