@@ -7,6 +7,8 @@ from pathlib import Path
 
 import typer
 
+from richchat.commands import options
+
 _ADDRESS = "Server address; default port 5050, IPv6 as [::1]:5050."
 _ID = "The file's id, as its offer shows it (file k3x9q2wz4m1p)."
 _OUTPUT = (
@@ -27,10 +29,10 @@ def get(
     timeout: float = typer.Option(10.0, "--timeout", min=0.1, help="Seconds to wait for each step (connect, answers, each chunk)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing on success."),
     json_out: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
-    tls: bool = typer.Option(False, "--tls", help="Require TLS (without it TLS is tried first, and plaintext only for a server never pinned)."),
-    fingerprint: str | None = typer.Option(None, "--fingerprint", metavar="SHA256:...", help="Accept only this server key (and pin it); implies --tls."),
-    strict: bool = typer.Option(False, "--strict", help="Refuse a server whose key is not pinned yet (default: pin it, like ssh's accept-new)."),
-    known_servers: Path | None = typer.Option(None, "--known-servers", envvar="RICHCHAT_KNOWN_SERVERS", readable=False, metavar="FILE", help="Pinned server keys (default: known_servers in the user config dir)."),
+    tls: bool = options.TLS,
+    fingerprint: str | None = options.FINGERPRINT,
+    strict: bool = options.STRICT,
+    known_servers: Path | None = options.KNOWN_SERVERS,
 ) -> None:
     """Download a shared file: resumed if an earlier try was cut off, checked
     against its SHA-256, saved under its cleaned name, never over an existing

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from richchat.commands import options
 from richchat.core.constants import DEFAULT_PORT
 
 
@@ -17,9 +18,9 @@ def join(
     ),
     nick: str | None = typer.Option(None, "--nick", "-n", help="Your nickname (asked if omitted)."),
     timeout: float = typer.Option(10.0, "--timeout", min=0.1, help="Seconds to wait on connect."),
-    tls: bool = typer.Option(False, "--tls", help="Require TLS (without it TLS is tried first, and plaintext only for a server never pinned)."),
-    fingerprint: str | None = typer.Option(None, "--fingerprint", metavar="SHA256:...", help="Accept only this server key (and pin it); implies --tls."),
-    known_servers: Path | None = typer.Option(None, "--known-servers", envvar="RICHCHAT_KNOWN_SERVERS", metavar="FILE", readable=False, help="Pinned server keys (default: known_servers in the user config dir)."),
+    tls: bool = options.TLS,
+    fingerprint: str | None = options.FINGERPRINT,
+    known_servers: Path | None = options.KNOWN_SERVERS,
     download_dir: Path | None = typer.Option(
         None, "--download-dir", envvar="RICHCHAT_DOWNLOAD_DIR",
         help="Where /get saves shared files (default: your downloads folder / richchat).",
@@ -44,18 +45,9 @@ def join(
 
     from richchat.core.client import parse_address
     from richchat.core.errors import UsageError
-    from richchat.core.trust.connect import TrustPolicy
-    from richchat.core.trust.fingerprint import parse_fingerprint
-    from richchat.core.trust.known import KnownServers
+    from richchat.core.trust.connect import command_trust_policy
 
-    expected = None
-    if fingerprint is not None:
-        try:
-            expected = parse_fingerprint(fingerprint)
-        except ValueError as exc:
-            raise UsageError(f"bad --fingerprint: {exc}") from None
-    trust = TrustPolicy(KnownServers(known_servers), mode="tls" if tls or expected else "auto",
-                        unknown="ask", fingerprint=expected)
+    trust = command_trust_policy(tls, fingerprint, False, known_servers, ask=True)
 
     if address is not None:
         target = parse_address(address)

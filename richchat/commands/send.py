@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
+from richchat.commands import options
 from richchat.core.constants import DEFAULT_PORT
 
 if TYPE_CHECKING:
@@ -44,10 +45,10 @@ def send(
     timeout: float = typer.Option(10.0, "--timeout", min=0.1, help=_TIMEOUT),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing on success."),
     json_out: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
-    tls: bool = typer.Option(False, "--tls", help="Require TLS (without it TLS is tried first, and plaintext only for a server never pinned)."),
-    fingerprint: str | None = typer.Option(None, "--fingerprint", metavar="SHA256:...", help="Accept only this server key (and pin it); implies --tls."),
-    strict: bool = typer.Option(False, "--strict", help="Refuse a server whose key is not pinned yet (default: pin it, like ssh's accept-new)."),
-    known_servers: Path | None = typer.Option(None, "--known-servers", envvar="RICHCHAT_KNOWN_SERVERS", readable=False, metavar="FILE", help="Pinned server keys (default: known_servers in the user config dir)."),
+    tls: bool = options.TLS,
+    fingerprint: str | None = options.FINGERPRINT,
+    strict: bool = options.STRICT,
+    known_servers: Path | None = options.KNOWN_SERVERS,
 ) -> None:
     """Send a message, or share a file (--file); exit 0 only once the server has
     relayed every line back, or verified the whole file.

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import typer
 
+from richchat.commands.options import KNOWN_SERVERS as _FILE
+
 app = typer.Typer(
     name="trust",
     help="Pinned TLS server keys (the known-servers file): list, add, forget.",
@@ -14,10 +16,6 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
-_FILE = typer.Option(
-    None, "--known-servers", envvar="RICHCHAT_KNOWN_SERVERS", metavar="FILE", readable=False,
-    help="The known-servers file (default: known_servers in the user config dir).",
-)
 _ADDRESS = "Server address; default port 5050, IPv6 as [::1]:5050."
 
 

@@ -255,10 +255,11 @@ def is_trust_error(exc: RichchatError) -> bool:
 
 
 def command_trust_policy(tls: bool, fingerprint: str | None, strict: bool,
-                         known_servers: Path | None) -> TrustPolicy:
-    """The trust policy of a one-shot command (``send``, ``get``): ``--tls``,
-    ``--fingerprint``, ``--strict``, ``--known-servers``. A new key is pinned (like ssh's
-    accept-new) and said on stderr, unless ``--strict`` refuses it."""
+                         known_servers: Path | None, *, ask: bool = False) -> TrustPolicy:
+    """The trust policy of a command's ``--tls``, ``--fingerprint``, ``--strict``,
+    ``--known-servers``. One-shot commands (``send``, ``get``) pin a new key (like ssh's
+    accept-new) and say so on stderr, unless ``--strict`` refuses it; ``ask`` (``join``): the
+    user is asked about a new key."""
     from richchat.core.errors import UsageError
     from richchat.core.trust.fingerprint import parse_fingerprint
 
@@ -273,6 +274,8 @@ def command_trust_policy(tls: bool, fingerprint: str | None, strict: bool,
     def pinned(pin: Pin) -> None:
         sys.stderr.write(f"new server {pin.key}: key {pin.fingerprint} pinned in {known.path}\n")
 
-    return TrustPolicy(known, mode="tls" if tls or expected else "auto",
-                       unknown="refuse" if strict else "accept-new", fingerprint=expected,
-                       on_pinned=pinned)
+    mode: TlsMode = "tls" if tls or expected else "auto"
+    if ask:
+        return TrustPolicy(known, mode=mode, unknown="ask", fingerprint=expected)
+    return TrustPolicy(known, mode=mode, unknown="refuse" if strict else "accept-new",
+                       fingerprint=expected, on_pinned=pinned)
