@@ -30,7 +30,8 @@ class ExitStatus(IntEnum):
     #: unreadable or invalid
     BAD_FILE = 18
     FILE_TOO_LARGE = 19  # send --file: over the server's size limit or quota; no byte sent
-    FILE_UNAVAILABLE = 20  # no such file (or expired), not yours to fetch, or no file sharing
+    #: no such file (or expired), not yours to fetch (a token for another file), or no sharing
+    FILE_UNAVAILABLE = 20
     FILE_CORRUPT = 21  # the bytes did not hash to the file's SHA-256: discarded
     FILE_ERROR = 22  # a local file cannot be read, or the download cannot be written
     REDIS_UNAVAILABLE = 23  # server --redis: Redis cannot be reached or refuses us at start

@@ -80,7 +80,7 @@ def refusal(code: str, text: str) -> RichchatError:
     """The error (and so the exit status) for a server's refusal of a file request."""
     if code in ("file_too_large", "quota_full"):
         return FileTooLargeError(f"the server refused the file: {text}")
-    if code in ("no_such_file", "not_in_room", "no_files", "no_such_user"):
+    if code in ("no_such_file", "not_in_room", "no_files", "no_such_user", "wrong_file"):
         return FileUnavailableError(text)
     if code in ("hash_mismatch", "file_damaged"):
         return FileCorruptError(text)
@@ -611,7 +611,7 @@ async def download(open_stream: StreamOpener, token: str, file_id: str, where: D
         raise FileAccessError(f"cannot write {part}: {exc.strerror or exc}") from None
     keep = True  # the part file stays for a resume unless its bytes are proven bad
     try:
-        request = t.TransferRequest(op="GET", token=token, offset=held)
+        request = t.TransferRequest(op="GET", token=token, offset=held, file_id=file_id)
         _reader, writer = await open_stream()
         receiver = _Receiver(fh, hasher, held, progress)
         transport = cast(asyncio.Transport, writer.transport)
@@ -627,8 +627,10 @@ async def download(open_stream: StreamOpener, token: str, file_id: str, where: D
             if isinstance(accepted, t.TransferError):
                 err = refusal(accepted.code, accepted.text)
                 # we hold more than the file (start again), or there is nothing to resume
-                keep = accepted.code != "bad_offset" and not isinstance(
-                    err, (FileUnavailableError, FileCorruptError))
+                # (a token for another file says nothing about this one's part file)
+                keep = accepted.code == "wrong_file" or (
+                    accepted.code != "bad_offset" and not isinstance(
+                        err, (FileUnavailableError, FileCorruptError)))
                 raise err
             if not isinstance(accepted, t.TransferAccepted) or (
                     sha256 is not None and accepted.sha256 != sha256) or (

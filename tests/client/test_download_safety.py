@@ -17,6 +17,7 @@ import pytest
 
 from richchat.core.client import Address
 from richchat.core.errors import FileAccessError
+from richchat.core.protocol import transfer as t
 from richchat.core.protocol.filenames import MAX_NAME_BYTES
 from richchat.core.sharing import fetch_file
 from richchat.core.transfer import DownloadDir, download
@@ -108,7 +109,7 @@ class HostileServer:
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         line = await reader.readline()
-        offset = int(line.decode().rstrip("\n").rsplit("|", 1)[1])
+        offset = t.decode_request(line.rstrip(b"\n")).offset
         sha = hashlib.sha256(self.data).hexdigest()
         writer.write(f"XOK|{offset}|{len(self.data)}|{sha}|".encode()
                      + self.name.encode("utf-8", "surrogateescape") + b"\n")

@@ -341,6 +341,47 @@ async def test_get_with_a_netcat_token_used_twice_or_malformed(
     nc.writer.close()
 
 
+async def test_get_with_a_token_for_another_file_is_refused(
+        make_server: ServerFactory, tmp_path: Path) -> None:
+    """``get B --token T`` with T issued for file A downloaded A and reported it as B (the
+    transfer request named no file, and XOK carries no id). Now the server refuses the
+    token for B (exit 20, one line naming both ids), nothing is saved, and the token still
+    fetches A."""
+    from tests.linechat import LineClient
+
+    server = await make_server()
+    ids = []
+    for seed, name in ((1, "a.txt"), (2, "b.txt")):
+        src = tmp_path / name
+        make_file(src, 5000 + seed, seed=seed)
+        code, out, err = await run("send", where(server), "--nick", "alice", "--file",
+                                   str(src), "--json")
+        assert code == ExitStatus.OK, err
+        ids.append(json.loads(out)["id"])
+    id_a, id_b = ids
+    nc = await LineClient.connect(server.port)
+    await nc.expect(lambda line: "Type a nickname" in line)
+    nc.send("erin")
+    nc.send(f"/get {id_a}")
+    line = await nc.expect(lambda line: "--token" in line)
+    token_a = line.rsplit("--token ", 1)[1].strip()
+    dl = tmp_path / "dl"
+    code, out, err = await run("get", where(server), id_b, "--token", token_a, "-o", f"{dl}/",
+                               "--json")
+    assert code == ExitStatus.FILE_UNAVAILABLE, err
+    assert out == "" and err.startswith("error: ") and err.count("\n") == 1
+    assert f"for file {id_a}, not for {id_b}" in err
+    assert not dl.exists() or list(dl.iterdir()) == []
+    # the token was not used up by the refused request: it still fetches its own file
+    code, out, err = await run("get", where(server), id_a, "--token", token_a, "-o", f"{dl}/",
+                               "--json")
+    assert code == ExitStatus.OK, err
+    result = json.loads(out)
+    assert result["id"] == id_a and result["name"] == "a.txt"
+    assert sha_of(dl / "a.txt") == sha_of(tmp_path / "a.txt")
+    nc.writer.close()
+
+
 async def test_an_error_naming_a_path_with_control_characters_is_one_inert_line(
         tmp_path: Path) -> None:
     """A path with a line break and an escape sequence, quoted in the error: it was printed

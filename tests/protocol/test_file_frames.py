@@ -115,6 +115,8 @@ TOKEN = "tok-" + "x" * 20
         (f"XFER|1|GET|{TOKEN}|0", t.TransferRequest(op="GET", token=TOKEN)),
         (f"XFER|1|GET|{TOKEN}|52428800", t.TransferRequest(op="GET", token=TOKEN,
                                                            offset=52428800)),
+        (f"XFER|1|GET|{TOKEN}|0|k3x9q2wz4m1p",
+         t.TransferRequest(op="GET", token=TOKEN, file_id="k3x9q2wz4m1p")),
     ],
 )
 def test_transfer_requests_both_ways(line: str, req: t.TransferRequest) -> None:
@@ -132,6 +134,8 @@ def test_transfer_requests_both_ways(line: str, req: t.TransferRequest) -> None:
         b"XFER|1|GET|" + TOKEN.encode(),  # GET needs one
         b"XFER|1|GET|" + TOKEN.encode() + b"|-5",
         b"XFER|1|GET|" + TOKEN.encode() + b"|\xff",
+        b"XFER|1|GET|" + TOKEN.encode() + b"|0|Not-An-Id",
+        b"XFER|1|GET|" + TOKEN.encode() + b"|0|",
         b"HELLO|1|x",
     ],
 )

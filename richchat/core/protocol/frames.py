@@ -720,7 +720,7 @@ class UploadReady(Frame):
 
 class DownloadReady(Frame):
     """``DOWNLOAD|id|token|size|sha256|name``: fetch file ``id`` on a transfer connection that
-    presents ``token`` (``XFER|1|GET|token|offset``)."""
+    presents ``token`` (``XFER|1|GET|token|offset|id``)."""
 
     tag: ClassVar[str] = "DOWNLOAD"
     wire: ClassVar[tuple[str, ...]] = ("id", "token", "size", "sha256", "name")

@@ -10,8 +10,8 @@ first line, which is how the server tells it from a chat client::
     C: <size - offset raw bytes>
     S: XDONE|sha256|size                     the whole file hashed to sha256: stored
 
-    C: XFER|1|GET|token|offset               (download, resuming at ``offset``)
-    S: XOK|offset|size|sha256|name
+    C: XFER|1|GET|token|offset|id            (download of file ``id``, resuming at ``offset``)
+    S: XOK|offset|size|sha256|name           (``XERR|wrong_file`` if the token is for another id)
     S: <size - offset raw bytes>, then the server closes
 
 Any refusal or failure is ``XERR|code|text`` and the end of the connection. Only the first
@@ -27,6 +27,7 @@ from pydantic import ValidationError
 
 from richchat.core.protocol.frames import (
     ErrCode,
+    FileId,
     FileName,
     Frame,
     FrameSyntaxError,
@@ -45,7 +46,12 @@ MAX_TRANSFER_LINE = 1024
 
 
 class TransferRequest(Frame):
-    """``XFER|1|PUT|token`` or ``XFER|1|GET|token|offset``: the client's first line."""
+    """``XFER|1|PUT|token`` or ``XFER|1|GET|token|offset|id``: the client's first line.
+
+    ``id`` (GET): the file the client means to fetch. The server refuses a token issued for
+    another file (``XERR|wrong_file``): without it, a token pasted for the wrong id fetched
+    the token's file and the client saved and reported it as ``id``. (An older client's
+    ``XFER|1|GET|token|offset``, without it, is still accepted.)"""
 
     tag: ClassVar[str] = "XFER"
     kind: Literal["XFER"] = "XFER"
@@ -53,11 +59,14 @@ class TransferRequest(Frame):
     op: Literal["PUT", "GET"]
     token: TransferToken
     offset: WireInt = 0  # GET: the bytes the client holds already (resume)
+    file_id: FileId | None = None  # GET: the file asked for (the token must be for it)
 
     def payload(self) -> str:
         if self.op == "PUT":
             return f"{self.version}|PUT|{self.token}"
-        return f"{self.version}|GET|{self.token}|{self.offset}"
+        if self.file_id is None:
+            return f"{self.version}|GET|{self.token}|{self.offset}"
+        return f"{self.version}|GET|{self.token}|{self.offset}|{self.file_id}"
 
     @classmethod
     def parse_payload(cls, payload: str) -> TransferRequest:
@@ -68,9 +77,11 @@ class TransferRequest(Frame):
             raise FrameSyntaxError(f"transfer version {parts[0]!r} is not supported (1 is)")
         values: dict[str, object] = {"version": 1, "op": parts[1], "token": parts[2]}
         if parts[1] == "GET":
-            if len(parts) != 4:
-                raise FrameSyntaxError("XFER|1|GET needs a token and an offset")
+            if len(parts) not in (4, 5):
+                raise FrameSyntaxError("XFER|1|GET needs a token, an offset and a file id")
             values["offset"] = parts[3]
+            if len(parts) == 5:
+                values["file_id"] = parts[4]
         elif len(parts) != 3:
             raise FrameSyntaxError("XFER|1|PUT takes a token only")
         return cls.model_validate(values)

@@ -2,7 +2,7 @@
 
 A chat client that may upload or download a file is given a *token* over its chat connection
 (``UPLOAD``/``DOWNLOAD``, decided by the hub's rules). It then opens one more connection to
-the same port whose first line is ``XFER|1|PUT|token`` or ``XFER|1|GET|token|offset``
+the same port whose first line is ``XFER|1|PUT|token`` or ``XFER|1|GET|token|offset|id``
 (:mod:`richchat.core.protocol.transfer`): the chat connection's first-line detection hands
 that connection over to a :class:`TransferConnection` (:meth:`Transfers.adopt`), so the
 file's bytes never pass through the line decoder, the flood bucket or the output limits of
@@ -163,9 +163,14 @@ class Transfers:
             lambda token, exp: GetGrant(token, file_id, sha256, size, name, peer, exp), peer
         )
 
-    def take(self, token: str) -> Grant | None:
-        """The grant of ``token`` (used up), or None if unknown or expired."""
+    def take(self, token: str, file_id: str | None = None) -> Grant | None:
+        """The grant of ``token`` (used up), or None if unknown or expired. A download
+        grant for another file than ``file_id`` (when given) is returned but not used up:
+        the request is refused, and the token still fetches its own file."""
         self._expire(time.monotonic())
+        grant = self._grants.get(token)
+        if isinstance(grant, GetGrant) and file_id is not None and grant.file_id != file_id:
+            return grant
         return self._grants.pop(token, None)
 
     def _expire(self, now: float) -> None:
@@ -463,7 +468,11 @@ class TransferConnection(asyncio.Protocol):
         except t.TransferLineError as exc:
             self.fail("bad_request", str(exc))
             return
-        grant = self.transfers.take(request.token)
+        grant = self.transfers.take(request.token, request.file_id)
+        if isinstance(grant, GetGrant) and request.file_id not in (None, grant.file_id):
+            self.fail("wrong_file", f"this token is for file {grant.file_id}, not for "
+                      f"{request.file_id}; it is still valid for {grant.file_id}")
+            return
         if grant is None or grant.kind != request.op:
             self.fail("bad_token", "unknown or expired token: ask the chat for a new one")
             return
