@@ -62,7 +62,7 @@ def server(
     beacon_port: int = typer.Option(DEFAULT_BEACON_PORT, envvar="RICHCHAT_BEACON_PORT", min=1, max=65535, help="UDP port of beacons and discovery queries."),
     beacon_interval: float = typer.Option(5.0, envvar="RICHCHAT_BEACON_INTERVAL", min=0.1, help="Seconds between beacons."),
     mdns: bool = typer.Option(True, "--mdns/--no-mdns", envvar="RICHCHAT_MDNS", help="Advertise _richchat._tcp.local. via mDNS/DNS-SD."),
-    tls: bool = typer.Option(False, "--tls/--no-tls", envvar="RICHCHAT_TLS", help="Encrypt the chat port with TLS; a key and self-signed certificate are made in the data dir on first start."),
+    tls: Optional[bool] = typer.Option(None, "--tls/--no-tls", envvar="RICHCHAT_TLS", show_default="no-tls", help="Encrypt the chat port with TLS; a key and self-signed certificate are made in the data dir on first start. --no-tls with --tls-cert/--tls-key is a usage error."),
     tls_cert: Optional[Path] = typer.Option(None, envvar="RICHCHAT_TLS_CERT", readable=False, help="Your own certificate (PEM) instead of the generated one; implies --tls, needs --tls-key."),
     tls_key: Optional[Path] = typer.Option(None, envvar="RICHCHAT_TLS_KEY", readable=False, help="The private key (PEM, unencrypted) of --tls-cert."),
     tls_handshake_timeout: float = typer.Option(5.0, envvar="RICHCHAT_TLS_HANDSHAKE_TIMEOUT", min=0.1, max=600, help="Seconds a connection may take to finish its TLS handshake before it is closed."),
@@ -104,6 +104,9 @@ def server(
 
     if name is not None and len(name) > MAX_NAME:
         raise UsageError(f"--name {name[:20]!r}... is too long: {len(name)} characters, at most {MAX_NAME}")
+    if tls is False and (tls_cert is not None or tls_key is not None):
+        given = " and ".join(o for o, v in (("--tls-cert", tls_cert), ("--tls-key", tls_key)) if v is not None)
+        raise UsageError(f"--no-tls (or RICHCHAT_TLS=0) contradicts {given}: drop one (a certificate means TLS)")
     if show_fingerprint:
         from richchat.core.server.config import default_data_dir
         from richchat.core.server.tls import load_server_tls
@@ -127,7 +130,7 @@ def server(
         host=host, port=port, name=name or socket.gethostname()[:MAX_NAME], history=history, retention=retention,
         beacon=beacon, beacon_addrs=tuple(beacon_addr) if beacon_addr else None, beacon_port=beacon_port,
         beacon_interval=beacon_interval, mdns=mdns, max_clients=max_clients, flood_rate=flood_rate,
-        flood_burst=flood_burst, idle_timeout=idle_timeout, output_limit=sizes["--output-limit"], tls=tls, tls_cert=tls_cert, tls_key=tls_key,
+        flood_burst=flood_burst, idle_timeout=idle_timeout, output_limit=sizes["--output-limit"], tls=bool(tls), tls_cert=tls_cert, tls_key=tls_key,
         tls_handshake_timeout=tls_handshake_timeout, files=files,
         file_max_size=sizes["--file-max-size"], file_quota=sizes["--file-quota"],
         file_retention=file_retention * 86400, file_rate=sizes["--file-rate"],

@@ -194,3 +194,39 @@ def test_the_command_knows_the_configs_name_limit() -> None:
     limits = [m.max_length for m in ServerConfig.model_fields["name"].metadata
               if hasattr(m, "max_length")]
     assert limits == [server_command.MAX_NAME]
+
+
+def test_no_tls_with_a_certificate_is_a_usage_error(servers: Servers, tmp_path: Path) -> None:
+    """``--no-tls --tls-cert C --tls-key K`` ran TLS all the same (the certificate won
+    silently). Contradictory options are one error line and exit 2, before anything starts;
+    RICHCHAT_TLS=0 with a certificate option likewise."""
+    from tests.tlskit import openssl_keypair
+
+    pair = openssl_keypair(tmp_path / "tls", "own")
+    cases = [
+        (["--no-tls", "--tls-cert", str(pair.cert), "--tls-key", str(pair.key)], None,
+         "--tls-cert and --tls-key"),
+        (["--no-tls", "--tls-key", str(pair.key)], None, "--tls-key"),
+        (["--tls-cert", str(pair.cert), "--tls-key", str(pair.key)],
+         dict(servers.env, RICHCHAT_TLS="0"), "--tls-cert and --tls-key"),
+    ]
+    for extra, env, named in cases:
+        proc = subprocess.Popen(
+            [*servers.cli, "server", *LOOPBACK, "--data-dir", str(tmp_path / "data"), *extra],
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            text=True, env=env or servers.env,
+        )
+        servers.procs.append(proc)  # stopped by the fixture if it did start
+        assert proc.stdout is not None and proc.stderr is not None
+        first = proc.stdout.readline()  # a listening line, or "" once it exited
+        assert first == "", f"it started anyway: {first!r}"
+        assert proc.wait(timeout=60) == ExitStatus.USAGE
+        line = one_error_line(proc.stderr.read())
+        assert line == (f"error: --no-tls (or RICHCHAT_TLS=0) contradicts {named}: drop one "
+                        "(a certificate means TLS)")
+    assert not (tmp_path / "data").exists()  # refused before the data directory was made
+    # --tls with a certificate, and a certificate alone, still start TLS
+    proc = servers.start(tmp_path / "data", "--tls", "--tls-cert", str(pair.cert),
+                         "--tls-key", str(pair.key))
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=20) == 0
