@@ -12,7 +12,9 @@ same transport and security) and speaks the transfer protocol of
   the sender computed.
 * **Download** (:class:`DownloadDir`): the bytes go to a hidden part file in the download
   directory, ``.richchat-<file id>.part`` (a resumed download hashes what it holds and asks
-  for the rest), are hashed as they are written (in a worker thread: the event loop, and a
+  for the rest, sending that hash: the server starts again from 0 when the bytes held are
+  not its copy's first bytes, so a stale part file is replaced, not completed), are hashed
+  as they are written (in a worker thread: the event loop, and a
   chat UI, never wait for the disk), and the file gets its name only once the whole of it
   hashed right: the name the sender gave, cleaned
   (:func:`richchat.core.protocol.filenames.safe_file_name`), and ``name (1).ext``,
@@ -417,6 +419,8 @@ class _Receiver(asyncio.BufferedProtocol):
             self.accepted.set_result(frame)
         if not isinstance(frame, t.TransferAccepted):
             return
+        if frame.offset == 0 and self.received > 0:
+            self._restart()
         self.total = frame.size
         self.left = frame.size - frame.offset
         if len(rest) > self.left:
@@ -428,6 +432,15 @@ class _Receiver(asyncio.BufferedProtocol):
         self.received += len(rest)
         if self.left == 0:
             self._rotate()
+
+    def _restart(self) -> None:
+        """The server starts from the first byte (the part file's bytes are not this file's
+        start, or more than the file): drop them before the first new byte is written."""
+        self.fh.seek(0)
+        self.fh.truncate(0)
+        self.hasher = hashlib.sha256()
+        self._io.hasher = self.hasher
+        self.received = self.written = 0
 
     def _answer_error(self, exc: RichchatError) -> None:
         if not self.accepted.done():
@@ -611,7 +624,12 @@ async def download(open_stream: StreamOpener, token: str, file_id: str, where: D
         raise FileAccessError(f"cannot write {part}: {exc.strerror or exc}") from None
     keep = True  # the part file stays for a resume unless its bytes are proven bad
     try:
-        request = t.TransferRequest(op="GET", token=token, offset=held, file_id=file_id)
+        # the SHA-256 of the bytes held: the server starts again from 0 if they are not the
+        # start of its copy (a stale or damaged part file), instead of completing them into
+        # a file that fails its hash at the end
+        prefix = hasher.copy().hexdigest() if held else None
+        request = t.TransferRequest(op="GET", token=token, offset=held, file_id=file_id,
+                                    prefix=prefix)
         _reader, writer = await open_stream()
         receiver = _Receiver(fh, hasher, held, progress)
         transport = cast(asyncio.Transport, writer.transport)
@@ -634,8 +652,10 @@ async def download(open_stream: StreamOpener, token: str, file_id: str, where: D
                 raise err
             if not isinstance(accepted, t.TransferAccepted) or (
                     sha256 is not None and accepted.sha256 != sha256) or (
-                    size is not None and accepted.size != size) or accepted.offset != held:
+                    size is not None and accepted.size != size) or (
+                    accepted.offset not in (held, 0)):
                 raise ProtocolError("the server sent another file than the one offered")
+            held = accepted.offset  # 0: the part file's bytes were dropped (see _restart)
             if progress is not None:
                 progress(held, accepted.size)
             while not receiver.finished.done():
@@ -648,7 +668,7 @@ async def download(open_stream: StreamOpener, token: str, file_id: str, where: D
             receiver.finished.result()
         finally:
             transport.close()
-        digest = await asyncio.to_thread(_finish_part, fh, hasher)
+        digest = await asyncio.to_thread(_finish_part, fh, receiver.hasher)
         if digest != accepted.sha256:
             keep = False
             raise FileCorruptError(

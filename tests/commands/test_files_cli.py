@@ -382,6 +382,60 @@ async def test_get_with_a_token_for_another_file_is_refused(
     nc.writer.close()
 
 
+async def test_a_stale_part_file_is_replaced_not_completed(
+        make_server: ServerFactory, tmp_path: Path) -> None:
+    """A part file whose bytes are not the file's start (garbage, or left by another
+    server's file of the same id) was resumed, completed, and failed the hash at the end
+    (exit 21, the part discarded: the next run worked). Now the server compares the hash
+    of the bytes held with its copy and starts from 0: exit 0 at once, the whole file
+    received and verified. A part longer than the file (with a --token, where the client
+    does not know the size) starts from 0 too; a good part still resumes."""
+    from tests.linechat import LineClient
+
+    server = await make_server()
+    size = 300_000
+    src = tmp_path / "data.bin"
+    sha = make_file(src, size, seed=7)
+    code, out, err = await run("send", where(server), "--nick", "alice", "--file", str(src),
+                               "--json")
+    assert code == ExitStatus.OK, err
+    file_id = json.loads(out)["id"]
+    dl = tmp_path / "dl"
+    dl.mkdir()
+    part = dl / f"{PART_PREFIX}{file_id}{PART_SUFFIX}"
+
+    async def get(*how: str) -> dict[str, object]:
+        code, out, err = await run("get", where(server), file_id, *how, "-o", f"{dl}/",
+                                   "--json")
+        assert code == ExitStatus.OK, err
+        result: dict[str, object] = json.loads(out)
+        saved = Path(str(result["path"]))
+        assert sha_of(saved) == sha and result["sha256"] == sha
+        saved.unlink()
+        assert not part.exists()
+        return result
+
+    part.write_bytes(b"\0garbage" * 10_000)  # 90,000 bytes that are not the file's
+    result = await get("--nick", "carol")
+    assert (result["resumed_from"], result["received"]) == (0, size)
+
+    part.write_bytes(src.read_bytes()[:120_000])  # a true start: resumed
+    result = await get("--nick", "carol")
+    assert (result["resumed_from"], result["received"]) == (120_000, size - 120_000)
+
+    nc = await LineClient.connect(server.port)
+    await nc.expect(lambda line: "Type a nickname" in line)
+    nc.send("erin")
+    for stale in (b"x" * (size + 5000), b"y" * 1000):  # longer than the file; garbage
+        nc.send(f"/get {file_id}")
+        line = await nc.expect(lambda line: "--token" in line)
+        token = line.rsplit("--token ", 1)[1].strip()
+        part.write_bytes(stale)
+        result = await get("--token", token)
+        assert (result["resumed_from"], result["received"]) == (0, size)
+    nc.writer.close()
+
+
 async def test_an_error_naming_a_path_with_control_characters_is_one_inert_line(
         tmp_path: Path) -> None:
     """A path with a line break and an escape sequence, quoted in the error: it was printed

@@ -117,6 +117,9 @@ TOKEN = "tok-" + "x" * 20
                                                            offset=52428800)),
         (f"XFER|1|GET|{TOKEN}|0|k3x9q2wz4m1p",
          t.TransferRequest(op="GET", token=TOKEN, file_id="k3x9q2wz4m1p")),
+        (f"XFER|1|GET|{TOKEN}|5|k3x9q2wz4m1p|{'ab' * 32}",
+         t.TransferRequest(op="GET", token=TOKEN, offset=5, file_id="k3x9q2wz4m1p",
+                           prefix="ab" * 32)),
     ],
 )
 def test_transfer_requests_both_ways(line: str, req: t.TransferRequest) -> None:
@@ -136,6 +139,8 @@ def test_transfer_requests_both_ways(line: str, req: t.TransferRequest) -> None:
         b"XFER|1|GET|" + TOKEN.encode() + b"|\xff",
         b"XFER|1|GET|" + TOKEN.encode() + b"|0|Not-An-Id",
         b"XFER|1|GET|" + TOKEN.encode() + b"|0|",
+        b"XFER|1|GET|" + TOKEN.encode() + b"|5|k3x9q2wz4m1p|short",  # not a SHA-256
+        b"XFER|1|GET|" + TOKEN.encode() + b"|5|k3x9q2wz4m1p|" + b"ab" * 32 + b"|x",
         b"HELLO|1|x",
     ],
 )

@@ -10,8 +10,10 @@ first line, which is how the server tells it from a chat client::
     C: <size - offset raw bytes>
     S: XDONE|sha256|size                     the whole file hashed to sha256: stored
 
-    C: XFER|1|GET|token|offset|id            (download of file ``id``, resuming at ``offset``)
-    S: XOK|offset|size|sha256|name           (``XERR|wrong_file`` if the token is for another id)
+    C: XFER|1|GET|token|offset|id[|prefix]   (download of file ``id``, resuming at ``offset``;
+                                              ``prefix``: SHA-256 of the ``offset`` bytes held)
+    S: XOK|offset|size|sha256|name           (``XERR|wrong_file`` if the token is for another id;
+                                              ``offset`` 0 if the bytes held cannot be resumed)
     S: <size - offset raw bytes>, then the server closes
 
 Any refusal or failure is ``XERR|code|text`` and the end of the connection. Only the first
@@ -23,7 +25,7 @@ from __future__ import annotations
 
 from typing import ClassVar, Literal
 
-from pydantic import ValidationError
+from pydantic import ValidationError, model_validator
 
 from richchat.core.protocol.frames import (
     ErrCode,
@@ -60,13 +62,28 @@ class TransferRequest(Frame):
     token: TransferToken
     offset: WireInt = 0  # GET: the bytes the client holds already (resume)
     file_id: FileId | None = None  # GET: the file asked for (the token must be for it)
+    #: GET, resuming: the SHA-256 of the ``offset`` bytes the client holds. The server
+    #: compares it with its own copy's first ``offset`` bytes and answers ``XOK|0|...`` (start
+    #: again) when they differ or ``offset`` is past the end: a stale or damaged part file is
+    #: replaced, not completed into a file that fails its hash
+    prefix: Sha256 | None = None
+
+    @model_validator(mode="after")
+    def _get_fields(self) -> TransferRequest:
+        if self.op == "PUT" and (self.offset or self.file_id or self.prefix):
+            raise ValueError("PUT takes a token only")
+        if self.prefix is not None and self.file_id is None:
+            raise ValueError("a prefix hash needs the file id before it")
+        return self
 
     def payload(self) -> str:
         if self.op == "PUT":
             return f"{self.version}|PUT|{self.token}"
         if self.file_id is None:
             return f"{self.version}|GET|{self.token}|{self.offset}"
-        return f"{self.version}|GET|{self.token}|{self.offset}|{self.file_id}"
+        if self.prefix is None:
+            return f"{self.version}|GET|{self.token}|{self.offset}|{self.file_id}"
+        return f"{self.version}|GET|{self.token}|{self.offset}|{self.file_id}|{self.prefix}"
 
     @classmethod
     def parse_payload(cls, payload: str) -> TransferRequest:
@@ -77,11 +94,13 @@ class TransferRequest(Frame):
             raise FrameSyntaxError(f"transfer version {parts[0]!r} is not supported (1 is)")
         values: dict[str, object] = {"version": 1, "op": parts[1], "token": parts[2]}
         if parts[1] == "GET":
-            if len(parts) not in (4, 5):
+            if len(parts) not in (4, 5, 6):
                 raise FrameSyntaxError("XFER|1|GET needs a token, an offset and a file id")
             values["offset"] = parts[3]
-            if len(parts) == 5:
+            if len(parts) >= 5:
                 values["file_id"] = parts[4]
+            if len(parts) == 6:
+                values["prefix"] = parts[5]
         elif len(parts) != 3:
             raise FrameSyntaxError("XFER|1|PUT takes a token only")
         return cls.model_validate(values)

@@ -299,6 +299,22 @@ def _open_partial(path: os.PathLike[str], size: int) -> tuple[IO[bytes], Any, in
     return cast(IO[bytes], file), hasher, held
 
 
+def _prefix_hash(path: os.PathLike[str], count: int) -> str:
+    """The SHA-256 of the first ``count`` bytes of the file at ``path``. (Read through a
+    handle of its own: reading the download's handle would leave its buffer ahead of the
+    file position ``loop.sendfile`` moves, and the next chunk would be sent from there.)"""
+    hasher = hashlib.sha256()
+    left = count
+    with open(path, "rb", buffering=0) as file:
+        while left > 0:
+            chunk = file.read(min(left, 1024 * 1024))
+            if not chunk:
+                break
+            hasher.update(chunk)
+            left -= len(chunk)
+    return hasher.hexdigest()
+
+
 def _finish_upload(file: IO[bytes], hasher: Any) -> str:
     """Close the upload and return its SHA-256. (No fsync: like the chat history, a stored
     file survives the server process; a power cut may lose the last seconds of writes. A
@@ -315,7 +331,7 @@ class TransferConnection(asyncio.Protocol):
         self.peer = peer
         self.transport: asyncio.Transport | None = None
         self._head = b""
-        self.state = "head"  # head, opening, put, verifying, get, done
+        self.state = "head"  # head, opening, put, verifying, checking, get, done
         self.grant: Grant | None = None
         self.offset = 0
         self.received = 0  # PUT: bytes of the file held so far (offset included)
@@ -356,7 +372,7 @@ class TransferConnection(asyncio.Protocol):
             line, rest = self._head[:end].rstrip(b"\r"), self._head[end + 1 :]
             self._head = b""
             self._request(line, rest)
-        elif self.state in ("opening", "verifying"):
+        elif self.state in ("opening", "verifying", "checking"):
             self.fail("bad_request", "bytes sent before the server's answer")
         # get, done: the client has nothing to say; ignore
 
@@ -483,7 +499,7 @@ class TransferConnection(asyncio.Protocol):
         if isinstance(grant, PutGrant):
             self._start_put(grant)
         else:
-            self._start_get(grant, request.offset)
+            self._start_get(grant, request.offset, request.prefix)
 
     # ------------------------------------------------------------------ upload
 
@@ -663,7 +679,7 @@ class TransferConnection(asyncio.Protocol):
 
     # ------------------------------------------------------------------ download
 
-    def _start_get(self, grant: GetGrant, offset: int) -> None:
+    def _start_get(self, grant: GetGrant, offset: int, prefix: str | None) -> None:
         store = self.transfers.store
         if store.offer(grant.file_id) is None:
             self.fail("no_such_file", "the file is no longer available")
@@ -682,10 +698,44 @@ class TransferConnection(asyncio.Protocol):
             store.delete_blob(grant.sha256)
             self.fail("file_damaged", "the server's copy is damaged; it was deleted")
             return
-        if offset > grant.size:
-            file.close()
-            self.fail("bad_offset", f"offset {offset} is past the end ({grant.size} bytes)")
+        if prefix is None:  # an older client: it cannot start again by itself
+            if offset > grant.size:
+                file.close()
+                self.fail("bad_offset", f"offset {offset} is past the end ({grant.size} bytes)")
+                return
+            self._begin_get(grant, file, offset)
             return
+        if offset > grant.size:  # a part file longer than the file: not this file's start
+            log.info("download %s to %s: held %d bytes of %d, starting again", grant.file_id,
+                     self.peer, offset, grant.size)
+            self._begin_get(grant, file, 0)
+            return
+        # the bytes the client holds must be this file's first bytes, or the download would
+        # be completed into a file that fails its hash: compare (off the event loop)
+        self.state = "checking"
+        loop = asyncio.get_running_loop()
+        future = loop.run_in_executor(self.transfers.executor, _prefix_hash, path, offset)
+        future.add_done_callback(lambda fut: self._checked(grant, file, offset, prefix, fut))
+
+    def _checked(self, grant: GetGrant, file: IO[bytes], offset: int, prefix: str,
+                 fut: asyncio.Future[str]) -> None:
+        if self.state != "checking":  # gone meanwhile
+            file.close()
+            return
+        if fut.cancelled() or fut.exception() is not None:
+            file.close()
+            log.error("shared file %s cannot be read: %s", grant.sha256[:12],
+                      None if fut.cancelled() else fut.exception())
+            self.fail("server_error", "the server cannot read the file")
+            return
+        self._last_active = time.monotonic()
+        if fut.result() != prefix:
+            log.info("download %s to %s: the %d bytes held are not the file's, starting again",
+                     grant.file_id, self.peer, offset)
+            offset = 0
+        self._begin_get(grant, file, offset)
+
+    def _begin_get(self, grant: GetGrant, file: IO[bytes], offset: int) -> None:
         self.offset = offset
         self.state = "get"
         self._accepted(grant)
