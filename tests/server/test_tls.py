@@ -238,6 +238,28 @@ async def test_outside_tls_clients_chat_with_richchat_clients(
         await proc.wait()
 
 
+async def test_plaintext_on_the_tls_port_is_told_to_use_tls(make_server: ServerFactory,
+                                                           tmp_path: Path) -> None:
+    """A netcat user's line (or a plaintext HELLO) on the TLS port was met by a silent
+    close. Now the first byte, not a TLS record, gets one readable line saying how to
+    connect, then the end of the connection; it counts as a failed handshake (bounds and
+    cap accounting unchanged) and TLS clients are not affected."""
+    server = await make_server(tls=True, tls_handshake_timeout=60)
+    assert server.handshakes is not None
+    expected = (f"*** This port speaks TLS only: connect with richchat join --tls "
+                f"127.0.0.1:{server.port}, or ncat --ssl 127.0.0.1 {server.port}\n").encode()
+    for first in (b"alice\n", b"HELLO|1|client|x\n", b"G"):
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(first)
+        assert await asyncio.wait_for(reader.read(), 10) == expected  # then EOF
+        writer.close()
+    await wait_for(lambda: server.handshakes.pending == 0)  # type: ignore[union-attr]
+    assert (server.handshakes.finished, server.handshakes.failed) == (3, 3)
+    client = await tls_client(server, tmp_path, "alice")
+    assert client.nick == "alice"
+    await client.close()
+
+
 # --------------------------------------------------------------------------- plaintext port
 
 

@@ -62,6 +62,20 @@ class InvalidFrame:
 TLS_ALERT_PROTOCOL_VERSION = bytes((0x15, 0x03, 0x01, 0x00, 0x02, 0x02, 0x46))
 
 
+#: The start of what a TLS richchat port answers to a plaintext first byte (a netcat user's
+#: line, a plaintext client's HELLO): one readable line, then the end of the connection. The
+#: scanner knows a TLS port by it as by a TLS alert.
+TLS_PORT_NOTICE_PREFIX = b"*** This port speaks TLS only"
+
+
+def tls_port_notice(host: str, port: int) -> bytes:
+    """The line a TLS port sends a plaintext client (see :data:`TLS_PORT_NOTICE_PREFIX`);
+    ``host``/``port``: the address it reached."""
+    where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    return (TLS_PORT_NOTICE_PREFIX + f": connect with richchat join --tls {where}, or "
+            f"ncat --ssl {host} {port}\n".encode("ascii", "replace"))
+
+
 def starts_tls_handshake(data: bytes) -> bool:
     """Whether ``data`` (a connection's first bytes) begins a TLS handshake record: content
     type 22, then version major 3 (if that byte came yet). No text line starts with byte 0x16

@@ -28,6 +28,7 @@ from typing import Any
 from richchat import __version__
 from richchat.core.constants import DEFAULT_PORT, welcome_server_name
 from richchat.core.protocol import decode_server_line
+from richchat.core.protocol.codec import TLS_PORT_NOTICE_PREFIX
 from richchat.core.protocol.frames import Hello
 from richchat.core.protocol.text import sanitize_text
 from richchat.core.scanner.models import HttpInfo, PortResult, RichchatInfo, TlsInfo
@@ -374,7 +375,10 @@ async def _richchat_after_welcome(
 
 
 def _is_tls_alert(data: bytes) -> bool:
-    return len(data) >= 2 and data[0] in (0x15, 0x16) and data[1] == 0x03
+    """A TLS alert or record, or a TLS richchat port's plain-words answer to plaintext (it
+    says it speaks TLS: the TLS probe follows all the same)."""
+    return (len(data) >= 2 and data[0] in (0x15, 0x16) and data[1] == 0x03) or data.startswith(
+        TLS_PORT_NOTICE_PREFIX)
 
 
 async def probe_port(

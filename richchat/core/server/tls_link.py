@@ -13,6 +13,12 @@ above it, with an ``ssl.SSLObject`` between two memory BIOs doing all of the cry
 * **read**: ciphertext into the incoming BIO, ``SSLObject.read`` until it wants more, the
   plaintext to the connection in one ``data_received``. Whatever the read produces to send
   (a TLS 1.3 KeyUpdate answer) goes out at once.
+* **plaintext**: a first byte that does not start a TLS handshake record (``0x16``: a
+  netcat user's first line, a plaintext client's ``HELLO``) gets one readable line,
+  :func:`~richchat.core.protocol.codec.tls_port_notice` (use ``richchat join --tls`` or
+  ``ncat --ssl``), and the connection is closed: the same end as a failed handshake, and
+  counted as one, instead of a silent close the user cannot explain. A silent connection
+  still hears nothing and is closed at the handshake bound.
 * **handshake**: driven by the same reads; bounded by ``timeout`` seconds from the accept (the
   link aborts the TCP connection then); the connection above sees ``connection_made`` only
   once it is done. :attr:`TlsLink.on_handshake_done` tells the server's accounting
@@ -49,8 +55,8 @@ class TlsLink(asyncio.Protocol, asyncio.Transport):
 
     __slots__ = (
         "_app", "_app_paused", "_closing", "_direct_fd", "_eof", "_fd", "_handshake_ended",
-        "_high", "_incoming", "_low", "_outgoing", "_ssl", "_tcp", "_timeout", "_timer",
-        "established", "on_handshake_done",
+        "_high", "_incoming", "_low", "_outgoing", "_ssl", "_started", "_tcp", "_timeout",
+        "_timer", "established", "on_handshake_done",
     )
 
     def __init__(self, context: ssl.SSLContext, app: asyncio.Protocol, *, timeout: float,
@@ -68,6 +74,7 @@ class TlsLink(asyncio.Protocol, asyncio.Transport):
         self._fd = -1  # the socket's fd while nothing waits in the TCP transport, else -1
         self._direct_fd = -1
         self.established = False
+        self._started = False  # a first byte came
         self._handshake_ended = False
         self._closing = False
         self._eof = False  # the peer's input ended (close_notify or TCP EOF)
@@ -89,12 +96,19 @@ class TlsLink(asyncio.Protocol, asyncio.Transport):
     def data_received(self, data: bytes) -> None:
         if self._closing:
             return
+        if not self._started:
+            self._started = True
+            if data[:1] != b"\x16":  # no TLS record: a person typing, a plaintext client
+                self._plaintext()
+                return
         self._incoming.write(data)
         if not self.established and not self._handshake():
             return
         self._read()
 
     def eof_received(self) -> bool | None:
+        if self._closing and not self.established:
+            return True  # closing already (the plaintext notice is on its way): let it go out
         self._incoming.write_eof()
         if not self.established:
             self._fail("closed during the TLS handshake")
@@ -146,6 +160,23 @@ class TlsLink(asyncio.Protocol, asyncio.Transport):
         self._timer = None
         if not self.established:
             self._fail("TLS handshake not finished in time")
+
+    def _plaintext(self) -> None:
+        """A plaintext first byte: say in plain words that this port speaks TLS, and close
+        (after the line is sent; the handshake ends, failed, when the connection does)."""
+        from richchat.core.protocol.codec import tls_port_notice
+
+        peer = self.get_extra_info("peername")
+        sock = self.get_extra_info("sockname")
+        log.info("plaintext from %s on the TLS port: told to use TLS, closed",
+                 peer[0] if isinstance(peer, tuple) else peer)
+        self._closing = True
+        if self._tcp is None:
+            return
+        host, port = (sock[0], sock[1]) if isinstance(sock, tuple) else ("HOST", 0)
+        self._fd = -1
+        self._tcp.write(tls_port_notice(str(host).split("%")[0], int(port)))
+        self._tcp.close()
 
     def _fail(self, why: str) -> None:
         log.debug("%s: %s", self.get_extra_info("peername"), why)
