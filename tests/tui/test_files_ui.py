@@ -9,6 +9,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from textual.pilot import Pilot
+from textual.widgets import Label
 
 from richchat.core.client import Address
 from richchat.core.protocol import frames as f
@@ -80,7 +81,7 @@ def test_the_router_turns_file_commands_into_jobs() -> None:
         assert out.send is None and out.job is None and error in out.state.current.lines[-1].text
     no_files = state()  # a server without files= in its HELLO
     out = commands.submit(no_files, "/share x", NOW, max_bytes=100)
-    assert out.job is None and "does not share files" in out.state.current.lines[-1].text
+    assert out.job is None and out.state.current.lines[-1].text == commands.NO_FILE_SHARING
 
 
 # ----------------------------------------------------------------------------- Pilot
@@ -167,6 +168,31 @@ async def test_get_from_the_chat_ui(make_server: ServerFactory, tmp_path: Path) 
         await type_line(pilot, "/get 9")
         assert "No file [9]" in plain(app, "lobby")[-1]
     assert sorted(p.name for p in dl.iterdir()) == ["notes (1).txt", "notes.txt"]
+
+
+async def test_a_server_without_file_sharing_says_so(make_server: ServerFactory,
+                                                      tmp_path: Path) -> None:
+    """On a server started with --no-files, F4 said "No files known here yet" (as if some
+    might come); /share said "does not share files". Both now say the server does not
+    offer file sharing, and nothing is sent."""
+    server = await make_server(files=False)
+    src = tmp_path / "notes.txt"
+    make_file(src, 100)
+    app = make_app(server, tmp_path / "dl")
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: app.chat.nick == "alice", "registration")
+        assert app.chat.file_max is None  # the HELLO offered no files=
+        await pilot.press("f4")
+        await until(pilot, lambda: isinstance(app.screen, FilesScreen), "the files list")
+        text = " ".join(str(label.render()) for label in app.screen.query(Label))
+        assert "does not offer file sharing" in text and "No files known" not in text
+        await pilot.press("escape")
+        await until(pilot, lambda: not isinstance(app.screen, FilesScreen), "the list closed")
+        await paste_line(pilot, app, f"/share {src}")
+        await until(pilot, lambda: any("does not offer file sharing" in s
+                                       for s in plain(app, "lobby")), "the refusal")
+    assert not (server.config.data_dir / "files").exists() or not any(
+        (server.config.data_dir / "files").iterdir())
 
 
 async def test_a_transfer_never_blocks_typing(make_server: ServerFactory,

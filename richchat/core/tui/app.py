@@ -611,8 +611,11 @@ class ChatApp(App[None]):
                                           max_bytes=MAX_MESSAGE_BYTES)
                 self.call_later(self._carry_out, outcome)
 
-        self.push_screen(FilesScreen(f"Files in {conv.title}", self.chat.files_of(conv.key)),
-                         picked)
+        # connected to a server whose HELLO offers no file sharing: say so, not "none yet"
+        empty = commands.NO_FILE_SHARING if (self.chat.online
+                                             and self.chat.file_max is None) else None
+        self.push_screen(FilesScreen(f"Files in {conv.title}", self.chat.files_of(conv.key),
+                                     empty), picked)
 
 
 def _audience(target: str) -> str:

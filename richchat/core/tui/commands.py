@@ -173,6 +173,11 @@ def _leave(state: ChatState, arg: str, _now: int) -> Outcome | None:
     return _stepped(st.close(state, state.active))
 
 
+#: what /share, /get, /files and F4 say on a server whose HELLO offers no file sharing
+NO_FILE_SHARING = ("This server does not offer file sharing (it runs with --no-files, is a "
+                   "node of a cluster, or is older): nothing can be shared or fetched here.")
+
+
 def _ready_for_files(state: ChatState, now: int) -> Outcome | None:
     """A refusal when files cannot be shared or fetched now, else None."""
     if not state.online:
@@ -181,7 +186,7 @@ def _ready_for_files(state: ChatState, now: int) -> Outcome | None:
     if not state.registered:
         return _noted(state, "Choose a nickname first: /nick NAME", now, error=True, keep=True)
     if state.file_max is None:
-        return _noted(state, "This server does not share files.", now, error=True)
+        return _noted(state, NO_FILE_SHARING, now, error=True)
     return None
 
 

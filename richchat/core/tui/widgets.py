@@ -358,10 +358,13 @@ class FilesScreen(ModalScreen[int | None]):
     """
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel")]
 
-    def __init__(self, title: str, files: list[SharedFile]) -> None:
+    def __init__(self, title: str, files: list[SharedFile], empty: str | None = None) -> None:
         super().__init__()
         self.title_text = title
         self.files = files
+        #: what an empty list says (default: none known yet); the app says instead when
+        #: the server offers no file sharing at all
+        self.empty = empty or "No files known here yet (/files asks the server)"
 
     def compose(self) -> ComposeResult:
         with Vertical():
@@ -371,7 +374,7 @@ class FilesScreen(ModalScreen[int | None]):
                                    for x in reversed(self.files)), id="files-list")
                 yield Label(Text("Enter downloads the highlighted file; Esc closes"))
             else:
-                yield Label(Text("No files known here yet (/files asks the server)"))
+                yield Label(Text(self.empty), id="files-empty")
 
     def on_mount(self) -> None:
         for widget in self.query("#files-list"):
