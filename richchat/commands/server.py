@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 from richchat.core.constants import DEFAULT_BEACON_PORT, DEFAULT_PORT
 
 MAX_NAME = 64  # ServerConfig.name's max_length (a test keeps them equal)
+MAX_RETENTION_DAYS = 36500.0  # --file-retention: a hundred years (infinity overflowed)
 
 
 class LogLevel(str, Enum):
@@ -73,9 +74,9 @@ def server(
     idle_timeout: float = typer.Option(300.0, envvar="RICHCHAT_IDLE_TIMEOUT", min=1, help="Seconds before a silent client is pinged, then dropped."),
     output_limit: str = typer.Option("4MiB", envvar="RICHCHAT_OUTPUT_LIMIT", help="Bytes queued for a client that does not read (stopped, stalled) before it is dropped as too slow; at least 1KiB."),
     files: bool = typer.Option(True, "--files/--no-files", envvar="RICHCHAT_FILES", help="Let users share files (stored in DATA_DIR/files)."),
-    file_max_size: str = typer.Option("100MiB", envvar="RICHCHAT_FILE_MAX_SIZE", help="Largest file accepted (100MiB, 1G, bytes); announced in HELLO, refused before a byte is sent."),
-    file_quota: str = typer.Option("1GiB", envvar="RICHCHAT_FILE_QUOTA", help="Space all shared files may take; the files shared longest ago are deleted to make room."),
-    file_retention: float = typer.Option(7.0, envvar="RICHCHAT_FILE_RETENTION", min=0.0001, help="Days a file is kept after it was last shared."),
+    file_max_size: str = typer.Option("100MiB", envvar="RICHCHAT_FILE_MAX_SIZE", help="Largest file accepted (100MiB, 1G, bytes; at least 1 byte: --no-files turns sharing off); announced in HELLO, refused before a byte is sent. A --file-quota below it is the limit instead."),
+    file_quota: str = typer.Option("1GiB", envvar="RICHCHAT_FILE_QUOTA", help="Space all shared files may take (at least 1 byte); the files shared longest ago are deleted to make room."),
+    file_retention: float = typer.Option(7.0, envvar="RICHCHAT_FILE_RETENTION", min=0.0001, max=MAX_RETENTION_DAYS, help="Days a file is kept after it was last shared."),
     file_rate: str = typer.Option("0", envvar="RICHCHAT_FILE_RATE", help="Speed limit of each transfer, bytes per second (10M = 10 MiB/s; 0: none)."),
     redis: Optional[str] = typer.Option(
         None, "--redis", envvar="RICHCHAT_REDIS", metavar="URL",
@@ -125,6 +126,10 @@ def server(
             sizes[option] = parse_size(text)
         except ValueError as exc:
             raise UsageError(f"bad {option} {text!r}: {exc}") from None
+    for option in ("--file-max-size", "--file-quota"):
+        if sizes[option] == 0:
+            text = file_max_size if option == "--file-max-size" else file_quota
+            raise UsageError(f"bad {option} {text!r}: at least 1 byte (to turn file sharing off, use --no-files)")
     setup_logging(log_level.value)
     options = dict(
         host=host, port=port, name=name or socket.gethostname()[:MAX_NAME], history=history, retention=retention,

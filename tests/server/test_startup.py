@@ -230,3 +230,28 @@ def test_no_tls_with_a_certificate_is_a_usage_error(servers: Servers, tmp_path: 
                          "--tls-key", str(pair.key))
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=20) == 0
+
+
+def test_file_sizes_and_retention_are_validated(servers: Servers, tmp_path: Path) -> None:
+    """``--file-max-size 0`` and ``--file-quota 0`` started a server that took no file (and
+    said files=0 in HELLO); ``--file-retention inf`` was 'unexpected OverflowError', exit 1.
+    Now: one error line (pointing at --no-files to turn sharing off) or Typer's range
+    error, exit 2, nothing started. The limits themselves still start."""
+    data = tmp_path / "data"
+    for option, value in (("--file-max-size", "0"), ("--file-quota", "0B"),
+                          ("--file-max-size", "0MiB")):
+        res = servers.run(*LOOPBACK, "--data-dir", str(data), option, value)
+        assert res.returncode == ExitStatus.USAGE, res.stderr
+        assert one_error_line(res.stderr) == (
+            f"error: bad {option} {value!r}: at least 1 byte (to turn file sharing off, "
+            "use --no-files)")
+    for value in ("inf", "36501", "0", "nan"):
+        res = servers.run(*LOOPBACK, "--data-dir", str(data), "--file-retention", value)
+        assert res.returncode == ExitStatus.USAGE, res.stderr
+        assert "--file-retention" in res.stderr and "Traceback" not in res.stderr
+        assert "unexpected" not in res.stderr
+    assert not data.exists()
+    proc = servers.start(data, "--file-max-size", "1", "--file-quota", "1",
+                         "--file-retention", "36500")
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=20) == 0

@@ -81,12 +81,13 @@ class ServerConfig(BaseModel):
     #: file sharing (stored in data_dir/files); off: CMD_SHARE/CMD_GET are refused
     files: bool = True
     #: the largest file accepted, in bytes (advertised in HELLO as files=)
-    file_max_size: int = Field(default=DEFAULT_FILE_MAX_SIZE, ge=0)
+    file_max_size: int = Field(default=DEFAULT_FILE_MAX_SIZE, ge=1)
     #: bytes all stored files may take together; the files shared longest ago make room
-    file_quota: int = Field(default=DEFAULT_FILE_QUOTA, ge=0)
+    file_quota: int = Field(default=DEFAULT_FILE_QUOTA, ge=1)
     #: seconds a file is kept after it was last shared (an interrupted upload: after its
     #: last byte)
-    file_retention: float = Field(default=DEFAULT_FILE_RETENTION_DAYS * 86400, gt=0)
+    file_retention: float = Field(default=DEFAULT_FILE_RETENTION_DAYS * 86400, gt=0,
+                                  le=36500 * 86400)
     #: speed limit of each transfer connection, bytes per second (0: none)
     file_rate: int = Field(default=0, ge=0)
     #: transfer connections at once
