@@ -128,3 +128,44 @@ def test_a_host_that_would_break_the_file_is_never_written(tmp_path: Path, host:
         known.add(host, 5050, FP1)
     assert known.path.read_bytes() == before
     assert [p.key for p in known.pins()] == ["good.lan:5050"]
+
+
+def test_trust_add_and_forget_keep_a_symlinked_file_a_symlink(
+        tmp_path: Path, cli: list[str], cli_env: dict[str, str]) -> None:
+    """``trust add``/``forget`` replaced a symlinked known_servers (a dotfiles repository's
+    file, linked into ~/.config) by a regular file: the link was gone and the repository's
+    copy never changed. Now the link's target is rewritten (atomically, in its own
+    directory) and the link stays; a link to a link, and a relative one, too."""
+    dotfiles = tmp_path / "dotfiles"
+    dotfiles.mkdir()
+    real = dotfiles / "known_servers"
+    real.write_text(f"{HEADER}\n# my comment\n")
+    config = tmp_path / "config"
+    config.mkdir()
+    middle = config / "middle"
+    middle.symlink_to(real)
+    link = config / "known_servers"
+    link.symlink_to(os.path.relpath(middle, config))  # relative, to another link
+
+    def trust(*args: str) -> None:
+        res = subprocess.run([*cli, "trust", *args, "--known-servers", str(link)],
+                             env=cli_env, capture_output=True, text=True, timeout=60,
+                             stdin=subprocess.DEVNULL)
+        assert res.returncode == ExitStatus.OK, res.stderr
+
+    trust("add", "chat.lan:5050", FP1)
+    assert link.is_symlink() and middle.is_symlink()
+    assert os.readlink(link) == "middle" and os.path.realpath(link) == str(real)
+    assert real.read_text().splitlines()[:2] == [HEADER, "# my comment"]
+    assert KnownServers(real).get("chat.lan", 5050) is not None
+    trust("add", "other.lan:6000", FP2)
+    trust("forget", "chat.lan:5050")
+    assert link.is_symlink() and os.path.realpath(link) == str(real)
+    assert [p.key for p in KnownServers(real).pins()] == ["other.lan:6000"]
+    assert sorted(p.name for p in config.iterdir()) == ["known_servers", "known_servers.lock",
+                                                        "middle"]
+    assert sorted(p.name for p in dotfiles.iterdir()) == ["known_servers"]  # no temp left
+    # a dangling link (the dotfiles file not made yet): the file is made where it points
+    real.unlink()
+    trust("add", "chat.lan:5050", FP1)
+    assert link.is_symlink() and KnownServers(real).get("chat.lan", 5050) is not None

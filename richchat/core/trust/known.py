@@ -19,6 +19,9 @@ One pin per line, ``HOST:PORT FINGERPRINT FIRST-SEEN``, like SSH's ``known_hosts
 * Writes are atomic (a temporary file renamed over the old one) under an exclusive lock on
   ``known_servers.lock``, so ``richchat send`` runs in parallel never lose a pin. The file
   is created with mode 0600 (it lists the servers you talk to).
+* A symbolic link (dotfiles kept in a repository) stays one: the new file replaces the
+  link's target, from a temporary file in the target's directory (a rename is atomic within
+  one file system only), never the link itself.
 """
 
 from __future__ import annotations
@@ -242,8 +245,10 @@ class KnownServers:
 
     def _write(self, lines: list[tuple[str, Pin | None]]) -> None:
         text = "".join(line.rstrip("\r\n") + "\n" for line, _ in lines)
+        # through symbolic links (of links) to the real file, even one not made yet
+        target = Path(os.path.realpath(self.path))
         try:
-            fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=self.path.parent)
+            fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
         except OSError as exc:
             raise self._bad(f"cannot be written: {exc.strerror or exc}") from None
         try:
@@ -252,7 +257,7 @@ class KnownServers:
                 fh.flush()
                 os.fsync(fh.fileno())
             os.chmod(tmp, 0o600)
-            os.replace(tmp, self.path)
+            os.replace(tmp, target)
         except OSError as exc:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
