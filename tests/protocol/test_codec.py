@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -79,3 +80,21 @@ def test_any_chunking_gives_the_same_lines(
     cuts = sorted(data.draw(st.lists(st.integers(0, len(blob)), max_size=10)))
     chunks = [blob[a:b] for a, b in zip([0, *cuts], [*cuts, len(blob)], strict=False)]
     assert feed_all(LineDecoder(max_line=10_000), chunks) == lines
+
+
+@pytest.mark.parametrize(
+    ("host", "where", "ncat"),
+    [
+        ("10.0.0.1", "10.0.0.1:5050", "10.0.0.1 5050"),
+        ("::1", "[::1]:5050", "::1 5050"),
+        ("::ffff:10.0.0.1", "10.0.0.1:5050", "10.0.0.1 5050"),  # IPv4 on a dual-stack port
+    ],
+)
+def test_the_tls_port_notice_names_the_address_reached(host: str, where: str,
+                                                       ncat: str) -> None:
+    from richchat.core.protocol.codec import TLS_PORT_NOTICE_PREFIX, tls_port_notice
+
+    line = tls_port_notice(host, 5050)
+    assert line.startswith(TLS_PORT_NOTICE_PREFIX) and line.endswith(b"\n")
+    assert line.count(b"\n") == 1 and not line.startswith(b"\x16")
+    assert f"richchat join --tls {where}, or ncat --ssl {ncat}\n".encode() in line

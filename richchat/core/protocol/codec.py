@@ -71,6 +71,8 @@ TLS_PORT_NOTICE_PREFIX = b"*** This port speaks TLS only"
 def tls_port_notice(host: str, port: int) -> bytes:
     """The line a TLS port sends a plaintext client (see :data:`TLS_PORT_NOTICE_PREFIX`);
     ``host``/``port``: the address it reached."""
+    if host.lower().startswith("::ffff:") and "." in host:  # IPv4 on a dual-stack socket
+        host = host[7:]
     where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     return (TLS_PORT_NOTICE_PREFIX + f": connect with richchat join --tls {where}, or "
             f"ncat --ssl {host} {port}\n".encode("ascii", "replace"))
