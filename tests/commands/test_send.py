@@ -170,6 +170,9 @@ try:
 except SystemExit as exc:
     print("exit", exc.code)
 print("frozen", gc.get_freeze_count() > 0, os.environ.get("PYDANTIC_DISABLE_PLUGINS"))
+from richchat.core.send import RefusedLine, SendResult
+print("report validators built", SendResult.__pydantic_complete__,
+      RefusedLine.__pydantic_complete__)
 print("loaded", ",".join(sorted(sys.modules)))
 """
 
@@ -198,6 +201,8 @@ async def test_send_imports_only_what_it_needs(chat_server: object, outcome: str
                    if any(m == n or m.startswith(n + ".")
                           for n in (*never, *PLAINTEXT_SEND_NEVER_IMPORTS)))
     assert heavy == []
+    # the --json report's models are built only when a line is refused or JSON is printed
+    assert "report validators built False False" in lines
 
 
 #: what `richchat send --help` promises scripts, code by code
