@@ -128,13 +128,19 @@ def signed_ms(values: list[float]) -> str:
 
 
 def describe_tree(path: Path) -> str:
-    """``DIR (branch at abc1234)`` when DIR is a git checkout, else DIR."""
+    """``DIR at abc1234`` when DIR is a git checkout (``+ changes`` if its tracked files
+    differ from that commit), else DIR."""
     try:
         out = subprocess.run(["git", "-C", str(path), "log", "-1", "--format=%h"],
                              capture_output=True, text=True, timeout=30, check=True).stdout
+        dirty = subprocess.run(["git", "-C", str(path), "status", "--porcelain",
+                                "--untracked-files=no", "--", "richchat"],
+                               capture_output=True, text=True, timeout=30, check=True).stdout
     except (OSError, subprocess.SubprocessError):
         return str(path)
-    return f"{path} at {out.strip()}" if out.strip() else str(path)
+    if not out.strip():
+        return str(path)
+    return f"{path} at {out.strip()}" + (" + changes" if dirty.strip() else "")
 
 
 def copy_tree(source: Path, into: Path) -> Path:
