@@ -8,7 +8,14 @@ needs to validate frames and typer needs to coerce its options) and a send with 
 its time goes), one after the other, so background load hits all of them alike. Reports medians, the median of the per-round ratios
 send / --version (goal of issue #18: at most 2) and the load average.
 
-    python benchmarks/send_startup.py [--rounds 21] [--write docs/performance.md]
+With ``--against DIR`` (another checkout: ``/work/main``, a ``git worktree`` of an older
+commit), each round also runs that tree's ``--version`` and ``send`` (``PYTHONPATH=DIR``,
+against the same server), the two trees in alternating order from round to round, and the
+report adds a paired A/B table: each tree's medians and the per-round difference of the two
+sends. DIR is not written to: its ``richchat`` package is copied to a temporary directory
+and byte-compiled there.
+
+    python benchmarks/send_startup.py [--rounds 21] [--against DIR] [--write docs/performance.md]
 
 The tree is byte-compiled first, as ``pip install`` does (with PYTHONDONTWRITEBYTECODE set,
 or a read-only tree, every run would compile richchat again). Bounded: at most 200 rounds,
@@ -25,6 +32,7 @@ import os
 import platform
 import re
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -114,19 +122,57 @@ def ms(values: list[float]) -> str:
             f"max {max(values) * 1000:.0f})")
 
 
+def signed_ms(values: list[float]) -> str:
+    return (f"{statistics.median(values) * 1000:+.0f} ms (min {min(values) * 1000:+.0f}, "
+            f"max {max(values) * 1000:+.0f})")
+
+
+def describe_tree(path: Path) -> str:
+    """``DIR at abc1234`` when DIR is a git checkout (``+ changes`` if its tracked files
+    differ from that commit), else DIR."""
+    try:
+        out = subprocess.run(["git", "-C", str(path), "log", "-1", "--format=%h"],
+                             capture_output=True, text=True, timeout=30, check=True).stdout
+        dirty = subprocess.run(["git", "-C", str(path), "status", "--porcelain",
+                                "--untracked-files=no", "--", "richchat"],
+                               capture_output=True, text=True, timeout=30, check=True).stdout
+    except (OSError, subprocess.SubprocessError):
+        return str(path)
+    if not out.strip():
+        return str(path)
+    return f"{path} at {out.strip()}" + (" + changes" if dirty.strip() else "")
+
+
+def copy_tree(source: Path, into: Path) -> Path:
+    """A byte-compiled copy of ``source/richchat`` under ``into`` (``source`` untouched)."""
+    if not (source / "richchat" / "__init__.py").is_file():
+        raise SystemExit(f"--against {source}: no richchat package there")
+    shutil.copytree(source / "richchat", into / "richchat",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    compileall.compile_dir(into / "richchat", quiet=1)
+    return into
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=21)
     parser.add_argument("--write", type=Path, help="replace the send start-up section of FILE")
+    parser.add_argument("--against", type=Path, metavar="DIR",
+                        help="also run another tree's --version and send in each round "
+                             "(paired A/B, alternating order)")
     args = parser.parse_args()
     rounds = max(1, min(args.rounds, 200))
     compileall.compile_dir(ROOT / "richchat", quiet=1)
     env = dict(os.environ, PYTHONPATH=str(ROOT), NO_COLOR="1")
     env.pop("RICHCHAT_DEBUG", None)
-    runs: dict[str, list[float]] = {"version": [], "send": [], "bare": [], "floor": []}
+    runs: dict[str, list[float]] = {"version": [], "send": [], "bare": [], "floor": [],
+                                    "other version": [], "other send": []}
     split: list[list[tuple[str, float]]] = []
     load_before = os.getloadavg()
-    with tempfile.TemporaryDirectory() as data:
+    with tempfile.TemporaryDirectory() as data, tempfile.TemporaryDirectory() as copy:
+        other_env = None
+        if args.against is not None:
+            other_env = dict(env, PYTHONPATH=str(copy_tree(args.against.resolve(), Path(copy))))
         server = subprocess.Popen(
             [PY, "-m", "richchat", "server", "--host", "127.0.0.1", "--port", "0",
              "--no-beacon", "--no-mdns", "--data-dir", data, "--name", "bench"],
@@ -139,10 +185,16 @@ def main() -> int:
                 raise SystemExit("server did not start")
             target = f"127.0.0.1:{m.group(2)}"
             for n in range(rounds):
-                runs["version"].append(timed([PY, "-m", "richchat", "--version"], env,
-                                             "version"))
-                runs["send"].append(timed([PY, "-m", "richchat", "send", target, "--nick",
-                                           f"bench{n}", "--quiet", "benchmark line"], env, "send"))
+                trees = [("", env, "bench")]
+                if other_env is not None:
+                    # alternate which tree goes first: neither always meets a warmer machine
+                    trees.insert(n % 2, ("other ", other_env, "other"))
+                for prefix, tree_env, nick in trees:
+                    runs[prefix + "version"].append(timed(
+                        [PY, "-m", "richchat", "--version"], tree_env, prefix + "version"))
+                    runs[prefix + "send"].append(timed(
+                        [PY, "-m", "richchat", "send", target, "--nick", f"{nick}{n}",
+                         "--quiet", "benchmark line"], tree_env, prefix + "send"))
                 runs["bare"].append(timed([PY, "-c", "pass"], env, "bare"))
                 runs["floor"].append(timed([PY, "-c", FLOOR], env, "floor"))
                 split.append(phases([target, "--nick", f"phase{n}", "--quiet",
@@ -197,10 +249,12 @@ def main() -> int:
           for i, (name, _) in enumerate(split[0])],
         f"| whole (this instrumented send) | {ms([sum(v for _, v in r) for r in split])} |",
         "",
+        *(ab_table(runs, args.against) if args.against is not None else []),
         "Command:",
         "",
         "```",
         f"python benchmarks/send_startup.py --rounds {rounds}"
+        + (f" --against {args.against}" if args.against is not None else "")
         + (f" --write {args.write}" if args.write else ""),
         "```",
         "",
@@ -210,6 +264,39 @@ def main() -> int:
     if args.write:
         write_section(args.write, text)
     return 0
+
+
+def ab_table(runs: dict[str, list[float]], against: Path) -> list[str]:
+    """The paired A/B rows: this tree and ``against``, from the same rounds."""
+    med = statistics.median
+
+    def row(name: str, prefix: str) -> str:
+        ratios = [s / v for s, v in zip(runs[prefix + "send"], runs[prefix + "version"],
+                                        strict=True)]
+        cpu_ratios = [s / v for s, v in zip(cpu[prefix + "send"], cpu[prefix + "version"],
+                                            strict=True)]
+        return (f"| {name} | {ms(runs[prefix + 'version'])} | {ms(runs[prefix + 'send'])} | "
+                f"{med(ratios):.2f} (min {min(ratios):.2f}, max {max(ratios):.2f}) | "
+                f"{med(cpu_ratios):.2f} |")
+
+    diff = [a - b for a, b in zip(runs["send"], runs["other send"], strict=True)]
+    cpu_diff = [a - b for a, b in zip(cpu["send"], cpu["other send"], strict=True)]
+    faster = sum(d < 0 for d in diff)
+    return [
+        f"Paired A/B against {describe_tree(against)} (the same rounds and server; in each "
+        "round both trees ran `--version` and `send`, in alternating order):",
+        "",
+        "| tree | `--version` | whole `send` | send / --version, wall (median of the rounds' "
+        "ratios) | CPU ratio |",
+        "| --- | --- | --- | --- | --- |",
+        row(f"this tree ({describe_tree(ROOT)})", ""),
+        row(f"`--against` ({describe_tree(against)})", "other "),
+        "",
+        f"Per-round difference, this tree's send minus the other's: wall {signed_ms(diff)}, "
+        f"CPU {signed_ms(cpu_diff)}; this tree's send was faster in {faster} of "
+        f"{len(diff)} rounds.",
+        "",
+    ]
 
 
 def write_section(path: Path, section: str) -> None:

@@ -110,10 +110,16 @@ def read_lines(fd: int, chunk: int = 65536) -> Iterator[str | Oversized]:
         yield bytes(buf).decode("utf-8", "replace")
 
 
+#: The two report models are built on first use (``defer_build``), not when ``send`` is
+#: imported: a send that refuses no line and prints no JSON never builds their validators
+#: and serializers (two models, 5-10 ms of a ``richchat send``; docs/performance.md).
+_REPORT = ConfigDict(frozen=True, defer_build=True)
+
+
 class RefusedLine(BaseModel):
     """A line ``send`` did not send (``--json``: the ``refused`` list)."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = _REPORT
 
     line: int  # its number in the input, from 1 (blank lines count)
     size: int  # its size in bytes, as MAX_MESSAGE_BYTES counts it
@@ -123,7 +129,7 @@ class RefusedLine(BaseModel):
 class SendResult(BaseModel):
     """What ``richchat send --json`` prints."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = _REPORT
 
     server: str
     nick: str
@@ -168,7 +174,11 @@ class SendStatus:
         return self.waiting / self.rate
 
     def result(self, *, interrupted: bool = False) -> SendResult:
-        return SendResult(
+        # model_construct: these are this module's own counters and the RefusedLine models
+        # (validated when they were made), typed as SendResult's fields; validating them
+        # again would build SendResult's validator in every send, for a report that only
+        # --json serializes
+        return SendResult.model_construct(
             server=self.server, nick=self.nick, target=self.target, delivered=self.delivered,
             refused=tuple(self.refused), interrupted=interrupted, unconfirmed=self.unconfirmed,
             tls=self.tls, fingerprint=self.fingerprint,

@@ -146,14 +146,21 @@ def test_unknown_host(lab: Lab) -> None:
     assert "unknown host" in result.stderr and result.stderr.count("\n") == 1
 
 
-#: what ``richchat send`` must not load: heavy libraries of other commands, the confusables
-#: data (only servers compare look-alike names), other commands' core packages
+#: what ``richchat send`` must not load: heavy libraries of other commands (the server's
+#: certificate maker, the cluster's Redis client), the confusables data (only servers compare
+#: look-alike names), other commands' core packages (file sharing, the wizard)
 SEND_NEVER_IMPORTS = (
     "textual", "scapy", "nmap", "zeroconf", "requests", "rich", "netifaces", "sqlite3",
-    "confusable_homoglyphs", "richchat.core.protocol.confusables", "richchat.core.protocol.beacon",
-    "richchat.core.server", "richchat.core.discovery", "richchat.core.scanner",
-    "richchat.core.tui",
+    "cryptography", "redis", "confusable_homoglyphs", "richchat.core.protocol.confusables",
+    "richchat.core.protocol.beacon", "richchat.core.protocol.transfer",
+    "richchat.core.protocol.filenames", "richchat.core.server", "richchat.core.discovery",
+    "richchat.core.scanner", "richchat.core.tui", "richchat.core.sharing",
+    "richchat.core.transfer", "richchat.core.hashwrite", "richchat.core.wizard",
 )
+#: ... and what a send over plaintext does not need either: hashlib (a TLS server's key is
+#: hashed, nothing else is), the idna codec (ssl encodes a host name with it; an address is
+#: never named in the TLS hello)
+PLAINTEXT_SEND_NEVER_IMPORTS = ("hashlib", "_hashlib", "encodings.idna")
 
 SEND_IMPORTS_PROBE = """\
 import gc, os, sys
@@ -163,6 +170,9 @@ try:
 except SystemExit as exc:
     print("exit", exc.code)
 print("frozen", gc.get_freeze_count() > 0, os.environ.get("PYDANTIC_DISABLE_PLUGINS"))
+from richchat.core.send import RefusedLine, SendResult
+print("report validators built", SendResult.__pydantic_complete__,
+      RefusedLine.__pydantic_complete__)
 print("loaded", ",".join(sorted(sys.modules)))
 """
 
@@ -187,8 +197,12 @@ async def test_send_imports_only_what_it_needs(chat_server: object, outcome: str
     # the error line goes through rich (cli._print_error), only when there is an error
     never = SEND_NEVER_IMPORTS if outcome == "delivered" else tuple(
         name for name in SEND_NEVER_IMPORTS if name != "rich")
-    heavy = sorted(m for m in loaded if any(m == n or m.startswith(n + ".") for n in never))
+    heavy = sorted(m for m in loaded
+                   if any(m == n or m.startswith(n + ".")
+                          for n in (*never, *PLAINTEXT_SEND_NEVER_IMPORTS)))
     assert heavy == []
+    # the --json report's models are built only when a line is refused or JSON is printed
+    assert "report validators built False False" in lines
 
 
 #: what `richchat send --help` promises scripts, code by code

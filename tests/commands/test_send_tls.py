@@ -8,12 +8,14 @@ import json
 import re
 import signal
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from richchat.core.exit_codes import ExitStatus
+from tests.commands.test_send import SEND_IMPORTS_PROBE, SEND_NEVER_IMPORTS
 
 REGISTERED = re.compile(r"\bregister \S+ as ")
 LISTEN = re.compile(r"listening on \S+:(\d+) \(protocol 1, TLS, key (SHA256:\S+)\)")
@@ -167,3 +169,23 @@ def test_trust_add_refuses_a_host_that_would_break_the_file(
                             capture_output=True, text=True, timeout=30)
     assert listed.returncode == 0, listed.stderr
     assert [p["server"] for p in json.loads(listed.stdout)] == ["good.lan:5050"]
+
+
+def test_tls_send_imports_only_what_it_needs(cli_env: dict[str, str], tmp_path: Path,
+                                              servers: list[TlsServer], cli: list[str]) -> None:
+    # What a whole send over TLS to an address loads (not how long it takes): hashlib for
+    # the key's fingerprint, and none of the heavy libraries (cryptography makes the
+    # server's certificate, never a client's check), nor the idna codec (an address is not
+    # named in the TLS hello).
+    server = TlsServer(cli, cli_env, tmp_path / "data")
+    servers.append(server)
+    probe = subprocess.run([sys.executable, "-c", SEND_IMPORTS_PROBE, server.address, "--nick",
+                            "probe", "hi"], env=cli_env, capture_output=True, text=True,
+                           timeout=60, stdin=subprocess.DEVNULL)
+    lines = probe.stdout.splitlines()
+    assert "exit 0" in lines, probe.stdout + probe.stderr
+    assert f"new server {server.address}: key {server.fingerprint}" in probe.stderr  # over TLS
+    loaded = set(lines[-1].removeprefix("loaded ").split(","))
+    assert "hashlib" in loaded and "ssl" in loaded  # the probe really ran
+    never = (*SEND_NEVER_IMPORTS, "encodings.idna")
+    assert sorted(m for m in loaded if any(m == n or m.startswith(n + ".") for n in never)) == []

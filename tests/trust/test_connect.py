@@ -204,3 +204,14 @@ async def test_full_tls_server_is_a_lost_connection_not_a_downgrade(
     with pytest.raises(ConnectionLostError, match="during the TLS handshake"):
         await connect(server.port, trust)
     await first.close()
+
+
+@pytest.mark.parametrize(("host", "named"), [
+    ("127.0.0.1", ""), ("::1", ""), ("fe80::1%lo", ""), ("10.0.0.5", ""),
+    ("chat.lan", "chat.lan"), ("localhost", "localhost"),
+])
+def test_the_tls_hello_names_a_host_but_never_an_address(host: str, named: str) -> None:
+    # SNI carries host names only (RFC 6066); "" leaves it out (and ssl then needs no idna)
+    from richchat.core.trust.connect import _server_name
+
+    assert _server_name(host) == named

@@ -11,14 +11,15 @@ The same value from a certificate file with openssl::
 Pure: a certificate's ``SubjectPublicKeyInfo`` is found with a minimal DER reader (a
 certificate is a SEQUENCE whose first element, the TBSCertificate, holds it as its seventh
 element, after an optional version), so clients never import ``cryptography``. A test checks
-it against ``cryptography`` and openssl on many certificates.
+it against ``cryptography`` and openssl on many certificates. ``hashlib`` is imported when a
+certificate is hashed: reading and checking a fingerprint (every ``richchat send`` reads the
+known-servers file) does not need it, nor does a send over plaintext.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import re
 
 PREFIX = "SHA256:"
@@ -76,6 +77,8 @@ def spki_from_certificate(der: bytes) -> bytes:
 
 
 def fingerprint_of_spki(spki_der: bytes) -> str:
+    import hashlib
+
     digest = hashlib.sha256(spki_der).digest()
     return PREFIX + base64.b64encode(digest).decode("ascii").rstrip("=")
 
