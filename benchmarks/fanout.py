@@ -1219,11 +1219,11 @@ def start(target: str) -> Server | None:
         return start_richchat("richchat-uvloop", uvloop=True)
     if target == "richchat-flood":
         return start_richchat("richchat-flood", flood=True)
-    if target.startswith("richchat@"):  # another checkout, for A/B runs of two versions
+    if target.startswith(("richchat@", "richchat-tls@")):  # another checkout, for A/B runs
         root = Path(target.partition("@")[2]).resolve()
         if not (root / "richchat" / "__init__.py").is_file():
             raise SystemExit(f"{target}: no richchat package in {root}")
-        return start_richchat(target, root=root)
+        return start_richchat(target, root=root, tls=target.startswith("richchat-tls@"))
     if target == "richchat-tls":
         return start_richchat("richchat-tls", tls=True)
     if target == "richchat-redis":
@@ -1460,7 +1460,7 @@ def main() -> None:
         default="richchat,ngircd,ncat",
         help="richchat, richchat-tls, richchat-uvloop, richchat-flood, richchat-redis (2 nodes + "
         "Redis, AOF always), richchat-redis-everysec, ngircd, ngircd-tls, ncat; richchat@DIR runs "
-        "the server of another checkout (A/B comparisons)",
+        "the server of another checkout (A/B comparisons), richchat-tls@DIR the same with TLS",
     )
     ap.add_argument("--sizes", default="100:10:200,1000:10:20,5000:10:4", help="N:S:M,...")
     ap.add_argument("--payload", type=int, default=100, help="payload bytes per message")
