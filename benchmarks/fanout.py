@@ -112,6 +112,19 @@ def proc_cpu(pid: int) -> float:
     return sum(int(x) for x in fields[11:15]) / CLK_TCK
 
 
+def proc_writes(pid: int) -> int:
+    """write()/writev() system calls a process made so far (/proc/PID/io ``syscw``; send() and
+    sendmsg() are not counted: ngircd-tls's GnuTLS sends with sendmsg), 0 if unreadable."""
+    try:
+        with open(f"/proc/{pid}/io") as fh:
+            for line in fh:
+                if line.startswith("syscw:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
 def steal_s() -> float:
     """CPU time the hypervisor gave to others while this VM wanted it (all cores), seconds."""
     try:
@@ -693,6 +706,7 @@ class Phase:
         self.sends_done = 0
         self.gen_cpu = 0.0  # the load generator's own CPU seconds in this phase
         self.steal = 0.0  # seconds of CPU stolen from this VM by the hypervisor meanwhile
+        self.writes = 0  # the server's write() calls (proc_writes) during the phase
 
 
 class Client(asyncio.Protocol):
@@ -912,6 +926,7 @@ class Run:
         self.next_q = [0] * self.senders
         senders = self.clients[: self.senders]
         node0 = self.server.node_cpu()
+        writes0 = sum(proc_writes(p.pid) for p in self.server.procs)
         redis0, wall0 = self.server.redis_cpu(), time.monotonic()
         # the generator's own garbage collections (it keeps every chunk of the phase: a full
         # collection walks them all) would pause it for tens of ms at random: none mid-phase
@@ -988,6 +1003,7 @@ class Run:
         cpu = sum(phase.node_cpu)
         phase.gen_cpu = time.process_time() - gen0
         phase.steal = steal_s() - steal0
+        phase.writes = sum(proc_writes(p.pid) for p in self.server.procs) - writes0
         gc.enable()
         for c in self.clients:
             c._replay()
@@ -1024,6 +1040,8 @@ class PhaseResult:
     read_p50_ms: float = float("nan")  # read latency (arrival + the generator's queueing)
     read_p99_ms: float = float("nan")
     steal_ms: float = 0.0  # CPU time the hypervisor took from this VM during the phase
+    #: the server's write() calls in the phase (0: none counted, e.g. it sends with sendmsg)
+    server_writes: int = 0
     #: a cluster: each node's CPU per delivery to its own clients, and Redis's CPU per message
     node_cpu_us_per_delivery: list[float] = field(default_factory=list)
     redis_cpu_us_per_message: float = float("nan")
@@ -1087,6 +1105,7 @@ def summarize(phase: Phase, cpu: float, rate: float | None) -> PhaseResult:
         read_p50_ms=round(pct(0.50, read), 2),
         read_p99_ms=round(pct(0.99, read), 2),
         steal_ms=round(phase.steal * 1000),
+        server_writes=phase.writes,
         node_cpu_us_per_delivery=[
             round(c / d * 1e6, 3) if d else float("nan")
             for c, d in zip(phase.node_cpu, phase.node_delivered, strict=True)
@@ -1219,11 +1238,11 @@ def start(target: str) -> Server | None:
         return start_richchat("richchat-uvloop", uvloop=True)
     if target == "richchat-flood":
         return start_richchat("richchat-flood", flood=True)
-    if target.startswith("richchat@"):  # another checkout, for A/B runs of two versions
+    if target.startswith(("richchat@", "richchat-tls@")):  # another checkout, for A/B runs
         root = Path(target.partition("@")[2]).resolve()
         if not (root / "richchat" / "__init__.py").is_file():
             raise SystemExit(f"{target}: no richchat package in {root}")
-        return start_richchat(target, root=root)
+        return start_richchat(target, root=root, tls=target.startswith("richchat-tls@"))
     if target == "richchat-tls":
         return start_richchat("richchat-tls", tls=True)
     if target == "richchat-redis":
@@ -1303,6 +1322,31 @@ def median_table(results: list[Result]) -> str:
             f"| {med([p.cpu_us_per_delivery for p in pa]):.2f} "
             f"| {med([p.generator_cpu_s / p.seconds for p in pa]):.0%} | {lost} | {corrupted} |"
         )
+    return "\n".join(lines)
+
+
+def writes_table(results: list[Result]) -> str:
+    """Paced: deliveries per server write() and CPU per write(), medians. CPU per delivery
+    moves with how many messages each write carries, which moves with the load of the
+    moment (a server running late coalesces more); CPU per write is the cost of the write
+    path itself. Servers whose writes are not write() calls show '-'."""
+    groups: dict[tuple[str, int], list[PhaseResult]] = {}
+    for r in results:
+        if r.paced is not None:
+            groups.setdefault((r.server, r.n), []).append(r.paced)
+    lines = ["| server | N | paced deliveries per write() | paced CPU µs per write() "
+             "| single rounds, CPU µs per write() |", "|" + "---|" * 5]
+    for (server, n), ps in groups.items():
+        counted = [p for p in ps if p.server_writes > 0]
+        if not counted:
+            lines.append(f"| {server} | {n} | - | - | - |")
+            continue
+        per_write = [p.server_cpu_s / p.server_writes * 1e6 for p in counted]
+        lines.append(
+            f"| {server} | {n} "
+            f"| {statistics.median(p.delivered / p.server_writes for p in counted):.2f} "
+            f"| {statistics.median(per_write):.1f} "
+            f"| {' / '.join(f'{x:.1f}' for x in per_write)} |")
     return "\n".join(lines)
 
 
@@ -1460,7 +1504,7 @@ def main() -> None:
         default="richchat,ngircd,ncat",
         help="richchat, richchat-tls, richchat-uvloop, richchat-flood, richchat-redis (2 nodes + "
         "Redis, AOF always), richchat-redis-everysec, ngircd, ngircd-tls, ncat; richchat@DIR runs "
-        "the server of another checkout (A/B comparisons)",
+        "the server of another checkout (A/B comparisons), richchat-tls@DIR the same with TLS",
     )
     ap.add_argument("--sizes", default="100:10:200,1000:10:20,5000:10:4", help="N:S:M,...")
     ap.add_argument("--payload", type=int, default=100, help="payload bytes per message")
@@ -1542,6 +1586,8 @@ def main() -> None:
         if len({r.server for r in results}) > 1:
             print()
             print(paired_table(results))
+        print()
+        print(writes_table(results))
 
 
 if __name__ == "__main__":

@@ -454,3 +454,40 @@ async def test_backed_up_tls_reader_gets_everything_in_order(make_server: Server
     await slow.expect(lambda l: l.endswith("|sender|after the backlog"))
     await slow.close()
     await sender.close()
+
+
+async def test_slow_tls_reader_is_disconnected_alone(make_server: ServerFactory) -> None:
+    """The flush writes TLS connections through ``TlsLink.send``, whose return value (what the
+    TCP transport buffers) drives the output limit: a TLS client that stops reading is dropped
+    with the documented reason once it is over the limit, and nobody else loses a message."""
+    import socket
+
+    server = await make_server(tls=True, output_limit=64 * 1024, flood_rate=0)
+    raw = socket.socket()
+    raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    raw.connect(("127.0.0.1", server.port))
+    raw.setblocking(False)
+    slow = LineClient(*await asyncio.open_connection(sock=raw, limit=2**22, ssl=client_context(),
+                                                     server_hostname=""))
+    slow.send("HELLO|1|t")
+    slow.send("CMD_USER|slowpoke")
+    await slow.expect(lambda l: l.startswith("YOU|"))
+    slow.writer.transport.pause_reading()  # type: ignore[attr-defined]
+    sender = await LineClient.connect(server.port, ssl=client_context(), hello="t",
+                                      nick="sender")
+    fast = await LineClient.connect(server.port, ssl=client_context(), hello="t", nick="fast")
+    await sender.expect(lambda l: "|fast(" in l)
+    payload = "y" * 1890
+    count = 4000  # ~7.6 MB: more than the kernel buffers of a reader that takes nothing
+    for i in range(count):
+        sender.send(f"MSG|{i} {payload}")
+        if i % 100 == 0:
+            await sender.writer.drain()
+    await sender.writer.drain()
+    await fast.expect(lambda l: f"|sender|{count - 1} " in l, timeout=60)
+    assert any(l.startswith("PART|lobby|slowpoke|output buffer overflow") for l in fast.lines)
+    got = [int(l.rsplit("|", 1)[1].split()[0]) for l in fast.lines if "|sender|" in l]
+    assert got == list(range(count))
+    slow.writer.transport.abort()
+    await sender.close()
+    await fast.close()

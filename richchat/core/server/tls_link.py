@@ -9,7 +9,10 @@ above it, with an ``ssl.SSLObject`` between two memory BIOs doing all of the cry
 * **write**: ``SSLObject.write`` (encrypt, into a BIO), ``BIO.read``, then ``os.write`` on the
   socket while the TCP transport has nothing buffered (as ``Connection`` does for plain TCP),
   else ``transport.write`` (the TCP transport's flow-control callbacks, with its high-water
-  mark at 0, say which: the same ordering guarantee). Three C calls per write.
+  mark at 0, say which: the same ordering guarantee). Three C calls per write, made from one
+  Python frame: :meth:`TlsLink.send`, which ``Connection.flush_out`` calls directly (no
+  ``transport.write`` and ``get_write_buffer_size`` frames per recipient), and which calls the
+  C ``write`` of the SSL object (``SSLObject.write`` is a Python wrapper around it).
 * **read**: ciphertext into the incoming BIO, ``SSLObject.read`` until it wants more, the
   plaintext to the connection in one ``data_received``. Whatever the read produces to send
   (a TLS 1.3 KeyUpdate answer) goes out at once.
@@ -54,9 +57,9 @@ class TlsLink(asyncio.Protocol, asyncio.Transport):
     """TLS for one accepted TCP connection (see the module text)."""
 
     __slots__ = (
-        "_app", "_app_paused", "_closing", "_direct_fd", "_eof", "_fd", "_handshake_ended",
-        "_high", "_incoming", "_low", "_outgoing", "_ssl", "_started", "_tcp", "_timeout",
-        "_timer", "established", "on_handshake_done",
+        "_app", "_app_paused", "_closing", "_direct_fd", "_encrypt", "_eof", "_fd",
+        "_handshake_ended", "_high", "_incoming", "_low", "_outgoing", "_ssl", "_started",
+        "_take", "_tcp", "_timeout", "_timer", "established", "on_handshake_done",
     )
 
     def __init__(self, context: ssl.SSLContext, app: asyncio.Protocol, *, timeout: float,
@@ -66,6 +69,11 @@ class TlsLink(asyncio.Protocol, asyncio.Transport):
         self._incoming = ssl.MemoryBIO()
         self._outgoing = ssl.MemoryBIO()
         self._ssl = context.wrap_bio(self._incoming, self._outgoing, server_side=True)
+        # the C object's write (SSLObject.write only calls it) and the BIO's read, bound once:
+        # the hot path's two crypto calls without a Python frame or attribute walk each
+        sslobj = getattr(self._ssl, "_sslobj", self._ssl)  # a private name: else the wrapper
+        self._encrypt: Callable[[bytes | bytearray | memoryview], int] = sslobj.write
+        self._take = self._outgoing.read
         self._app = app
         self._timeout = timeout
         self.on_handshake_done = on_handshake_done
@@ -241,17 +249,20 @@ class TlsLink(asyncio.Protocol, asyncio.Transport):
 
     # ------------------------------------------------------------------ app side (Transport)
 
-    def write(self, data: bytes | bytearray | memoryview) -> None:
-        # the fan-out's hot path: one call per recipient and flush (what _flush does, inline)
+    def send(self, data: bytes | bytearray | memoryview) -> int:
+        """Encrypt ``data`` into one TLS record and send it: the fan-out's hot path, one call
+        per recipient and flush (from ``Connection.flush_out``). Returns how many bytes now
+        wait in the TCP transport (0: all went to the socket), for the caller's output limit.
+        What :meth:`_flush` does, inline."""
         if self._closing or not self.established or not data:
-            return
+            return 0
         try:
-            self._ssl.write(data)
+            self._encrypt(data)
         except ssl.SSLError as exc:
             log.debug("%s: TLS write failed: %s", self.get_extra_info("peername"), exc)
             self.abort()
-            return
-        out = self._outgoing.read()
+            return 0
+        out = self._take()
         fd = self._fd
         if fd >= 0:
             try:
@@ -261,11 +272,17 @@ class TlsLink(asyncio.Protocol, asyncio.Transport):
             except OSError:
                 n = 0  # reset, broken pipe: the transport's own write meets it and closes
             if n == len(out):
-                return
+                return 0
             out = out[n:]
-        if self._tcp is not None:
-            self._tcp.write(out)
-            self._app_flow()
+        tcp = self._tcp
+        if tcp is None:
+            return 0
+        tcp.write(out)
+        self._app_flow()
+        return tcp.get_write_buffer_size()
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        self.send(data)
 
     def writelines(self, list_of_data: Any) -> None:
         self.write(b"".join(list_of_data))
