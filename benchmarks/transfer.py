@@ -202,8 +202,10 @@ def git_head(tree: Path) -> str:
         out = subprocess.run(["git", "-C", str(tree), "rev-parse", "--short", "HEAD"],
                              capture_output=True, text=True, timeout=10)
         if out.returncode == 0:
-            return out.stdout.strip()
-    return "?"
+            dirty = subprocess.run(["git", "-C", str(tree), "status", "--porcelain", "-uno"],
+                                   capture_output=True, text=True, timeout=10).stdout.strip()
+            return out.stdout.strip() + ("+changes" if dirty else "")
+    return tree.name
 
 
 @dataclass
