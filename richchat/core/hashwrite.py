@@ -6,8 +6,9 @@ page cache runs at 300-1000 MB/s and SHA-256 at 450-850 MB/s, so one thread doin
 the bottleneck of a transfer). One thread per role keeps each role in order. Both release
 the GIL (``write`` and ``hashlib`` on large buffers), so the event loop keeps running.
 
-Used by the server for uploads (:mod:`richchat.core.server.transfer`) and by clients for
-downloads (:mod:`richchat.core.transfer`).
+Used by the server for uploads over TLS (:mod:`richchat.core.server.transfer`; plain TCP
+uploads have a thread of their own there) and by clients for downloads
+(:mod:`richchat.core.transfer`).
 
 Every thread here runs at a lower scheduling priority (:func:`background_priority`): a
 transfer is bulk work, and the event loop beside it serves the chat, whose latency is what
