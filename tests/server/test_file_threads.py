@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
 import threading
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import pytest
 
 from richchat.core.client import Address
 from richchat.core.errors import RichchatError
+from richchat.core.hashwrite import BACKGROUND_NICE
 from richchat.core.server import ChatServer
 from richchat.core.sharing import fetch_file, share_file
 from richchat.core.transfer import DownloadDir
@@ -36,19 +38,27 @@ def transfer_threads(name: str) -> list[threading.Thread]:
     return [t for t in threading.enumerate() if t.name == name]
 
 
-async def test_transfers_run_in_their_own_threads(make_server: ServerFactory,
-                                                   tmp_path: Path) -> None:
-    """Upload and download (speed-limited, so that they last) each have a thread; the bytes
-    arrive whole and verified; the threads end with the transfers."""
+def nice(thread: threading.Thread) -> int:
+    assert thread.native_id is not None
+    return os.getpriority(os.PRIO_PROCESS, thread.native_id)
+
+
+async def test_transfers_run_in_their_own_threads_below_the_loop(
+        make_server: ServerFactory, tmp_path: Path) -> None:
+    """Upload and download (speed-limited, so that they last) each have a thread, at a lower
+    priority than the loop's; the bytes arrive whole and verified; the threads end with the
+    transfers."""
     server = await make_server(file_rate=2_000_000)
     assert server.files is not None
+    loop_nice = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
     src = tmp_path / "a.bin"
     sha = make_file(src, 3_000_000)
     upload = asyncio.ensure_future(share_file(addr(server), "alice", src))
     await wait_until(lambda: bool(transfer_threads("richchat-upload")) or upload.done(),
                      "the upload's thread")
     assert not upload.done()
-    assert len(transfer_threads("richchat-upload")) == 1
+    [thread] = transfer_threads("richchat-upload")
+    assert nice(thread) == min(19, loop_nice + BACKGROUND_NICE)
     shared = await asyncio.wait_for(upload, 60)
     assert (server.config.data_dir / "files" / sha).read_bytes() == src.read_bytes()
     await wait_until(lambda: not transfer_threads("richchat-upload"), "the thread to end")
@@ -58,7 +68,8 @@ async def test_transfers_run_in_their_own_threads(make_server: ServerFactory,
     await wait_until(lambda: bool(transfer_threads("richchat-download")) or download.done(),
                      "the download's thread")
     assert not download.done()
-    assert len(transfer_threads("richchat-download")) == 1
+    [thread] = transfer_threads("richchat-download")
+    assert nice(thread) == min(19, loop_nice + BACKGROUND_NICE)
     got = await asyncio.wait_for(download, 60)
     assert Path(got.path).read_bytes() == src.read_bytes()
     await wait_until(lambda: not transfer_threads("richchat-download"), "the thread to end")

@@ -28,8 +28,8 @@ chat connections. The same happens over TLS: the hand-over takes the decrypted s
 * **Downloads** are sent with ``os.sendfile`` (no copy through Python): by the transfer's
   thread (plain TCP) or by ``loop.sendfile`` (on TLS, asyncio reads the file in a worker
   thread, 256 KiB at a time).
-* **Threads** run at the process's priority (a lower one was tried and dropped: see
-  :mod:`richchat.core.hashwrite`).
+* **Threads** (transfer threads and workers) run at a lower scheduling priority than the
+  loop (:func:`~richchat.core.hashwrite.background_priority`).
 * **Limits**: at most ``max_transfers`` transfer connections at once; a per-connection speed
   limit (``file_rate`` bytes/s, 0 = none); a connection that sends nothing (upload) or takes
   nothing (download: files go out in 4 MiB ``sendfile`` calls) for ``transfer_idle_timeout``
@@ -53,7 +53,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import IO, TYPE_CHECKING, Any, NamedTuple, cast
 
-from richchat.core.hashwrite import HashWriter
+from richchat.core.hashwrite import HashWriter, background_priority
 from richchat.core.protocol import transfer as t
 from richchat.core.server.files import FileStore
 from richchat.core.server.tls_link import TlsLink
@@ -144,7 +144,8 @@ class Transfers:
         self.bytes_in = 0
         self.bytes_out = 0
         self.recent: deque[TransferRecord] = deque(maxlen=RECENT)
-        self.executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="richchat-files")
+        self.executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="richchat-files",
+                                           initializer=background_priority)
 
     @property
     def max_size(self) -> int:
@@ -396,6 +397,7 @@ class TransferThread:
         done: Future[str] = Future()
 
         def main() -> None:
+            background_priority()
             try:
                 done.set_result(work())
             except BaseException as exc:  # handed to the loop
@@ -423,7 +425,8 @@ class TransferThread:
         size = RATE_CHUNK if rate else THREAD_CHUNK
         buffers = [memoryview(bytearray(size)), memoryview(bytearray(size))]
         hashing: list[Future[None] | None] = [None, None]
-        hasher_thread = ThreadPoolExecutor(1, thread_name_prefix=f"{self.name}-hash")
+        hasher_thread = ThreadPoolExecutor(1, thread_name_prefix=f"{self.name}-hash",
+                                           initializer=background_priority)
         current = 0
         view = buffers[0]
         start = time.monotonic()
