@@ -18,7 +18,8 @@ chat connections. The same happens over TLS: the hand-over takes the decrypted s
   docs/performance.md, "File transfers"). The socket comes back under a transport for an
   upload's last line. **TLS** transfers stay on the loop (the TLS link encrypts there).
 * **Uploads** are written to ``files/partial/<sha256>`` and hashed as they arrive: by the
-  transfer's thread (plain TCP, :data:`THREAD_CHUNK` at a time) or by two worker threads
+  transfer's threads (plain TCP: one receives :data:`THREAD_CHUNK` at a time, one writes,
+  one hashes) or by two worker threads
   (:class:`DiskSink`, TLS) while the connection is read, reading paused while
   :data:`SINK_HIGH` bytes wait for the disk; either way memory never grows with the file.
   The first line's answer says how many bytes the server holds already (``XOK|offset|...``);
@@ -75,9 +76,10 @@ RATE_CHUNK = 256 * 1024
 SEND_CHUNK = 4 * 1024 * 1024
 #: finished transfers remembered for ``Transfers.recent`` (logs, tests, the benchmark)
 RECENT = 64
-#: bytes a plain TCP upload's thread receives before it writes them (and hands them to its
-#: hashing thread); two buffers of this size per upload
+#: bytes a plain TCP upload's thread receives before it hands them to its writer and hasher
+#: threads, and the number of such buffers per upload (memory: their product)
 THREAD_CHUNK = 2 * 1024 * 1024
+THREAD_BUFFERS = 3
 
 
 class PutGrant:
@@ -379,6 +381,7 @@ class TransferThread:
         self.name = name
         self.moved = 0
         self.error: BaseException | None = None
+        self._write_failed: OSError | None = None
         self._stop = threading.Event()
 
     def halt(self) -> None:
@@ -414,19 +417,22 @@ class TransferThread:
 
     def receive(self, file: IO[bytes], hasher: Any, want: int) -> str:
         """Receive ``want`` bytes into ``file`` and ``hasher``, :data:`THREAD_CHUNK` at a time
-        into one of two buffers: this thread receives a chunk (one call, ``MSG_WAITALL``)
-        and writes it, while a second thread hashes the chunk before (hashing costs about
-        what receiving and writing do together: one thread doing all three was half as fast
-        as ncat on the benchmark's loaded machine). Outcome: ``complete``, ``too_long`` (more
-        bytes followed at once), ``eof`` (the sender went), ``timeout``, ``stopped``, ``error``
-        (the socket's, :attr:`error`) or ``disk`` (a write failed, :attr:`error`). Bytes
-        received are written whatever the outcome: a resumed upload goes on from them."""
+        into :data:`THREAD_BUFFERS` buffers in turn: this thread receives a chunk (one call,
+        ``MSG_WAITALL``) while a writer thread writes and a hasher thread hashes the chunks
+        before it (the three costs are alike: one thread doing all three, or two, uploaded at
+        0.4-0.7 of ncat's speed on the benchmark's loaded machine). Outcome: ``complete``,
+        ``too_long`` (more bytes followed at once), ``eof`` (the sender went), ``timeout``,
+        ``stopped``, ``error`` (the socket's, :attr:`error`) or ``disk`` (a write failed,
+        :attr:`error`). Bytes received are written whatever the outcome: a resumed upload
+        goes on from them."""
         sock, rate, stop = self.sock, self.rate, self._stop
         size = RATE_CHUNK if rate else THREAD_CHUNK
-        buffers = [memoryview(bytearray(size)), memoryview(bytearray(size))]
-        hashing: list[Future[None] | None] = [None, None]
-        hasher_thread = ThreadPoolExecutor(1, thread_name_prefix=f"{self.name}-hash",
-                                           initializer=background_priority)
+        buffers = [memoryview(bytearray(size)) for _ in range(THREAD_BUFFERS)]
+        busy: list[tuple[Future[None], Future[None]] | None] = [None] * THREAD_BUFFERS
+        writer = ThreadPoolExecutor(1, thread_name_prefix=f"{self.name}-write",
+                                    initializer=background_priority)
+        hashing = ThreadPoolExecutor(1, thread_name_prefix=f"{self.name}-hash",
+                                     initializer=background_priority)
         current = 0
         view = buffers[0]
         start = time.monotonic()
@@ -435,59 +441,67 @@ class TransferThread:
 
         def keep(chunk: memoryview) -> None:
             nonlocal current, view
-            self._write(file, chunk)
-            hashing[current] = hasher_thread.submit(hasher.update, chunk)
-            current ^= 1
+            busy[current] = (writer.submit(self._write, file, chunk),
+                             hashing.submit(hasher.update, chunk))
+            current = (current + 1) % THREAD_BUFFERS
             view = buffers[current]
-            before = hashing[current]
-            if before is not None:  # the other buffer: hashed before it is received into
-                before.result()
+            before = busy[current]
+            if before is not None:  # written and hashed before it is received into again
+                before[0].result()
+                before[1].result()
 
         try:
             try:
-                try:
-                    while want:
-                        n = sock.recv_into(view[filled:], min(size - filled, want),
-                                           socket.MSG_WAITALL)
-                        if not n:
-                            outcome = "eof"
-                            break
-                        filled += n
-                        want -= n
-                        if filled == size or not want:
-                            chunk, filled = view[:filled], 0
-                            keep(chunk)
-                            if rate:
-                                delay = start + self.moved / rate - time.monotonic()
-                                if delay > 0.001 and stop.wait(delay):
-                                    outcome = "stopped"
-                                    break
-                    else:  # more bytes right behind the last one announced?
-                        with contextlib.suppress(OSError):
-                            if sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT):
-                                outcome = "too_long"
-                                # read what is there (bounded): a socket closed with unread
-                                # bytes resets the connection, and XERR would be lost
-                                for _ in range(16):
-                                    if not sock.recv_into(view, size, socket.MSG_DONTWAIT):
-                                        break
-                except BlockingIOError:  # SO_RCVTIMEO: nothing for the idle timeout
-                    outcome = "timeout"
-                except OSError as exc:
-                    outcome, self.error = "error", exc
-                finally:
-                    if filled:
+                while want:
+                    n = sock.recv_into(view[filled:], min(size - filled, want),
+                                       socket.MSG_WAITALL)
+                    if not n:
+                        outcome = "eof"
+                        break
+                    filled += n
+                    want -= n
+                    if filled == size or not want:
                         chunk, filled = view[:filled], 0
                         keep(chunk)
-            except _WriteError as exc:
-                outcome, self.error = "disk", exc.args[0]
+                        if rate:
+                            delay = start + self.moved / rate - time.monotonic()
+                            if delay > 0.001 and stop.wait(delay):
+                                outcome = "stopped"
+                                break
+                else:  # more bytes right behind the last one announced?
+                    with contextlib.suppress(OSError):
+                        if sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT):
+                            outcome = "too_long"
+                            # read what is there (bounded): a socket closed with unread
+                            # bytes resets the connection, and XERR would be lost
+                            for _ in range(16):
+                                if not sock.recv_into(view, size, socket.MSG_DONTWAIT):
+                                    break
+            except BlockingIOError:  # SO_RCVTIMEO: nothing for the idle timeout
+                outcome = "timeout"
+            except OSError as exc:
+                outcome, self.error = "error", exc
+            finally:
+                if filled:
+                    chunk, filled = view[:filled], 0
+                    keep(chunk)
+        except _WriteError:
+            pass  # found below, with any other write's error
         finally:
-            hasher_thread.shutdown(wait=True)  # every chunk written is hashed
+            writer.shutdown(wait=True)  # every chunk received is written and hashed
+            hashing.shutdown(wait=True)
+        for pair in busy:
+            error = pair[0].exception() if pair is not None else None
+            if isinstance(error, _WriteError):
+                outcome, self.error = "disk", error.args[0]
+                break
         if stop.is_set() and outcome not in ("complete", "disk"):
             outcome = "stopped"
         return outcome
 
     def _write(self, file: IO[bytes], data: memoryview) -> None:
+        if self._write_failed is not None:  # nothing after a failed write: the file holds
+            raise _WriteError(self._write_failed)  # what came before it, for a resume
         try:
             done = 0
             while done < len(data):
@@ -496,6 +510,7 @@ class TransferThread:
                     raise OSError("short write")
                 done += n
         except OSError as exc:
+            self._write_failed = exc
             raise _WriteError(exc) from exc
         self.moved += len(data)
 
