@@ -6,44 +6,18 @@ page cache runs at 300-1000 MB/s and SHA-256 at 450-850 MB/s, so one thread doin
 the bottleneck of a transfer). One thread per role keeps each role in order. Both release
 the GIL (``write`` and ``hashlib`` on large buffers), so the event loop keeps running.
 
-Used by the server for uploads over TLS (:mod:`richchat.core.server.transfer`; plain TCP
-uploads have a thread of their own there) and by clients for downloads
-(:mod:`richchat.core.transfer`).
-
-Every thread here runs at a lower scheduling priority (:func:`background_priority`): a
-transfer is bulk work, and the event loop beside it serves the chat, whose latency is what
-people notice.
+Used by the server for uploads (:mod:`richchat.core.server.transfer`) and by clients for
+downloads (:mod:`richchat.core.transfer`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
-import sys
-import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import IO, Any
 
 Chunk = bytes | bytearray | memoryview
-
-#: the niceness added to transfer threads (Linux schedules threads one by one: a thread at
-#: nice 10 gets about a tenth of the CPU time of the event loop's thread at nice 0 when both
-#: want it, and all of it when the loop is idle)
-BACKGROUND_NICE = 10
-
-
-def background_priority() -> None:
-    """Lower the calling thread's scheduling priority by :data:`BACKGROUND_NICE` (Linux:
-    ``setpriority`` on the thread's id affects that thread only). Elsewhere (where the call
-    would lower the whole process, or does not exist), or if not allowed: nothing."""
-    if not sys.platform.startswith("linux") or not hasattr(os, "setpriority"):
-        return
-    with contextlib.suppress(OSError):
-        tid = threading.get_native_id()
-        os.setpriority(os.PRIO_PROCESS, tid, os.getpriority(os.PRIO_PROCESS, tid)
-                       + BACKGROUND_NICE)
 
 
 def _write_all(file: IO[bytes], chunks: Sequence[Chunk]) -> None:
@@ -60,10 +34,8 @@ class HashWriter:
     def __init__(self, file: IO[bytes], hasher: Any) -> None:
         self.file = file
         self.hasher = hasher
-        self._writer = ThreadPoolExecutor(1, thread_name_prefix="richchat-write",
-                                          initializer=background_priority)
-        self._hashing = ThreadPoolExecutor(1, thread_name_prefix="richchat-hash",
-                                           initializer=background_priority)
+        self._writer = ThreadPoolExecutor(1, thread_name_prefix="richchat-write")
+        self._hashing = ThreadPoolExecutor(1, thread_name_prefix="richchat-hash")
 
     def feed(self, chunks: Sequence[Chunk]) -> asyncio.Future[tuple[None, None]]:
         """Write and hash ``chunks`` (after everything fed before); done when both are."""

@@ -11,26 +11,15 @@ chat connections. The same happens over TLS: the hand-over takes the decrypted s
 * **Tokens** (:class:`PutGrant`, :class:`GetGrant`) are random, single use, and expire
   ``transfer_token_ttl`` seconds after they were issued; a connection may hold at most
   :data:`MAX_GRANTS_PER_PEER` unused ones.
-* **Plain TCP**: once the first line is answered, the connection's socket is taken from the
-  event loop and handed to a thread of its own (:class:`TransferThread`), which moves every
-  byte of the file with blocking calls, a few per MiB; the loop, which serves the chat, no
-  longer sees them (it took a callback, a copy and two worker hand-offs per chunk before;
-  docs/performance.md, "File transfers"). The socket comes back under a transport for an
-  upload's last line. **TLS** transfers stay on the loop (the TLS link encrypts there).
-* **Uploads** are written to ``files/partial/<sha256>`` and hashed as they arrive: by the
-  transfer's threads (plain TCP: one receives :data:`THREAD_CHUNK` at a time, one writes,
-  one hashes) or by two worker threads
-  (:class:`DiskSink`, TLS) while the connection is read, reading paused while
-  :data:`SINK_HIGH` bytes wait for the disk; either way memory never grows with the file.
-  The first line's answer says how many bytes the server holds already (``XOK|offset|...``);
-  a resumed upload first hashes those bytes back from disk. The file is stored
-  (``os.replace`` into ``files/<sha256>``) only if the whole of it hashes to the SHA-256 the
+* **Uploads** are written to ``files/partial/<sha256>`` and hashed as they arrive, in a
+  worker thread (:class:`DiskSink`), while the connection is read: reading pauses when
+  :data:`SINK_HIGH` bytes wait for the disk, so memory never grows with the file. The first
+  line's answer says how many bytes the server holds already (``XOK|offset|...``); a resumed
+  upload first hashes those bytes back from disk. The file is stored (``os.replace`` into
+  ``files/<sha256>``) only if the whole of it hashes to the SHA-256 the
   sender announced; else it is deleted (``XERR|hash_mismatch``).
-* **Downloads** are sent with ``os.sendfile`` (no copy through Python): by the transfer's
-  thread (plain TCP) or by ``loop.sendfile`` (on TLS, asyncio reads the file in a worker
-  thread, 256 KiB at a time).
-* **Threads** (transfer threads and workers) run at a lower scheduling priority than the
-  loop (:func:`~richchat.core.hashwrite.background_priority`).
+* **Downloads** are sent with ``loop.sendfile`` (``os.sendfile`` on plain TCP: no copy
+  through Python; on TLS, asyncio reads the file in a worker thread, 256 KiB at a time).
 * **Limits**: at most ``max_transfers`` transfer connections at once; a per-connection speed
   limit (``file_rate`` bytes/s, 0 = none); a connection that sends nothing (upload) or takes
   nothing (download: files go out in 4 MiB ``sendfile`` calls) for ``transfer_idle_timeout``
@@ -45,16 +34,13 @@ import hashlib
 import logging
 import os
 import secrets
-import socket
-import struct
-import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from typing import IO, TYPE_CHECKING, Any, NamedTuple, cast
 
-from richchat.core.hashwrite import HashWriter, background_priority
+from richchat.core.hashwrite import HashWriter
 from richchat.core.protocol import transfer as t
 from richchat.core.server.files import FileStore
 from richchat.core.server.tls_link import TlsLink
@@ -76,10 +62,6 @@ RATE_CHUNK = 256 * 1024
 SEND_CHUNK = 4 * 1024 * 1024
 #: finished transfers remembered for ``Transfers.recent`` (logs, tests, the benchmark)
 RECENT = 64
-#: bytes a plain TCP upload's thread receives before it hands them to its writer and hasher
-#: threads, and the number of such buffers per upload (memory: their product)
-THREAD_CHUNK = 2 * 1024 * 1024
-THREAD_BUFFERS = 3
 
 
 class PutGrant:
@@ -146,8 +128,7 @@ class Transfers:
         self.bytes_in = 0
         self.bytes_out = 0
         self.recent: deque[TransferRecord] = deque(maxlen=RECENT)
-        self.executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="richchat-files",
-                                           initializer=background_priority)
+        self.executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="richchat-files")
 
     @property
     def max_size(self) -> int:
@@ -321,234 +302,6 @@ def _finish_upload(file: IO[bytes], hasher: Any) -> str:
     return str(hasher.hexdigest())
 
 
-def own_socket(transport: asyncio.BaseTransport | None) -> socket.socket | None:
-    """A duplicate of a plain TCP connection's socket for a :class:`TransferThread`; None for
-    TLS (the server's :class:`TlsLink` or asyncio's), a transport without a socket, or a
-    system without ``os.sendfile`` and ``dup`` for sockets (Windows)."""
-    if transport is None or isinstance(transport, TlsLink) or os.name != "posix":
-        return None
-    if transport.get_extra_info("ssl_object") is not None:
-        return None
-    sock = transport.get_extra_info("socket")
-    if sock is None or sock.type != socket.SOCK_STREAM:
-        return None
-    try:
-        fd = os.dup(sock.fileno())
-    except (OSError, ValueError):
-        return None
-    try:
-        return socket.socket(fileno=fd)
-    except OSError:
-        os.close(fd)
-        return None
-
-
-class _Detached(asyncio.Protocol):
-    """The protocol of a transport whose socket a transfer thread took over: its closing
-    (the duplicate keeps the connection open) is nobody's business."""
-
-
-class _WriteError(Exception):
-    """Writing an upload to disk failed (``args[0]``: the OSError)."""
-
-
-def _timeval(seconds: float) -> bytes:
-    whole = int(seconds)
-    return struct.pack("ll", whole, int((seconds - whole) * 1_000_000))
-
-
-class TransferThread:
-    """A plain TCP transfer's bytes moved by a thread of its own (see
-    :meth:`TransferConnection._detach`): the event loop, which serves the chat, handles none
-    of them (it handled every received chunk before: a callback, a copy and two worker
-    hand-offs each; measured in docs/performance.md, "File transfers").
-
-    The socket is the thread's alone and *blocking*, so each call moves as much as it can
-    with one release of the GIL: a receive waits for a whole :data:`THREAD_CHUNK`
-    (``MSG_WAITALL``), a ``sendfile`` for all of its count; the loop, which wants the GIL
-    most of the time, is interrupted a few times per MiB instead of once per socket read.
-    The idle timeout is the socket's (``SO_RCVTIMEO``/``SO_SNDTIMEO``): a peer that sends
-    (upload) or takes (download) nothing for that long ends the transfer. :meth:`halt` ends
-    it at once (the socket shut down wakes a blocked receive or send)."""
-
-    def __init__(self, sock: socket.socket, timeout: float, rate: int, name: str) -> None:
-        self.sock = sock
-        sock.setblocking(True)
-        for option in (socket.SO_RCVTIMEO, socket.SO_SNDTIMEO):
-            sock.setsockopt(socket.SOL_SOCKET, option, _timeval(timeout))
-        self.timeout = timeout
-        self.rate = rate
-        self.name = name
-        self.moved = 0
-        self.error: BaseException | None = None
-        self._write_failed: OSError | None = None
-        self._stop = threading.Event()
-
-    def halt(self) -> None:
-        self._stop.set()
-        with contextlib.suppress(OSError):
-            self.sock.shutdown(socket.SHUT_RDWR)
-
-    def give_back(self) -> socket.socket:
-        """The socket, non-blocking again, for a transport (the thread has ended)."""
-        self.sock.setblocking(False)
-        return self.sock
-
-    async def run(self, work: Callable[[], str]) -> str:
-        """``work()`` in the thread, its outcome. Cancelled: halts the thread and waits for
-        its end (it owns the file and the socket until then), then raises CancelledError."""
-        done: Future[str] = Future()
-
-        def main() -> None:
-            background_priority()
-            try:
-                done.set_result(work())
-            except BaseException as exc:  # handed to the loop
-                done.set_exception(exc)
-
-        threading.Thread(target=main, name=self.name, daemon=True).start()
-        result = asyncio.wrap_future(done)
-        try:
-            return await asyncio.shield(result)
-        except asyncio.CancelledError:
-            self.halt()
-            await asyncio.wait({result})
-            raise
-
-    def receive(self, file: IO[bytes], hasher: Any, want: int) -> str:
-        """Receive ``want`` bytes into ``file`` and ``hasher``, :data:`THREAD_CHUNK` at a time
-        into :data:`THREAD_BUFFERS` buffers in turn: this thread receives a chunk (one call,
-        ``MSG_WAITALL``) while a writer thread writes and a hasher thread hashes the chunks
-        before it (the three costs are alike: one thread doing all three, or two, uploaded at
-        0.4-0.7 of ncat's speed on the benchmark's loaded machine). Outcome: ``complete``,
-        ``too_long`` (more bytes followed at once), ``eof`` (the sender went), ``timeout``,
-        ``stopped``, ``error`` (the socket's, :attr:`error`) or ``disk`` (a write failed,
-        :attr:`error`). Bytes received are written whatever the outcome: a resumed upload
-        goes on from them."""
-        sock, rate, stop = self.sock, self.rate, self._stop
-        size = RATE_CHUNK if rate else THREAD_CHUNK
-        buffers = [memoryview(bytearray(size)) for _ in range(THREAD_BUFFERS)]
-        busy: list[tuple[Future[None], Future[None]] | None] = [None] * THREAD_BUFFERS
-        writer = ThreadPoolExecutor(1, thread_name_prefix=f"{self.name}-write",
-                                    initializer=background_priority)
-        hashing = ThreadPoolExecutor(1, thread_name_prefix=f"{self.name}-hash",
-                                     initializer=background_priority)
-        current = 0
-        view = buffers[0]
-        start = time.monotonic()
-        filled = 0
-        outcome = "complete"
-
-        def keep(chunk: memoryview) -> None:
-            nonlocal current, view
-            busy[current] = (writer.submit(self._write, file, chunk),
-                             hashing.submit(hasher.update, chunk))
-            current = (current + 1) % THREAD_BUFFERS
-            view = buffers[current]
-            before = busy[current]
-            if before is not None:  # written and hashed before it is received into again
-                before[0].result()
-                before[1].result()
-
-        try:
-            try:
-                while want:
-                    n = sock.recv_into(view[filled:], min(size - filled, want),
-                                       socket.MSG_WAITALL)
-                    if not n:
-                        outcome = "eof"
-                        break
-                    filled += n
-                    want -= n
-                    if filled == size or not want:
-                        chunk, filled = view[:filled], 0
-                        keep(chunk)
-                        if rate:
-                            delay = start + self.moved / rate - time.monotonic()
-                            if delay > 0.001 and stop.wait(delay):
-                                outcome = "stopped"
-                                break
-                else:  # more bytes right behind the last one announced?
-                    with contextlib.suppress(OSError):
-                        if sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT):
-                            outcome = "too_long"
-                            # read what is there (bounded): a socket closed with unread
-                            # bytes resets the connection, and XERR would be lost
-                            for _ in range(16):
-                                if not sock.recv_into(view, size, socket.MSG_DONTWAIT):
-                                    break
-            except BlockingIOError:  # SO_RCVTIMEO: nothing for the idle timeout
-                outcome = "timeout"
-            except OSError as exc:
-                outcome, self.error = "error", exc
-            finally:
-                if filled:
-                    chunk, filled = view[:filled], 0
-                    keep(chunk)
-        except _WriteError:
-            pass  # found below, with any other write's error
-        finally:
-            writer.shutdown(wait=True)  # every chunk received is written and hashed
-            hashing.shutdown(wait=True)
-        for pair in busy:
-            error = pair[0].exception() if pair is not None else None
-            if isinstance(error, _WriteError):
-                outcome, self.error = "disk", error.args[0]
-                break
-        if stop.is_set() and outcome not in ("complete", "disk"):
-            outcome = "stopped"
-        return outcome
-
-    def _write(self, file: IO[bytes], data: memoryview) -> None:
-        if self._write_failed is not None:  # nothing after a failed write: the file holds
-            raise _WriteError(self._write_failed)  # what came before it, for a resume
-        try:
-            done = 0
-            while done < len(data):
-                n = file.write(data[done:])
-                if not n:
-                    raise OSError("short write")
-                done += n
-        except OSError as exc:
-            self._write_failed = exc
-            raise _WriteError(exc) from exc
-        self.moved += len(data)
-
-    def send(self, file: IO[bytes], position: int, end: int) -> str:
-        """Send bytes ``position`` to ``end`` of ``file`` with ``os.sendfile`` (no copy
-        through Python; a call returns once all of its count is sent, or the idle timeout
-        passed with part of it). Outcome: ``sent``, ``timeout`` (the reader took nothing
-        for the idle timeout), ``stopped`` or ``error`` (:attr:`error`; a file shorter than
-        its size too)."""
-        out, src, rate, stop = self.sock.fileno(), file.fileno(), self.rate, self._stop
-        start, first = time.monotonic(), position
-        try:
-            while position < end:
-                if stop.is_set():
-                    return "stopped"
-                count = min(end - position, SEND_CHUNK)
-                if rate:
-                    count = min(count, RATE_CHUNK)
-                    delay = start + (position - first) / rate - time.monotonic()
-                    if delay > 0.001 and stop.wait(delay):
-                        return "stopped"
-                try:
-                    sent = os.sendfile(out, src, position, count)
-                except BlockingIOError:  # SO_SNDTIMEO: nothing taken for the idle timeout
-                    return "timeout"
-                if not sent:
-                    self.error = ConnectionError("the file is shorter than its size")
-                    return "error"
-                position += sent
-                self.moved += sent
-        except OSError as exc:
-            if stop.is_set():
-                return "stopped"
-            self.error = exc
-            return "error"
-        return "sent"
-
-
 class TransferConnection(asyncio.Protocol):
     """One transfer connection (see the module text), after its hand-over."""
 
@@ -562,10 +315,8 @@ class TransferConnection(asyncio.Protocol):
         self.offset = 0
         self.received = 0  # PUT: bytes of the file held so far (offset included)
         self.moved = 0  # bytes received or sent on this connection
-        self.sink: DiskSink | None = None  # an upload over TLS: the loop reads it
-        self._thread: TransferThread | None = None  # plain TCP: a thread moves the bytes
+        self.sink: DiskSink | None = None
         self._file: IO[bytes] | None = None
-        self._hasher: Any = None
         self._task: asyncio.Task[None] | None = None
         self._rate_start = 0.0
         self._rate_handle: asyncio.TimerHandle | None = None
@@ -583,9 +334,6 @@ class TransferConnection(asyncio.Protocol):
         # the chat connection wrote straight to its socket (high-water mark 0): not here
         with contextlib.suppress(AttributeError, NotImplementedError):
             self.transport.set_write_buffer_limits(high=256 * 1024)
-        if self.state != "head":  # the socket back from a transfer thread: a line to write
-            self.transport.pause_reading()
-            return
         self.transfers.active.add(self)
         self._arm_idle()
 
@@ -622,9 +370,6 @@ class TransferConnection(asyncio.Protocol):
         for handle in (self._rate_handle, self._idle_handle):
             if handle is not None:
                 handle.cancel()
-        if self._thread is not None:  # its task ends the transfer once the thread has
-            self._thread.halt()
-            return
         if self._task is not None and not self._task.done():
             self._task.cancel()
         if self.state in ("put", "opening", "verifying"):
@@ -668,12 +413,9 @@ class TransferConnection(asyncio.Protocol):
             self.transport.close()
 
     def abort(self) -> None:
-        """Drop the connection. A transfer's task (a download's, or a thread's) is cancelled
-        first and aborts the transport itself once ``loop.sendfile`` or the thread has let go
-        of it (aborting under a running sendfile makes asyncio log an InvalidStateError:
-        CPython issues 78015/78162)."""
-        if self._thread is not None:
-            self._thread.halt()
+        """Drop the connection. A download's sending task is cancelled first and aborts the
+        transport itself once ``loop.sendfile`` has let go of it (aborting under a running
+        sendfile makes asyncio log an InvalidStateError: CPython issues 78015/78162)."""
         if self._task is not None and not self._task.done():
             self._task.cancel()
         elif self.transport is not None:
@@ -771,82 +513,16 @@ class TransferConnection(asyncio.Protocol):
         if self.state != "opening":  # gone meanwhile: nothing to write
             file.close()
             return
-        self._file, self._hasher = file, hasher
+        self._file = file
         self.offset = self.received = held
+        self.sink = DiskSink(file, hasher, self._pause, self._resume)
         self._accepted(grant)
         self.state = "put"
         self._rate_start = time.monotonic()
         if held == grant.size:
             self._verify()
-            return
-        sock = self._detach()
-        if sock is not None:
-            self._task = asyncio.ensure_future(self._receive_in_thread(grant, file, hasher, sock))
-            return
-        self.sink = DiskSink(file, hasher, self._pause, self._resume)
-        self._resume()
-
-    def _detach(self) -> socket.socket | None:
-        """The connection's socket for a :class:`TransferThread` (plain TCP, and nothing
-        waiting to be sent): a duplicate of it, while the transport is closed with a protocol
-        that ignores it, so that the loop no longer watches the connection. None: the loop
-        moves the bytes (TLS)."""
-        transport = self.transport
-        if transport is None or transport.get_write_buffer_size():
-            return None
-        sock = own_socket(transport)
-        if sock is None:
-            return None
-        transport.set_protocol(_Detached())
-        transport.abort()
-        self.transport = None
-        return sock
-
-    async def _reattach(self, worker: TransferThread) -> None:
-        """The thread's socket under a new transport, for the transfer's last line."""
-        sock = worker.give_back()
-        self._last_active = time.monotonic()
-        try:
-            await asyncio.get_running_loop().connect_accepted_socket(lambda: self, sock)
-        except OSError:
-            sock.close()
-
-    def _start_thread(self, sock: socket.socket, name: str) -> TransferThread:
-        config = self.transfers.config
-        self._thread = TransferThread(sock, config.transfer_idle_timeout, config.file_rate, name)
-        if self._idle_handle is not None:  # the socket's timeout takes over
-            self._idle_handle.cancel()
-            self._idle_handle = None
-        return self._thread
-
-    async def _receive_in_thread(self, grant: PutGrant, file: IO[bytes], hasher: Any,
-                                 sock: socket.socket) -> None:
-        worker = self._start_thread(sock, "richchat-upload")
-        want = grant.size - self.received
-        try:
-            outcome = await worker.run(lambda: worker.receive(file, hasher, want))
-        except asyncio.CancelledError:
-            outcome = "stopped"
-        finally:
-            self._thread = None
-            self.received += worker.moved
-            self.moved += worker.moved
-            self.transfers.bytes_in += worker.moved
-        if outcome in ("eof", "stopped", "error"):  # the sender went, or the server stops
-            worker.sock.close()
-            self._release_upload()  # resumable
-            self._finish(None)
-            return
-        await self._reattach(worker)
-        if outcome == "complete":
-            self._verify()
-        elif outcome == "too_long":
-            self.fail("too_long", f"more bytes than the {grant.size} announced")
-        elif outcome == "timeout":
-            self.fail("timeout", f"nothing received for {worker.timeout:g} s")
         else:
-            log.error("cannot write an upload of %s: %s", grant.sha256[:12], worker.error)
-            self.fail("server_error", "the server cannot write the file")
+            self._resume()
 
     def _accepted(self, grant: Grant) -> None:
         self._write_line(t.TransferAccepted(offset=self.offset, size=grant.size,
@@ -888,13 +564,11 @@ class TransferConnection(asyncio.Protocol):
         self._resume()
 
     def _verify(self) -> None:
-        """Every byte is in: once the disk has it, check the hash and store (or refuse)."""
+        """Every byte is in: once the disk has it, hash, fsync and store (or refuse)."""
         self.state = "verifying"
         self._pause()
-        if self.sink is None:  # written by the thread, or nothing to write
-            self._written(None)
-        else:
-            self.sink.when_idle(self._written)
+        assert self.sink is not None
+        self.sink.when_idle(self._written)
 
     def _written(self, error: BaseException | None) -> None:
         grant = self.grant
@@ -903,11 +577,11 @@ class TransferConnection(asyncio.Protocol):
             log.error("cannot write an upload of %s: %s", grant.sha256[:12], error)
             self.fail("server_error", "the server cannot write the file")
             return
-        if self.sink is not None:
-            self.sink.close()
+        assert self.sink is not None
+        self.sink.close()
         loop = asyncio.get_running_loop()
         future = loop.run_in_executor(self.transfers.executor, _finish_upload, self._file,
-                                      self._hasher)
+                                      self.sink.hasher)
         self._file = None
         future.add_done_callback(lambda fut: self._hashed(grant, fut))
 
@@ -1006,36 +680,7 @@ class TransferConnection(asyncio.Protocol):
         self.offset = offset
         self.state = "get"
         self._accepted(grant)
-        sock = self._detach()  # only once XOK is out (at once, into an empty socket buffer)
-        if sock is not None:
-            self._task = asyncio.ensure_future(self._send_in_thread(grant, file, offset, sock))
-        else:
-            self._task = asyncio.ensure_future(self._send(grant, file, offset))
-
-    async def _send_in_thread(self, grant: GetGrant, file: IO[bytes], offset: int,
-                              sock: socket.socket) -> None:
-        worker = self._start_thread(sock, "richchat-download")
-        try:
-            with file:
-                try:
-                    outcome = await worker.run(lambda: worker.send(file, offset, grant.size))
-                except asyncio.CancelledError:
-                    outcome = "stopped"
-        finally:
-            self._thread = None
-            self.moved += worker.moved
-            self.transfers.bytes_out += worker.moved
-            worker.sock.close()  # sent: the kernel sends what it holds, then closes
-        if outcome == "sent":
-            self.outcome = "sent"
-            log.info("download %s (%s) to %s: %d bytes from offset %d", grant.file_id,
-                     grant.sha256[:12], self.peer, self.moved, offset)
-        elif outcome == "timeout":  # the reader took nothing: XERR cannot reach it either
-            log.info("download to %s stalled for %g s: dropped", self.peer, worker.timeout)
-        else:
-            log.info("download %s to %s ended after %d bytes: %s", grant.file_id, self.peer,
-                     self.moved, worker.error or outcome)
-        self._finish(self._record())
+        self._task = asyncio.ensure_future(self._send(grant, file, offset))
 
     async def _send(self, grant: GetGrant, file: IO[bytes], offset: int) -> None:
         transport = self.transport
