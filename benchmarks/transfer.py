@@ -28,8 +28,17 @@ Only loopback (127.0.0.1); every phase is bounded in count and time; the tempora
 (7 GiB at most: two files, the server's copies, two downloads, ncat's copy) are deleted at the
 end.
 
-    python benchmarks/transfer.py                 # 1 GiB, 100 chat clients (~1 min)
+    python benchmarks/transfer.py                 # 1 GiB, 100 chat clients (~1.5 min)
     python benchmarks/transfer.py --size 256M --json out.json
+    python benchmarks/transfer.py --against /work/main --rounds 3   # paired, ~10 min
+
+Paired (``--against DIR``): the server of each round is run from this tree or from DIR
+(``PYTHONPATH=DIR``), alternating A B, B A, ...; the clients, the chat load generator and
+ncat are this tree's for both. Each round: ncat, an upload and a download on their own
+(throughput, memory), then the chat idle, an upload during the chat, the chat idle, a
+download during the chat, the chat idle: each transfer's p99 is compared with the idle
+phases right before and right after it. The server's CPU is split between its event loop's
+thread and its other threads (/proc/PID/task).
 """
 
 from __future__ import annotations
