@@ -28,8 +28,17 @@ Only loopback (127.0.0.1); every phase is bounded in count and time; the tempora
 (7 GiB at most: two files, the server's copies, two downloads, ncat's copy) are deleted at the
 end.
 
-    python benchmarks/transfer.py                 # 1 GiB, 100 chat clients (~1 min)
+    python benchmarks/transfer.py                 # 1 GiB, 100 chat clients (~1.5 min)
     python benchmarks/transfer.py --size 256M --json out.json
+    python benchmarks/transfer.py --against /work/main --rounds 3   # paired, ~10 min
+
+Paired (``--against DIR``): the server of each round is run from this tree or from DIR
+(``PYTHONPATH=DIR``), alternating A B, B A, ...; the clients, the chat load generator and
+ncat are this tree's for both. Each round: ncat, an upload and a download on their own
+(throughput, memory), then the chat idle, an upload during the chat, the chat idle, a
+download during the chat, the chat idle: each transfer's p99 is compared with the idle
+phases right before and right after it. The server's CPU is split between its event loop's
+thread and its other threads (/proc/PID/task).
 """
 
 from __future__ import annotations
@@ -46,6 +55,7 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -156,7 +166,8 @@ def ncat_pipe(src: Path, out: Path, timeout: float) -> float:
                 listener.wait(timeout=5)
 
 
-def start_server(tmp: Path, size: int) -> fo.Server:
+def start_server(tmp: Path, size: int, tree: Path = ROOT) -> fo.Server:
+    """A ``richchat server`` run from the source tree ``tree`` (``PYTHONPATH=tree``)."""
     data = tmp / "server"
     args = [
         "server", "--host", HOST, "--port", "0", "--no-beacon", "--no-mdns",
@@ -164,7 +175,7 @@ def start_server(tmp: Path, size: int) -> fo.Server:
         "--file-max-size", str(size), "--file-quota", str(2 * size + MiB),
     ]  # fmt: skip
     cmd = [sys.executable, "-m", "richchat", *args]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, env=dict(os.environ, PYTHONPATH=str(ROOT)),
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, env=dict(os.environ, PYTHONPATH=str(tree)),
                             cwd=tmp)
     assert proc.stdout is not None
     line = proc.stdout.readline().decode()
@@ -173,6 +184,37 @@ def start_server(tmp: Path, size: int) -> fo.Server:
         raise RuntimeError(f"richchat server did not start: {line!r}")
     port = int(line.rsplit(":", 1)[1].split()[0])
     return fo.Server("richchat", proc, port, fo.HelloDialect(), data, " ".join(cmd[1:]))
+
+
+def thread_cpu(pid: int) -> dict[int, float]:
+    """CPU seconds (utime + stime) of each thread of a process, from /proc/PID/task/*/stat
+    (the thread whose id is ``pid`` runs the server's event loop)."""
+    out: dict[int, float] = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+            out[int(task.name)] = (int(fields[11]) + int(fields[12])) / fo.CLK_TCK
+    return out
+
+
+def cpu_split(pid: int, before: dict[int, float], seen: dict[int, float]) -> tuple[float, float]:
+    """(event loop thread, other threads) CPU seconds from ``before`` to the last samples in
+    ``seen`` (a thread that ended counts with its last sample: workers that live for one
+    transfer end with it)."""
+    loop = seen.get(pid, 0.0) - before.get(pid, 0.0)
+    others = sum(cpu - before.get(tid, 0.0) for tid, cpu in seen.items() if tid != pid)
+    return round(loop, 2), round(others, 2)
+
+
+def git_head(tree: Path) -> str:
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        out = subprocess.run(["git", "-C", str(tree), "rev-parse", "--short", "HEAD"],
+                             capture_output=True, text=True, timeout=10)
+        if out.returncode == 0:
+            dirty = subprocess.run(["git", "-C", str(tree), "status", "--porcelain", "-uno"],
+                                   capture_output=True, text=True, timeout=10).stdout.strip()
+            return out.stdout.strip() + ("+changes" if dirty else "")
+    return tree.name
 
 
 @dataclass
@@ -186,12 +228,18 @@ class TransferResult:
     growth_mb: float
     paced: fo.PhaseResult | None = None
     overlap: float = 0.0  # share of the paced phase that ran during the transfer
+    #: the server's CPU seconds during the transfer: event loop thread, other threads
+    loop_cpu_s: float = 0.0
+    workers_cpu_s: float = 0.0
     extra: dict[str, object] = field(default_factory=dict)
 
 
-async def sample_rss(pid: int, stop: asyncio.Event, samples: list[int]) -> None:
+async def sample_rss(pid: int, stop: asyncio.Event, samples: list[int],
+                     cpu: dict[int, float]) -> None:
     while not stop.is_set():
         samples.append(fo.proc_rss_kb(pid))
+        with contextlib.suppress(OSError):
+            cpu.update(thread_cpu(pid))
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(stop.wait(), 0.02)
 
@@ -204,7 +252,9 @@ async def transfer(direction: str, worker_args: list[str], server: fo.Server, ru
     samples: list[int] = []
     await asyncio.sleep(0.5)
     before = fo.proc_rss_kb(pid)
-    sampler = asyncio.ensure_future(sample_rss(pid, stop, samples))
+    cpu0 = thread_cpu(pid)
+    cpu_seen: dict[int, float] = {}
+    sampler = asyncio.ensure_future(sample_rss(pid, stop, samples, cpu_seen))
     proc = await asyncio.create_subprocess_exec(
         sys.executable, __file__, "--worker", direction, *worker_args,
         stdout=subprocess.PIPE, env=dict(os.environ, PYTHONPATH=str(ROOT)),
@@ -231,107 +281,208 @@ async def transfer(direction: str, worker_args: list[str], server: fo.Server, ru
     t_end = done["marks"]["end"]
     overlap = max(0.0, min(t_end, t_phase_end) - t_phase) / max(1e-9, t_phase_end - t_phase)
     peak = max(samples) if samples else before
+    loop_cpu, workers_cpu = cpu_split(pid, cpu0, cpu_seen)
     return TransferResult(
         direction=direction, transfer_s=round(done["transfer_s"], 3),
         total_s=round(done["total_s"], 3), mb_per_s=round(size / done["transfer_s"] / 1e6, 1),
         rss_before_kb=before, rss_peak_kb=peak, growth_mb=round((peak - before) / 1024, 2),
         paced=paced, overlap=round(overlap, 2) if chat else 0.0,
+        loop_cpu_s=loop_cpu, workers_cpu_s=workers_cpu,
         extra={k: v for k, v in done.items() if k in ("id", "sha256", "sent", "received",
                                                        "path")},
     )
 
 
-async def main_async(args: argparse.Namespace) -> dict[str, object]:
+async def idle_phase(run: fo.Run, args: argparse.Namespace) -> fo.PhaseResult:
+    rate = min(args.rate, args.paced_budget / (run.senders * (run.n - 1)))
+    msgs = max(4, int(rate * args.paced_seconds))
+    phase, cpu = await run.run_phase(msgs, rate, timeout=args.timeout)
+    return fo.summarize(phase, cpu, round(rate, 2))
+
+
+async def bench_round(label: str, tree: Path, src: Path, other: Path, tmp: Path,
+                      args: argparse.Namespace) -> dict[str, Any]:
+    """One round against the server of ``tree``: ncat; an upload and a download on their
+    own (throughput, memory); then the chat idle, an upload during the chat, the chat idle,
+    a download during the chat, the chat idle (each transfer's p99 against the idle phases
+    right before and right after it)."""
+    size = args.size
+    report: dict[str, Any] = {"tree": label, "path": str(tree), "commit": git_head(tree),
+                                 "load_before": loadavg()}
+    ncat_s = ncat_pipe(src, tmp / "ncat.out", args.timeout)
+    if (tmp / "ncat.out").stat().st_size != size:
+        raise RuntimeError("ncat lost bytes")
+    (tmp / "ncat.out").unlink()
+    report["ncat_s"] = round(ncat_s, 3)
+    report["ncat_mb_per_s"] = round(size / ncat_s / 1e6, 1)
+    print(f"[{label}] ncat: {ncat_s:.2f}s, {size / ncat_s / 1e6:.0f} MB/s", file=sys.stderr)
+    server_tmp = tmp / f"server-{label}"
+    server_tmp.mkdir()
+    server = start_server(server_tmp, size, tree)
+    report["server_command"] = f"PYTHONPATH={tree} python -m richchat {server.config}"
+    run = fo.Run(server, args.clients, args.senders, args.payload, 8)
+    try:
+        await run.connect_all(timeout=60)
+        if run.registered < args.clients:
+            raise RuntimeError(f"only {run.registered} chat clients registered")
+        await run.quiesce(quiet=0.5, timeout=30)
+        results: dict[str, TransferResult] = {}
+        idles: dict[str, fo.PhaseResult] = {}
+        steps: list[tuple[str, str, Path | None, bool]] = [
+            ("upload", "upload", src, False),
+            ("download", "download", tmp / "down-1", False),
+            ("idle before", "", None, True),
+            ("upload + chat", "upload", other, True),
+            ("idle between", "", None, True),
+            ("download + chat", "download", tmp / "down-2", True),
+            ("idle after", "", None, True),
+        ]
+        for key, direction, path, chat in steps:
+            if not direction:
+                idles[key] = await idle_phase(run, args)
+                print(f"[{label}] {key}: chat paced p99 {idles[key].p99_ms} ms", file=sys.stderr)
+                continue
+            assert path is not None
+            extra = ["--port", str(server.port), "--path", str(path)]
+            if direction == "download":
+                extra += ["--file-id", str(results["upload"].extra["id"])]
+            result = await transfer(direction, extra, server, run, size, args, chat)
+            results[key] = result
+            p99 = f", chat paced p99 {result.paced.p99_ms} ms" if result.paced else ""
+            print(f"[{label}] {key}: {result.mb_per_s} MB/s, server +{result.growth_mb} MB, "
+                  f"CPU loop {result.loop_cpu_s} s / workers {result.workers_cpu_s} s{p99}",
+                  file=sys.stderr)
+            if direction == "download":
+                shutil.rmtree(path, ignore_errors=True)
+        report["transfers"] = {k: asdict(v) for k, v in results.items()}
+        report["idle"] = {k: asdict(v) for k, v in idles.items()}
+        report["lost_connections"] = run.lost_connections
+    finally:
+        run.close()
+        server.stop()
+        shutil.rmtree(server_tmp, ignore_errors=True)
+    report["load_after"] = loadavg()
+    return report
+
+
+async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     size = args.size
     tmp = Path(tempfile.mkdtemp(prefix="transfer-bench-", dir=args.tmp))
-    report: dict[str, object] = {"size": size, "load_before": loadavg(),
-                                 "cores": os.cpu_count()}
+    trees: list[tuple[str, Path]] = [("this", ROOT)]
+    if args.against is not None:
+        trees.append(("against", args.against.resolve()))
+    report: dict[str, Any] = {"size": size, "load_before": loadavg(),
+                                 "cores": os.cpu_count(), "rounds": []}
+    rounds: list[dict[str, Any]] = report["rounds"]
     try:
-        src = tmp / "payload.bin"
+        src, other = tmp / "payload.bin", tmp / "payload-2.bin"
         t0 = time.monotonic()
         make_file(src, size)
-        print(f"made {size} bytes in {time.monotonic() - t0:.1f}s; load {loadavg()}",
+        make_file(other, size)
+        print(f"made 2 x {size} bytes in {time.monotonic() - t0:.1f}s; load {loadavg()}",
               file=sys.stderr)
-        ncat_s = ncat_pipe(src, tmp / "ncat.out", args.timeout)
-        if (tmp / "ncat.out").stat().st_size != size:
-            raise RuntimeError("ncat lost bytes")
-        (tmp / "ncat.out").unlink()
-        report["ncat_s"] = round(ncat_s, 3)
-        report["ncat_mb_per_s"] = round(size / ncat_s / 1e6, 1)
-        print(f"ncat: {ncat_s:.2f}s, {size / ncat_s / 1e6:.0f} MB/s", file=sys.stderr)
-
-        server = start_server(tmp, size)
-        report["server_command"] = server.config
-        run = fo.Run(server, args.clients, args.senders, args.payload, 8)
-        try:
-            await run.connect_all(timeout=60)
-            if run.registered < args.clients:
-                raise RuntimeError(f"only {run.registered} chat clients registered")
-            await run.quiesce(quiet=0.5, timeout=30)
-            rate = min(args.rate, args.paced_budget / (run.senders * (run.n - 1)))
-            msgs = max(4, int(rate * args.paced_seconds))
-            phase, cpu = await run.run_phase(msgs, rate, timeout=args.timeout)
-            idle = fo.summarize(phase, cpu, round(rate, 2))
-            report["idle"] = asdict(idle)
-            print(f"idle paced p99 {idle.p99_ms:.2f} ms", file=sys.stderr)
-            other = tmp / "payload-2.bin"
-            make_file(other, size)
-            results = {}
-            for label, direction, path, chat in (
-                ("upload", "upload", src, False),
-                ("download", "download", tmp / "down-1", False),
-                ("upload + chat", "upload", other, True),
-                ("download + chat", "download", tmp / "down-2", True),
-            ):
-                extra = ["--port", str(server.port), "--path", str(path)]
-                if direction == "download":
-                    extra += ["--file-id", str(results["upload"].extra["id"])]
-                result = await transfer(direction, extra, server, run, size, args, chat)
-                results[label] = result
-                p99 = f", chat paced p99 {result.paced.p99_ms} ms" if result.paced else ""
-                print(f"{label}: {result.mb_per_s} MB/s, server +{result.growth_mb} MB{p99}",
-                      file=sys.stderr)
-                if direction == "download":
-                    shutil.rmtree(path, ignore_errors=True)
-            report["transfers"] = {k: asdict(v) for k, v in results.items()}
-            phase, cpu = await run.run_phase(msgs, rate, timeout=args.timeout)
-            after = fo.summarize(phase, cpu, round(rate, 2))
-            report["idle_after"] = asdict(after)
-            report["lost_connections"] = run.lost_connections
-        finally:
-            run.close()
-            server.stop()
+        for r in range(args.rounds):
+            # A B, then B A, ...: a trend in the machine's load falls on both trees alike
+            for label, tree in (trees if r % 2 == 0 else trees[::-1]):
+                result = await bench_round(label, tree, src, other, tmp, args)
+                result["round"] = r + 1
+                rounds.append(result)
+                print(round_rows([result], size)[-1], file=sys.stderr)
     finally:
         report["load_after"] = loadavg()
         shutil.rmtree(tmp, ignore_errors=True)
     return report
 
 
-def table(r: dict[str, object]) -> str:
-    size = int(r["size"])  # type: ignore[arg-type]
-    ncat = float(r["ncat_mb_per_s"])  # type: ignore[arg-type]
-    idle = r["idle"]["p99_ms"]  # type: ignore[index]
-    lines = [
-        f"size {size} bytes ({size / MiB:.0f} MiB); load average before {r['load_before']}, "
-        f"after {r['load_after']}; {r['cores']} cores",
-        "",
-        "| what | seconds | MB/s | vs ncat | server RssAnon growth | chat paced p99 (ms) "
-        "| vs idle | phase overlap |",
-        "|---|---|---|---|---|---|---|---|",
-        f"| ncat pipe (disk to disk) | {r['ncat_s']} | {ncat:.0f} | 1.00 | - | - | - | - |",
-        f"| chat idle (before) | - | - | - | - | {idle:.2f} | 1.00 | - |",
-    ]
-    for key, t in r["transfers"].items():  # type: ignore[attr-defined]
-        paced = t["paced"]
-        chat = (f"{paced['p99_ms']:.2f} | {paced['p99_ms'] / idle:.2f} | {t['overlap']:.0%}"
-                if paced else "- | - | -")
+def _ratios(r: dict[str, Any]) -> dict[str, float]:
+    """p99 during each transfer over the idle p99 right before it, right after it, and over
+    the mean of the two."""
+    idle = {k: v["p99_ms"] for k, v in r["idle"].items()}
+    tr = r["transfers"]
+    out: dict[str, float] = {}
+    for key, before, after in (("upload + chat", "idle before", "idle between"),
+                               ("download + chat", "idle between", "idle after")):
+        p99 = tr[key]["paced"]["p99_ms"]
+        out[f"{key} vs before"] = p99 / idle[before]
+        out[f"{key} vs after"] = p99 / idle[after]
+        out[f"{key} vs both"] = p99 / ((idle[before] + idle[after]) / 2)
+    return out
+
+
+HEADER = (
+    "| round | tree | load | ncat MB/s | upload MB/s (vs ncat) | download MB/s (vs ncat) "
+    "| server memory growth | chat p99 idle before / between / after (ms) "
+    "| p99 during upload (vs idle before / after) | p99 during download (vs idle before / after) "
+    "| server CPU s, loop / other threads: upload+chat; download+chat |\n"
+    "|---|---|---|---|---|---|---|---|---|---|---|"
+)
+
+
+def round_rows(rounds: list[dict[str, Any]], size: int) -> list[str]:
+    lines = []
+    for r in rounds:
+        ncat = float(r["ncat_mb_per_s"])
+        tr: dict[str, dict[str, Any]] = r["transfers"]
+        idle = {k: v["p99_ms"] for k, v in r["idle"].items()}
+        q = _ratios(r)
+        up, down = tr["upload"], tr["download"]
+        upc, downc = tr["upload + chat"], tr["download + chat"]
+        growth = max(float(t["growth_mb"]) for t in tr.values())
         lines.append(
-            f"| richchat {key} | {t['transfer_s']} (command: {t['total_s']}) "
-            f"| {t['mb_per_s']:.0f} | {t['mb_per_s'] / ncat:.2f} "
-            f"| {t['growth_mb']:.1f} MB | {chat} |"
+            f"| {r['round']} | {r['tree']} ({r['commit']}) | {r['load_before']} "
+            f"| {ncat:.0f} | {up['mb_per_s']:.0f} ({float(up['mb_per_s']) / ncat:.2f}) "
+            f"| {down['mb_per_s']:.0f} ({float(down['mb_per_s']) / ncat:.2f}) "
+            f"| {growth:.1f} MB "
+            f"| {idle['idle before']:.1f} / {idle['idle between']:.1f} / {idle['idle after']:.1f} "
+            f"| {upc['paced']['p99_ms']:.1f} ({q['upload + chat vs before']:.2f}x / "
+            f"{q['upload + chat vs after']:.2f}x) "
+            f"| {downc['paced']['p99_ms']:.1f} ({q['download + chat vs before']:.2f}x / "
+            f"{q['download + chat vs after']:.2f}x) "
+            f"| {upc['loop_cpu_s']} / {upc['workers_cpu_s']}; "
+            f"{downc['loop_cpu_s']} / {downc['workers_cpu_s']} |"
         )
-    after = r["idle_after"]["p99_ms"]  # type: ignore[index]
-    lines.append(f"| chat idle (after) | - | - | - | - | {after:.2f} | {after / idle:.2f} | - |")
+    return lines
+
+
+def table(report: dict[str, Any]) -> str:
+    import statistics
+
+    size = int(report["size"])
+    rounds: list[dict[str, Any]] = report["rounds"]
+    lines = [
+        f"size {size} bytes ({size / MiB:.0f} MiB); load average before {report['load_before']}, "
+        f"after {report['load_after']}; {report['cores']} cores",
+        "",
+        HEADER,
+        *round_rows(rounds, size),
+        "",
+        "| tree | rounds | median p99 ratio, upload (vs idle before / after / mean of both) "
+        "| median p99 ratio, download (same) | median upload / download vs ncat "
+        "| highest memory growth |",
+        "|---|---|---|---|---|---|",
+    ]
+    for label in dict.fromkeys(str(r["tree"]) for r in rounds):
+        mine = [r for r in rounds if r["tree"] == label]
+        qs = [_ratios(r) for r in mine]
+
+        def med(key: str, qs: list[dict[str, float]] = qs) -> str:
+            return f"{statistics.median(q[key] for q in qs):.2f}x"
+
+        def vs_ncat(key: str, mine: list[dict[str, Any]] = mine) -> float:
+            return statistics.median(
+                float(r["transfers"][key]["mb_per_s"]) / float(r["ncat_mb_per_s"])
+                for r in mine)
+
+        growth = max(float(t["growth_mb"]) for r in mine
+                     for t in r["transfers"].values())
+        lines.append(
+            f"| {label} ({mine[0]['commit']}) | {len(mine)} "
+            f"| {med('upload + chat vs before')} / {med('upload + chat vs after')} / "
+            f"{med('upload + chat vs both')} "
+            f"| {med('download + chat vs before')} / {med('download + chat vs after')} / "
+            f"{med('download + chat vs both')} "
+            f"| {vs_ncat('upload'):.2f} / {vs_ncat('download'):.2f} | {growth:.1f} MB |"
+        )
     return "\n".join(lines)
 
 
@@ -350,6 +501,11 @@ def main() -> None:
     ap.add_argument("--timeout", type=float, default=300.0)
     ap.add_argument("--tmp", default=None, help="where the temporary files go (default TMPDIR)")
     ap.add_argument("--json", type=Path, help="write the results as JSON here")
+    ap.add_argument("--against", type=Path, default=None, metavar="DIR",
+                    help="also run the server from the source tree DIR (PYTHONPATH=DIR), "
+                         "in alternating rounds with this tree's; the clients are this tree's")
+    ap.add_argument("--rounds", type=int, default=None,
+                    help="rounds per tree (default 1; 3 with --against)")
     ap.add_argument("--worker", choices=("upload", "download"), help=argparse.SUPPRESS)
     ap.add_argument("--port", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--path", help=argparse.SUPPRESS)
@@ -358,6 +514,10 @@ def main() -> None:
     if args.worker:
         asyncio.run(_worker(args))
         return
+    if args.rounds is None:
+        args.rounds = 3 if args.against is not None else 1
+    if not 1 <= args.rounds <= 20:
+        ap.error("--rounds: 1 to 20")
     report = asyncio.run(main_async(args))
     print(table(report))
     if args.json:
