@@ -36,6 +36,15 @@ class LineClient:
         data = line if isinstance(line, bytes) else (line + "\n").encode()
         self.writer.write(data)
 
+    async def send_numbered(self, count: int, payload: str) -> None:
+        """Send ``MSG|0 payload`` .. ``MSG|count-1 payload``, draining every 100 lines (the
+        flood of the slow-reader tests)."""
+        for i in range(count):
+            self.send(f"MSG|{i} {payload}")
+            if i % 100 == 0:
+                await self.writer.drain()
+        await self.writer.drain()
+
     async def readline(self, timeout: float = 5.0) -> str:
         raw = await asyncio.wait_for(self.reader.readline(), timeout)
         if not raw:

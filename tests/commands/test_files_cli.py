@@ -20,6 +20,7 @@ from richchat.core.server import ChatServer
 from richchat.core.transfer import PART_PREFIX, PART_SUFFIX
 from tests.client.servers import cli_env, next_frame, registered
 from tests.conditions import wait_until
+from tests.linechat import LineClient
 from tests.server.conftest import ServerFactory, make_server
 
 __all__ = ["make_server"]
@@ -308,13 +309,22 @@ async def test_a_file_cut_shorter_while_it_is_sent_fails_instead_of_hanging(
     assert out == b""
 
 
+async def netcat_token(port: int, file_id: str) -> tuple[LineClient, str]:
+    """A netcat user ``erin`` asks for ``file_id`` (``/get``): the connection, and the token
+    of the ``richchat get ... --token`` line it is told."""
+    nc = await LineClient.connect(port)
+    await nc.expect(lambda line: "Type a nickname" in line)
+    nc.send("erin")
+    nc.send(f"/get {file_id}")
+    line = await nc.expect(lambda line: "--token" in line)
+    return nc, line.rsplit("--token ", 1)[1].strip()
+
+
 async def test_get_with_a_netcat_token_used_twice_or_malformed(
         make_server: ServerFactory, tmp_path: Path) -> None:
     """The one-time command /get prints works once; run again it is exit 20 (it was 1, an
     'unexpected' error), and a mangled token is a usage error (it was a pydantic
     ValidationError of several lines, exit 1)."""
-    from tests.linechat import LineClient
-
     server = await make_server()
     src = tmp_path / "notes.txt"
     make_file(src, 1234)
@@ -322,12 +332,7 @@ async def test_get_with_a_netcat_token_used_twice_or_malformed(
                                "--json")
     assert code == ExitStatus.OK, err
     file_id = json.loads(out)["id"]
-    nc = await LineClient.connect(server.port)
-    await nc.expect(lambda line: "Type a nickname" in line)
-    nc.send("erin")
-    nc.send(f"/get {file_id}")
-    line = await nc.expect(lambda line: "--token" in line)
-    token = line.rsplit("--token ", 1)[1].strip()
+    nc, token = await netcat_token(server.port, file_id)
     dl = f"{tmp_path / 'dl'}/"
     code, _, err = await run("get", where(server), file_id, "--token", token, "-o", dl)
     assert code == ExitStatus.OK, err
@@ -347,8 +352,6 @@ async def test_get_with_a_token_for_another_file_is_refused(
     transfer request named no file, and XOK carries no id). Now the server refuses the
     token for B (exit 20, one line naming both ids), nothing is saved, and the token still
     fetches A."""
-    from tests.linechat import LineClient
-
     server = await make_server()
     ids = []
     for seed, name in ((1, "a.txt"), (2, "b.txt")):
@@ -359,12 +362,7 @@ async def test_get_with_a_token_for_another_file_is_refused(
         assert code == ExitStatus.OK, err
         ids.append(json.loads(out)["id"])
     id_a, id_b = ids
-    nc = await LineClient.connect(server.port)
-    await nc.expect(lambda line: "Type a nickname" in line)
-    nc.send("erin")
-    nc.send(f"/get {id_a}")
-    line = await nc.expect(lambda line: "--token" in line)
-    token_a = line.rsplit("--token ", 1)[1].strip()
+    nc, token_a = await netcat_token(server.port, id_a)
     dl = tmp_path / "dl"
     code, out, err = await run("get", where(server), id_b, "--token", token_a, "-o", f"{dl}/",
                                "--json")
@@ -390,8 +388,6 @@ async def test_a_stale_part_file_is_replaced_not_completed(
     of the bytes held with its copy and starts from 0: exit 0 at once, the whole file
     received and verified. A part longer than the file (with a --token, where the client
     does not know the size) starts from 0 too; a good part still resumes."""
-    from tests.linechat import LineClient
-
     server = await make_server()
     size = 300_000
     src = tmp_path / "data.bin"

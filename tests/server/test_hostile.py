@@ -118,11 +118,7 @@ async def test_slow_reader_is_disconnected_alone(make_server: ServerFactory) -> 
     await sender.expect(lambda l: "|fast(" in l)
     payload = "y" * 1890  # with "N " at most MAX_MESSAGE_BYTES (1900)
     count = 4000  # ~7.6 MB: more than the kernel buffers of a reader that takes nothing
-    for i in range(count):
-        sender.send(f"MSG|{i} {payload}")
-        if i % 100 == 0:
-            await sender.writer.drain()
-    await sender.writer.drain()
+    await sender.send_numbered(count, payload)
     await fast.expect(lambda l: f"|sender|{count - 1} " in l, timeout=30)
     assert any(l.startswith("PART|lobby|slowpoke|output buffer overflow") for l in fast.lines)
     got = [l for l in fast.lines if "|sender|" in l]
@@ -151,10 +147,7 @@ async def test_backed_up_reader_gets_everything_in_order(make_server: ServerFact
     sender = await LineClient.connect(server.port, hello="t", nick="sender")
     payload = "z" * 1890  # with "N " at most MAX_MESSAGE_BYTES (1900)
     count = 2000  # ~3.8 MB: far more than the kernel buffers of a reader that takes nothing
-    for i in range(count):
-        sender.send(f"MSG|{i} {payload}")
-        if i % 100 == 0:
-            await sender.writer.drain()
+    await sender.send_numbered(count, payload)
     await sender.expect(lambda l: f"|sender|{count - 1} " in l, timeout=30)
     assert conn.transport is not None and conn.transport.get_write_buffer_size() > 0
     assert conn.write_fd == -1  # backed up: everything goes through the transport, in order

@@ -413,24 +413,32 @@ async def test_stopping_closes_connections_still_in_their_handshake(
     writer.close()
 
 
-async def test_backed_up_tls_reader_gets_everything_in_order(make_server: ServerFactory) -> None:
-    """The link writes straight to the socket only while the TCP transport holds nothing:
-    a reader that stops reading gets every message, in order, once it reads again, and
-    direct writes resume after the backlog drained."""
+async def _small_window_tls_client(port: int) -> LineClient:
+    """A TLS client ``slowpoke`` registered over a socket with a 4 KiB receive buffer (so it
+    backs up soon once it stops reading)."""
     import socket
 
-    from richchat.core.server.tls_link import TlsLink
-
-    server = await make_server(tls=True, output_limit=16 * 1024 * 1024, flood_rate=0)
     raw = socket.socket()
     raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    raw.connect(("127.0.0.1", server.port))
+    raw.connect(("127.0.0.1", port))
     raw.setblocking(False)
     slow = LineClient(*await asyncio.open_connection(sock=raw, limit=2**22, ssl=client_context(),
                                                      server_hostname=""))
     slow.send("HELLO|1|t")
     slow.send("CMD_USER|slowpoke")
     await slow.expect(lambda l: l.startswith("YOU|"))
+    return slow
+
+
+async def test_backed_up_tls_reader_gets_everything_in_order(make_server: ServerFactory) -> None:
+    """The link writes straight to the socket only while the TCP transport holds nothing:
+    a reader that stops reading gets every message, in order, once it reads again, and
+    direct writes resume after the backlog drained."""
+
+    from richchat.core.server.tls_link import TlsLink
+
+    server = await make_server(tls=True, output_limit=16 * 1024 * 1024, flood_rate=0)
+    slow = await _small_window_tls_client(server.port)
     (conn,) = [c for c in server.hub.conns if c.name == "slowpoke"]  # type: ignore[union-attr]
     link = conn.transport
     assert isinstance(link, TlsLink) and link._fd >= 0  # nothing buffered: direct writes
@@ -439,10 +447,7 @@ async def test_backed_up_tls_reader_gets_everything_in_order(make_server: Server
                                       nick="sender")
     payload = "z" * 1890
     count = 2000  # ~3.8 MB: far more than the kernel buffers of a reader that takes nothing
-    for i in range(count):
-        sender.send(f"MSG|{i} {payload}")
-        if i % 100 == 0:
-            await sender.writer.drain()
+    await sender.send_numbered(count, payload)
     await sender.expect(lambda l: f"|sender|{count - 1} " in l, timeout=60)
     assert link.get_write_buffer_size() > 0 and link._fd == -1  # backed up: in order
     slow.writer.transport.resume_reading()  # type: ignore[attr-defined]
@@ -460,18 +465,9 @@ async def test_slow_tls_reader_is_disconnected_alone(make_server: ServerFactory)
     """The flush writes TLS connections through ``TlsLink.send``, whose return value (what the
     TCP transport buffers) drives the output limit: a TLS client that stops reading is dropped
     with the documented reason once it is over the limit, and nobody else loses a message."""
-    import socket
 
     server = await make_server(tls=True, output_limit=64 * 1024, flood_rate=0)
-    raw = socket.socket()
-    raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    raw.connect(("127.0.0.1", server.port))
-    raw.setblocking(False)
-    slow = LineClient(*await asyncio.open_connection(sock=raw, limit=2**22, ssl=client_context(),
-                                                     server_hostname=""))
-    slow.send("HELLO|1|t")
-    slow.send("CMD_USER|slowpoke")
-    await slow.expect(lambda l: l.startswith("YOU|"))
+    slow = await _small_window_tls_client(server.port)
     slow.writer.transport.pause_reading()  # type: ignore[attr-defined]
     sender = await LineClient.connect(server.port, ssl=client_context(), hello="t",
                                       nick="sender")
@@ -479,11 +475,7 @@ async def test_slow_tls_reader_is_disconnected_alone(make_server: ServerFactory)
     await sender.expect(lambda l: "|fast(" in l)
     payload = "y" * 1890
     count = 4000  # ~7.6 MB: more than the kernel buffers of a reader that takes nothing
-    for i in range(count):
-        sender.send(f"MSG|{i} {payload}")
-        if i % 100 == 0:
-            await sender.writer.drain()
-    await sender.writer.drain()
+    await sender.send_numbered(count, payload)
     await fast.expect(lambda l: f"|sender|{count - 1} " in l, timeout=60)
     assert any(l.startswith("PART|lobby|slowpoke|output buffer overflow") for l in fast.lines)
     got = [int(l.rsplit("|", 1)[1].split()[0]) for l in fast.lines if "|sender|" in l]
