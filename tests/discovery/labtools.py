@@ -32,8 +32,13 @@ def start_server(lab: Lab, host: Host, data_dir: Path, *, name: str = "labchat",
             "--name", name, "--data-dir", str(data_dir), "--beacon-addr", lab.broadcast,
             "--beacon-port", str(beacon_port), "--beacon-interval", str(interval),
             "--mdns" if mdns else "--no-mdns", *extra]
-    proc = lab.popen(host, argv, env=cli_env(), stdout=subprocess.PIPE,
-                     stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+    # the log (stderr) goes to a file beside the data directory: with DNS-SD on, the server
+    # is ready for discovery once it says its service is registered (probing takes about a
+    # second after the listening line; a discover run before it can miss DNS-SD)
+    log_path = data_dir.with_name(data_dir.name + ".stderr.log")
+    with open(log_path, "wb") as log_file:
+        proc = lab.popen(host, argv, env=cli_env(), stdout=subprocess.PIPE,
+                         stderr=log_file, stdin=subprocess.DEVNULL)
     assert proc.stdout is not None
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -42,10 +47,24 @@ def start_server(lab: Lab, host: Host, data_dir: Path, *, name: str = "labchat",
             line = proc.stdout.readline().decode()
             match = LISTENING.search(line)
             if match:
+                if mdns:
+                    _wait_for_dns_sd(log_path, proc, deadline)
                 return int(match.group(2))
             if not line and proc.poll() is not None:
                 break
     raise RuntimeError(f"richchat server did not start in {host.ns} (exit {proc.poll()})")
+
+
+def _wait_for_dns_sd(log_path: Path, proc: subprocess.Popen[bytes], deadline: float) -> None:
+    """Wait until the server's log says its DNS-SD service is registered (or failed)."""
+    while time.monotonic() < deadline and proc.poll() is None:
+        text = log_path.read_text(errors="replace")
+        if "DNS-SD: advertised as" in text:
+            return
+        if "mDNS registration failed" in text:
+            raise RuntimeError(f"the lab server's DNS-SD registration failed: {text[-500:]}")
+        time.sleep(0.05)
+    raise RuntimeError(f"the lab server did not register its DNS-SD service (exit {proc.poll()})")
 
 
 def discover(lab: Lab, host: Host, *args: str, prefix: tuple[str, ...] = (),

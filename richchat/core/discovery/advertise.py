@@ -288,6 +288,7 @@ class Advertiser:
             await registered  # probing + announcing; raises if the name cannot be had
             self._service = service
             self._mdns_txt = txt
+            log.info("DNS-SD: advertised as %s", service.name)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # mDNS is best effort: the server keeps running
