@@ -268,11 +268,27 @@ def test_ctrl_c_at_the_port_prompt_is_an_interrupt(cli: list[str], cli_env: dict
     import pty
     import select
 
+    def as_from_a_shell() -> None:
+        # A shell starts a command with SIGINT at its default and unblocked. A child inherits
+        # an ignored or blocked SIGINT from the process that starts it (here the test run,
+        # where an earlier test may have left it so: once in a CI run the server then sat at
+        # its prompt through 20 Ctrl+C), and Python keeps an ignored SIGINT ignored.
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+
+    def signal_state() -> str:
+        # for the failure message: SIGINT is bit 2 of these masks
+        with contextlib.suppress(OSError):
+            lines = Path(f"/proc/{proc.pid}/status").read_text().splitlines()
+            return " ".join(l for l in lines if l.startswith(("SigBlk", "SigIgn", "SigCgt")))
+        return "(gone)"
+
     master, slave = pty.openpty()
     proc = subprocess.Popen(
         [*cli, "server", "--host", "127.0.0.1", "--no-beacon", "--no-mdns",
          "--data-dir", str(tmp_path)],
         stdin=slave, stdout=slave, stderr=slave, env=cli_env, close_fds=True,
+        preexec_fn=as_from_a_shell,
     )
     os.close(slave)
     seen = b""
@@ -285,12 +301,15 @@ def test_ctrl_c_at_the_port_prompt_is_an_interrupt(cli: list[str], cli_env: dict
         # land before input() blocks in read(): the flag is set, no read is interrupted, and
         # the process waits for a line. A person's Ctrl+C comes later; here, press it again
         # until the process has ended (bounded).
+        state = signal_state()
         for _ in range(20):
             proc.send_signal(signal.SIGINT)
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(timeout=1)
                 break
-        assert proc.wait(timeout=20) == 130, seen
+        status = proc.poll()
+        assert status is not None, f"20 SIGINTs and still running ({state}); got {seen!r}"
+        assert status == 130, seen
         with contextlib.suppress(OSError):  # the pty ends with the process
             while select.select([master], [], [], 1)[0]:
                 chunk = os.read(master, 1024)
