@@ -179,3 +179,31 @@ def test_notice_line_is_one_line_with_the_fix() -> None:
                               exit_status=9))
     assert line.plain == "error: nmap missing (install nmap)"
     assert notice_line(Notice(source="arp", message="m")).plain == "warning: m"
+
+
+def test_a_piped_table_never_splits_an_address() -> None:
+    """At 80 columns (discover's output piped or captured) the long IPv6 addresses fold, but
+    no IP, MAC, netmask or broadcast address is split across lines (the lab's subnet
+    10.77.232.0/24 once lost its broadcast to a fold: 10.77.232.2 / 55)."""
+    report = DiscoveryReport(
+        hosts=[DiscoveredHost(ip="10.77.232.14", mac="00:1b:63:5a:11:22",
+                              vendor="Apple, Inc.", interface="eth0", source="arp-sweep")],
+        interfaces=[iface("lo", "127.0.0.1/8", bcast=None),
+                    iface("eth0", "10.77.232.10/24", bcast="10.77.232.255")],
+    )
+    report.interfaces[1].addresses.append(InterfaceAddress(
+        family="ipv6", address="fe80::4c3f:d2ff:fe8a:1b2c%eth0", prefixlen=64))
+    report.interfaces[1].mac = "4e:3f:d2:8a:1b:2c"
+    buf = io.StringIO()
+    Console(file=buf, width=80, no_color=True).print(report_renderable(report, 2.0))
+    text = buf.getvalue()
+    for whole in ("10.77.232.255", "255.255.255.0", "4e:3f:d2:8a:1b:2c", "10.77.232.14",
+                  "00:1b:63:5a:11:22", "10.77.232.10/24"):
+        assert whole in text, text
+    assert max(len(line) for line in text.splitlines()) <= 80
+    # a tiny terminal folds every column rather than cropping the last ones away
+    buf = io.StringIO()
+    Console(file=buf, width=44, no_color=True).print(report_renderable(report, 2.0))
+    text = buf.getvalue()
+    assert "Default" in text and "Source" in text
+    assert max(len(line) for line in text.splitlines()) <= 44

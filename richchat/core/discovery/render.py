@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from rich.console import Console, Group, RenderableType
+from collections.abc import Callable, Iterator
+
+from rich.console import Console, ConsoleOptions, Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
@@ -11,6 +13,31 @@ from richchat.core.discovery.models import AdvertisedServer, DiscoveryReport, No
 
 def _t(value: object) -> Text:
     return Text("" if value is None else str(value))
+
+
+def _widest(values: list[str | None]) -> int | None:
+    """The width of the longest value: an address column is never narrower, so that a piped
+    table (80 columns) never splits an address across lines; free text folds instead."""
+    return max((len(v) for v in values if v), default=None)
+
+
+class _Fitted:
+    """A table built when the width it gets is known: address columns keep their addresses
+    whole when that fits, and fold (never crop) on a narrower terminal."""
+
+    def __init__(self, build: Callable[[int | None], Table]) -> None:
+        self.build = build
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> Iterator[Table]:
+        yield self.build(options.max_width)
+
+
+def _mins(widths: list[int | None], columns: int, width: int | None) -> list[int | None]:
+    """``widths`` as columns' minimum widths if they fit in ``width`` beside the table's
+    ``columns`` borders and paddings (3 a column, one more) and a little room for the free-text
+    columns; else no minimum."""
+    need = sum(w or 0 for w in widths) + 3 * columns + 1 + 8
+    return widths if width is None or need <= width else [None] * len(widths)
 
 
 def chats(servers: list[AdvertisedServer]) -> list[list[AdvertisedServer]]:
@@ -59,15 +86,18 @@ def advertised_table(report: DiscoveryReport, timeout: float | None = None) -> T
     return table
 
 
-def discovered_table(report: DiscoveryReport) -> Table:
+def discovered_table(report: DiscoveryReport, width: int | None = None) -> Table:
     table = Table(title="Discovered", title_justify="left")
     with_os = any(h.os is not None for h in report.hosts)
     cols = ["IP", "MAC", "Vendor", "Interface", "Source"]
     if with_os:
         cols += ["OS", "Accuracy"]
+    ip_min, mac_min = _mins([_widest([h.ip for h in report.hosts]),
+                             _widest([h.mac for h in report.hosts])], len(cols), width)
+    widths = {"IP": ip_min, "MAC": mac_min}
     for col in cols:
         table.add_column(col, justify="right" if col == "Accuracy" else "left",
-                         min_width=17 if col == "MAC" else None, overflow="fold")
+                         min_width=widths.get(col), overflow="fold")
     for h in report.hosts:
         row = [_t(h.ip), _t(h.mac), _t(h.vendor), _t(h.interface), _t(h.source)]
         if with_os:
@@ -79,31 +109,41 @@ def discovered_table(report: DiscoveryReport) -> Table:
     return table
 
 
-def interfaces_table(report: DiscoveryReport) -> Table:
+def interfaces_table(report: DiscoveryReport, width: int | None = None) -> Table:
     table = Table(title="Local Interface", title_justify="left")
-    table.add_column("Name", no_wrap=True)
-    table.add_column("Addresses", overflow="fold")
-    table.add_column("MAC", min_width=17, overflow="fold")
-    table.add_column("Netmask", overflow="fold")
-    table.add_column("Broadcast", overflow="fold")
-    table.add_column("Default route", overflow="fold")
+    rows = []
     for i in report.interfaces:
         addrs = "\n".join(
             f"{a.address}/{a.prefixlen}" if a.prefixlen is not None else a.address
             for a in i.addresses
         )
-        default = f"yes (via {i.gateway})" if i.is_default and i.gateway else (
+        default = f"yes, via\n{i.gateway}" if i.is_default and i.gateway else (
             "yes" if i.is_default else "")
         v4 = next((a for a in i.addresses if a.family == "ipv4"), None)
         netmask = i.netmask or (v4.netmask if v4 else None)
         bcast = i.broadcast or (v4.broadcast if v4 else None)
-        table.add_row(_t(i.name), _t(addrs), _t(i.mac), _t(netmask), _t(bcast), _t(default))
+        mask_bcast = "\n".join(v for v in (netmask, bcast) if v)
+        rows.append((i.name, addrs, i.mac, mask_bcast, default))
+    # Fits 80 columns (discover piped or captured): the IPv6 addresses fold, while a MAC, a
+    # netmask, a broadcast or a gateway is never split across lines.
+    mac_width, mask_width, gw_width = _mins([
+        _widest([r[2] for r in rows]),
+        _widest([line for r in rows for line in r[3].splitlines()]),
+        _widest([line for r in rows for line in r[4].splitlines()])], 5, width)
+    table.add_column("Name", no_wrap=True)
+    table.add_column("Addresses", overflow="fold")
+    table.add_column("MAC", min_width=mac_width, overflow="fold")
+    table.add_column("Netmask\nbroadcast", min_width=mask_width, overflow="fold")
+    table.add_column("Default\nroute", min_width=gw_width, overflow="fold")
+    for row in rows:
+        table.add_row(*(_t(v) for v in row))
     return table
 
 
 def report_renderable(report: DiscoveryReport, timeout: float | None = None) -> RenderableType:
-    return Group(advertised_table(report, timeout), Text(""), discovered_table(report), Text(""),
-                 interfaces_table(report))
+    return Group(advertised_table(report, timeout), Text(""),
+                 _Fitted(lambda width: discovered_table(report, width)), Text(""),
+                 _Fitted(lambda width: interfaces_table(report, width)))
 
 
 def notice_line(notice: Notice) -> Text:
