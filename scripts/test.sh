@@ -9,6 +9,11 @@
 # packages, through sudo (and says so); the tests then run as you, and those that build network
 # namespaces skip (`sudo bash scripts/test.sh` runs them too).
 #
+# The tests run in parallel (pytest-xdist): two worker processes per core, since most tests wait
+# on sockets and child processes rather than compute. RICHCHAT_TEST_WORKERS=N sets the number
+# (0: no workers, every test in this one process, in order). Every test builds its own
+# servers, ports, namespaces and files, so any two can run side by side.
+#
 # RICHCHAT_TEST_INSTALL=0 skips the install step (when it was done already). Extra arguments go
 # to pytest: `bash scripts/test.sh tests/server -x`.
 set -euo pipefail
@@ -20,8 +25,13 @@ if [ "$(id -u)" -ne 0 ]; then
   echo "test.sh: running the tests as $(id -un): tests that need root (network namespaces) skip;" \
        "sudo bash scripts/test.sh runs them too" >&2
 fi
+workers="${RICHCHAT_TEST_WORKERS:-$((2 * $(nproc)))}"
+parallel=()
+if [ "$workers" != "0" ]; then
+  parallel=(-n "$workers" --dist loadgroup)
+fi
 set +e
-python3 -m pytest -rfEs "$@"
+python3 -m pytest -rfEs "${parallel[@]}" "$@"
 status=$?
 set -e
 if [ "$status" -eq 5 ]; then

@@ -5,6 +5,7 @@ marker (tests that use namespaces or root carry it; it checks for them before th
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -84,3 +85,19 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     netlab.track_test(item)
     if item.get_closest_marker("netns") is not None:
         require_netns()  # skip (or, with RICHCHAT_REQUIRE_NETNS=1, fail) before any fixture
+
+
+@pytest.fixture(autouse=True)
+def signals_left_as_found() -> Iterator[None]:
+    """A test leaves SIGINT's and SIGTERM's handlers and the signal mask as it found them: a
+    child started later inherits an ignored or blocked signal (a server that once sat at its
+    port prompt through 20 SIGINTs, in a CI run). A test that changes them fails, by name."""
+    watched = (signal.SIGINT, signal.SIGTERM)
+    before = ({s: signal.getsignal(s) for s in watched}, signal.pthread_sigmask(signal.SIG_BLOCK, []))
+    yield
+    after = ({s: signal.getsignal(s) for s in watched}, signal.pthread_sigmask(signal.SIG_BLOCK, []))
+    if after != before:
+        for s, handler in before[0].items():
+            signal.signal(s, handler)
+        signal.pthread_sigmask(signal.SIG_SETMASK, before[1])
+        pytest.fail(f"the test changed the signal handlers or mask: {before!r} -> {after!r}")
