@@ -236,6 +236,15 @@ class DiskSink:
             self._paused = True
             self._pause()
 
+    def hold_until_drained(self) -> bool:
+        """For a connection that would read again (its speed limit's wait is over): True if
+        too much still waits for the disk; the sink then resumes it itself once below half of
+        :data:`SINK_HIGH` (it was not necessarily the sink that paused it)."""
+        if self.waiting < SINK_HIGH // 2:
+            return False
+        self._paused = True
+        return True
+
     def when_idle(self, callback: Callable[[BaseException | None], None]) -> None:
         """Call ``callback(error)`` once everything pushed is written (now if it is)."""
         if not self._busy:
@@ -584,8 +593,8 @@ class TransferConnection(asyncio.Protocol):
 
     def _rate_ok(self) -> None:
         self._rate_handle = None
-        if self.sink is not None and self.sink.waiting >= SINK_HIGH // 2:
-            return  # the disk has not caught up: the sink resumes reading
+        if self.sink is not None and self.sink.hold_until_drained():
+            return  # the disk has not caught up: the sink resumes reading once it has
         self._resume()
 
     def _verify(self) -> None:
