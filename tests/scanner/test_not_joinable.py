@@ -165,7 +165,7 @@ async def test_scan_command_says_join_it_only_for_the_server(
     ports = ",".join(str(p) for p in [*others.values(), chat_server.port])
     for extra in (["--json"], []):
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "richchat", "scan", "127.0.0.1", "-p", ports, "--timeout", "2",
+            sys.executable, "-m", "richchat", "scan", "127.0.0.1", "-p", ports, "--timeout", "10",
             *extra, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=cli_env(),
         )
         out, err = await asyncio.wait_for(proc.communicate(), 60)
