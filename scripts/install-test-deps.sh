@@ -36,6 +36,7 @@ APT_PACKAGES=(
   libcap2-bin     # capsh/setcap for the unprivileged-path tests
   util-linux      # setpriv
   procps
+  strace          # the history-sync test: which thread syncs the disk
 )
 
 # CI (RICHCHAT_CI=1, set by .ci/run; or RICHCHAT_REQUIRE_NETNS=1): whatever the tests need must

@@ -22,6 +22,7 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -638,3 +639,53 @@ async def test_sigstopped_netcat_client_is_dropped_when_its_queue_overflows(
         assert len(got) < len(texts)
     await alice.close()
     stop_cleanly(server)
+
+
+async def test_the_event_loop_never_waits_for_the_disk_to_sync_history(tmp_path: Path) -> None:
+    """The history is synced to the disk by the checkpoint thread only: the server's main (event
+    loop) thread never calls fsync or fdatasync, whatever the timing of commits and
+    checkpoints (with SQLite's ``synchronous=NORMAL`` the first commit after each checkpoint
+    synced the WAL on the loop: while a file transfer kept the disk busy, every chat message
+    waited for it). Traced with strace on the real server; the syncs the checkpoint thread does
+    are counted too, so that the trace cannot be empty by mistake."""
+    strace = shutil.which("strace")
+    if strace is None:
+        pytest.skip("strace is not installed (apt-get install strace)")
+    trace = tmp_path / "syscalls"
+    data = tmp_path / "data"
+    server = ServerProc(data, "--flood-rate", "0", log_dir=tmp_path, prefix=[
+        strace, "-f", "-qq", "-ttt", "-e", "trace=execve,fsync,fdatasync,sync_file_range",
+        "-o", str(trace)])
+    lines = trace.read_text().splitlines()
+    # the server's main thread: the process strace started, which became python
+    [main] = {line.split()[0] for line in lines if " execve(" in line and "= 0" in line}
+    try:
+        alice = await LineClient.connect(server.port, hello="t", nick="alice")
+        chatting = time.time()
+        for i in range(8):  # commits before and after several checkpoints (one a second)
+            assert "|alice|" in await _say(alice, "alice", f"message {i}")
+            await asyncio.sleep(0.4)
+        chatted = time.time()
+        await alice.close()
+    finally:
+        os.kill(int(main), signal.SIGTERM)  # the server itself (strace ends with it)
+    assert server.proc.wait(timeout=WAIT) == 0, server.log()[-2000:]
+    assert internal_errors(server.log()) == [], server.log()[-3000:]
+    lines = trace.read_text().splitlines()
+    # (tid, time, call) of each sync while the chat ran (start-up and shutdown may sync on
+    # the loop: no one is chatting yet, or any more)
+    syncs = [line.split(maxsplit=2) for line in lines if "sync" in line.split("(", 1)[0]]
+    syncs = [s for s in syncs if chatting <= float(s[1]) <= chatted]
+    assert syncs, "no sync traced at all: the checkpoint thread must sync the history"
+    on_the_loop = [s for s in syncs if s[0] == main]
+    assert on_the_loop == [], on_the_loop
+    assert [text for _, text in await_history(data)] == [f"message {i}" for i in range(8)]
+
+
+def await_history(data: Path) -> list[tuple[str, str]]:
+    """The lobby messages stored in ``data``'s history file (read with SQLite directly)."""
+    db = sqlite3.connect(data / "history.sqlite3")
+    try:
+        return list(db.execute("SELECT name, text FROM messages WHERE room = 'lobby' ORDER BY id"))
+    finally:
+        db.close()
