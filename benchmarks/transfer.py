@@ -31,6 +31,7 @@ end.
     python benchmarks/transfer.py                 # 1 GiB, 100 chat clients (~1.5 min)
     python benchmarks/transfer.py --size 256M --json out.json
     python benchmarks/transfer.py --against /work/main --rounds 3   # paired, ~10 min
+    python benchmarks/transfer.py --cold      # downloads read the server's copy from the disk
 
 Paired (``--against DIR``): the server of each round is run from this tree or from DIR
 (``PYTHONPATH=DIR``), alternating A B, B A, ...; the clients, the chat load generator and
@@ -184,6 +185,17 @@ def start_server(tmp: Path, size: int, tree: Path = ROOT) -> fo.Server:
         raise RuntimeError(f"richchat server did not start: {line!r}")
     port = int(line.rsplit(":", 1)[1].split()[0])
     return fo.Server("richchat", proc, port, fo.HelloDialect(), data, " ".join(cmd[1:]))
+
+
+def evict(path: Path) -> None:
+    """Drop a file's pages from the page cache (written back first): the next reads of it
+    come from the disk, as for a file shared days ago (``--cold``)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)
 
 
 def thread_cpu(pid: int) -> dict[int, float]:
@@ -346,6 +358,8 @@ async def bench_round(label: str, tree: Path, src: Path, other: Path, tmp: Path,
             extra = ["--port", str(server.port), "--path", str(path)]
             if direction == "download":
                 extra += ["--file-id", str(results["upload"].extra["id"])]
+                if args.cold:
+                    evict(server_tmp / "server" / "files" / str(results["upload"].extra["sha256"]))
             result = await transfer(direction, extra, server, run, size, args, chat)
             results[key] = result
             p99 = f", chat paced p99 {result.paced.p99_ms} ms" if result.paced else ""
@@ -500,6 +514,9 @@ def main() -> None:
                     help="each paced phase (it should end before the transfer does)")
     ap.add_argument("--timeout", type=float, default=300.0)
     ap.add_argument("--tmp", default=None, help="where the temporary files go (default TMPDIR)")
+    ap.add_argument("--cold", action="store_true",
+                    help="before each download, drop the server's copy from the page cache "
+                         "(its bytes come from the disk, as for a file shared days ago)")
     ap.add_argument("--json", type=Path, help="write the results as JSON here")
     ap.add_argument("--against", type=Path, default=None, metavar="DIR",
                     help="also run the server from the source tree DIR (PYTHONPATH=DIR), "
