@@ -280,28 +280,6 @@ class DiskSink:
             callback(self.error)
 
 
-#: bytes a read-ahead reads at a time (into a buffer it drops)
-READ_AHEAD_PIECE = 256 * 1024
-
-
-def _read_ahead(fd: int, position: int, count: int) -> None:
-    """Bring ``count`` bytes of the file ``fd`` from ``position`` into the page cache, in a
-    worker thread: the kernel is asked for them all at once (``WILLNEED``), then they are read
-    (and dropped) so that this thread, not the event loop, waits for the disk. Pages already
-    in memory cost a copy. Errors are left to the send that follows."""
-    with contextlib.suppress(OSError, AttributeError):  # (no posix_fadvise on macOS)
-        os.posix_fadvise(fd, position, count, os.POSIX_FADV_WILLNEED)
-    end = position + count
-    try:
-        while position < end:
-            got = len(os.pread(fd, min(READ_AHEAD_PIECE, end - position), position))
-            if not got:
-                return
-            position += got
-    except OSError:
-        return
-
-
 def _open_partial(path: os.PathLike[str], size: int) -> tuple[IO[bytes], Any, int]:
     """Open (or create) an upload's partial file and hash what it holds: (file positioned at
     its end, hasher, bytes held). More bytes than declared: start again from nothing."""
@@ -779,42 +757,26 @@ class TransferConnection(asyncio.Protocol):
         rate = self.transfers.config.file_rate
         start = time.monotonic()
         position = offset
-        # The loop's sendfile reads the file's pages itself: pages not in memory (a file
-        # shared days ago) would hold the event loop, and every chat message with it, while
-        # the disk reads them. So a worker reads each chunk first, and the next one while
-        # this one is sent. (Over TLS a worker reads the file anyway: _sendfile.)
-        read_ahead = not isinstance(transport, TlsLink)
-        ahead: asyncio.Future[None] | None = None
         try:
             with file:
-                try:
-                    while position < grant.size:
-                        count = min(grant.size - position, SEND_CHUNK)
-                        if rate:
-                            count = min(count, RATE_CHUNK)
-                            due = start + (position - offset) / rate
-                            if due > time.monotonic():
-                                await asyncio.sleep(due - time.monotonic())
-                        if read_ahead:
-                            if ahead is None:
-                                ahead = self._read_ahead(loop, file, position, count)
-                            await ahead
-                            ahead = (self._read_ahead(loop, file, position + count, SEND_CHUNK)
-                                     if position + count < grant.size else None)
-                        file.seek(position)
-                        try:
-                            await self._sendfile(loop, transport, file, position, count)
-                        finally:
-                            sent = file.tell() - position
-                            position += sent
-                            self.moved += sent
-                            self.transfers.bytes_out += sent
-                            self._last_active = time.monotonic()
-                        if sent == 0:
-                            raise ConnectionError("nothing sent")
-                finally:
-                    if ahead is not None:  # a worker reads this file: not closed under it
-                        await asyncio.wait([ahead], timeout=10)
+                while position < grant.size:
+                    count = min(grant.size - position, SEND_CHUNK)
+                    if rate:
+                        count = min(count, RATE_CHUNK)
+                        due = start + (position - offset) / rate
+                        if due > time.monotonic():
+                            await asyncio.sleep(due - time.monotonic())
+                    file.seek(position)
+                    try:
+                        await self._sendfile(loop, transport, file, position, count)
+                    finally:
+                        sent = file.tell() - position
+                        position += sent
+                        self.moved += sent
+                        self.transfers.bytes_out += sent
+                        self._last_active = time.monotonic()
+                    if sent == 0:
+                        raise ConnectionError("nothing sent")
             self.outcome = "sent"
             log.info("download %s (%s) to %s: %d bytes from offset %d", grant.file_id,
                      grant.sha256[:12], self.peer, self.moved, offset)
@@ -826,11 +788,6 @@ class TransferConnection(asyncio.Protocol):
                      self.moved, exc or type(exc).__name__)
             self._finish(self._record())
             transport.abort()
-
-    def _read_ahead(self, loop: asyncio.AbstractEventLoop, file: IO[bytes], position: int,
-                    count: int) -> asyncio.Future[None]:
-        return loop.run_in_executor(self.transfers.executor, _read_ahead, file.fileno(),
-                                    position, count)
 
     async def _sendfile(self, loop: asyncio.AbstractEventLoop, transport: asyncio.Transport,
                         file: IO[bytes], position: int, count: int) -> None:
