@@ -15,29 +15,32 @@ def _t(value: object) -> Text:
     return Text("" if value is None else str(value))
 
 
-def _widest(values: list[str | None]) -> int | None:
-    """The width of the longest value: an address column is never narrower, so that a piped
-    table (80 columns) never splits an address across lines; free text folds instead."""
-    return max((len(v) for v in values if v), default=None)
+def _widest(values: list[str | None], keep: bool = True) -> int | None:
+    """The width of the longest value, as a column's minimum width when ``keep``: an address
+    column is then never narrower, so that a piped table (80 columns) never splits an address
+    across lines; free-text columns fold instead."""
+    if not keep:
+        return None
+    return max((len(line) for v in values if v for line in v.splitlines()), default=None)
+
+
+#: the least room a free-text column gets beside columns kept whole (it folds below that)
+FREE_TEXT_MIN = 6
 
 
 class _Fitted:
-    """A table built when the width it gets is known: address columns keep their addresses
-    whole when that fits, and fold (never crop) on a narrower terminal."""
+    """A table built when the width it gets is known: its address columns keep every address
+    whole if the table fits so, else (a narrow terminal) every column may fold; never is a
+    column cropped."""
 
-    def __init__(self, build: Callable[[int | None], Table]) -> None:
+    def __init__(self, build: Callable[[bool], Table]) -> None:
         self.build = build
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> Iterator[Table]:
-        yield self.build(options.max_width)
-
-
-def _mins(widths: list[int | None], columns: int, width: int | None) -> list[int | None]:
-    """``widths`` as columns' minimum widths if they fit in ``width`` beside the table's
-    ``columns`` borders and paddings (3 a column, one more) and a little room for the free-text
-    columns; else no minimum."""
-    need = sum(w or 0 for w in widths) + 3 * columns + 1 + 8
-    return widths if width is None or need <= width else [None] * len(widths)
+        table = self.build(True)
+        # each column: its content, 2 of padding and 1 of border; one more border at the end
+        need = 1 + sum((c.min_width or FREE_TEXT_MIN) + 3 for c in table.columns)
+        yield table if need <= options.max_width else self.build(False)
 
 
 def chats(servers: list[AdvertisedServer]) -> list[list[AdvertisedServer]]:
@@ -49,14 +52,22 @@ def chats(servers: list[AdvertisedServer]) -> list[list[AdvertisedServer]]:
     return list(groups.values())
 
 
-def advertised_table(report: DiscoveryReport, timeout: float | None = None) -> Table:
+def advertised_table(report: DiscoveryReport, timeout: float | None = None,
+                     keep: bool = True) -> Table:
     table = Table(title="Advertised", title_justify="left", expand=False)
+    # kept whole: an address, a port, a count (the rest folds)
+    kept = {"Address": _widest([s.address for s in report.servers], keep),
+            "Port": _widest([str(s.port) for s in report.servers], keep),
+            "Users": _widest([str(s.users) for s in report.servers if s.users is not None],
+                             keep),
+            "TLS": _widest(["yes"] if report.servers else [], keep)}
     with_key = any(s.fingerprint for s in report.servers)
     cols = ["Name", "Address", "Port", "Users", "TLS"]
     if with_key:
         cols.append("Key fingerprint (hint)")
     for col in [*cols, "Found via", "Server id"]:
         table.add_column(col, justify="right" if col in ("Port", "Users") else "left",
+                         min_width=kept.get(col), no_wrap=kept.get(col) is not None,
                          overflow="fold")
     for chat in chats(report.servers):
         s = chat[0]
@@ -86,18 +97,18 @@ def advertised_table(report: DiscoveryReport, timeout: float | None = None) -> T
     return table
 
 
-def discovered_table(report: DiscoveryReport, width: int | None = None) -> Table:
+def discovered_table(report: DiscoveryReport, keep: bool = True) -> Table:
     table = Table(title="Discovered", title_justify="left")
     with_os = any(h.os is not None for h in report.hosts)
     cols = ["IP", "MAC", "Vendor", "Interface", "Source"]
     if with_os:
         cols += ["OS", "Accuracy"]
-    ip_min, mac_min = _mins([_widest([h.ip for h in report.hosts]),
-                             _widest([h.mac for h in report.hosts])], len(cols), width)
-    widths = {"IP": ip_min, "MAC": mac_min}
+    widths = {"IP": _widest([h.ip for h in report.hosts], keep),
+              "MAC": _widest([h.mac for h in report.hosts], keep)}
     for col in cols:
         table.add_column(col, justify="right" if col == "Accuracy" else "left",
-                         min_width=widths.get(col), overflow="fold")
+                         min_width=widths.get(col), no_wrap=col in widths and keep,
+                         overflow="fold")
     for h in report.hosts:
         row = [_t(h.ip), _t(h.mac), _t(h.vendor), _t(h.interface), _t(h.source)]
         if with_os:
@@ -109,41 +120,43 @@ def discovered_table(report: DiscoveryReport, width: int | None = None) -> Table
     return table
 
 
-def interfaces_table(report: DiscoveryReport, width: int | None = None) -> Table:
+def interfaces_table(report: DiscoveryReport, keep: bool = True) -> Table:
+    """Four columns, so that at 80 columns no address is split: the default route is said
+    under the interface's name, the netmask and broadcast share a column."""
     table = Table(title="Local Interface", title_justify="left")
     rows = []
     for i in report.interfaces:
-        addrs = "\n".join(
-            f"{a.address}/{a.prefixlen}" if a.prefixlen is not None else a.address
-            for a in i.addresses
-        )
-        default = f"yes, via\n{i.gateway}" if i.is_default and i.gateway else (
-            "yes" if i.is_default else "")
+        ipv4 = [f"{a.address}/{a.prefixlen}" if a.prefixlen is not None else a.address
+                for a in i.addresses if a.family == "ipv4"]
+        others = [f"{a.address}/{a.prefixlen}" if a.prefixlen is not None else a.address
+                  for a in i.addresses if a.family != "ipv4"]
+        name = i.name
+        if i.is_default:
+            name += f"\ndefault route\nvia {i.gateway}" if i.gateway else "\ndefault route"
         v4 = next((a for a in i.addresses if a.family == "ipv4"), None)
         netmask = i.netmask or (v4.netmask if v4 else None)
         bcast = i.broadcast or (v4.broadcast if v4 else None)
         mask_bcast = "\n".join(v for v in (netmask, bcast) if v)
-        rows.append((i.name, addrs, i.mac, mask_bcast, default))
-    # Fits 80 columns (discover piped or captured): the IPv6 addresses fold, while a MAC, a
-    # netmask, a broadcast or a gateway is never split across lines.
-    mac_width, mask_width, gw_width = _mins([
-        _widest([r[2] for r in rows]),
-        _widest([line for r in rows for line in r[3].splitlines()]),
-        _widest([line for r in rows for line in r[4].splitlines()])], 5, width)
-    table.add_column("Name", no_wrap=True)
-    table.add_column("Addresses", overflow="fold")
-    table.add_column("MAC", min_width=mac_width, overflow="fold")
-    table.add_column("Netmask\nbroadcast", min_width=mask_width, overflow="fold")
-    table.add_column("Default\nroute", min_width=gw_width, overflow="fold")
-    for row in rows:
-        table.add_row(*(_t(v) for v in row))
+        rows.append((name, ipv4, others, i.mac, mask_bcast))
+    # the IPv4 addresses are kept whole, the IPv6 ones (long, link-local ones longer) fold
+    # (a column kept whole is also no_wrap: rich then takes the room it lacks from the others)
+    table.add_column("Interface", min_width=_widest([r[0] for r in rows], keep),
+                     no_wrap=keep, overflow="fold")
+    table.add_column("Addresses", min_width=_widest([a for r in rows for a in r[1]], keep),
+                     overflow="fold")
+    table.add_column("MAC", min_width=_widest([r[3] for r in rows], keep), no_wrap=keep,
+                     overflow="fold")
+    table.add_column("Netmask\nbroadcast", min_width=_widest([r[4] for r in rows], keep),
+                     no_wrap=keep, overflow="fold")
+    for name, ipv4, others, mac, mask_bcast in rows:
+        table.add_row(_t(name), _t("\n".join(ipv4 + others)), _t(mac), _t(mask_bcast))
     return table
 
 
 def report_renderable(report: DiscoveryReport, timeout: float | None = None) -> RenderableType:
-    return Group(advertised_table(report, timeout), Text(""),
-                 _Fitted(lambda width: discovered_table(report, width)), Text(""),
-                 _Fitted(lambda width: interfaces_table(report, width)))
+    return Group(_Fitted(lambda keep: advertised_table(report, timeout, keep)), Text(""),
+                 _Fitted(lambda keep: discovered_table(report, keep)), Text(""),
+                 _Fitted(lambda keep: interfaces_table(report, keep)))
 
 
 def notice_line(notice: Notice) -> Text:
