@@ -292,6 +292,11 @@ class HistoryStore:
             self.flush()  # (may start a new file, and its checkpoint thread: stopped below)
         finally:
             self._stop_checkpoints()
+            # SQLite checkpoints the WAL into the database when its last connection closes:
+            # that checkpoint is synced like the thread's (WAL before, database after), on
+            # the loop, which at shutdown has no chat to hold up
+            with contextlib.suppress(sqlite3.Error):
+                self._db.execute("PRAGMA synchronous=NORMAL")
             self._close_file()
 
 
