@@ -92,11 +92,25 @@ def discover(
         from richchat.core.discovery.render import print_report
 
         # Piped output is not cut to 80 columns: MACs and addresses must stay whole.
-        width = None if sys.stdout.isatty() else int(os.environ.get("COLUMNS", "132"))
+        width = None if sys.stdout.isatty() else _piped_width(os.environ.get("COLUMNS"))
         out = Console(no_color=no_color, highlight=False, width=width)
         print_report(report, out, _stderr(no_color), report.durations.get("advertised"))
     if report.exit_status:
         raise typer.Exit(report.exit_status)
+
+
+#: the width of piped tables when COLUMNS does not say a usable one
+PIPED_WIDTH = 132
+#: the narrowest table width COLUMNS may ask for (narrower: this)
+MIN_WIDTH = 20
+
+
+def _piped_width(columns: str | None) -> int:
+    """COLUMNS as the piped tables' width: digits only (anything else, empty or 0: the
+    default), at least MIN_WIDTH."""
+    if columns is None or not columns.strip().isdigit() or int(columns) == 0:
+        return PIPED_WIDTH
+    return max(MIN_WIDTH, int(columns))
 
 
 @functools.cache

@@ -70,6 +70,23 @@ async def test_tables_on_stdout(cli: list[str], cli_env: dict[str, str],
     assert "\x1b[" not in out  # NO_COLOR and not a terminal
 
 
+async def test_an_unusable_columns_variable_is_ignored(cli: list[str], cli_env: dict[str, str],
+                                                      beacon_port: int) -> None:
+    """COLUMNS empty, not a number or 0 (piped output): the tables at the default width, not
+    an error after the whole discovery (``invalid literal for int()``) or nothing at all."""
+    adv = server(beacon_port)
+    await adv.start()
+    try:
+        for columns in ("", " ", "abc", "0", "-5", "1.5"):
+            code, out, err = await run_cli([*cli, *loop_args(beacon_port)],
+                                           dict(cli_env, COLUMNS=columns))
+            assert code == 0, (columns, err)
+            assert err == "", (columns, err)
+            assert "Local Interface" in out and "127.0.0.1" in out, (columns, out)
+    finally:
+        await adv.stop()
+
+
 async def test_os_without_nmap_prints_the_report_then_exits_tool_missing(
     cli: list[str], cli_env: dict[str, str], beacon_port: int
 ) -> None:

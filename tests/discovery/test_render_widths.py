@@ -80,3 +80,14 @@ def test_no_width_crops_a_table() -> None:
             for whole in ("192.168.100.200", "10.177.232.123/24", "10.177.232.255",
                           "b2:44:ad:ca:dc:16", "00:1b:63:5a:11:22"):
                 assert whole in text, (width, text)
+
+
+def test_a_common_home_lan_at_80_columns() -> None:
+    """eth0, 192.168.178.23/24, default route via 192.168.178.1 (a typical home router):
+    the Local Interface table was cropped at column 80 and the address split (read as /2)."""
+    eth = iface("eth0", "192.168.178.23/24", bcast="192.168.178.255", default=True)
+    eth.gateway = "192.168.178.1"
+    eth.mac = "b2:44:ad:ca:dc:16"
+    text = render(DiscoveryReport(interfaces=[iface("lo", "127.0.0.1/8"), eth]))
+    assert_whole_tables(text)
+    assert "192.168.178.23/24" in text, text
