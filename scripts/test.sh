@@ -11,13 +11,29 @@
 #
 # The tests run in parallel (pytest-xdist): two worker processes per core, since most tests wait
 # on sockets and child processes rather than compute. RICHCHAT_TEST_WORKERS=N sets the number
-# (0: no workers, every test in this one process, in order). Every test builds its own
-# servers, ports, namespaces and files, so any two can run side by side.
+# (0: no workers, every test in this one process, in order; so does `-p no:xdist`). Every test
+# builds its own servers, ports, namespaces and files, so any two can run side by side. With
+# workers, `-x` stops every worker at the first failure and pytest exits with 2 (interrupted)
+# rather than 1.
 #
 # RICHCHAT_TEST_INSTALL=0 skips the install step (when it was done already). Extra arguments go
 # to pytest: `bash scripts/test.sh tests/server -x`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+workers="${RICHCHAT_TEST_WORKERS:-$((2 * $(nproc)))}"
+if ! [[ "$workers" =~ ^[0-9]+$ ]]; then
+  echo "test.sh: RICHCHAT_TEST_WORKERS must be a whole number of workers (0: none, every test" \
+       "in one process), not '$workers'" >&2
+  exit 2
+fi
+# `-p no:xdist` among the arguments: no workers either (their options would be refused)
+prev=""
+for arg in "$@"; do
+  if [ "$arg" = "-pno:xdist" ] || { [ "$prev" = "-p" ] && [ "$arg" = "no:xdist" ]; }; then
+    workers=0
+  fi
+  prev="$arg"
+done
 if [ "${RICHCHAT_TEST_INSTALL:-1}" != "0" ]; then
   bash scripts/install-test-deps.sh
 fi
@@ -25,10 +41,11 @@ if [ "$(id -u)" -ne 0 ]; then
   echo "test.sh: running the tests as $(id -un): tests that need root (network namespaces) skip;" \
        "sudo bash scripts/test.sh runs them too" >&2
 fi
-workers="${RICHCHAT_TEST_WORKERS:-$((2 * $(nproc)))}"
 parallel=()
 if [ "$workers" != "0" ]; then
-  parallel=(-n "$workers" --dist loadgroup)
+  # (pytest-benchmark, where installed, would warn once per worker that it is off under
+  # xdist: no test here uses it)
+  parallel=(-n "$workers" -p no:benchmark)
 fi
 set +e
 python3 -m pytest -rfEs "${parallel[@]}" "$@"

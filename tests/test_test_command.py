@@ -49,3 +49,17 @@ def test_readme_command_needs_no_sudo_as_root(tmp_path: Path) -> None:
     assert result.returncode == 0, (result.stdout[-2000:], result.stderr[-2000:])
     assert "passed" in result.stdout
     assert "sudo" not in result.stderr
+
+
+@pytest.mark.parametrize("workers", ["abc", "1.5", "-1"])
+def test_a_bad_worker_count_is_one_line_and_exit_2(workers: str) -> None:
+    result = subprocess.run(
+        ["bash", "scripts/test.sh", "tests/protocol/test_hello_role.py"], cwd=REPO_ROOT,
+        env=dict(os.environ, RICHCHAT_TEST_WORKERS=workers, RICHCHAT_TEST_INSTALL="0"),
+        capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        "test.sh: RICHCHAT_TEST_WORKERS must be a whole number of workers (0: none, every test "
+        f"in one process), not '{workers}'"]
+    assert result.stdout == ""
