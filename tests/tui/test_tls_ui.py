@@ -192,3 +192,29 @@ async def test_the_trust_prompt_fits_the_smallest_terminal(tmp_path: Path) -> No
             await pilot.press("escape")
     finally:
         await server.stop()
+
+
+async def test_an_answer_before_the_prompt_is_mounted_is_taken(tmp_path: Path) -> None:
+    """An answer typed at once (the prompt dismissed before its own mount handler ran) is
+    taken; the prompt's mount handler found its buttons gone and crashed the chat UI
+    (``NoMatches: '#cancel'``: once in about 45 runs of the first-contact test under load,
+    found by an exploratory pass)."""
+    from textual.app import App
+
+    from richchat.core.trust.connect import UnknownServerKey
+
+    question = UnknownServerKey("127.0.0.1", 5050, OTHER, also_pinned_as=[], hint=None,
+                                store=str(tmp_path / "known"))
+    answers: list[str | None] = []
+
+    class Host(App[None]):
+        def on_mount(self) -> None:
+            prompt = TrustScreen(question)
+            self.push_screen(prompt, callback=answers.append)
+            prompt.action_answer("remember")  # before the prompt's Mount is handled
+
+    app = Host()
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: answers == ["remember"], "the answer")
+        await pilot.pause()
+    assert app.return_code in (None, 0)

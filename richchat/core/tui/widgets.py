@@ -314,8 +314,11 @@ class TrustScreen(ModalScreen[str]):
 
     def on_mount(self) -> None:
         self._fit(self.app.size.width, self.app.size.height)
-        # Enter alone never trusts a key; the dialog stays at its top (the fingerprint)
-        self.query_one("#cancel", Button).focus(scroll_visible=False)
+        # Enter alone never trusts a key; the dialog stays at its top (the fingerprint).
+        # (An answer typed at once may have dismissed the dialog, and removed its buttons,
+        # before this runs: then there is nothing to focus.)
+        for cancel in self.query("#cancel").results(Button):
+            cancel.focus(scroll_visible=False)
 
     def on_resize(self, event: events.Resize) -> None:
         self._fit(event.size.width, event.size.height)
