@@ -689,3 +689,34 @@ def await_history(data: Path) -> list[tuple[str, str]]:
         return list(db.execute("SELECT name, text FROM messages WHERE room = 'lobby' ORDER BY id"))
     finally:
         db.close()
+
+
+async def test_history_file_replaced_by_another_file_under_the_server(tmp_path: Path) -> None:
+    """A file that is not a database moved over the history while the server runs (``mv
+    notes.txt history.sqlite3``): the server moves it aside (``history.sqlite3.damaged-TIME``,
+    kept as it was) and starts a new history; chat goes on and what is confirmed after survives
+    a restart. Before, SQLite could not open it, every message was refused (``not_stored``)
+    until someone removed it, and the log said "starting a new one" all the same (found by an
+    exploratory pass)."""
+    data = tmp_path / "data"
+    server = ServerProc(data, "--flood-rate", "0", "--history", "1000", log_dir=tmp_path)
+    alice = await LineClient.connect(server.port, hello="t", nick="alice")
+    assert "|alice|" in await _say(alice, "alice", "old")
+    notes = tmp_path / "notes.txt"
+    notes.write_text("these are my notes, not a chat history\n" * 100)
+    os.replace(notes, data / "history.sqlite3")
+    confirmed = []
+    for i in range(3):
+        answer = await _say(alice, "alice", f"after {i}")
+        assert "|alice|" in answer, answer  # stored and relayed, not refused
+        confirmed.append(("alice", f"after {i}"))
+    assert await read_history(server.port, "bob") == confirmed
+    await alice.close()
+    stop_cleanly(server)
+    assert "by a file that is not" in server.log(), server.log()
+    [aside] = data.glob("history.sqlite3.damaged-*")
+    assert aside.read_text() == "these are my notes, not a chat history\n" * 100
+
+    again = ServerProc(data, "--flood-rate", "0", "--history", "1000", log_dir=tmp_path)
+    assert await read_history(again.port, "carol") == confirmed
+    stop_cleanly(again)

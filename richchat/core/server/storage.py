@@ -128,6 +128,7 @@ class HistoryStore:
     def _ensure_file(self) -> None:
         """Start a new history file if the open one was deleted or replaced (module doc)."""
         aside: str | None = None
+        in_place = False  # the damaged file is the open one (its WAL goes aside with it)
         current = _identity(self.path)
         if current is not None and current == self._identity and self._fd >= 0:
             try:
@@ -135,9 +136,15 @@ class HistoryStore:
                     return
             except OSError:
                 pass
-            aside = f"{self.path}.damaged-{time.strftime('%Y%m%d-%H%M%S')}"
+            aside, in_place = f"{self.path}.damaged-{time.strftime('%Y%m%d-%H%M%S')}", True
             log.error("history file %s was damaged under the server (its header is not "
                       "SQLite's): moved aside to %s; starting a new one", self.path, aside)
+        elif current is not None and not _sqlite_or_empty(self.path):
+            # another file moved over it, not a database: SQLite could not open it, and every
+            # message would be refused until someone removed it
+            aside = f"{self.path}.damaged-{time.strftime('%Y%m%d-%H%M%S')}"
+            log.error("history file %s was replaced under the server by a file that is not "
+                      "SQLite's: moved aside to %s; starting a new one", self.path, aside)
         else:
             log.error("history file %s was deleted or replaced under the server: starting a "
                       "new one there (the messages it held are gone)", self.path)
@@ -147,10 +154,11 @@ class HistoryStore:
                     for table in ("meta", "topics")]
         self._stop_checkpoints()
         self._close_file()
-        if aside is not None:  # the damaged file and its WAL, as SQLite would name them
+        if aside is not None:  # the damaged file (and its WAL, as SQLite would name them)
             os.rename(self.path, aside)
-            with contextlib.suppress(FileNotFoundError):
-                os.rename(f"{self.path}-wal", f"{aside}-wal")
+            if in_place:
+                with contextlib.suppress(FileNotFoundError):
+                    os.rename(f"{self.path}-wal", f"{aside}-wal")
         # The old file's WAL and shared-memory index, if still there, belong to it (SQLite
         # leaves them when its file is gone): a new file must not replay them.
         for suffix in ("-wal", "-shm"):
@@ -298,6 +306,17 @@ class HistoryStore:
             with contextlib.suppress(sqlite3.Error):
                 self._db.execute("PRAGMA synchronous=NORMAL")
             self._close_file()
+
+
+def _sqlite_or_empty(path: Path) -> bool:
+    """True if the file at ``path`` starts as a SQLite database does, or is empty (SQLite
+    makes an empty file a new database), or cannot be read (opening it will say why)."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(len(SQLITE_MAGIC))
+    except OSError:
+        return True
+    return not head or head == SQLITE_MAGIC
 
 
 def _identity(path: Path) -> tuple[int, int] | None:
