@@ -43,9 +43,9 @@ def get(
     again to resume), 14 server full, 16 server key changed (or a pinned
     server without TLS), 17 unknown key refused (--strict), 18 bad
     known-servers file, 20 no such file (expired, or not yours to fetch; a
-    --token used, expired or issued for another file), 21 the data did not match its
-    SHA-256 (discarded), 22 the download cannot be written, 24 the server (a
-    node of a cluster) takes no nickname now, 130 interrupted.
+    --token used, expired or issued for another file), 21 the data did not
+    match its SHA-256 (discarded), 22 the download cannot be written, 24 the
+    server (a node of a cluster) takes no nickname now, 130 interrupted.
     TLS is tried first, as with send: the transfer goes over the same
     protection as the chat connection.
     """
