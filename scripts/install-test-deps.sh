@@ -74,7 +74,8 @@ if [ "$ci" = 1 ]; then
   # What the tests start or rely on; a test that finds one missing would skip, which CI
   # does not allow (tests/allowed_skips.py).
   missing=()
-  for tool in nmap ncat nc socat openssl tmux ip nft setpriv prlimit ss capsh ngircd redis-server; do
+  for tool in nmap ncat nc socat openssl tmux ip nft setpriv prlimit ss capsh ngircd redis-server \
+              strace; do
     command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
   done
   if ((${#missing[@]})); then
