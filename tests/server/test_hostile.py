@@ -283,3 +283,26 @@ async def test_a_throttled_client_is_busy_not_idle(make_server: ServerFactory) -
     got = [l.rsplit("|", 1)[1] for l in burst.lines if "|burst|line " in l]
     assert got == [f"line {i}" for i in range(12)]
     await burst.close()
+
+
+async def test_a_refused_client_reads_the_refusal_even_if_it_spoke_first(
+        make_server: ServerFactory) -> None:
+    """A full server refuses a client whose first line was there before the server accepted
+    it (a busy server: the connection waits in the backlog while the client sends its HELLO).
+    Closing with that line unread made the kernel send a reset; asyncio's StreamReader, once
+    told of it, raises instead of returning the refusal it holds, so ``join`` said "closed the
+    connection while we waited for the server's HELLO" (exit 11) instead of "full" (14), once
+    in a parallel test run. Now the server shuts its side (FIN) and reads and drops what the
+    client sends: the client reads ``ERR|server_full``, then the end."""
+    server = await make_server(max_clients=1)
+    holder = await LineClient.connect(server.port, hello="t", nick="holder")
+    # connected and spoken before the server's loop runs again (the kernel completes the
+    # handshake from the backlog): the server accepts a connection whose HELLO is waiting
+    sock = socket.create_connection(("127.0.0.1", server.port))
+    sock.sendall(b"HELLO|1|t\n")
+    reader, writer = await asyncio.open_connection(sock=sock)
+    await asyncio.sleep(0.5)  # (not a timing check: the server refuses, the reader hears it)
+    got = await asyncio.wait_for(reader.read(), 10)  # to the end, with no reset
+    assert got.startswith(b"ERR|server_full|"), got
+    writer.close()
+    await holder.close()

@@ -74,6 +74,7 @@ class Connection(asyncio.Protocol):
         "_flood_warned",
         "_held",
         "_mode_timer",
+        "_refused",
         "_seen_line",
         "_tls",
         "_tokens",
@@ -133,6 +134,7 @@ class Connection(asyncio.Protocol):
         self._close_reason: str | None = None
         self._seen_line = False
         self._eof = False
+        self._refused = False  # server full: refused at connection_made (_refuse_full)
 
     # ------------------------------------------------------------------ identity
 
@@ -162,16 +164,27 @@ class Connection(asyncio.Protocol):
                 self.transport.set_write_buffer_limits(high=0, low=0)
                 self.write_fd = self._direct_fd = sock.fileno()
         if not self.hub.attach(self):
-            self.transport.write(
-                encode(f.Error(code="server_full", text="the server is full, try later"))
-            )
-            self.closed = True
-            transport.close()
-            log.warning("refused %s: server full", self.peer)
+            self._refuse_full()
             return
         log.info("connect %s", self.peer)
         loop = asyncio.get_running_loop()
         self._mode_timer = loop.call_later(self.hub.config.raw_detect_delay, self._become_raw)
+
+    def _refuse_full(self) -> None:
+        """``ERR|server_full``, then our side of the connection shut (FIN); what the client
+        sends meanwhile is read and dropped until it closes, or for :data:`REFUSE_LINGER` s.
+        Closing at once with the client's first bytes unread (its HELLO, or the TLS attempt
+        every ``richchat send`` makes first) sends a reset instead, and the client's system
+        may then drop the refusal unread: ``join`` said "connection lost" (exit 11), not
+        "full" (14). (An HTTP server's "lingering close".)"""
+        transport = self.transport
+        assert transport is not None
+        self.closed = self._refused = True
+        transport.write(encode(f.Error(code="server_full", text="the server is full, try later")))
+        if transport.can_write_eof():
+            transport.write_eof()
+        asyncio.get_running_loop().call_later(REFUSE_LINGER, transport.close)
+        log.warning("refused %s: server full", self.peer)
 
     def data_received(self, data: bytes) -> None:
         if self.closed:
@@ -219,6 +232,8 @@ class Connection(asyncio.Protocol):
         # The peer half-closed (``printf ... | nc -N``, shutdown(SHUT_WR)) but may still read:
         # answer every line it sent, then close. Returning None here would close the transport
         # at once and drop the replies still queued for the next flush.
+        if self._refused:  # nothing to answer: close now
+            return None
         self._eof = True
         self._process(self.decoder.eof())
         if self._backlog is None:
@@ -466,6 +481,9 @@ class Connection(asyncio.Protocol):
 
 #: direct socket writes: POSIX fds, the standard loop's plain TCP transport (not TLS, not
 #: uvloop, not the Windows proactor), whose buffer-empty state the flow-control callbacks tell
+#: seconds a refused connection (server full) is read and dropped before it is closed
+REFUSE_LINGER = 1.0
+
 _DIRECT_WRITES = os.name == "posix"
 #: (a private class: if a Python version renames it, every write goes through the transport)
 _PLAIN_TCP: type = getattr(asyncio.selector_events, "_SelectorSocketTransport", type(None))
