@@ -38,6 +38,7 @@ import contextlib
 import logging
 import os
 import sqlite3
+import stat
 import threading
 import time
 from collections.abc import Iterable, Iterator
@@ -95,6 +96,8 @@ class HistoryStore:
         self._pending: list[StoredMessage] = []
         self._since_prune = 0
         self._touched: set[str] = set()  # rooms written to since the last prune
+        #: meta and topics rows as last read, carried into a new file (``_ensure_file``)
+        self._carried: list[tuple[str, list[tuple[object, ...]]]] = []
         self._open()
 
     def _open(self) -> None:
@@ -115,9 +118,29 @@ class HistoryStore:
             self._db.close()
             raise
         self._next_id = max(self._next_id, int(row[0]) + 1)
+        # The checkpoint thread's own connection, made and used once here: SQLite opens a
+        # database file on first use, and a connection first used after another file was
+        # moved over the history would be on that file, and checkpoint the old file's WAL
+        # into it (its last close did) - a backup put back would get the old messages.
+        try:
+            checkpoints = sqlite3.connect(str(self.path), isolation_level=None,
+                                          check_same_thread=False)
+        except sqlite3.Error:
+            self._close_file()
+            raise
+        try:
+            checkpoints.execute("PRAGMA busy_timeout=1000")
+            # WAL synced before each checkpoint, database file after (module doc)
+            checkpoints.execute("PRAGMA synchronous=NORMAL")
+            checkpoints.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+        except BaseException:
+            checkpoints.close()
+            self._close_file()
+            raise
         self._stop = threading.Event()
         self._checkpointer = threading.Thread(
-            target=self._checkpoint_loop, name="richchat-wal-checkpoint", daemon=True
+            target=self._checkpoint_loop, args=(checkpoints,), name="richchat-wal-checkpoint",
+            daemon=True,
         )
         self._checkpointer.start()
 
@@ -136,22 +159,30 @@ class HistoryStore:
                     return
             except OSError:
                 pass
-            aside, in_place = f"{self.path}.damaged-{time.strftime('%Y%m%d-%H%M%S')}", True
+            aside, in_place = _aside_name(self.path), True
             log.error("history file %s was damaged under the server (its header is not "
                       "SQLite's): moved aside to %s; starting a new one", self.path, aside)
         elif current is not None and not _sqlite_or_empty(self.path):
             # another file moved over it, not a database: SQLite could not open it, and every
             # message would be refused until someone removed it
-            aside = f"{self.path}.damaged-{time.strftime('%Y%m%d-%H%M%S')}"
+            aside = _aside_name(self.path)
             log.error("history file %s was replaced under the server by a file that is not "
                       "SQLite's: moved aside to %s; starting a new one", self.path, aside)
+        elif current is not None:
+            log.error("history file %s was replaced under the server by another SQLite file "
+                      "(a backup put back?): using that one from now on (the messages of the "
+                      "file it replaced are gone)", self.path)
         else:
-            log.error("history file %s was deleted or replaced under the server: starting a "
-                      "new one there (the messages it held are gone)", self.path)
-        keep: list[tuple[str, list[tuple[object, ...]]]] = []
-        with contextlib.suppress(sqlite3.Error):  # the old file, still open, still readable
+            log.error("history file %s was deleted under the server: starting a new one there "
+                      "(the messages it held are gone)", self.path)
+        # the identity and topics carry over: read from the old file (still open, still
+        # readable), or, if that is gone (a reopen failed), as they were last read
+        try:
             keep = [(table, self._db.execute(f"SELECT * FROM {table}").fetchall())
                     for table in ("meta", "topics")]
+            self._carried = keep
+        except sqlite3.Error:
+            keep = self._carried
         self._stop_checkpoints()
         self._close_file()
         if aside is not None:  # the damaged file (and its WAL, as SQLite would name them)
@@ -171,12 +202,8 @@ class HistoryStore:
                     marks = ", ".join("?" * len(row))
                     self._db.execute(f"INSERT OR IGNORE INTO {table} VALUES ({marks})", row)
 
-    def _checkpoint_loop(self) -> None:
-        db = sqlite3.connect(str(self.path), isolation_level=None)
+    def _checkpoint_loop(self, db: sqlite3.Connection) -> None:
         try:
-            db.execute("PRAGMA busy_timeout=1000")
-            # WAL synced before each checkpoint, database file after (module doc)
-            db.execute("PRAGMA synchronous=NORMAL")
             failing = False
             while not self._stop.wait(CHECKPOINT_EVERY):
                 try:
@@ -252,6 +279,7 @@ class HistoryStore:
     def recent(self, room: str, limit: int, upto: int | None = None) -> list[StoredMessage]:
         """The last ``limit`` messages of ``room`` (with an id at most ``upto``), oldest
         first."""
+        self._ensure_file()  # (a backup moved over it: read that one, as the next write will)
         self.flush()
         if limit <= 0:
             return []
@@ -297,6 +325,11 @@ class HistoryStore:
 
     def close(self) -> None:
         try:
+            # A file moved over the history since the last write: switch to it first. Closed
+            # as it is, the old file's connection would leave its WAL under the history's
+            # name (SQLite keeps the WAL of a database that has moved), and the next start
+            # would replay it onto the new file.
+            self._ensure_file()
             self.flush()  # (may start a new file, and its checkpoint thread: stopped below)
         finally:
             self._stop_checkpoints()
@@ -309,14 +342,38 @@ class HistoryStore:
 
 
 def _sqlite_or_empty(path: Path) -> bool:
-    """True if the file at ``path`` starts as a SQLite database does, or is empty (SQLite
-    makes an empty file a new database), or cannot be read (opening it will say why)."""
+    """True if ``path`` is a regular file that starts as a SQLite database does, or is empty
+    (SQLite makes an empty file a new database), or cannot be read (opening it will say why);
+    False for a FIFO, a socket or a device there (never opened: opening a FIFO would block
+    the event loop until someone writes to it). A directory is not moved aside: writes are
+    refused (SQLite cannot open it) until it is removed."""
     try:
-        with open(path, "rb") as fh:
-            head = fh.read(len(SQLITE_MAGIC))
+        mode = os.stat(path).st_mode
+        if stat.S_ISDIR(mode):
+            return True
+        if not stat.S_ISREG(mode):
+            return False
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except OSError:
         return True
+    try:
+        head = os.read(fd, len(SQLITE_MAGIC))
+    except OSError:
+        return True
+    finally:
+        os.close(fd)
     return not head or head == SQLITE_MAGIC
+
+
+def _aside_name(path: Path) -> str:
+    """``history.sqlite3.damaged-YYYYMMDD-HHMMSS``, with ``-2``, ``-3``... if that exists: a
+    file moved aside is never overwritten by the next one."""
+    base = f"{path}.damaged-{time.strftime('%Y%m%d-%H%M%S')}"
+    name, n = base, 1
+    while os.path.lexists(name):
+        n += 1
+        name = f"{base}-{n}"
+    return name
 
 
 def _identity(path: Path) -> tuple[int, int] | None:
