@@ -156,7 +156,7 @@ def test_render_three_tables_with_user_text_as_plain_text() -> None:
     assert "query, mdns" in text
     assert "00:1b:63:00:00:01" in text and "Apple, Inc." in text
     assert "Linux 5.4" in text and "96%" in text
-    assert "10.0.0.1/24" in text and "255.255.255.0" in text and "10.0.0.255" in text
+    assert "10.0.0.1/24" in text and "broadcast 10.0.0.255" in text
 
 
 def test_render_empty_report_says_so() -> None:
@@ -182,9 +182,10 @@ def test_notice_line_is_one_line_with_the_fix() -> None:
 
 
 def test_a_piped_table_never_splits_an_address() -> None:
-    """At 80 columns (discover's output piped or captured) the long IPv6 addresses fold, but
-    no IP, MAC, netmask or broadcast address is split across lines (the lab's subnet
-    10.77.232.0/24 once lost its broadcast to a fold: 10.77.232.2 / 55)."""
+    """At 80 columns (discover's output piped or captured) no IP, MAC or broadcast address is
+    split across lines (the lab's subnet 10.77.232.0/24 once lost its broadcast to a fold:
+    10.77.232.2 / 55); narrower, nothing is cropped (tests/discovery/test_render_narrow.py
+    checks that no value is dropped)."""
     report = DiscoveryReport(
         hosts=[DiscoveredHost(ip="10.77.232.14", mac="00:1b:63:5a:11:22",
                               vendor="Apple, Inc.", interface="eth0", source="arp-sweep")],
@@ -197,15 +198,14 @@ def test_a_piped_table_never_splits_an_address() -> None:
     buf = io.StringIO()
     Console(file=buf, width=80, no_color=True).print(report_renderable(report, 2.0))
     text = buf.getvalue()
-    for whole in ("10.77.232.255", "255.255.255.0", "4e:3f:d2:8a:1b:2c", "10.77.232.14",
-                  "00:1b:63:5a:11:22", "10.77.232.10/24"):
+    for whole in ("broadcast 10.77.232.255", "4e:3f:d2:8a:1b:2c", "10.77.232.14",
+                  "00:1b:63:5a:11:22", "10.77.232.10/24", "fe80::4c3f:d2ff:fe8a:1b2c/64"):
         assert whole in text, text
     assert max(len(line) for line in text.splitlines()) <= 80
-    # a tiny terminal folds every column rather than cropping the last ones away
+    # a narrow terminal: tables fold (or become lists), and nothing is cropped
     buf = io.StringIO()
     Console(file=buf, width=44, no_color=True).print(report_renderable(report, 2.0))
     text = buf.getvalue()
     tops = [line for line in text.splitlines() if line.startswith("┏")]
-    assert [top.count("┳") + 1 for top in tops] == [7, 5, 4]  # every column is there
     assert all(top.endswith("┓") for top in tops)
     assert max(len(line) for line in text.splitlines()) <= 44

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 
 from rich.console import Console, ConsoleOptions, Group, RenderableType
 from rich.table import Table
@@ -15,32 +16,77 @@ def _t(value: object) -> Text:
     return Text("" if value is None else str(value))
 
 
-def _widest(values: list[str | None], keep: bool = True) -> int | None:
-    """The width of the longest value, as a column's minimum width when ``keep``: an address
-    column is then never narrower, so that a piped table (80 columns) never splits an address
-    across lines; free-text columns fold instead."""
-    if not keep:
-        return None
-    return max((len(line) for v in values if v for line in v.splitlines()), default=None)
+@dataclass
+class _Col:
+    header: str
+    #: an address, a MAC, a port, a count: kept whole when the table fits so
+    keep: bool = False
+    right: bool = False
 
 
-#: the least room a free-text column gets beside columns kept whole (it folds below that)
+#: the least room a free-text column gets beside columns kept whole
 FREE_TEXT_MIN = 6
+#: below this many characters a column (every column folding) the table is shown as a list
+FOLD_MIN = 8
 
 
-class _Fitted:
-    """A table built when the width it gets is known: its address columns keep every address
-    whole if the table fits so, else (a narrow terminal) every column may fold; never is a
-    column cropped."""
+@dataclass
+class _Sheet:
+    """One of discover's tables, laid out when the width it gets is known:
 
-    def __init__(self, build: Callable[[bool], Table]) -> None:
-        self.build = build
+    * wide enough: a table whose kept columns (addresses, MACs, ports) are never split;
+    * narrower: a table where every column folds;
+    * narrower still (a tiny pane): a list, ``Header: value`` a line, rows apart, so that no
+      value is dropped, which a table of 1-character columns would do.
 
-    def __rich_console__(self, console: Console, options: ConsoleOptions) -> Iterator[Table]:
-        table = self.build(True)
+    Never is anything cropped."""
+
+    title: str
+    cols: list[_Col]
+    rows: list[list[Text]] = field(default_factory=list)
+    caption: str | None = None
+
+    def _widest(self, i: int) -> int:
+        return max((len(line) for row in self.rows for line in row[i].plain.splitlines()),
+                   default=0)
+
+    def table(self, keep: bool) -> Table:
+        table = Table(title=self.title, title_justify="left", caption=self.caption)
+        for i, col in enumerate(self.cols):
+            whole = keep and col.keep and self._widest(i) > 0
+            table.add_column(col.header, justify="right" if col.right else "left",
+                             min_width=self._widest(i) if whole else None, no_wrap=whole,
+                             overflow="fold")
+        for row in self.rows:
+            table.add_row(*row)
+        return table
+
+    def stacked(self) -> RenderableType:
+        parts: list[RenderableType] = [Text(self.title, style="italic")]
+        for row in self.rows:
+            parts.append(Text(""))
+            for col, cell in zip(self.cols, row, strict=True):
+                if cell.plain:
+                    line = Text(f"{col.header.replace(chr(10), ' ')}: ", style="bold")
+                    line.append_text(Text(", ").join(cell.split("\n")))
+                    parts.append(line)
+        if self.caption:
+            parts += [Text(""), Text(self.caption, style="italic")]
+        return Group(*parts)
+
+    def __rich_console__(self, console: Console,
+                         options: ConsoleOptions) -> Iterator[RenderableType]:
+        width = options.max_width
         # each column: its content, 2 of padding and 1 of border; one more border at the end
-        need = 1 + sum((c.min_width or FREE_TEXT_MIN) + 3 for c in table.columns)
-        yield table if need <= options.max_width else self.build(False)
+        kept = 1 + sum((self._widest(i) if c.keep else FREE_TEXT_MIN) + 3
+                       for i, c in enumerate(self.cols))
+        folded = 1 + (FOLD_MIN + 3) * len(self.cols)
+        if kept <= width:
+            yield self.table(True)
+        elif folded <= width:
+            yield self.table(False)
+        else:
+            yield self.stacked()
 
 
 def chats(servers: list[AdvertisedServer]) -> list[list[AdvertisedServer]]:
@@ -52,23 +98,13 @@ def chats(servers: list[AdvertisedServer]) -> list[list[AdvertisedServer]]:
     return list(groups.values())
 
 
-def advertised_table(report: DiscoveryReport, timeout: float | None = None,
-                     keep: bool = True) -> Table:
-    table = Table(title="Advertised", title_justify="left", expand=False)
-    # kept whole: an address, a port, a count (the rest folds)
-    kept = {"Address": _widest([s.address for s in report.servers], keep),
-            "Port": _widest([str(s.port) for s in report.servers], keep),
-            "Users": _widest([str(s.users) for s in report.servers if s.users is not None],
-                             keep),
-            "TLS": _widest(["yes"] if report.servers else [], keep)}
+def advertised_sheet(report: DiscoveryReport, timeout: float | None = None) -> _Sheet:
     with_key = any(s.fingerprint for s in report.servers)
-    cols = ["Name", "Address", "Port", "Users", "TLS"]
+    cols = [_Col("Name"), _Col("Address", keep=True), _Col("Port", keep=True, right=True),
+            _Col("Users", keep=True, right=True), _Col("TLS", keep=True)]
     if with_key:
-        cols.append("Key fingerprint (hint)")
-    for col in [*cols, "Found via", "Server id"]:
-        table.add_column(col, justify="right" if col in ("Port", "Users") else "left",
-                         min_width=kept.get(col), no_wrap=kept.get(col) is not None,
-                         overflow="fold")
+        cols.append(_Col("Key fingerprint (hint)"))
+    sheet = _Sheet("Advertised", [*cols, _Col("Found via"), _Col("Server id")])
     for chat in chats(report.servers):
         s = chat[0]
         tls = Text("yes", style="green") if s.tls else Text("no", style="yellow")
@@ -76,7 +112,7 @@ def advertised_table(report: DiscoveryReport, timeout: float | None = None,
             row = [_t(s.name), _t(s.address), _t(s.port), _t(s.users), tls]
             if with_key:
                 row.append(_t(s.fingerprint))
-            table.add_row(*row, _t(", ".join(s.found_via)), _t(s.server_id))
+            sheet.rows.append([*row, _t(", ".join(s.found_via)), _t(s.server_id)])
             continue
         # the nodes of one cluster are one chat: one row, every node's address (and key)
         via = list(dict.fromkeys(v for n in chat for v in n.found_via))
@@ -86,77 +122,72 @@ def advertised_table(report: DiscoveryReport, timeout: float | None = None,
                _t("\n".join(str(n.port) for n in chat)), _t(users), tls]
         if with_key:
             row.append(_t("\n".join(n.fingerprint or "" for n in chat)))
-        table.add_row(*row, _t(", ".join(via)), _t(s.cluster_id))
+        sheet.rows.append([*row, _t(", ".join(via)), _t(s.cluster_id)])
     if with_key:
-        table.caption = ("a fingerprint here is what the server claims: compare it with the "
+        sheet.caption = ("a fingerprint here is what the server claims: compare it with the "
                          "one shown when you first connect")
     if not report.servers:
         # the time it waited is measured to the 0.1 ms: a tenth of a second is enough here
-        table.caption = "no richchat server answered" + (
+        sheet.caption = "no richchat server answered" + (
             f" within {round(timeout, 1):g} s" if timeout else "")
-    return table
+    return sheet
 
 
-def discovered_table(report: DiscoveryReport, keep: bool = True) -> Table:
-    table = Table(title="Discovered", title_justify="left")
+def advertised_table(report: DiscoveryReport, timeout: float | None = None) -> Table:
+    """The Advertised table, laid out for a wide terminal."""
+    return advertised_sheet(report, timeout).table(True)
+
+
+def discovered_sheet(report: DiscoveryReport) -> _Sheet:
     with_os = any(h.os is not None for h in report.hosts)
-    cols = ["IP", "MAC", "Vendor", "Interface", "Source"]
+    cols = [_Col("IP", keep=True), _Col("MAC", keep=True), _Col("Vendor"), _Col("Interface"),
+            _Col("Source")]
     if with_os:
-        cols += ["OS", "Accuracy"]
-    widths = {"IP": _widest([h.ip for h in report.hosts], keep),
-              "MAC": _widest([h.mac for h in report.hosts], keep)}
-    for col in cols:
-        table.add_column(col, justify="right" if col == "Accuracy" else "left",
-                         min_width=widths.get(col), no_wrap=col in widths and keep,
-                         overflow="fold")
+        cols += [_Col("OS"), _Col("Accuracy", right=True)]
+    sheet = _Sheet("Discovered", cols)
     for h in report.hosts:
         row = [_t(h.ip), _t(h.mac), _t(h.vendor), _t(h.interface), _t(h.source)]
         if with_os:
             row += [_t(h.os.name if h.os else None),
                     _t(f"{h.os.accuracy}%" if h.os else None)]
-        table.add_row(*row)
+        sheet.rows.append(row)
     if not report.hosts:
-        table.caption = "no hosts found"
-    return table
+        sheet.caption = "no hosts found"
+    return sheet
 
 
-def interfaces_table(report: DiscoveryReport, keep: bool = True) -> Table:
-    """Four columns, so that at 80 columns no address is split: the default route is said
-    under the interface's name, the netmask and broadcast share a column."""
-    table = Table(title="Local Interface", title_justify="left")
-    rows = []
+def _address(address: str, prefixlen: int | None) -> str:
+    # an IPv6 scope (fe80::1%eth0) repeats the interface the row is about
+    address = address.split("%", 1)[0]
+    return f"{address}/{prefixlen}" if prefixlen is not None else address
+
+
+def interfaces_sheet(report: DiscoveryReport) -> _Sheet:
+    """Two columns, as ``ip address`` shows them, so that at 80 columns no address is split:
+    under the interface's name its MAC and default route; each IPv4 address with its
+    broadcast address under it (the netmask is the prefix length), then the IPv6 ones."""
+    sheet = _Sheet("Local Interface", [_Col("Interface", keep=True), _Col("Addresses", keep=True)])
     for i in report.interfaces:
-        ipv4 = [f"{a.address}/{a.prefixlen}" if a.prefixlen is not None else a.address
-                for a in i.addresses if a.family == "ipv4"]
-        others = [f"{a.address}/{a.prefixlen}" if a.prefixlen is not None else a.address
-                  for a in i.addresses if a.family != "ipv4"]
-        name = i.name
+        left = [i.name]
+        if i.mac:
+            left.append(i.mac)
         if i.is_default:
-            name += f"\ndefault route\nvia {i.gateway}" if i.gateway else "\ndefault route"
-        v4 = next((a for a in i.addresses if a.family == "ipv4"), None)
-        netmask = i.netmask or (v4.netmask if v4 else None)
-        bcast = i.broadcast or (v4.broadcast if v4 else None)
-        mask_bcast = "\n".join(v for v in (netmask, bcast) if v)
-        rows.append((name, ipv4, others, i.mac, mask_bcast))
-    # the IPv4 addresses are kept whole, the IPv6 ones (long, link-local ones longer) fold
-    # (a column kept whole is also no_wrap: rich then takes the room it lacks from the others)
-    table.add_column("Interface", min_width=_widest([r[0] for r in rows], keep),
-                     no_wrap=keep, overflow="fold")
-    table.add_column("Addresses", min_width=_widest([a for r in rows for a in r[1]], keep),
-                     overflow="fold")
-    table.add_column("MAC", min_width=_widest([r[3] for r in rows], keep), no_wrap=keep,
-                     overflow="fold")
-    table.add_column("Netmask\nbroadcast", min_width=_widest([r[4] for r in rows], keep),
-                     no_wrap=keep, overflow="fold")
-    for name, ipv4, others, mac, mask_bcast in rows:
-        table.add_row(_t(name), _t("\n".join(ipv4 + others)), _t(mac), _t(mask_bcast))
-    return table
+            left += ["default route", f"via {i.gateway}"] if i.gateway else ["default route"]
+        lines = []
+        for a in i.addresses:
+            if a.family == "ipv4":
+                lines.append(_address(a.address, a.prefixlen))
+                bcast = a.broadcast or (i.broadcast if len(lines) == 1 else None)
+                if bcast:
+                    lines.append(f"  broadcast {bcast}")
+        lines += [_address(a.address, a.prefixlen) for a in i.addresses if a.family != "ipv4"]
+        sheet.rows.append([_t("\n".join(left)), _t("\n".join(lines))])
+    return sheet
 
 
 def report_renderable(report: DiscoveryReport, timeout: float | None = None) -> RenderableType:
-    return Group(_Fitted(lambda keep: advertised_table(report, timeout, keep)), Text(""),
-                 _Fitted(lambda keep: discovered_table(report, keep)), Text(""),
-                 _Fitted(lambda keep: interfaces_table(report, keep)))
+    return Group(advertised_sheet(report, timeout), Text(""), discovered_sheet(report),
+                 Text(""), interfaces_sheet(report))
 
 
 def notice_line(notice: Notice) -> Text:
