@@ -26,12 +26,28 @@ if ! [[ "$workers" =~ ^[0-9]+$ ]]; then
        "in one process), not '$workers'" >&2
   exit 2
 fi
-# `-p no:xdist` among the arguments: no workers either (their options would be refused)
+# `-p no:xdist` among the arguments (or in PYTEST_ADDOPTS): no workers either (their options
+# would be refused). A test path that does not exist is said here: with workers, pytest would
+# only report that no test ran.
 prev=""
-for arg in "$@"; do
+for arg in ${PYTEST_ADDOPTS:-} "$@"; do
   if [ "$arg" = "-pno:xdist" ] || { [ "$prev" = "-p" ] && [ "$arg" = "no:xdist" ]; }; then
     workers=0
   fi
+  prev="$arg"
+done
+prev=""
+for arg in "$@"; do
+  case "$prev" in -k|-m|-p|-n|-c|-o|--maxfail|--dist|--durations|--timeout|--rootdir|--basetemp|\
+                  --deselect|--ignore|--ignore-glob|-W|--log-level|--junitxml|--confcutdir) prev=""; continue ;; esac
+  case "$arg" in
+    -*) ;;
+    *) path="${arg%%::*}"
+       if [ ! -e "$path" ]; then
+         echo "test.sh: no such test file or directory: $path" >&2
+         exit 4
+       fi ;;
+  esac
   prev="$arg"
 done
 if [ "${RICHCHAT_TEST_INSTALL:-1}" != "0" ]; then

@@ -63,3 +63,15 @@ def test_a_bad_worker_count_is_one_line_and_exit_2(workers: str) -> None:
         "test.sh: RICHCHAT_TEST_WORKERS must be a whole number of workers (0: none, every test "
         f"in one process), not '{workers}'"]
     assert result.stdout == ""
+
+
+def test_a_missing_test_path_is_said_by_name() -> None:
+    """With workers, pytest itself only reports that no test ran: the script names the path."""
+    result = subprocess.run(
+        ["bash", "scripts/test.sh", "-k", "anything", "tests/does_not_exist.py::test_x"],
+        cwd=REPO_ROOT, env=dict(os.environ, RICHCHAT_TEST_INSTALL="0"),
+        capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 4
+    assert result.stderr.splitlines() == [
+        "test.sh: no such test file or directory: tests/does_not_exist.py"]
