@@ -25,6 +25,18 @@ class OneLineFormatter(logging.Formatter):
         return super().formatMessage(record).translate(_CONTROLS)
 
 
+class EscapeControls(logging.Filter):
+    """A record's message with its control characters escaped, for either handler (rich
+    would print a newline as a new line)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        escaped = message.translate(_CONTROLS)
+        if escaped != message or record.args:
+            record.msg, record.args = escaped, None
+        return True
+
+
 def setup_logging(level: str = "info") -> None:
     handler: logging.Handler
     if sys.stderr.isatty():
@@ -37,6 +49,7 @@ def setup_logging(level: str = "info") -> None:
     else:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(OneLineFormatter())
+    handler.addFilter(EscapeControls())
     root = logging.getLogger("richchat")
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

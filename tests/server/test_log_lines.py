@@ -45,3 +45,13 @@ async def test_a_server_log_file_has_one_line_per_record(tmp_path: Path) -> None
                              + " as alice") for line in lines), log
     for line in lines:
         assert line[:4].isdigit() and line[10] == " " and line[19] == " ", line
+
+
+def test_the_terminal_handler_escapes_controls_too() -> None:
+    """On a terminal (rich's handler) a newline in a message is shown escaped as well."""
+    from richchat.core.logging import EscapeControls
+
+    record = logging.LogRecord("richchat.server", logging.INFO, __file__, 1, "nick %s",
+                               ("a\nb\x1b[2J",), None)
+    assert EscapeControls().filter(record)
+    assert record.getMessage() == "nick a\\nb\\x1b[2J"
