@@ -187,7 +187,7 @@ class TlsLink(asyncio.Protocol, asyncio.Transport):
         self._tcp.close()
 
     def _fail(self, why: str) -> None:
-        log.debug("%s: %s", self.get_extra_info("peername"), why)
+        log.debug("%s: %s", self._peer(), why)
         self._closing = True
         if self._tcp is not None:
             self._tcp.abort()
@@ -213,7 +213,7 @@ class TlsLink(asyncio.Protocol, asyncio.Transport):
         except (ssl.SSLZeroReturnError, ssl.SSLEOFError):
             ended = True  # close_notify, or the TCP stream ended without one
         except ssl.SSLError as exc:
-            log.debug("%s: TLS error: %s", self.get_extra_info("peername"), exc)
+            log.debug("%s: TLS error: %s", self._peer(), exc)
             if chunks:
                 self._app.data_received(b"".join(chunks))
             self.abort()
@@ -259,7 +259,7 @@ class TlsLink(asyncio.Protocol, asyncio.Transport):
         try:
             self._encrypt(data)
         except ssl.SSLError as exc:
-            log.debug("%s: TLS write failed: %s", self.get_extra_info("peername"), exc)
+            log.debug("%s: TLS write failed: %s", self._peer(), exc)
             self.abort()
             return 0
         out = self._take()
@@ -345,6 +345,14 @@ class TlsLink(asyncio.Protocol, asyncio.Transport):
         self._fd = -1
         if self._tcp is not None:
             self._tcp.abort()
+
+    def _peer(self) -> str:
+        """``HOST:PORT`` (``[HOST]:PORT`` for IPv6) of the client, as the rest of the log says."""
+        peer = self.get_extra_info("peername")
+        if not isinstance(peer, tuple):
+            return str(peer)
+        host = str(peer[0])
+        return f"[{host}]:{peer[1]}" if ":" in host else f"{host}:{peer[1]}"
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
         if name == "ssl_object":
