@@ -162,6 +162,14 @@ def server(
         host = f"[{srv.host}]" if ":" in srv.host else srv.host
         security = f", TLS, key {srv.tls.fingerprint}" if srv.tls is not None else ""
         node = f"; node of cluster {config.cluster_name!r}" if config.cluster_name else ""
-        print(f"richchat server {config.name!r} listening on {host}:{srv.port} (protocol 1{security}){node}", flush=True)
+        line = f"richchat server {config.name!r} listening on {host}:{srv.port} (protocol 1{security}){node}"
+        try:
+            print(line, flush=True)
+        except OSError as exc:  # stdout closed (`richchat server | true`): serve all the same
+            import logging
+
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - for the rest of the run
+            logging.getLogger("richchat.server").warning(
+                "cannot write to stdout (%s); serving all the same", exc.strerror or exc)
 
     run_server(config, ready)

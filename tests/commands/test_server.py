@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import select
 import shlex
 import shutil
@@ -18,6 +19,7 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -486,3 +488,38 @@ def test_the_listening_line_of_an_ipv6_server_is_an_address_send_accepts(
                           env=cli_env, capture_output=True, text=True, timeout=60)
     assert send.returncode == 0, send.stderr
     assert server.stop() == 0
+
+
+def test_a_closed_stdout_does_not_stop_the_server(tmp_path: Path, cli: list[str],
+                                                  cli_env: dict[str, str]) -> None:
+    """`richchat server ... | true`: the listening line cannot be written (stdout's reader is
+    gone). The server says so in its log and serves all the same, until SIGTERM (exit 0);
+    before, it exited 1 with only "server stopped" in its log (from an exploratory pass)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    log = tmp_path / "log"
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # nobody will ever read stdout
+    with open(log, "w") as err:
+        proc = subprocess.Popen(
+            [*cli, "server", "--host", "127.0.0.1", "--port", str(port), "--no-beacon",
+             "--no-mdns", "--data-dir", str(tmp_path / "data")],
+            stdin=subprocess.DEVNULL, stdout=write_end, stderr=err, env=cli_env)
+    os.close(write_end)
+    try:
+        deadline = time.monotonic() + 30
+        while "cannot write to stdout" not in log.read_text():
+            assert proc.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.05)
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            sock.sendall(b"HELLO|1|t\n")
+            assert sock.recv(4096).startswith(b"HELLO|")
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0, log.read_text()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert "Traceback" not in log.read_text()
