@@ -326,7 +326,7 @@ async def test_history_file_deleted_under_the_server(tmp_path: Path) -> None:
             confirmed.append(("alice", f"after {len(files)} {i}"))
         assert await read_history(server.port, f"bob{len(files)}") == confirmed  # at once
     await alice.close()
-    assert "was deleted or replaced" in server.log()
+    assert "was deleted under the server" in server.log()
     stop_cleanly(server)
 
     again = ServerProc(data, "--flood-rate", "0", "--history", "1000", log_dir=tmp_path)
