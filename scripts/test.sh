@@ -36,19 +36,22 @@ for arg in ${PYTEST_ADDOPTS:-} "$@"; do
   fi
   prev="$arg"
 done
+# (only what looks like a test path: has a '/' or ends in .py, is not an option's value that
+# names a file, and has no '='; anything else is pytest's to judge)
 prev=""
 for arg in "$@"; do
-  case "$prev" in -k|-m|-p|-n|-c|-o|--maxfail|--dist|--durations|--timeout|--rootdir|--basetemp|\
-                  --deselect|--ignore|--ignore-glob|-W|--log-level|--junitxml|--confcutdir) prev=""; continue ;; esac
-  case "$arg" in
-    -*) ;;
-    *) path="${arg%%::*}"
-       if [ ! -e "$path" ]; then
-         echo "test.sh: no such test file or directory: $path" >&2
-         exit 4
-       fi ;;
+  case "$prev" in
+    -c|-k|-m|--rootdir|--basetemp|--deselect|--ignore|--ignore-glob|--junitxml|--confcutdir|\
+    --junit-xml|--result-log|--log-file|--cov|--cov-report) prev=""; continue ;;
   esac
   prev="$arg"
+  case "$arg" in -*|*=*) continue ;; esac
+  path="${arg%%::*}"
+  case "$path" in */*|*.py) ;; *) continue ;; esac
+  if [ ! -e "$path" ]; then
+    echo "test.sh: no such test file or directory: $path" >&2
+    exit 4
+  fi
 done
 if [ "${RICHCHAT_TEST_INSTALL:-1}" != "0" ]; then
   bash scripts/install-test-deps.sh
