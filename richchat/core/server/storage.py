@@ -102,6 +102,7 @@ class HistoryStore:
 
     def _open(self) -> None:
         """Open (or create) the file at :attr:`path`, and start its checkpoint thread."""
+        self._set_aside_a_stale_wal()
         self._db = sqlite3.connect(str(self.path), isolation_level=None)
         try:
             self._db.execute("PRAGMA journal_mode=WAL")
@@ -118,6 +119,7 @@ class HistoryStore:
             self._db.close()
             raise
         self._next_id = max(self._next_id, int(row[0]) + 1)
+        self._write_wal_owner()
         # The checkpoint thread's own connection, made and used once here: SQLite opens a
         # database file on first use, and a connection first used after another file was
         # moved over the history would be on that file, and checkpoint the old file's WAL
@@ -144,6 +146,38 @@ class HistoryStore:
         )
         self._checkpointer.start()
 
+    @property
+    def _owner_path(self) -> Path:
+        return self.path.with_name(self.path.name + ".wal-owner")
+
+    def _write_wal_owner(self) -> None:
+        """Note which file (device, inode) the WAL next to the history belongs to."""
+        if self._identity is None:
+            return
+        try:
+            self._owner_path.write_text(f"{self._identity[0]}:{self._identity[1]}\n")
+        except OSError as exc:  # the check at the next start is then skipped: not fatal
+            log.warning("cannot write %s: %s", self._owner_path, exc.strerror or exc)
+
+    def _set_aside_a_stale_wal(self) -> None:
+        """Before SQLite opens the history: a WAL left by another file (a backup moved over
+        the history, then the server killed before it noticed) would be replayed onto this
+        one, which it does not belong to. It is moved aside instead (kept for a rescue)."""
+        wal = Path(f"{self.path}-wal")
+        current = _identity(self.path)
+        try:
+            owner = self._owner_path.read_text().strip()
+        except OSError:
+            return  # no note (an older version wrote the WAL): SQLite's usual recovery
+        if current is None or not wal.exists() or owner == f"{current[0]}:{current[1]}":
+            return
+        aside = _aside_name(wal, "stale")
+        os.rename(wal, aside)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(f"{self.path}-shm")
+        log.error("the WAL next to history file %s belongs to the file it replaced: moved "
+                  "aside to %s, not replayed onto it", self.path, aside)
+
     def _stop_checkpoints(self) -> None:
         self._stop.set()
         self._checkpointer.join(timeout=5)
@@ -168,6 +202,9 @@ class HistoryStore:
             aside = _aside_name(self.path)
             log.error("history file %s was replaced under the server by a file that is not "
                       "SQLite's: moved aside to %s; starting a new one", self.path, aside)
+        elif current is not None and os.path.isdir(self.path):
+            log.error("history file %s is a directory now: messages are not stored until it "
+                      "is removed", self.path)
         elif current is not None:
             log.error("history file %s was replaced under the server by another SQLite file "
                       "(a backup put back?): using that one from now on (the messages of the "
@@ -365,10 +402,10 @@ def _sqlite_or_empty(path: Path) -> bool:
     return not head or head == SQLITE_MAGIC
 
 
-def _aside_name(path: Path) -> str:
+def _aside_name(path: Path, why: str = "damaged") -> str:
     """``history.sqlite3.damaged-YYYYMMDD-HHMMSS``, with ``-2``, ``-3``... if that exists: a
     file moved aside is never overwritten by the next one."""
-    base = f"{path}.damaged-{time.strftime('%Y%m%d-%H%M%S')}"
+    base = f"{path}.{why}-{time.strftime('%Y%m%d-%H%M%S')}"
     name, n = base, 1
     while os.path.lexists(name):
         n += 1
