@@ -30,13 +30,24 @@ class LogLevel(str, Enum):
 def _ask_port() -> int:
     """The port, asked on the terminal; Ctrl+C (or Ctrl+D) there is an interrupt (exit 130),
     not click's "Aborted." with exit 1."""
+    import contextlib
+
     from richchat.core.exit_codes import ExitStatus
 
-    try:
-        return int(typer.prompt("Port", default=DEFAULT_PORT, type=int))
-    except typer.Abort:
-        sys.stderr.write("\n")  # end the prompt's line
-        raise typer.Exit(int(ExitStatus.INTERRUPTED)) from None
+    # The question goes to the terminal the answer comes from (stdin's), not to stdout, which
+    # may be a pipe (`richchat server | grep listening`) or closed (`| true`).
+    with contextlib.ExitStack() as stack:
+        try:
+            terminal = stack.enter_context(open(os.ttyname(sys.stdin.fileno()), "w"))
+        except OSError:
+            terminal = None
+        if terminal is not None:
+            stack.enter_context(contextlib.redirect_stdout(terminal))
+        try:
+            return int(typer.prompt("Port", default=DEFAULT_PORT, type=int))
+        except typer.Abort:
+            (terminal or sys.stderr).write("\n")  # end the prompt's line
+            raise typer.Exit(int(ExitStatus.INTERRUPTED)) from None
 
 
 def server(
