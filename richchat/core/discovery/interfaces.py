@@ -39,10 +39,14 @@ def list_interfaces(only: str | None = None) -> list[LocalInterface]:
                 continue
             netmask = entry.get("netmask")
             prefix = _prefixlen_v4(netmask)
+            # an address set without a broadcast (`ip addr add A/24 dev X`, no `brd +`):
+            # netifaces says the address itself; there is none (the query then goes to the
+            # subnet's broadcast address, broadcast_addresses())
+            bcast = entry.get("broadcast")
             iface.addresses.append(
                 InterfaceAddress(
                     family="ipv4", address=addr, netmask=netmask, prefixlen=prefix,
-                    broadcast=entry.get("broadcast"),
+                    broadcast=None if bcast == addr else bcast,
                 )
             )
             if ipaddress.ip_address(addr).is_loopback:
