@@ -50,13 +50,21 @@ class _Sheet:
         return max((len(line) for row in self.rows for line in row[i].plain.splitlines()),
                    default=0)
 
+    def _header(self, i: int) -> int:
+        """The longest word of column ``i``'s header: never folded mid-word in a table laid
+        out for its values."""
+        return max((len(word) for word in self.cols[i].header.split()), default=0)
+
     def table(self, keep: bool) -> Table:
         table = Table(title=self.title, title_justify="left", caption=self.caption)
         for i, col in enumerate(self.cols):
+            # (only a column kept whole gets a minimum width, and it does not wrap: rich
+            # takes the room it lacks from wrapping columns only, and crops a table whose
+            # wrapping columns have minimum widths too)
             whole = keep and col.keep and self._widest(i) > 0
             table.add_column(col.header, justify="right" if col.right else "left",
-                             min_width=self._widest(i) if whole else None, no_wrap=whole,
-                             overflow="fold")
+                             min_width=max(self._widest(i), self._header(i)) if whole else None,
+                             no_wrap=whole, overflow="fold")
         for row in self.rows:
             table.add_row(*row)
         return table
@@ -68,7 +76,15 @@ class _Sheet:
             for col, cell in zip(self.cols, row, strict=True):
                 if cell.plain:
                     line = Text(f"{col.header.replace(chr(10), ' ')}: ", style="bold")
-                    line.append_text(Text(", ").join(cell.split("\n")))
+                    # lines are items, but an indented line belongs to the one before
+                    # (an address's broadcast)
+                    items: list[Text] = []
+                    for part in cell.split("\n"):
+                        if items and part.plain.startswith(" "):
+                            items[-1] = Text.assemble(items[-1], " (", part.plain.strip(), ")")
+                        else:
+                            items.append(part)
+                    line.append_text(Text(", ").join(items))
                     parts.append(line)
         if self.caption:
             parts += [Text(""), Text(self.caption, style="italic")]
@@ -78,7 +94,7 @@ class _Sheet:
                          options: ConsoleOptions) -> Iterator[RenderableType]:
         width = options.max_width
         # each column: its content, 2 of padding and 1 of border; one more border at the end
-        kept = 1 + sum((self._widest(i) if c.keep else FREE_TEXT_MIN) + 3
+        kept = 1 + sum(max(self._widest(i) if c.keep else FREE_TEXT_MIN, self._header(i)) + 3
                        for i, c in enumerate(self.cols))
         folded = 1 + (FOLD_MIN + 3) * len(self.cols)
         if kept <= width:
