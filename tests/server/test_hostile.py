@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import socket
 import struct
+
+import pytest
 
 from richchat.core.protocol.codec import MAX_LINE_BYTES
 from tests.conditions import wait_until
@@ -305,4 +308,23 @@ async def test_a_refused_client_reads_the_refusal_even_if_it_spoke_first(
     got = await asyncio.wait_for(reader.read(), 10)  # to the end, with no reset
     assert got.startswith(b"ERR|server_full|"), got
     writer.close()
+    await holder.close()
+
+
+async def test_a_flood_of_refused_connections_is_logged_once(
+        make_server: ServerFactory, caplog: pytest.LogCaptureFixture) -> None:
+    """A full server refuses 50 connections in a burst: each gets its refusal, the log one
+    line with the count (it had one line per connection: a flood of them filled the log; a
+    TLS port already said it once per 5 s). Found by an exploratory pass."""
+    server = await make_server(max_clients=1)
+    holder = await LineClient.connect(server.port, hello="t", nick="holder")
+    caplog.set_level(logging.WARNING, logger="richchat")
+    for _ in range(50):
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        assert (await asyncio.wait_for(reader.readline(), 10)).startswith(b"ERR|server_full|")
+        writer.close()
+    lines = [r.getMessage() for r in caplog.records if "server full" in r.getMessage()]
+    assert len(lines) == 1, lines
+    assert "1 refused so far" in lines[0]
+    assert server.hub is not None and server.hub.refused_full == 50
     await holder.close()

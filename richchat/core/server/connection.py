@@ -184,7 +184,6 @@ class Connection(asyncio.Protocol):
         if transport.can_write_eof():
             transport.write_eof()
         asyncio.get_running_loop().call_later(REFUSE_LINGER, transport.close)
-        log.warning("refused %s: server full", self.peer)
 
     def data_received(self, data: bytes) -> None:
         if self.closed:

@@ -76,6 +76,9 @@ class Hub:
         self.files = files
         if files is not None:
             files.on_stored = self.file_stored
+        #: connections refused because the server is full, and when that was last logged
+        self.refused_full = 0
+        self._full_logged_at = float("-inf")
 
     # ------------------------------------------------------------------ connections
 
@@ -88,8 +91,16 @@ class Hub:
         return self.delivery.users_online
 
     def attach(self, peer: Peer) -> bool:
-        """A new connection; False when the server is full."""
+        """A new connection; False when the server is full (logged once per 5 s of a flood
+        of them, with the count, as on a TLS port)."""
         if len(self.delivery.conns) >= self.config.max_clients:
+            self.refused_full += 1
+            now = time.monotonic()
+            if now - self._full_logged_at >= 5.0:
+                self._full_logged_at = now
+                log.warning("refused %s: server full (%d connected, cap %d; %d refused so far)",
+                            peer.peer, len(self.delivery.conns), self.config.max_clients,
+                            self.refused_full)
             return False
         self.delivery.attach(peer)
         return True
