@@ -101,3 +101,19 @@ def signals_left_as_found() -> Iterator[None]:
             signal.signal(s, handler)
         signal.pthread_sigmask(signal.SIG_SETMASK, before[1])
         pytest.fail(f"the test changed the signal handlers or mask: {before!r} -> {after!r}")
+
+
+@pytest.fixture(autouse=True)
+def no_server_process_left() -> Iterator[None]:
+    """A test that fails before stopping the ``richchat server`` processes it started
+    (tests/serverproc.py) would leave them running: they are killed after it, by handle.
+    (Servers of module-scoped fixtures, made before this fixture, are theirs to stop.)"""
+    from tests.serverproc import RUNNING
+
+    before = set(RUNNING)
+    yield
+    for server in RUNNING - before:
+        RUNNING.discard(server)
+        if server.proc.poll() is None:
+            server.proc.kill()
+            server.proc.wait(timeout=10)

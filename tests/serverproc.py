@@ -35,6 +35,11 @@ def server_argv(data_dir: Path, *extra: str, name: str = "test") -> list[str]:
             "--no-beacon", "--no-mdns", "--data-dir", str(data_dir), "--name", name, *extra]
 
 
+#: every ServerProc started, until it ends: a test that fails before stopping its servers
+#: leaves them here, and tests/conftest.py kills them (by their handle) after the test
+RUNNING: set[ServerProc] = set()
+
+
 class ServerProc:
     """A running ``richchat server``; :meth:`stop` (SIGTERM), :meth:`kill` (SIGKILL)."""
 
@@ -58,6 +63,7 @@ class ServerProc:
                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log, text=True,
                 env=richchat_env(), preexec_fn=preexec,
             )
+        RUNNING.add(self)
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline()
         m = LISTEN_RE.search(line)
