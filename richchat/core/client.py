@@ -272,9 +272,12 @@ class ChatClient:
                 return frame
             if isinstance(frame, f.Error):
                 if frame.code == "server_full":
-                    raise ServerFullError(
-                        f"{self.address} is full: {frame.text}", hint="try again later"
-                    )
+                    # "is full: the server is full, try later (try again later)" said it
+                    # thrice: only what the server adds (out of file descriptors) is kept
+                    why = frame.text.removeprefix("the server is full").removesuffix(
+                        "try later").strip(" ,")
+                    raise ServerFullError(f"{self.address} is full" + (f": {why}" if why else ""),
+                                          hint="try again later")
                 raise ProtocolError(f"server refused the connection: {frame.code}: {frame.text}")
             if isinstance(frame, f.Ping):
                 continue

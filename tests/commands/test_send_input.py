@@ -117,7 +117,7 @@ async def test_a_full_server_says_so(tmp_path: Path) -> None:
         holder = await registered(server.port, "holder")
         code, _, err = await run_send(f"127.0.0.1:{server.port}", "--nick", "p", "hi")
         assert code == ExitStatus.SERVER_FULL, err
-        assert f"127.0.0.1:{server.port} is full" in err and err.count("\n") == 1
+        assert err == f"error: 127.0.0.1:{server.port} is full (try again later)\n", err
         await holder.close()
     finally:
         await server.stop()
