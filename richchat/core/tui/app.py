@@ -452,10 +452,19 @@ class ChatApp(App[None]):
                 error=True,
             ))
             return
-        for line in lines:
+        for i, line in enumerate(lines):
             outcome = commands.say(self.chat, line, now_ms(), max_bytes=MAX_MESSAGE_BYTES)
             if await self._carry_out(outcome):
-                self.input.value = "\n".join(lines)[:MAX_MESSAGE_BYTES]
+                # The line that could not be sent goes to the input (one line: a newline
+                # there would be printed raw and garble the screen); the lines sent before it
+                # are not repeated, the ones after it are said, to paste again.
+                self.input.value = line
+                rest = len(lines) - i - 1
+                self._note(se.Note(
+                    f"Sent {i} of {len(lines)} pasted lines; the one now in the input was not"
+                    + (f", nor the {rest} after it (paste them again)." if rest else "."),
+                    error=True,
+                ))
                 return
         if lines:
             self._note(se.Note(f"Sent {len(lines)} pasted lines as separate messages."))

@@ -1,0 +1,42 @@
+"""A multi-line paste that cannot be sent whole: the line refused goes to the one-line input,
+never a newline, never a line already sent; a note says how many were sent and how many after
+it were not.
+
+Found by the fourth exploratory pass: in tmux, a bracketed paste of ``ok1 / <2000 bytes> / ok3``
+sent ``ok1``, then set the input to ``"ok1\\n<L...>\\nok3"``; the Input widget printed the raw
+newlines, which scrolled the terminal and garbled the whole screen (header gone, input bar drawn
+many times) until the input was cleared and the window resized. Enter then sent ``ok1`` a
+second time, joined with the rest into one message (``ok1␊LLL...``). The same happens to a paste
+made while the connection is down (``app.py`` ``on_chat_input_multi_line_paste``:
+``self.input.value = "\\n".join(lines)``).
+"""
+
+from __future__ import annotations
+
+from textual import events
+
+from richchat.core.protocol import frames as f
+from tests.client.servers import next_frame, registered
+from tests.tui.test_app import SIZE, make_app, plain, until
+
+
+async def test_paste_with_a_too_long_line_keeps_no_newline_and_no_sent_line(
+    chat_server: object,
+) -> None:
+    port = chat_server.port  # type: ignore[attr-defined]
+    bob = await registered(port, "bob")
+    app = make_app(port)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: app.chat.nick == "alice", "registration")
+        app.input.post_message(events.Paste("ok1\n" + "L" * 2000 + "\nok3"))
+        got = await next_frame(bob, f.RoomMessage)
+        assert isinstance(got, f.RoomMessage) and got.text == "ok1"
+        await until(pilot, lambda: any("too long" in s for s in plain(app, "lobby")), "refusal")
+        value = app.input.value
+        assert "\n" not in value and "\r" not in value, (
+            f"the one-line input holds newlines: {value[:40]!r}...")
+        assert not value.startswith("ok1"), "the line already sent would be sent again"
+        assert value == "L" * 2000
+        await until(pilot, lambda: any("Sent 1 of 3 pasted lines" in s and "nor the 1 after it"
+                                       in s for s in plain(app, "lobby")), "the note")
+    await bob.close()
