@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import random
 import socket
 import unicodedata
@@ -89,14 +90,22 @@ def parse_address(text: str, default_port: int = DEFAULT_PORT) -> Address:
             port_text = rest[1:]
     elif text.count(":") == 1:
         host, port_text = text.split(":")
-    # more than one ':' without brackets: a bare IPv6 address, default port
+    elif ":" in text:
+        # more than one ':' without brackets: a bare IPv6 address (default port), which must
+        # be one: "::1:5050" is not (a port needs brackets), and no host name has a ':'
+        try:
+            ipaddress.IPv6Address(text.split("%", 1)[0])
+        except ValueError:
+            raise UsageError(f"bad address {text!r}",
+                             hint="an IPv6 address with a port looks like [::1]:5050") from None
     if not host:
         raise UsageError(f"bad address {text!r}: no host")
-    if any(ch == "#" or ch.isspace() or unicodedata.category(ch)[0] in "CZ" for ch in host):
+    if any(ch in "#/\\" or ch.isspace() or unicodedata.category(ch)[0] in "CZ"
+           for ch in host):
         # no host name or address has these; written into known_servers, a space, a line
         # break or a '#' would break the file for every later command (or hide the pin)
-        raise UsageError(f"bad address {text!r}: a host has no spaces, control characters "
-                         "or '#'")
+        raise UsageError(f"bad address {text!r}: a host has no spaces, control characters, "
+                         "'/', '\\' or '#'")
     if not port_text:
         return Address(host, default_port)
     if not port_text.isdigit() or not 0 < int(port_text) < 65536:

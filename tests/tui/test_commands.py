@@ -34,6 +34,7 @@ def last_line(outcome: commands.Outcome) -> str:
         (state(DEV, active="dev"), "/me waves", f.SendAction(room="dev", text="waves")),
         (state(PRIV, active="@bob"), "/me waves", f.SendPrivate(to="Bob", text="* waves")),
         (state(DEV, active="dev"), "/topic ship it", f.SetTopic(room="dev", text="ship it")),
+        (state(DEV, active="dev"), "/topic --clear", f.SetTopic(room="dev", text="")),
         (state(DEV, active="dev"), "/leave", f.PartRoom(room="dev")),
         (state(DEV), "/part dev", f.PartRoom(room="dev")),
         (state(), "/rooms", f.ListRooms()),
@@ -130,3 +131,15 @@ def test_users_and_clear_are_local() -> None:
     assert last_line(out) == "Users in #lobby (2): alice, bob" and out.send is None
     out = run(out.state, "/clear")
     assert out.state.current.lines == () and out.changes == (st.ViewChanged("lobby"),)
+
+
+def test_topic_alone_shows_the_topic_and_never_clears_it() -> None:
+    """`/topic` alone sent an empty topic: it cleared the room's topic for everyone without a
+    word (found by an exploratory pass). It shows the topic; `/topic --clear` clears it."""
+    out = run(state(replace(DEV, topic="ship friday"), active="dev"), "/topic")
+    assert out.send is None and not out.keep
+    assert last_line(out) == ("The topic of #dev is: ship friday /topic TEXT sets it, "
+                              "/topic --clear clears it.")
+    out = run(state(DEV, active="dev"), "/topic")
+    assert out.send is None
+    assert last_line(out).startswith("#dev has no topic.")

@@ -36,7 +36,7 @@ HELP = (
     "  /rooms            list the rooms on the server",
     "  /who [ROOM]       list the members of a room",
     "  /users            list the users of this conversation",
-    "  /topic TEXT       set the topic of the current room",
+    "  /topic [TEXT]     show or set the topic of the current room (--clear clears it)",
     "  /msg USER [TEXT]  private message (opens a private conversation; also /query USER)",
     "  /me ACTION        an emote, like '* alice waves'",
     "  /share PATH       share a file with this conversation (room or private)",
@@ -285,10 +285,22 @@ def _private(state: ChatState, frame: f.SendPrivate, _now: int) -> Outcome:
     return _stepped(st.open_private(state, frame.to), send=frame)
 
 
+#: ``/topic --clear``: the one way to clear a topic from the chat UI (``/topic`` alone shows it)
+CLEAR_TOPIC = "--clear"
+
+
 def _topic(state: ChatState, frame: f.SetTopic, now: int) -> Outcome:
     if state.current.private:
         return _noted(state, "Private conversations have no topic.", now, error=True,
                       keep=True)
+    if not frame.text:  # `/topic` alone: say it, never clear it by accident
+        topic = state.current.topic
+        said = f"The topic of #{frame.room} is: {topic}" if topic else (
+            f"#{frame.room} has no topic.")
+        return _noted(state, f"{said} /topic TEXT sets it, /topic {CLEAR_TOPIC} clears it.",
+                      now)
+    if frame.text == CLEAR_TOPIC:
+        return Outcome(state, send=f.SetTopic(room=frame.room, text=""))
     return Outcome(state, send=frame)
 
 
