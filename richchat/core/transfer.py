@@ -526,6 +526,10 @@ class DownloadDir:
             raise FileAccessError(f"{self.given} is not a directory")
         if not os.access(self.path, os.W_OK | os.X_OK):
             raise FileAccessError(f"cannot write to the download directory {self.path}")
+        if self.exact is not None and os.path.lexists(self.path / self.exact):
+            # said before a byte is fetched (a large file was downloaded whole, then refused)
+            raise FileAccessError(f"{self.given / self.exact} exists; it is not overwritten "
+                                  "(choose another -o, or remove it)")
 
     def part_path(self, file_id: str) -> str:
         return os.path.join(self.path, f"{PART_PREFIX}{file_id}{PART_SUFFIX}")

@@ -94,10 +94,16 @@ async def test_send_file_then_get(make_server: ServerFactory, tmp_path: Path) ->
     # again: a new name beside it; an exact -o name that exists is not overwritten
     code, _, err = await run("get", where(server), offer.id, "--nick", "carol", "-o", str(dl))
     assert code == ExitStatus.OK and f"saved {dl / 'Quarterly report (1).pdf'}" in err
+    assert server.files is not None
+    gets = len([r for r in server.files.recent if r.op == "GET"])
     code, _, err = await run("get", where(server), offer.id, "--nick", "carol",
                              "-o", str(dl / "Quarterly report.pdf"))
     assert code == ExitStatus.FILE_ERROR and "not overwritten" in err
     assert err.startswith("error: ") and "Traceback" not in err
+    # said before a byte is fetched, and no part file left beside it (an exploratory pass
+    # found the whole file downloaded first, then refused)
+    assert len([r for r in server.files.recent if r.op == "GET"]) == gets
+    assert not [p for p in dl.iterdir() if p.name.endswith(PART_SUFFIX)]
     code, _, err = await run("get", where(server), offer.id, "--nick", "carol",
                              "-o", str(dl / "renamed.bin"))
     assert code == ExitStatus.OK and sha_of(dl / "renamed.bin") == sha
