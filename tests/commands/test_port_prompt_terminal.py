@@ -13,6 +13,8 @@ import subprocess
 import time
 from pathlib import Path
 
+from tests.commands.test_server import wait_for_log
+
 
 def test_the_port_prompt_is_on_the_terminal_when_stdout_is_closed(
         tmp_path: Path, cli: list[str], cli_env: dict[str, str]) -> None:
@@ -39,10 +41,7 @@ def test_the_port_prompt_is_on_the_terminal_when_stdout_is_closed(
                 except OSError:  # the terminal's other side closed: the server is gone
                     raise AssertionError((proc.wait(timeout=30), log.read_text(), seen)) from None
         os.write(master, b"0\n")
-        while "listening on" not in log.read_text():
-            assert proc.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, log.read_text()
-            time.sleep(0.05)
+        wait_for_log(log.read_text, "listening on", proc)
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0, log.read_text()
     finally:

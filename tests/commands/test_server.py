@@ -20,10 +20,10 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import pytest
 
@@ -245,11 +245,18 @@ async def test_idle_timeout_from_the_environment(start_server: StartServer, tmp_
 
 
 def _wait_for_log(server: Server, text: str) -> None:
-    import time
+    wait_for_log(server.log, text)
 
+
+def wait_for_log(read: Callable[[], str], text: str,
+                 proc: subprocess.Popen[Any] | None = None) -> None:
+    """Until ``text`` is in what ``read()`` returns (a server's log): at most 30 s, and never
+    past the end of ``proc`` if given."""
     deadline = time.monotonic() + 30
-    while text not in server.log():
-        assert time.monotonic() < deadline, f"{text!r} not logged:\n{server.log()}"
+    while text not in read():
+        assert proc is None or proc.poll() is None, (f"ended ({proc.returncode}) before "
+                                                     f"{text!r} was logged:\n{read()}")
+        assert time.monotonic() < deadline, f"{text!r} not logged:\n{read()}"
         time.sleep(0.05)
 
 
@@ -508,11 +515,7 @@ def test_a_closed_stdout_does_not_stop_the_server(tmp_path: Path, cli: list[str]
             stdin=subprocess.DEVNULL, stdout=write_end, stderr=err, env=cli_env)
     os.close(write_end)
     try:
-        deadline = time.monotonic() + 30
-        while "cannot write to stdout" not in log.read_text():
-            assert proc.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, log.read_text()
-            time.sleep(0.05)
+        wait_for_log(log.read_text, "cannot write to stdout", proc)
         with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
             sock.sendall(b"HELLO|1|t\n")
             assert sock.recv(4096).startswith(b"HELLO|")

@@ -60,18 +60,10 @@ def test_advertised_address_is_not_split_at_80_columns() -> None:
 def test_no_width_crops_a_table() -> None:
     """From a tiny terminal (12 columns) to a wide one: no line is wider than the terminal and every table
     keeps its right border; where the tables fit with addresses whole, they are whole."""
-    eth = iface("enp0s31f6", "10.177.232.123/24", bcast="10.177.232.255", default=True)
-    eth.gateway = "10.177.232.1"
-    eth.mac = "b2:44:ad:ca:dc:16"
-    report = DiscoveryReport(
-        servers=[AdvertisedServer(server_id="3f2a9c1e7b5d4a60", name="office-chat",
-                                  address="192.168.100.200", port=50500, users=3, tls=True,
-                                  fingerprint="SHA256:qK4c3b0l9yT1rA2p8N7fZ6xW5vU4sR3qP2oN1mL0kJ",
-                                  found_via=["beacon", "query"])],
-        hosts=[DiscoveredHost(ip="192.168.100.200", mac="00:1b:63:5a:11:22",
-                              vendor="Hewlett Packard Enterprise", interface="wlp0s20f3",
-                              source="arp-sweep")],
-        interfaces=[iface("lo", "127.0.0.1/8"), eth])
+    from tests.discovery.test_render_narrow import report as office
+
+    report = office()  # a server, a host, enp0s31f6 with a default route and IPv6
+    report.interfaces.insert(0, iface("lo", "127.0.0.1/8"))
     for width in range(12, 201):
         text = render(report, width)
         assert max(len(line) for line in text.splitlines()) <= width, (width, text)

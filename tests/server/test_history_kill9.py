@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from richchat.core.server.storage import HistoryStore
+from tests.server.test_history_replace import next_start
 
 _CHILD = r"""
 import sys, time
@@ -27,6 +28,7 @@ from pathlib import Path
 import pytest
 
 from richchat.core.server.storage import HistoryStore
+from tests.server.test_history_replace import next_start
 store = HistoryStore(Path(sys.argv[1]))
 for text in sys.argv[2:]:
     store.add("lobby", int(time.time() * 1000), "alice", "msg", text)
@@ -34,10 +36,6 @@ store.flush()
 print("ready", flush=True)
 time.sleep(60)
 """
-
-
-def _texts(store: HistoryStore) -> list[str]:
-    return [m.text for m in store.recent("lobby", 50)]
 
 
 def test_a_backup_moved_over_then_kill_9_then_a_restart_gets_the_backup(tmp_path: Path) -> None:
@@ -60,15 +58,7 @@ def test_a_backup_moved_over_then_kill_9_then_a_restart_gets_the_backup(tmp_path
         child.kill()
         child.wait()
     leftovers = sorted(p.name for p in tmp_path.iterdir())
-    store = HistoryStore(path)  # the next start
-    try:
-        check = store._db.execute("PRAGMA integrity_check").fetchall()
-        try:
-            texts = _texts(store)
-        except sqlite3.DatabaseError as exc:
-            texts = [f"history read failed: {exc}"]
-    finally:
-        store.close()
+    check, texts = next_start(path)
     assert check == [("ok",)], (leftovers, check[:3], texts[-1:])
     assert texts == ["k1"], (leftovers, [t[-8:] for t in texts[-3:]], len(texts))
 

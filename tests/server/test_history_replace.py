@@ -23,6 +23,21 @@ def _texts(store: HistoryStore) -> list[str]:
     return [m.text for m in store.recent("lobby", 50)]
 
 
+def next_start(path: Path) -> tuple[list[tuple[str]], list[str]]:
+    """What the next start finds in ``path``: SQLite's integrity check, and the lobby's
+    history (or why it could not be read)."""
+    store = HistoryStore(path)
+    try:
+        check = store._db.execute("PRAGMA integrity_check").fetchall()
+        try:
+            texts = _texts(store)
+        except sqlite3.DatabaseError as exc:
+            texts = [f"history read failed: {exc}"]
+    finally:
+        store.close()
+    return check, texts
+
+
 def _say(store: HistoryStore, *texts: str) -> None:
     for text in texts:
         store.add("lobby", int(time.time() * 1000), "alice", "msg", text)
@@ -149,15 +164,7 @@ def test_a_backup_moved_over_the_history_then_a_restart_gets_the_backup(tmp_path
     finally:
         store.close()  # the server stopped: no write since the move
     leftovers = sorted(p.name for p in tmp_path.iterdir())
-    store = HistoryStore(path)  # the next start
-    try:
-        check = store._db.execute("PRAGMA integrity_check").fetchall()
-        try:
-            texts = _texts(store)
-        except sqlite3.DatabaseError as exc:
-            texts = [f"history read failed: {exc}"]
-    finally:
-        store.close()
+    check, texts = next_start(path)
     # fed7acb here: texts == ['k1', 'yyy...0', ..., 'k2'] (the old file's messages in the
     # backup). Through a real server (SIGTERM), the old WAL was left on disk, and after the
     # restart integrity_check listed 'Page N: btreeInitPage() returns error code 11' and every
