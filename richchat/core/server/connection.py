@@ -478,11 +478,11 @@ class Connection(asyncio.Protocol):
         self.transport.abort()
 
 
-#: direct socket writes: POSIX fds, the standard loop's plain TCP transport (not TLS, not
-#: uvloop, not the Windows proactor), whose buffer-empty state the flow-control callbacks tell
 #: seconds a refused connection (server full) is read and dropped before it is closed
 REFUSE_LINGER = 1.0
 
+#: direct socket writes: POSIX fds, the standard loop's plain TCP transport (not TLS, not
+#: uvloop, not the Windows proactor), whose buffer-empty state the flow-control callbacks tell
 _DIRECT_WRITES = os.name == "posix"
 #: (a private class: if a Python version renames it, every write goes through the transport)
 _PLAIN_TCP: type = getattr(asyncio.selector_events, "_SelectorSocketTransport", type(None))
