@@ -31,12 +31,12 @@ import itertools
 import os
 import platform
 import re
-import resource
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -92,24 +92,46 @@ cpu: dict[str, list[float]] = {}
 
 
 def timed(argv: list[str], env: dict[str, str], name: str = "") -> float:
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    """Wall time of one command, from the fork to the moment its exit is reaped.
+
+    The process is reaped with a blocking ``os.wait4``, which returns when it exits and gives
+    its own CPU time. ``subprocess.run(..., timeout=...)`` (what this used before) waits by
+    polling with sleeps that double up to 50 ms: every wall time came out as a point on that
+    schedule (32, 64, 114, 164 ms...), up to 50 ms late. A watchdog kills a command that runs
+    past 60 s.
+    """
     start = time.perf_counter()
-    subprocess.run(argv, env=env, check=True, stdout=subprocess.DEVNULL,
-                   stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, timeout=60)
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+    watchdog = threading.Timer(60, proc.kill)
+    watchdog.start()
+    try:
+        _, status, usage = os.wait4(proc.pid, 0)
+    finally:
+        watchdog.cancel()
     wall = time.perf_counter() - start
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu.setdefault(name, []).append(after.ru_utime - before.ru_utime
-                                    + after.ru_stime - before.ru_stime)
+    proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here: Popen must not wait
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(argv[:4])}... exited with {proc.returncode}")
+    cpu.setdefault(name, []).append(usage.ru_utime + usage.ru_stime)
     return wall
 
 
 def phases(argv: list[str], env: dict[str, str]) -> list[tuple[str, float]]:
     """One send with time marks: (phase, seconds) from process start to process end."""
     start = time.perf_counter()
-    proc = subprocess.run([PY, "-c", PHASES, *argv], env=env, check=True, capture_output=True,
-                          text=True, stdin=subprocess.DEVNULL, timeout=60)
+    proc = subprocess.Popen([PY, "-c", PHASES, *argv], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
+    watchdog = threading.Timer(60, proc.kill)
+    watchdog.start()
+    try:
+        _, stderr = proc.communicate()  # no timeout: a blocking wait, not a polling one
+    finally:
+        watchdog.cancel()
     end = time.perf_counter()
-    line = next(x for x in proc.stderr.splitlines() if x.startswith("MARKS "))
+    if proc.returncode != 0:
+        raise SystemExit(f"the instrumented send exited with {proc.returncode}: {stderr[-300:]}")
+    line = next(x for x in stderr.splitlines() if x.startswith("MARKS "))
     marks: list[tuple[str, float]] = ast.literal_eval(line.removeprefix("MARKS "))
     out = [("interpreter start-up and `site`", marks[0][1] - start)]
     out += [(b[0], b[1] - a[1]) for a, b in itertools.pairwise(marks)]

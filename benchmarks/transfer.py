@@ -53,6 +53,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -156,11 +157,26 @@ def ncat_pipe(src: Path, out: Path, timeout: float) -> float:
                     raise RuntimeError("ncat -l did not start")
                 time.sleep(0.02)
             t0 = time.monotonic()
+            # blocking waits, not subprocess's timed ones (they poll with sleeps of up to
+            # 50 ms); a watchdog ends both ncats past the timeout
             with open(src, "rb") as source:
-                subprocess.run([exe, "--send-only", HOST, str(port)], stdin=source,
-                               stdout=subprocess.DEVNULL, timeout=timeout, check=True)
-            listener.wait(timeout=timeout)
-            return time.monotonic() - t0
+                sender = subprocess.Popen([exe, "--send-only", HOST, str(port)], stdin=source,
+                                          stdout=subprocess.DEVNULL)
+
+            def stop() -> None:
+                sender.kill()
+                listener.kill()
+
+            watchdog = threading.Timer(timeout, stop)
+            watchdog.start()
+            try:
+                sent, got = sender.wait(), listener.wait()
+            finally:
+                watchdog.cancel()
+            seconds = time.monotonic() - t0
+            if sent != 0 or got != 0:
+                raise RuntimeError(f"ncat exited with {sent} (sender), {got} (listener)")
+            return seconds
         finally:
             if listener.poll() is None:
                 listener.kill()
