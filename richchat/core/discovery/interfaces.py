@@ -18,9 +18,12 @@ def list_interfaces(only: str | None = None) -> list[LocalInterface]:
 
     gateways: dict[Any, Any] = dict(netifaces.gateways())
     defaults = gateways.get("default")
-    default_v4 = defaults.get(netifaces.AF_INET) if isinstance(defaults, dict) else None
-    default_if = default_v4[1] if default_v4 else None
-    default_gw = default_v4[0] if default_v4 else None
+    if not isinstance(defaults, dict):
+        defaults = {}
+    # (gateway, interface) of the default route of each family: a machine on an IPv6-only
+    # network has only the second
+    default_v4 = defaults.get(netifaces.AF_INET) or (None, None)
+    default_v6 = defaults.get(netifaces.AF_INET6) or (None, None)
     result: list[LocalInterface] = []
     for name in netifaces.interfaces():
         if only is not None and name != only:
@@ -30,9 +33,12 @@ def list_interfaces(only: str | None = None) -> list[LocalInterface]:
         mac = link[0].get("addr") if link else None
         if mac == "00:00:00:00:00:00" or mac == "":
             mac = None
-        iface = LocalInterface(name=name, mac=mac, is_default=name == default_if)
-        if iface.is_default:
-            iface.gateway = default_gw
+        iface = LocalInterface(name=name, mac=mac,
+                               is_default=name in (default_v4[1], default_v6[1]))
+        if name == default_v4[1]:
+            iface.gateway = default_v4[0]
+        if name == default_v6[1]:
+            iface.gateway6 = default_v6[0]
         for entry in addrs.get(netifaces.AF_INET, []):
             addr = entry.get("addr")
             if not addr:

@@ -76,8 +76,12 @@ class LocalInterface(BaseModel):
     #: First IPv4 netmask / broadcast, for the table (all of them are in ``addresses``).
     netmask: str | None = None
     broadcast: str | None = None
+    #: a default route (IPv4 or IPv6) goes out through this interface
     is_default: bool = False
+    #: the IPv4 default route's gateway, when it goes through this interface
     gateway: str | None = None
+    #: the IPv6 default route's gateway (often link-local), when it goes through this interface
+    gateway6: str | None = None
     loopback: bool = False
 
 

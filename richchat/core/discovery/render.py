@@ -188,7 +188,8 @@ def interfaces_sheet(report: DiscoveryReport) -> _Sheet:
         if i.mac:
             left.append(i.mac)
         if i.is_default:
-            left += ["default route", f"via {i.gateway}"] if i.gateway else ["default route"]
+            left.append("default route")
+            left += [f"via {_address(gw, None)}" for gw in (i.gateway, i.gateway6) if gw]
         lines = []
         for a in i.addresses:
             if a.family == "ipv4":
