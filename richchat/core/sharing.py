@@ -77,6 +77,22 @@ class ShareResult(BaseModel):
     sent: int
     #: bytes the server held already when this run started sending (a resumed upload)
     resumed_from: int = 0
+    error: None = None  # as in ShareFailure: a script reads one shape
+    exit_code: int = 0
+
+
+class ShareFailure(BaseModel):
+    """What ``richchat send --file --json`` prints when the file was not shared: the error
+    (the line on stderr) and the exit status."""
+
+    model_config = ConfigDict(frozen=True)
+
+    server: str
+    nick: str
+    target: str
+    name: str  # the file's name, as given
+    error: str
+    exit_code: int
 
 
 class FetchResult(BaseModel):
@@ -315,4 +331,4 @@ async def _download_answer(client: ChatClient, file_id: str) -> f.DownloadReady:
             raise err
 
 
-__all__ = ["FetchResult", "ShareResult", "fetch_file", "share_file"]
+__all__ = ["FetchResult", "ShareFailure", "ShareResult", "fetch_file", "share_file"]

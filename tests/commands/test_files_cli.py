@@ -120,9 +120,10 @@ async def test_send_file_json_to_a_room_and_privately(make_server: ServerFactory
                                "--to", "bob", "--json")
     assert code == ExitStatus.OK, err
     result = json.loads(out)
-    assert {k: result[k] for k in ("nick", "target", "name", "size", "sha256", "sent")} == {
+    assert {k: result[k] for k in ("nick", "target", "name", "size", "sha256", "sent", "error",
+                                   "exit_code")} == {
         "nick": "alice", "target": "@bob", "name": "a.txt", "size": 1000, "sha256": sha,
-        "sent": 1000}
+        "sent": 1000, "error": None, "exit_code": 0}
     code, out, err = await run("send", where(server), "--nick", "alice", "--file", str(src),
                                "--room", "dev", "--json")
     assert code == ExitStatus.OK, err
@@ -143,10 +144,18 @@ async def test_exit_codes(make_server: ServerFactory, tmp_path: Path,
     server = await make_server(file_max_size=10_000)
     big = tmp_path / "big.bin"
     make_file(big, 10_001)
-    code, _, err = await run("send", where(server), "--nick", "alice", "--file", str(big))
-    assert code == ExitStatus.FILE_TOO_LARGE
+    code, out, err = await run("send", where(server), "--nick", "alice", "--file", str(big))
+    assert code == ExitStatus.FILE_TOO_LARGE and out == ""
     assert "takes files of at most" in err and err.count("\n") == 1
     assert server.files is not None and server.files.bytes_in == 0  # not a byte of it
+    # --json: a document on stdout even when nothing was shared (the error and exit status)
+    code, out, err = await run("send", where(server), "--nick", "alice", "--file", str(big),
+                               "--json")
+    assert code == ExitStatus.FILE_TOO_LARGE and err.count("\n") == 1
+    assert json.loads(out) == {
+        "server": where(server), "nick": "alice", "target": "lobby", "name": "big.bin",
+        "error": err.removeprefix("error: ").split(" (nothing was sent)")[0].strip(),
+        "exit_code": ExitStatus.FILE_TOO_LARGE}
     code, _, err = await run("send", where(server), "--nick", "alice", "--file",
                              str(tmp_path / "missing.bin"))
     assert code == ExitStatus.FILE_ERROR and "cannot read" in err
@@ -501,3 +510,4 @@ async def test_a_saved_name_with_control_characters_is_one_inert_line(
     assert odd.exists()
     assert err.startswith("saved ") and err.count("\n") == 1, err
     assert "\x1b" not in err and "\u241b[2J" in err
+
