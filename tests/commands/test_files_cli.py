@@ -511,3 +511,60 @@ async def test_a_saved_name_with_control_characters_is_one_inert_line(
     assert err.startswith("saved ") and err.count("\n") == 1, err
     assert "\x1b" not in err and "\u241b[2J" in err
 
+
+async def run_in(cwd: Path, *args: str, env: dict[str, str]) -> tuple[int, bytes, str]:
+    """A command run in ``cwd``, its stdout as bytes."""
+    proc = await asyncio.create_subprocess_exec(
+        *CLI, *args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        env=env, cwd=cwd,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 120)
+    assert proc.returncode is not None
+    return proc.returncode, out, err.decode()
+
+
+async def test_get_to_stdout_writes_the_verified_bytes_and_nothing_else(
+    make_server: ServerFactory, tmp_path: Path, downloads_in_tmp: Path,
+) -> None:
+    """``-o -`` (as with curl and wget) writes the file to stdout, not to a file named ``-``
+    (which it did before); messages stay on stderr; the temporary copy is removed."""
+    server = await make_server()
+    src = tmp_path / "data.bin"
+    sha = make_file(src, 300_000)
+    code, out_text, err = await run("send", where(server), "--nick", "alice", "--file",
+                                    str(src), "--json")
+    assert code == ExitStatus.OK, err
+    file_id = json.loads(out_text)["id"]
+    cwd, tmp = tmp_path / "cwd", tmp_path / "tmp"
+    cwd.mkdir()
+    tmp.mkdir()
+    env = {**cli_env(), "TMPDIR": str(tmp)}
+    code, out, err = await run_in(cwd, "get", where(server), file_id, "--nick", "bob", "-o", "-",
+                                  env=env)
+    assert code == ExitStatus.OK, err
+    assert out == src.read_bytes()
+    assert err == f"wrote data.bin to stdout (300 kB, sha256 {sha[:12]} verified)\n"
+    assert list(cwd.iterdir()) == [] and list(tmp.iterdir()) == []
+    assert not downloads_in_tmp.exists()
+    code, out, err = await run_in(cwd, "get", where(server), file_id, "--nick", "bob", "-o", "-",
+                                  "-q", env=env)
+    assert (code, out, err) == (ExitStatus.OK, src.read_bytes(), "")
+    # --json wants stdout too: refused in one line before anything is fetched
+    assert server.files is not None
+    gets = len([r for r in server.files.recent if r.op == "GET"])
+    code, out, err = await run_in(cwd, "get", where(server), file_id, "--nick", "bob", "-o", "-",
+                                  "--json", env=env)
+    assert code == ExitStatus.USAGE and out == b"" and err.count("\n") == 1
+    assert "-o - and --json both write to stdout" in err
+    assert len([r for r in server.files.recent if r.op == "GET"]) == gets
+    # a file that does not exist: the documented exit code, nothing on stdout, nothing left
+    code, out, err = await run_in(cwd, "get", where(server), "kkkkkkkkkkkk", "--nick", "bob",
+                                  "-o", "-", env=env)
+    assert code == ExitStatus.FILE_UNAVAILABLE and out == b"" and err.count("\n") == 1
+    assert list(cwd.iterdir()) == [] and list(tmp.iterdir()) == []
+    # bytes that do not match the SHA-256: nothing reaches stdout
+    (server.config.data_dir / "files" / sha).write_bytes(b"\0" * 300_000)
+    code, out, err = await run_in(cwd, "get", where(server), file_id, "--nick", "bob", "-o", "-",
+                                  env=env)
+    assert code == ExitStatus.FILE_CORRUPT and out == b"" and err.count("\n") == 1
+    assert list(cwd.iterdir()) == [] and list(tmp.iterdir()) == []
