@@ -73,10 +73,12 @@ class ShareResult(BaseModel):
     name: str
     size: int
     sha256: str
-    #: bytes uploaded by this run (0: the server held the file already)
+    #: bytes uploaded by this run (0: the server held the file already, or it is empty)
     sent: int
     #: bytes the server held already when this run started sending (a resumed upload)
     resumed_from: int = 0
+    #: the server held these bytes already (shared before): nothing was uploaded
+    held: bool = False
     error: None = None  # as in ShareFailure: a script reads one shape
     exit_code: int = 0
 
@@ -173,7 +175,8 @@ async def share_file(
             if isinstance(frame, f.FileOffer):
                 return ShareResult(server=str(address), nick=me, target=frame.target,
                                    id=frame.id, name=frame.name, size=size, sha256=sha256,
-                                   sent=sent, resumed_from=resumed_from or 0)
+                                   sent=sent, resumed_from=resumed_from or 0,
+                                   held=attempt == 1)
             try:
                 done = await upload(client.open_stream, frame.token, path, sha256, size,
                                     timeout=timeout, progress=_stage(progress, "uploading"))
