@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -34,7 +35,7 @@ def get(
     auto_nick: bool = typer.Option(False, "--auto-nick", help="If the nickname is taken, add a suffix (_2, _3, ...)."),
     timeout: float = typer.Option(10.0, "--timeout", min=0.1, help="Seconds to wait for each step (connect, answers, each chunk)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing on success."),
-    json_out: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
+    json_out: bool = typer.Option(False, "--json", help="Print the result as one JSON document on stdout, also when it fails (then with the error and exit code)."),
     tls: bool = options.TLS,
     fingerprint: str | None = options.FINGERPRINT,
     strict: bool = options.STRICT,
@@ -60,6 +61,46 @@ def get(
     once its SHA-256 matched (nothing on stdout otherwise); a download cut off
     starts again from the first byte.
     """
+    from richchat.core.errors import RichchatError, UsageError
+
+    to_stdout = output == "-"
+    if to_stdout and json_out:
+        raise UsageError("-o - and --json both write to stdout: choose one")
+    if to_stdout or not json_out:
+        _get(address, file_id, output, nick, room, token, auto_nick, timeout, quiet, json_out,
+             tls, fingerprint, strict, known_servers)
+        return
+    # --json: one document on stdout whatever happens (a script always has something to
+    # parse): the result, or the error and the exit status
+    from richchat.core.exit_codes import ExitStatus
+    from richchat.core.sharing import FetchFailure
+
+    def failed(error: str, code: int) -> None:
+        from richchat.core.client import parse_address
+
+        server = address
+        with contextlib.suppress(RichchatError):
+            server = str(parse_address(address))  # as the result names it
+        sys.stdout.write(FetchFailure(server=server, id=file_id, error=error,
+                                      exit_code=code).model_dump_json() + "\n")
+
+    try:
+        _get(address, file_id, output, nick, room, token, auto_nick, timeout, quiet, json_out,
+             tls, fingerprint, strict, known_servers)
+    except typer.Exit as exc:
+        failed("interrupted", exc.exit_code)
+        raise
+    except RichchatError as exc:
+        failed(exc.message, int(exc.exit_status))
+        raise
+    except Exception as exc:  # unexpected: the CLI prints it (exit 1); the document says so
+        failed(f"unexpected {type(exc).__name__}: {exc}", int(ExitStatus.ERROR))
+        raise
+
+
+def _get(address: str, file_id: str, output: str | None, nick: str | None, room: str | None,
+         token: str | None, auto_nick: bool, timeout: float, quiet: bool, json_out: bool,
+         tls: bool, fingerprint: str | None, strict: bool, known_servers: Path | None) -> None:
     import asyncio
 
     from richchat.core.client import parse_address
@@ -71,14 +112,11 @@ def get(
     from richchat.core.transfer_render import ProgressBar, fetch_summary
     from richchat.core.trust.connect import command_trust_policy
 
-    to_stdout = output == "-"
-    if to_stdout and json_out:
-        raise UsageError("-o - and --json both write to stdout: choose one")
     if nick is None and token is None:
         raise UsageError("--nick is needed", hint="or --token, from /get in a netcat chat")
     target = parse_address(address)
     trust = command_trust_policy(tls, fingerprint, strict, known_servers)
-    if to_stdout:
+    if output == "-":
         _to_stdout(target, file_id, nick=nick, room=room, token=token, auto_nick=auto_nick,
                    timeout=timeout, quiet=quiet, trust=trust)
         return

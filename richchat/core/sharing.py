@@ -110,6 +110,20 @@ class FetchResult(BaseModel):
     sha256: str
     received: int  # bytes received by this run
     resumed_from: int = 0  # bytes an earlier, interrupted run had received
+    error: None = None  # as in FetchFailure: a script reads one shape
+    exit_code: int = 0
+
+
+class FetchFailure(BaseModel):
+    """What ``richchat get --json`` prints when the file was not saved: the error (the line
+    on stderr) and the exit status."""
+
+    model_config = ConfigDict(frozen=True)
+
+    server: str
+    id: str
+    error: str
+    exit_code: int
 
 
 def _stage(progress: StageProgress | None, stage: str) -> Progress | None:
@@ -334,4 +348,4 @@ async def _download_answer(client: ChatClient, file_id: str) -> f.DownloadReady:
             raise err
 
 
-__all__ = ["FetchResult", "ShareFailure", "ShareResult", "fetch_file", "share_file"]
+__all__ = ["FetchFailure", "FetchResult", "ShareFailure", "ShareResult", "fetch_file", "share_file"]

@@ -89,6 +89,7 @@ async def test_send_file_then_get(make_server: ServerFactory, tmp_path: Path) ->
     result = json.loads(out)
     assert result["path"] == str(dl / "Quarterly report.pdf") and result["sha256"] == sha
     assert (result["size"], result["received"], result["resumed_from"]) == (123_456, 123_456, 0)
+    assert (result["error"], result["exit_code"]) == (None, 0)
     assert sha_of(dl / "Quarterly report.pdf") == sha
 
     # again: a new name beside it; an exact -o name that exists is not overwritten
@@ -166,6 +167,14 @@ async def test_exit_codes(make_server: ServerFactory, tmp_path: Path,
     code, _, err = await run("get", where(server), "kkkkkkkkkkkk", "--nick", "bob",
                              "-o", f"{tmp_path / 'dl'}/")
     assert code == ExitStatus.FILE_UNAVAILABLE and "no file kkkkkkkkkkkk" in err
+    # --json: a document on stdout even when nothing was saved (the error and exit status)
+    code, out, err = await run("get", where(server), "kkkkkkkkkkkk", "--nick", "bob",
+                               "-o", f"{tmp_path / 'dl'}/", "--json")
+    assert code == ExitStatus.FILE_UNAVAILABLE and err.count("\n") == 1
+    failure = json.loads(out)
+    assert failure.pop("error") in err and "no file kkkkkkkkkkkk" in err
+    assert failure == {"server": where(server), "id": "kkkkkkkkkkkk",
+                       "exit_code": ExitStatus.FILE_UNAVAILABLE}
     code, _, err = await run("get", where(server), "../../etc", "--nick", "bob")
     assert code == ExitStatus.USAGE and "not a file id" in err
     code, _, err = await run("get", where(server), "kkkkkkkkkkkk")
