@@ -391,8 +391,13 @@ async def test_get_with_a_token_for_another_file_is_refused(
     code, out, err = await run("get", where(server), id_b, "--token", token_a, "-o", f"{dl}/",
                                "--json")
     assert code == ExitStatus.FILE_UNAVAILABLE, err
-    assert out == "" and err.startswith("error: ") and err.count("\n") == 1
+    assert err.startswith("error: ") and err.count("\n") == 1
     assert f"for file {id_a}, not for {id_b}" in err
+    # --json: the failure's document (nothing saved), the error as on stderr
+    failure = json.loads(out)
+    assert failure.pop("error") in err
+    assert failure == {"server": where(server), "id": id_b,
+                       "exit_code": ExitStatus.FILE_UNAVAILABLE}
     assert not dl.exists() or list(dl.iterdir()) == []
     # the token was not used up by the refused request: it still fetches its own file
     code, out, err = await run("get", where(server), id_a, "--token", token_a, "-o", f"{dl}/",
