@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from richchat.commands import options
 
+if TYPE_CHECKING:
+    from richchat.core.client import Address
+    from richchat.core.trust.connect import TrustPolicy
+
 _ADDRESS = "Server address; default port 5050, IPv6 as [::1]:5050."
 _ID = "The file's id, as its offer shows it (file k3x9q2wz4m1p)."
 _OUTPUT = (
     "Where to save: a directory (created if missing), or a new file name (never an existing "
-    "file). Default: $RICHCHAT_DOWNLOAD_DIR, else your downloads folder / richchat."
+    "file); '-' writes the file to stdout once its SHA-256 matched (not with --json). "
+    "Default: $RICHCHAT_DOWNLOAD_DIR, else your downloads folder / richchat."
 )
 _TOKEN = "A one-time token from /get in a netcat chat: no nickname, no chat connection."
 
@@ -28,7 +35,7 @@ def get(
     auto_nick: bool = typer.Option(False, "--auto-nick", help="If the nickname is taken, add a suffix (_2, _3, ...)."),
     timeout: float = typer.Option(10.0, "--timeout", min=0.1, help="Seconds to wait for each step (connect, answers, each chunk)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing on success."),
-    json_out: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
+    json_out: bool = typer.Option(False, "--json", help="Print the result as one JSON document on stdout, also when it fails (then with the error and exit code)."),
     tls: bool = options.TLS,
     fingerprint: str | None = options.FINGERPRINT,
     strict: bool = options.STRICT,
@@ -48,7 +55,52 @@ def get(
     server (a node of a cluster) takes no nickname now, 130 interrupted.
     TLS is tried first, as with send: the transfer goes over the same
     protection as the chat connection.
+
+    -o - writes the file's bytes to stdout and nothing else (messages go to
+    stderr): it is downloaded to a temporary file first and written out only
+    once its SHA-256 matched (nothing on stdout otherwise); a download cut off
+    starts again from the first byte.
     """
+    from richchat.core.errors import RichchatError, UsageError
+
+    to_stdout = output == "-"
+    if to_stdout and json_out:
+        raise UsageError("-o - and --json both write to stdout: choose one")
+    if to_stdout or not json_out:
+        _get(address, file_id, output, nick, room, token, auto_nick, timeout, quiet, json_out,
+             tls, fingerprint, strict, known_servers)
+        return
+    # --json: one document on stdout whatever happens (a script always has something to
+    # parse): the result, or the error and the exit status
+    from richchat.core.exit_codes import ExitStatus
+    from richchat.core.sharing import FetchFailure
+
+    def failed(error: str, code: int) -> None:
+        from richchat.core.client import parse_address
+
+        server = address
+        with contextlib.suppress(RichchatError):
+            server = str(parse_address(address))  # as the result names it
+        sys.stdout.write(FetchFailure(server=server, id=file_id, error=error,
+                                      exit_code=code).model_dump_json() + "\n")
+
+    try:
+        _get(address, file_id, output, nick, room, token, auto_nick, timeout, quiet, json_out,
+             tls, fingerprint, strict, known_servers)
+    except typer.Exit as exc:
+        failed("interrupted", exc.exit_code)
+        raise
+    except RichchatError as exc:
+        failed(exc.message, int(exc.exit_status))
+        raise
+    except Exception as exc:  # unexpected: the CLI prints it (exit 1); the document says so
+        failed(f"unexpected {type(exc).__name__}: {exc}", int(ExitStatus.ERROR))
+        raise
+
+
+def _get(address: str, file_id: str, output: str | None, nick: str | None, room: str | None,
+         token: str | None, auto_nick: bool, timeout: float, quiet: bool, json_out: bool,
+         tls: bool, fingerprint: str | None, strict: bool, known_servers: Path | None) -> None:
     import asyncio
 
     from richchat.core.client import parse_address
@@ -64,6 +116,10 @@ def get(
         raise UsageError("--nick is needed", hint="or --token, from /get in a netcat chat")
     target = parse_address(address)
     trust = command_trust_policy(tls, fingerprint, strict, known_servers)
+    if output == "-":
+        _to_stdout(target, file_id, nick=nick, room=room, token=token, auto_nick=auto_nick,
+                   timeout=timeout, quiet=quiet, trust=trust)
+        return
     exact = None
     directory = default_download_dir() if output is None else Path(output).expanduser()
     if output is not None and not (directory.is_dir() or output.endswith(("/", "\\"))):
@@ -87,3 +143,59 @@ def get(
         sys.stdout.write(result.model_dump_json() + "\n")
     elif not quiet:
         sys.stderr.write(fetch_summary(result) + "\n")
+
+
+def _to_stdout(target: Address, file_id: str, *, nick: str | None, room: str | None,
+               token: str | None, auto_nick: bool, timeout: float, quiet: bool,
+               trust: TrustPolicy) -> None:
+    """``-o -``: download into a temporary directory (removed afterwards, whatever happens),
+    and only once the file's SHA-256 matched, copy it to stdout."""
+    import asyncio
+    import os
+    import shutil
+    import tempfile
+
+    from richchat.core.errors import FileAccessError
+    from richchat.core.exit_codes import ExitStatus
+    from richchat.core.protocol.filenames import human_size, short_sha
+    from richchat.core.protocol.text import sanitize_text
+    from richchat.core.send import Interrupted, until_interrupted
+    from richchat.core.sharing import fetch_file
+    from richchat.core.transfer import DownloadDir
+    from richchat.core.transfer_render import ProgressBar
+
+    bar = ProgressBar(sys.stderr) if not quiet and sys.stderr.isatty() else None
+    with tempfile.TemporaryDirectory(prefix="richchat-get-") as tmp:
+        try:
+            result = asyncio.run(until_interrupted(fetch_file(
+                target, file_id, DownloadDir(Path(tmp), "download"), nick=nick, room=room,
+                token=token, auto_nick=auto_nick, timeout=timeout,
+                progress=None if bar is None else bar.update, trust=trust,
+            )))
+        except (Interrupted, KeyboardInterrupt):
+            if bar is not None:
+                bar.clear()
+            sys.stderr.write("interrupted: nothing was written to stdout\n")
+            raise typer.Exit(int(ExitStatus.INTERRUPTED)) from None
+        finally:
+            if bar is not None:
+                bar.clear()
+        sys.stdout.flush()
+        try:
+            with open(result.path, "rb") as fh:
+                shutil.copyfileobj(fh, sys.stdout.buffer, 1024 * 1024)
+            sys.stdout.flush()
+        except BrokenPipeError:
+            # the reader went away (| head): stdout is not flushed again at exit
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            os.close(devnull)
+            raise FileAccessError("cannot write the file to stdout: the reader closed the "
+                                  "pipe") from None
+        except OSError as exc:
+            raise FileAccessError("cannot write the file to stdout: "
+                                  f"{exc.strerror or exc}") from None
+    if not quiet:
+        sys.stderr.write(f"wrote {sanitize_text(result.name)} to stdout "
+                         f"({human_size(result.size)}, sha256 {short_sha(result.sha256)} "
+                         "verified)\n")

@@ -13,6 +13,9 @@ from richchat.commands import options
 from richchat.core.constants import DEFAULT_PORT
 
 if TYPE_CHECKING:
+    from pydantic import BaseModel
+
+    from richchat.core.send import SendStatus
     from richchat.core.trust.connect import TrustPolicy
 
 _ADDRESS = f"Server address; default port {DEFAULT_PORT}, IPv6 as [::1]:{DEFAULT_PORT}."
@@ -44,7 +47,7 @@ def send(
     auto_nick: bool = typer.Option(False, "--auto-nick", help=_AUTO),
     timeout: float = typer.Option(10.0, "--timeout", min=0.1, help=_TIMEOUT),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing on success."),
-    json_out: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
+    json_out: bool = typer.Option(False, "--json", help="Print the result as one JSON document on stdout, also when it fails (then with the error and exit code)."),
     tls: bool = options.TLS,
     fingerprint: str | None = options.FINGERPRINT,
     strict: bool = options.STRICT,
@@ -70,26 +73,73 @@ def send(
     node of a cluster) takes no nickname now (its Redis is away), 130 interrupted
     (what was delivered is reported).
     """
+    from richchat.core.errors import RichchatError
+    from richchat.core.exit_codes import ExitStatus
+    from richchat.core.send import Interrupted, SendStatus
+    from richchat.core.send_render import interrupted_text
+
+    # --json: one document on stdout whatever happens, so a script always has something to
+    # parse: what was delivered (or shared), and the error and exit status when it failed
+    status = SendStatus(server=address, nick=nick,
+                        target=f"@{to}" if to is not None else (room or "lobby"))
+
+    def failed(error: str, code: int, *, interrupted: bool = False) -> None:
+        if not json_out:
+            return
+        if file is None:
+            _json(status.result(interrupted=interrupted, error=error, exit_code=code))
+        else:
+            from richchat.core.sharing import ShareFailure
+
+            _json(ShareFailure(server=status.server, nick=status.nick, target=status.target,
+                               name=file.name, error=error, exit_code=code))
+
+    try:
+        code = _send(address, message, file, nick, room, to, auto_nick, timeout, quiet,
+                     json_out, tls, fingerprint, strict, known_servers, status)
+    except typer.Exit:
+        raise
+    except RichchatError as exc:
+        failed(exc.message, int(exc.exit_status))
+        raise
+    except (Interrupted, KeyboardInterrupt):
+        failed("interrupted", int(ExitStatus.INTERRUPTED), interrupted=True)
+        if file is None:
+            sys.stderr.write(interrupted_text(status) + "\n")
+        else:
+            sys.stderr.write("interrupted: the file was not shared (run the same command "
+                             "again to resume the upload)\n")
+        raise typer.Exit(int(ExitStatus.INTERRUPTED)) from None
+    except Exception as exc:  # unexpected: the CLI prints it (exit 1); the document says so
+        failed(f"unexpected {type(exc).__name__}: {exc}", int(ExitStatus.ERROR))
+        raise
+    if code:
+        raise typer.Exit(code)
+
+
+def _json(result: BaseModel) -> None:
+    sys.stdout.write(result.model_dump_json() + "\n")
+
+
+def _send(address: str, message: list[str] | None, file: Path | None, nick: str,
+          room: str | None, to: str | None, auto_nick: bool, timeout: float, quiet: bool,
+          json_out: bool, tls: bool, fingerprint: str | None, strict: bool,
+          known_servers: Path | None, status: SendStatus) -> int:
+    """The send itself; ``status`` says what got through when it raises. Returns the exit
+    status of a send that ran to its end (0, or 15 when stdin lines were refused)."""
     import asyncio
 
     from richchat.core.client import parse_address
     from richchat.core.errors import UsageError
     from richchat.core.exit_codes import ExitStatus
     from richchat.core.send import (
-        Interrupted,
         Oversized,
         RefusedLine,
-        SendStatus,
         read_lines,
         send_messages,
         until_interrupted,
     )
-    from richchat.core.send_render import (
-        ProgressLine,
-        interrupted_text,
-        refused_text,
-        summary_text,
-    )
+    from richchat.core.send_render import ProgressLine, refused_text, summary_text
     from richchat.core.trust.connect import command_trust_policy
 
     if room is not None and to is not None:
@@ -99,8 +149,8 @@ def send(
         if message:
             raise UsageError("--file shares a file: give no MESSAGE with it")
         _share(address, nick, file, room, to, auto_nick, timeout, quiet, json_out,
-               command_trust_policy(tls, fingerprint, strict, known_servers))
-        return
+               command_trust_policy(tls, fingerprint, strict, known_servers), status)
+        return 0
     words = [_repaired(word) for word in message or []]
     lines: Iterable[str | Oversized]
     if words == ["-"]:
@@ -110,9 +160,9 @@ def send(
     else:
         raise UsageError("nothing to send", hint="give a MESSAGE, or '-' to read lines from stdin")
     target = parse_address(address)
-    nick = _repaired(nick)
+    nick = status.nick = _repaired(nick)
+    status.server = str(target)
     trust = command_trust_policy(tls, fingerprint, strict, known_servers)
-    status = SendStatus(server=str(target), nick=nick, target="")
     progress = None
     if not (json_out or quiet) and sys.stderr.isatty():
         progress = ProgressLine(sys.stderr)
@@ -123,60 +173,49 @@ def send(
         sys.stderr.write(refused_text(line) + "\n")
 
     try:
-        result = asyncio.run(until_interrupted(send_messages(
+        asyncio.run(until_interrupted(send_messages(
             target, nick, lines, room=_repaired(room or "lobby"),
             to=None if to is None else _repaired(to), auto_nick=auto_nick, timeout=timeout,
             status=status, on_refused=refused,
             on_progress=None if progress is None else progress.update, trust=trust,
         )))
-    except (Interrupted, KeyboardInterrupt):
-        if progress is not None:
-            progress.clear()
-        if json_out:
-            sys.stdout.write(status.result(interrupted=True).model_dump_json() + "\n")
-        sys.stderr.write(interrupted_text(status) + "\n")
-        raise typer.Exit(int(ExitStatus.INTERRUPTED)) from None
     finally:
         if progress is not None:
             progress.clear()
+    code = int(ExitStatus.LINES_REFUSED) if status.refused else 0
+    result = status.result(exit_code=code)
     if json_out:
-        sys.stdout.write(result.model_dump_json() + "\n")
+        _json(result)
     elif not quiet or result.refused:
         sys.stderr.write(summary_text(result) + "\n")
-    if result.refused:
-        raise typer.Exit(int(ExitStatus.LINES_REFUSED))
+    return code
 
 
 def _share(address: str, nick: str, file: Path, room: str | None, to: str | None,
            auto_nick: bool, timeout: float, quiet: bool, json_out: bool,
-           trust: TrustPolicy) -> None:
+           trust: TrustPolicy, status: SendStatus) -> None:
     """``send --file``: one core call, a progress bar on a terminal, the summary."""
     import asyncio
 
     from richchat.core.client import parse_address
-    from richchat.core.exit_codes import ExitStatus
-    from richchat.core.send import Interrupted, until_interrupted
+    from richchat.core.send import until_interrupted
     from richchat.core.sharing import share_file
     from richchat.core.transfer_render import ProgressBar, share_summary
 
     target = parse_address(address)
+    nick = status.nick = _repaired(nick)
+    status.server = str(target)
     bar = ProgressBar(sys.stderr) if not (json_out or quiet) and sys.stderr.isatty() else None
     try:
         result = asyncio.run(until_interrupted(share_file(
-            target, _repaired(nick), file, room=_repaired(room or "lobby"),
+            target, nick, file, room=_repaired(room or "lobby"),
             to=None if to is None else _repaired(to), auto_nick=auto_nick, timeout=timeout,
             progress=None if bar is None else bar.update, trust=trust,
         )))
-    except (Interrupted, KeyboardInterrupt):
-        if bar is not None:
-            bar.clear()
-        sys.stderr.write("interrupted: the file was not shared (run the same command again "
-                         "to resume the upload)\n")
-        raise typer.Exit(int(ExitStatus.INTERRUPTED)) from None
     finally:
         if bar is not None:
             bar.clear()
     if json_out:
-        sys.stdout.write(result.model_dump_json() + "\n")
+        _json(result)
     elif not quiet:
         sys.stderr.write(share_summary(result, str(target)) + "\n")

@@ -28,10 +28,9 @@ def list_pins(
     import json
 
     from rich.console import Console
-    from rich.table import Table
-    from rich.text import Text
 
     from richchat.core.trust.known import KnownServers
+    from richchat.core.trust.render import pins_sheet
 
     known = KnownServers(known_servers)
     pins = known.pins()
@@ -40,18 +39,7 @@ def list_pins(
             {"server": p.key, "host": p.host, "port": p.port, "fingerprint": p.fingerprint,
              "first_seen": p.first_seen} for p in pins]) + "\n")
         return
-    from rich import box
-
-    table = Table(title=Text(f"Pinned servers ({known.path})"), title_justify="left",
-                  box=box.SIMPLE_HEAD)
-    table.add_column("server", overflow="fold")
-    table.add_column("key fingerprint", no_wrap=True, min_width=50)  # whole, to copy it
-    table.add_column("first seen (UTC)", overflow="fold")
-    for p in pins:
-        table.add_row(Text(p.key), Text(p.fingerprint), Text(p.first_seen))
-    if not pins:
-        table.caption = "no server pinned yet"
-    Console(highlight=False).print(table)
+    Console(highlight=False).print(pins_sheet(pins, known.path))
 
 
 @app.command("add")

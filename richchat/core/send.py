@@ -143,6 +143,11 @@ class SendResult(BaseModel):
     tls: str | None = None
     #: the server key's fingerprint (TLS only)
     fingerprint: str | None = None
+    #: what ended the send early (the line the CLI prints on stderr), or None: every line
+    #: was sent (``refused`` lists any stdin line that was not)
+    error: str | None = None
+    #: the command's exit status (0, 15 for refused lines, 130 interrupted, or the error's)
+    exit_code: int = 0
 
 
 @dataclass
@@ -173,7 +178,8 @@ class SendStatus:
             return None
         return self.waiting / self.rate
 
-    def result(self, *, interrupted: bool = False) -> SendResult:
+    def result(self, *, interrupted: bool = False, error: str | None = None,
+               exit_code: int = 0) -> SendResult:
         # model_construct: these are this module's own counters and the RefusedLine models
         # (validated when they were made), typed as SendResult's fields; validating them
         # again would build SendResult's validator in every send, for a report that only
@@ -181,7 +187,7 @@ class SendStatus:
         return SendResult.model_construct(
             server=self.server, nick=self.nick, target=self.target, delivered=self.delivered,
             refused=tuple(self.refused), interrupted=interrupted, unconfirmed=self.unconfirmed,
-            tls=self.tls, fingerprint=self.fingerprint,
+            tls=self.tls, fingerprint=self.fingerprint, error=error, exit_code=exit_code,
         )
 
 

@@ -73,10 +73,28 @@ class ShareResult(BaseModel):
     name: str
     size: int
     sha256: str
-    #: bytes uploaded by this run (0: the server held the file already)
+    #: bytes uploaded by this run (0: the server held the file already, or it is empty)
     sent: int
     #: bytes the server held already when this run started sending (a resumed upload)
     resumed_from: int = 0
+    #: the server held these bytes already (shared before): nothing was uploaded
+    held: bool = False
+    error: None = None  # as in ShareFailure: a script reads one shape
+    exit_code: int = 0
+
+
+class ShareFailure(BaseModel):
+    """What ``richchat send --file --json`` prints when the file was not shared: the error
+    (the line on stderr) and the exit status."""
+
+    model_config = ConfigDict(frozen=True)
+
+    server: str
+    nick: str
+    target: str
+    name: str  # the file's name, as given
+    error: str
+    exit_code: int
 
 
 class FetchResult(BaseModel):
@@ -92,6 +110,20 @@ class FetchResult(BaseModel):
     sha256: str
     received: int  # bytes received by this run
     resumed_from: int = 0  # bytes an earlier, interrupted run had received
+    error: None = None  # as in FetchFailure: a script reads one shape
+    exit_code: int = 0
+
+
+class FetchFailure(BaseModel):
+    """What ``richchat get --json`` prints when the file was not saved: the error (the line
+    on stderr) and the exit status."""
+
+    model_config = ConfigDict(frozen=True)
+
+    server: str
+    id: str
+    error: str
+    exit_code: int
 
 
 def _stage(progress: StageProgress | None, stage: str) -> Progress | None:
@@ -157,7 +189,8 @@ async def share_file(
             if isinstance(frame, f.FileOffer):
                 return ShareResult(server=str(address), nick=me, target=frame.target,
                                    id=frame.id, name=frame.name, size=size, sha256=sha256,
-                                   sent=sent, resumed_from=resumed_from or 0)
+                                   sent=sent, resumed_from=resumed_from or 0,
+                                   held=attempt == 1)
             try:
                 done = await upload(client.open_stream, frame.token, path, sha256, size,
                                     timeout=timeout, progress=_stage(progress, "uploading"))
@@ -315,4 +348,4 @@ async def _download_answer(client: ChatClient, file_id: str) -> f.DownloadReady:
             raise err
 
 
-__all__ = ["FetchResult", "ShareResult", "fetch_file", "share_file"]
+__all__ = ["FetchFailure", "FetchResult", "ShareFailure", "ShareResult", "fetch_file", "share_file"]

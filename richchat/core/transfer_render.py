@@ -67,7 +67,10 @@ def share_summary(result: ShareResult, address: str) -> str:
     where = f"with {result.target[1:]}" if result.target.startswith("@") else (
         f"in {result.target}")
     held = ""
-    if result.sent == 0:
+    if result.size == 0:
+        # nothing to upload, and nothing to deduplicate: what matters is that it is empty
+        held = " (an empty file)"
+    elif result.held:
         held = " (the server had it already)"
     elif result.resumed_from:
         held = f" (resumed at {human_size(result.resumed_from)})"

@@ -89,6 +89,7 @@ async def test_send_file_then_get(make_server: ServerFactory, tmp_path: Path) ->
     result = json.loads(out)
     assert result["path"] == str(dl / "Quarterly report.pdf") and result["sha256"] == sha
     assert (result["size"], result["received"], result["resumed_from"]) == (123_456, 123_456, 0)
+    assert (result["error"], result["exit_code"]) == (None, 0)
     assert sha_of(dl / "Quarterly report.pdf") == sha
 
     # again: a new name beside it; an exact -o name that exists is not overwritten
@@ -120,9 +121,10 @@ async def test_send_file_json_to_a_room_and_privately(make_server: ServerFactory
                                "--to", "bob", "--json")
     assert code == ExitStatus.OK, err
     result = json.loads(out)
-    assert {k: result[k] for k in ("nick", "target", "name", "size", "sha256", "sent")} == {
+    assert {k: result[k] for k in ("nick", "target", "name", "size", "sha256", "sent", "error",
+                                   "exit_code")} == {
         "nick": "alice", "target": "@bob", "name": "a.txt", "size": 1000, "sha256": sha,
-        "sent": 1000}
+        "sent": 1000, "error": None, "exit_code": 0}
     code, out, err = await run("send", where(server), "--nick", "alice", "--file", str(src),
                                "--room", "dev", "--json")
     assert code == ExitStatus.OK, err
@@ -143,10 +145,18 @@ async def test_exit_codes(make_server: ServerFactory, tmp_path: Path,
     server = await make_server(file_max_size=10_000)
     big = tmp_path / "big.bin"
     make_file(big, 10_001)
-    code, _, err = await run("send", where(server), "--nick", "alice", "--file", str(big))
-    assert code == ExitStatus.FILE_TOO_LARGE
+    code, out, err = await run("send", where(server), "--nick", "alice", "--file", str(big))
+    assert code == ExitStatus.FILE_TOO_LARGE and out == ""
     assert "takes files of at most" in err and err.count("\n") == 1
     assert server.files is not None and server.files.bytes_in == 0  # not a byte of it
+    # --json: a document on stdout even when nothing was shared (the error and exit status)
+    code, out, err = await run("send", where(server), "--nick", "alice", "--file", str(big),
+                               "--json")
+    assert code == ExitStatus.FILE_TOO_LARGE and err.count("\n") == 1
+    assert json.loads(out) == {
+        "server": where(server), "nick": "alice", "target": "lobby", "name": "big.bin",
+        "error": err.removeprefix("error: ").split(" (nothing was sent)")[0].strip(),
+        "exit_code": ExitStatus.FILE_TOO_LARGE}
     code, _, err = await run("send", where(server), "--nick", "alice", "--file",
                              str(tmp_path / "missing.bin"))
     assert code == ExitStatus.FILE_ERROR and "cannot read" in err
@@ -157,6 +167,14 @@ async def test_exit_codes(make_server: ServerFactory, tmp_path: Path,
     code, _, err = await run("get", where(server), "kkkkkkkkkkkk", "--nick", "bob",
                              "-o", f"{tmp_path / 'dl'}/")
     assert code == ExitStatus.FILE_UNAVAILABLE and "no file kkkkkkkkkkkk" in err
+    # --json: a document on stdout even when nothing was saved (the error and exit status)
+    code, out, err = await run("get", where(server), "kkkkkkkkkkkk", "--nick", "bob",
+                               "-o", f"{tmp_path / 'dl'}/", "--json")
+    assert code == ExitStatus.FILE_UNAVAILABLE and err.count("\n") == 1
+    failure = json.loads(out)
+    assert failure.pop("error") in err and "no file kkkkkkkkkkkk" in err
+    assert failure == {"server": where(server), "id": "kkkkkkkkkkkk",
+                       "exit_code": ExitStatus.FILE_UNAVAILABLE}
     code, _, err = await run("get", where(server), "../../etc", "--nick", "bob")
     assert code == ExitStatus.USAGE and "not a file id" in err
     code, _, err = await run("get", where(server), "kkkkkkkkkkkk")
@@ -373,8 +391,13 @@ async def test_get_with_a_token_for_another_file_is_refused(
     code, out, err = await run("get", where(server), id_b, "--token", token_a, "-o", f"{dl}/",
                                "--json")
     assert code == ExitStatus.FILE_UNAVAILABLE, err
-    assert out == "" and err.startswith("error: ") and err.count("\n") == 1
+    assert err.startswith("error: ") and err.count("\n") == 1
     assert f"for file {id_a}, not for {id_b}" in err
+    # --json: the failure's document (nothing saved), the error as on stderr
+    failure = json.loads(out)
+    assert failure.pop("error") in err
+    assert failure == {"server": where(server), "id": id_b,
+                       "exit_code": ExitStatus.FILE_UNAVAILABLE}
     assert not dl.exists() or list(dl.iterdir()) == []
     # the token was not used up by the refused request: it still fetches its own file
     code, out, err = await run("get", where(server), id_a, "--token", token_a, "-o", f"{dl}/",
@@ -501,3 +524,61 @@ async def test_a_saved_name_with_control_characters_is_one_inert_line(
     assert odd.exists()
     assert err.startswith("saved ") and err.count("\n") == 1, err
     assert "\x1b" not in err and "\u241b[2J" in err
+
+
+async def run_in(cwd: Path, *args: str, env: dict[str, str]) -> tuple[int, bytes, str]:
+    """A command run in ``cwd``, its stdout as bytes."""
+    proc = await asyncio.create_subprocess_exec(
+        *CLI, *args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        env=env, cwd=cwd,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 120)
+    assert proc.returncode is not None
+    return proc.returncode, out, err.decode()
+
+
+async def test_get_to_stdout_writes_the_verified_bytes_and_nothing_else(
+    make_server: ServerFactory, tmp_path: Path, downloads_in_tmp: Path,
+) -> None:
+    """``-o -`` (as with curl and wget) writes the file to stdout, not to a file named ``-``
+    (which it did before); messages stay on stderr; the temporary copy is removed."""
+    server = await make_server()
+    src = tmp_path / "data.bin"
+    sha = make_file(src, 300_000)
+    code, out_text, err = await run("send", where(server), "--nick", "alice", "--file",
+                                    str(src), "--json")
+    assert code == ExitStatus.OK, err
+    file_id = json.loads(out_text)["id"]
+    cwd, tmp = tmp_path / "cwd", tmp_path / "tmp"
+    cwd.mkdir()
+    tmp.mkdir()
+    env = {**cli_env(), "TMPDIR": str(tmp)}
+    code, out, err = await run_in(cwd, "get", where(server), file_id, "--nick", "bob", "-o", "-",
+                                  env=env)
+    assert code == ExitStatus.OK, err
+    assert out == src.read_bytes()
+    assert err == f"wrote data.bin to stdout (300 kB, sha256 {sha[:12]} verified)\n"
+    assert list(cwd.iterdir()) == [] and list(tmp.iterdir()) == []
+    assert not downloads_in_tmp.exists()
+    code, out, err = await run_in(cwd, "get", where(server), file_id, "--nick", "bob", "-o", "-",
+                                  "-q", env=env)
+    assert (code, out, err) == (ExitStatus.OK, src.read_bytes(), "")
+    # --json wants stdout too: refused in one line before anything is fetched
+    assert server.files is not None
+    gets = len([r for r in server.files.recent if r.op == "GET"])
+    code, out, err = await run_in(cwd, "get", where(server), file_id, "--nick", "bob", "-o", "-",
+                                  "--json", env=env)
+    assert code == ExitStatus.USAGE and out == b"" and err.count("\n") == 1
+    assert "-o - and --json both write to stdout" in err
+    assert len([r for r in server.files.recent if r.op == "GET"]) == gets
+    # a file that does not exist: the documented exit code, nothing on stdout, nothing left
+    code, out, err = await run_in(cwd, "get", where(server), "kkkkkkkkkkkk", "--nick", "bob",
+                                  "-o", "-", env=env)
+    assert code == ExitStatus.FILE_UNAVAILABLE and out == b"" and err.count("\n") == 1
+    assert list(cwd.iterdir()) == [] and list(tmp.iterdir()) == []
+    # bytes that do not match the SHA-256: nothing reaches stdout
+    (server.config.data_dir / "files" / sha).write_bytes(b"\0" * 300_000)
+    code, out, err = await run_in(cwd, "get", where(server), file_id, "--nick", "bob", "-o", "-",
+                                  env=env)
+    assert code == ExitStatus.FILE_CORRUPT and out == b"" and err.count("\n") == 1
+    assert list(cwd.iterdir()) == [] and list(tmp.iterdir()) == []

@@ -371,8 +371,34 @@ async def test_json_output(chat_server: object) -> None:
     assert code == ExitStatus.OK, err
     assert json.loads(out) == {"server": addr(chat_server), "nick": "bot", "target": "lobby",
                                "delivered": 1, "refused": [], "interrupted": False,
-                               "unconfirmed": 0, "tls": None, "fingerprint": None}
+                               "unconfirmed": 0, "tls": None, "fingerprint": None,
+                               "error": None, "exit_code": 0}
     assert err == ""
+
+
+async def test_json_when_the_nickname_is_refused_or_the_usage_is_wrong(
+    chat_server: object,
+) -> None:
+    """--json writes one document however the send ends (a script always has something to
+    parse): nothing delivered, the error (the line on stderr) and the exit status, which
+    stays the documented one. (Before: nothing at all on stdout.)"""
+    import json
+
+    holder = await registered(chat_server.port, "bot")  # type: ignore[attr-defined]
+    code, out, err = await run_send(addr(chat_server), "--nick", "bot", "--json", "hi")
+    assert code == ExitStatus.NICK_REFUSED
+    assert "name_taken" in err and err.count("\n") == 1
+    result = json.loads(out)
+    assert (result["delivered"], result["exit_code"]) == (0, ExitStatus.NICK_REFUSED)
+    assert "name_taken" in result["error"] and result["nick"] == "bot"
+    assert result["target"] == "lobby" and result["server"] == addr(chat_server)
+    code, out, err = await run_send(addr(chat_server), "--nick", "bot", "--json", "--room",
+                                    "dev", "--to", "x", "hi")
+    assert code == ExitStatus.USAGE and err.count("\n") == 1
+    result = json.loads(out)
+    assert (result["delivered"], result["exit_code"]) == (0, ExitStatus.USAGE)
+    assert "--room and --to" in result["error"]
+    await holder.close()
 
 
 async def test_an_old_message_in_history_is_not_taken_for_the_echo(tmp_path: Path) -> None:
@@ -477,6 +503,49 @@ async def test_server_gone_while_waiting_for_stdin_is_connection_lost(tmp_path: 
     proc.stdin.close()
     assert proc.returncode == ExitStatus.CONNECTION_LOST, err
     assert "closed the connection" in err and err.count("\n") == 1
+
+
+async def test_json_says_what_was_delivered_when_the_connection_is_lost(tmp_path: Path) -> None:
+    """Some lines delivered, then the server goes away: --json still writes its document,
+    with the lines delivered, the error and exit status 11. (Before: nothing on stdout.)"""
+    import json
+
+    from richchat.core.server import ChatServer, ServerConfig
+
+    server = ChatServer(ServerConfig(host="127.0.0.1", port=0, data_dir=tmp_path, beacon=False,
+                                     mdns=False, name="test"))
+    await server.start()
+    proc = await asyncio.create_subprocess_exec(
+        *CLI, "send", f"127.0.0.1:{server.port}", "--nick", "tail", "--json", "-",
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=cli_env(),
+    )
+    assert proc.stdin is not None
+    try:
+        watcher = await registered(server.port, "watcher")
+        proc.stdin.write(b"one\ntwo\n")
+        await proc.stdin.drain()
+        seen = []
+        while len(seen) < 2:
+            frame = await next_frame(watcher, f.RoomMessage, timeout=30)
+            if isinstance(frame, f.RoomMessage) and frame.name == "tail":
+                seen.append(frame.text)
+        await watcher.close()
+    finally:
+        await server.stop()  # stdin stays open
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), 30)
+    except asyncio.TimeoutError:
+        proc.kill()  # our own child, by its handle
+        await proc.wait()
+        raise AssertionError("send kept waiting after the server had gone") from None
+    assert proc.returncode == ExitStatus.CONNECTION_LOST, err
+    assert err.decode().count("\n") == 1 and "closed the connection" in err.decode()
+    result = json.loads(out)
+    # "two" may reach the watcher a moment before send reads its own echo
+    assert result["delivered"] + result["unconfirmed"] == 2 and result["delivered"] >= 1
+    assert result["exit_code"] == ExitStatus.CONNECTION_LOST
+    assert "closed the connection" in result["error"]
+    assert (result["interrupted"], result["refused"]) == (False, [])
 
 
 async def test_look_alike_nick_refused_and_auto_nick_suffixes_checked(chat_server: object) -> None:

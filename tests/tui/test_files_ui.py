@@ -288,3 +288,57 @@ async def test_get_twice_while_the_download_runs(make_server: ServerFactory,
         assert not any("failed" in s for s in plain(app, "lobby"))
     assert sorted(p.name for p in dl.iterdir()) == ["slow.bin"]
     assert hashlib.sha256((dl / "slow.bin").read_bytes()).hexdigest() == shared.sha256
+
+
+async def test_an_empty_file_is_shared_as_one_from_the_chat_ui_and_send(
+    make_server: ServerFactory, tmp_path: Path,
+) -> None:
+    """A 0-byte file is a file the server stores and serves (recipients get 0 bytes): /share
+    and send --file share it and both say it is empty; neither says the server "had it
+    already" (send said so, the message of a deduplicated upload, as 0 bytes were sent)."""
+    import json
+    import subprocess
+    import sys
+
+    from tests.client.servers import cli_env
+
+    server = await make_server()
+    bob = await registered(server.port, "bob")
+    empty = tmp_path / "empty.txt"
+    empty.write_bytes(b"")
+    sha = hashlib.sha256(b"").hexdigest()
+    app = make_app(server, tmp_path / "dl")
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: app.chat.nick == "alice" and app.chat.file_max is not None,
+                    "registration")
+        await paste_line(pilot, app, f"/share {empty}")
+        got = await next_frame(bob, f.FileOffer)
+        assert isinstance(got, f.FileOffer)
+        assert (got.sender, got.name, got.size, got.sha256) == ("alice", "empty.txt", 0, sha)
+        await until(pilot, lambda: any("the server verified it" in s
+                                       for s in plain(app, "lobby")), "the upload's end")
+        lines = plain(app, "lobby")
+        assert any("Sharing empty.txt (an empty file) with" in s for s in lines), lines
+        assert not any("already" in s for s in lines), lines
+    assert (server.config.data_dir / "files" / sha).read_bytes() == b""
+
+    cli = [sys.executable, "-m", "richchat", "send", f"127.0.0.1:{server.port}", "--nick",
+           "carol", "--file", str(empty)]
+    for extra in ([], ["--json"]):
+        proc = await asyncio.create_subprocess_exec(
+            *cli, *extra, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, env=cli_env())
+        out, err = await asyncio.wait_for(proc.communicate(), 60)
+        assert proc.returncode == 0, err
+        offer = await next_frame(bob, f.FileOffer)
+        assert isinstance(offer, f.FileOffer) and (offer.sender, offer.size) == ("carol", 0)
+        if extra:
+            result = json.loads(out)
+            # the server held these (no) bytes already: shared by alice above
+            assert (result["size"], result["sent"], result["held"]) == (0, 0, True)
+        else:
+            assert err.decode().startswith(
+                f"shared empty.txt (0 B, sha256 {sha[:12]}) in lobby as carol (an empty file): "
+                f"file {offer.id}\n"), err
+            assert "already" not in err.decode()
+    await bob.close()

@@ -2,107 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass, field
-
-from rich.console import Console, ConsoleOptions, Group, RenderableType
+from rich.console import Console, Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
 from richchat.core.discovery.models import AdvertisedServer, DiscoveryReport, Notice
+from richchat.core.sheet import Col as _Col
+from richchat.core.sheet import Sheet as _Sheet
 
 
 def _t(value: object) -> Text:
     return Text("" if value is None else str(value))
-
-
-@dataclass
-class _Col:
-    header: str
-    #: an address, a MAC, a port, a count: kept whole when the table fits so
-    keep: bool = False
-    right: bool = False
-
-
-#: the least room a free-text column gets beside columns kept whole
-FREE_TEXT_MIN = 6
-#: below this many characters a column (every column folding) the table is shown as a list
-FOLD_MIN = 8
-
-
-@dataclass
-class _Sheet:
-    """One of discover's tables, laid out when the width it gets is known:
-
-    * wide enough: a table whose kept columns (addresses, MACs, ports) are never split;
-    * narrower: a table where every column folds;
-    * narrower still (a tiny pane): a list, ``Header: value`` a line, rows apart, so that no
-      value is dropped, which a table of 1-character columns would do.
-
-    Never is anything cropped."""
-
-    title: str
-    cols: list[_Col]
-    rows: list[list[Text]] = field(default_factory=list)
-    caption: str | None = None
-
-    def _widest(self, i: int) -> int:
-        return max((len(line) for row in self.rows for line in row[i].plain.splitlines()),
-                   default=0)
-
-    def _header(self, i: int) -> int:
-        """The longest word of column ``i``'s header: never folded mid-word in a table laid
-        out for its values."""
-        return max((len(word) for word in self.cols[i].header.split()), default=0)
-
-    def table(self, keep: bool) -> Table:
-        table = Table(title=self.title, title_justify="left", caption=self.caption)
-        for i, col in enumerate(self.cols):
-            # (only a column kept whole gets a minimum width, and it does not wrap: rich
-            # takes the room it lacks from wrapping columns only, and crops a table whose
-            # wrapping columns have minimum widths too)
-            whole = keep and col.keep and self._widest(i) > 0
-            table.add_column(col.header, justify="right" if col.right else "left",
-                             min_width=max(self._widest(i), self._header(i)) if whole else None,
-                             no_wrap=whole, overflow="fold")
-        for row in self.rows:
-            table.add_row(*row)
-        return table
-
-    def stacked(self) -> RenderableType:
-        parts: list[RenderableType] = [Text(self.title, style="italic")]
-        for row in self.rows:
-            parts.append(Text(""))
-            for col, cell in zip(self.cols, row, strict=True):
-                if cell.plain:
-                    line = Text(f"{col.header.replace(chr(10), ' ')}: ", style="bold")
-                    # lines are items, but an indented line belongs to the one before
-                    # (an address's broadcast)
-                    items: list[Text] = []
-                    for part in cell.split("\n"):
-                        if items and part.plain.startswith(" "):
-                            items[-1] = Text.assemble(items[-1], " (", part.plain.strip(), ")")
-                        else:
-                            items.append(part)
-                    line.append_text(Text(", ").join(items))
-                    parts.append(line)
-        if self.caption:
-            parts += [Text(""), Text(self.caption, style="italic")]
-        return Group(*parts)
-
-    def __rich_console__(self, console: Console,
-                         options: ConsoleOptions) -> Iterator[RenderableType]:
-        width = options.max_width
-        # each column: its content, 2 of padding and 1 of border; one more border at the end
-        kept = 1 + sum(max(self._widest(i) if c.keep else FREE_TEXT_MIN, self._header(i)) + 3
-                       for i, c in enumerate(self.cols))
-        folded = 1 + (FOLD_MIN + 3) * len(self.cols)
-        if kept <= width:
-            yield self.table(True)
-        elif folded <= width:
-            yield self.table(False)
-        else:
-            yield self.stacked()
 
 
 def chats(servers: list[AdvertisedServer]) -> list[list[AdvertisedServer]]:

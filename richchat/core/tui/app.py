@@ -542,7 +542,10 @@ class ChatApp(App[None]):
                     f"Not shared: {path.name} is {human_size(size)}; the server takes files of "
                     f"at most {human_size(limit)}.", error=True))
                 return
-            self._note(se.Note(f"Sharing {path.name} ({human_size(size)}) with "
+            # an empty file is shared like any other (its offer says 0 B); said here as
+            # send --file says it, in case it was not the file meant
+            what = "an empty file" if size == 0 else human_size(size)
+            self._note(se.Note(f"Sharing {path.name} ({what}) with "
                                f"{_audience(job.target)}: computing its SHA-256..."))
             sha256, _size = await hash_file(path, lambda done, total: self._show_progress(
                 key, "sha256", path.name, done, total))
