@@ -157,13 +157,18 @@ def _users(state: ChatState, _arg: str, now: int) -> Outcome:
 
 
 def _query(state: ChatState, arg: str, now: int) -> Outcome | None:
-    """``/msg USER`` or ``/query USER`` (no text): open the private conversation."""
-    if not arg or " " in arg:
-        return None  # with text: a private message, through the protocol
-    problem = nick_problem(arg)
+    """``/msg USER`` or ``/query USER`` (no text): open the private conversation. A bad
+    name is refused here, with or without a text, in one line that names it."""
+    if not arg:
+        return None  # the protocol's usage line
+    name, _, text = arg.partition(" ")
+    problem = nick_problem(name)
     if problem:
-        return _noted(state, f"Bad user name {arg!r}: {problem}", now, error=True, keep=True)
-    return _stepped(st.open_private(state, arg))
+        shown = repr(name) if len(name) <= 30 else repr(name[:30]) + "..."
+        return _noted(state, f"Bad user name {shown}: {problem}", now, error=True, keep=True)
+    if text.strip():
+        return None  # with text: a private message, through the protocol
+    return _stepped(st.open_private(state, name))
 
 
 def _leave(state: ChatState, arg: str, _now: int) -> Outcome | None:
@@ -282,7 +287,12 @@ def _who(state: ChatState, frame: f.Who, _now: int) -> Outcome:
 
 
 def _private(state: ChatState, frame: f.SendPrivate, _now: int) -> Outcome:
-    return _stepped(st.open_private(state, frame.to), send=frame)
+    """``/msg USER TEXT``: shows the conversation with USER at once if there is one; a new one
+    opens when the server delivers the message (a refusal, such as nobody of that name being
+    online, is shown where the command was typed, and opens nothing)."""
+    if st.private_key(frame.to) in state.conversations:
+        return _stepped(st.open_private(state, frame.to), send=frame)
+    return Outcome(st.expect_private(state, frame.to), send=frame)
 
 
 #: ``/topic --clear``: the one way to clear a topic from the chat UI (``/topic`` alone shows it)
@@ -334,6 +344,8 @@ def command(state: ChatState, text: str, now: int) -> Outcome:
     """A line starting with ``/``."""
     name, _, arg = text[1:].partition(" ")
     name, arg = name.lower(), arg.strip()
+    if name in ("msg", "query") and arg.startswith("@"):
+        arg = arg[1:]  # "@bob", as the conversation list shows him (no name has an "@")
     local = LOCAL.get(name)
     if local is not None:
         outcome = local(state, arg, now)
