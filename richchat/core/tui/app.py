@@ -304,7 +304,7 @@ class ChatApp(App[None]):
             for line in lines:
                 self._write(line)
         if any(isinstance(c, st.ListChanged) for c in changes):
-            self.conversation_list.update(render.conversation_list(self.chat))
+            self.conversation_list.show(self.chat)
         if any(isinstance(c, st.NickSet) or (isinstance(c, st.UsersChanged) and c.key == active)
                for c in changes):
             self._show_users()
@@ -315,7 +315,7 @@ class ChatApp(App[None]):
         self.new_below = 0
         self.chat_log.show(render.chat_line(line, self.time_format)
                            for line in self.chat.current.lines)
-        self.conversation_list.update(render.conversation_list(self.chat))
+        self.conversation_list.show(self.chat)
         self._show_users()
         self._show_header()
 

@@ -26,7 +26,7 @@ from richchat.core.protocol.text import nick_problem
 from richchat.core.trust.connect import Security, UnknownServerKey
 from richchat.core.tui import render
 from richchat.core.tui.session import Status
-from richchat.core.tui.state import MAX_LINES, Conversation, SharedFile
+from richchat.core.tui.state import MAX_LINES, ChatState, Conversation, SharedFile
 
 #: rows the chat panel keeps per line of MAX_LINES (wrapped lines take several)
 ROWS_PER_LINE = 4
@@ -184,13 +184,27 @@ class ChatInput(Input):
             self.post_message(self.MultiLinePaste(event.text.splitlines()))
 
 
-class ConversationList(Static):
-    """The list of conversations; clicking a line switches to that conversation."""
+class ConversationList(Widget):
+    """The list of conversations; clicking a line switches to that conversation. Drawn for
+    its width (a shorter heading, lines cut with an ellipsis), so nothing folds mid-word."""
+
+    DEFAULT_CSS = "ConversationList { text-wrap: nowrap; text-overflow: ellipsis; }"
 
     class Picked(Message):
         def __init__(self, index: int) -> None:
             super().__init__()
             self.index = index
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self._state = ChatState()
+
+    def show(self, state: ChatState) -> None:
+        self._state = state
+        self.refresh(layout=True)
+
+    def render(self) -> RenderableType:
+        return render.conversation_list(self._state, width=self.content_size.width or None)
 
     def on_click(self, event: events.Click) -> None:
         # line 0 is the heading; line n is conversation n - 1

@@ -1,0 +1,71 @@
+"""The chat screen over a sweep of terminal sizes, driven by Pilot against a real server:
+panel titles are never folded inside a word, and no size crashes the app."""
+
+from __future__ import annotations
+
+import re
+
+from textual.geometry import Region
+from textual.widget import Widget
+
+from richchat.core.protocol import frames as f
+from richchat.core.tui.state import private_key
+from tests.client.servers import next_frame, registered
+from tests.tui.test_app import make_app, type_line, until
+
+LONG_NICK = "averyveryverylongnick12"
+ROOM = "development-team"
+WIDTHS = range(40, 141, 3)
+HEIGHTS = (12, 24)
+#: the conversation list's heading: the long one, or the short one on a narrow panel
+HEADINGS = ("Conversations", "Chats")
+
+
+def rows(widget: Widget) -> list[str]:
+    """What ``widget`` draws (border and padding included), one string per row."""
+    width, height = widget.outer_size
+    return [strip.text for strip in widget.render_lines(Region(0, 0, width, height))]
+
+
+def whole_or_cut(text: str, wholes: tuple[str, ...]) -> bool:
+    """``text`` is one of ``wholes``, or the start of one cut with an ellipsis."""
+    return text in wholes or (text.endswith("…") and any(
+        w.startswith(text[:-1]) for w in wholes))
+
+
+async def test_panel_titles_never_fold_inside_a_word(chat_server: object) -> None:
+    port = chat_server.port  # type: ignore[attr-defined]
+    other = await registered(port, LONG_NICK)
+    app = make_app(port)
+    async with app.run_test(size=(40, 12)) as pilot:
+        await until(pilot, lambda: app.chat.nick == "alice", "registration")
+        await other.private("alice", "hi")
+        await next_frame(other, f.Private)
+        await type_line(pilot, f"/join {ROOM}")
+        await until(pilot, lambda: app.chat.active == ROOM and private_key(LONG_NICK)
+                    in app.chat.conversations, "the room and the private conversation")
+        await pilot.press("f2", "f3")  # both side panels, at every width
+        titles = ("#lobby", f"#{ROOM}", f"@{LONG_NICK}")
+        for height in HEIGHTS:
+            for width in WIDTHS:
+                await pilot.resize_terminal(width, height)
+                size = (width, height)
+                await until(pilot, lambda size=size: app.screen.size == size
+                            and app.conversation_list.size.width > 0, "the new size")
+                await pilot.pause()
+                where = f"at {width}x{height}"
+                listed = [r.strip() for r in rows(app.conversation_list)]
+                listed = [r for r in listed if r.strip("│ ")]
+                heading, *entries = [r.rstrip("│ ").strip() for r in listed]
+                assert whole_or_cut(heading, HEADINGS), (where, listed)
+                assert len(entries) == len(titles), (where, listed)  # one row each
+                for entry in entries:
+                    title = re.sub(r" \(\d+\)$", "", entry.removeprefix("▶").strip())
+                    assert whole_or_cut(title, titles), (where, listed)
+                top = rows(app.user_list)[0]
+                users = re.search(r"Users[^─╮]*", top)
+                shown = f"Users ({len(app.chat.current.users)})"
+                assert users is not None and whole_or_cut(users.group().strip(),
+                                                          (shown,)), (where, top)
+        assert app.is_running
+    await other.close()
