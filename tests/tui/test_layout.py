@@ -1,17 +1,21 @@
-"""The chat screen over a sweep of terminal sizes, driven by Pilot against a real server:
-panel titles are never folded inside a word, and no size crashes the app."""
+"""The chat screen at many terminal sizes, driven by Pilot against a real server: panel
+titles are never folded inside a word, no size crashes the app, and the nickname dialog says
+what its keys do and fits the screen."""
 
 from __future__ import annotations
 
 import re
 
+import pytest
 from textual.geometry import Region
 from textual.widget import Widget
+from textual.widgets import Input
 
 from richchat.core.protocol import frames as f
 from richchat.core.tui.state import private_key
+from richchat.core.tui.widgets import NickScreen
 from tests.client.servers import next_frame, registered
-from tests.tui.test_app import make_app, type_line, until
+from tests.tui.test_app import dialog_ready, make_app, plain, type_line, until
 
 LONG_NICK = "averyveryverylongnick12"
 ROOM = "development-team"
@@ -69,3 +73,31 @@ async def test_panel_titles_never_fold_inside_a_word(chat_server: object) -> Non
                                                           (shown,)), (where, top)
         assert app.is_running
     await other.close()
+
+
+@pytest.mark.parametrize("size", [(100, 24), (40, 12), (20, 6)])
+async def test_esc_in_the_nickname_dialog_does_what_the_dialog_says(
+    chat_server: object, size: tuple[int, int]
+) -> None:
+    """The dialog fits the screen with its input and its keys (in its border) in view; Esc
+    closes it without a name, and the header and the chat say how to choose one later."""
+    port = chat_server.port  # type: ignore[attr-defined]
+    bob = await registered(port, "bob")
+    app = make_app(port, nick="bob")  # taken: the dialog opens
+    async with app.run_test(size=size) as pilot:
+        await until(pilot, lambda: dialog_ready(app), "the nickname dialog")
+        await pilot.pause()
+        field = app.screen.query_one("#nick-input", Input)
+        box = field.parent
+        assert isinstance(box, Widget)
+        screen = app.screen.region
+        assert screen.contains_region(box.region), (box.region, screen)
+        assert box.region.contains_region(field.region) and field.has_focus
+        assert "Esc: no name" in rows(box)[-1]  # the border says what Esc does
+        await pilot.press("escape")
+        await until(pilot, lambda: not isinstance(app.screen, NickScreen), "the dialog closed")
+        assert app.session.status.detail == "no nickname: /nick NAME"
+        assert any("No nickname yet: /nick NAME chooses one." in s
+                   for s in plain(app, "lobby"))
+        assert app.input.has_focus
+    await bob.close()

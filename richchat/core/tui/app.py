@@ -387,7 +387,8 @@ class ChatApp(App[None]):
             if name:
                 self.session.choose_nick(name)
             else:
-                self._note(se.Note("No nickname yet: use /nick NAME to register."))
+                self.session.decline_nick()
+                self._note(se.Note("No nickname yet: /nick NAME chooses one."))
 
         self.push_screen(NickScreen(reason, self.session.wanted_nick or ""), chosen)
 

@@ -213,17 +213,33 @@ class ConversationList(Widget):
 
 
 class NickScreen(ModalScreen[str | None]):
-    """Ask for a nickname; shows why the previous one was refused."""
+    """Ask for a nickname; shows why the previous one was refused.
+
+    Enter confirms; Esc closes the dialog without a name (the chat stays connected, and says
+    so, until ``/nick NAME``), as Esc cancels the other dialogs. What the keys do is in the
+    border, so it shows at every size; below ``COMPACT_BELOW`` the dialog drops its spacing
+    and the input is one row, so at 20x6 the name being typed stays on screen."""
 
     DEFAULT_CSS = """
     NickScreen { align: center middle; }
-    NickScreen > Vertical {
-        width: 64; max-width: 100%; height: auto; border: thick $accent; padding: 1 2;
-        background: $surface;
+    NickScreen > VerticalScroll {
+        width: 64; max-width: 100%; height: auto; max-height: 100%; border: thick $accent;
+        padding: 1 2; background: $surface; border-title-style: bold;
     }
     NickScreen Label { width: 100%; margin-bottom: 1; }
     NickScreen #nick-reason { color: $error; }
+    NickScreen #nick-input { margin-bottom: 1; }
+    NickScreen #nick-hint { margin-bottom: 0; }
+    NickScreen.-compact #nick-input { margin-bottom: 0; }
+    NickScreen.-compact > VerticalScroll { padding: 0 1; }
+    NickScreen.-compact Label { margin-bottom: 0; }
+    NickScreen.-compact #nick-hint { display: none; }
     """
+    #: below this size (columns, rows) the dialog is compact (the border still has the keys)
+    COMPACT_BELOW = (64, 16)
+    #: the keys, in the dialog's bottom border (the short form below 30 columns)
+    KEYS = "Enter: OK · Esc: no name"
+    KEYS_SHORT = "Esc: no name"
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel")]
 
     def __init__(self, reason: str | None, suggestion: str = "") -> None:
@@ -232,11 +248,31 @@ class NickScreen(ModalScreen[str | None]):
         self.suggestion = suggestion
 
     def compose(self) -> ComposeResult:
-        with Vertical():
-            yield Label(Text("Choose a nickname"), id="nick-title")
-            yield Label(Text(self.reason or ""), id="nick-reason")
+        with VerticalScroll() as box:
+            box.can_focus = False  # typing goes to the input
+            box.border_title = "Choose a nickname"
+            box.border_subtitle = self.KEYS
+            # the input first: on a small screen it is what must stay in view
             yield Input(value=self.suggestion, placeholder="nickname", id="nick-input")
-            yield Label(Text("Enter to confirm, Esc to stay without a name (/nick later)"))
+            yield Label(Text(self.reason or ""), id="nick-reason")
+            yield Label(Text("Enter to confirm, Esc to stay without a name (/nick later)"),
+                        id="nick-hint")
+
+    def on_mount(self) -> None:
+        self._fit(self.app.size.width, self.app.size.height)
+        self.query_one("#nick-input", Input).focus()
+
+    def on_resize(self, event: events.Resize) -> None:
+        self._fit(event.size.width, event.size.height)
+
+    def _fit(self, width: int, height: int) -> None:
+        columns, rows = self.COMPACT_BELOW
+        compact = width < columns or height < rows
+        self.set_class(compact, "-compact")
+        for field in self.query("#nick-input").results(Input):
+            field.compact = compact  # one row, no border
+        for box in self.query(VerticalScroll):
+            box.border_subtitle = self.KEYS if width >= 30 else self.KEYS_SHORT
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         event.stop()
