@@ -101,3 +101,23 @@ async def test_esc_in_the_nickname_dialog_does_what_the_dialog_says(
                    for s in plain(app, "lobby"))
         assert app.input.has_focus
     await bob.close()
+
+
+async def test_a_tiny_terminal_still_shows_the_chat(chat_server: object) -> None:
+    """At 20x6 the input and the chat panel's border took every row: no line of the chat
+    showed. Below 12 rows the input is one row and the panel has no border."""
+    port = chat_server.port  # type: ignore[attr-defined]
+    bob = await registered(port, "bob")
+    app = make_app(port)
+    async with app.run_test(size=(20, 6)) as pilot:
+        await until(pilot, lambda: app.chat.nick == "alice", "registration")
+        await bob.say("hi")
+        await until(pilot, lambda: any("<bob> hi" in r for r in rows(app.chat_log)),
+                    "bob's line on screen")
+        assert app.chat_log.size.height >= 3 and app.input.outer_size.height == 1
+        await type_line(pilot, "yo")
+        await until(pilot, lambda: any("<alice> yo" in r for r in rows(app.chat_log)),
+                    "our line on screen")
+        await pilot.resize_terminal(100, 24)  # room again: the input has its border back
+        await until(pilot, lambda: app.input.outer_size.height == 3, "the full input")
+    await bob.close()

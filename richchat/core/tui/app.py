@@ -69,6 +69,9 @@ PASTE_LINE_LIMIT = 10
 #: screen widths (columns): side panels at full width from WIDE, narrower from NARROW, hidden
 #: below NARROW (the chat panel keeps the room)
 NARROW, WIDE = 70, 100
+#: below this many rows the input is one row and the chat panel has no border: at 20x6 the
+#: chat shows 3 lines (it showed none: the input and the borders took every row)
+SHORT = 12
 #: lines drawn at once when more arrive together for the conversation on screen (a flood, a
 #: long history): only its end is drawn then (drawing costs about 0.2 ms a line), the rest of
 #: the scrollback once no such burst came for FLOOD_CALM seconds, or when the user scrolls up
@@ -93,6 +96,7 @@ class ChatApp(App[None]):
     HORIZONTAL_BREAKPOINTS = [
         (0, "-narrow"), (NARROW, "-medium"), (WIDE, "-wide"),
     ]
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (SHORT, "-tall")]
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("ctrl+c", "quit_chat", "Quit", priority=True),
         Binding("ctrl+q", "quit_chat", "Quit", priority=True, show=False),
