@@ -64,6 +64,12 @@ def test_lines_that_become_one_frame(before: ChatState, text: str, frame: f.Fram
          "A room name starts with a letter or digit and contains only letters, digits, '.', '-'"
          " and '_'"),
         (state(), "/query", "Usage: /msg USER TEXT"),
+        (state(), "/msg bob " + "x" * (MAX + 1),
+         f"Message too long ({MAX + 1} bytes; at most {MAX}): it is kept in the input line."),
+        (state(PRIV, active="@bob"), "/me " + "x" * (MAX - 1),
+         f"Message too long ({MAX + 1} bytes; at most {MAX}): it is kept in the input line."),
+        (state(DEV, active="dev"), "/me " + "x" * (MAX + 1),
+         f"Message too long ({MAX + 1} bytes; at most {MAX}): it is kept in the input line."),
         (state(), "/query bad|name", "Bad user name 'bad|name': a nickname cannot contain '|'"),
         (state(), "/msg bad|name hello",
          "Bad user name 'bad|name': a nickname cannot contain '|'"),

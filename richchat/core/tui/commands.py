@@ -25,7 +25,12 @@ from pydantic import ValidationError
 
 from richchat.core.protocol import frames as f
 from richchat.core.protocol.slash import HelpRequest, SlashError, parse_slash
-from richchat.core.protocol.text import DEFAULT_ROOM, message_size, nick_problem
+from richchat.core.protocol.text import (
+    DEFAULT_ROOM,
+    MAX_MESSAGE_BYTES,
+    message_size,
+    nick_problem,
+)
 from richchat.core.tui import state as st
 from richchat.core.tui.state import ChatState
 
@@ -124,7 +129,7 @@ def submit(state: ChatState, text: str, now: int, *, max_bytes: int) -> Outcome:
     if not text.strip():
         return Outcome(state, keep=True)
     if text.startswith("/") and not text.startswith("//"):
-        return command(state, text, now)
+        return command(state, text, now, max_bytes=max_bytes)
     return say(state, text[1:] if text.startswith("//") else text, now, max_bytes=max_bytes)
 
 
@@ -340,7 +345,23 @@ def _rules() -> dict[type[f.Frame], FrameRule]:
 FRAME_RULES = _rules()
 
 
-def command(state: ChatState, text: str, now: int) -> Outcome:
+#: frames that carry a chat message: its text is bounded as a typed message is
+_MESSAGES = (f.Say, f.SayRoom, f.SendPrivate, f.SendAction)
+
+
+def _fits(state: ChatState, outcome: Outcome, now: int, max_bytes: int) -> Outcome:
+    """``outcome``, or the refusal of a message too long for the server (kept in the input;
+    the server would drop the whole line, and the text with it)."""
+    if isinstance(outcome.send, _MESSAGES):
+        size = message_size(outcome.send.text)
+        if size > max_bytes:
+            return _noted(state, f"Message too long ({size} bytes; at most {max_bytes}): it is "
+                          "kept in the input line.", now, error=True, keep=True)
+    return outcome
+
+
+def command(state: ChatState, text: str, now: int, *,
+            max_bytes: int = MAX_MESSAGE_BYTES) -> Outcome:
     """A line starting with ``/``."""
     name, _, arg = text[1:].partition(" ")
     name, arg = name.lower(), arg.strip()
@@ -372,6 +393,5 @@ def command(state: ChatState, text: str, now: int) -> Outcome:
     if not state.registered:
         return _noted(state, "Choose a nickname first: /nick NAME", now, error=True, keep=True)
     rule = FRAME_RULES.get(type(parsed))
-    if rule is not None:
-        return rule(state, parsed, now)
-    return Outcome(state, send=parsed)
+    outcome = rule(state, parsed, now) if rule is not None else Outcome(state, send=parsed)
+    return _fits(state, outcome, now, max_bytes)
