@@ -471,7 +471,7 @@ class ChatApp(App[None]):
                     error=True,
                 ))
                 return
-        if lines:
+        if len(lines) > 1:  # (one line, pasted with its newline: its echo says enough)
             self._note(se.Note(f"Sent {len(lines)} pasted lines as separate messages."))
 
     async def on_input_submitted(self, event: Input.Submitted) -> None:

@@ -178,10 +178,14 @@ class ChatInput(Input):
         # Textual calls the ``_on_paste`` of every class along the MRO: Input's own handler
         # inserts a one-line paste after this one, so this one must not (calling super() here
         # inserted every paste twice). prevent_default() stops Input's for a multi-line paste.
-        if "\n" in event.text or "\r" in event.text:
+        # Input's own handler inserts the paste's first line (str.splitlines): a paste with
+        # any line boundary str.splitlines knows (NEL, U+2028, U+2029, form feed... not only
+        # newlines) goes to the app, or one that starts with one was inserted as nothing.
+        lines = event.text.splitlines()
+        if lines not in ([], [event.text]):
             event.stop()
             event.prevent_default()
-            self.post_message(self.MultiLinePaste(event.text.splitlines()))
+            self.post_message(self.MultiLinePaste(lines))
 
 
 class ConversationList(Widget):
