@@ -22,7 +22,7 @@ from textual.widget import Widget
 from textual.widgets import Button, Input, Label, OptionList, RichLog, Static
 from textual.widgets.option_list import Option
 
-from richchat.core.protocol.text import nick_problem
+from richchat.core.protocol.text import nick_problem, sanitize_text
 from richchat.core.trust.connect import Security, UnknownServerKey
 from richchat.core.tui import render
 from richchat.core.tui.session import Status
@@ -181,11 +181,21 @@ class ChatInput(Input):
         # Input's own handler inserts the paste's first line (str.splitlines): a paste with
         # any line boundary str.splitlines knows (NEL, U+2028, U+2029, form feed... not only
         # newlines) goes to the app, or one that starts with one was inserted as nothing.
+        # Control characters are neutralised as the protocol does before sending (ESC shows
+        # as ␛): Input drew them raw, so a pasted ESC [2J went to the terminal as is.
         lines = event.text.splitlines()
         if lines not in ([], [event.text]):
             event.stop()
             event.prevent_default()
-            self.post_message(self.MultiLinePaste(lines))
+            self.post_message(self.MultiLinePaste([sanitize_text(line) for line in lines]))
+        elif not event.text.isprintable():
+            event.stop()
+            event.prevent_default()
+            clean = sanitize_text(event.text)
+            if self.selection.is_empty:
+                self.insert_text_at_cursor(clean)
+            else:
+                self.replace(clean, *self.selection)
 
 
 class ConversationList(Widget):
