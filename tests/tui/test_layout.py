@@ -13,7 +13,7 @@ from textual.widgets import Input
 
 from richchat.core.protocol import frames as f
 from richchat.core.tui.state import private_key
-from richchat.core.tui.widgets import NickScreen
+from richchat.core.tui.widgets import FilesScreen, NickScreen
 from tests.client.servers import next_frame, registered
 from tests.tui.test_app import dialog_ready, make_app, plain, type_line, until
 
@@ -121,3 +121,29 @@ async def test_a_tiny_terminal_still_shows_the_chat(chat_server: object) -> None
         await pilot.resize_terminal(100, 24)  # room again: the input has its border back
         await until(pilot, lambda: app.input.outer_size.height == 3, "the full input")
     await bob.close()
+
+
+@pytest.mark.parametrize("size", [(100, 30), (40, 12), (20, 6)])
+async def test_the_files_dialog_shows_its_content_and_keys(
+    chat_server: object, size: tuple[int, int]
+) -> None:
+    """F4 at 20x6 drew an empty box (its spacing took every row): the dialog's text, title
+    and keys are on screen at every size, and Esc closes it."""
+    port = chat_server.port  # type: ignore[attr-defined]
+    app = make_app(port)
+    async with app.run_test(size=size) as pilot:
+        await until(pilot, lambda: app.chat.nick == "alice", "registration")
+        await pilot.press("f4")
+        await until(pilot, lambda: isinstance(app.screen, FilesScreen)
+                    and bool(app.screen.query("#files-empty")), "the files dialog")
+        await pilot.pause()
+        empty = app.screen.query_one("#files-empty")
+        box = empty.parent
+        assert isinstance(box, Widget)
+        assert app.screen.region.contains_region(box.region), (box.region, size)
+        assert box.region.contains_region(empty.region) and empty.region.height > 0
+        drawn = rows(box)
+        assert "Files in" in drawn[0] and "Esc: close" in drawn[-1], drawn
+        assert "No files" in " ".join(rows(empty))
+        await pilot.press("escape")
+        await until(pilot, lambda: not isinstance(app.screen, FilesScreen), "closed")

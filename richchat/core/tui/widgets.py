@@ -412,17 +412,25 @@ class TransferBar(Static):
 
 
 class FilesScreen(ModalScreen[int | None]):
-    """The files of the conversation on screen: pick one (Enter) to download it."""
+    """The files of the conversation on screen: pick one (Enter) to download it.
+
+    The title and the keys are in the border too; below ``COMPACT_BELOW`` the dialog keeps
+    only them and the list (at 20x6 it was an empty box: its spacing took every row)."""
 
     DEFAULT_CSS = """
     FilesScreen { align: center middle; }
     FilesScreen > Vertical {
         width: 90; max-width: 100%; height: auto; max-height: 80%; border: thick $accent;
-        padding: 1 2; background: $surface;
+        padding: 1 2; background: $surface; border-title-style: bold;
     }
     FilesScreen OptionList { height: auto; max-height: 20; }
     FilesScreen Label { width: 100%; margin-bottom: 1; }
+    FilesScreen.-compact > Vertical { padding: 0 1; max-height: 100%; }
+    FilesScreen.-compact Label { margin-bottom: 0; }
+    FilesScreen.-compact .files-words { display: none; }
+    FilesScreen.-compact OptionList { max-height: 6; }
     """
+    COMPACT_BELOW = (64, 16)
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel")]
 
     def __init__(self, title: str, files: list[SharedFile], empty: str | None = None) -> None:
@@ -434,18 +442,28 @@ class FilesScreen(ModalScreen[int | None]):
         self.empty = empty or "No files known here yet (/files asks the server)"
 
     def compose(self) -> ComposeResult:
-        with Vertical():
-            yield Label(Text(self.title_text, style="bold"))
+        with Vertical() as box:
+            box.border_title = self.title_text
+            box.border_subtitle = "Enter: get · Esc: close" if self.files else "Esc: close"
             if self.files:
                 yield OptionList(*(Option(render.file_choice(x), id=str(x.number))
                                    for x in reversed(self.files)), id="files-list")
-                yield Label(Text("Enter downloads the highlighted file; Esc closes"))
+                yield Label(Text("Enter downloads the highlighted file; Esc closes"),
+                            classes="files-words")
             else:
                 yield Label(Text(self.empty), id="files-empty")
 
     def on_mount(self) -> None:
+        self._fit(self.app.size.width, self.app.size.height)
         for widget in self.query("#files-list"):
             widget.focus()
+
+    def on_resize(self, event: events.Resize) -> None:
+        self._fit(event.size.width, event.size.height)
+
+    def _fit(self, width: int, height: int) -> None:
+        columns, rows = self.COMPACT_BELOW
+        self.set_class(width < columns or height < rows, "-compact")
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
         event.stop()
