@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 
 import pytest
+from textual import events
 from textual.geometry import Region
 from textual.widget import Widget
 from textual.widgets import Input
@@ -147,3 +148,22 @@ async def test_the_files_dialog_shows_its_content_and_keys(
         assert "No files" in " ".join(rows(empty))
         await pilot.press("escape")
         await until(pilot, lambda: not isinstance(app.screen, FilesScreen), "closed")
+
+
+async def test_a_paste_with_control_characters_is_refused_by_the_nickname_field(
+    chat_server: object,
+) -> None:
+    """Found by the fifth exploratory pass: the nickname field drew a pasted ESC [2J raw (to
+    the terminal). No name has a control character: the paste is refused, with the reason."""
+    port = chat_server.port  # type: ignore[attr-defined]
+    app = make_app(port, nick=None)
+    async with app.run_test(size=(100, 24)) as pilot:
+        await until(pilot, lambda: dialog_ready(app), "the nickname dialog")
+        field = app.screen.query_one("#nick-input", Input)
+        field.post_message(events.Paste("\x1b[2Jevil"))
+        reason = app.screen.query_one("#nick-reason")
+        await until(pilot, lambda: "Paste not inserted" in str(reason.render()), "the refusal")
+        assert "control characters" in str(reason.render())
+        assert field.value == "" and "\x1b" not in " ".join(rows(field))
+        field.post_message(events.Paste("dora\n"))  # a name copied with its newline
+        await until(pilot, lambda: field.value == "dora", "the name pasted")

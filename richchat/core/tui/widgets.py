@@ -226,6 +226,24 @@ class ConversationList(Widget):
             self.post_message(self.Picked(event.y - 1))
 
 
+class NickInput(Input):
+    """The nickname field: a paste with control characters is refused (no name has one), not
+    inserted; the Input widget would draw them raw (a pasted ESC [2J clears the terminal)."""
+
+    class Refused(Message):
+        def __init__(self, problem: str) -> None:
+            super().__init__()
+            self.problem = problem
+
+    def _on_paste(self, event: events.Paste) -> None:
+        line = event.text.splitlines()[0] if event.text.splitlines() else ""
+        if not line.isprintable():
+            event.stop()
+            event.prevent_default()
+            problem = nick_problem(line) or "a nickname cannot contain control characters"
+            self.post_message(self.Refused(f"Paste not inserted: {problem}"))
+
+
 class NickScreen(ModalScreen[str | None]):
     """Ask for a nickname; shows why the previous one was refused.
 
@@ -267,7 +285,7 @@ class NickScreen(ModalScreen[str | None]):
             box.border_title = "Choose a nickname"
             box.border_subtitle = self.KEYS
             # the input first: on a small screen it is what must stay in view
-            yield Input(value=self.suggestion, placeholder="nickname", id="nick-input")
+            yield NickInput(value=self.suggestion, placeholder="nickname", id="nick-input")
             yield Label(Text(self.reason or ""), id="nick-reason")
             yield Label(Text("Enter to confirm, Esc to stay without a name (/nick later)"),
                         id="nick-hint")
@@ -296,6 +314,10 @@ class NickScreen(ModalScreen[str | None]):
             self.query_one("#nick-reason", Label).update(Text(problem))
             return
         self.dismiss(name)
+
+    def on_nick_input_refused(self, event: NickInput.Refused) -> None:
+        event.stop()
+        self.query_one("#nick-reason", Label).update(Text(event.problem))
 
     def action_cancel(self) -> None:
         self.dismiss(None)
