@@ -349,6 +349,9 @@ class TrustScreen(ModalScreen[str]):
     #: below this size (columns, rows) the dialog drops its explanation and spacing, and
     #: stacks one-row buttons: at 40x12 the fingerprint and every answer stay on screen
     COMPACT_BELOW = (78, 24)
+    #: the keys, in the dialog's bottom border (the short form below 36 columns)
+    KEYS = "r: trust · o: once · Esc: cancel"
+    KEYS_SHORT = "r / o / Esc"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("r", "answer('remember')", "Trust and remember"),
         Binding("o", "answer('once')", "Trust this time"),
@@ -362,7 +365,8 @@ class TrustScreen(ModalScreen[str]):
     def compose(self) -> ComposeResult:
         q = self.question
         where = f"[{q.host}]:{q.port}" if ":" in q.host else f"{q.host}:{q.port}"
-        with VerticalScroll():
+        with VerticalScroll() as box:
+            box.border_subtitle = self.KEYS  # the keys, on screen however small it is
             yield Label(Text(f"First connection to {where} over TLS", style="bold"),
                         id="trust-title")
             yield Label(Text("Its key has this fingerprint:"))
@@ -415,6 +419,8 @@ class TrustScreen(ModalScreen[str]):
         self.set_class(compact, "-compact")
         for button in self.query(Button):
             button.compact = compact  # one row, no border
+        for box in self.query(VerticalScroll):
+            box.border_subtitle = self.KEYS if width >= 36 else self.KEYS_SHORT
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         event.stop()
