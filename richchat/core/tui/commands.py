@@ -229,7 +229,8 @@ def _get(state: ChatState, arg: str, now: int) -> Outcome:
         return refused
     known = state.file(ref)
     if known is None and ref.isdigit():
-        return _noted(state, f"No file [{ref}] here; /files lists the files of this "
+        shown = ref if len(ref) <= 12 else ref[:12] + "..."
+        return _noted(state, f"No file [{shown}] here; /files lists the files of this "
                       "conversation.", now, error=True, keep=True)
     try:
         frame = f.GetFile(id=known.id if known is not None else ref.lower())

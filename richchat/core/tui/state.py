@@ -152,6 +152,10 @@ class ChatState:
     def file(self, ref: str) -> SharedFile | None:
         """A known file by number (``3``) or id (``k3x9q2wz4m1p``)."""
         if ref.isdigit():
+            # ASCII digits, and few of them: int() refuses "²" (a digit to isdigit) and
+            # numbers over 4,300 digits, and no list holds a billion files
+            if not (ref.isascii() and len(ref) <= 9):
+                return None
             n = int(ref)
             return self.files[n - 1] if 0 < n <= len(self.files) else None
         return next((x for x in self.files if x.id == ref.lower()), None)
