@@ -108,7 +108,8 @@ def parse_address(text: str, default_port: int = DEFAULT_PORT) -> Address:
                          "'/', '\\' or '#'")
     if not port_text:
         return Address(host, default_port)
-    if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+    # ASCII digits: int() refuses some str.isdigit() digits ("²")
+    if not (port_text.isascii() and port_text.isdigit()) or not 0 < int(port_text) < 65536:
         raise UsageError(f"bad port {port_text!r} in {text!r}", hint="a port is 1-65535")
     return Address(host, int(port_text))
 

@@ -163,9 +163,10 @@ def _pick(ask: Ask, console: Console, count: int, prompt: str) -> int | str:
         answer = ask(prompt).strip()
         if not answer or answer.lower() in ("q", "quit"):
             return ""
-        if answer.isdigit() and 1 <= int(answer) <= count:
+        number = answer.isascii() and answer.isdigit()  # int() refuses "²", a digit too
+        if number and 1 <= int(answer) <= count:
             return int(answer)
-        if answer.isdigit() and count and int(answer) <= 0:
+        if number and count and int(answer) <= 0:
             console.print(Text(f"Choose 1-{count}, or type an address.", style="red"))
             continue
         return answer
@@ -350,9 +351,10 @@ class Wizard:
             answer = self.ask("Pick a number or type a port; Enter quits: ").strip()
             if not answer or answer.lower() in ("q", "quit"):
                 return None
-            if answer.isdigit() and 1 <= int(answer) <= len(rows):
+            number = answer.isascii() and answer.isdigit()
+            if number and 1 <= int(answer) <= len(rows):
                 return int(rows[int(answer) - 1].port)
-            if answer.isdigit() and 0 < int(answer) < 65536:
+            if number and 0 < int(answer) < 65536:
                 return int(answer)
             self.say("A row number, or a port 1-65535.")
 

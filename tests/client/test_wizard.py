@@ -82,3 +82,23 @@ def test_a_port_that_is_not_a_chat_server_shows_the_port_list_once_more(
     text = out.getvalue()
     assert f"port {ports[1]} is not a richchat server" in " ".join(text.split())
     assert text.count("Open ports on 127.0.0.1") == 2, text
+
+
+def test_a_superscript_digit_is_typed_text_not_a_crash() -> None:
+    """``²`` is a digit to str.isdigit, not to int(): the wizard's row pick raised ValueError
+    ('error: unexpected ValueError'). It is text typed instead of a number (an address)."""
+    from richchat.core.wizard import _pick
+
+    answers = iter(["\u00b2"])
+    out = Console(file=io.StringIO(), width=80)
+    assert _pick(lambda _prompt: next(answers), out, 3, "Pick: ") == "\u00b2"
+
+
+def test_a_port_of_superscript_digits_is_a_bad_port() -> None:
+    import pytest
+
+    from richchat.core.client import parse_address
+    from richchat.core.errors import UsageError
+
+    with pytest.raises(UsageError, match="bad port"):
+        parse_address("127.0.0.1:\u00b2")

@@ -311,8 +311,9 @@ async def test_private_conversation_view(chat_server: object) -> None:
         await pilot.click("#users", offset=(3, 1 + bob_row))  # 1: the border
         assert app.chat.active == "@bob"
         assert app.input.has_focus
-        await type_line(pilot, "/msg carol hi")
-        await until(pilot, lambda: any("no_such_user" in s for s in plain(app, "@carol")), "err")
+        await type_line(pilot, "/msg carol hi")  # nobody of that name: refused, nothing opened
+        await until(pilot, lambda: any("no_such_user" in s for s in plain(app, "@bob")), "err")
+        assert "@carol" not in app.chat.conversations and app.chat.active == "@bob"
     await bob.close()
 
 
@@ -438,6 +439,34 @@ async def test_query_opens_a_private_conversation(chat_server: object) -> None:
         assert app.chat.active == "@bob"
         await until(pilot, lambda: any("-> *bob* and again" in s for s in plain(app, "@bob")),
                     "the echo")
+    await bob.close()
+
+
+async def test_msg_to_nobody_online_opens_nothing(chat_server: object) -> None:
+    """``/msg nobody hello``: the server's refusal is one line where the command was typed,
+    and no empty conversation is left in the list; a bad name is refused before sending."""
+    port = chat_server.port  # type: ignore[attr-defined]
+    bob = await registered(port, "bob")
+    app = make_app(port)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: app.chat.nick == "alice", "registration")
+        await type_line(pilot, "/msg nobody hello")
+        await until(pilot, lambda: any("no user named nobody is online [no_such_user]" in s
+                                       for s in plain(app, "lobby")), "the refusal")
+        assert app.chat.keys() == ["lobby"] and app.chat.active == "lobby"
+        assert "nobody" not in str(app.conversation_list.render())
+        before = len(app.chat.current.lines)
+        await type_line(pilot, "/msg bad|name hello")
+        said = plain(app, "lobby")[before:]
+        assert len(said) == 1, said  # one line
+        assert said[0].endswith("-!- Bad user name 'bad|name': a nickname cannot contain '|'")
+        assert app.chat.keys() == ["lobby"] and app.input.value == "/msg bad|name hello"
+        app.input.value = ""
+        await type_line(pilot, "/msg bob hello")  # someone online: opened once delivered
+        got = await next_frame(bob, f.Private)
+        assert isinstance(got, f.Private) and got.text == "hello"
+        await until(pilot, lambda: app.chat.active == "@bob", "the conversation with bob")
+        assert app.chat.keys() == ["lobby", "@bob"] and app.chat.current.unread == 0
     await bob.close()
 
 

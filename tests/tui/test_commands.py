@@ -64,7 +64,18 @@ def test_lines_that_become_one_frame(before: ChatState, text: str, frame: f.Fram
          "A room name starts with a letter or digit and contains only letters, digits, '.', '-'"
          " and '_'"),
         (state(), "/query", "Usage: /msg USER TEXT"),
+        (state(), "/msg bob " + "x" * (MAX + 1),
+         f"Message too long ({MAX + 1} bytes; at most {MAX}): it is kept in the input line."),
+        (state(PRIV, active="@bob"), "/me " + "x" * (MAX - 1),
+         f"Message too long ({MAX + 1} bytes; at most {MAX}): it is kept in the input line."),
+        (state(DEV, active="dev"), "/me " + "x" * (MAX + 1),
+         f"Message too long ({MAX + 1} bytes; at most {MAX}): it is kept in the input line."),
         (state(), "/query bad|name", "Bad user name 'bad|name': a nickname cannot contain '|'"),
+        (state(), "/msg bad|name hello",
+         "Bad user name 'bad|name': a nickname cannot contain '|'"),
+        (state(), "/msg #dev hello", "Bad user name '#dev': a nickname cannot contain '#'"),
+        (state(), "/msg " + "x" * 40 + " hi",
+         "Bad user name '" + "x" * 30 + "'...: a nickname has at most 24 characters"),
         (state(online=False), "/join dev", "Not connected: your command is kept in the input line."),
         (state(registered=False), "/join dev", "Choose a nickname first: /nick NAME"),
         (state(PRIV, active="@bob"), "/topic x", "Private conversations have no topic."),
@@ -96,9 +107,21 @@ def test_query_and_msg_open_a_private_conversation() -> None:
         assert out.send is None and not out.keep
         assert out.state.active == "@bob" and out.state.current.peer == "Bob"
         assert st.ViewChanged("@bob") in out.changes
-    out = run(state(), "/query Bob see you")  # with text: opened, and sent
+    out = run(state(), "/msg @Bob")  # as the conversation list writes him
+    assert out.state.active == "@bob" and out.state.current.peer == "Bob"
+
+
+def test_msg_with_text_opens_the_conversation_once_the_server_delivers_it() -> None:
+    """Nobody of that name may be online: the conversation opens on the server's echo, and a
+    refusal opens nothing (the state tests follow both answers)."""
+    out = run(state(), "/query Bob see you")
     assert out.send == f.SendPrivate(to="Bob", text="see you")
-    assert out.state.active == "@bob"
+    assert out.state.active == "lobby" and "@bob" not in out.state.conversations
+    assert out.state.pending_private == (("@bob", "lobby"),)
+    assert run(state(), "/msg @Bob see you").send == f.SendPrivate(to="Bob", text="see you")
+    out = run(state(PRIV), "/msg bob again")  # a conversation we have: shown at once
+    assert out.send == f.SendPrivate(to="bob", text="again")
+    assert out.state.active == "@bob" and out.state.pending_private == ()
 
 
 def test_join_switches_to_a_room_we_are_in_or_asks_for_it() -> None:

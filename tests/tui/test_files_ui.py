@@ -342,3 +342,23 @@ async def test_an_empty_file_is_shared_as_one_from_the_chat_ui_and_send(
                 f"file {offer.id}\n"), err
             assert "already" not in err.decode()
     await bob.close()
+
+
+async def test_get_with_a_number_int_refuses_is_one_line_not_a_crash(
+    make_server: ServerFactory, tmp_path: Path
+) -> None:
+    """Found by the fifth exploratory pass: ``/get ²`` (a digit to str.isdigit, not to int)
+    and ``/get`` with 5,000 digits (over int()'s 4,300) raised ValueError out of the input
+    handler, and the chat UI died with a traceback."""
+    server = await make_server()
+    app = make_app(server, tmp_path / "dl")
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: app.chat.nick == "alice", "registration")
+        for line, says in (("/get \u00b2", "No file [\u00b2] here"),
+                           ("/get " + "9" * 5000, "No file [999999999999...] here")):
+            before = len(plain(app, "lobby"))
+            await paste_line(pilot, app, line)
+            await until(pilot, lambda n=before: len(plain(app, "lobby")) > n, "the answer")
+            said = plain(app, "lobby")[before:]
+            assert len(said) == 1 and says in said[0], said
+            assert app.is_running and app.input.value == line

@@ -30,3 +30,28 @@ async def test_longest_message_sent_longer_one_kept(chat_server: object) -> None
         assert isinstance(got, f.RoomMessage) and got.text == LONGEST
         await until(pilot, lambda: app.input.value == "", "the input cleared")
     await bob.close()
+
+
+async def test_too_long_msg_and_me_are_kept_not_dropped_by_the_server(
+    chat_server: object,
+) -> None:
+    """``/msg bob TEXT`` and ``/me TEXT`` are held to the same limit as a typed message: the
+    server dropped the whole line (``line_too_long``) and the text was gone from the input."""
+    port = chat_server.port  # type: ignore[attr-defined]
+    bob = await registered(port, "bob")
+    app = make_app(port)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: app.chat.nick == "alice", "registration")
+        for line in (f"/msg bob {LONGEST}x", f"/me {LONGEST}x"):
+            before = len(plain(app, "lobby"))
+            app.input.value = line
+            await pilot.press("enter")
+            await until(pilot, lambda n=before: len(plain(app, "lobby")) > n, "an answer")
+            said = plain(app, "lobby")[before:]
+            assert len(said) == 1 and "Message too long" in said[0], said
+            assert app.input.value == line  # kept, to shorten it
+        app.input.value = f"/msg bob {LONGEST}"  # the longest: sent
+        await pilot.press("enter")
+        got = await next_frame(bob, f.Private)
+        assert isinstance(got, f.Private) and got.text == LONGEST
+    await bob.close()

@@ -110,3 +110,15 @@ def test_topic_line_and_conversation_list() -> None:
     listing = render.conversation_list(state)
     assert listing.plain.splitlines() == ["Conversations", "▶ #lobby", "  #dev (2)", "  @Bob (1)"]
     assert any(span.style == "bold red" for span in listing.spans)  # the mention's count
+
+
+def test_conversation_list_fits_its_width_without_folding() -> None:
+    state = ChatState(conversations={
+        "lobby": Conversation("lobby"),
+        "@x": Conversation("@x", peer="averyveryverylongnick12", unread=12),
+    })
+    assert render.conversation_list(state, width=13).plain.splitlines()[0] == "Conversations"
+    listing = render.conversation_list(state, width=11).plain.splitlines()
+    # the short heading; the title gives way to the unread count, with an ellipsis
+    assert listing == ["Chats", "▶ #lobby", "  @av… (12)"]
+    assert all(len(line) <= 11 for line in listing)

@@ -6,6 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
+from textual.containers import VerticalScroll
+from textual.geometry import Region
 from textual.widgets import Label
 
 from richchat.core.client import Address
@@ -218,3 +221,26 @@ async def test_an_answer_before_the_prompt_is_mounted_is_taken(tmp_path: Path) -
         await until(pilot, lambda: answers == ["remember"], "the answer")
         await pilot.pause()
     assert app.return_code in (None, 0)
+
+
+@pytest.mark.parametrize("size", [(20, 6), (40, 12), SIZE])
+async def test_the_trust_prompt_names_its_keys_at_every_size(
+    tmp_path: Path, size: tuple[int, int]
+) -> None:
+    """Found by the fifth exploratory pass: at 20x6 the dialog showed its title and nothing
+    else, neither the buttons nor which keys answer it. Its bottom border names them."""
+    server = await tls_server(tmp_path / "data")
+    try:
+        app = app_for(server.port, tmp_path / "known")
+        async with app.run_test(size=size) as pilot:
+            await until(pilot, lambda: isinstance(app.screen, TrustScreen), "the trust prompt")
+            await pilot.pause()
+            box = app.screen.query_one(VerticalScroll)
+            assert app.screen.region.contains_region(box.region)
+            width, height = box.outer_size
+            bottom = box.render_lines(Region(0, height - 1, width, 1))[0].text
+            assert "r: trust · o: once · Esc" in bottom or "r / o / Esc" in bottom, bottom
+            await pilot.press("escape")
+            await until(pilot, lambda: not isinstance(app.screen, TrustScreen), "cancelled")
+    finally:
+        await server.stop()

@@ -69,6 +69,9 @@ PASTE_LINE_LIMIT = 10
 #: screen widths (columns): side panels at full width from WIDE, narrower from NARROW, hidden
 #: below NARROW (the chat panel keeps the room)
 NARROW, WIDE = 70, 100
+#: below this many rows the input is one row and the chat panel has no border: at 20x6 the
+#: chat shows 3 lines (it showed none: the input and the borders took every row)
+SHORT = 12
 #: lines drawn at once when more arrive together for the conversation on screen (a flood, a
 #: long history): only its end is drawn then (drawing costs about 0.2 ms a line), the rest of
 #: the scrollback once no such burst came for FLOOD_CALM seconds, or when the user scrolls up
@@ -93,6 +96,7 @@ class ChatApp(App[None]):
     HORIZONTAL_BREAKPOINTS = [
         (0, "-narrow"), (NARROW, "-medium"), (WIDE, "-wide"),
     ]
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (SHORT, "-tall")]
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("ctrl+c", "quit_chat", "Quit", priority=True),
         Binding("ctrl+q", "quit_chat", "Quit", priority=True, show=False),
@@ -304,7 +308,7 @@ class ChatApp(App[None]):
             for line in lines:
                 self._write(line)
         if any(isinstance(c, st.ListChanged) for c in changes):
-            self.conversation_list.update(render.conversation_list(self.chat))
+            self.conversation_list.show(self.chat)
         if any(isinstance(c, st.NickSet) or (isinstance(c, st.UsersChanged) and c.key == active)
                for c in changes):
             self._show_users()
@@ -315,7 +319,7 @@ class ChatApp(App[None]):
         self.new_below = 0
         self.chat_log.show(render.chat_line(line, self.time_format)
                            for line in self.chat.current.lines)
-        self.conversation_list.update(render.conversation_list(self.chat))
+        self.conversation_list.show(self.chat)
         self._show_users()
         self._show_header()
 
@@ -387,7 +391,8 @@ class ChatApp(App[None]):
             if name:
                 self.session.choose_nick(name)
             else:
-                self._note(se.Note("No nickname yet: use /nick NAME to register."))
+                self.session.decline_nick()
+                self._note(se.Note("No nickname yet: /nick NAME chooses one."))
 
         self.push_screen(NickScreen(reason, self.session.wanted_nick or ""), chosen)
 
@@ -466,7 +471,7 @@ class ChatApp(App[None]):
                     error=True,
                 ))
                 return
-        if lines:
+        if len(lines) > 1:  # (one line, pasted with its newline: its echo says enough)
             self._note(se.Note(f"Sent {len(lines)} pasted lines as separate messages."))
 
     async def on_input_submitted(self, event: Input.Submitted) -> None:

@@ -25,7 +25,12 @@ from pydantic import ValidationError
 
 from richchat.core.protocol import frames as f
 from richchat.core.protocol.slash import HelpRequest, SlashError, parse_slash
-from richchat.core.protocol.text import DEFAULT_ROOM, message_size, nick_problem
+from richchat.core.protocol.text import (
+    DEFAULT_ROOM,
+    MAX_MESSAGE_BYTES,
+    message_size,
+    nick_problem,
+)
 from richchat.core.tui import state as st
 from richchat.core.tui.state import ChatState
 
@@ -124,7 +129,7 @@ def submit(state: ChatState, text: str, now: int, *, max_bytes: int) -> Outcome:
     if not text.strip():
         return Outcome(state, keep=True)
     if text.startswith("/") and not text.startswith("//"):
-        return command(state, text, now)
+        return command(state, text, now, max_bytes=max_bytes)
     return say(state, text[1:] if text.startswith("//") else text, now, max_bytes=max_bytes)
 
 
@@ -157,13 +162,18 @@ def _users(state: ChatState, _arg: str, now: int) -> Outcome:
 
 
 def _query(state: ChatState, arg: str, now: int) -> Outcome | None:
-    """``/msg USER`` or ``/query USER`` (no text): open the private conversation."""
-    if not arg or " " in arg:
-        return None  # with text: a private message, through the protocol
-    problem = nick_problem(arg)
+    """``/msg USER`` or ``/query USER`` (no text): open the private conversation. A bad
+    name is refused here, with or without a text, in one line that names it."""
+    if not arg:
+        return None  # the protocol's usage line
+    name, _, text = arg.partition(" ")
+    problem = nick_problem(name)
     if problem:
-        return _noted(state, f"Bad user name {arg!r}: {problem}", now, error=True, keep=True)
-    return _stepped(st.open_private(state, arg))
+        shown = repr(name) if len(name) <= 30 else repr(name[:30]) + "..."
+        return _noted(state, f"Bad user name {shown}: {problem}", now, error=True, keep=True)
+    if text.strip():
+        return None  # with text: a private message, through the protocol
+    return _stepped(st.open_private(state, name))
 
 
 def _leave(state: ChatState, arg: str, _now: int) -> Outcome | None:
@@ -219,7 +229,8 @@ def _get(state: ChatState, arg: str, now: int) -> Outcome:
         return refused
     known = state.file(ref)
     if known is None and ref.isdigit():
-        return _noted(state, f"No file [{ref}] here; /files lists the files of this "
+        shown = ref if len(ref) <= 12 else ref[:12] + "..."
+        return _noted(state, f"No file [{shown}] here; /files lists the files of this "
                       "conversation.", now, error=True, keep=True)
     try:
         frame = f.GetFile(id=known.id if known is not None else ref.lower())
@@ -282,7 +293,12 @@ def _who(state: ChatState, frame: f.Who, _now: int) -> Outcome:
 
 
 def _private(state: ChatState, frame: f.SendPrivate, _now: int) -> Outcome:
-    return _stepped(st.open_private(state, frame.to), send=frame)
+    """``/msg USER TEXT``: shows the conversation with USER at once if there is one; a new one
+    opens when the server delivers the message (a refusal, such as nobody of that name being
+    online, is shown where the command was typed, and opens nothing)."""
+    if st.private_key(frame.to) in state.conversations:
+        return _stepped(st.open_private(state, frame.to), send=frame)
+    return Outcome(st.expect_private(state, frame.to), send=frame)
 
 
 #: ``/topic --clear``: the one way to clear a topic from the chat UI (``/topic`` alone shows it)
@@ -330,10 +346,28 @@ def _rules() -> dict[type[f.Frame], FrameRule]:
 FRAME_RULES = _rules()
 
 
-def command(state: ChatState, text: str, now: int) -> Outcome:
+#: frames that carry a chat message: its text is bounded as a typed message is
+_MESSAGES = (f.Say, f.SayRoom, f.SendPrivate, f.SendAction)
+
+
+def _fits(state: ChatState, outcome: Outcome, now: int, max_bytes: int) -> Outcome:
+    """``outcome``, or the refusal of a message too long for the server (kept in the input;
+    the server would drop the whole line, and the text with it)."""
+    if isinstance(outcome.send, _MESSAGES):
+        size = message_size(outcome.send.text)
+        if size > max_bytes:
+            return _noted(state, f"Message too long ({size} bytes; at most {max_bytes}): it is "
+                          "kept in the input line.", now, error=True, keep=True)
+    return outcome
+
+
+def command(state: ChatState, text: str, now: int, *,
+            max_bytes: int = MAX_MESSAGE_BYTES) -> Outcome:
     """A line starting with ``/``."""
     name, _, arg = text[1:].partition(" ")
     name, arg = name.lower(), arg.strip()
+    if name in ("msg", "query") and arg.startswith("@"):
+        arg = arg[1:]  # "@bob", as the conversation list shows him (no name has an "@")
     local = LOCAL.get(name)
     if local is not None:
         outcome = local(state, arg, now)
@@ -360,6 +394,5 @@ def command(state: ChatState, text: str, now: int) -> Outcome:
     if not state.registered:
         return _noted(state, "Choose a nickname first: /nick NAME", now, error=True, keep=True)
     rule = FRAME_RULES.get(type(parsed))
-    if rule is not None:
-        return rule(state, parsed, now)
-    return Outcome(state, send=parsed)
+    outcome = rule(state, parsed, now) if rule is not None else Outcome(state, send=parsed)
+    return _fits(state, outcome, now, max_bytes)

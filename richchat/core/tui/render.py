@@ -178,15 +178,29 @@ def chat_line(line: ChatLine, fmt: TimeFormat) -> Text:
     return system_line(line.ts, line.text, fmt, error=line.kind == "error")
 
 
-def conversation_list(state: ChatState) -> Text:
-    """The left panel: a heading, then one line per conversation (the one on screen marked)."""
-    out = Text("Conversations\n", style="bold underline")
+#: the conversation list's heading, longest first: the first that fits the panel is shown
+LIST_HEADINGS = ("Conversations", "Chats")
+
+
+def conversation_list(state: ChatState, width: int | None = None) -> Text:
+    """The left panel: a heading, then one line per conversation (the one on screen marked).
+
+    Each line stays one line (a folded line would also shift what a click picks): at
+    ``width`` cells the heading is the longest of :data:`LIST_HEADINGS` that fits, and a
+    line too long ends with an ellipsis, never broken inside a word."""
+    heading = next((h for h in LIST_HEADINGS if width is None or len(h) <= width),
+                   LIST_HEADINGS[-1])
+    out = Text(heading + "\n", style="bold underline", no_wrap=True, overflow="ellipsis")
     for conv in state.conversations.values():
         active = conv.key == state.active
         entry = Text("▶ " if active else "  ")
-        entry.append(conv.title, style="bold reverse" if active else "")
-        if conv.unread:
-            entry.append(f" ({conv.unread})", style="bold red" if conv.mentioned else "bold yellow")
+        count = f" ({conv.unread})" if conv.unread else ""
+        title = Text(conv.title, style="bold reverse" if active else "")
+        if width is not None:  # the title gives way first: the unread count stays
+            title.truncate(max(width - len(entry) - len(count), 1), overflow="ellipsis")
+        entry.append_text(title)
+        if count:
+            entry.append(count, style="bold red" if conv.mentioned else "bold yellow")
         out.append_text(entry)
         out.append("\n")
     return out

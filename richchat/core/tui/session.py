@@ -405,6 +405,12 @@ class ChatSession:
             self._nick_timer.cancel()
             self._nick_timer = None
 
+    def decline_nick(self) -> None:
+        """The user closed the nickname dialog without a name: connected, nameless until
+        ``/nick NAME`` (the header says so, not "choosing a nickname")."""
+        if self.connected and not self.registered:
+            self._set_status("connected", "no nickname: /nick NAME")
+
     def choose_nick(self, name: str) -> None:
         """The user picked a nickname: ask for it now (or on the next connection)."""
         self.wanted_nick = name

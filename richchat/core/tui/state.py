@@ -132,6 +132,11 @@ class ChatState:
     registered: bool = False  # the server confirmed our nickname on this connection
     pending_join: str | None = None  # /join sent: switch to the room when we are in
     pending_who: frozenset[str] = frozenset()  # /who sent: show the next RLIST of these rooms
+    #: ``/msg USER TEXT`` sent to someone we have no conversation with: (its key, the
+    #: conversation it was typed in), oldest first. The conversation opens when the server
+    #: echoes the message (and is shown if the user is still where they typed it); a refusal
+    #: (``ERR|no_such_user``: nobody of that name is online) opens nothing.
+    pending_private: tuple[tuple[str, str], ...] = ()
     #: files shared with us or by us, numbered for /get N (offers and /files listings)
     files: tuple[SharedFile, ...] = ()
     #: the largest file the server takes (its HELLO's files=); None: it takes no files
@@ -147,6 +152,10 @@ class ChatState:
     def file(self, ref: str) -> SharedFile | None:
         """A known file by number (``3``) or id (``k3x9q2wz4m1p``)."""
         if ref.isdigit():
+            # ASCII digits, and few of them: int() refuses "²" (a digit to isdigit) and
+            # numbers over 4,300 digits, and no list holds a billion files
+            if not (ref.isascii() and len(ref) <= 9):
+                return None
             n = int(ref)
             return self.files[n - 1] if 0 < n <= len(self.files) else None
         return next((x for x in self.files if x.id == ref.lower()), None)
@@ -232,6 +241,7 @@ class _Edit:
         self.registered = state.registered
         self.pending_join = state.pending_join
         self.pending_who = state.pending_who
+        self.pending_private = state.pending_private
         self.files = state.files
         self.file_max = state.file_max
         self.changes: list[Change] = []
@@ -347,7 +357,8 @@ class _Edit:
         state = ChatState(
             conversations=self.convs, active=self.active, nick=self.nick,
             server_name=self.server_name, online=self.online, registered=self.registered,
-            pending_join=self.pending_join, pending_who=self.pending_who, files=self.files,
+            pending_join=self.pending_join, pending_who=self.pending_who,
+            pending_private=self.pending_private, files=self.files,
             file_max=self.file_max,
         )
         flags: dict[Change, None] = {}
@@ -385,9 +396,22 @@ def _private(e: _Edit, frame: f.Private) -> None:
     conv = e.private(other)
     e.spelled(conv.key, other)
     e.users(conv.key, {fold_name(n): n for n in (e.nick, other) if n})
+    if mine:
+        _private_answered(e, conv.key)
     line = ChatLine(frame.ts, "private", frame.text, name=frame.sender, to=frame.to,
                     mention=not mine, mine=mine)
     e.add_line(conv.key, line, mention=not mine)
+
+
+def _private_answered(e: _Edit, key: str) -> None:
+    """Our ``/msg`` to the user of conversation ``key`` was delivered (its echo came): show the
+    conversation if the user is still where they typed the command."""
+    for i, (waiting, typed_in) in enumerate(e.pending_private):
+        if waiting == key:
+            e.pending_private = e.pending_private[:i] + e.pending_private[i + 1:]
+            if e.active == typed_in:
+                e.switch(key)
+            return
 
 
 def _notice(e: _Edit, frame: f.Notice) -> None:
@@ -555,10 +579,19 @@ def _file_list(e: _Edit, frame: f.FileList) -> None:
         e.note(f"No files shared {where}")
 
 
+#: refusals of a private message: it was not delivered (``no_such_user``: nobody of that name
+#: is online; ``message_too_long``; ``degraded``: a cluster node without its Redis)
+PRIVATE_REFUSALS = frozenset({"no_such_user", "message_too_long", "degraded"})
+
+
 def _error(e: _Edit, frame: f.Error) -> None:
     e.note(f"{frame.text} [{frame.code}]", error=True)
     if frame.code in ("room_invalid", "not_in_room"):
         e.pending_join = None
+    if frame.code in PRIVATE_REFUSALS and e.pending_private:
+        # the oldest /msg still waiting was refused (the server answers in order): nothing
+        # to open; the refusal is on screen, where the command was typed
+        e.pending_private = e.pending_private[1:]
 
 
 FrameT = TypeVar("FrameT", bound=f.Frame)
@@ -676,6 +709,13 @@ def expect_join(state: ChatState, room: str) -> ChatState:
     return replace(state, pending_join=room)
 
 
+def expect_private(state: ChatState, nick: str) -> ChatState:
+    """``/msg nick TEXT`` sent with no conversation with ``nick`` yet: open it when the server
+    delivers the message (its echo), not before (nobody of that name may be online)."""
+    entry = (private_key(nick), state.active)
+    return replace(state, pending_private=(*state.pending_private, entry))
+
+
 def expect_who(state: ChatState, room: str) -> ChatState:
     """/who sent: show the member list of ``room`` when it comes."""
     return replace(state, pending_who=state.pending_who | {room})
@@ -697,4 +737,5 @@ def disconnected(state: ChatState) -> Step:
     """The connection ended: no nickname and no room on the server until we are back."""
     convs = {k: replace(c, joined=False) if c.joined else c
              for k, c in state.conversations.items()}
-    return replace(state, conversations=convs, online=False, registered=False), ()
+    return replace(state, conversations=convs, online=False, registered=False,
+                   pending_private=()), ()

@@ -22,11 +22,11 @@ from textual.widget import Widget
 from textual.widgets import Button, Input, Label, OptionList, RichLog, Static
 from textual.widgets.option_list import Option
 
-from richchat.core.protocol.text import nick_problem
+from richchat.core.protocol.text import nick_problem, sanitize_text
 from richchat.core.trust.connect import Security, UnknownServerKey
 from richchat.core.tui import render
 from richchat.core.tui.session import Status
-from richchat.core.tui.state import MAX_LINES, Conversation, SharedFile
+from richchat.core.tui.state import MAX_LINES, ChatState, Conversation, SharedFile
 
 #: rows the chat panel keeps per line of MAX_LINES (wrapped lines take several)
 ROWS_PER_LINE = 4
@@ -178,19 +178,47 @@ class ChatInput(Input):
         # Textual calls the ``_on_paste`` of every class along the MRO: Input's own handler
         # inserts a one-line paste after this one, so this one must not (calling super() here
         # inserted every paste twice). prevent_default() stops Input's for a multi-line paste.
-        if "\n" in event.text or "\r" in event.text:
+        # Input's own handler inserts the paste's first line (str.splitlines): a paste with
+        # any line boundary str.splitlines knows (NEL, U+2028, U+2029, form feed... not only
+        # newlines) goes to the app, or one that starts with one was inserted as nothing.
+        # Control characters are neutralised as the protocol does before sending (ESC shows
+        # as ␛): Input drew them raw, so a pasted ESC [2J went to the terminal as is.
+        lines = event.text.splitlines()
+        if lines not in ([], [event.text]):
             event.stop()
             event.prevent_default()
-            self.post_message(self.MultiLinePaste(event.text.splitlines()))
+            self.post_message(self.MultiLinePaste([sanitize_text(line) for line in lines]))
+        elif not event.text.isprintable():
+            event.stop()
+            event.prevent_default()
+            clean = sanitize_text(event.text)
+            if self.selection.is_empty:
+                self.insert_text_at_cursor(clean)
+            else:
+                self.replace(clean, *self.selection)
 
 
-class ConversationList(Static):
-    """The list of conversations; clicking a line switches to that conversation."""
+class ConversationList(Widget):
+    """The list of conversations; clicking a line switches to that conversation. Drawn for
+    its width (a shorter heading, lines cut with an ellipsis), so nothing folds mid-word."""
+
+    DEFAULT_CSS = "ConversationList { text-wrap: nowrap; text-overflow: ellipsis; }"
 
     class Picked(Message):
         def __init__(self, index: int) -> None:
             super().__init__()
             self.index = index
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self._state = ChatState()
+
+    def show(self, state: ChatState) -> None:
+        self._state = state
+        self.refresh(layout=True)
+
+    def render(self) -> RenderableType:
+        return render.conversation_list(self._state, width=self.content_size.width or None)
 
     def on_click(self, event: events.Click) -> None:
         # line 0 is the heading; line n is conversation n - 1
@@ -198,18 +226,52 @@ class ConversationList(Static):
             self.post_message(self.Picked(event.y - 1))
 
 
+class NickInput(Input):
+    """The nickname field: a paste with control characters is refused (no name has one), not
+    inserted; the Input widget would draw them raw (a pasted ESC [2J clears the terminal)."""
+
+    class Refused(Message):
+        def __init__(self, problem: str) -> None:
+            super().__init__()
+            self.problem = problem
+
+    def _on_paste(self, event: events.Paste) -> None:
+        line = event.text.splitlines()[0] if event.text.splitlines() else ""
+        if not line.isprintable():
+            event.stop()
+            event.prevent_default()
+            problem = nick_problem(line) or "a nickname cannot contain control characters"
+            self.post_message(self.Refused(f"Paste not inserted: {problem}"))
+
+
 class NickScreen(ModalScreen[str | None]):
-    """Ask for a nickname; shows why the previous one was refused."""
+    """Ask for a nickname; shows why the previous one was refused.
+
+    Enter confirms; Esc closes the dialog without a name (the chat stays connected, and says
+    so, until ``/nick NAME``), as Esc cancels the other dialogs. What the keys do is in the
+    border, so it shows at every size; below ``COMPACT_BELOW`` the dialog drops its spacing
+    and the input is one row, so at 20x6 the name being typed stays on screen."""
 
     DEFAULT_CSS = """
     NickScreen { align: center middle; }
-    NickScreen > Vertical {
-        width: 64; max-width: 100%; height: auto; border: thick $accent; padding: 1 2;
-        background: $surface;
+    NickScreen > VerticalScroll {
+        width: 64; max-width: 100%; height: auto; max-height: 100%; border: thick $accent;
+        padding: 1 2; background: $surface; border-title-style: bold;
     }
     NickScreen Label { width: 100%; margin-bottom: 1; }
     NickScreen #nick-reason { color: $error; }
+    NickScreen #nick-input { margin-bottom: 1; }
+    NickScreen #nick-hint { margin-bottom: 0; }
+    NickScreen.-compact #nick-input { margin-bottom: 0; }
+    NickScreen.-compact > VerticalScroll { padding: 0 1; }
+    NickScreen.-compact Label { margin-bottom: 0; }
+    NickScreen.-compact #nick-hint { display: none; }
     """
+    #: below this size (columns, rows) the dialog is compact (the border still has the keys)
+    COMPACT_BELOW = (64, 16)
+    #: the keys, in the dialog's bottom border (the short form below 30 columns)
+    KEYS = "Enter: OK · Esc: no name"
+    KEYS_SHORT = "Esc: no name"
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel")]
 
     def __init__(self, reason: str | None, suggestion: str = "") -> None:
@@ -218,11 +280,31 @@ class NickScreen(ModalScreen[str | None]):
         self.suggestion = suggestion
 
     def compose(self) -> ComposeResult:
-        with Vertical():
-            yield Label(Text("Choose a nickname"), id="nick-title")
+        with VerticalScroll() as box:
+            box.can_focus = False  # typing goes to the input
+            box.border_title = "Choose a nickname"
+            box.border_subtitle = self.KEYS
+            # the input first: on a small screen it is what must stay in view
+            yield NickInput(value=self.suggestion, placeholder="nickname", id="nick-input")
             yield Label(Text(self.reason or ""), id="nick-reason")
-            yield Input(value=self.suggestion, placeholder="nickname", id="nick-input")
-            yield Label(Text("Enter to confirm, Esc to stay without a name (/nick later)"))
+            yield Label(Text("Enter to confirm, Esc to stay without a name (/nick later)"),
+                        id="nick-hint")
+
+    def on_mount(self) -> None:
+        self._fit(self.app.size.width, self.app.size.height)
+        self.query_one("#nick-input", Input).focus()
+
+    def on_resize(self, event: events.Resize) -> None:
+        self._fit(event.size.width, event.size.height)
+
+    def _fit(self, width: int, height: int) -> None:
+        columns, rows = self.COMPACT_BELOW
+        compact = width < columns or height < rows
+        self.set_class(compact, "-compact")
+        for field in self.query("#nick-input").results(Input):
+            field.compact = compact  # one row, no border
+        for box in self.query(VerticalScroll):
+            box.border_subtitle = self.KEYS if width >= 30 else self.KEYS_SHORT
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         event.stop()
@@ -232,6 +314,10 @@ class NickScreen(ModalScreen[str | None]):
             self.query_one("#nick-reason", Label).update(Text(problem))
             return
         self.dismiss(name)
+
+    def on_nick_input_refused(self, event: NickInput.Refused) -> None:
+        event.stop()
+        self.query_one("#nick-reason", Label).update(Text(event.problem))
 
     def action_cancel(self) -> None:
         self.dismiss(None)
@@ -263,6 +349,9 @@ class TrustScreen(ModalScreen[str]):
     #: below this size (columns, rows) the dialog drops its explanation and spacing, and
     #: stacks one-row buttons: at 40x12 the fingerprint and every answer stay on screen
     COMPACT_BELOW = (78, 24)
+    #: the keys, in the dialog's bottom border (the short form below 36 columns)
+    KEYS = "r: trust · o: once · Esc: cancel"
+    KEYS_SHORT = "r / o / Esc"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("r", "answer('remember')", "Trust and remember"),
         Binding("o", "answer('once')", "Trust this time"),
@@ -276,7 +365,8 @@ class TrustScreen(ModalScreen[str]):
     def compose(self) -> ComposeResult:
         q = self.question
         where = f"[{q.host}]:{q.port}" if ":" in q.host else f"{q.host}:{q.port}"
-        with VerticalScroll():
+        with VerticalScroll() as box:
+            box.border_subtitle = self.KEYS  # the keys, on screen however small it is
             yield Label(Text(f"First connection to {where} over TLS", style="bold"),
                         id="trust-title")
             yield Label(Text("Its key has this fingerprint:"))
@@ -329,6 +419,8 @@ class TrustScreen(ModalScreen[str]):
         self.set_class(compact, "-compact")
         for button in self.query(Button):
             button.compact = compact  # one row, no border
+        for box in self.query(VerticalScroll):
+            box.border_subtitle = self.KEYS if width >= 36 else self.KEYS_SHORT
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         event.stop()
@@ -348,17 +440,25 @@ class TransferBar(Static):
 
 
 class FilesScreen(ModalScreen[int | None]):
-    """The files of the conversation on screen: pick one (Enter) to download it."""
+    """The files of the conversation on screen: pick one (Enter) to download it.
+
+    The title and the keys are in the border too; below ``COMPACT_BELOW`` the dialog keeps
+    only them and the list (at 20x6 it was an empty box: its spacing took every row)."""
 
     DEFAULT_CSS = """
     FilesScreen { align: center middle; }
     FilesScreen > Vertical {
         width: 90; max-width: 100%; height: auto; max-height: 80%; border: thick $accent;
-        padding: 1 2; background: $surface;
+        padding: 1 2; background: $surface; border-title-style: bold;
     }
     FilesScreen OptionList { height: auto; max-height: 20; }
     FilesScreen Label { width: 100%; margin-bottom: 1; }
+    FilesScreen.-compact > Vertical { padding: 0 1; max-height: 100%; }
+    FilesScreen.-compact Label { margin-bottom: 0; }
+    FilesScreen.-compact .files-words { display: none; }
+    FilesScreen.-compact OptionList { max-height: 6; }
     """
+    COMPACT_BELOW = (64, 16)
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel")]
 
     def __init__(self, title: str, files: list[SharedFile], empty: str | None = None) -> None:
@@ -370,18 +470,28 @@ class FilesScreen(ModalScreen[int | None]):
         self.empty = empty or "No files known here yet (/files asks the server)"
 
     def compose(self) -> ComposeResult:
-        with Vertical():
-            yield Label(Text(self.title_text, style="bold"))
+        with Vertical() as box:
+            box.border_title = self.title_text
+            box.border_subtitle = "Enter: get · Esc: close" if self.files else "Esc: close"
             if self.files:
                 yield OptionList(*(Option(render.file_choice(x), id=str(x.number))
                                    for x in reversed(self.files)), id="files-list")
-                yield Label(Text("Enter downloads the highlighted file; Esc closes"))
+                yield Label(Text("Enter downloads the highlighted file; Esc closes"),
+                            classes="files-words")
             else:
                 yield Label(Text(self.empty), id="files-empty")
 
     def on_mount(self) -> None:
+        self._fit(self.app.size.width, self.app.size.height)
         for widget in self.query("#files-list"):
             widget.focus()
+
+    def on_resize(self, event: events.Resize) -> None:
+        self._fit(event.size.width, event.size.height)
+
+    def _fit(self, width: int, height: int) -> None:
+        columns, rows = self.COMPACT_BELOW
+        self.set_class(width < columns or height < rows, "-compact")
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
         event.stop()
