@@ -41,6 +41,10 @@ def test_a_room_name_never_ends_in_a_line_break(room: str) -> None:
 def test_sanitize_keeps_printable_text() -> None:
     assert sanitize_text("héllo 世界 🎉") == "héllo 世界 🎉"
     assert sanitize_text("\x1b[2J") == "\u241b[2J"
+    # joiners are text (an emoji sequence, a Persian word); the bidi override is not
+    assert sanitize_text("\U0001f469\u200d\U0001f4bb \u0645\u06cc\u200c\u0631 \u202e") == (
+        "\U0001f469\u200d\U0001f4bb \u0645\u06cc\u200c\u0631 \ufffd")
+    assert nick_problem("al\u200dice") is not None
 
 
 def test_slash_commands() -> None:

@@ -328,3 +328,30 @@ async def test_a_flood_of_refused_connections_is_logged_once(
     assert "1 refused so far" in lines[0]
     assert server.hub is not None and server.hub.refused_full == 50
     await holder.close()
+
+
+async def test_emoji_sequences_and_joined_scripts_arrive_whole(make_server: ServerFactory) -> None:
+    """The zero-width joiner and non-joiner are part of text (👩‍💻 is three characters joined,
+    Persian and the Indic scripts use them between letters): they reach every dialect as
+    sent, where the bidi overrides around them are still neutralised. They were replaced by
+    U+FFFD, so 👩‍💻 arrived as 👩�💻. No name may contain them (two names would look alike)."""
+    server = await make_server()
+    alice = await LineClient.connect(server.port, hello="t", nick="alice")
+    bob = await LineClient.connect(server.port, hello="t", nick="bob")
+    seed = await LineClient.connect(server.port, nick="carol")  # the seed protocol
+    raw = await LineClient.connect(server.port)  # a netcat user
+    raw.send("dave")
+    await raw.expect(lambda l: l.startswith("*** You are dave"))
+    text = ("coder \U0001f469\u200d\U0001f4bb, flag \U0001f3f3\ufe0f\u200d\U0001f308, "
+            "\u0645\u06cc\u200c\u0631\u0648\u0645")
+    alice.send(f"MSG|{text} \u202eevil")
+    for client in (bob, seed, raw):
+        line = await client.expect(lambda l: "coder" in l)
+        assert line.endswith(f"{text} \ufffdevil"), line
+    alice.send("CMD_USER|al\u200dice")
+    err = await alice.expect(lambda l: l.startswith("ERR|"))
+    assert "control characters" in err
+    await alice.close()
+    await bob.close()
+    await seed.close()
+    await raw.close()

@@ -41,12 +41,20 @@ def _control_picture(ch: str) -> str:
     return "\ufffd"
 
 
+#: Format characters that text needs and that neither reorder it nor drive a terminal: the
+#: zero-width non-joiner and joiner, which emoji sequences (👩‍💻, 🏳️‍🌈) and scripts such as
+#: Persian, Arabic and the Indic ones use between letters. Names never take them
+#: (:func:`nick_problem`): an invisible character would make two names look alike.
+_TEXT_JOINERS = frozenset("\u200c\u200d")
+
+
 def sanitize_text(text: str) -> str:
     """Neutralise control characters so relayed text can never drive a terminal.
 
     Tabs become a space; every other C0/C1 control, DEL, and Unicode format/separator
-    character (bidi overrides) becomes a visible placeholder. ESC becomes U+241B, so an
-    ANSI sequence is shown as text instead of being interpreted.
+    character (bidi overrides) becomes a visible placeholder, except the zero-width
+    (non-)joiners (:data:`_TEXT_JOINERS`). ESC becomes U+241B, so an ANSI sequence is shown
+    as text instead of being interpreted.
     """
     if text.isprintable():
         return text
@@ -54,6 +62,8 @@ def sanitize_text(text: str) -> str:
     for ch in text:
         if ch == "\t":
             out.append(" ")
+        elif ch in _TEXT_JOINERS:
+            out.append(ch)
         elif _is_control(ch):
             out.append(_control_picture(ch))
         else:
