@@ -26,9 +26,6 @@ def _degraded(*nodes: object) -> bool:
     )
 
 
-@pytest.mark.xfail(
-    strict=True, reason="after a long Redis outage the first node back reaps the others"
-)
 async def test_a_long_redis_outage_drops_no_node(
     make_node: NodeFactory, redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -669,21 +669,31 @@ class RedisBackend:
         assert r is not None
         ttl = int(NODE_TTL_S * 1000)
         lock = int(HEARTBEAT_S * 1500)
+        loop = asyncio.get_running_loop()
+        # A node reaps others only once its own heartbeats have reached Redis for a whole
+        # NODE_TTL_S: a deadline that passed while this node could not reach Redis either (Redis
+        # stopped or restarted, this node cut off) says nothing about the other node, which
+        # was waiting for Redis too and renews its deadline within HEARTBEAT_S of its return.
+        heard_since = loop.time()
         while True:
             await asyncio.sleep(HEARTBEAT_S)
             try:
                 alive = await r.evalsha(self._heartbeat_sha, 0, self.prefix, self.node, ttl, "0")
                 if alive == 0:
                     self._evict()
-                reaped = await r.evalsha(
-                    self._reap_sha, 0, self.prefix, self.node, lock, LOG_MAXLEN
-                )
-                if reaped:
-                    log.warning("%d node(s) of the cluster stopped answering: their users left",
-                                reaped)
+                if loop.time() - heard_since >= NODE_TTL_S:
+                    reaped = await r.evalsha(
+                        self._reap_sha, 0, self.prefix, self.node, lock, LOG_MAXLEN
+                    )
+                    if reaped:
+                        log.warning(
+                            "%d node(s) of the cluster stopped answering: their users left",
+                            reaped,
+                        )
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                heard_since = loop.time() + HEARTBEAT_S  # from the next heartbeat that works
                 if _is_noscript(exc):
                     await self._reload_scripts()
                     continue
