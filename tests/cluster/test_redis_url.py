@@ -28,7 +28,6 @@ def run_server(cli: list[str], env: dict[str, str], path: Path, url: str) -> sub
     )  # fmt: skip
 
 
-@pytest.mark.xfail(strict=True, reason="a bad port or database in --redis is not a usage error")
 @pytest.mark.parametrize(
     ("url", "words"),
     [
@@ -49,7 +48,6 @@ def test_a_bad_port_or_database_is_a_usage_error(
     assert "pw" not in lines[0].replace("password", "")
 
 
-@pytest.mark.xfail(strict=True, reason="a Redis that wants a password is not said so")
 def test_a_redis_that_wants_a_password_is_said_so(
     cli: list[str], cli_env: dict[str, str], tmp_path: Path
 ) -> None:

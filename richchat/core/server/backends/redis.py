@@ -206,6 +206,22 @@ class RedisBackend:
                 with contextlib.suppress(Exception):
                     await self._redis.aclose()
                 self._redis = None
+            from redis.exceptions import AuthenticationError
+
+            if isinstance(exc, AuthenticationError):
+                where = (
+                    "the URL's password" if _has_password(url)
+                    else "the password (RICHCHAT_REDIS_PASSWORD)" if self.config.password
+                    else None
+                )  # fmt: skip
+                reason = (
+                    f"{where} was refused" if where else "it asks for a password and none was given"
+                )
+                raise RedisUnavailableError(
+                    f"cannot use Redis at {redact(url)}: {reason}",
+                    hint="give the password in the URL (redis://:PASSWORD@HOST:PORT/DB) or in "
+                    "RICHCHAT_REDIS_PASSWORD",
+                ) from None
             raise RedisUnavailableError(
                 f"cannot use Redis at {redact(url)}: {_describe(exc)}",
                 hint="start Redis, or check --redis / RICHCHAT_REDIS (redis://[:PASSWORD@]HOST:PORT/DB)",
