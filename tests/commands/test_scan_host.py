@@ -12,7 +12,6 @@ import subprocess
 import pytest
 
 
-@pytest.mark.xfail(strict=True, reason="scan looks up HOST:PORT, a network or nothing as a name")
 @pytest.mark.parametrize(
     ("host", "words"),
     [
