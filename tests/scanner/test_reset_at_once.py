@@ -51,7 +51,6 @@ def resetting_port() -> Iterator[int]:
         listener.close()
 
 
-@pytest.mark.xfail(strict=True, reason="a port reset at once is open, closed or filtered by turns")
 @pytest.mark.parametrize("probe", [True, False])
 async def test_a_port_that_resets_at_once_is_open_in_every_run(
     resetting_port: int, probe: bool
