@@ -148,6 +148,7 @@ class RedisBackend:
         self._names: dict[str, NameHolder] = {}
         self._owners: dict[str, tuple[Peer, str]] = {}  # local claims: key -> (peer, owner)
         self._node_of: dict[str, str] = {}  # remote users: key -> node
+        self._rooms_of: dict[str, set[str]] = {}  # remote users: key -> rooms
         self._claims = 0
         # events of this node on their way through Redis, by sequence number
         self._seq = 0
@@ -254,6 +255,7 @@ class RedisBackend:
             for key_raw in members:
                 user = entries.get(_s(key_raw))
                 if user is not None:
+                    self._rooms_of.setdefault(_s(key_raw), set()).add(room)
                     self._boot.append(ev.Joined(room, user[0], user[1], None))
         for i in range(0, len(topics), 2):
             setter, text = _s(topics[i + 1]).split(US, 1)
@@ -619,12 +621,14 @@ class RedisBackend:
                 event = own
             else:
                 room, name, entry_ = rest.split(US, 2)
+                self._rooms_of.setdefault(name_key(name), set()).add(room)
                 event = ev.Joined(room, name, entry_, None)
         elif op == "p":
             if own is not None:
                 event = own
             else:
                 room, name, reason = rest.split(US, 2)
+                self._rooms_of.get(name_key(name), set()).discard(room)
                 event = ev.Parted(room, name, reason, None)
         elif op == "t":
             room, setter, text = rest.split(US, 2)
@@ -653,8 +657,11 @@ class RedisBackend:
                 event = own
             else:
                 old, new, entry_ = rest.split(US, 2)
+                rooms = self._rooms_of.pop(name_key(old), None)
                 node = self._forget(name_key(old)) or origin.split(":", 1)[0]
                 key = name_key(new)
+                if rooms:
+                    self._rooms_of[key] = rooms
                 if key not in self._owners:
                     self._names[key] = NameHolder(new, None)
                     self._node_of[key] = node
@@ -669,6 +676,7 @@ class RedisBackend:
         if key in self._owners:
             return None
         self._names.pop(key, None)
+        self._rooms_of.pop(key, None)
         return self._node_of.pop(key, None)
 
     def _on_inbox(self, entry: str) -> None:
@@ -752,6 +760,9 @@ class RedisBackend:
                         int(NODE_TTL_S * 1000), "1",
                     )  # fmt: skip
                     log.warning("this node joined the cluster again")
+                    cid = await r.get(self.prefix + "id")
+                    if cid is None or _s(cid) != self.cluster_id:
+                        await self._after_data_loss()
                     return
                 except asyncio.CancelledError:
                     raise
@@ -762,6 +773,24 @@ class RedisBackend:
                         await asyncio.sleep(RETRY_DELAYS[-1])
         finally:
             self._rejoining = None
+
+    async def _after_data_loss(self) -> None:
+        """Redis lost the chat's data (restarted without it): every node was dropped, and no
+        departure will ever come for the users the other nodes had; whom Redis does not know
+        now is gone (a user registered since, on a node back before this one, stays)."""
+        r = self._redis
+        assert r is not None
+        log.warning("the chat's data in Redis was lost: users of other nodes are forgotten")
+        await r.set(self.prefix + "id", uuid.uuid4().hex, nx=True)
+        self.cluster_id = _s(await r.get(self.prefix + "id"))
+        known = {_s(k) for k in await r.hkeys(self.prefix + "users")}
+        gone = [k for k, h in self._names.items() if h.peer is None and k not in known]
+        for key in gone:
+            name = self._names[key].name
+            for room in sorted(self._rooms_of.get(key, ())):
+                self._sink(ev.Parted(room, name, "connection lost", None))
+            self._forget(key)
+            self._sink(ev.Departed(name, "connection lost", None))
 
     # ------------------------------------------------------------------ degraded mode
 
