@@ -13,15 +13,12 @@ import asyncio
 import subprocess
 import sys
 
-import pytest
-
 from tests.cluster.conftest import NodeFactory
 from tests.conditions import wait_until
 from tests.linechat import LineClient
 from tests.redis_server import RedisServer
 
 
-@pytest.mark.xfail(strict=True, reason="a degraded refusal mid-stream exits 1 without the count")
 async def test_send_stream_refused_by_a_degraded_node_exits_24(
     make_node: NodeFactory, redis_server: RedisServer, cli_env: dict[str, str]
 ) -> None:
