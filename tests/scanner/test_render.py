@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 from datetime import datetime, timezone
 
-import pytest
 from rich.console import Console
 
 from richchat.core.scanner.models import HttpInfo, PortResult, RichchatInfo, ScanReport
@@ -63,7 +62,6 @@ def test_ipv6_join_hint_has_brackets() -> None:
     assert "richchat join [::1]:5050" in _render(report)
 
 
-@pytest.mark.xfail(strict=True, reason="the summary says '1 ports'")
 def test_one_port_is_one_port() -> None:
     """``richchat scan HOST -p 5050`` said ``1 ports in 0.03 s`` (the fifth exploratory pass)."""
     assert "1 port in 0.50 s: 0 open, 1 closed" in _render(_report(ports_scanned=1, closed=1))
