@@ -9,14 +9,11 @@ from __future__ import annotations
 
 import asyncio
 
-import pytest
-
 from tests.cluster.conftest import NodeFactory
 from tests.linechat import LineClient
 from tests.redis_server import RedisServer
 
 
-@pytest.mark.xfail(strict=True, reason="a claim Redis refused is reported as name_taken")
 async def test_a_claim_redis_refuses_is_not_name_taken(
     make_node: NodeFactory, redis_server: RedisServer
 ) -> None:

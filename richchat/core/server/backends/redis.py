@@ -310,13 +310,13 @@ class RedisBackend:
 
     # ------------------------------------------------------------------ names
 
-    def claim_name(self, key: str, name: str, peer: Peer) -> bool | Awaitable[bool]:
+    def claim_name(self, key: str, name: str, peer: Peer) -> bool | Awaitable[bool | None]:
         holder = self._names.get(key)
         if holder is not None:
             return holder.peer is peer
         self._claims += 1
         owner = f"{self.node}:{self._claims}"
-        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[bool | None] = asyncio.get_running_loop().create_future()
 
         def done(result: object) -> None:
             ok = result == 1
@@ -324,8 +324,8 @@ class RedisBackend:
                 self._names[key] = NameHolder(name, peer)
                 self._owners[key] = (peer, owner)
                 self._node_of.pop(key, None)
-            if not future.done():
-                future.set_result(ok)
+            if not future.done():  # None: Redis refused the write (out of memory, read-only)
+                future.set_result(None if result is None else ok)
 
         self._enqueue(0, ("c", key, owner), done)
         return future
