@@ -64,6 +64,6 @@ async def test_a_topic_redis_refuses_is_not_shown_on_one_node_only(
     if said.startswith("ERR|"):
         return  # refused, and said so: no split view
     # shown to alice as set: bob's node must come to show it too
-    await bob.expect("TOPIC|lobby|alice|while full", timeout=30)
+    await bob.expect("TOPIC|lobby|alice|while full", timeout=10)
     await alice.close()
     await bob.close()
