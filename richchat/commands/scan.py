@@ -41,6 +41,7 @@ def scan(
         from rich.console import Console
 
     port_list = parse_ports(ports)
+    host = _check_host(host)
     no_color = bool(os.environ.get("NO_COLOR"))
     err: Console | None = None
     if sys.stderr.isatty() or os.environ.get("TTY_COMPATIBLE") or "FORCE_COLOR" in os.environ:
@@ -62,3 +63,41 @@ def scan(
     sys.stdout.flush()
     if report.interrupted:
         raise typer.Exit(int(ExitStatus.INTERRUPTED))
+
+
+def _check_host(host: str) -> str:
+    """What cannot be a host is a usage error, never handed to the resolver (which would ask
+    DNS for ``127.0.0.1:5050``): a port (the form ``join`` takes), a network, nothing."""
+    import ipaddress
+    import unicodedata
+
+    from richchat.core.errors import UsageError
+
+    text = host.strip()
+    if not text:
+        raise UsageError("empty host", hint="richchat scan HOST, e.g. richchat scan 192.168.1.20")
+    name, port = text, None
+    if text.startswith("[") and "]" in text:
+        name, rest = text[1:].split("]", 1)
+        if rest and not rest.startswith(":"):
+            raise UsageError(f"bad host {text!r}", hint="IPv6 looks like ::1 or [::1]")
+        port = rest[1:] if rest else None
+    elif text.count(":") == 1:
+        name, port = text.split(":")
+    elif ":" in text:
+        try:
+            ipaddress.IPv6Address(text.split("%", 1)[0])
+        except ValueError:
+            raise UsageError(f"bad host {text!r}: not an IPv6 address",
+                             hint="IPv6 looks like ::1 or [::1]; the ports go in -p") from None
+    if port is not None:
+        shown = f"[{name}]" if ":" in name else name
+        raise UsageError(f"bad host {text!r}: scan takes the ports in -p",
+                         hint=f"richchat scan {shown} -p {port or 'PORTS'}")
+    if "/" in text:
+        raise UsageError(f"bad host {text!r}: scan takes one host, not a network",
+                         hint="to find the hosts and chat servers of a network: richchat discover")
+    if any(ch in "#\\" or ch.isspace() or unicodedata.category(ch)[0] in "CZ" for ch in name):
+        raise UsageError(f"bad host {text!r}: a host has no spaces, control characters, "
+                         "'/', '\\' or '#'")
+    return text

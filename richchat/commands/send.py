@@ -70,8 +70,8 @@ def send(
     refused (--strict), 18 bad known-servers file, 19 file larger than the
     server takes (nothing sent), 20 the server shares no files, 21 the file
     changed while it was sent, 22 the file cannot be read, 24 the server (a
-    node of a cluster) takes no nickname now (its Redis is away), 130 interrupted
-    (what was delivered is reported).
+    node of a cluster) takes no nickname or message now (its Redis is away),
+    130 interrupted (what was delivered is reported).
     """
     from richchat.core.errors import RichchatError
     from richchat.core.exit_codes import ExitStatus

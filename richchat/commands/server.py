@@ -158,6 +158,7 @@ def server(
     if redis is not None:
         if not redis.startswith(("redis://", "rediss://", "unix://")):
             raise UsageError(f"--redis {redis.split('@')[-1]!r}: not a redis://, rediss:// or unix:// URL")
+        _check_redis_url(redis)
         options["redis"] = redis
         options["redis_password"] = os.environ.get("RICHCHAT_REDIS_PASSWORD") or None
         options["cluster"] = cluster
@@ -184,3 +185,26 @@ def server(
                 "cannot write to stdout (%s); serving all the same", exc.strerror or exc)
 
     run_server(config, ready)
+
+
+def _check_redis_url(url: str) -> None:
+    """A port or database redis-py would not use as written is a usage error: it takes
+    ``:0`` for 6379 and a database that is no number for 0 (perhaps another chat's)."""
+    from urllib.parse import unquote, urlsplit
+
+    from richchat.core.errors import UsageError
+
+    if url.startswith("unix://"):
+        return
+    shown = url.split("://", 1)[0] + "://" + url.split("@")[-1].split("://")[-1]
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:
+        port = -1
+    if port is not None and not 1 <= port <= 65535:
+        text = parts.netloc.rpartition(":")[2]
+        raise UsageError(f"--redis {shown!r}: bad port {text!r} (1-65535)")
+    db = unquote(parts.path).strip("/")
+    if db and not db.isdigit():
+        raise UsageError(f"--redis {shown!r}: bad database {db!r} (a number: redis://HOST:PORT/0)")

@@ -37,7 +37,12 @@ from richchat.core.client import (
     frame_error_text,
     suffixed_nick,
 )
-from richchat.core.errors import ConnectionLostError, NickRefusedError, UsageError
+from richchat.core.errors import (
+    ConnectionLostError,
+    NickRefusedError,
+    ServerDegradedError,
+    UsageError,
+)
 from richchat.core.protocol import frames as f
 from richchat.core.protocol.text import (
     DEFAULT_ROOM,
@@ -429,7 +434,13 @@ async def send_messages(
                 await client.private(to, text)
             else:
                 await client.say(text, target_room)
-            me = await _await_echo(client, me, target_room, to)
+            try:
+                me = await _await_echo(client, me, target_room, to)
+            except ServerDegradedError as exc:
+                raise ServerDegradedError(
+                    f"{address}: line {number} not sent: {exc.message} "
+                    f"({status.delivered} delivered)", hint=DEGRADED_HINT,
+                ) from None
             status.unconfirmed = 0
             status.delivered += 1
             status.waiting, status.input_done = lines.waiting, lines.done
@@ -445,6 +456,7 @@ async def send_messages(
 
 
 _NOTHING = "nothing to send: no non-blank lines"
+DEGRADED_HINT = "its chat's Redis is away; try again shortly, or another node"
 
 
 def _problem(text: str | Oversized) -> str | None:
@@ -475,6 +487,8 @@ async def _await_echo(client: ChatClient, me: str, room: str, to: str | None) ->
                 continue  # the server delays our lines (never drops them): keep waiting
             if frame.code == "no_such_user":
                 raise RequestRejectedError(f"no user named {to!r} is online", code=frame.code)
+            if frame.code == "degraded":  # a node without its Redis: try again shortly
+                raise ServerDegradedError(frame.text, hint=DEGRADED_HINT)
             raise RequestRejectedError(
                 f"the server refused the message ({frame.code}): {frame.text}", code=frame.code
             )

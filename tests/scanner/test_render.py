@@ -60,3 +60,11 @@ def test_ipv6_join_hint_has_brackets() -> None:
         port=5050, service="richchat", joinable=True,
         richchat=RichchatInfo(agent="richchat-server/0.1.0"))])
     assert "richchat join [::1]:5050" in _render(report)
+
+
+def test_one_port_is_one_port() -> None:
+    """``richchat scan HOST -p 5050`` said ``1 ports in 0.03 s`` (the fifth exploratory pass)."""
+    assert "1 port in 0.50 s: 0 open, 1 closed" in _render(_report(ports_scanned=1, closed=1))
+    text = _render(_report(ports_scanned=0, ports_requested=1, closed=0, interrupted=True))
+    assert "0 of 1 port in" in text
+    assert "100 ports in" in _render(_report())

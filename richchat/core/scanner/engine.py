@@ -222,6 +222,7 @@ class ConnectSweep:
         einprogress = errno.EINPROGRESS
         econnrefused = errno.ECONNREFUSED
         econnaborted = errno.ECONNABORTED
+        econnreset = errno.ECONNRESET
         evmask = select.EPOLLOUT
         err_mask = _ERR_MASK
         sol, so_error = socket.SOL_SOCKET, socket.SO_ERROR
@@ -345,7 +346,7 @@ class ConnectSweep:
                     s = e.sock
                     elapsed = now - e.start
                     err = s.getsockopt(sol, so_error) if ev & err_mask else 0
-                    if err == 0:
+                    if err == 0 or err == econnreset:  # reset after the handshake: open
                         rtt.update(elapsed)
                         self._connected(s, e.port, elapsed)  # closes s
                         self.done += 1

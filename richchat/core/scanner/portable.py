@@ -33,6 +33,7 @@ _LINGER_RST = struct.pack("ii", 1, 0)
 _IN_PROGRESS = {errno.EINPROGRESS, errno.EWOULDBLOCK, errno.EALREADY}
 _IN_PROGRESS.add(getattr(errno, "WSAEWOULDBLOCK", errno.EWOULDBLOCK))
 _REFUSED = {errno.ECONNREFUSED, getattr(errno, "WSAECONNREFUSED", errno.ECONNREFUSED)}
+_RESET = {errno.ECONNRESET, getattr(errno, "WSAECONNRESET", errno.ECONNRESET)}
 _RESOURCE_ERRNOS = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
 _NO_PORT_ERRNOS = {errno.EADDRNOTAVAIL, errno.EAGAIN}
 
@@ -116,7 +117,7 @@ class PortableSweep:
 
     def _answered(self, sock: socket.socket, port: int, err: int, elapsed: float,
                   lost: Callable[[int], None]) -> None:
-        if err == 0:
+        if err == 0 or err in _RESET:  # a reset comes after the handshake: open
             self.rtt.update(elapsed)
             self._connected(sock, port, elapsed)
             self.done += 1

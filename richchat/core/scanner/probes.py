@@ -393,15 +393,19 @@ async def probe_port(
     try:
         await asyncio.wait_for(loop.sock_connect(sock, (address, port, *sockaddr[1:])),
                                connect_timeout)
-    except (ConnectionRefusedError, ConnectionResetError) as exc:
+    except ConnectionRefusedError as exc:
         sock.close()
         raise NotOpen(str(exc)) from None
-    except (asyncio.TimeoutError, OSError):
+    except (asyncio.TimeoutError, OSError):  # a reset comes after the handshake: still open
         sock.close()
         return PortResult(port=port, rtt_ms=_ms(rtt))  # open in the sweep, silent now
-    if sock.getsockname() == sock.getpeername():
+    try:
+        if sock.getsockname() == sock.getpeername():
+            sock.close()
+            raise NotOpen("self-connect")
+    except OSError:  # reset right after the handshake: open, and nothing more to learn
         sock.close()
-        raise NotOpen("self-connect")
+        return PortResult(port=port, rtt_ms=_ms(rtt))
     # How long to wait for answers scales with this connect's handshake time (a loaded or
     # distant host answers later).
     waits = _Waits(loop.time() - started)
@@ -432,10 +436,10 @@ async def verify_open(
         if sock.getsockname() == sock.getpeername():
             raise NotOpen("self-connect")
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    except (ConnectionRefusedError, ConnectionResetError) as exc:
+    except ConnectionRefusedError as exc:
         raise NotOpen(str(exc)) from None
     except (asyncio.TimeoutError, OSError):
-        pass  # open in the sweep, slow now: keep the sweep's answer
+        pass  # open in the sweep, slow now (or reset after the handshake): keep its answer
     finally:
         sock.close()
 

@@ -77,7 +77,9 @@ def report_renderable(report: ScanReport) -> RenderableType:
     of = ""
     if report.ports_requested is not None and report.ports_requested != report.ports_scanned:
         of = f" of {report.ports_requested}"
-    summary.append(f"{report.ports_scanned}{of} ports in {report.duration_s:.2f} s: ")
+    counted = report.ports_requested if of else report.ports_scanned
+    noun = "port" if counted == 1 else "ports"
+    summary.append(f"{report.ports_scanned}{of} {noun} in {report.duration_s:.2f} s: ")
     summary.append(f"{len(report.open)} open", style="green")
     summary.append(f", {report.closed} closed, {len(report.filtered)} filtered")
     joinable = report.joinable

@@ -292,12 +292,18 @@ class Hub:
         if isinstance(claimed, bool):
             self._claimed(peer, name, key, old, claimed)
             return None
-        return _then(claimed, lambda ok: self._claimed(peer, name, key, old, bool(ok)))
+        return _then(claimed, lambda ok: self._claimed(
+            peer, name, key, old, None if ok is None else bool(ok)))
 
-    def _claimed(self, peer: Peer, name: str, key: str, old: str | None, ok: bool) -> None:
+    def _claimed(self, peer: Peer, name: str, key: str, old: str | None, ok: bool | None) -> None:
         if peer.closed:
             if ok:
                 self.backend.release_name(key, peer)
+            return
+        if ok is None:  # the cluster's Redis refused the claim: nobody was found holding it
+            self.fail(peer, "degraded", DEGRADED_NAME_TEXT)
+            if old is None and peer.offered_name is not None:
+                self.ask_name(peer)  # still at the name prompt: ask again
             return
         if not ok:
             holder = self.backend.lookup(key)

@@ -67,9 +67,10 @@ class Backend(Protocol):
 
     # -- names (keys are :func:`richchat.core.protocol.text.name_key` values)
 
-    def claim_name(self, key: str, name: str, peer: Peer) -> bool | Awaitable[bool]:
+    def claim_name(self, key: str, name: str, peer: Peer) -> bool | Awaitable[bool | None]:
         """Take ``key`` for ``peer`` if nobody holds it; True when taken (or already held by
-        ``peer``)."""
+        ``peer``), False when someone holds it, None when the chat's store could not decide
+        (a cluster's Redis refused the write: the name may well be free)."""
         ...
 
     def release_name(self, key: str, peer: Peer) -> None:

@@ -148,6 +148,7 @@ class RedisBackend:
         self._names: dict[str, NameHolder] = {}
         self._owners: dict[str, tuple[Peer, str]] = {}  # local claims: key -> (peer, owner)
         self._node_of: dict[str, str] = {}  # remote users: key -> node
+        self._rooms_of: dict[str, set[str]] = {}  # remote users: key -> rooms
         self._claims = 0
         # events of this node on their way through Redis, by sequence number
         self._seq = 0
@@ -206,6 +207,22 @@ class RedisBackend:
                 with contextlib.suppress(Exception):
                     await self._redis.aclose()
                 self._redis = None
+            from redis.exceptions import AuthenticationError
+
+            if isinstance(exc, AuthenticationError):
+                where = (
+                    "the URL's password" if _has_password(url)
+                    else "the password (RICHCHAT_REDIS_PASSWORD)" if self.config.password
+                    else None
+                )  # fmt: skip
+                reason = (
+                    f"{where} was refused" if where else "it asks for a password and none was given"
+                )
+                raise RedisUnavailableError(
+                    f"cannot use Redis at {redact(url)}: {reason}",
+                    hint="give the password in the URL (redis://:PASSWORD@HOST:PORT/DB) or in "
+                    "RICHCHAT_REDIS_PASSWORD",
+                ) from None
             raise RedisUnavailableError(
                 f"cannot use Redis at {redact(url)}: {_describe(exc)}",
                 hint="start Redis, or check --redis / RICHCHAT_REDIS (redis://[:PASSWORD@]HOST:PORT/DB)",
@@ -238,6 +255,7 @@ class RedisBackend:
             for key_raw in members:
                 user = entries.get(_s(key_raw))
                 if user is not None:
+                    self._rooms_of.setdefault(_s(key_raw), set()).add(room)
                     self._boot.append(ev.Joined(room, user[0], user[1], None))
         for i in range(0, len(topics), 2):
             setter, text = _s(topics[i + 1]).split(US, 1)
@@ -292,13 +310,13 @@ class RedisBackend:
 
     # ------------------------------------------------------------------ names
 
-    def claim_name(self, key: str, name: str, peer: Peer) -> bool | Awaitable[bool]:
+    def claim_name(self, key: str, name: str, peer: Peer) -> bool | Awaitable[bool | None]:
         holder = self._names.get(key)
         if holder is not None:
             return holder.peer is peer
         self._claims += 1
         owner = f"{self.node}:{self._claims}"
-        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[bool | None] = asyncio.get_running_loop().create_future()
 
         def done(result: object) -> None:
             ok = result == 1
@@ -306,8 +324,8 @@ class RedisBackend:
                 self._names[key] = NameHolder(name, peer)
                 self._owners[key] = (peer, owner)
                 self._node_of.pop(key, None)
-            if not future.done():
-                future.set_result(ok)
+            if not future.done():  # None: Redis refused the write (out of memory, read-only)
+                future.set_result(None if result is None else ok)
 
         self._enqueue(0, ("c", key, owner), done)
         return future
@@ -603,12 +621,14 @@ class RedisBackend:
                 event = own
             else:
                 room, name, entry_ = rest.split(US, 2)
+                self._rooms_of.setdefault(name_key(name), set()).add(room)
                 event = ev.Joined(room, name, entry_, None)
         elif op == "p":
             if own is not None:
                 event = own
             else:
                 room, name, reason = rest.split(US, 2)
+                self._rooms_of.get(name_key(name), set()).discard(room)
                 event = ev.Parted(room, name, reason, None)
         elif op == "t":
             room, setter, text = rest.split(US, 2)
@@ -637,8 +657,11 @@ class RedisBackend:
                 event = own
             else:
                 old, new, entry_ = rest.split(US, 2)
+                rooms = self._rooms_of.pop(name_key(old), None)
                 node = self._forget(name_key(old)) or origin.split(":", 1)[0]
                 key = name_key(new)
+                if rooms:
+                    self._rooms_of[key] = rooms
                 if key not in self._owners:
                     self._names[key] = NameHolder(new, None)
                     self._node_of[key] = node
@@ -653,6 +676,7 @@ class RedisBackend:
         if key in self._owners:
             return None
         self._names.pop(key, None)
+        self._rooms_of.pop(key, None)
         return self._node_of.pop(key, None)
 
     def _on_inbox(self, entry: str) -> None:
@@ -669,21 +693,31 @@ class RedisBackend:
         assert r is not None
         ttl = int(NODE_TTL_S * 1000)
         lock = int(HEARTBEAT_S * 1500)
+        loop = asyncio.get_running_loop()
+        # A node reaps others only once its own heartbeats have reached Redis for a whole
+        # NODE_TTL_S: a deadline that passed while this node could not reach Redis either (Redis
+        # stopped or restarted, this node cut off) says nothing about the other node, which
+        # was waiting for Redis too and renews its deadline within HEARTBEAT_S of its return.
+        heard_since = loop.time()
         while True:
             await asyncio.sleep(HEARTBEAT_S)
             try:
                 alive = await r.evalsha(self._heartbeat_sha, 0, self.prefix, self.node, ttl, "0")
                 if alive == 0:
                     self._evict()
-                reaped = await r.evalsha(
-                    self._reap_sha, 0, self.prefix, self.node, lock, LOG_MAXLEN
-                )
-                if reaped:
-                    log.warning("%d node(s) of the cluster stopped answering: their users left",
-                                reaped)
+                if loop.time() - heard_since >= NODE_TTL_S:
+                    reaped = await r.evalsha(
+                        self._reap_sha, 0, self.prefix, self.node, lock, LOG_MAXLEN
+                    )
+                    if reaped:
+                        log.warning(
+                            "%d node(s) of the cluster stopped answering: their users left",
+                            reaped,
+                        )
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                heard_since = loop.time() + HEARTBEAT_S  # from the next heartbeat that works
                 if _is_noscript(exc):
                     await self._reload_scripts()
                     continue
@@ -726,6 +760,9 @@ class RedisBackend:
                         int(NODE_TTL_S * 1000), "1",
                     )  # fmt: skip
                     log.warning("this node joined the cluster again")
+                    cid = await r.get(self.prefix + "id")
+                    if cid is None or _s(cid) != self.cluster_id:
+                        await self._after_data_loss()
                     return
                 except asyncio.CancelledError:
                     raise
@@ -736,6 +773,24 @@ class RedisBackend:
                         await asyncio.sleep(RETRY_DELAYS[-1])
         finally:
             self._rejoining = None
+
+    async def _after_data_loss(self) -> None:
+        """Redis lost the chat's data (restarted without it): every node was dropped, and no
+        departure will ever come for the users the other nodes had; whom Redis does not know
+        now is gone (a user registered since, on a node back before this one, stays)."""
+        r = self._redis
+        assert r is not None
+        log.warning("the chat's data in Redis was lost: users of other nodes are forgotten")
+        await r.set(self.prefix + "id", uuid.uuid4().hex, nx=True)
+        self.cluster_id = _s(await r.get(self.prefix + "id"))
+        known = {_s(k) for k in await r.hkeys(self.prefix + "users")}
+        gone = [k for k, h in self._names.items() if h.peer is None and k not in known]
+        for key in gone:
+            name = self._names[key].name
+            for room in sorted(self._rooms_of.get(key, ())):
+                self._sink(ev.Parted(room, name, "connection lost", None))
+            self._forget(key)
+            self._sink(ev.Departed(name, "connection lost", None))
 
     # ------------------------------------------------------------------ degraded mode
 
