@@ -90,12 +90,15 @@ class Parted(Event):
 
 
 class TopicSet(Event):
-    __slots__ = ("room", "setter", "text")
+    __slots__ = ("peer", "room", "setter", "text")
 
-    def __init__(self, room: str, setter: str, text: str) -> None:
+    def __init__(self, room: str, setter: str, text: str, peer: Peer | None = None) -> None:
         self.room = room
         self.setter = setter
         self.text = text
+        #: the setter's connection on this node (None: set on another node), told when a
+        #: backend could not store the topic
+        self.peer = peer
 
 
 # ----------------------------------------------------------------------------- lobby presence

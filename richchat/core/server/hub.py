@@ -397,7 +397,7 @@ class Hub:
             return
         assert peer.name is not None
         self.backend.set_topic(room, peer.name, text, now_ms())
-        self.backend.publish(ev.TopicSet(room, peer.name, text))
+        self.backend.publish(ev.TopicSet(room, peer.name, text, peer))
 
     def private(self, peer: Peer, to: str, text: str) -> None:
         if not text or text.isspace() or (len(text) > _SURELY_SHORT and self._too_long(peer, text)):

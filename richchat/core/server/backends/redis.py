@@ -511,16 +511,24 @@ class RedisBackend:
                 if isinstance(reply, Exception):
                     log.error("Redis refused %d event(s): %s", len(chunk), reply)
                     for op in chunk:
-                        self._failed(op, str(reply))
+                        self._failed(op, _refusal(reply))
                     continue
                 for op, result in zip(chunk, reply, strict=True):
                     if op.done is not None:
                         op.done(result)
 
     def _failed(self, op: _Op, reason: str) -> None:
-        """Redis did not take this event: a message's sender is told; anything else still
-        applies to this node's own view (the hub decided it), a claim is refused."""
+        """Redis did not take this event: a message's sender is told, and so is a topic's
+        setter (a topic shown on this node alone would split the chat's view for good: the
+        other nodes and every later joiner keep the old one); anything else still applies to
+        this node's own view (the hub decided it), a claim is refused."""
         event = self._pending.pop(op.seq, None) if op.seq else None
+        if type(event) is ev.TopicSet:
+            if event.peer is not None:
+                self._sink(ev.Failure(event.peer, DEGRADED_CODE,
+                                      f"the topic of #{event.room} was not set: {reason}; "
+                                      "try again later"))
+            event = None
         if type(event) is ev.Message:
             event.failed = reason
         if event is not None:
@@ -845,6 +853,19 @@ def _has_password(url: str) -> bool:
     rest = url.partition("://")[2]
     creds = rest.rpartition("@")[0]
     return ":" in creds and bool(creds.split(":", 1)[1])
+
+
+def _refusal(reply: Exception) -> str:
+    """What users are told when Redis refused a write: Redis's own text (with the script's
+    hash and line, ``OOM command not allowed when used memory > 'maxmemory'. script: 3f2a...,
+    on @user_script:12.``) goes to the log, where its administrator looks."""
+    # redis-py takes the error's code (OOM, READONLY) into the exception's class
+    kind, text = type(reply).__name__, str(reply)
+    if kind == "OutOfMemoryError" or text.startswith("OOM"):
+        return "its Redis is out of memory"
+    if kind == "ReadOnlyError" or text.startswith("READONLY"):
+        return "its Redis is a read-only replica"
+    return "its Redis refused to store it"
 
 
 def _describe(exc: BaseException) -> str:
