@@ -208,3 +208,28 @@ def _check_redis_url(url: str) -> None:
     db = unquote(parts.path).strip("/")
     if db and not db.isdigit():
         raise UsageError(f"--redis {shown!r}: bad database {db!r} (a number: redis://HOST:PORT/0)")
+    if parts.query:
+        _check_redis_query(url, shown)
+
+
+def _check_redis_query(url: str, shown: str) -> None:
+    """Options in the URL's query (``?socket_timeout=5``) go to redis-py's connection as
+    they are: an unknown one or a bad value is a usage error naming it, not "cannot use Redis
+    ... start Redis" with redis-py's own words. Nothing is connected to here."""
+    import re
+
+    from redis.asyncio import ConnectionPool
+
+    from richchat.core.errors import UsageError
+
+    try:
+        pool = ConnectionPool.from_url(url)
+        pool.connection_class(**pool.connection_kwargs)
+    except TypeError as exc:
+        m = re.search(r"unexpected keyword argument '(\w+)'", str(exc))
+        what = f"unknown option {m.group(1)!r}" if m else str(exc)
+        raise UsageError(f"--redis {shown!r}: {what} in the URL's query",
+                         hint="options are redis-py's connection options, "
+                              "e.g. ?socket_timeout=5") from None
+    except ValueError as exc:
+        raise UsageError(f"--redis {shown!r}: {exc}".rstrip(".")) from None

@@ -35,6 +35,10 @@ def run_server(cli: list[str], env: dict[str, str], path: Path, url: str) -> sub
         ("redis://127.0.0.1:abc/0", "port"),
         ("redis://127.0.0.1:{port}/x", "database"),
         ("redis://:pw@127.0.0.1:0/0", "port"),
+        # options in the query go to redis-py's connection as they are: redis-py's TypeError
+        # or ValueError was "cannot use Redis ... (start Redis ...)", exit 23
+        ("redis://:pw@127.0.0.1:{port}/0?x=1", "unknown option 'x'"),
+        ("redis://127.0.0.1:{port}/0?socket_timeout=abc", "socket_timeout"),
     ],
 )
 def test_a_bad_port_or_database_is_a_usage_error(
