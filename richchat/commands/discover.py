@@ -108,7 +108,9 @@ MIN_WIDTH = 20
 def _piped_width(columns: str | None) -> int:
     """COLUMNS as the piped tables' width: digits only (anything else, empty or 0: the
     default), at least MIN_WIDTH."""
-    if columns is None or not columns.strip().isdigit() or int(columns) == 0:
+    from richchat.core.protocol.text import is_digits
+
+    if columns is None or not is_digits(columns.strip(), 6) or int(columns) == 0:
         return PIPED_WIDTH
     return max(MIN_WIDTH, int(columns))
 

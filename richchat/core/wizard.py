@@ -44,7 +44,7 @@ from richchat.core.errors import (
     UntrustedServerError,
     UsageError,
 )
-from richchat.core.protocol.text import claim_problem, fold_name, nick_problem
+from richchat.core.protocol.text import claim_problem, fold_name, is_digits, nick_problem
 from richchat.core.trust.connect import TrustPolicy, UnknownServerKey
 
 if TYPE_CHECKING:
@@ -163,7 +163,7 @@ def _pick(ask: Ask, console: Console, count: int, prompt: str) -> int | str:
         answer = ask(prompt).strip()
         if not answer or answer.lower() in ("q", "quit"):
             return ""
-        number = answer.isascii() and answer.isdigit()  # int() refuses "²", a digit too
+        number = is_digits(answer, 9)  # int() refuses "²", a digit too, and 4,300 digits
         if number and 1 <= int(answer) <= count:
             return int(answer)
         if number and count and int(answer) <= 0:
@@ -351,7 +351,7 @@ class Wizard:
             answer = self.ask("Pick a number or type a port; Enter quits: ").strip()
             if not answer or answer.lower() in ("q", "quit"):
                 return None
-            number = answer.isascii() and answer.isdigit()
+            number = is_digits(answer, 9)
             if number and 1 <= int(answer) <= len(rows):
                 return int(rows[int(answer) - 1].port)
             if number and 0 < int(answer) < 65536:

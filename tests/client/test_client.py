@@ -54,7 +54,9 @@ def test_parse_address(text: str, expected: Address) -> None:
 @pytest.mark.parametrize("text", ["", "host:0", "host:99999", "host:http", "[::1", "[::1]x", ":5",
                                   # an IPv6 address with a port needs brackets (this one was
                                   # looked up as a host name); a path is no host (it was pinned)
-                                  "::1:15102", "a:b:c", "/tmp/d1", "c:\\x"])
+                                  "::1:15102", "a:b:c", "/tmp/d1", "c:\\x",
+                                  # more digits than int() reads: a ValueError, not a usage error
+                                  "host:" + "1" * 5000])
 def test_parse_address_rejects(text: str) -> None:
     with pytest.raises(UsageError):
         parse_address(text)

@@ -6,7 +6,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from richchat.core.protocol.codec import LineDecoder, LineTooLong
+from richchat.core.protocol import frames as f
+from richchat.core.protocol.codec import (
+    InvalidFrame,
+    LineDecoder,
+    LineTooLong,
+    decode_client_line,
+    decode_server_line,
+)
 
 
 def feed_all(decoder: LineDecoder, chunks: list[bytes]) -> list[str | LineTooLong]:
@@ -98,3 +105,30 @@ def test_the_tls_port_notice_names_the_address_reached(host: str, where: str,
     assert line.startswith(TLS_PORT_NOTICE_PREFIX) and line.endswith(b"\n")
     assert line.count(b"\n") == 1 and not line.startswith(b"\x16")
     assert f"richchat join --tls {where}, or ncat --ssl {ncat}\n".encode() in line
+
+
+@pytest.mark.parametrize("line", [
+    "HELLO|\u2081|fuzz",  # a subscript one: a digit to str.isdigit, not to int()
+    "HELLO|" + "9" * 5000 + "|fuzz",  # past int()'s 4,300 digits
+    "HELLO|\u0661|fuzz",  # an Arabic-Indic one: int() takes it, the wire does not
+    "HELLO|1|srv|role=server|flood=1/\u00b2",
+    "HELLO|1|srv|role=server|flood=\u00b2/3",
+    "HELLO|1|srv|role=server|files=\u00b2",
+    "HELLO|1|srv|role=server|users=\u00b2",
+    "RMSG|lobby|\u00b2|1|alice|hi",
+    "RMSG|lobby|1|" + "1" * 5000 + "|alice|hi",
+])
+def test_numbers_int_would_refuse_are_invalid_never_an_exception(line: str) -> None:
+    """Found by the fuzz test (seed 141732242): ``HELLO|₁|...`` passed the digits check
+    (str.isdigit) and int() raised ValueError out of the decoder; the server logged "Fatal
+    error: protocol.data_received() call failed" and dropped the connection, and a client
+    meeting such a number in a server's HELLO died the same way. Only ASCII digits, at most
+    19 of them, are numbers on the wire."""
+    for decode in (decode_client_line, decode_server_line):
+        frame = decode(line)  # must not raise
+        if isinstance(frame, f.Hello):  # a malformed option is as if absent
+            assert frame.version == 1
+            assert (frame.flood_rate, frame.flood_burst, frame.file_max, frame.users) == (
+                None, None, None, None)
+        else:
+            assert isinstance(frame, (InvalidFrame, f.Unknown, f.SayRoom)), frame

@@ -36,7 +36,9 @@ def test_dash_means_every_port() -> None:
 
 @pytest.mark.parametrize(
     "spec",
-    ["", "0", "65536", "abc", "22,,80", "80-22", "1-2-3", "22,", "-1-", "http", "1.5", "22 80"],
+    ["", "0", "65536", "abc", "22,,80", "80-22", "1-2-3", "22,", "-1-", "http", "1.5", "22 80",
+     # digits to str.isdigit that int() refuses: 'unexpected ValueError', exit 1
+     "\u00b2", "1-\u00b2", "\u0661\u0662", "9" * 5000],
 )
 def test_bad_specs(spec: str) -> None:
     with pytest.raises(UsageError) as info:
@@ -45,7 +47,7 @@ def test_bad_specs(spec: str) -> None:
     assert "port" in info.value.message
 
 
-@pytest.mark.parametrize("spec", ["70000", "ssh", "10-5"])
+@pytest.mark.parametrize("spec", ["70000", "ssh", "10-5", "\u00b2"])
 def test_cli_bad_spec_is_one_line_and_usage_status(
     cli: list[str], cli_env: dict[str, str], spec: str
 ) -> None:

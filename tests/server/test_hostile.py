@@ -355,3 +355,21 @@ async def test_emoji_sequences_and_joined_scripts_arrive_whole(make_server: Serv
     await bob.close()
     await seed.close()
     await raw.close()
+
+
+async def test_a_number_int_refuses_costs_the_client_one_error_not_its_connection(
+    make_server: ServerFactory,
+) -> None:
+    """Found by the fuzz test (seed 141732242): ``HELLO|₁|x`` (a subscript one passed the
+    digits check, int() refused it) raised out of the connection's data_received: the
+    server logged "Fatal error: protocol.data_received() call failed" and dropped the
+    client. Now it is a bad frame: one ERR, and the connection goes on."""
+    server = await make_server()
+    client = await LineClient.connect(server.port)
+    for line in ("HELLO|\u2081|x", "HELLO|1\u00b2|x"):
+        client.send(line)
+        err = await client.expect(lambda l: l.startswith("ERR|"))
+        assert err.startswith("ERR|bad_frame|"), err
+    client.send("CMD_USER|zed")  # still connected, and served: registered
+    await client.expect(lambda l: l in ("YOU|zed", "SRV|zed joined"))
+    await client.close()

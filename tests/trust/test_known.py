@@ -64,6 +64,9 @@ def test_comments_and_blank_lines_survive_edits(tmp_path: Path) -> None:
     (f"a:1 {FP1}\n", "line 1"),
     (f"a {FP1} 2026-01-01T00:00:00Z\n", "line 1"),
     (f"a:99999 {FP1} 2026-01-01T00:00:00Z\n", "line 1"),
+    # digits to str.isdigit that int() refuses (a ValueError out of the parser)
+    (f"a:\u00b2 {FP1} 2026-01-01T00:00:00Z\n", "line 1"),
+    (f"a:{'1' * 5000} {FP1} 2026-01-01T00:00:00Z\n", "line 1"),
     (f"::1:5 {FP1} 2026-01-01T00:00:00Z\n", "line 1"),
     ("a:1 SHA256:short 2026-01-01T00:00:00Z\n", "line 1"),
     (f"# ok\na:1 {FP1} yesterday\n", "line 2"),

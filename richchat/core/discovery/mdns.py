@@ -11,6 +11,7 @@ from typing import Any
 from richchat.core.discovery.advertise import MDNS_SERVICE_TYPE
 from richchat.core.discovery.listen import ServerTable
 from richchat.core.protocol.beacon import Cluster
+from richchat.core.protocol.text import is_digits
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +33,7 @@ def _txt(props: dict[Any, Any], key: str) -> str | None:
 
 
 def _int_or_none(value: str | None) -> int | None:
-    return int(value) if value is not None and value.isdigit() else None
+    return int(value) if value is not None and is_digits(value) else None
 
 
 #: How long to browse (seconds from the browser's start) unless asked to linger: the first

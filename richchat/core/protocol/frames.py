@@ -24,6 +24,7 @@ from richchat.core.constants import PROTOCOL_VERSION as PROTOCOL_VERSION
 from richchat.core.protocol.text import (
     MAX_QUIT_REASON,
     MAX_TOPIC_LEN,
+    is_digits,
     sanitize_text,
     validate_nick,
     validate_room,
@@ -78,7 +79,7 @@ FileName = Annotated[
 
 
 def _digits_only(value: object) -> object:
-    if isinstance(value, str) and not value.isdigit():
+    if isinstance(value, str) and not is_digits(value):
         raise ValueError("must be a non-negative integer written with digits only")
     return value
 
@@ -126,7 +127,7 @@ def _split(payload: str, n: int, tag: str) -> list[str]:
 
 
 def _int(value: str, what: str) -> int:
-    if not value.isdigit():
+    if not is_digits(value):
         raise FrameSyntaxError(f"{what} must be a non-negative integer")
     return int(value)
 
@@ -136,7 +137,7 @@ def _int(value: str, what: str) -> int:
 
 def _is_rate(text: str) -> bool:
     """A flood rate as the server writes it: digits with at most one '.' (``10``, ``0.5``)."""
-    return bool(text) and text.replace(".", "", 1).isdigit()
+    return is_digits(text.replace(".", "", 1))
 
 
 def _rate_text(rate: float) -> str:
@@ -236,9 +237,9 @@ class Hello(Frame):
                 values["features"] = tuple(f for f in value.split(",") if f)
             elif key == "flood":
                 rate, slash, burst = value.partition("/")
-                if slash and _is_rate(rate) and burst.isdigit() and int(burst) >= 1:
+                if slash and _is_rate(rate) and is_digits(burst) and int(burst) >= 1:
                     values["flood_rate"], values["flood_burst"] = float(rate), int(burst)
-            elif key == "files" and value.isdigit():  # malformed: as if absent
+            elif key == "files" and is_digits(value):  # malformed: as if absent
                 values["file_max"] = int(value)
             elif key == "cluster":
                 values["cluster"] = value

@@ -26,6 +26,14 @@ _NICK_FORBIDDEN = set("|,():[]*@#!/\\\"' ")
 _ROOM_RE = re.compile(r"^[^\W_][\w.\-]*\Z", re.UNICODE)  # \Z: "$" would take "dev\n"
 
 
+def is_digits(text: str, max_digits: int = 19) -> bool:
+    """``text`` is a non-negative integer written with the ASCII digits 0-9 only, at most
+    ``max_digits`` of them (19: any 64-bit value): what ``int()`` takes as expected.
+    ``str.isdigit`` also says yes to ``²`` and ``₁``, which ``int()`` refuses with a
+    ValueError, and to numbers past ``int()``'s limit of 4,300 digits."""
+    return 0 < len(text) <= max_digits and text.isascii() and text.isdigit()
+
+
 def _is_control(ch: str) -> bool:
     cat = unicodedata.category(ch)
     # Cc: C0/C1 controls and DEL. Cf: format chars (bidi overrides, zero-width joiners...).

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from richchat.core.errors import UsageError
+from richchat.core.protocol.text import is_digits
 
 MAX_PORT = 65535
 DEFAULT_PORT_SPEC = "1-65535"
 
 
 def _port(text: str, spec: str) -> int:
-    if not text.isdigit():
+    if not is_digits(text):
         raise UsageError(
             f"bad port spec {spec!r}: {text!r} is not a port number",
             hint="use e.g. -p 22,80,5000-6000 or -p- for all ports",

@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 
 from richchat.core.errors import DataDirError, DataDirLockedError
+from richchat.core.protocol.text import is_digits
 
 LOCK_NAME = "server.lock"
 _WINDOWS_LOCK_OFFSET = 64  # the byte Windows locks; the PID before it stays readable
@@ -121,4 +122,4 @@ def _read_pid(fd: int) -> int | None:
         text = os.read(fd, 32).decode("ascii", "replace").strip()
     except OSError:
         return None
-    return int(text) if text.isdigit() else None
+    return int(text) if is_digits(text) else None

@@ -36,6 +36,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from richchat.core.errors import BadFileError, UsageError
+from richchat.core.protocol.text import is_digits
 from richchat.core.trust.fingerprint import parse_fingerprint
 
 ENV_VAR = "RICHCHAT_KNOWN_SERVERS"
@@ -83,7 +84,7 @@ def _split_key(text: str) -> tuple[str, int]:
         host, sep, port = text.rpartition(":")
         if ":" in host:
             sep = ""  # an IPv6 address without brackets: ambiguous
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+    if not sep or not host or not is_digits(port) or not 0 < int(port) < 65536:
         raise ValueError(f"{text!r} is not HOST:PORT ([ADDRESS]:PORT for IPv6)")
     return host, int(port)
 
