@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import subprocess
+import sys
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -21,33 +23,62 @@ class Finished:
     seconds: float
 
 
+#: Runs argv[2:] as its child and writes the child's exit status and peak RSS (kB) to the
+#: file descriptor argv[1].
+#: The child is forked from this small process, not from the test's: Linux counts into a
+#: process's peak RSS the memory of the process it was forked from, up to its exec (exec
+#: records the old address space's peak), so a child of a pytest worker that had grown to
+#: 300 MB reported 300 MB whatever it used itself.
+_LAUNCHER = """\
+import os, sys
+report = int(sys.argv[1])
+os.set_inheritable(report, False)  # the command does not keep the report open
+pid = os.fork()
+if pid == 0:
+    try:
+        os.execvp(sys.argv[2], sys.argv[2:])
+    finally:
+        os._exit(127)
+_, status, usage = os.wait4(pid, 0)
+os.write(report, f"{status} {usage.ru_maxrss}".encode())
+os._exit(0)
+"""
+
+
 def run_measured(argv: Sequence[str], *, env: dict[str, str], timeout: float,
                  tmp: Path, stdin: bytes | None = None) -> Finished:
     """Run ``argv`` to its end (killed after ``timeout`` s: an AssertionError) and return its
-    output, exit status and peak RSS (``wait4``'s rusage of that one child)."""
+    output, exit status and peak RSS (``wait4``'s rusage of that one process, forked from a
+    small launcher: see :data:`_LAUNCHER`)."""
     out, err = tmp / f"out-{time.monotonic_ns()}", tmp / f"err-{time.monotonic_ns()}"
-    with open(out, "wb") as fo, open(err, "wb") as fe:
-        proc = subprocess.Popen(argv, stdout=fo, stderr=fe, env=env,
-                                stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL)
-        if stdin is not None:
-            assert proc.stdin is not None
-            proc.stdin.write(stdin)
-            proc.stdin.close()
+    report_r, report_w = os.pipe()
+    try:
+        with open(out, "wb") as fo, open(err, "wb") as fe:
+            proc = subprocess.Popen(
+                [sys.executable, "-S", "-c", _LAUNCHER, str(report_w), *argv], stdout=fo,
+                stderr=fe, env=env, pass_fds=(report_w,), start_new_session=True,
+                stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+            )
+            if stdin is not None:
+                assert proc.stdin is not None
+                proc.stdin.write(stdin)
+                proc.stdin.close()
+    finally:
+        os.close(report_w)
     started = time.monotonic()
-    while True:
-        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-        if pid:
-            break
-        if time.monotonic() - started > timeout:
-            proc.kill()
-            os.wait4(proc.pid, 0)
-            proc.returncode = -9
-            raise AssertionError(f"{argv} still running after {timeout} s; stderr: "
-                                 f"{err.read_text(errors='replace')[-500:]!r}")
-        time.sleep(0.02)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    return Finished(proc.returncode, out.read_text(errors="replace"),
-                    err.read_text(errors="replace"), usage.ru_maxrss / 1024,
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)  # the launcher and the command it runs
+        proc.wait()
+        raise AssertionError(f"{argv} still running after {timeout} s; stderr: "
+                             f"{err.read_text(errors='replace')[-500:]!r}") from None
+    finally:
+        with os.fdopen(report_r, "rb") as fh:
+            report = fh.read().decode()
+    status, max_rss_kb = (int(x) for x in report.split())
+    return Finished(os.waitstatus_to_exitcode(status), out.read_text(errors="replace"),
+                    err.read_text(errors="replace"), max_rss_kb / 1024,
                     time.monotonic() - started)
 
 
