@@ -37,7 +37,6 @@ def trust(cli: list[str], env: dict[str, str], *args: str) -> subprocess.Complet
                           timeout=60, stdin=subprocess.DEVNULL)
 
 
-@pytest.mark.xfail(strict=True, reason="a byte-order mark hides the first pin: its server is met as new")
 def test_a_pin_after_a_byte_order_mark_still_holds(
         cli: list[str], cli_env: dict[str, str], server: TlsServer,
         own_known_servers: Path) -> None:
@@ -55,7 +54,6 @@ def test_a_pin_after_a_byte_order_mark_still_holds(
     assert f'"server": "{server.address}"' in listed.stdout
 
 
-@pytest.mark.xfail(strict=True, reason="splitlines breaks lines at form feeds, NEL, U+2028...")
 @pytest.mark.parametrize("separator", ["\f", "\v", "\x1c", "\x85", "\u2028"])
 def test_a_comment_holding_another_line_separator_is_a_comment(
         tmp_path: Path, separator: str) -> None:
@@ -72,7 +70,6 @@ def test_a_comment_holding_another_line_separator_is_a_comment(
     assert path.read_text(encoding="utf-8").startswith(f"# servers{separator}of the office\n")
 
 
-@pytest.mark.xfail(strict=True, reason="splitlines counts lines no editor shows")
 def test_a_bad_line_is_named_by_its_line_number(tmp_path: Path) -> None:
     path = tmp_path / "k"
     path.write_text(f"# a\fb\nchat.lan:5050 {FP1} {SEEN}\nnot a pin\n", encoding="utf-8")
@@ -92,7 +89,6 @@ def char_device(tmp_path: Path) -> Path:
     return node
 
 
-@pytest.mark.xfail(strict=True, reason="a device in the file's place is replaced by a regular file")
 def test_a_device_in_the_files_place_is_never_replaced(
         cli: list[str], cli_env: dict[str, str], server: TlsServer, own_known_servers: Path,
         char_device: Path) -> None:
@@ -110,7 +106,6 @@ def test_a_device_in_the_files_place_is_never_replaced(
     assert added.returncode == ExitStatus.BAD_FILE, added.stderr
 
 
-@pytest.mark.xfail(strict=True, reason="a read-only known-servers file is replaced and made writable")
 def test_a_read_only_file_is_not_rewritten(
         cli: list[str], cli_env: dict[str, str], server: TlsServer,
         own_known_servers: Path) -> None:
@@ -144,7 +139,6 @@ def _noncanonical(fingerprint: str) -> str:
     return fingerprint[:-1] + alphabet[last | 3]
 
 
-@pytest.mark.xfail(strict=True, reason="a non-canonical last base64 character is pinned as typed and never matches")
 def test_a_fingerprint_is_kept_in_canonical_base64(
         cli: list[str], cli_env: dict[str, str], server: TlsServer) -> None:
     """43 base64 characters carry 258 bits: the last 2 are not part of the 32 bytes. A
