@@ -30,8 +30,6 @@ def _busy_refusals(caplog: pytest.LogCaptureFixture) -> int:
                for r in caplog.records)
 
 
-@pytest.mark.xfail(strict=True, reason="a second upload of the same bytes gives up after "
-                                       "four 'busy' refusals (exit 1)")
 async def test_the_same_file_shared_twice_at_once_is_shared_twice(
         make_server: ServerFactory, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     """Two ``send --file`` of the same bytes at once (one build shared with two rooms by two
@@ -82,7 +80,6 @@ async def test_the_same_file_shared_twice_at_once_is_shared_twice(
     assert (result["sha256"], result["size"], result["target"]) == (sha, size, "lobby")
 
 
-@pytest.mark.xfail(strict=True, reason="an unreadable --file is Typer's usage box, exit 2")
 async def test_a_file_only_another_user_may_read_is_exit_22(
         make_server: ServerFactory, tmp_path: Path) -> None:
     """README: 22, 'a local file cannot be read (send --file)'. A missing file said so, but a
@@ -112,8 +109,6 @@ async def test_a_file_only_another_user_may_read_is_exit_22(
     assert "secret.log" in text
 
 
-@pytest.mark.xfail(strict=True, reason="a file whose size changed while it was hashed is "
-                                       "a usage error, exit 2")
 async def test_a_file_whose_size_changed_while_hashed_is_exit_21(
         make_server: ServerFactory, tmp_path: Path) -> None:
     """The size ``stat`` gave is not the number of bytes hashed (a log still being written;
