@@ -22,7 +22,6 @@ from tests.server.conftest import ServerFactory, make_server
 __all__ = ["make_server"]
 
 
-@pytest.mark.xfail(strict=True, reason="the part file's lock is let go before it is named")
 async def test_a_download_that_starts_while_another_names_the_file(
         make_server: ServerFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The first download closed its part file (and so let go of its lock) before it gave it
