@@ -156,3 +156,33 @@ def test_a_fingerprint_is_kept_in_canonical_base64(
     assert res.returncode == 0, res.stderr
     explicit = send(cli, cli_env, server.address, "--nick", "bot2", "--fingerprint", typed, "hi")
     assert explicit.returncode == 0, explicit.stderr
+
+
+#: the address space the commands of the endless-file tests get: far more than they need,
+#: far less than reading a 4 GiB file (or /dev/zero) into memory takes, so that a command
+#: that tries fails with MemoryError instead of taking the machine's memory
+MEMORY_CAP = ["prlimit", f"--as={1024 * 1024 * 1024}", "--"]
+
+
+@pytest.mark.xfail(strict=True, reason="an endless or huge known-servers file is read whole "
+                                       "into memory: MemoryError, exit 1")
+@pytest.mark.parametrize("kind", ["sparse 4 GiB file", "link to /dev/zero"])
+def test_an_endless_known_servers_file_is_one_error(
+        cli: list[str], cli_env: dict[str, str], tmp_path: Path, kind: str) -> None:
+    """The file was read whole into memory: a 4 GiB file given by mistake, or a link to
+    /dev/zero, took all the memory it could (here capped: 'unexpected MemoryError', exit 1).
+    Far beyond any list of pins, it is now refused with one line, exit 18."""
+    if shutil.which("prlimit") is None:
+        pytest.skip("prlimit missing (util-linux)")
+    path = tmp_path / "known"
+    if kind.startswith("sparse"):
+        with open(path, "wb") as fh:
+            fh.truncate(4 << 30)
+    else:
+        path.symlink_to("/dev/zero")
+    res = subprocess.run([*MEMORY_CAP, *cli, "trust", "list", "--known-servers", str(path)],
+                         env=cli_env, capture_output=True, text=True, timeout=120,
+                         stdin=subprocess.DEVNULL)
+    assert res.returncode == ExitStatus.BAD_FILE, res.stderr
+    assert res.stderr.startswith("error: known-servers file ") and "too large" in res.stderr
+    assert res.stderr.count("\n") == 1, res.stderr
