@@ -18,8 +18,6 @@ __all__ = ["pair"]
 MEMORY_CAP = ("prlimit", f"--as={1024 * 1024 * 1024}", "--")
 
 
-@pytest.mark.xfail(strict=True, reason="an endless or huge TLS file is read whole into "
-                                       "memory: MemoryError, exit 1")
 @pytest.mark.parametrize("which", ["--tls-cert", "--tls-key"])
 @pytest.mark.parametrize("kind", ["sparse 4 GiB file", "/dev/zero"])
 def test_an_endless_tls_file_is_one_error(cli: list[str], cli_env: dict[str, str],

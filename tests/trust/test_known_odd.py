@@ -164,8 +164,6 @@ def test_a_fingerprint_is_kept_in_canonical_base64(
 MEMORY_CAP = ["prlimit", f"--as={1024 * 1024 * 1024}", "--"]
 
 
-@pytest.mark.xfail(strict=True, reason="an endless or huge known-servers file is read whole "
-                                       "into memory: MemoryError, exit 1")
 @pytest.mark.parametrize("kind", ["sparse 4 GiB file", "link to /dev/zero"])
 def test_an_endless_known_servers_file_is_one_error(
         cli: list[str], cli_env: dict[str, str], tmp_path: Path, kind: str) -> None:

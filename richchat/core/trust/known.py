@@ -47,6 +47,8 @@ FILE_NAME = "known_servers"
 HEADER = "# richchat known servers: HOST:PORT FINGERPRINT FIRST-SEEN (see docs/security.md)"
 _TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 _LINE_END = re.compile(r"\r\n|\r|\n")
+#: the largest file read (about 600,000 pins)
+MAX_FILE_BYTES = 64 << 20
 
 
 def default_path() -> Path:
@@ -142,9 +144,16 @@ class KnownServers:
     def _read(self) -> list[tuple[str, Pin | None]]:
         """Every line with its pin (None for blank lines and comments)."""
         try:
+            with open(self.path, "rb") as fh:
+                # bounded: a link to /dev/zero, or a huge file named by mistake, was read
+                # whole into memory (all of it, or MemoryError)
+                data = fh.read(MAX_FILE_BYTES + 1)
+            if len(data) > MAX_FILE_BYTES:
+                raise self._bad(f"too large (over {MAX_FILE_BYTES >> 20} MiB): not a "
+                                "known-servers file")
             # utf-8-sig: a byte-order mark (Windows Notepad writes one) is no part of the
             # first line; read as its host name, it made the first pin never match
-            text = self.path.read_bytes().decode("utf-8-sig")
+            text = data.decode("utf-8-sig")
         except FileNotFoundError:
             return []
         except UnicodeDecodeError:
