@@ -33,7 +33,6 @@ def racing_policy(path: Path, monkeypatch: pytest.MonkeyPatch, **kw: object) -> 
     return TrustPolicy(known, **kw)  # type: ignore[arg-type]
 
 
-@pytest.mark.xfail(strict=True, reason="KeyError from the pin written meanwhile, exit 1")
 @pytest.mark.parametrize("unknown", ["accept-new", "ask"])
 async def test_a_key_pinned_by_another_process_meanwhile_is_a_changed_key(
         start_server: ServerFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
