@@ -124,3 +124,28 @@ async def test_a_file_whose_size_changed_while_hashed_is_exit_21(
     assert "changed while it was read" in err and err.count("\n") == 1
     assert out == ""
     assert server.files is not None and server.files.bytes_in == 0
+
+
+@pytest.mark.xfail(strict=True, reason="'cannot create the download directory X: File exists'")
+async def test_a_download_directory_that_is_a_file_is_named_so(
+        make_server: ServerFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """RICHCHAT_DOWNLOAD_DIR (or ``-o DIR/``) naming a file: 'cannot create the download
+    directory ...: File exists', as if the directory were missing; it exists, as a file."""
+    server = await make_server()
+    src = tmp_path / "a.txt"
+    make_file(src, 100)
+    code, out, err = await run("send", where(server), "--nick", "alice", "--file", str(src),
+                               "--json")
+    assert code == ExitStatus.OK, err
+    file_id = json.loads(out)["id"]
+    not_a_dir = tmp_path / "downloads"
+    not_a_dir.write_text("a file")
+    env = dict(cli_env(), RICHCHAT_DOWNLOAD_DIR=str(not_a_dir))
+    code, _, err = await run("get", where(server), file_id, "--nick", "bob", env=env)
+    assert code == ExitStatus.FILE_ERROR, err
+    assert err == f"error: {not_a_dir} is not a directory\n"
+    code, _, err = await run("get", where(server), file_id, "--nick", "bob", "-o",
+                             f"{not_a_dir}/")
+    assert code == ExitStatus.FILE_ERROR, err
+    assert err == f"error: {not_a_dir} is not a directory\n"
+    assert not_a_dir.read_text() == "a file"
