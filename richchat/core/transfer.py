@@ -537,6 +537,8 @@ class DownloadDir:
         before: a refused download creates nothing) and check that it can be written."""
         try:
             self.given.mkdir(parents=True, exist_ok=True)
+        except FileExistsError:  # there, and no directory (a directory is no error)
+            raise FileAccessError(f"{self.given} is not a directory") from None
         except OSError as exc:
             raise FileAccessError(
                 f"cannot create the download directory {self.given}: {exc.strerror or exc}"

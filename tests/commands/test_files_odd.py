@@ -126,7 +126,6 @@ async def test_a_file_whose_size_changed_while_hashed_is_exit_21(
     assert server.files is not None and server.files.bytes_in == 0
 
 
-@pytest.mark.xfail(strict=True, reason="'cannot create the download directory X: File exists'")
 async def test_a_download_directory_that_is_a_file_is_named_so(
         make_server: ServerFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """RICHCHAT_DOWNLOAD_DIR (or ``-o DIR/``) naming a file: 'cannot create the download
