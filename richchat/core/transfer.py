@@ -356,8 +356,9 @@ class _Receiver(asyncio.BufferedProtocol):
     Bytes received before the connection breaks are written all the same (a resume starts
     after them)."""
 
-    def __init__(self, fh: IO[bytes], hasher: Any, held: int, progress: Progress | None
-                 ) -> None:
+    def __init__(self, fh: IO[bytes], hasher: Any, held: int, progress: Progress | None,
+                 directory: str = "the download directory") -> None:
+        self.directory = directory  # for messages
         self.loop = asyncio.get_running_loop()
         self.transport: asyncio.Transport | None = None
         self.fh, self.hasher = fh, hasher
@@ -501,7 +502,9 @@ class _Receiver(asyncio.BufferedProtocol):
         self._writing = False
         if fut.cancelled() or fut.exception() is not None:
             error = None if fut.cancelled() else fut.exception()
-            self._fail(FileAccessError(f"cannot write the download: {error}"))
+            why = (error.strerror or str(error)) if isinstance(error, OSError) else error
+            self._fail(FileAccessError(f"cannot write the download in {self.directory}: "
+                                       f"{why}"))
             self._queue.clear()
         else:
             self.written += size
@@ -658,7 +661,7 @@ async def download(open_stream: StreamOpener, token: str, file_id: str, where: D
         request = t.TransferRequest(op="GET", token=token, offset=held, file_id=file_id,
                                     prefix=prefix)
         _reader, writer = await open_stream()
-        receiver = _Receiver(fh, hasher, held, progress)
+        receiver = _Receiver(fh, hasher, held, progress, str(where.given))
         transport = cast(asyncio.Transport, writer.transport)
         transport.set_protocol(receiver)
         receiver.transport = transport

@@ -151,8 +151,6 @@ async def test_a_download_directory_that_is_a_file_is_named_so(
 
 
 @pytest.mark.netns
-@pytest.mark.xfail(strict=True, reason="a short write is not noticed: a truncated file is "
-                                       "saved and said verified, exit 0")
 async def test_a_download_that_does_not_fit_is_never_said_saved(
         make_server: ServerFactory, tmp_path: Path) -> None:
     """A file larger than the space left where it is saved (here a 256 KiB tmpfs, in a mount
