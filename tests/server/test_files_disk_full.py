@@ -21,8 +21,6 @@ from tests.serverproc import ServerProc, internal_errors
 
 
 @pytest.mark.netns
-@pytest.mark.xfail(strict=True, reason="the file index's writes on a full disk are "
-                                       "unhandled: tracebacks in the log")
 async def test_an_upload_to_a_full_disk_is_refused_in_one_line(tmp_path: Path) -> None:
     require_mount_ns()
     data = tmp_path / "data"
