@@ -60,8 +60,8 @@ ATTEMPTS = 4
 #: another upload of the same bytes under way); such waits count as no attempt
 BUSY_WAIT_MAX = 2.0
 
-#: progress: (stage, bytes done, bytes in all); stage is "hashing", "uploading" or
-#: "downloading"
+#: progress: (stage, bytes done, bytes in all); stage is "hashing", "uploading",
+#: "downloading", or "waiting" (another upload of the same bytes is under way)
 StageProgress = Callable[[str, int, int], None]
 
 
@@ -176,6 +176,8 @@ async def share_file(
                     # (the server ends one that stalls); then the server holds the file, or
                     # the part the other upload left, and this one ends or resumes it
                     waits += 1
+                    if progress is not None:  # on a terminal: why nothing moves
+                        progress("waiting", 0, size)
                     await asyncio.sleep(min(0.5 * waits, BUSY_WAIT_MAX))
                     continue
                 attempt += 1
