@@ -184,3 +184,16 @@ def test_an_endless_known_servers_file_is_one_error(
     assert res.returncode == ExitStatus.BAD_FILE, res.stderr
     assert res.stderr.startswith("error: known-servers file ") and "too large" in res.stderr
     assert res.stderr.count("\n") == 1, res.stderr
+
+
+@pytest.mark.xfail(strict=True, reason="the lock file's error is reported as the file's")
+def test_a_lock_file_that_cannot_be_made_is_named(tmp_path: Path) -> None:
+    """known_servers.lock is a directory (or cannot be made): 'known-servers file
+    .../known_servers: cannot be written: Is a directory', about a file that is no directory
+    and could be written. The error names the lock file."""
+    path = tmp_path / "known_servers"
+    path.write_text(f"chat.lan:5050 {FP1} {SEEN}\n")
+    (tmp_path / "known_servers.lock").mkdir()
+    with pytest.raises(BadFileError, match=r"known_servers\.lock") as caught:
+        KnownServers(path).add("other.lan", 5050, FP1)
+    assert "Is a directory" in str(caught.value)
