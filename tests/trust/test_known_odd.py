@@ -186,7 +186,6 @@ def test_an_endless_known_servers_file_is_one_error(
     assert res.stderr.count("\n") == 1, res.stderr
 
 
-@pytest.mark.xfail(strict=True, reason="the lock file's error is reported as the file's")
 def test_a_lock_file_that_cannot_be_made_is_named(tmp_path: Path) -> None:
     """known_servers.lock is a directory (or cannot be made): 'known-servers file
     .../known_servers: cannot be written: Is a directory', about a file that is no directory

@@ -269,9 +269,14 @@ class KnownServers:
         self._target()  # before the lock file is made beside it
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            lock = open(self.path.with_name(self.path.name + ".lock"), "a")  # noqa: SIM115
         except OSError as exc:
             raise self._bad(f"cannot be written: {exc.strerror or exc}") from None
+        lock_path = self.path.with_name(self.path.name + ".lock")
+        try:
+            lock = open(lock_path, "a")  # noqa: SIM115
+        except OSError as exc:
+            raise self._bad(f"cannot be written: its lock file {lock_path} cannot be made: "
+                            f"{exc.strerror or exc}") from None
         with lock:
             try:
                 import fcntl
