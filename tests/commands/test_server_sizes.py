@@ -12,7 +12,6 @@ from richchat.core.exit_codes import ExitStatus
 BASE = ["server", "--host", "127.0.0.1", "--port", "0", "--no-beacon", "--no-mdns"]
 
 
-@pytest.mark.xfail(strict=True, reason="a rate under 1 byte/s is rounded to 0: no limit")
 @pytest.mark.parametrize("rate", ["0.5", "0.9"])
 def test_a_file_rate_below_one_byte_is_refused_not_unlimited(
         cli: list[str], cli_env: dict[str, str], tmp_path: Path, rate: str) -> None:
