@@ -40,7 +40,7 @@ def _repaired(text: str) -> str:
 def send(
     address: str = typer.Argument(..., metavar="HOST[:PORT]", help=_ADDRESS),
     message: list[str] | None = typer.Argument(None, metavar="[MESSAGE ...|-]", help=_MESSAGE),
-    file: Path | None = typer.Option(None, "--file", "-f", help="Share this file instead of sending a message (exit 0 once the server verified it; see 'Sharing files' in the README)."),
+    file: Path | None = typer.Option(None, "--file", "-f", readable=False, help="Share this file instead of sending a message (exit 0 once the server verified it; see 'Sharing files' in the README)."),
     nick: str = typer.Option(..., "--nick", "-n", help="Nickname to send as (at most 24 characters)."),
     room: str | None = typer.Option(None, "--room", "-r", help="Room to send to, joined first (default lobby; not with --to)."),
     to: str | None = typer.Option(None, "--to", "-t", help="Send privately to this user (not with --room)."),

@@ -110,7 +110,7 @@ def server(
 
     from richchat.core.errors import UsageError
     from richchat.core.logging import setup_logging
-    from richchat.core.protocol.filenames import parse_size
+    from richchat.core.protocol.filenames import parse_size, size_above_zero
     from richchat.core.server import ServerConfig
     from richchat.core.server.run import run_server
 
@@ -141,6 +141,8 @@ def server(
         if sizes[option] == 0:
             text = file_max_size if option == "--file-max-size" else file_quota
             raise UsageError(f"bad {option} {text!r}: at least 1 byte (to turn file sharing off, use --no-files)")
+    if sizes["--file-rate"] == 0 and size_above_zero(file_rate):  # 0.5 is not 0 (no limit)
+        raise UsageError(f"bad --file-rate {file_rate!r}: at least 1 byte per second (0: no limit)")
     setup_logging(log_level.value)
     options = dict(
         host=host, port=port, name=name or socket.gethostname()[:MAX_NAME], history=history, retention=retention,

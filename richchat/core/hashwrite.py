@@ -13,6 +13,7 @@ downloads (:mod:`richchat.core.transfer`).
 from __future__ import annotations
 
 import asyncio
+import errno
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import IO, Any
@@ -21,8 +22,16 @@ Chunk = bytes | bytearray | memoryview
 
 
 def _write_all(file: IO[bytes], chunks: Sequence[Chunk]) -> None:
+    """Write every byte. Our files are unbuffered: a write to a nearly full disk writes what
+    fits and returns that count (the next one raises ENOSPC); ignored, the file was cut short
+    while its hash, of the bytes received, still matched."""
     for chunk in chunks:
-        file.write(chunk)
+        view = memoryview(chunk).cast("B")
+        while view:
+            written = file.write(view)
+            if not written:  # None (non-blocking) or 0: nothing more will go
+                raise OSError(errno.EIO, "the file took no more bytes")
+            view = view[written:]
 
 
 def _hash_all(hasher: Any, chunks: Sequence[Chunk]) -> None:

@@ -28,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from richchat.core.client import Address, ChatClient, Opener, frame_error_text, open_tcp
 from richchat.core.errors import (
     ConnectionLostError,
+    FileCorruptError,
     FileTooLargeError,
     FileUnavailableError,
     ProtocolError,
@@ -55,9 +56,12 @@ if TYPE_CHECKING:
 
 #: transfer connections tried for one file before giving up (each resumes the last)
 ATTEMPTS = 4
+#: the longest pause between two offers of a file the server is busy with (``XERR|busy``:
+#: another upload of the same bytes under way); such waits count as no attempt
+BUSY_WAIT_MAX = 2.0
 
-#: progress: (stage, bytes done, bytes in all); stage is "hashing", "uploading" or
-#: "downloading"
+#: progress: (stage, bytes done, bytes in all); stage is "hashing", "uploading",
+#: "downloading", or "waiting" (another upload of the same bytes is under way)
 StageProgress = Callable[[str, int, int], None]
 
 
@@ -178,11 +182,15 @@ async def share_file(
             await _await_room_joined(client, target)
         sha256, hashed = await hash_file(path, _stage(progress, "hashing"))
         if hashed != size:
-            raise UsageError(f"{path} changed while it was read; try again")
+            # README: exit 21 is "a file changed while it was sent" (the upload says the
+            # same with it); not a usage error (2)
+            raise FileCorruptError(f"{path} changed while it was read (its size is not what "
+                                   "it was a moment before); try again")
         name = safe_file_name(path.name, fallback=f"file-{sha256[:12]}")
         sent = 0
         resumed_from: int | None = None
-        for attempt in range(1, ATTEMPTS + 1):
+        attempt = waits = 0
+        while True:
             client.discard_received()
             await client.share(target, size, sha256, name)
             frame = await _share_answer(client, me, sha256)
@@ -195,11 +203,20 @@ async def share_file(
                 done = await upload(client.open_stream, frame.token, path, sha256, size,
                                     timeout=timeout, progress=_stage(progress, "uploading"))
             except (ConnectionLostError, TransferRefusedError) as exc:
-                if attempt == ATTEMPTS or (isinstance(exc, TransferRefusedError)
+                if isinstance(exc, TransferRefusedError) and exc.code == "busy":
+                    # another upload of these bytes is under way (or the server's transfer
+                    # slots are taken): not a failure, a wait, as long as that upload lasts
+                    # (the server ends one that stalls); then the server holds the file, or
+                    # the part the other upload left, and this one ends or resumes it
+                    waits += 1
+                    if progress is not None:  # on a terminal: why nothing moves
+                        progress("waiting", 0, size)
+                    await asyncio.sleep(min(0.5 * waits, BUSY_WAIT_MAX))
+                    continue
+                attempt += 1
+                if attempt >= ATTEMPTS or (isinstance(exc, TransferRefusedError)
                                            and exc.code not in RETRYABLE):
                     raise
-                if isinstance(exc, TransferRefusedError) and exc.code == "busy":
-                    await asyncio.sleep(0.5 * attempt)
                 continue  # offered again: the server says where its copy stops
             sent += done.sent
             if resumed_from is None:
@@ -208,7 +225,6 @@ async def share_file(
             return ShareResult(server=str(address), nick=me, target=offer.target, id=offer.id,
                                name=offer.name, size=size, sha256=sha256, sent=sent,
                                resumed_from=resumed_from)
-        raise AssertionError("unreachable")
     finally:
         await client.quit()
 

@@ -20,7 +20,9 @@ same transport and security) and speaks the transfer protocol of
   (:func:`richchat.core.protocol.filenames.safe_file_name`), and ``name (1).ext``,
   ``name (2).ext``... beside an existing file: nothing is ever overwritten. Files are created
   with ``O_NOFOLLOW`` and named with ``link`` (which fails on any existing name, a symbolic
-  link included), so nothing is written outside the download directory.
+  link included), so nothing is written outside the download directory. The part file is
+  locked from its opening until it has its name: a second download of the same file into
+  the same directory is told that one is under way, never takes a finished one over.
 
 Light (``send`` imports it): asyncio, hashlib and the pure protocol modules only.
 """
@@ -281,20 +283,43 @@ def _lock_part(fd: int, path: str) -> None:
             "another richchat); wait for that download to end") from None
 
 
-def _open_part(path: str, size: int | None) -> tuple[IO[bytes], Any, int]:
-    """Open (or create) a download's part file without following a symbolic link, and hash
-    what it holds: (file positioned at its end, hasher, bytes held)."""
-    if os.path.islink(path) or (os.path.lexists(path) and not os.path.isfile(path)):
-        os.unlink(path)  # our own hidden name, taken by something that is not our file
+def _open_locked(path: str) -> tuple[IO[bytes], os.stat_result]:
+    """The part file at ``path``, opened (made if need be) and locked for this download.
+
+    The download holding the lock keeps it until the file has its name; one that named it
+    meanwhile (we opened the part file before it was renamed, and locked it after) left us a
+    file that is no longer the part file, but the other's saved file: opened again."""
     flags = (os.O_RDWR | os.O_CREAT | getattr(os, "O_BINARY", 0)
              | getattr(os, "O_NOFOLLOW", 0))
-    fd = os.open(path, flags, 0o666)  # the umask applies, as for any file you save
-    fh = os.fdopen(fd, "r+b", buffering=0)
+    for _ in range(3):
+        if os.path.islink(path) or (os.path.lexists(path) and not os.path.isfile(path)):
+            os.unlink(path)  # our own hidden name, taken by something that is not our file
+        fd = os.open(path, flags, 0o666)  # the umask applies, as for any file you save
+        fh = os.fdopen(fd, "r+b", buffering=0)
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                raise OSError(errno.EINVAL, "not a regular file")
+            _lock_part(fd, path)
+            try:
+                now = os.lstat(path)
+            except FileNotFoundError:
+                now = None
+            if now is not None and (now.st_dev, now.st_ino) == (st.st_dev, st.st_ino):
+                return fh, st
+        except BaseException:
+            fh.close()
+            raise
+        fh.close()
+    raise DownloadBusyError(f"this file is being downloaded into {os.path.dirname(path)} "
+                            "again and again (by other richchat processes); try later")
+
+
+def _open_part(path: str, size: int | None) -> tuple[IO[bytes], Any, int]:
+    """Open (or create) a download's part file without following a symbolic link, lock it,
+    and hash what it holds: (file positioned at its end, hasher, bytes held)."""
+    fh, st = _open_locked(path)
     try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise OSError(errno.EINVAL, "not a regular file")
-        _lock_part(fd, path)
         held = st.st_size
         if size is not None and held > size:
             fh.truncate(0)
@@ -316,11 +341,6 @@ def _open_part(path: str, size: int | None) -> tuple[IO[bytes], Any, int]:
     return fh, hasher, held  # type: ignore[return-value]
 
 
-def _finish_part(fh: IO[bytes], hasher: Any) -> str:
-    fh.close()
-    return str(hasher.hexdigest())
-
-
 def _retrieved(fut: asyncio.Future[Any]) -> None:
     """Mark a future's exception as seen (whoever awaits it still gets it raised)."""
     if not fut.cancelled():
@@ -336,8 +356,9 @@ class _Receiver(asyncio.BufferedProtocol):
     Bytes received before the connection breaks are written all the same (a resume starts
     after them)."""
 
-    def __init__(self, fh: IO[bytes], hasher: Any, held: int, progress: Progress | None
-                 ) -> None:
+    def __init__(self, fh: IO[bytes], hasher: Any, held: int, progress: Progress | None,
+                 directory: str = "the download directory") -> None:
+        self.directory = directory  # for messages
         self.loop = asyncio.get_running_loop()
         self.transport: asyncio.Transport | None = None
         self.fh, self.hasher = fh, hasher
@@ -481,7 +502,9 @@ class _Receiver(asyncio.BufferedProtocol):
         self._writing = False
         if fut.cancelled() or fut.exception() is not None:
             error = None if fut.cancelled() else fut.exception()
-            self._fail(FileAccessError(f"cannot write the download: {error}"))
+            why = (error.strerror or str(error)) if isinstance(error, OSError) else error
+            self._fail(FileAccessError(f"cannot write the download in {self.directory}: "
+                                       f"{why}"))
             self._queue.clear()
         else:
             self.written += size
@@ -517,6 +540,8 @@ class DownloadDir:
         before: a refused download creates nothing) and check that it can be written."""
         try:
             self.given.mkdir(parents=True, exist_ok=True)
+        except FileExistsError:  # there, and no directory (a directory is no error)
+            raise FileAccessError(f"{self.given} is not a directory") from None
         except OSError as exc:
             raise FileAccessError(
                 f"cannot create the download directory {self.given}: {exc.strerror or exc}"
@@ -627,6 +652,7 @@ async def download(open_stream: StreamOpener, token: str, file_id: str, where: D
     except OSError as exc:
         raise FileAccessError(f"cannot write {part}: {exc.strerror or exc}") from None
     keep = True  # the part file stays for a resume unless its bytes are proven bad
+    placed = False
     try:
         # the SHA-256 of the bytes held: the server starts again from 0 if they are not the
         # start of its copy (a stale or damaged part file), instead of completing them into
@@ -635,7 +661,7 @@ async def download(open_stream: StreamOpener, token: str, file_id: str, where: D
         request = t.TransferRequest(op="GET", token=token, offset=held, file_id=file_id,
                                     prefix=prefix)
         _reader, writer = await open_stream()
-        receiver = _Receiver(fh, hasher, held, progress)
+        receiver = _Receiver(fh, hasher, held, progress, str(where.given))
         transport = cast(asyncio.Transport, writer.transport)
         transport.set_protocol(receiver)
         receiver.transport = transport
@@ -672,7 +698,12 @@ async def download(open_stream: StreamOpener, token: str, file_id: str, where: D
             receiver.finished.result()
         finally:
             transport.close()
-        digest = await asyncio.to_thread(_finish_part, fh, receiver.hasher)
+        # the part file stays open, and so locked, until it has its name: a download of the
+        # same file into this directory starting meanwhile is told it is under way (it took
+        # the finished part file over and named it, and this one failed, 'No such file')
+        digest = str(receiver.hasher.hexdigest())
+        if os.name == "nt":  # no lock to keep there, and an open file cannot be renamed
+            fh.close()
         if digest != accepted.sha256:
             keep = False
             raise FileCorruptError(
@@ -682,12 +713,15 @@ async def download(open_stream: StreamOpener, token: str, file_id: str, where: D
             final = await asyncio.to_thread(where.place, file_id, accepted.name, digest)
         except OSError as exc:
             raise FileAccessError(f"cannot name the download: {exc.strerror or exc}") from None
+        placed = True  # the part file's name may already be another download's
         return Received(final, accepted.name, accepted.size, digest, held, accepted.size - held)
     finally:
+        if os.name == "nt" and not fh.closed:
+            fh.close()  # Windows deletes no open file
+        if not placed and (not keep or where.held(file_id) == 0):
+            where.discard(file_id)  # an empty part file resumes nothing; lock still held
         if not fh.closed:
             fh.close()
-        if not keep or where.held(file_id) == 0:  # an empty part file resumes nothing
-            where.discard(file_id)
 
 
 def default_download_dir() -> Path:

@@ -134,6 +134,13 @@ def parse_size(text: str) -> int:
     return int(float(number) * base**power)
 
 
+def size_above_zero(text: str) -> bool:
+    """Whether the size ``text`` names more than 0 bytes: :func:`parse_size` rounds a size
+    under 1 byte (``0.5``) down to 0."""
+    m = _SIZE_RE.match(text)
+    return m is not None and float(m.group(1)) > 0
+
+
 def short_sha(sha256: str) -> str:
     """The first 12 hex digits of a SHA-256: what the chat shows beside a file."""
     return sha256[:12]

@@ -69,9 +69,19 @@ class ServerTls:
 # --------------------------------------------------------------------------- files
 
 
+#: the largest certificate or key file read (a PEM key or chain is a few KB; a CA bundle
+#: a few hundred): /dev/zero, or a huge file named by mistake, was read whole into memory
+MAX_PEM_BYTES = 4 << 20
+
+
 def _read(path: Path, what: str) -> bytes:
     try:
-        return path.read_bytes()
+        with open(path, "rb") as fh:
+            data = fh.read(MAX_PEM_BYTES + 1)
+        if len(data) > MAX_PEM_BYTES:
+            raise BadFileError(f"TLS {what} file {path} is too large (over "
+                               f"{MAX_PEM_BYTES >> 20} MiB): not a PEM {what}")
+        return data
     except FileNotFoundError:
         raise BadFileError(f"TLS {what} file {path} does not exist") from None
     except IsADirectoryError:

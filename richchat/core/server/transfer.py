@@ -34,6 +34,7 @@ import hashlib
 import logging
 import os
 import secrets
+import sqlite3
 import time
 from collections import deque
 from collections.abc import Callable
@@ -228,6 +229,8 @@ class DiskSink:
         self.error: BaseException | None = None
 
     def push(self, data: bytes) -> None:
+        if self.error is not None:  # the disk said no: more bytes would only fail again
+            return
         self._batch.append(data)
         self.waiting += len(data)
         if not self._busy:
@@ -265,8 +268,9 @@ class DiskSink:
     def _written(self, fut: asyncio.Future[tuple[None, None]], size: int) -> None:
         self._busy = False
         self.waiting -= size
-        if self.error is None and not fut.cancelled() and fut.exception() is not None:
-            self.error = fut.exception()
+        error = None if fut.cancelled() else fut.exception()  # retrieved, whatever comes
+        if self.error is None and error is not None:
+            self.error = error
         if self._batch and self.error is None:
             self._submit()
         elif self._batch:
@@ -522,7 +526,12 @@ class TransferConnection(asyncio.Protocol):
             self._accepted(grant)
             self._stored(grant)
             return
-        problem = store.reserve(grant.sha256, grant.size)
+        try:
+            problem = store.reserve(grant.sha256, grant.size)
+        except sqlite3.Error as exc:  # the file index: "database or disk is full"
+            log.error("cannot record an upload of %s: %s", grant.sha256[:12], exc)
+            self.fail("server_error", "the server cannot write the file")
+            return
         if problem is not None:
             self.fail("quota_full", problem)
             return
@@ -637,7 +646,7 @@ class TransferConnection(asyncio.Protocol):
             return
         try:
             store.commit(grant.sha256, grant.size)
-        except OSError as exc:
+        except (OSError, sqlite3.Error) as exc:
             log.error("cannot store an upload of %s: %s", grant.sha256[:12], exc)
             self.fail("server_error", "the server cannot write the file")
             return
@@ -669,7 +678,11 @@ class TransferConnection(asyncio.Protocol):
                 held = os.stat(store.partial_path(grant.sha256)).st_size
             except OSError:
                 held = 0
-            store.upload_ended(grant.sha256, held)
+            try:
+                store.upload_ended(grant.sha256, held)
+            except sqlite3.Error as exc:  # a full disk: the partial file's row stays as was
+                log.warning("cannot record where an upload of %s stopped: %s",
+                            grant.sha256[:12], exc)
 
         file, self._file = self._file, None
         sink = self.sink

@@ -113,7 +113,24 @@ class TrustPolicy:
         self.once[pin_key(host, port)] = fingerprint
 
     def remember(self, host: str, port: int, fingerprint: str) -> Pin:
-        return self.known.add(host, port, fingerprint)
+        """Pin ``fingerprint``; :class:`KeyMismatchError` if another key was pinned for the
+        address meanwhile (another process: a load balancer in front of two nodes)."""
+        try:
+            return self.known.add(host, port, fingerprint)
+        except KeyError as exc:
+            raise changed_key(pin_key(host, port), exc.args[0], fingerprint,
+                              self.known) from None
+
+
+def changed_key(key: str, pin: Pin, presented: str, known: KnownServers) -> KeyMismatchError:
+    """The error for a presented key that is not the pinned one."""
+    return KeyMismatchError(
+        f"the key of {key} has CHANGED: pinned {pin.fingerprint} (since "
+        f"{pin.first_seen}), presented {presented}. Someone may be posing as the server "
+        "(a man in the middle), or it got a new key; nothing was sent",
+        hint=f"pin stored in {known.path}; if the owner confirms the new key: "
+             f"richchat trust forget {key}, then connect again",
+    )
 
 
 def client_context() -> ssl.SSLContext:
@@ -236,17 +253,12 @@ def _check(writer: asyncio.StreamWriter, host: str, port: int, policy: TrustPoli
     if pin is not None:
         if presented == pin.fingerprint:
             return secure("pinned")
-        raise KeyMismatchError(
-            f"the key of {key} has CHANGED: pinned {pin.fingerprint} (since "
-            f"{pin.first_seen}), presented {presented}. Someone may be posing as the server "
-            "(a man in the middle), or it got a new key; nothing was sent",
-            hint=f"pin stored in {policy.known.path}; if the owner confirms the new key: "
-                 f"richchat trust forget {key}, then connect again",
-        )
+        raise changed_key(key, pin, presented, policy.known)
     if policy.once.get(key) == presented:
         return secure("once")
     if policy.unknown == "accept-new":
-        new = policy.known.add(host, port, presented)
+        # raises the changed key if another process pinned another one since we looked
+        new = policy.remember(host, port, presented)
         if policy.on_pinned is not None:
             policy.on_pinned(new)
         return secure("new")

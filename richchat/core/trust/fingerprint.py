@@ -79,8 +79,7 @@ def spki_from_certificate(der: bytes) -> bytes:
 def fingerprint_of_spki(spki_der: bytes) -> str:
     import hashlib
 
-    digest = hashlib.sha256(spki_der).digest()
-    return PREFIX + base64.b64encode(digest).decode("ascii").rstrip("=")
+    return fingerprint_of_digest(hashlib.sha256(spki_der).digest())
 
 
 def fingerprint_of_certificate(der: bytes) -> str:
@@ -103,11 +102,18 @@ def parse_fingerprint(text: str) -> str:
         )
     body = body.rstrip("=")
     try:
-        if len(base64.b64decode(body + "=", validate=True)) != 32:
+        digest = base64.b64decode(body + "=", validate=True)
+        if len(digest) != 32:
             raise ValueError("not 32 bytes")
     except (binascii.Error, ValueError):
         raise ValueError(f"{text[:60]!r} is not a SHA-256 fingerprint") from None
-    return PREFIX + body
+    # canonical: 43 characters carry 258 bits, and the decoder ignores the last 2; kept as
+    # typed, a last character with them set named the right key but never equalled it
+    return fingerprint_of_digest(digest)
+
+
+def fingerprint_of_digest(digest: bytes) -> str:
+    return PREFIX + base64.b64encode(digest).decode("ascii").rstrip("=")
 
 
 def is_fingerprint(text: str) -> bool:

@@ -21,7 +21,9 @@ One pin per line, ``HOST:PORT FINGERPRINT FIRST-SEEN``, like SSH's ``known_hosts
   is created with mode 0600 (it lists the servers you talk to).
 * A symbolic link (dotfiles kept in a repository) stays one: the new file replaces the
   link's target, from a temporary file in the target's directory (a rename is atomic within
-  one file system only), never the link itself.
+  one file system only), never the link itself. A target that is not a regular file (a link
+  to /dev/null) or is read-only is never replaced: the write is refused.
+* Lines end at ``\n``, ``\r\n`` or ``\r`` only; a UTF-8 byte-order mark is ignored.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import os
+import re
+import stat
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -43,6 +47,9 @@ ENV_VAR = "RICHCHAT_KNOWN_SERVERS"
 FILE_NAME = "known_servers"
 HEADER = "# richchat known servers: HOST:PORT FINGERPRINT FIRST-SEEN (see docs/security.md)"
 _TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+_LINE_END = re.compile(r"\r\n|\r|\n")
+#: the largest file read (about 600,000 pins)
+MAX_FILE_BYTES = 64 << 20
 
 
 def default_path() -> Path:
@@ -138,7 +145,16 @@ class KnownServers:
     def _read(self) -> list[tuple[str, Pin | None]]:
         """Every line with its pin (None for blank lines and comments)."""
         try:
-            text = self.path.read_bytes().decode("utf-8")
+            with open(self.path, "rb") as fh:
+                # bounded: a link to /dev/zero, or a huge file named by mistake, was read
+                # whole into memory (all of it, or MemoryError)
+                data = fh.read(MAX_FILE_BYTES + 1)
+            if len(data) > MAX_FILE_BYTES:
+                raise self._bad(f"too large (over {MAX_FILE_BYTES >> 20} MiB): not a "
+                                "known-servers file")
+            # utf-8-sig: a byte-order mark (Windows Notepad writes one) is no part of the
+            # first line; read as its host name, it made the first pin never match
+            text = data.decode("utf-8-sig")
         except FileNotFoundError:
             return []
         except UnicodeDecodeError:
@@ -149,7 +165,12 @@ class KnownServers:
             raise self._bad(f"cannot be read: {exc.strerror or exc}") from None
         lines: list[tuple[str, Pin | None]] = []
         seen: dict[str, int] = {}
-        for number, line in enumerate(text.splitlines(), 1):
+        # only \n, \r\n and \r end a line: splitlines() also split at form feeds (Emacs page
+        # breaks), vertical tabs, NEL, U+2028..., which no editor shows as a new line
+        split = _LINE_END.split(text)
+        if split[-1] == "":
+            split.pop()  # after the last line's end
+        for number, line in enumerate(split, 1):
             try:
                 pin = parse_line(line)
             except ValueError as exc:
@@ -225,13 +246,38 @@ class KnownServers:
             self._write(kept)
             return next(pin for _, pin in lines if pin is not None and pin.key == key)
 
-    @contextlib.contextmanager
-    def _locked(self) -> Iterator[None]:
+    def _target(self) -> Path:
+        """The file that holds the pins: through symbolic links (of links), even to a file not
+        made yet. Refused if it is not a regular file: a device (a link to /dev/null) or a
+        FIFO would be replaced by a regular file (as root, /dev/null itself)."""
+        target = Path(os.path.realpath(self.path))
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            lock = open(self.path.with_name(self.path.name + ".lock"), "a")  # noqa: SIM115
+            mode = os.stat(target).st_mode
+        except FileNotFoundError:
+            return target
         except OSError as exc:
             raise self._bad(f"cannot be written: {exc.strerror or exc}") from None
+        if stat.S_ISDIR(mode):
+            raise self._bad("it is a directory")
+        if not stat.S_ISREG(mode):
+            raise self._bad(f"{target} is not a regular file (a device or a FIFO): it cannot "
+                            "hold pins", hint="name a file with --known-servers or "
+                            f"{ENV_VAR}")
+        return target
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        self._target()  # before the lock file is made beside it
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        except OSError as exc:
+            raise self._bad(f"cannot be written: {exc.strerror or exc}") from None
+        lock_path = self.path.with_name(self.path.name + ".lock")
+        try:
+            lock = open(lock_path, "a")  # noqa: SIM115
+        except OSError as exc:
+            raise self._bad(f"cannot be written: its lock file {lock_path} cannot be made: "
+                            f"{exc.strerror or exc}") from None
         with lock:
             try:
                 import fcntl
@@ -246,8 +292,12 @@ class KnownServers:
 
     def _write(self, lines: list[tuple[str, Pin | None]]) -> None:
         text = "".join(line.rstrip("\r\n") + "\n" for line, _ in lines)
-        # through symbolic links (of links) to the real file, even one not made yet
-        target = Path(os.path.realpath(self.path))
+        target = self._target()
+        if os.path.exists(target) and not os.access(target, os.W_OK):
+            # a rename needs only the directory's permission: it would replace a file its
+            # owner made read-only (no new pins) and make it writable
+            raise self._bad("cannot be written: it is read-only",
+                            hint=f"to pin new servers: chmod u+w {target}")
         try:
             fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
         except OSError as exc:

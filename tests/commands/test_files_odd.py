@@ -1,0 +1,181 @@
+"""``richchat send --file`` in odd states (from the sixth exploratory pass): the same file
+uploaded twice at once, a file only another user may read, a file whose size is not what
+``stat`` said. Real processes against a real server in this test's event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from richchat.core.exit_codes import ExitStatus
+from richchat.core.sharing import ATTEMPTS
+from tests.client.servers import cli_env
+from tests.commands.test_files_cli import CLI, make_file, run, where
+from tests.conditions import wait_until
+from tests.linechat import LineClient
+from tests.server.conftest import ServerFactory, make_server
+
+__all__ = ["make_server"]
+
+
+def _busy_refusals(caplog: pytest.LogCaptureFixture) -> int:
+    return sum("being uploaded on another connection" in r.getMessage()
+               for r in caplog.records)
+
+
+async def test_the_same_file_shared_twice_at_once_is_shared_twice(
+        make_server: ServerFactory, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Two ``send --file`` of the same bytes at once (one build shared with two rooms by two
+    CI jobs): the server takes one upload of a content at a time and answers the other
+    ``XERR|busy``. The second gave up after four tries in about three seconds with exit 1
+    ('the server refused the transfer (busy)'), though nothing was wrong: the first upload
+    was simply still running. It now waits for that upload, then shares the file the server
+    holds (or resumes where the first stopped)."""
+    caplog.set_level(logging.INFO)
+    server = await make_server()
+    src = tmp_path / "build.tar.gz"
+    size = 200_000
+    sha = make_file(src, size)
+    data = src.read_bytes()
+    # the first upload: under way, and held there (a slow link) while the second one starts
+    first = await LineClient.connect(server.port, hello="test/1", nick="ci1")
+    first.send(f"CMD_SHARE|lobby|{size}|{sha}|build.tar.gz")
+    answer = await first.expect(lambda line: line.startswith(("UPLOAD|", "ERR|", "FILE|")))
+    assert answer.startswith("UPLOAD|"), answer
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(f"XFER|1|PUT|{answer.split('|')[2]}\n".encode())
+    assert (await asyncio.wait_for(reader.readline(), 10)).startswith(b"XOK|0|")
+    writer.write(data[:1000])
+    await writer.drain()
+
+    proc = await asyncio.create_subprocess_exec(
+        *CLI, "send", where(server), "--nick", "ci2", "--file", str(src), "--json",
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=cli_env())
+    try:
+        # more refusals than the tries a plain failure gets, or the command gave up
+        await wait_until(lambda: _busy_refusals(caplog) > ATTEMPTS
+                         or proc.returncode is not None, "the second upload to wait",
+                         timeout=60)
+        still_waiting = proc.returncode is None
+        writer.write(data[1000:])  # the first upload ends
+        await writer.drain()
+        assert (await asyncio.wait_for(reader.readline(), 30)).startswith(b"XDONE|")
+        out, err = await asyncio.wait_for(proc.communicate(), 60)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+        writer.close()
+        await first.close()
+    assert still_waiting, err.decode()
+    assert proc.returncode == ExitStatus.OK, err.decode()
+    result = json.loads(out)
+    assert (result["sha256"], result["size"], result["target"]) == (sha, size, "lobby")
+
+
+async def test_a_file_only_another_user_may_read_is_exit_22(
+        make_server: ServerFactory, tmp_path: Path) -> None:
+    """README: 22, 'a local file cannot be read (send --file)'. A missing file said so, but a
+    file without read permission got Typer's framed usage box ('path ... is not readable'),
+    exit 2, before anything else. As root, the command runs without the capabilities that
+    bypass file permissions."""
+    server = await make_server()
+    src = tmp_path / "secret.log"
+    make_file(src, 100)
+    prefix: tuple[str, ...] = ()
+    if os.geteuid() == 0:
+        if shutil.which("setpriv") is None:
+            pytest.skip("setpriv missing (util-linux)")
+        os.chown(src, 65534, 65534)
+        os.chmod(src, 0o600)
+        prefix = ("setpriv", "--inh-caps=-all",
+                  "--bounding-set=-dac_override,-dac_read_search", "--")
+    else:
+        os.chmod(src, 0)
+    proc = await asyncio.create_subprocess_exec(
+        *prefix, *CLI, "send", where(server), "--nick", "alice", "--file", str(src),
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=cli_env())
+    _, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == ExitStatus.FILE_ERROR, err.decode()
+    text = err.decode()
+    assert text.startswith("error: ") and text.count("\n") == 1, text
+    assert "secret.log" in text
+
+
+async def test_a_file_whose_size_changed_while_hashed_is_exit_21(
+        make_server: ServerFactory, tmp_path: Path) -> None:
+    """The size ``stat`` gave is not the number of bytes hashed (a log still being written;
+    here a /proc file, whose size is 0 and whose bytes are not): 'changed while it was
+    read; try again', with exit 2, the code of a bad option. README: 21 is 'a file changed
+    while it was sent', and that is what the same change during the upload gets."""
+    server = await make_server()
+    status = Path("/proc/self/status")
+    if not status.exists() or status.stat().st_size != 0:
+        pytest.skip("needs Linux's /proc (a file whose stat size is 0)")
+    code, out, err = await run("send", where(server), "--nick", "alice", "--file", str(status))
+    assert code == ExitStatus.FILE_CORRUPT, err
+    assert "changed while it was read" in err and err.count("\n") == 1
+    assert out == ""
+    assert server.files is not None and server.files.bytes_in == 0
+
+
+async def test_a_download_directory_that_is_a_file_is_named_so(
+        make_server: ServerFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """RICHCHAT_DOWNLOAD_DIR (or ``-o DIR/``) naming a file: 'cannot create the download
+    directory ...: File exists', as if the directory were missing; it exists, as a file."""
+    server = await make_server()
+    src = tmp_path / "a.txt"
+    make_file(src, 100)
+    code, out, err = await run("send", where(server), "--nick", "alice", "--file", str(src),
+                               "--json")
+    assert code == ExitStatus.OK, err
+    file_id = json.loads(out)["id"]
+    not_a_dir = tmp_path / "downloads"
+    not_a_dir.write_text("a file")
+    env = dict(cli_env(), RICHCHAT_DOWNLOAD_DIR=str(not_a_dir))
+    code, _, err = await run("get", where(server), file_id, "--nick", "bob", env=env)
+    assert code == ExitStatus.FILE_ERROR, err
+    assert err == f"error: {not_a_dir} is not a directory\n"
+    code, _, err = await run("get", where(server), file_id, "--nick", "bob", "-o",
+                             f"{not_a_dir}/")
+    assert code == ExitStatus.FILE_ERROR, err
+    assert err == f"error: {not_a_dir} is not a directory\n"
+    assert not_a_dir.read_text() == "a file"
+
+
+@pytest.mark.netns
+async def test_a_download_that_does_not_fit_is_never_said_saved(
+        make_server: ServerFactory, tmp_path: Path) -> None:
+    """A file larger than the space left where it is saved (here a 256 KiB tmpfs, in a mount
+    namespace of the ``get`` process alone). The part file is written without a buffer, and
+    a write to a nearly full disk writes what fits and says how much: that count was ignored,
+    and the hash is of the bytes received, not written. ``get`` said 'saved big.bin (600 kB,
+    sha256 ... verified)', exit 0, of a file cut at 256 KiB. (A larger file failed at its
+    next write, with Python's repr of the error: 'cannot write the download: [Errno 28] No
+    space left on device'.) Now: one plain line naming the directory, exit 22."""
+    from tests.server.test_faults import in_tmpfs, require_mount_ns
+
+    require_mount_ns()
+    server = await make_server()
+    src = tmp_path / "big.bin"
+    make_file(src, 600_000)
+    code, out, err = await run("send", where(server), "--nick", "alice", "--file", str(src),
+                               "--json")
+    assert code == ExitStatus.OK, err
+    file_id = json.loads(out)["id"]
+    small = tmp_path / "small"
+    proc = await asyncio.create_subprocess_exec(
+        *in_tmpfs(small, "size=256k"), *CLI, "get", where(server), file_id, "--nick", "bob",
+        "-o", f"{small}/", stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, env=cli_env())
+    _, raw = await asyncio.wait_for(proc.communicate(), 60)
+    text = raw.decode()
+    assert proc.returncode == ExitStatus.FILE_ERROR, text
+    assert text == f"error: cannot write the download in {small}: No space left on device\n"
