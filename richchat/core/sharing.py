@@ -198,7 +198,8 @@ async def share_file(
                 return ShareResult(server=str(address), nick=me, target=frame.target,
                                    id=frame.id, name=frame.name, size=size, sha256=sha256,
                                    sent=sent, resumed_from=resumed_from or 0,
-                                   held=attempt == 1)
+                                   # no upload of ours got the bytes there
+                                   held=resumed_from is None)
             try:
                 done = await upload(client.open_stream, frame.token, path, sha256, size,
                                     timeout=timeout, progress=_stage(progress, "uploading"))
