@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
-from typing import ClassVar
+from typing import ClassVar, TypeVar
 
 from rich.console import RenderableType
 from rich.text import Text
@@ -244,7 +244,30 @@ class NickInput(Input):
             self.post_message(self.Refused(f"Paste not inserted: {problem}"))
 
 
-class NickScreen(ModalScreen[str | None]):
+R = TypeVar("R")
+
+
+class FittedScreen(ModalScreen[R]):
+    """A dialog laid out for the terminal's size: below ``COMPACT_BELOW`` (columns, rows) it
+    has the ``-compact`` class (its CSS drops spacing and explanations), and :meth:`refit`
+    adjusts what CSS cannot (one-row inputs and buttons, the keys' short form)."""
+
+    COMPACT_BELOW: ClassVar[tuple[int, int]] = (64, 16)
+
+    def on_resize(self, event: events.Resize) -> None:
+        self._fit(event.size.width, event.size.height)
+
+    def _fit(self, width: int, height: int) -> None:
+        columns, rows = self.COMPACT_BELOW
+        compact = width < columns or height < rows
+        self.set_class(compact, "-compact")
+        self.refit(compact, width)
+
+    def refit(self, compact: bool, width: int) -> None:
+        """Adjust the dialog for its size beyond its CSS (nothing, unless overridden)."""
+
+
+class NickScreen(FittedScreen[str | None]):
     """Ask for a nickname; shows why the previous one was refused.
 
     Enter confirms; Esc closes the dialog without a name (the chat stays connected, and says
@@ -294,13 +317,7 @@ class NickScreen(ModalScreen[str | None]):
         self._fit(self.app.size.width, self.app.size.height)
         self.query_one("#nick-input", Input).focus()
 
-    def on_resize(self, event: events.Resize) -> None:
-        self._fit(event.size.width, event.size.height)
-
-    def _fit(self, width: int, height: int) -> None:
-        columns, rows = self.COMPACT_BELOW
-        compact = width < columns or height < rows
-        self.set_class(compact, "-compact")
+    def refit(self, compact: bool, width: int) -> None:
         for field in self.query("#nick-input").results(Input):
             field.compact = compact  # one row, no border
         for box in self.query(VerticalScroll):
@@ -323,7 +340,7 @@ class NickScreen(ModalScreen[str | None]):
         self.dismiss(None)
 
 
-class TrustScreen(ModalScreen[str]):
+class TrustScreen(FittedScreen[str]):
     """First contact with a TLS server: its key's fingerprint, and what to do about it.
 
     Answers ``remember`` (pin it in the known-servers file), ``once`` (trust it for this
@@ -410,13 +427,7 @@ class TrustScreen(ModalScreen[str]):
         for cancel in self.query("#cancel").results(Button):
             cancel.focus(scroll_visible=False)
 
-    def on_resize(self, event: events.Resize) -> None:
-        self._fit(event.size.width, event.size.height)
-
-    def _fit(self, width: int, height: int) -> None:
-        columns, rows = self.COMPACT_BELOW
-        compact = width < columns or height < rows
-        self.set_class(compact, "-compact")
+    def refit(self, compact: bool, width: int) -> None:
         for button in self.query(Button):
             button.compact = compact  # one row, no border
         for box in self.query(VerticalScroll):
@@ -439,7 +450,7 @@ class TransferBar(Static):
         self.update(Text("\n").join(lines) if lines else Text())
 
 
-class FilesScreen(ModalScreen[int | None]):
+class FilesScreen(FittedScreen[int | None]):
     """The files of the conversation on screen: pick one (Enter) to download it.
 
     The title and the keys are in the border too; below ``COMPACT_BELOW`` the dialog keeps
@@ -486,12 +497,6 @@ class FilesScreen(ModalScreen[int | None]):
         for widget in self.query("#files-list"):
             widget.focus()
 
-    def on_resize(self, event: events.Resize) -> None:
-        self._fit(event.size.width, event.size.height)
-
-    def _fit(self, width: int, height: int) -> None:
-        columns, rows = self.COMPACT_BELOW
-        self.set_class(width < columns or height < rows, "-compact")
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
         event.stop()
