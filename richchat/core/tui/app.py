@@ -137,6 +137,10 @@ class ChatApp(App[None]):
         self.download_dir = download_dir
         #: files offered and waiting for the server's UPLOAD: sha256 -> (path, size)
         self._uploads: dict[str, tuple[Path, int]] = {}
+        #: the offer of each of those files (made again after a wait), and how many times the
+        #: server was busy with the same bytes (another upload of them under way)
+        self._offers: dict[str, f.ShareFile] = {}
+        self._busy: dict[str, int] = {}
         #: files asked for and waiting for the server's DOWNLOAD: id -> what we know of it
         self._downloads: dict[str, commands.GetJob] = {}
         #: transfers under way, for the bar: key -> (direction, name, done, total, start)
@@ -268,6 +272,8 @@ class ChatApp(App[None]):
         elif (isinstance(frame, f.FileOffer) and frame.sha256 in self._uploads
               and self.chat.nick and fold_name(frame.sender) == fold_name(self.chat.nick)):
             del self._uploads[frame.sha256]  # published: nothing more to upload
+            self._offers.pop(frame.sha256, None)
+            self._busy.pop(frame.sha256, None)
 
     def _apply_frame(self, frame: f.Frame) -> None:
         try:
@@ -557,8 +563,9 @@ class ChatApp(App[None]):
             self._end_progress(key)
             self._uploads[sha256] = (path, size)
             name = safe_file_name(path.name, fallback=f"file-{sha256[:12]}")
-            self.session.send(f.ShareFile(target=job.target, size=size, sha256=sha256,
-                                          name=name))
+            offer = self._offers[sha256] = f.ShareFile(target=job.target, size=size,
+                                                       sha256=sha256, name=name)
+            self.session.send(offer)
         except Exception as exc:
             self._end_progress(key)
             self._fail(f"Not shared: {path.name}", exc)
@@ -569,17 +576,37 @@ class ChatApp(App[None]):
             self._work(self._upload(frame, *entry))
 
     async def _upload(self, frame: f.UploadReady, path: Path, size: int) -> None:
-        from richchat.core.transfer import upload
+        import asyncio
+
+        from richchat.core.sharing import BUSY_WAIT_MAX
+        from richchat.core.transfer import TransferRefusedError, upload
 
         key = f"up:{frame.sha256}"
+        sha = frame.sha256
         try:
-            done = await upload(self.session.open_stream, frame.token, path, frame.sha256,
+            done = await upload(self.session.open_stream, frame.token, path, sha,
                                 size, progress=lambda d, t: self._show_progress(
                                     key, "⇡", path.name, d, t))
             resumed = f", resumed at {human_size(done.offset)}" if done.offset else ""
             self._note(se.Note(f"Uploaded {path.name}: the server verified it{resumed}."))
         except Exception as exc:
-            self._uploads.pop(frame.sha256, None)
+            offer = self._offers.get(sha)
+            if isinstance(exc, TransferRefusedError) and exc.code == "busy" and offer:
+                # another upload of these bytes is under way (the same build shared twice):
+                # a wait, not a failure, as send --file does; then the offer again, which
+                # the server answers with the file it holds, or where the other one stopped
+                waits = self._busy[sha] = self._busy.get(sha, 0) + 1
+                if waits == 1:
+                    self._note(se.Note(f"{path.name}: another upload of the same bytes is "
+                                       "under way; waiting for it..."))
+                self._show_progress(key, "⇡", path.name, 0, size)
+                await asyncio.sleep(min(0.5 * waits, BUSY_WAIT_MAX))
+                if sha in self._uploads:
+                    self.session.send(offer)
+                return
+            self._uploads.pop(sha, None)
+            self._offers.pop(sha, None)
+            self._busy.pop(sha, None)
             self._fail(f"Upload of {path.name} failed (/share it again to resume)", exc)
         finally:
             self._end_progress(key)
