@@ -6,8 +6,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from richchat.core.server import ChatServer, ServerConfig
 from richchat.core.server.tls import CERT_FILE, KEY_FILE
 from richchat.core.trust.known import KnownServers
@@ -16,8 +14,6 @@ from tests.tui.test_app import SIZE, plain, until
 from tests.tui.test_tls_ui import app_for, header, tls_server
 
 
-@pytest.mark.xfail(strict=True, reason="a reconnection after 'trust this time' falls back to "
-                   "plaintext when the server answers without TLS")
 async def test_trusted_this_time_never_falls_back_to_plaintext(tmp_path: Path) -> None:
     server = await tls_server(tmp_path / "data")
     port, fp = server.port, server.tls.fingerprint  # type: ignore[union-attr]
@@ -46,8 +42,6 @@ async def test_trusted_this_time_never_falls_back_to_plaintext(tmp_path: Path) -
         await server.stop()
 
 
-@pytest.mark.xfail(strict=True, reason="a key trusted this time that changes on a reconnection "
-                   "is asked about as a first contact, not refused with both fingerprints")
 async def test_a_key_trusted_this_time_that_changes_is_refused(tmp_path: Path) -> None:
     server = await tls_server(tmp_path / "data")
     port, fp = server.port, server.tls.fingerprint  # type: ignore[union-attr]
