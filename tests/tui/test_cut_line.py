@@ -8,8 +8,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
-import pytest
-
 from richchat.core.client import Address
 from richchat.core.tui import ChatApp
 from tests.client.servers import registered
@@ -66,9 +64,6 @@ class CuttingRelay:
             await asyncio.gather(up(), down())
 
 
-@pytest.mark.xfail(strict=True, reason="the unterminated end of a cut connection is decoded as "
-                   "a frame: a message cut short is shown, and its whole text is then dropped "
-                   "from the history as already shown")
 async def test_a_line_cut_by_the_network_is_not_shown_short(chat_server: object) -> None:
     port = chat_server.port  # type: ignore[attr-defined]
     relay = CuttingRelay(port)
