@@ -190,10 +190,21 @@ async def share_file(
         sent = 0
         resumed_from: int | None = None
         attempt = waits = 0
+        cut = False  # the last upload was cut off, and its file is offered again
         while True:
             client.discard_received()
-            await client.share(target, size, sha256, name)
-            frame = await _share_answer(client, me, sha256)
+            try:
+                await client.share(target, size, sha256, name)
+                frame = await _share_answer(client, me, sha256)
+            except ConnectionLostError:
+                if not cut:
+                    raise
+                # the chat connection went with the upload's (the server stopped): what
+                # failed is the upload, not the offer made again
+                raise ConnectionLostError(
+                    f"{address} closed the connection during the upload of {path.name}; "
+                    "the file was not shared",
+                    hint="run the same command again to resume the upload") from None
             if isinstance(frame, f.FileOffer):
                 return ShareResult(server=str(address), nick=me, target=frame.target,
                                    id=frame.id, name=frame.name, size=size, sha256=sha256,
@@ -217,6 +228,7 @@ async def share_file(
                 if attempt >= ATTEMPTS or (isinstance(exc, TransferRefusedError)
                                            and exc.code not in RETRYABLE):
                     raise
+                cut = isinstance(exc, ConnectionLostError)
                 continue  # offered again: the server says where its copy stops
             sent += done.sent
             if resumed_from is None:
