@@ -325,10 +325,21 @@ async def fetch_file(
             await _await_room_joined(client, joined)
         received = 0
         first_offset: int | None = None
+        cut = False  # the last download was cut off, and the file is asked for again
         for attempt in range(1, ATTEMPTS + 1):
             client.discard_received()
-            await client.get(file_id)
-            ready = await _download_answer(client, file_id)
+            try:
+                await client.get(file_id)
+                ready = await _download_answer(client, file_id)
+            except ConnectionLostError:
+                if not cut:
+                    raise
+                # the chat connection went with the download's (the server stopped): what
+                # failed is the download, not the file asked for again
+                raise ConnectionLostError(
+                    f"{address} closed the connection during the download of file {file_id}",
+                    hint="run the same command again: a download into a directory resumes "
+                         "where it stopped") from None
             try:
                 got = await download(client.open_stream, ready.token, file_id, where,
                                      sha256=ready.sha256, size=ready.size, timeout=timeout,
@@ -339,6 +350,7 @@ async def fetch_file(
                     raise
                 if first_offset is None:
                     first_offset = where.held(file_id)
+                cut = isinstance(exc, ConnectionLostError)
                 continue  # asked again: the download resumes from the part file
             received += got.received
             return _fetched(address, file_id, got.path, got.name, got.size, got.sha256,

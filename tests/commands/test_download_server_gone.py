@@ -10,8 +10,6 @@ import json
 import subprocess
 from pathlib import Path
 
-import pytest
-
 from richchat.core.exit_codes import ExitStatus
 from tests.client.servers import cli_env
 from tests.commands.test_files_cli import CLI, make_file
@@ -19,8 +17,6 @@ from tests.conditions import wait_until
 from tests.serverproc import ServerProc
 
 
-@pytest.mark.xfail(strict=True, reason="the error names the file asked for again on the dead "
-                   "chat connection, not the download cut off, and says nothing of resuming")
 async def test_server_stopped_during_a_download_is_said_so(tmp_path: Path) -> None:
     size = 4_000_000
     src = tmp_path / "build.bin"
