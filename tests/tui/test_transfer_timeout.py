@@ -8,8 +8,6 @@ import os
 import signal
 from pathlib import Path
 
-import pytest
-
 from richchat.core.client import Address
 from richchat.core.sharing import share_file
 from richchat.core.tui import ChatApp
@@ -18,7 +16,6 @@ from tests.serverproc import ServerProc
 from tests.tui.test_app import SIZE, plain, type_line, until
 
 
-@pytest.mark.xfail(strict=True, reason="the UI's transfers ignore join's --timeout (10 s)")
 async def test_a_download_from_a_frozen_server_fails_after_the_timeout(tmp_path: Path) -> None:
     src = tmp_path / "slow.bin"
     make_file(src, 2_000_000)

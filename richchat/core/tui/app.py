@@ -574,7 +574,8 @@ class ChatApp(App[None]):
         key = f"up:{frame.sha256}"
         try:
             done = await upload(self.session.open_stream, frame.token, path, frame.sha256,
-                                size, progress=lambda d, t: self._show_progress(
+                                size, timeout=self.session.timeout,
+                                progress=lambda d, t: self._show_progress(
                                     key, "⇡", path.name, d, t))
             resumed = f", resumed at {human_size(done.offset)}" if done.offset else ""
             self._note(se.Note(f"Uploaded {path.name}: the server verified it{resumed}."))
@@ -607,6 +608,7 @@ class ChatApp(App[None]):
             self._show_progress(key, "⇣", frame.name, where.held(frame.id), frame.size)
             got = await download(self.session.open_stream, frame.token, frame.id, where,
                                  sha256=frame.sha256, size=frame.size,
+                                 timeout=self.session.timeout,
                                  progress=lambda d, t: self._show_progress(
                                      key, "⇣", frame.name, d, t))
             resumed = f"; resumed at {human_size(got.offset)}" if got.offset else ""
