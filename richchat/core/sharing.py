@@ -191,6 +191,7 @@ async def share_file(
         resumed_from: int | None = None
         attempt = waits = 0
         cut = False  # the last upload was cut off, and its file is offered again
+        uploaded = False  # an upload was started (else the server held the bytes already)
         while True:
             client.discard_received()
             try:
@@ -209,7 +210,8 @@ async def share_file(
                 return ShareResult(server=str(address), nick=me, target=frame.target,
                                    id=frame.id, name=frame.name, size=size, sha256=sha256,
                                    sent=sent, resumed_from=resumed_from or 0,
-                                   held=attempt == 1)
+                                   held=not uploaded)
+            uploaded = True
             try:
                 done = await upload(client.open_stream, frame.token, path, sha256, size,
                                     timeout=timeout, progress=_stage(progress, "uploading"))
