@@ -12,8 +12,6 @@ import json
 import subprocess
 from pathlib import Path
 
-import pytest
-
 from tests.client.servers import cli_env
 from tests.commands.test_files_cli import CLI, make_file
 from tests.serverproc import ServerProc
@@ -69,9 +67,6 @@ async def run_cli(*args: str) -> dict[str, object]:
     return doc
 
 
-@pytest.mark.xfail(strict=True, reason="an upload resumed within the run reports resumed_from "
-                   "as its last retry's offset and sent as that retry's bytes; a download's "
-                   "received counts only its last attempt")
 async def test_transfers_resumed_within_a_run_are_counted(tmp_path: Path) -> None:
     src = tmp_path / "build.bin"
     make_file(src, SIZE)
