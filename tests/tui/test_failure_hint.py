@@ -6,15 +6,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from richchat.core.server.tls import CERT_FILE, KEY_FILE
 from richchat.core.trust.known import KnownServers
 from tests.tui.test_app import SIZE, plain, until
 from tests.tui.test_tls_ui import app_for, tls_server
 
 
-@pytest.mark.xfail(strict=True, reason="the UI's note of a failure drops the error's hint")
 async def test_a_changed_key_on_a_reconnect_says_how_to_forget_it(tmp_path: Path) -> None:
     server = await tls_server(tmp_path / "data")
     port, fp = server.port, server.tls.fingerprint  # type: ignore[union-attr]

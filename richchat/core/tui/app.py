@@ -290,7 +290,10 @@ class ChatApp(App[None]):
             self.failure = event.error
             self.exit()
         else:
-            self._note(se.Note(str(event.error.message), error=True))
+            # what to do about it, as the command line says it: the client stops here
+            hint = event.error.hint
+            text = event.error.message + (f" ({hint})" if hint else "")
+            self._note(se.Note(text, error=True))
 
     # ------------------------------------------------------------------ state -> widgets
 
