@@ -32,6 +32,7 @@ from richchat.core.errors import (
     FileTooLargeError,
     FileUnavailableError,
     ProtocolError,
+    TimeoutRichchatError,
     UsageError,
 )
 from richchat.core.protocol import frames as f
@@ -225,6 +226,10 @@ async def share_file(
             try:
                 done = await upload(client.open_stream, frame.token, path, sha256, size,
                                     timeout=timeout, progress=moved)
+            except TimeoutRichchatError as exc:  # a server or a path that froze
+                raise TimeoutRichchatError(
+                    exc.message, hint=exc.hint or "run the same command again to resume the "
+                    "upload") from None
             except (ConnectionLostError, TransferRefusedError) as exc:
                 if isinstance(exc, TransferRefusedError) and exc.code == "busy":
                     # another upload of these bytes is under way (or the server's transfer
@@ -356,6 +361,10 @@ async def fetch_file(
                 got = await download(client.open_stream, ready.token, file_id, where,
                                      sha256=ready.sha256, size=ready.size, timeout=timeout,
                                      progress=_stage(progress, "downloading"))
+            except TimeoutRichchatError as exc:  # a server or a path that froze
+                raise TimeoutRichchatError(
+                    exc.message, hint=exc.hint or "run the same command again: a download "
+                    "into a directory resumes where it stopped") from None
             except (ConnectionLostError, TransferRefusedError) as exc:
                 if attempt == ATTEMPTS or (isinstance(exc, TransferRefusedError)
                                            and exc.code not in RETRYABLE | {"bad_offset"}):

@@ -12,8 +12,6 @@ import signal
 import subprocess
 from pathlib import Path
 
-import pytest
-
 from richchat.core.exit_codes import ExitStatus
 from tests.client.servers import cli_env
 from tests.commands.test_files_cli import CLI, make_file
@@ -36,8 +34,6 @@ async def frozen_mid_transfer(server: ServerProc, args: list[str], grows: Path) 
     return err.decode()
 
 
-@pytest.mark.xfail(strict=True, reason="a transfer timed out does not say that running it "
-                   "again resumes")
 async def test_transfers_from_a_frozen_server_say_how_to_resume(tmp_path: Path) -> None:
     src = tmp_path / "build.bin"
     make_file(src, 4_000_000)
