@@ -6,16 +6,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from richchat.core.server import ChatServer, ServerConfig
 from richchat.core.trust.known import KnownServers
 from tests.tui.test_app import SIZE, until
 from tests.tui.test_tls_ui import app_for, header, tls_server
 
 
-@pytest.mark.xfail(strict=True, reason="the header says SERVER KEY CHANGED for a pinned server "
-                   "that answered without TLS")
 async def test_a_pinned_server_without_tls_is_not_called_a_changed_key(tmp_path: Path) -> None:
     server = await tls_server(tmp_path / "data")
     port, fp = server.port, server.tls.fingerprint  # type: ignore[union-attr]

@@ -36,6 +36,7 @@ from typing import Literal
 from richchat.core.errors import (
     ConnectionLostError,
     KeyMismatchError,
+    NoTlsFromPinnedError,
     ProtocolError,
     RichchatError,
     UntrustedServerError,
@@ -190,7 +191,7 @@ async def open_trusted(host: str, port: int, policy: TrustPolicy, timeout: float
     except ssl.SSLError as exc:
         # The peer answered, and not in TLS (a plaintext server), or refused our TLS.
         if pin is not None:
-            raise KeyMismatchError(
+            raise NoTlsFromPinnedError(
                 f"{key} did not complete a TLS handshake ({_reason(exc)}), but its key is "
                 f"pinned ({pin.fingerprint}): someone may be posing as it; nothing was sent, "
                 "and richchat never falls back to plaintext for a pinned server",
@@ -198,7 +199,7 @@ async def open_trusted(host: str, port: int, policy: TrustPolicy, timeout: float
                      f"richchat trust forget {key}",
             ) from None
         if once is not None:
-            raise KeyMismatchError(
+            raise NoTlsFromPinnedError(
                 f"{key} did not complete a TLS handshake ({_reason(exc)}), but you trusted its "
                 f"key ({once}) for this session: someone may be posing as it; nothing was "
                 "sent, and richchat never falls back to plaintext for a server met with TLS",

@@ -27,6 +27,7 @@ from richchat.core.errors import (
     BadFileError,
     ConnectionLostError,
     KeyMismatchError,
+    NoTlsFromPinnedError,
     ProtocolError,
     RichchatError,
     UntrustedServerError,
@@ -571,6 +572,8 @@ class ChatSession:
 
 def _failure_detail(exc: RichchatError) -> str:
     """Few words for the header; the full text goes to the chat or the terminal."""
+    if isinstance(exc, NoTlsFromPinnedError):
+        return "NO TLS (it had TLS before): not connected"
     if isinstance(exc, KeyMismatchError):
         return "SERVER KEY CHANGED: not connected"
     if isinstance(exc, UntrustedServerError):
