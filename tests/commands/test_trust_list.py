@@ -17,7 +17,7 @@ CLI = [sys.executable, "-m", "richchat", "trust"]
 PINS = {
     "192.168.100.200:5050": "SHA256:qK4c3b0l9yT1rA2p8N7fZ6xW5vU4sR3qP2oN1mL0kJ0",
     "[2001:db8:85a3::8a2e:370:7334]:50500": "SHA256:AbCdEfGhIjKlMnOpQrStUvWxYz0123456789abcdefg",
-    "chat.lan:5050": "SHA256:ZyXwVuTsRqPoNmLkJiHgFeDcBa9876543210zyxwvut",
+    "chat.lan:5050": "SHA256:ZyXwVuTsRqPoNmLkJiHgFeDcBa9876543210zyxwvus",
 }
 
 
