@@ -35,8 +35,9 @@ async def test_a_frozen_server_is_noticed_after_a_message(tmp_path: Path) -> Non
             os.kill(server.pid, signal.SIGSTOP)
             try:
                 await type_line(pilot, "anyone there?")
-                await until(pilot, lambda: lost(app), "the frozen server noticed")
-                assert app.session.status.state != "connected"
+                await until(pilot, lambda: lost(app)
+                            and app.session.status.state != "connected",
+                            "the frozen server noticed")
             finally:
                 os.kill(server.pid, signal.SIGCONT)
             await until(pilot, lambda: app.session.status.state == "connected"
@@ -55,8 +56,9 @@ async def test_a_frozen_server_is_noticed_by_an_idle_ui(
             await until(pilot, lambda: app.chat.nick == "alice", "registration")
             os.kill(server.pid, signal.SIGSTOP)
             try:
-                await until(pilot, lambda: lost(app), "the frozen server noticed")
-                assert app.session.status.state != "connected"
+                await until(pilot, lambda: lost(app)
+                            and app.session.status.state != "connected",
+                            "the frozen server noticed")
             finally:
                 os.kill(server.pid, signal.SIGCONT)
             await until(pilot, lambda: app.session.status.state == "connected"
