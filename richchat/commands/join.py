@@ -17,7 +17,7 @@ def join(
         "finds servers and hosts on the network.",
     ),
     nick: str | None = typer.Option(None, "--nick", "-n", help="Your nickname (asked if omitted)."),
-    timeout: float = typer.Option(10.0, "--timeout", min=0.1, help="Seconds to wait on connect."),
+    timeout: float = typer.Option(10.0, "--timeout", min=0.1, help="Seconds to wait on connect, and for the server to answer while connected."),
     tls: bool = options.TLS,
     fingerprint: str | None = options.FINGERPRINT,
     known_servers: Path | None = options.KNOWN_SERVERS,

@@ -255,6 +255,7 @@ class ChatClient:
         self._decoder = LineDecoder(max_line=MAX_SERVER_LINE_BYTES)
         self._pending.clear()
         self.lines_sent = 0
+        self.server_hello = None
         try:
             return await self._exchange_hello()
         except BaseException:
@@ -476,9 +477,18 @@ class ChatClient:
                 data = await self._reader.read(65536)
             except (ConnectionError, OSError):
                 data = b""
-            events = self._decoder.feed(data) if data else self._decoder.eof()
-            if not data:
+            if data:
+                events = self._decoder.feed(data)
+            else:
                 self._eof = True
+                events = self._decoder.eof()
+                if self.server_hello is not None:
+                    # A richchat server ends every line. An unterminated end is a line cut
+                    # by the network (a proxy, a Wi-Fi drop): decoded, it would be a message
+                    # cut short, shown, and then taken for the whole one when the history
+                    # brings it again (same id and timestamp). Before the HELLO, it is kept:
+                    # what a peer that is not richchat said tells what it is.
+                    events = []
             for event in events:
                 if isinstance(event, LineTooLong):
                     continue

@@ -82,6 +82,11 @@ class KeyMismatchError(RichchatError):
     exit_status = ExitStatus.KEY_MISMATCH
 
 
+class NoTlsFromPinnedError(KeyMismatchError):
+    """A server whose key is pinned (or trusted for this session) answered without TLS: no
+    key was shown at all, so the chat UI does not call it a changed key."""
+
+
 class UntrustedServerError(RichchatError):
     """An unknown server key was not accepted (``--strict``, or the user said no)."""
 

@@ -41,6 +41,7 @@ from richchat.core.errors import (
     ConnectionLostError,
     NickRefusedError,
     ServerDegradedError,
+    TimeoutRichchatError,
     UsageError,
 )
 from richchat.core.protocol import frames as f
@@ -440,6 +441,13 @@ async def send_messages(
                 raise ServerDegradedError(
                     f"{address}: line {number} not sent: {exc.message} "
                     f"({status.delivered} delivered)", hint=DEGRADED_HINT,
+                ) from None
+            except (ConnectionLostError, TimeoutRichchatError) as exc:
+                # as between lines and on Ctrl+C: what got through, and the line in flight
+                # (it may have been delivered: the server did not say)
+                raise type(exc)(
+                    f"{exc.message} ({status.delivered} delivered, 1 more sent but not "
+                    "confirmed)", hint=exc.hint,
                 ) from None
             status.unconfirmed = 0
             status.delivered += 1

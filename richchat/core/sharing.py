@@ -32,6 +32,7 @@ from richchat.core.errors import (
     FileTooLargeError,
     FileUnavailableError,
     ProtocolError,
+    TimeoutRichchatError,
     UsageError,
 )
 from richchat.core.protocol import frames as f
@@ -187,22 +188,48 @@ async def share_file(
             raise FileCorruptError(f"{path} changed while it was read (its size is not what "
                                    "it was a moment before); try again")
         name = safe_file_name(path.name, fallback=f"file-{sha256[:12]}")
-        sent = 0
-        resumed_from: int | None = None
+        #: where this run's first upload started (the server's copy then): the first
+        #: progress call of an upload is its accepted offset
+        start: list[int] = []
+        report = _stage(progress, "uploading")
+
+        def moved(done: int, total: int) -> None:
+            if not start:
+                start.append(done)
+            if report is not None:
+                report(done, total)
+
         attempt = waits = 0
+        cut = False  # the last upload was cut off, and its file is offered again
+        uploaded = False  # an upload was started (else the server held the bytes already)
         while True:
             client.discard_received()
-            await client.share(target, size, sha256, name)
-            frame = await _share_answer(client, me, sha256)
+            try:
+                await client.share(target, size, sha256, name)
+                frame = await _share_answer(client, me, sha256)
+            except ConnectionLostError:
+                if not cut:
+                    raise
+                # the chat connection went with the upload's (the server stopped): what
+                # failed is the upload, not the offer made again
+                raise ConnectionLostError(
+                    f"{address} closed the connection during the upload of {path.name}; "
+                    "the file was not shared",
+                    hint="run the same command again to resume the upload") from None
             if isinstance(frame, f.FileOffer):
+                first = start[0] if start else size
                 return ShareResult(server=str(address), nick=me, target=frame.target,
                                    id=frame.id, name=frame.name, size=size, sha256=sha256,
-                                   sent=sent, resumed_from=resumed_from or 0,
-                                   # no upload of ours got the bytes there
-                                   held=resumed_from is None)
+                                   sent=size - first, resumed_from=start[0] if start else 0,
+                                   held=not uploaded)
+            uploaded = True
             try:
                 done = await upload(client.open_stream, frame.token, path, sha256, size,
-                                    timeout=timeout, progress=_stage(progress, "uploading"))
+                                    timeout=timeout, progress=moved)
+            except TimeoutRichchatError as exc:  # a server or a path that froze
+                raise TimeoutRichchatError(
+                    exc.message, hint=exc.hint or "run the same command again to resume the "
+                    "upload") from None
             except (ConnectionLostError, TransferRefusedError) as exc:
                 if isinstance(exc, TransferRefusedError) and exc.code == "busy":
                     # another upload of these bytes is under way (or the server's transfer
@@ -218,14 +245,15 @@ async def share_file(
                 if attempt >= ATTEMPTS or (isinstance(exc, TransferRefusedError)
                                            and exc.code not in RETRYABLE):
                     raise
+                cut = isinstance(exc, ConnectionLostError)
                 continue  # offered again: the server says where its copy stops
-            sent += done.sent
-            if resumed_from is None:
-                resumed_from = done.offset
+            # this run's bytes: from where its first upload started (retries within the
+            # run resume; what they moved counts), not only the last attempt's
+            first = start[0] if start else done.offset
             offer = await _offer_echo(client, me, sha256)
             return ShareResult(server=str(address), nick=me, target=offer.target, id=offer.id,
-                               name=offer.name, size=size, sha256=sha256, sent=sent,
-                               resumed_from=resumed_from)
+                               name=offer.name, size=size, sha256=sha256, sent=size - first,
+                               resumed_from=first)
     finally:
         await client.quit()
 
@@ -312,26 +340,44 @@ async def fetch_file(
             joined = _target(room, None)
             await client.join(joined)
             await _await_room_joined(client, joined)
-        received = 0
-        first_offset: int | None = None
+        initial = where.held(file_id)  # what an earlier, interrupted run left
+        retried = False
+        cut = False  # the last download was cut off, and the file is asked for again
         for attempt in range(1, ATTEMPTS + 1):
             client.discard_received()
-            await client.get(file_id)
-            ready = await _download_answer(client, file_id)
+            try:
+                await client.get(file_id)
+                ready = await _download_answer(client, file_id)
+            except ConnectionLostError:
+                if not cut:
+                    raise
+                # the chat connection went with the download's (the server stopped): what
+                # failed is the download, not the file asked for again
+                raise ConnectionLostError(
+                    f"{address} closed the connection during the download of file {file_id}",
+                    hint="run the same command again: a download into a directory resumes "
+                         "where it stopped") from None
             try:
                 got = await download(client.open_stream, ready.token, file_id, where,
                                      sha256=ready.sha256, size=ready.size, timeout=timeout,
                                      progress=_stage(progress, "downloading"))
+            except TimeoutRichchatError as exc:  # a server or a path that froze
+                raise TimeoutRichchatError(
+                    exc.message, hint=exc.hint or "run the same command again: a download "
+                    "into a directory resumes where it stopped") from None
             except (ConnectionLostError, TransferRefusedError) as exc:
                 if attempt == ATTEMPTS or (isinstance(exc, TransferRefusedError)
                                            and exc.code not in RETRYABLE | {"bad_offset"}):
                     raise
-                if first_offset is None:
-                    first_offset = where.held(file_id)
+                retried = True
+                cut = isinstance(exc, ConnectionLostError)
                 continue  # asked again: the download resumes from the part file
-            received += got.received
+            if not retried:
+                return _fetched(address, file_id, got.path, got.name, got.size, got.sha256,
+                                got.received, got.offset)
+            # resumed within this run: its bytes are from where its first attempt started
             return _fetched(address, file_id, got.path, got.name, got.size, got.sha256,
-                            received, got.offset if first_offset is None else first_offset)
+                            got.size - min(initial, got.size), min(initial, got.size))
         raise AssertionError("unreachable")
     finally:
         await client.quit()

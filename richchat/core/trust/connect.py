@@ -36,6 +36,7 @@ from typing import Literal
 from richchat.core.errors import (
     ConnectionLostError,
     KeyMismatchError,
+    NoTlsFromPinnedError,
     ProtocolError,
     RichchatError,
     UntrustedServerError,
@@ -168,7 +169,11 @@ async def open_trusted(host: str, port: int, policy: TrustPolicy, timeout: float
     ``asyncio.TimeoutError`` after ``timeout``)."""
     pin = policy.known.get(host, port)  # a corrupt file raises BadFileError before any packet
     key = pin_key(host, port)
-    must_tls = policy.mode == "tls" or pin is not None or policy.fingerprint is not None
+    #: a key trusted "this time only" binds the rest of the run as a pin does (a reconnection
+    #: of the chat UI, a transfer connection): never plaintext, never another key
+    once = policy.once.get(key)
+    must_tls = (policy.mode == "tls" or pin is not None or policy.fingerprint is not None
+                or once is not None)
     try:
         reader, writer = await asyncio.wait_for(
             asyncio.open_connection(host, port, ssl=_context(), limit=limit,
@@ -186,12 +191,19 @@ async def open_trusted(host: str, port: int, policy: TrustPolicy, timeout: float
     except ssl.SSLError as exc:
         # The peer answered, and not in TLS (a plaintext server), or refused our TLS.
         if pin is not None:
-            raise KeyMismatchError(
+            raise NoTlsFromPinnedError(
                 f"{key} did not complete a TLS handshake ({_reason(exc)}), but its key is "
                 f"pinned ({pin.fingerprint}): someone may be posing as it; nothing was sent, "
                 "and richchat never falls back to plaintext for a pinned server",
                 hint=f"pin stored in {policy.known.path}; if the server really dropped TLS: "
                      f"richchat trust forget {key}",
+            ) from None
+        if once is not None:
+            raise NoTlsFromPinnedError(
+                f"{key} did not complete a TLS handshake ({_reason(exc)}), but you trusted its "
+                f"key ({once}) for this session: someone may be posing as it; nothing was "
+                "sent, and richchat never falls back to plaintext for a server met with TLS",
+                hint="if the server really dropped TLS: quit and connect again",
             ) from None
         if must_tls:
             raise ProtocolError(
@@ -254,8 +266,16 @@ def _check(writer: asyncio.StreamWriter, host: str, port: int, policy: TrustPoli
         if presented == pin.fingerprint:
             return secure("pinned")
         raise changed_key(key, pin, presented, policy.known)
-    if policy.once.get(key) == presented:
-        return secure("once")
+    once = policy.once.get(key)
+    if once is not None:
+        if presented == once:
+            return secure("once")
+        raise KeyMismatchError(
+            f"the key of {key} has CHANGED: trusted this time {once}, presented {presented}. "
+            "Someone may be posing as the server (a man in the middle), or it got a new key; "
+            "nothing was sent",
+            hint="if the owner confirms the new key: quit and connect again",
+        )
     if policy.unknown == "accept-new":
         # raises the changed key if another process pinned another one since we looked
         new = policy.remember(host, port, presented)

@@ -296,7 +296,10 @@ class ChatApp(App[None]):
             self.failure = event.error
             self.exit()
         else:
-            self._note(se.Note(str(event.error.message), error=True))
+            # what to do about it, as the command line says it: the client stops here
+            hint = event.error.hint
+            text = event.error.message + (f" ({hint})" if hint else "")
+            self._note(se.Note(text, error=True))
 
     # ------------------------------------------------------------------ state -> widgets
 
@@ -585,7 +588,8 @@ class ChatApp(App[None]):
         sha = frame.sha256
         try:
             done = await upload(self.session.open_stream, frame.token, path, sha,
-                                size, progress=lambda d, t: self._show_progress(
+                                size, timeout=self.session.timeout,
+                                progress=lambda d, t: self._show_progress(
                                     key, "⇡", path.name, d, t))
             resumed = f", resumed at {human_size(done.offset)}" if done.offset else ""
             self._note(se.Note(f"Uploaded {path.name}: the server verified it{resumed}."))
@@ -634,6 +638,7 @@ class ChatApp(App[None]):
             self._show_progress(key, "⇣", frame.name, where.held(frame.id), frame.size)
             got = await download(self.session.open_stream, frame.token, frame.id, where,
                                  sha256=frame.sha256, size=frame.size,
+                                 timeout=self.session.timeout,
                                  progress=lambda d, t: self._show_progress(
                                      key, "⇣", frame.name, d, t))
             resumed = f"; resumed at {human_size(got.offset)}" if got.offset else ""

@@ -27,6 +27,7 @@ from richchat.core.errors import (
     BadFileError,
     ConnectionLostError,
     KeyMismatchError,
+    NoTlsFromPinnedError,
     ProtocolError,
     RichchatError,
     UntrustedServerError,
@@ -46,6 +47,12 @@ SEEN_PER_ROOM = 10_000
 #: the longest the receiving loop runs before it lets the UI have the event loop (seconds): a
 #: server that floods us never freezes the keyboard for longer
 YIELD_EVERY = 0.05
+#: seconds without a line from the server after which the session asks it for one (``PING``):
+#: a frozen server (``SIGSTOP``, a hung host) or a dead path keeps a TCP connection "open"
+#: for ever, and the header said ``connected`` for ever
+KEEPALIVE_IDLE = 30.0
+#: our PING tokens (the server's own PINGs are answered by the client)
+PING_PREFIX = "rc-alive-"
 
 
 @dataclass(frozen=True)
@@ -183,6 +190,10 @@ class ChatSession:
         #: fires if the server answers a nickname neither with YOU nor with a refusal
         self._answer_timer: asyncio.TimerHandle | None = None
         self._closing: asyncio.Future[None] | None = None
+        #: lines received on this connection; the liveness check compares it over time
+        self._received = 0
+        self._liveness: asyncio.TimerHandle | None = None
+        self._pings = 0
 
     @property
     def connected(self) -> bool:
@@ -291,9 +302,14 @@ class ChatSession:
         self._set_status("connected", "choosing a nickname")
         self._register()
         loop = asyncio.get_running_loop()
+        self._received = 0
+        self._watch_idle()
         try:
             since = loop.time()
             while (frame := await client.recv()) is not None:
+                self._received += 1
+                if isinstance(frame, f.Pong) and frame.token.startswith(PING_PREFIX):
+                    continue  # the answer to our liveness check, nothing to show
                 self._on_frame(frame)
                 if loop.time() - since > YIELD_EVERY:  # frames kept coming without a pause
                     await asyncio.sleep(0)
@@ -301,6 +317,7 @@ class ChatSession:
         finally:
             self._cancel_nick_timer()
             self._cancel_answer_timer()
+            self._cancel_liveness()
             await client.close()
             self._client = None
             self.registered = False
@@ -440,6 +457,69 @@ class ChatSession:
             self._answer_timer.cancel()
             self._answer_timer = None
 
+    # ------------------------------------------------------------------ liveness
+
+    def _watch_idle(self) -> None:
+        """Every :data:`KEEPALIVE_IDLE` seconds of silence, ask the server for a line."""
+        self._cancel_liveness()
+        self._liveness = asyncio.get_running_loop().call_later(
+            KEEPALIVE_IDLE, self._idle_check, self._received)
+
+    def _idle_check(self, received: int) -> None:
+        self._liveness = None
+        if self._received != received:
+            self._watch_idle()  # lines came meanwhile
+        else:
+            self._probe()
+
+    def _expect_answer(self) -> None:
+        """We sent something the server answers (an echo, at least a ``PONG``): if no line
+        comes within half the timeout, ask with a ``PING``; none within the timeout, the
+        connection is dead."""
+        if self._liveness is not None and self._liveness.when() - asyncio.get_running_loop(
+        ).time() <= self.timeout:
+            return  # a check already runs, due sooner
+        self._cancel_liveness()
+        self._liveness = asyncio.get_running_loop().call_later(
+            self.timeout / 2, self._half_check, self._received)
+
+    def _half_check(self, received: int) -> None:
+        self._liveness = None
+        if self._received != received:
+            self._watch_idle()
+        else:
+            self._probe(self.timeout / 2)
+
+    def _probe(self, wait: float | None = None) -> None:
+        """Send a ``PING``; no line at all within ``wait`` (the timeout) ends the connection."""
+        client = self._client
+        if client is None:
+            return
+        self._pings += 1
+        with contextlib.suppress(RichchatError):
+            client.send_nowait(f.Ping(token=f"{PING_PREFIX}{self._pings}"))
+        self._liveness = asyncio.get_running_loop().call_later(
+            self.timeout if wait is None else wait, self._dead_check, self._received)
+
+    def _dead_check(self, received: int) -> None:
+        self._liveness = None
+        client = self._client
+        if client is None:
+            return
+        if self._received != received:
+            self._watch_idle()
+            return
+        self._emit(Note(f"{self.address} sent nothing for {self.timeout:g} s (a frozen server "
+                        "or a broken network); what you sent meanwhile may not have arrived. "
+                        "Trying a new connection", error=True))
+        # the receiving loop ends and run() reconnects (the task is kept until it is done)
+        self._closing = asyncio.ensure_future(client.close())
+
+    def _cancel_liveness(self) -> None:
+        if self._liveness is not None:
+            self._liveness.cancel()
+            self._liveness = None
+
     # ------------------------------------------------------------------ sending
 
     def send(self, frame: f.Frame) -> None:
@@ -452,6 +532,7 @@ class ChatSession:
         if client is None or not client.connected:
             raise ConnectionLostError(f"not connected to {self.address}")
         client.send_nowait(frame)
+        self._expect_answer()
         if isinstance(frame, f.SetNick):
             self.wanted_nick = frame.name
 
@@ -491,6 +572,8 @@ class ChatSession:
 
 def _failure_detail(exc: RichchatError) -> str:
     """Few words for the header; the full text goes to the chat or the terminal."""
+    if isinstance(exc, NoTlsFromPinnedError):
+        return "NO TLS (it had TLS before): not connected"
     if isinstance(exc, KeyMismatchError):
         return "SERVER KEY CHANGED: not connected"
     if isinstance(exc, UntrustedServerError):

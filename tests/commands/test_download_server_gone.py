@@ -1,0 +1,51 @@
+"""``richchat get`` when the server shuts down in the middle of the download (eighth
+exploratory pass): the error must be about the download, not about the file asked for again on
+the dead chat connection ('closed the connection while we waited for the server to send file
+ID'), and say that running it again resumes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+from pathlib import Path
+
+from richchat.core.exit_codes import ExitStatus
+from tests.client.servers import cli_env
+from tests.commands.test_files_cli import CLI, make_file
+from tests.conditions import wait_until
+from tests.serverproc import ServerProc
+
+
+async def test_server_stopped_during_a_download_is_said_so(tmp_path: Path) -> None:
+    size = 4_000_000
+    src = tmp_path / "build.bin"
+    make_file(src, size)
+    server = ServerProc(tmp_path / "data")
+    try:
+        shared = subprocess.run(
+            [*CLI, "send", f"127.0.0.1:{server.port}", "--nick", "ci", "--file", str(src),
+             "--json"], stdin=subprocess.DEVNULL, capture_output=True, env=cli_env(),
+            timeout=60, check=True)
+    finally:
+        server.stop()
+    file_id = json.loads(shared.stdout)["id"]
+    server = ServerProc(tmp_path / "data", "--file-rate", "500K")
+    out_dir = tmp_path / "downloads"
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            *CLI, "get", f"127.0.0.1:{server.port}", file_id, "--nick", "bob", "-o",
+            f"{out_dir}/", "--json", stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, env=cli_env())
+        await wait_until(lambda: out_dir.is_dir() and any(
+            p.stat().st_size > 0 for p in out_dir.iterdir()), "the download under way")
+        server.stop()
+        out, err = await asyncio.wait_for(proc.communicate(), 60)
+    finally:
+        server.stop()
+    assert proc.returncode == ExitStatus.CONNECTION_LOST, err
+    doc = json.loads(out)
+    message = err.decode().strip()
+    assert message.startswith(f"error: {doc['error']}")
+    assert f"to send file {file_id}" not in message, message
+    assert "download" in message and "run the same command again" in message, message
