@@ -110,10 +110,10 @@ def server(
 ) -> None:
     """Run the chat server: chat, history on disk, LAN discovery; Ctrl+C stops it cleanly.
 
-    Exit codes: 0 stopped (Ctrl+C, SIGTERM), 2 usage, 4 unknown host (--host),
+    Exit codes: 0 stopped (Ctrl+C, SIGTERM, SIGHUP), 2 usage, 4 unknown host (--host),
     10 address in use, 12 data directory in use by another server, 13 data
     directory unusable, 18 bad TLS certificate or key file, 23 Redis cannot
-    be reached (--redis), 130 interrupted at the port prompt.
+    be reached (--redis), 130 interrupted at the port prompt or during start-up.
     """
     from pydantic import ValidationError
 

@@ -95,7 +95,6 @@ def test_an_empty_data_dir_is_a_usage_error_not_the_current_directory(tmp_path: 
     assert list(cwd.iterdir()) == []
 
 
-@pytest.mark.xfail(strict=True, reason="a dangling symlink data dir is reported as a file")
 def test_a_dangling_symlink_as_data_dir_is_named_as_such(tmp_path: Path) -> None:
     """A data directory that is a symbolic link to nothing (a moved disk, a typo in the link)
     was reported as "is a file, not a directory"; a link to itself too."""
@@ -114,7 +113,6 @@ def test_a_dangling_symlink_as_data_dir_is_named_as_such(tmp_path: Path) -> None
     assert one_error_line(err) == f"error: data directory {loop} is a symbolic link loop"
 
 
-@pytest.mark.xfail(strict=True, reason="a --host of another machine exits 1 with asyncio's words")
 def test_a_host_that_is_not_an_address_of_this_machine(tmp_path: Path) -> None:
     """``--host 192.0.2.1`` (an address of another machine; binding it sends nothing) exited 1,
     the status of an internal error, with asyncio's "error while attempting to bind on address
@@ -126,7 +124,6 @@ def test_a_host_that_is_not_an_address_of_this_machine(tmp_path: Path) -> None:
     assert "attempting to bind" not in line
 
 
-@pytest.mark.xfail(strict=True, reason="Ctrl+C during start-up exits 0")
 def test_ctrl_c_during_start_up_is_an_interrupt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                 capfd: pytest.CaptureFixture[str]) -> None:
     """Ctrl+C while the server was starting (opening a big history, say) printed
@@ -146,7 +143,6 @@ def test_ctrl_c_during_start_up_is_an_interrupt(tmp_path: Path, monkeypatch: pyt
     assert result.exit_code == ExitStatus.INTERRUPTED, result.output
 
 
-@pytest.mark.xfail(strict=True, reason="SIGHUP kills the server without telling its clients")
 async def test_sighup_stops_the_server_like_sigterm(tmp_path: Path) -> None:
     """The terminal a server was started from closing (an SSH session dropped) sends SIGHUP:
     the server died on the spot; its clients read "connection lost", not that it was
