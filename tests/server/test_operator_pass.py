@@ -170,7 +170,6 @@ async def test_nohup_keeps_the_server_running_through_sighup(tmp_path: Path) -> 
         assert server.stop() == 0
 
 
-@pytest.mark.xfail(strict=True, reason="/topic alone from netcat clears the topic")
 async def test_topic_alone_from_netcat_shows_the_topic_and_keeps_it(
     server: ChatServer,
 ) -> None:
