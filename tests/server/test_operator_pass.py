@@ -204,11 +204,10 @@ async def test_topic_alone_from_netcat_shows_the_topic_and_keeps_it(
     await bob.close()
 
 
-@pytest.mark.xfail(strict=True, reason="a full stderr pipe blocks the event loop")
 async def test_a_log_pipe_nobody_reads_does_not_stop_the_chat(tmp_path: Path) -> None:
     """stderr a pipe that is not read (a supervisor that reads stdout only, a stopped ``| tee``):
     once some 64 KiB of log had filled it, the server's next log line blocked the event loop,
-    and every client waited, for good (about 300 connections in)."""
+    and every client waited, for good (some 330 connections in)."""
     proc = subprocess.Popen(server_argv(tmp_path / "data", "--log-level", "debug"),
                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, env=richchat_env())
@@ -217,9 +216,9 @@ async def test_a_log_pipe_nobody_reads_does_not_stop_the_chat(tmp_path: Path) ->
         m = LISTEN_RE.search(proc.stdout.readline().decode())
         assert m, "server did not start"
         port = int(m.group(2))
-        for i in range(1500):  # some 300 KiB of log
+        for i in range(800):  # some 160 KiB of log
             client = await LineClient.connect(port, hello="t")
-            client.send(f"CMD_USER|user{i}-{'x' * 20}")
+            client.send(f"CMD_USER|user{i:05d}{'x' * 10}")
             try:
                 await client.expect(lambda l: l.startswith("YOU|"), timeout=30)
             finally:
@@ -228,3 +227,49 @@ async def test_a_log_pipe_nobody_reads_does_not_stop_the_chat(tmp_path: Path) ->
         proc.terminate()
         proc.communicate(timeout=30)  # reads the pipe: the server can finish
     assert proc.returncode == 0
+
+
+def test_log_records_beyond_the_waiting_lines_are_dropped_and_counted() -> None:
+    import logging
+    import threading
+
+    from richchat.core.logging import BackgroundHandler, OneLineFormatter
+
+    read_end, write_end = os.pipe()
+    handler = BackgroundHandler(write_end, capacity=5)
+    handler.setFormatter(OneLineFormatter())
+    logger = logging.getLogger("richchat.test.dropped")
+    logger.propagate = False
+    logger.addHandler(handler)
+    try:
+        for i in range(40):  # 10 KiB each: the pipe holds some 6, 5 wait, the rest go
+            logger.warning("%d %s", i, "x" * 10_000)
+        got = bytearray()
+        reader = threading.Thread(target=lambda: got.extend(_read_until(read_end, 40)))
+        reader.start()
+        reader.join(timeout=60)
+        text = got.decode()
+        dropped = int(text.rsplit(" log record(s) dropped", 1)[0].rsplit(" ", 1)[1])
+        written = [int(line.split(" ")[3]) for line in text.splitlines() if "x" * 100 in line]
+        assert dropped > 0 and len(written) + dropped == 40, (written, dropped)
+        assert written == sorted(written)  # in order, the dropped ones missing
+        assert "stderr was not being read" in text
+    finally:
+        logger.removeHandler(handler)
+        os.close(read_end)
+        os.close(write_end)
+
+
+def _read_until(fd: int, records: int) -> bytes:
+    """The log lines written, up to the count of dropped ones and as many lines as were not."""
+    data = b""
+    while True:
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            return data
+        data += chunk
+        text = data.decode(errors="replace")
+        if " log record(s) dropped" in text and text.endswith("\n"):
+            dropped = int(text.rsplit(" log record(s) dropped", 1)[0].rsplit(" ", 1)[1])
+            if sum("x" * 100 in line for line in text.splitlines()) + dropped >= records:
+                return data
