@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 from richchat.core.constants import DEFAULT_BEACON_PORT, DEFAULT_PORT
 
 MAX_NAME = 64  # ServerConfig.name's max_length (a test keeps them equal)
+MAX_RETENTION = 1_000_000_000  # --retention: ServerConfig.retention's le (a test keeps them equal)
 MAX_RETENTION_DAYS = 36500.0  # --file-retention: a hundred years (infinity overflowed)
 
 
@@ -25,6 +26,14 @@ class LogLevel(str, Enum):
     info = "info"
     warning = "warning"
     error = "error"
+
+
+def _data_dir_path(value: str) -> Path:
+    """``--data-dir ""`` (``--data-dir "$DIR"`` with DIR unset) is a mistake, not the current
+    directory (which ``Path("")`` is): the history would land wherever the server was started."""
+    if not value.strip():
+        raise typer.BadParameter("is empty: give a directory (omit --data-dir for the default)")
+    return Path(value)
 
 
 def _ask_port() -> int:
@@ -61,11 +70,11 @@ def server(
         help=f"Server name shown to clients and in discovery, at most {MAX_NAME} characters (default: host name).",
     ),
     data_dir: Optional[Path] = typer.Option(
-        None, envvar="RICHCHAT_DATA_DIR",
+        None, envvar="RICHCHAT_DATA_DIR", parser=_data_dir_path,
         help="Where history is stored, created if missing; one server per directory (default: the platform's user data dir).",
     ),
     history: int = typer.Option(50, envvar="RICHCHAT_HISTORY", min=0, max=10000, help="Messages of history sent on connect."),
-    retention: int = typer.Option(10000, envvar="RICHCHAT_RETENTION", min=1, help="Messages kept on disk per room."),
+    retention: int = typer.Option(10000, envvar="RICHCHAT_RETENTION", min=1, max=MAX_RETENTION, help="Messages kept on disk per room."),
     beacon: bool = typer.Option(True, "--beacon/--no-beacon", envvar="RICHCHAT_BEACON", help="Send UDP discovery beacons."),
     beacon_addr: Optional[list[str]] = typer.Option(
         None, "--beacon-addr", envvar="RICHCHAT_BEACON_ADDR",
@@ -101,10 +110,10 @@ def server(
 ) -> None:
     """Run the chat server: chat, history on disk, LAN discovery; Ctrl+C stops it cleanly.
 
-    Exit codes: 0 stopped (Ctrl+C, SIGTERM), 2 usage, 4 unknown host (--host),
+    Exit codes: 0 stopped (Ctrl+C, SIGTERM, SIGHUP), 2 usage, 4 unknown host (--host),
     10 address in use, 12 data directory in use by another server, 13 data
     directory unusable, 18 bad TLS certificate or key file, 23 Redis cannot
-    be reached (--redis), 130 interrupted at the port prompt.
+    be reached (--redis), 130 interrupted at the port prompt or during start-up.
     """
     from pydantic import ValidationError
 

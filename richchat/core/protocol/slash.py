@@ -27,7 +27,7 @@ HELP_LINES = (
     "/join ROOM        join (or create) a room and make it your current room",
     "/leave [ROOM]     leave a room (also /part); the lobby cannot be left",
     "/rooms            list rooms with member counts",
-    "/topic TEXT       set the current room's topic",
+    "/topic [TEXT]     show or set the current room's topic (/topic --clear clears it)",
     "/who [ROOM]       list a room's members",
     "/msg USER TEXT    private message (never stored)",
     "/me ACTION        emote in the current room",
@@ -36,6 +36,10 @@ HELP_LINES = (
     "/quit [REASON]    leave the server",
     "/help             this list",
 )
+
+#: ``/topic --clear``: the one way to clear a topic by hand (``/topic`` alone shows it: a
+#: user who types it to see the topic, as in IRC, must not wipe it for everyone)
+CLEAR_TOPIC = "--clear"
 
 SlashFrame = (
     GetFile | JoinRoom | ListFiles | ListRooms | PartRoom | Quit | SendAction | SendPrivate

@@ -56,6 +56,16 @@ FILE_SWEEP_EVERY = 60.0
 SERVER_AGENT = f"richchat-server/{__version__}"
 
 
+def _is_ip(host: str) -> bool:
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        return False
+    return True
+
+
 def raise_nofile_limit() -> int:
     """Raise the soft RLIMIT_NOFILE to the hard limit; return the new soft limit."""
     try:
@@ -174,6 +184,12 @@ class ChatServer:
                 raise AddressInUseError(
                     f"{cfg.host}:{cfg.port} is already in use",
                     hint="choose another --port, or --port 0 for a free one",
+                ) from None
+            if exc.errno == errno.EADDRNOTAVAIL:  # another machine's address: a --host mistake
+                raise UnknownHostError(
+                    f"{cfg.host} is not an address of this machine" if _is_ip(cfg.host)
+                    else f"{cfg.host} names an address that is not this machine's",
+                    hint="give an address of this machine, 0.0.0.0 or ::",
                 ) from None
             raise RichchatError(
                 f"cannot listen on {cfg.host}:{cfg.port}: {exc.strerror or exc}"

@@ -37,8 +37,9 @@ class ServerConfig(BaseModel):
     data_dir: Path = Field(default_factory=default_data_dir)
     #: messages of history sent to a client on connect (per room)
     history: int = Field(default=50, ge=0, le=10_000)
-    #: messages kept on disk per room; older ones are deleted
-    retention: int = Field(default=10_000, ge=1)
+    #: messages kept on disk per room; older ones are deleted (at most a billion: SQLite
+    #: counts in 64 bits, and a retention beyond them failed every 1,000th write)
+    retention: int = Field(default=10_000, ge=1, le=1_000_000_000)
 
     beacon: bool = True
     beacon_addrs: tuple[str, ...] | None = None  # None: every local IPv4 broadcast address
@@ -49,7 +50,8 @@ class ServerConfig(BaseModel):
     max_clients: int = Field(default=10_000, ge=1)
     max_line: int = Field(default=MAX_LINE_BYTES, ge=64)
     #: per-connection token bucket: lines per second and burst size (0 = no flood control)
-    flood_rate: float = Field(default=10.0, ge=0)
+    #: (a finite number: HELLO announces it, and cannot say infinity)
+    flood_rate: float = Field(default=10.0, ge=0, allow_inf_nan=False)
     flood_burst: int = Field(default=30, ge=1)
     #: bytes queued for one client before it is disconnected as too slow
     output_limit: int = Field(default=4 * 1024 * 1024, ge=1024)

@@ -51,7 +51,7 @@ from richchat.core.protocol.seed import strip_own_label
 from richchat.core.protocol.text import DEFAULT_ROOM, sanitize_text
 from richchat.core.protocol.transfer import TRANSFER_TAG
 from richchat.core.server.dialect import Dialect
-from richchat.core.server.dialects import ASKS_NAME, PARSERS, HelpCommand, detect
+from richchat.core.server.dialects import ASKS_NAME, PARSERS, HelpCommand, ShowTopic, detect
 from richchat.core.server.tls_link import TlsLink
 
 if TYPE_CHECKING:
@@ -415,6 +415,8 @@ class Connection(asyncio.Protocol):
             self.hub.fail(self, parsed.code, parsed.reason)
         elif isinstance(parsed, HelpCommand):
             self.hub.help(self)
+        elif isinstance(parsed, ShowTopic):
+            self.hub.show_topic(self, parsed.room)
         elif isinstance(parsed, f.RawText):
             self.hub.fail(self, "bad_frame", "not a protocol frame (see docs/protocol.md)")
         else:

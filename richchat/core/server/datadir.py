@@ -37,7 +37,7 @@ def prepare_data_dir(path: Path) -> None:
     try:
         path.mkdir(parents=True, exist_ok=True, mode=0o700)
     except FileExistsError:
-        raise DataDirError(f"data directory {path} is a file, not a directory") from None
+        raise DataDirError(f"data directory {path} {_not_a_directory(path)}") from None
     except NotADirectoryError:
         blocker = next((p for p in path.parents if p.exists() and not p.is_dir()), path)
         raise DataDirError(
@@ -49,6 +49,21 @@ def prepare_data_dir(path: Path) -> None:
         ) from None
     if not path.is_dir():  # a symbolic link to a file, say
         raise DataDirError(f"data directory {path} is not a directory")
+
+
+def _not_a_directory(path: Path) -> str:
+    """What is in the way of a data directory: a file, or a symbolic link that leads nowhere
+    (a moved disk, a typo in the link), which ``mkdir`` also finds "existing"."""
+    if path.is_symlink():
+        try:
+            path.resolve(strict=True)
+        except RuntimeError:  # Python 3.11-3.12: a loop
+            return "is a symbolic link loop"
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:  # Python 3.13 and later
+                return "is a symbolic link loop"
+            return f"is a symbolic link to {os.readlink(path)}, which does not exist"
+    return "is a file, not a directory"
 
 
 class DataDirLock:

@@ -142,6 +142,7 @@ class Delivery:
             ev.Members: self._reply,
             ev.RoomListing: self._reply,
             ev.HelpText: self._reply,
+            ev.TopicShown: self._reply,
             ev.NamePrompt: self._reply,
             ev.Pong: self._reply,
             ev.Ping: self._reply,
@@ -556,6 +557,8 @@ class Delivery:
             data = r.room_listing(self)
         elif type(e) is ev.HelpText:
             data = r.help()
+        elif type(e) is ev.TopicShown:
+            data = r.topic_shown(self, e.room)
         elif type(e) is ev.NamePrompt:
             data = r.name_prompt(e.offered)
         elif type(e) is ev.Pong:

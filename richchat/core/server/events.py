@@ -299,6 +299,16 @@ class HelpText(Reply):
     __slots__ = ()
 
 
+class TopicShown(Reply):
+    """The topic of ``room``, asked for by a netcat user (``/topic`` alone)."""
+
+    __slots__ = ("room",)
+
+    def __init__(self, peer: Peer, room: str) -> None:
+        super().__init__(peer)
+        self.room = room
+
+
 class NamePrompt(Reply):
     """Ask a connection for a name, offering ``offered`` for an empty answer (netcat users)."""
 

@@ -253,6 +253,13 @@ class Hub:
     def help(self, peer: Peer) -> None:
         self._reply(ev.HelpText(peer))
 
+    def show_topic(self, peer: Peer, room: str) -> None:
+        """``/topic`` alone: the topic of a room ``peer`` is in, to ``peer`` only."""
+        if room != DEFAULT_ROOM and room not in peer.rooms:
+            self.fail(peer, "not_in_room", f"you are not in #{room}")
+            return
+        self._reply(ev.TopicShown(peer, room))
+
     def ping(self, peer: Peer, token: str) -> None:
         self._reply(ev.Ping(peer, token))
 

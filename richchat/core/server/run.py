@@ -1,4 +1,4 @@
-"""Run a ChatServer until SIGINT/SIGTERM, for the `richchat server` command."""
+"""Run a ChatServer until SIGINT/SIGTERM/SIGHUP, for the `richchat server` command."""
 
 from __future__ import annotations
 
@@ -8,8 +8,20 @@ import signal
 import sys
 from collections.abc import Callable
 
+from richchat.core.exit_codes import ExitStatus
 from richchat.core.server.app import ChatServer
 from richchat.core.server.config import ServerConfig
+
+
+def stop_signals() -> list[signal.Signals]:
+    """The signals that stop the server cleanly (clients told, history closed): Ctrl+C,
+    SIGTERM, and SIGHUP, the terminal it was started from going away (an SSH session
+    dropped), unless that is ignored (``nohup richchat server``: it keeps serving)."""
+    sigs = [signal.SIGINT, signal.SIGTERM]
+    hup = getattr(signal, "SIGHUP", None)  # not on Windows
+    if hup is not None and signal.getsignal(hup) is not signal.SIG_IGN:
+        sigs.append(hup)
+    return sigs
 
 
 async def serve(config: ServerConfig, on_ready: Callable[[ChatServer], None]) -> None:
@@ -17,7 +29,7 @@ async def serve(config: ServerConfig, on_ready: Callable[[ChatServer], None]) ->
     await server.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    for sig in stop_signals():
         # Windows has no add_signal_handler: Ctrl+C raises KeyboardInterrupt instead.
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
@@ -31,5 +43,8 @@ async def serve(config: ServerConfig, on_ready: Callable[[ChatServer], None]) ->
 def run_server(config: ServerConfig, on_ready: Callable[[ChatServer], None]) -> None:
     try:
         asyncio.run(serve(config, on_ready))
-    except KeyboardInterrupt:  # pragma: no cover - platforms without signal handlers
+    except KeyboardInterrupt:
+        # Ctrl+C before the signal handlers are set (during start-up: a big history being
+        # opened), or on a platform without them: an interrupt, never "stopped" (0)
         sys.stderr.write("interrupted\n")
+        raise SystemExit(int(ExitStatus.INTERRUPTED)) from None

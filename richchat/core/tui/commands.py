@@ -24,7 +24,7 @@ from typing import TypeVar, Union
 from pydantic import ValidationError
 
 from richchat.core.protocol import frames as f
-from richchat.core.protocol.slash import HelpRequest, SlashError, parse_slash
+from richchat.core.protocol.slash import CLEAR_TOPIC, HelpRequest, SlashError, parse_slash
 from richchat.core.protocol.text import (
     DEFAULT_ROOM,
     MAX_MESSAGE_BYTES,
@@ -301,8 +301,8 @@ def _private(state: ChatState, frame: f.SendPrivate, _now: int) -> Outcome:
     return Outcome(st.expect_private(state, frame.to), send=frame)
 
 
-#: ``/topic --clear``: the one way to clear a topic from the chat UI (``/topic`` alone shows it)
-CLEAR_TOPIC = "--clear"
+#: ``/topic --clear`` (richchat.core.protocol.slash.CLEAR_TOPIC): the one way to clear a topic
+#: from the chat UI (``/topic`` alone shows it)
 
 
 def _topic(state: ChatState, frame: f.SetTopic, now: int) -> Outcome:

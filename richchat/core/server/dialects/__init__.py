@@ -13,12 +13,12 @@ from richchat.core.protocol.codec import InvalidFrame
 from richchat.core.server.dialect import Dialect
 from richchat.core.server.dialects import hello, raw, seed
 from richchat.core.server.dialects.base import RenderContext, Renderer
-from richchat.core.server.dialects.raw import HelpCommand
+from richchat.core.server.dialects.raw import HelpCommand, ShowTopic
 
 if TYPE_CHECKING:
     from richchat.core.server.peer import Peer
 
-Parsed = Union[f.ClientFrame, InvalidFrame, HelpCommand, None]
+Parsed = Union[f.ClientFrame, InvalidFrame, HelpCommand, ShowTopic, None]
 Parser = Callable[[str, "Peer"], Parsed]
 
 #: indexed by Dialect (PENDING renders nothing)
@@ -56,6 +56,7 @@ __all__ = [
     "Parsed",
     "RenderContext",
     "Renderer",
+    "ShowTopic",
 ]
 
 

@@ -136,6 +136,10 @@ class Renderer:
     def help(self) -> bytes:
         return b""
 
+    def topic_shown(self, ctx: RenderContext, room: str) -> bytes:
+        """A room's topic asked for (``/topic`` alone, typed by a netcat user)."""
+        return b""
+
     def pong(self, token: str) -> bytes:
         return encode_frame(f.Pong.model_construct(token=token))
 

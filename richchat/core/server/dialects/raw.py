@@ -15,7 +15,13 @@ from typing import TYPE_CHECKING
 from richchat.core.constants import welcome_text
 from richchat.core.protocol import frames as f
 from richchat.core.protocol.codec import InvalidFrame, decode_client_line
-from richchat.core.protocol.slash import HELP_LINES, HelpRequest, SlashError, parse_slash
+from richchat.core.protocol.slash import (
+    CLEAR_TOPIC,
+    HELP_LINES,
+    HelpRequest,
+    SlashError,
+    parse_slash,
+)
 from richchat.core.protocol.text import DEFAULT_ROOM
 from richchat.core.server import events as ev
 from richchat.core.server.dialects.base import (
@@ -122,6 +128,12 @@ class RawRenderer(Renderer):
     def members(self, ctx: RenderContext, peer: Peer, room: str) -> bytes:
         return _notice(f"Members of #{room}: {', '.join(ctx.member_names(room) or [])}")
 
+    def topic_shown(self, ctx: RenderContext, room: str) -> bytes:
+        setter, text = ctx.topic(room)
+        said = (f"The topic of #{room} is: {text} (set by {setter})." if text
+                else f"#{room} has no topic.")
+        return _notice(f"{said} /topic TEXT sets it, /topic {CLEAR_TOPIC} clears it.")
+
     def room_listing(self, ctx: RenderContext) -> bytes:
         rooms = ", ".join(f"#{room} ({count})" for room, count in ctx.room_counts())
         return _notice(f"Rooms: {rooms}")
@@ -173,7 +185,19 @@ class HelpCommand:
     """``/help``: the one command that is answered by the dialect alone."""
 
 
-def parse(line: str, peer: Peer) -> f.ClientFrame | InvalidFrame | HelpCommand | None:
+class ShowTopic:
+    """``/topic`` alone: the current room's topic, said to this user only (the chat UI's
+    ``/topic`` too); ``/topic --clear`` clears it."""
+
+    __slots__ = ("room",)
+
+    def __init__(self, room: str) -> None:
+        self.room = room
+
+
+def parse(
+    line: str, peer: Peer
+) -> f.ClientFrame | InvalidFrame | HelpCommand | ShowTopic | None:
     """A netcat user's line: a slash command, a protocol frame (``PING|``...), or chat text
     for the current room (None: nothing to do, e.g. a blank line)."""
     if line.startswith("/") and not line.startswith("//"):
@@ -182,6 +206,10 @@ def parse(line: str, peer: Peer) -> f.ClientFrame | InvalidFrame | HelpCommand |
             return HelpCommand()
         if isinstance(cmd, SlashError):
             return InvalidFrame("", cmd.code, cmd.text)
+        if isinstance(cmd, f.SetTopic) and cmd.text in ("", CLEAR_TOPIC):
+            if not cmd.text:
+                return ShowTopic(cmd.room)
+            return f.SetTopic.model_construct(room=cmd.room, text="")
         return cmd
     frame = decode_client_line(line)
     if not isinstance(frame, f.RawText):
