@@ -32,6 +32,11 @@ async def test_a_line_in_flight_when_the_server_freezes_is_counted(tmp_path: Pat
         proc.stdin.write(b"first line\n")
         await proc.stdin.drain()
         await watcher.expect(lambda line: line.endswith("|bot|first line"), timeout=20)
+        # the pass that wrote the line to the watcher may not have reached bot yet (the
+        # test reads on the other core): a PONG, answered in a later turn of the server's
+        # loop, says that pass is over, bot's echo written
+        watcher.send("PING|after-first")
+        await watcher.expect("PONG|after-first", timeout=20)
         os.kill(server.pid, signal.SIGSTOP)  # the echo of the first line is on its way
         try:
             proc.stdin.write(b"second line\n")
