@@ -963,9 +963,9 @@ class ChatModel(RuleBasedStateMachine):
         characters is refused."""
         c = self.pick(data, self.registered)
         text = "" if variant == CLEAR else "t" + self.text(variant)
-        if c.dialect == "raw":  # /topic sets the current room's
+        if c.dialect == "raw":  # /topic sets the current room's (alone it only shows it)
             room = c.current
-            c.wire.send(f"/topic {text}")
+            c.wire.send(f"/topic {text or '--clear'}")
         else:
             room = c.current if room == "current" else room
             c.wire.send(f"CMD_TOPIC|{room}|{text}")
