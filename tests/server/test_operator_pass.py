@@ -4,6 +4,7 @@ data directories, signals, a netcat user's ``/topic``. Each ran the real ``richc
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
@@ -138,6 +139,10 @@ def test_ctrl_c_during_start_up_is_an_interrupt(tmp_path: Path, monkeypatch: pyt
         raise KeyboardInterrupt
 
     monkeypatch.setattr(ChatServer, "start", interrupted)
+    logger = logging.getLogger("richchat")  # the command sets its handler: put back after
+    monkeypatch.setattr(logger, "handlers", list(logger.handlers))
+    monkeypatch.setattr(logger, "propagate", logger.propagate)
+    monkeypatch.setattr(logger, "level", logger.level)
     result = CliRunner().invoke(app, ["server", "--host", "127.0.0.1", "--port", "0",
                                       "--no-beacon", "--no-mdns", "--data-dir",
                                       str(tmp_path / "data")])
@@ -231,7 +236,6 @@ async def test_a_log_pipe_nobody_reads_does_not_stop_the_chat(tmp_path: Path) ->
 
 
 def test_log_records_beyond_the_waiting_lines_are_dropped_and_counted() -> None:
-    import logging
     import threading
 
     from richchat.core.logging import BackgroundHandler, OneLineFormatter
