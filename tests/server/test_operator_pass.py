@@ -4,6 +4,7 @@ data directories, signals, a netcat user's ``/topic``. Each ran the real ``richc
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
@@ -14,6 +15,7 @@ import pytest
 from richchat.core.exit_codes import ExitStatus
 from richchat.core.server import ChatServer
 from tests.linechat import LineClient
+from tests.server.conftest import ServerFactory
 from tests.serverproc import LISTEN_RE, ServerProc, internal_errors, richchat_env, server_argv
 
 
@@ -137,6 +139,10 @@ def test_ctrl_c_during_start_up_is_an_interrupt(tmp_path: Path, monkeypatch: pyt
         raise KeyboardInterrupt
 
     monkeypatch.setattr(ChatServer, "start", interrupted)
+    logger = logging.getLogger("richchat")  # the command sets its handler: put back after
+    monkeypatch.setattr(logger, "handlers", list(logger.handlers))
+    monkeypatch.setattr(logger, "propagate", logger.propagate)
+    monkeypatch.setattr(logger, "level", logger.level)
     result = CliRunner().invoke(app, ["server", "--host", "127.0.0.1", "--port", "0",
                                       "--no-beacon", "--no-mdns", "--data-dir",
                                       str(tmp_path / "data")])
@@ -230,7 +236,6 @@ async def test_a_log_pipe_nobody_reads_does_not_stop_the_chat(tmp_path: Path) ->
 
 
 def test_log_records_beyond_the_waiting_lines_are_dropped_and_counted() -> None:
-    import logging
     import threading
 
     from richchat.core.logging import BackgroundHandler, OneLineFormatter
@@ -273,3 +278,27 @@ def _read_until(fd: int, records: int) -> bytes:
             dropped = int(text.rsplit(" log record(s) dropped", 1)[0].rsplit(" ", 1)[1])
             if sum("x" * 100 in line for line in text.splitlines()) + dropped >= records:
                 return data
+
+
+async def test_one_user_cannot_create_rooms_without_end(make_server: ServerFactory) -> None:
+    """One client joined 3,000 rooms in 2.4 s (40,000 from a handful of netcat users): each
+    room stays in memory while its member does, and every ``/rooms`` answer became one line of
+    90 KB (1 MiB, past what richchat clients read as a line, at some 35,000 rooms: their
+    ``/rooms`` then showed nothing). A user is in at most 100 rooms besides the lobby."""
+    server = await make_server(flood_rate=0)
+    alice = await LineClient.connect(server.port, hello="t", nick="alice")
+    for i in range(120):
+        alice.send(f"CMD_JOIN|room{i:03d}")
+    alice.send("PING|done")
+    await alice.expect("PONG|done")
+    refused = [l for l in alice.lines if l.startswith("ERR|too_many_rooms|")]
+    assert len(refused) == 20, alice.lines[-3:]
+    assert refused[0] == ("ERR|too_many_rooms|you are in 100 rooms, the most one user may "
+                          "join: /leave one first")
+    alice.send("CMD_ROOMS|")
+    rooms = await alice.expect(lambda l: l.startswith("ROOMS|"))
+    assert rooms.count(",") == 100  # the lobby and 100 rooms
+    alice.send("CMD_PART|room000")
+    alice.send("CMD_JOIN|room119")
+    await alice.expect(lambda l: l.startswith("JOIN|room119|alice"))
+    await alice.close()
