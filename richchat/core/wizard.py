@@ -40,6 +40,7 @@ from richchat.core.errors import (
     ConnectionRefusedRichchatError,
     KeyMismatchError,
     RichchatError,
+    ServerFullError,
     UnknownHostError,
     UntrustedServerError,
     UsageError,
@@ -163,11 +164,16 @@ def _pick(ask: Ask, console: Console, count: int, prompt: str) -> int | str:
         answer = ask(prompt).strip()
         if not answer or answer.lower() in ("q", "quit"):
             return ""
-        number = is_digits(answer, 9)  # int() refuses "²", a digit too, and 4,300 digits
-        if number and 1 <= int(answer) <= count:
-            return int(answer)
-        if number and count and int(answer) <= 0:
-            console.print(Text(f"Choose 1-{count}, or type an address.", style="red"))
+        # ASCII digits only: int() refuses "²", a digit too, and 4,300 digits. A bare number
+        # is a row, never an address ("9" would be 0.0.0.9 to the resolver, and a long one
+        # a DNS look-up): one past the list is asked again.
+        if answer.isascii() and answer.isdigit():
+            row = answer.lstrip("0")
+            if is_digits(row, 9) and int(row) <= count:
+                return int(row)
+            console.print(Text(f"Choose 1-{count}, or type an address." if count else
+                               "Nothing to pick from: type an address (HOST[:PORT]).",
+                               style="red"))
             continue
         return answer
 
@@ -396,6 +402,8 @@ class Wizard:
                 return exc.message  # the host itself is gone: back to the host list
             except ConnectionRefusedRichchatError as exc:
                 self.say(f"{exc.message}; pick another port")
+            except ServerFullError as exc:  # a chat server, at its --max-clients
+                self.say(f"{exc.message}; try again later, or pick another port")
             except RichchatError as exc:
                 # the host answered the scan: whatever failed here is this port's doing
                 self.say(f"port {port} is not a richchat server: {exc.message}; "

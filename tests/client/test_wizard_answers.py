@@ -24,7 +24,6 @@ def _report_with_one_server() -> object:
     )
 
 
-@pytest.mark.xfail(strict=True, reason="a row number past the list is scanned as a host")
 @pytest.mark.parametrize("typed", ["9", "99999999999", "0000000000000000000000042"])
 def test_a_row_number_past_the_list_is_asked_again_not_scanned_as_a_host(typed: str) -> None:
     """With 2 rows, '9' was taken for an address: the wizard scanned host '9' (0.0.0.9 to
@@ -52,7 +51,6 @@ def test_a_typed_address_is_still_an_address() -> None:
     assert wizard.choose_target(report) == Address("10.0.0.9", 6000)  # type: ignore[arg-type]
 
 
-@pytest.mark.xfail(strict=True, reason="a full server is called 'not a richchat server'")
 def test_a_full_server_in_the_port_list_is_not_called_not_a_richchat_server(
     tmp_path: Path,
 ) -> None:
