@@ -84,8 +84,6 @@ def test_a_full_server_in_the_port_list_is_not_called_not_a_richchat_server(
     assert "not a richchat server" not in text, text
 
 
-@pytest.mark.xfail(strict=True, reason="the scanner does not recognise a full richchat server: "
-                   "its ERR|server_full refusal leaves the port's service blank")
 def test_a_full_server_is_still_named_richchat_in_the_port_list(tmp_path: Path) -> None:
     """The wizard's port list (and ``richchat scan``) showed a full richchat server's port
     with an empty service column and no chat mark: nothing tells the user that the chat is
