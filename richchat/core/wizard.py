@@ -116,10 +116,12 @@ def candidates(report: DiscoveryReport) -> list[Candidate]:
 
 def candidates_table(rows: list[Candidate]) -> Table:
     table = Table(title="Found on the network", title_justify="left", expand=False)
-    table.add_column("#", justify="right", style="bold")
-    table.add_column("address")
-    table.add_column("name")
-    table.add_column("details", style="dim")
+    table.add_column("#", justify="right", style="bold", no_wrap=True)
+    # folded, never cut: in a narrow terminal an address ellipsised ("10.77.237…") could not
+    # be told from the next one
+    table.add_column("address", overflow="fold")
+    table.add_column("name", overflow="fold")
+    table.add_column("details", style="dim", overflow="fold")
     current: Group | None = None
     for n, row in enumerate(rows, 1):
         if row.group != current:
@@ -127,7 +129,8 @@ def candidates_table(rows: list[Candidate]) -> Table:
             table.add_section()
             table.add_row("", Text(GROUP_TITLES[current], style="bold underline"), "", "")
         where = str(Address(row.host, row.port)) if row.port else row.host
-        table.add_row(str(n), Text(where), Text(row.name), Text(row.detail))
+        table.add_row(str(n), Text(where, overflow="fold"), Text(row.name, overflow="fold"),
+                      Text(row.detail, overflow="fold"))
     if not rows:
         table.add_row("", Text("nothing found", style="italic"), "", "")
     return table
@@ -152,7 +155,7 @@ def ports_table(report: ScanReport) -> Table:
         if result.joinable and result.richchat is not None:
             chat.append(" TLS" if result.richchat.tls else " not encrypted",
                         style="green" if result.richchat.tls else "yellow")
-        table.add_row(str(n), str(result.port), Text(service), chat)
+        table.add_row(str(n), str(result.port), Text(service, overflow="fold"), chat)
     if not report.open:
         table.add_row("", "", Text("no open ports", style="italic"), "")
     return table

@@ -106,8 +106,6 @@ def test_a_full_server_is_still_named_richchat_in_the_port_list(tmp_path: Path) 
     assert "richchat" in (found.service or ""), found
 
 
-@pytest.mark.xfail(strict=True, reason="the wizard's host table cuts addresses off with '…' "
-                   "in a narrow terminal")
 def test_the_host_table_cuts_nothing_off_in_40_columns() -> None:
     """At 40 columns the wizard's first table showed '10.77.237…' for the advertised server
     (its port gone), for every discovered host and for the MAC addresses: the addresses one
