@@ -270,8 +270,6 @@ def test_stopped_chat_server_on_the_default_port_is_still_joinable(
     assert chat.richchat is not None and chat.richchat.server_name == "default-port"
 
 
-@pytest.mark.xfail(strict=True, reason="a host that is gone (no ARP answer: EHOSTUNREACH) "
-                   "gets dozens of ports reported open by the connect scan")
 def test_a_host_that_went_away_has_no_open_port(lab: Lab, cli: list[str],
                                                 cli_env: dict[str, str]) -> None:
     """The wizard's 'a host that disappears between discovery and join': discovery saw it,
