@@ -40,6 +40,7 @@ from richchat.core.errors import (
     ConnectionRefusedRichchatError,
     KeyMismatchError,
     RichchatError,
+    ServerFullError,
     UnknownHostError,
     UntrustedServerError,
     UsageError,
@@ -115,10 +116,12 @@ def candidates(report: DiscoveryReport) -> list[Candidate]:
 
 def candidates_table(rows: list[Candidate]) -> Table:
     table = Table(title="Found on the network", title_justify="left", expand=False)
-    table.add_column("#", justify="right", style="bold")
-    table.add_column("address")
-    table.add_column("name")
-    table.add_column("details", style="dim")
+    table.add_column("#", justify="right", style="bold", no_wrap=True)
+    # folded, never cut: in a narrow terminal an address ellipsised ("10.77.237…") could not
+    # be told from the next one
+    table.add_column("address", overflow="fold")
+    table.add_column("name", overflow="fold")
+    table.add_column("details", style="dim", overflow="fold")
     current: Group | None = None
     for n, row in enumerate(rows, 1):
         if row.group != current:
@@ -126,7 +129,8 @@ def candidates_table(rows: list[Candidate]) -> Table:
             table.add_section()
             table.add_row("", Text(GROUP_TITLES[current], style="bold underline"), "", "")
         where = str(Address(row.host, row.port)) if row.port else row.host
-        table.add_row(str(n), Text(where), Text(row.name), Text(row.detail))
+        table.add_row(str(n), Text(where, overflow="fold"), Text(row.name, overflow="fold"),
+                      Text(row.detail, overflow="fold"))
     if not rows:
         table.add_row("", Text("nothing found", style="italic"), "", "")
     return table
@@ -151,7 +155,7 @@ def ports_table(report: ScanReport) -> Table:
         if result.joinable and result.richchat is not None:
             chat.append(" TLS" if result.richchat.tls else " not encrypted",
                         style="green" if result.richchat.tls else "yellow")
-        table.add_row(str(n), str(result.port), Text(service), chat)
+        table.add_row(str(n), str(result.port), Text(service, overflow="fold"), chat)
     if not report.open:
         table.add_row("", "", Text("no open ports", style="italic"), "")
     return table
@@ -163,11 +167,16 @@ def _pick(ask: Ask, console: Console, count: int, prompt: str) -> int | str:
         answer = ask(prompt).strip()
         if not answer or answer.lower() in ("q", "quit"):
             return ""
-        number = is_digits(answer, 9)  # int() refuses "²", a digit too, and 4,300 digits
-        if number and 1 <= int(answer) <= count:
-            return int(answer)
-        if number and count and int(answer) <= 0:
-            console.print(Text(f"Choose 1-{count}, or type an address.", style="red"))
+        # ASCII digits only: int() refuses "²", a digit too, and 4,300 digits. A bare number
+        # is a row, never an address ("9" would be 0.0.0.9 to the resolver, and a long one
+        # a DNS look-up): one past the list is asked again.
+        if answer.isascii() and answer.isdigit():
+            row = answer.lstrip("0")
+            if is_digits(row, 9) and int(row) <= count:
+                return int(row)
+            console.print(Text(f"Choose 1-{count}, or type an address." if count else
+                               "Nothing to pick from: type an address (HOST[:PORT]).",
+                               style="red"))
             continue
         return answer
 
@@ -396,6 +405,8 @@ class Wizard:
                 return exc.message  # the host itself is gone: back to the host list
             except ConnectionRefusedRichchatError as exc:
                 self.say(f"{exc.message}; pick another port")
+            except ServerFullError as exc:  # a chat server, at its --max-clients
+                self.say(f"{exc.message}; try again later, or pick another port")
             except RichchatError as exc:
                 # the host answered the scan: whatever failed here is this port's doing
                 self.say(f"port {port} is not a richchat server: {exc.message}; "

@@ -139,10 +139,12 @@ class ServerProcess:
                 self.proc.wait(timeout=5)
 
 
-def launch_server(data_dir: Path, port: int = 0) -> ServerProcess:
-    """``richchat server`` as a subprocess on 127.0.0.1 (beacon and mDNS off)."""
+def launch_server(data_dir: Path, port: int = 0, extra: tuple[str, ...] = ()) -> ServerProcess:
+    """``richchat server`` as a subprocess on 127.0.0.1 (beacon and mDNS off); ``extra``:
+    more options."""
     argv = [sys.executable, "-m", "richchat", "server", "--host", "127.0.0.1", "--port",
-            str(port), "--no-beacon", "--no-mdns", "--data-dir", str(data_dir), "--name", "test"]
+            str(port), "--no-beacon", "--no-mdns", "--data-dir", str(data_dir), "--name", "test",
+            *extra]
     data_dir.mkdir(parents=True, exist_ok=True)
     fd, log_name = tempfile.mkstemp(prefix="server-", suffix=".log", dir=data_dir)
     with os.fdopen(fd, "w") as log:

@@ -268,3 +268,19 @@ def test_stopped_chat_server_on_the_default_port_is_still_joinable(
     chat = report.port(5050)
     assert chat is not None and chat.joinable
     assert chat.richchat is not None and chat.richchat.server_name == "default-port"
+
+
+def test_a_host_that_went_away_has_no_open_port(lab: Lab, cli: list[str],
+                                                cli_env: dict[str, str]) -> None:
+    """The wizard's 'a host that disappears between discovery and join': discovery saw it,
+    then its link went down. Scanning it listed 721 'open' ports (65024-65092, ... each with
+    the same RTT) in the wizard, 69 of 64000-65535 with ``richchat scan``: every connect
+    there fails (the neighbour entry is FAILED), nothing can be open."""
+    gone = lab.add_host("gone")
+    scanner = lab.add_host("scanner")
+    subprocess.run(["ip", "-n", gone.ns, "link", "set", "eth0", "down"], check=True)
+    proc = lab.run(scanner, [*cli, "scan", gone.ip, "-p", "64000-65535", "--json"],
+                   env=cli_env)
+    assert proc.returncode == 0, proc.stderr
+    report = ScanReport.model_validate_json(proc.stdout)
+    assert [p.port for p in report.open] == []

@@ -346,6 +346,10 @@ class ConnectSweep:
                     s = e.sock
                     elapsed = now - e.start
                     err = s.getsockopt(sol, so_error) if ev & err_mask else 0
+                    if err == 0 and not ev & evmask:
+                        # EPOLLERR alone with no pending error: the connect failed all the
+                        # same (a neighbour that never answers ARP), it never connected
+                        err = errno.EHOSTUNREACH
                     if err == 0 or err == econnreset:  # reset after the handshake: open
                         rtt.update(elapsed)
                         self._connected(s, e.port, elapsed)  # closes s

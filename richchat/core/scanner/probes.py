@@ -105,6 +105,8 @@ def classify_banner(banner: str) -> str | None:
         return "http"
     if banner.startswith("RFB "):
         return "vnc"
+    if banner.startswith("ERR|server_full|"):
+        return "richchat (full)"  # a richchat server at its --max-clients refuses at once
     if banner.startswith("-ERR") or banner.startswith("+PONG"):
         return "redis"
     return None
