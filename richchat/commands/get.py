@@ -13,6 +13,8 @@ from richchat.commands import options
 
 if TYPE_CHECKING:
     from richchat.core.client import Address
+    from richchat.core.sharing import FetchResult
+    from richchat.core.transfer import DownloadDir
     from richchat.core.trust.connect import TrustPolicy
 
 _ADDRESS = "Server address; default port 5050, IPv6 as [::1]:5050."
@@ -101,15 +103,10 @@ def get(
 def _get(address: str, file_id: str, output: str | None, nick: str | None, room: str | None,
          token: str | None, auto_nick: bool, timeout: float, quiet: bool, json_out: bool,
          tls: bool, fingerprint: str | None, strict: bool, known_servers: Path | None) -> None:
-    import asyncio
-
     from richchat.core.client import parse_address
     from richchat.core.errors import UsageError
-    from richchat.core.exit_codes import ExitStatus
-    from richchat.core.send import Interrupted, until_interrupted
-    from richchat.core.sharing import fetch_file
     from richchat.core.transfer import DownloadDir, default_download_dir
-    from richchat.core.transfer_render import ProgressBar, fetch_summary
+    from richchat.core.transfer_render import fetch_summary
     from richchat.core.trust.connect import command_trust_policy
 
     if nick is None and token is None:
@@ -125,24 +122,42 @@ def _get(address: str, file_id: str, output: str | None, nick: str | None, room:
     if output is not None and not (directory.is_dir() or output.endswith(("/", "\\"))):
         directory, exact = directory.parent, directory.name
     where = DownloadDir(directory, exact)
-    bar = ProgressBar(sys.stderr) if not (json_out or quiet) and sys.stderr.isatty() else None
-    try:
-        result = asyncio.run(until_interrupted(fetch_file(
-            target, file_id, where, nick=nick, room=room, token=token, auto_nick=auto_nick,
-            timeout=timeout, progress=None if bar is None else bar.update, trust=trust,
-        )))
-    except (Interrupted, KeyboardInterrupt):
-        if bar is not None:
-            bar.clear()
-        sys.stderr.write("interrupted: run the same command again to resume the download\n")
-        raise typer.Exit(int(ExitStatus.INTERRUPTED)) from None
-    finally:
-        if bar is not None:
-            bar.clear()
+    result = _fetch(target, file_id, where, nick=nick, room=room, token=token,
+                    auto_nick=auto_nick, timeout=timeout, trust=trust,
+                    bar=not (json_out or quiet),
+                    interrupted="run the same command again to resume the download")
     if json_out:
         sys.stdout.write(result.model_dump_json() + "\n")
     elif not quiet:
         sys.stderr.write(fetch_summary(result) + "\n")
+
+
+def _fetch(target: Address, file_id: str, where: DownloadDir, *, nick: str | None,
+           room: str | None, token: str | None, auto_nick: bool, timeout: float,
+           trust: TrustPolicy, bar: bool, interrupted: str) -> FetchResult:
+    """The download itself, with a progress bar on a terminal (``bar``: wanted at all);
+    Ctrl+C says ``interrupted: <interrupted>`` and exits 130."""
+    import asyncio
+
+    from richchat.core.exit_codes import ExitStatus
+    from richchat.core.send import Interrupted, until_interrupted
+    from richchat.core.sharing import fetch_file
+    from richchat.core.transfer_render import ProgressBar
+
+    shown = ProgressBar(sys.stderr) if bar and sys.stderr.isatty() else None
+    try:
+        return asyncio.run(until_interrupted(fetch_file(
+            target, file_id, where, nick=nick, room=room, token=token, auto_nick=auto_nick,
+            timeout=timeout, progress=None if shown is None else shown.update, trust=trust,
+        )))
+    except (Interrupted, KeyboardInterrupt):
+        if shown is not None:
+            shown.clear()
+        sys.stderr.write(f"interrupted: {interrupted}\n")
+        raise typer.Exit(int(ExitStatus.INTERRUPTED)) from None
+    finally:
+        if shown is not None:
+            shown.clear()
 
 
 def _to_stdout(target: Address, file_id: str, *, nick: str | None, room: str | None,
@@ -150,36 +165,20 @@ def _to_stdout(target: Address, file_id: str, *, nick: str | None, room: str | N
                trust: TrustPolicy) -> None:
     """``-o -``: download into a temporary directory (removed afterwards, whatever happens),
     and only once the file's SHA-256 matched, copy it to stdout."""
-    import asyncio
     import os
     import shutil
     import tempfile
 
     from richchat.core.errors import FileAccessError
-    from richchat.core.exit_codes import ExitStatus
     from richchat.core.protocol.filenames import human_size, short_sha
     from richchat.core.protocol.text import sanitize_text
-    from richchat.core.send import Interrupted, until_interrupted
-    from richchat.core.sharing import fetch_file
     from richchat.core.transfer import DownloadDir
-    from richchat.core.transfer_render import ProgressBar
 
-    bar = ProgressBar(sys.stderr) if not quiet and sys.stderr.isatty() else None
     with tempfile.TemporaryDirectory(prefix="richchat-get-") as tmp:
-        try:
-            result = asyncio.run(until_interrupted(fetch_file(
-                target, file_id, DownloadDir(Path(tmp), "download"), nick=nick, room=room,
-                token=token, auto_nick=auto_nick, timeout=timeout,
-                progress=None if bar is None else bar.update, trust=trust,
-            )))
-        except (Interrupted, KeyboardInterrupt):
-            if bar is not None:
-                bar.clear()
-            sys.stderr.write("interrupted: nothing was written to stdout\n")
-            raise typer.Exit(int(ExitStatus.INTERRUPTED)) from None
-        finally:
-            if bar is not None:
-                bar.clear()
+        result = _fetch(target, file_id, DownloadDir(Path(tmp), "download"), nick=nick,
+                        room=room, token=token, auto_nick=auto_nick, timeout=timeout,
+                        trust=trust, bar=not quiet,
+                        interrupted="nothing was written to stdout")
         sys.stdout.flush()
         try:
             with open(result.path, "rb") as fh:
