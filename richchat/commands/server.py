@@ -204,6 +204,7 @@ def _check_redis_url(url: str) -> None:
     from urllib.parse import unquote, urlsplit
 
     from richchat.core.errors import UsageError
+    from richchat.core.protocol.text import is_digits
 
     if url.startswith("unix://"):
         return
@@ -217,7 +218,7 @@ def _check_redis_url(url: str) -> None:
         text = parts.netloc.rpartition(":")[2]
         raise UsageError(f"--redis {shown!r}: bad port {text!r} (1-65535)")
     db = unquote(parts.path).strip("/")
-    if db and not (db.isascii() and db.isdigit() and len(db) <= 9):
+    if db and not is_digits(db, 9):
         raise UsageError(f"--redis {shown!r}: bad database {db!r} (a number: redis://HOST:PORT/0)")
     if parts.query:
         _check_redis_query(url, shown)
