@@ -94,3 +94,37 @@ class LineClient:
         self.writer.close()
         with contextlib.suppress(ConnectionError, OSError):
             await self.writer.wait_closed()
+
+
+class HeldUpload:
+    """An upload by another client (``nick``) that is under way and held there (a slow link):
+    its first 1,000 bytes sent, the rest when :meth:`finish` is called. While it is held, the
+    server answers another upload of the same bytes ``XERR|busy``."""
+
+    def __init__(self, client: LineClient, reader: asyncio.StreamReader,
+                 writer: asyncio.StreamWriter, data: bytes) -> None:
+        self.client, self.reader, self.writer, self.data = client, reader, writer, data
+
+    @classmethod
+    async def start(cls, port: int, data: bytes, sha256: str, name: str,
+                    nick: str = "ci1") -> HeldUpload:
+        client = await LineClient.connect(port, hello="test/1", nick=nick)
+        client.send(f"CMD_SHARE|lobby|{len(data)}|{sha256}|{name}")
+        answer = await client.expect(lambda line: line.startswith(("UPLOAD|", "ERR|", "FILE|")))
+        assert answer.startswith("UPLOAD|"), answer
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(f"XFER|1|PUT|{answer.split('|')[2]}\n".encode())
+        assert (await asyncio.wait_for(reader.readline(), 10)).startswith(b"XOK|0|")
+        writer.write(data[:1000])
+        await writer.drain()
+        return cls(client, reader, writer, data)
+
+    async def finish(self) -> None:
+        """Send the rest; the server has stored the file when this returns."""
+        self.writer.write(self.data[1000:])
+        await self.writer.drain()
+        assert (await asyncio.wait_for(self.reader.readline(), 30)).startswith(b"XDONE|")
+
+    async def close(self) -> None:
+        self.writer.close()
+        await self.client.close()

@@ -19,7 +19,7 @@ from richchat.core.sharing import ATTEMPTS
 from tests.client.servers import cli_env
 from tests.commands.test_files_cli import CLI, make_file, run, where
 from tests.conditions import wait_until
-from tests.linechat import LineClient
+from tests.linechat import HeldUpload
 from tests.server.conftest import ServerFactory, make_server
 
 __all__ = ["make_server"]
@@ -45,15 +45,7 @@ async def test_the_same_file_shared_twice_at_once_is_shared_twice(
     sha = make_file(src, size)
     data = src.read_bytes()
     # the first upload: under way, and held there (a slow link) while the second one starts
-    first = await LineClient.connect(server.port, hello="test/1", nick="ci1")
-    first.send(f"CMD_SHARE|lobby|{size}|{sha}|build.tar.gz")
-    answer = await first.expect(lambda line: line.startswith(("UPLOAD|", "ERR|", "FILE|")))
-    assert answer.startswith("UPLOAD|"), answer
-    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
-    writer.write(f"XFER|1|PUT|{answer.split('|')[2]}\n".encode())
-    assert (await asyncio.wait_for(reader.readline(), 10)).startswith(b"XOK|0|")
-    writer.write(data[:1000])
-    await writer.drain()
+    first = await HeldUpload.start(server.port, data, sha, "build.tar.gz")
 
     proc = await asyncio.create_subprocess_exec(
         *CLI, "send", where(server), "--nick", "ci2", "--file", str(src), "--json",
@@ -64,15 +56,12 @@ async def test_the_same_file_shared_twice_at_once_is_shared_twice(
                          or proc.returncode is not None, "the second upload to wait",
                          timeout=60)
         still_waiting = proc.returncode is None
-        writer.write(data[1000:])  # the first upload ends
-        await writer.drain()
-        assert (await asyncio.wait_for(reader.readline(), 30)).startswith(b"XDONE|")
+        await first.finish()  # the first upload ends
         out, err = await asyncio.wait_for(proc.communicate(), 60)
     finally:
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
-        writer.close()
         await first.close()
     assert still_waiting, err.decode()
     assert proc.returncode == ExitStatus.OK, err.decode()

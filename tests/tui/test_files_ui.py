@@ -372,24 +372,14 @@ async def test_share_waits_while_another_upload_of_the_same_bytes_runs(
     "Upload of X failed (/share it again to resume)" at once, as send --file gave up after
     four tries (fixed there in the sixth exploratory pass); now it waits for the other
     upload, as send does, and then shares the copy the server holds."""
-    from tests.linechat import LineClient
+    from tests.linechat import HeldUpload
 
     server = await make_server()
     bob = await registered(server.port, "bob")
     src = tmp_path / "build.tar.gz"
-    size = 200_000
-    sha = make_file(src, size)
-    data = src.read_bytes()
+    sha = make_file(src, 200_000)
     # the first upload, by another client: under way, and held there (a slow link)
-    first = await LineClient.connect(server.port, hello="test/1", nick="ci1")
-    first.send(f"CMD_SHARE|lobby|{size}|{sha}|build.tar.gz")
-    answer = await first.expect(lambda line: line.startswith(("UPLOAD|", "ERR|", "FILE|")))
-    assert answer.startswith("UPLOAD|"), answer
-    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
-    writer.write(f"XFER|1|PUT|{answer.split('|')[2]}\n".encode())
-    assert (await asyncio.wait_for(reader.readline(), 10)).startswith(b"XOK|0|")
-    writer.write(data[:1000])
-    await writer.drain()
+    first = await HeldUpload.start(server.port, src.read_bytes(), sha, "build.tar.gz")
     app = make_app(server, tmp_path / "dl")
     try:
         async with app.run_test(size=SIZE) as pilot:
@@ -398,9 +388,7 @@ async def test_share_waits_while_another_upload_of_the_same_bytes_runs(
             await paste_line(pilot, app, f"/share {src}")
             await until(pilot, lambda: any("another upload of the same bytes is under way"
                                            in s for s in plain(app, "lobby")), "the wait")
-            writer.write(data[1000:])  # the first upload ends
-            await writer.drain()
-            assert (await asyncio.wait_for(reader.readline(), 30)).startswith(b"XDONE|")
+            await first.finish()  # the first upload ends
             await until(pilot, lambda: any("you shared build.tar.gz" in s
                                            for s in plain(app, "lobby")), "alice's offer")
             assert not any("failed" in s for s in plain(app, "lobby")), plain(app, "lobby")
@@ -411,6 +399,5 @@ async def test_share_waits_while_another_upload_of_the_same_bytes_runs(
             offers.append((got.sender, got.sha256))
         assert sorted(offers) == [("alice", sha), ("ci1", sha)]
     finally:
-        writer.close()
         await first.close()
         await bob.close()
