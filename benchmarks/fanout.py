@@ -91,6 +91,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # tests.redis_server: the same redis-server start-up as the tests
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+PAGE = os.sysconf("SC_PAGE_SIZE")
 FILLER = b"abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ" * 64
 HOST = "127.0.0.1"
 #: seconds a server is left quiet before its memory is sampled ("idle")
@@ -133,6 +134,29 @@ def steal_s() -> float:
         return int(fields[8]) / CLK_TCK  # cpu user nice system idle iowait irq softirq steal
     except (OSError, IndexError, ValueError):
         return 0.0
+
+
+def run_delay_s(pid: int) -> float:
+    """Seconds the main thread of ``pid`` (a server's event loop) has spent runnable but
+    waiting for a CPU (``/proc/PID/task/PID/schedstat``, second field: run-queue wait, ns)."""
+    try:
+        with open(f"/proc/{pid}/task/{pid}/schedstat") as fh:
+            return int(fh.read().split()[1]) / 1e9
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+def writeback_pages() -> int:
+    """Pages the kernel has written back to disk since boot (``nr_written``, /proc/vmstat):
+    the disk writes of every process and of the kernel's flusher threads."""
+    try:
+        with open("/proc/vmstat") as fh:
+            for line in fh:
+                if line.startswith("nr_written "):
+                    return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return 0
 
 
 def proc_rss_kb(pid: int, field: str = "RssAnon") -> int:
@@ -706,6 +730,8 @@ class Phase:
         self.sends_done = 0
         self.gen_cpu = 0.0  # the load generator's own CPU seconds in this phase
         self.steal = 0.0  # seconds of CPU stolen from this VM by the hypervisor meanwhile
+        self.written = 0  # pages written back to disk by the machine meanwhile
+        self.cpu_wait = 0.0  # seconds the server's loop thread waited for a CPU meanwhile
         self.writes = 0  # the server's write() calls (proc_writes) during the phase
 
 
@@ -934,6 +960,8 @@ class Run:
         gc.disable()
         gen0 = time.process_time()
         steal0 = steal_s()
+        written0 = writeback_pages()
+        wait0 = run_delay_s(self.server.proc.pid)
         self.phase = phase
         self.rx_copies = 0
         copies = phase.expected + (self.senders * msgs if self.dialect.echoes else 0)
@@ -1003,6 +1031,8 @@ class Run:
         cpu = sum(phase.node_cpu)
         phase.gen_cpu = time.process_time() - gen0
         phase.steal = steal_s() - steal0
+        phase.written = writeback_pages() - written0
+        phase.cpu_wait = run_delay_s(self.server.proc.pid) - wait0
         phase.writes = sum(proc_writes(p.pid) for p in self.server.procs) - writes0
         gc.enable()
         for c in self.clients:
@@ -1040,6 +1070,9 @@ class PhaseResult:
     read_p50_ms: float = float("nan")  # read latency (arrival + the generator's queueing)
     read_p99_ms: float = float("nan")
     steal_ms: float = 0.0  # CPU time the hypervisor took from this VM during the phase
+    writeback_mb: float = 0.0  # MB the machine wrote back to disk during the phase
+    #: ms the server's event loop thread was runnable but waited for a CPU in the phase
+    loop_cpu_wait_ms: float = 0.0
     #: the server's write() calls in the phase (0: none counted, e.g. it sends with sendmsg)
     server_writes: int = 0
     #: a cluster: each node's CPU per delivery to its own clients, and Redis's CPU per message
@@ -1105,6 +1138,8 @@ def summarize(phase: Phase, cpu: float, rate: float | None) -> PhaseResult:
         read_p50_ms=round(pct(0.50, read), 2),
         read_p99_ms=round(pct(0.99, read), 2),
         steal_ms=round(phase.steal * 1000),
+        writeback_mb=round(phase.written * PAGE / 1e6, 1),
+        loop_cpu_wait_ms=round(phase.cpu_wait * 1000, 1),
         server_writes=phase.writes,
         node_cpu_us_per_delivery=[
             round(c / d * 1e6, 3) if d else float("nan")

@@ -24,6 +24,15 @@ Measured, in one run:
   Throughput is measured on transfers of their own, with the chat quiet (100 clients
   connected, nobody talking), as ncat's is: the load generator's CPU is not taken from them.
 
+Every step (ncat, each transfer, each chat phase) starts once the page cache holds nothing
+dirty (``sync``) and right after a scratch file of 1.25 times the size was written and deleted:
+no step runs while the kernel writes back the files of the step before it, and on a virtual
+machine that hands freed memory back to its hypervisor every step writes its file into
+memory the machine holds, alike (``settle()`` says why this decided which transfer was fast;
+``--no-settle`` leaves it out). What the machine wrote back during each chat phase, how long
+the server's event loop thread waited for a CPU and what the hypervisor stole are in a table
+of their own.
+
 Only loopback (127.0.0.1); every phase is bounded in count and time; the temporary files
 (7 GiB at most: two files, the server's copies, two downloads, ncat's copy) are deleted at the
 end.
@@ -106,7 +115,7 @@ async def _worker(args: argparse.Namespace) -> None:
         first = marks.get("first_downloading", marks["start"])
     marks["end"] = time.time()
     result.update(event="done", marks=marks, transfer_s=marks["end"] - first,
-                  total_s=marks["end"] - marks["start"])
+                  total_s=marks["end"] - marks["start"], sys_s=os.times().system)
     print(json.dumps(result), flush=True)
 
 
@@ -138,8 +147,9 @@ def loadavg() -> str:
         return " ".join(fh.read().split()[:3])
 
 
-def ncat_pipe(src: Path, out: Path, timeout: float) -> float:
-    """Seconds to pipe ``src`` through ncat on loopback into ``out``."""
+def ncat_pipe(src: Path, out: Path, timeout: float) -> tuple[float, float]:
+    """Seconds to pipe ``src`` through ncat on loopback into ``out``, and the system CPU
+    seconds of the listener (the receiving side: it reads the socket, writes the file)."""
     exe = shutil.which("ncat")
     if exe is None:
         raise SystemExit("ncat is not installed")
@@ -170,13 +180,15 @@ def ncat_pipe(src: Path, out: Path, timeout: float) -> float:
             watchdog = threading.Timer(timeout, stop)
             watchdog.start()
             try:
-                sent, got = sender.wait(), listener.wait()
+                sent = sender.wait()
+                _, status, usage = os.wait4(listener.pid, 0)
+                listener.returncode = got = os.waitstatus_to_exitcode(status)
             finally:
                 watchdog.cancel()
             seconds = time.monotonic() - t0
             if sent != 0 or got != 0:
                 raise RuntimeError(f"ncat exited with {sent} (sender), {got} (listener)")
-            return seconds
+            return seconds, usage.ru_stime
         finally:
             if listener.poll() is None:
                 listener.kill()
@@ -212,6 +224,42 @@ def evict(path: Path) -> None:
         os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
     finally:
         os.close(fd)
+
+
+def settle(tmp: Path, size: int, enabled: bool = True) -> None:
+    """Put every step in the same state before it starts (docs/performance.md, "File
+    transfers: what the machine's memory did to the figures"):
+
+    * write back what earlier steps left dirty in the page cache, so that no step (ncat's or
+      richchat's) runs while the kernel writes back the files of the step before it (the
+      first steps of a run overlapped the write-back of the 2 GiB of source files made for
+      it);
+    * then write a scratch file of 1.25 x ``size`` and delete it at once (never written
+      back: no disk I/O). On a virtual machine whose balloon device reports free memory to
+      the hypervisor (virtio free page reporting, ``/sys/module/page_reporting``), memory
+      freed a few seconds ago is handed back, and a process writing a new file into the page
+      cache makes the hypervisor give it back page by page: writing 1 GiB then costs 1.1-2.6 s
+      of system time instead of 0.17-0.25 s. Which step found memory freed just before it
+      decided which was fast: ncat, which each round starts right after the round before
+      deleted its files, nearly always; the download, which follows steps that keep their
+      files, nearly never. The scratch file leaves memory the machine holds, freed just
+      before, for every step alike: a machine without such a balloon is always in that state.
+    """
+    if not enabled:
+        return
+    os.sync()
+    scratch = tmp / "settle.scratch"
+    block = bytes(16 * MiB)
+    with open(scratch, "wb") as fh:
+        for _ in range(0, size + size // 4, len(block)):
+            fh.write(block)
+    scratch.unlink()
+
+
+def proc_sys(pid: int) -> float:
+    """System CPU seconds of a process (/proc/PID/stat, stime)."""
+    with open(f"/proc/{pid}/stat") as fh:
+        return int(fh.read().rsplit(")", 1)[1].split()[12]) / fo.CLK_TCK
 
 
 def thread_cpu(pid: int) -> dict[int, float]:
@@ -259,6 +307,7 @@ class TransferResult:
     #: the server's CPU seconds during the transfer: event loop thread, other threads
     loop_cpu_s: float = 0.0
     workers_cpu_s: float = 0.0
+    receiver_sys_s: float = 0.0
     extra: dict[str, object] = field(default_factory=dict)
 
 
@@ -281,6 +330,7 @@ async def transfer(direction: str, worker_args: list[str], server: fo.Server, ru
     await asyncio.sleep(0.5)
     before = fo.proc_rss_kb(pid)
     cpu0 = thread_cpu(pid)
+    sys0 = proc_sys(pid)
     cpu_seen: dict[int, float] = {}
     sampler = asyncio.ensure_future(sample_rss(pid, stop, samples, cpu_seen))
     proc = await asyncio.create_subprocess_exec(
@@ -303,6 +353,7 @@ async def transfer(direction: str, worker_args: list[str], server: fo.Server, ru
     await asyncio.wait_for(proc.wait(), args.timeout)
     stop.set()
     await sampler
+    server_sys = proc_sys(pid) - sys0
     if proc.returncode != 0 or not done_line:
         raise RuntimeError(f"the {direction} worker failed ({proc.returncode})")
     done = json.loads(done_line)
@@ -316,6 +367,9 @@ async def transfer(direction: str, worker_args: list[str], server: fo.Server, ru
         rss_before_kb=before, rss_peak_kb=peak, growth_mb=round((peak - before) / 1024, 2),
         paced=paced, overlap=round(overlap, 2) if chat else 0.0,
         loop_cpu_s=loop_cpu, workers_cpu_s=workers_cpu,
+        # the receiving side's system CPU: the server's for an upload, the client's for a
+        # download (its whole process, start-up included)
+        receiver_sys_s=round(server_sys if direction == "upload" else done["sys_s"], 2),
         extra={k: v for k, v in done.items() if k in ("id", "sha256", "sent", "received",
                                                        "path")},
     )
@@ -337,12 +391,14 @@ async def bench_round(label: str, tree: Path, src: Path, other: Path, tmp: Path,
     size = args.size
     report: dict[str, Any] = {"tree": label, "path": str(tree), "commit": git_head(tree),
                                  "load_before": loadavg()}
-    ncat_s = ncat_pipe(src, tmp / "ncat.out", args.timeout)
+    settle(tmp, size, args.settle)
+    ncat_s, ncat_sys = ncat_pipe(src, tmp / "ncat.out", args.timeout)
     if (tmp / "ncat.out").stat().st_size != size:
         raise RuntimeError("ncat lost bytes")
     (tmp / "ncat.out").unlink()
     report["ncat_s"] = round(ncat_s, 3)
     report["ncat_mb_per_s"] = round(size / ncat_s / 1e6, 1)
+    report["ncat_receiver_sys_s"] = round(ncat_sys, 2)
     print(f"[{label}] ncat: {ncat_s:.2f}s, {size / ncat_s / 1e6:.0f} MB/s", file=sys.stderr)
     server_tmp = tmp / f"server-{label}"
     server_tmp.mkdir()
@@ -366,6 +422,7 @@ async def bench_round(label: str, tree: Path, src: Path, other: Path, tmp: Path,
             ("idle after", "", None, True),
         ]
         for key, direction, path, chat in steps:
+            settle(tmp, size, args.settle)
             if not direction:
                 idles[key] = await idle_phase(run, args)
                 print(f"[{label}] {key}: chat paced p99 {idles[key].p99_ms} ms", file=sys.stderr)
@@ -474,6 +531,28 @@ def round_rows(rounds: list[dict[str, Any]], size: int) -> list[str]:
     return lines
 
 
+PHASES = ("idle before", "upload + chat", "idle between", "download + chat", "idle after")
+
+
+def phase_rows(rounds: list[dict[str, Any]]) -> list[str]:
+    """What else happened during each chat phase: the time the server's event loop thread
+    was ready to run but waited for a CPU, the disk writeback (of any file, by any process
+    or the kernel's flusher threads) and the CPU time the hypervisor stole."""
+    lines = [
+        "| round | tree | " + " | ".join(PHASES) + " |",
+        "|---|---|" + "---|" * len(PHASES),
+    ]
+    for r in rounds:
+        cells = []
+        for key in PHASES:
+            phase = r["idle"].get(key) or r["transfers"][key]["paced"]
+            cells.append(f"{phase['p99_ms']:.1f}; {phase.get('loop_cpu_wait_ms', 0):.0f}; "
+                         f"{phase.get('writeback_mb', 0):.0f} MB; "
+                         f"{phase.get('steal_ms', 0):.0f}")
+        lines.append(f"| {r['round']} | {r['tree']} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def table(report: dict[str, Any]) -> str:
     import statistics
 
@@ -485,6 +564,24 @@ def table(report: dict[str, Any]) -> str:
         "",
         HEADER,
         *round_rows(rounds, size),
+        "",
+        "The receiving side's system CPU seconds in the throughput runs (ncat's listener; "
+        "the server for the upload; the downloading process), which writes the file into "
+        "the page cache:",
+        "",
+        "| round | tree | ncat s (listener sys s) | upload s (server sys s) "
+        "| download s (client sys s) |",
+        "|---|---|---|---|---|",
+        *[f"| {r['round']} | {r['tree']} | {r['ncat_s']} ({r.get('ncat_receiver_sys_s', '-')}) "
+          f"| {r['transfers']['upload']['transfer_s']} "
+          f"({r['transfers']['upload'].get('receiver_sys_s', '-')}) "
+          f"| {r['transfers']['download']['transfer_s']} "
+          f"({r['transfers']['download'].get('receiver_sys_s', '-')}) |" for r in rounds],
+        "",
+        "Each chat phase: the paced p99 (ms); the ms the server's event loop thread waited "
+        "for a CPU; the MB the machine wrote back to disk; the CPU ms the hypervisor stole:",
+        "",
+        *phase_rows(rounds),
         "",
         "| tree | rounds | median p99 ratio, upload (vs idle before / after / mean of both) "
         "| median p99 ratio, download (same) | median upload / download vs ncat "
@@ -533,6 +630,9 @@ def main() -> None:
     ap.add_argument("--cold", action="store_true",
                     help="before each download, drop the server's copy from the page cache "
                          "(its bytes come from the disk, as for a file shared days ago)")
+    ap.add_argument("--no-settle", dest="settle", action="store_false",
+                    help="start each step as the step before left the machine (no sync, no "
+                         "scratch file: see settle())")
     ap.add_argument("--json", type=Path, help="write the results as JSON here")
     ap.add_argument("--against", type=Path, default=None, metavar="DIR",
                     help="also run the server from the source tree DIR (PYTHONPATH=DIR), "
