@@ -196,3 +196,19 @@ def test_a_lock_file_that_cannot_be_made_is_named(tmp_path: Path) -> None:
     with pytest.raises(BadFileError, match=r"known_servers\.lock") as caught:
         KnownServers(path).add("other.lan", 5050, FP1)
     assert "Is a directory" in str(caught.value)
+
+
+def test_a_fifo_in_the_files_place_is_refused_at_once(
+        cli: list[str], cli_env: dict[str, str], tmp_path: Path) -> None:
+    """known_servers was a FIFO (a named pipe made by mistake, or on purpose): reading it
+    waited for a writer that never came, and every command that reads the pins hung for good.
+    It is now refused at once, one line, exit 18, and left as it is."""
+    path = tmp_path / "known_servers"
+    os.mkfifo(path)
+    with pytest.raises(BadFileError, match="not a regular file"):
+        KnownServers(path).pins()
+    res = subprocess.run([*cli, "trust", "list", "--known-servers", str(path)], env=cli_env,
+                         capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert res.returncode == ExitStatus.BAD_FILE, res.stderr
+    assert res.stderr.startswith("error: known-servers file ") and "FIFO" in res.stderr
+    assert stat.S_ISFIFO(os.stat(path).st_mode)

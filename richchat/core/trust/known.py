@@ -145,7 +145,14 @@ class KnownServers:
     def _read(self) -> list[tuple[str, Pin | None]]:
         """Every line with its pin (None for blank lines and comments)."""
         try:
-            with open(self.path, "rb") as fh:
+            # O_NONBLOCK: a FIFO in the file's place is opened at once and refused below (a
+            # plain open waited for a writer that never came: the command hung for good)
+            fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+            with os.fdopen(fd, "rb") as fh:
+                mode = os.fstat(fh.fileno()).st_mode
+                if stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode):
+                    raise self._bad("not a regular file (a FIFO or a socket)",
+                                    hint="name a regular file (--known-servers, RICHCHAT_KNOWN_SERVERS)")
                 # bounded: a link to /dev/zero, or a huge file named by mistake, was read
                 # whole into memory (all of it, or MemoryError)
                 data = fh.read(MAX_FILE_BYTES + 1)
