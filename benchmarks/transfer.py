@@ -195,13 +195,15 @@ def ncat_pipe(src: Path, out: Path, timeout: float) -> tuple[float, float]:
                 listener.wait(timeout=5)
 
 
-def start_server(tmp: Path, size: int, tree: Path = ROOT) -> fo.Server:
+def start_server(tmp: Path, size: int, tree: Path = ROOT,
+                 extra: list[str] | None = None) -> fo.Server:
     """A ``richchat server`` run from the source tree ``tree`` (``PYTHONPATH=tree``)."""
     data = tmp / "server"
     args = [
         "server", "--host", HOST, "--port", "0", "--no-beacon", "--no-mdns",
         "--data-dir", str(data), "--log-level", "warning", "--flood-rate", "0",
         "--file-max-size", str(size), "--file-quota", str(2 * size + MiB),
+        *(extra or []),
     ]  # fmt: skip
     cmd = [sys.executable, "-m", "richchat", *args]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, env=dict(os.environ, PYTHONPATH=str(tree)),
@@ -402,7 +404,7 @@ async def bench_round(label: str, tree: Path, src: Path, other: Path, tmp: Path,
     print(f"[{label}] ncat: {ncat_s:.2f}s, {size / ncat_s / 1e6:.0f} MB/s", file=sys.stderr)
     server_tmp = tmp / f"server-{label}"
     server_tmp.mkdir()
-    server = start_server(server_tmp, size, tree)
+    server = start_server(server_tmp, size, tree, args.server_arg)
     report["server_command"] = f"PYTHONPATH={tree} python -m richchat {server.config}"
     run = fo.Run(server, args.clients, args.senders, args.payload, 8)
     try:
@@ -633,6 +635,8 @@ def main() -> None:
     ap.add_argument("--no-settle", dest="settle", action="store_false",
                     help="start each step as the step before left the machine (no sync, no "
                          "scratch file: see settle())")
+    ap.add_argument("--server-arg", action="append", default=[], metavar="ARG",
+                    help="one more argument for the richchat server (repeat for several)")
     ap.add_argument("--json", type=Path, help="write the results as JSON here")
     ap.add_argument("--against", type=Path, default=None, metavar="DIR",
                     help="also run the server from the source tree DIR (PYTHONPATH=DIR), "
