@@ -1429,7 +1429,13 @@ def paired_table(results: list[Result]) -> str:
 def cluster_table(results: list[Result]) -> str:
     """Cluster runs beside the embedded server's (target ``richchat``) of the same size:
     medians over the runs; the goals are per-node CPU per delivery at most 1.5x embedded and
-    paced p99 at most embedded + 5 ms."""
+    paced p99 at most embedded + 5 ms.
+
+    The CPU goal is judged at the same load: the paced phase offers both servers the same
+    messages per second. Unpaced, each server runs at its own highest rate, and a busy
+    server writes more messages per write() the more it is offered (FLUSH_INTERVAL in
+    server/delivery.py), so its CPU per delivery falls with its rate: that ratio is shown
+    beside the two rates, for what it is."""
     groups: dict[tuple[str, int], list[Result]] = {}
     for r in results:
         groups.setdefault((r.server, r.n), []).append(r)
@@ -1441,8 +1447,10 @@ def cluster_table(results: list[Result]) -> str:
     lines = [
         "| server | N | runs | lost (all runs) | CPU µs/delivery, each node (unpaced) "
         "| Redis CPU µs/message (unpaced) | paced p99 ms | paced CPU µs/delivery, each node "
-        "| Redis CPU µs/message (paced) | vs embedded: CPU/delivery | vs embedded: p99 |",
-        "|" + "---|" * 11,
+        "| Redis CPU µs/message (paced) | vs embedded: CPU/delivery at the same paced rate "
+        "| vs embedded: p99 | unpaced, each at its own rate: CPU/delivery vs embedded "
+        "(deliveries/s, cluster / embedded) |",
+        "|" + "---|" * 12,
     ]
     for (server, n), rs in groups.items():
         un = [r.unpaced for r in rs if r.unpaced]
@@ -1458,21 +1466,28 @@ def cluster_table(results: list[Result]) -> str:
             )
 
         base = groups.get(("richchat", n), [])
-        versus_cpu = versus_p99 = "-"
+        versus_cpu = versus_p99 = versus_unpaced = "-"
         if nodes and base:
-            emb = med([r.unpaced.cpu_us_per_delivery for r in base if r.unpaced])
+            emb = med([r.paced.cpu_us_per_delivery for r in base if r.paced])
             mine = max(
-                med([p.node_cpu_us_per_delivery[i] for p in un]) for i in range(nodes)
+                med([p.node_cpu_us_per_delivery[i] for p in pa]) for i in range(nodes)
             )
             versus_cpu = f"{mine / emb:.2f}x (goal <= 1.5x)"
             emb_p99 = med([r.paced.p99_ms for r in base if r.paced])
             versus_p99 = f"{med([p.p99_ms for p in pa]) - emb_p99:+.1f} ms (goal <= +5)"
+            emb_un = med([r.unpaced.cpu_us_per_delivery for r in base if r.unpaced])
+            mine_un = max(
+                med([p.node_cpu_us_per_delivery[i] for p in un]) for i in range(nodes)
+            )
+            rate = med([p.deliveries_per_s for p in un])
+            emb_rate = med([r.unpaced.deliveries_per_s for r in base if r.unpaced])
+            versus_unpaced = f"{mine_un / emb_un:.2f}x ({rate:,.0f} / {emb_rate:,.0f})"
         lines.append(
             f"| {server} | {n} | {len(rs)} | {lost} | {per_node(un)} "
             f"| {med([p.redis_cpu_us_per_message for p in un]):.1f} "
             f"| {med([p.p99_ms for p in pa]):.1f} | {per_node(pa)} "
             f"| {med([p.redis_cpu_us_per_message for p in pa]):.1f} "
-            f"| {versus_cpu} | {versus_p99} |"
+            f"| {versus_cpu} | {versus_p99} | {versus_unpaced} |"
         )
     return "\n".join(lines)
 

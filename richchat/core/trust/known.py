@@ -151,8 +151,9 @@ class KnownServers:
             with os.fdopen(fd, "rb") as fh:
                 mode = os.fstat(fh.fileno()).st_mode
                 if stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode):
-                    raise self._bad("not a regular file (a FIFO or a socket)",
-                                    hint="name a regular file (--known-servers, RICHCHAT_KNOWN_SERVERS)")
+                    raise self._bad(
+                        "not a regular file (a FIFO or a socket)",
+                        hint="name a regular file (--known-servers, RICHCHAT_KNOWN_SERVERS)")
                 # bounded: a link to /dev/zero, or a huge file named by mistake, was read
                 # whole into memory (all of it, or MemoryError)
                 data = fh.read(MAX_FILE_BYTES + 1)
