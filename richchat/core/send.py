@@ -437,7 +437,13 @@ async def send_messages(
                 await client.say(text, target_room)
             try:
                 me = await _await_echo(client, me, target_room, to)
+            except RequestRejectedError:
+                # the server refused the line (nobody of that name is online, it could not
+                # store it, ...): not delivered, and so not in doubt either
+                status.unconfirmed = 0
+                raise
             except ServerDegradedError as exc:
+                status.unconfirmed = 0  # refused too: its node's Redis is away
                 raise ServerDegradedError(
                     f"{address}: line {number} not sent: {exc.message} "
                     f"({status.delivered} delivered)", hint=DEGRADED_HINT,
