@@ -525,7 +525,10 @@ def _topic(e: _Edit, frame: f.Topic) -> None:
     e.convs[frame.room] = replace(conv, topic=frame.text)
     e.change(TopicChanged(frame.room))
     who = f" by {frame.setter}" if frame.setter else ""
-    e.notice(frame.room, f"Topic{who}: {frame.text}")
+    if frame.text:
+        e.notice(frame.room, f"Topic{who}: {frame.text}")
+    else:  # cleared (/topic --clear): not a topic of nothing
+        e.notice(frame.room, f"Topic cleared{who}")
 
 
 def _rooms(e: _Edit, frame: f.RoomList) -> None:
