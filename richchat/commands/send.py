@@ -75,9 +75,9 @@ def send(
     16 server key changed (or a pinned server without TLS), 17 unknown key
     refused (--strict), 18 bad known-servers file, 19 file larger than the
     server takes (nothing sent), 20 the server shares no files, 21 the file
-    changed while it was sent, 22 the file cannot be read, 24 the server (a
-    node of a cluster) takes no nickname or message now (its Redis is away),
-    130 interrupted (what was delivered is reported).
+    changed while it was sent, 22 the file (or stdin, with -) cannot be read,
+    24 the server (a node of a cluster) takes no nickname or message now (its
+    Redis is away), 130 interrupted (what was delivered is reported).
     """
     from richchat.core.errors import RichchatError
     from richchat.core.exit_codes import ExitStatus
