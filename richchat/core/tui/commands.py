@@ -312,8 +312,11 @@ def _topic(state: ChatState, frame: f.SetTopic, now: int) -> Outcome:
         return _noted(state, "Private conversations have no topic.", now, error=True,
                       keep=True)
     if not frame.text:  # `/topic` alone: say it, never clear it by accident
-        topic = state.current.topic
-        said = f"The topic of #{frame.room} is: {topic}" if topic else (
+        conv = state.current
+        by = f" (set by {conv.topic_by})" if conv.topic_by else ""
+        # "(set by ...)." ends the topic, as netcat users read it: the hint after it was
+        # run on ("is: ship friday /topic TEXT sets it") as if part of the topic
+        said = f"The topic of #{frame.room} is: {conv.topic}{by}." if conv.topic else (
             f"#{frame.room} has no topic.")
         return _noted(state, f"{said} /topic TEXT sets it, /topic {CLEAR_TOPIC} clears it.",
                       now)

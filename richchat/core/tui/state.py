@@ -100,6 +100,7 @@ class Conversation:
     lines: tuple[ChatLine, ...] = ()
     users: Mapping[str, str] = field(default_factory=dict)  # folded -> display name
     topic: str = ""
+    topic_by: str = ""  # who set the topic ("" if the server did not say)
     unread: int = 0
     mentioned: bool = False  # an unread line mentions us (or is private)
     joined: bool = False  # a room we are (re)joined to on the current connection
@@ -543,7 +544,7 @@ def _topic(e: _Edit, frame: f.Topic) -> None:
     conv = e.room(frame.room)
     if conv.topic == frame.text and conv.lines:
         return  # the same topic again (a rejoin after reconnecting)
-    e.convs[frame.room] = replace(conv, topic=frame.text)
+    e.convs[frame.room] = replace(conv, topic=frame.text, topic_by=frame.setter)
     e.change(TopicChanged(frame.room))
     who = f" by {frame.setter}" if frame.setter else ""
     if frame.text:
