@@ -37,6 +37,12 @@ def _repaired(text: str) -> str:
         return text.encode("utf-8", "replace").decode("utf-8")
 
 
+def _room(room: str | None) -> str:
+    """The room to send to: the lobby without --room; an empty --room "$UNSET" stays empty
+    (a usage error, as for get), never the lobby, where everyone would read it."""
+    return "lobby" if room is None else room
+
+
 def send(
     address: str = typer.Argument(..., metavar="HOST[:PORT]", help=_ADDRESS),
     message: list[str] | None = typer.Argument(None, metavar="[MESSAGE ...|-]", help=_MESSAGE),
@@ -69,9 +75,9 @@ def send(
     16 server key changed (or a pinned server without TLS), 17 unknown key
     refused (--strict), 18 bad known-servers file, 19 file larger than the
     server takes (nothing sent), 20 the server shares no files, 21 the file
-    changed while it was sent, 22 the file cannot be read, 24 the server (a
-    node of a cluster) takes no nickname or message now (its Redis is away),
-    130 interrupted (what was delivered is reported).
+    changed while it was sent, 22 the file (or stdin, with -) cannot be read,
+    24 the server (a node of a cluster) takes no nickname or message now (its
+    Redis is away), 130 interrupted (what was delivered is reported).
     """
     from richchat.core.errors import RichchatError
     from richchat.core.exit_codes import ExitStatus
@@ -81,7 +87,7 @@ def send(
     # --json: one document on stdout whatever happens, so a script always has something to
     # parse: what was delivered (or shared), and the error and exit status when it failed
     status = SendStatus(server=address, nick=nick,
-                        target=f"@{to}" if to is not None else (room or "lobby"))
+                        target=f"@{to}" if to is not None else _room(room))
 
     def failed(error: str, code: int, *, interrupted: bool = False) -> None:
         if not json_out:
@@ -174,7 +180,7 @@ def _send(address: str, message: list[str] | None, file: Path | None, nick: str,
 
     try:
         asyncio.run(until_interrupted(send_messages(
-            target, nick, lines, room=_repaired(room or "lobby"),
+            target, nick, lines, room=_repaired(_room(room)),
             to=None if to is None else _repaired(to), auto_nick=auto_nick, timeout=timeout,
             status=status, on_refused=refused,
             on_progress=None if progress is None else progress.update, trust=trust,
@@ -208,7 +214,7 @@ def _share(address: str, nick: str, file: Path, room: str | None, to: str | None
     bar = ProgressBar(sys.stderr) if not (json_out or quiet) and sys.stderr.isatty() else None
     try:
         result = asyncio.run(until_interrupted(share_file(
-            target, nick, file, room=_repaired(room or "lobby"),
+            target, nick, file, room=_repaired(_room(room)),
             to=None if to is None else _repaired(to), auto_nick=auto_nick, timeout=timeout,
             progress=None if bar is None else bar.update, trust=trust,
         )))

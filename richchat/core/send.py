@@ -39,6 +39,7 @@ from richchat.core.client import (
 )
 from richchat.core.errors import (
     ConnectionLostError,
+    FileAccessError,
     NickRefusedError,
     ServerDegradedError,
     TimeoutRichchatError,
@@ -233,22 +234,30 @@ class _LineSource:
         self._list: list[str | Oversized] | None = None
         self._queue: asyncio.Queue[str | Oversized | None] = asyncio.Queue()
         self.done = False
+        #: why reading the stream failed (a read error, not its end), once it has
+        self.failure: OSError | None = None
         if isinstance(source, (list, tuple)):
             self._list = list(source)
             self.done = True
             return
         loop = asyncio.get_running_loop()
 
-        def finished() -> None:
-            self.done = True
+        def finished(failure: OSError | None) -> None:
+            self.done, self.failure = True, failure
             self._queue.put_nowait(None)
 
         def pump() -> None:
+            # A read error (a socket on stdin reset, EIO) is not the end of the input: the
+            # send must not end as if every line had been read (exit 0, lines lost), nor
+            # the thread die with a traceback on stderr.
+            failure = None
             try:
                 for item in source:
                     loop.call_soon_threadsafe(self._queue.put_nowait, item)
+            except OSError as exc:
+                failure = exc
             finally:
-                loop.call_soon_threadsafe(finished)
+                loop.call_soon_threadsafe(finished, failure)
 
         threading.Thread(target=pump, name="richchat-send-stdin", daemon=True).start()
 
@@ -265,7 +274,17 @@ class _LineSource:
         item = await self._queue.get()
         if item is None:
             self._queue.put_nowait(None)  # stays at the end for any later call
+            if self.failure is not None:
+                raise InputFailed(self.failure)
         return item
+
+
+class InputFailed(Exception):
+    """Reading the lines to send (stdin) failed: a read error, not the end of the input."""
+
+    def __init__(self, error: OSError) -> None:
+        super().__init__(error.strerror or str(error))
+        self.error = error
 
 
 async def _register_with_retry(client: ChatClient, nick: str, auto_nick: bool) -> str:
@@ -402,14 +421,21 @@ async def send_messages(
         number = 0
         while True:
             line: asyncio.Future[str | Oversized | None] = asyncio.ensure_future(lines.next())
-            await _while_reading(client, line)  # type: ignore[arg-type]
-            if line.cancelled():
-                # the connection ended while we waited for input (a quiet `tail -f | send -`)
-                raise ConnectionLostError(
-                    f"{address} closed the connection while we waited for the next line "
-                    f"({status.delivered} delivered)"
-                )
-            raw = line.result()
+            try:
+                await _while_reading(client, line)  # type: ignore[arg-type]
+                if line.cancelled():
+                    # the connection ended while we waited for input (a quiet
+                    # `tail -f | send -`)
+                    raise ConnectionLostError(
+                        f"{address} closed the connection while we waited for the next line "
+                        f"({status.delivered} delivered)"
+                    )
+                raw = line.result()
+            except InputFailed as exc:
+                raise FileAccessError(
+                    f"cannot read stdin: {exc} ({status.delivered} delivered)",
+                    hint="the lines read before the error were sent",
+                ) from None
             if raw is None:
                 break
             number += 1
@@ -437,7 +463,13 @@ async def send_messages(
                 await client.say(text, target_room)
             try:
                 me = await _await_echo(client, me, target_room, to)
+            except RequestRejectedError:
+                # the server refused the line (nobody of that name is online, it could not
+                # store it, ...): not delivered, and so not in doubt either
+                status.unconfirmed = 0
+                raise
             except ServerDegradedError as exc:
+                status.unconfirmed = 0  # refused too: its node's Redis is away
                 raise ServerDegradedError(
                     f"{address}: line {number} not sent: {exc.message} "
                     f"({status.delivered} delivered)", hint=DEGRADED_HINT,

@@ -10,6 +10,7 @@ chat, and no word of the 3 lines delivered)."""
 from __future__ import annotations
 
 import asyncio
+import json
 import subprocess
 import sys
 
@@ -26,7 +27,7 @@ async def test_send_stream_refused_by_a_degraded_node_exits_24(
     watcher = await LineClient.connect(node.port, hello="t", nick="watcher")
     send = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "richchat", "send", f"127.0.0.1:{node.port}", "--nick", "alerts",
-        "--timeout", "15", "-",
+        "--timeout", "15", "--json", "-",
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=cli_env,
     )  # fmt: skip
     assert send.stdin is not None
@@ -38,8 +39,11 @@ async def test_send_stream_refused_by_a_degraded_node_exits_24(
     await wait_until(lambda: node.backend is not None and node.backend.degraded, "degraded")
     send.stdin.write(b"line 3\n")
     await send.stdin.drain()
-    _out, err = await asyncio.wait_for(send.communicate(), 60)
+    out, err = await asyncio.wait_for(send.communicate(), 60)
     text = err.decode()
     assert send.returncode == 24, text
     assert "degraded" in text and "3 delivered" in text, text
+    # the refused line was not delivered: not "sent but not confirmed" (explore10)
+    result = json.loads(out)
+    assert (result["delivered"], result["unconfirmed"], result["exit_code"]) == (3, 0, 24)
     await watcher.close()

@@ -159,10 +159,12 @@ def test_users_and_clear_are_local() -> None:
 def test_topic_alone_shows_the_topic_and_never_clears_it() -> None:
     """`/topic` alone sent an empty topic: it cleared the room's topic for everyone without a
     word (found by an exploratory pass). It shows the topic; `/topic --clear` clears it."""
-    out = run(state(replace(DEV, topic="ship friday"), active="dev"), "/topic")
+    out = run(state(replace(DEV, topic="ship friday", topic_by="bob"), active="dev"), "/topic")
     assert out.send is None and not out.keep
-    assert last_line(out) == ("The topic of #dev is: ship friday /topic TEXT sets it, "
-                              "/topic --clear clears it.")
+    # who set it, and a full stop before the hint (it ran on: "is: ship friday /topic TEXT
+    # sets it", tenth exploratory pass), as netcat users read it
+    assert last_line(out) == ("The topic of #dev is: ship friday (set by bob). /topic TEXT "
+                              "sets it, /topic --clear clears it.")
     out = run(state(DEV, active="dev"), "/topic")
     assert out.send is None
     assert last_line(out).startswith("#dev has no topic.")

@@ -437,7 +437,10 @@ class ChatApp(App[None]):
         self._step(st.cycle(self.chat, step))
 
     async def action_quit_chat(self) -> None:
-        await self.session.quit("bye")
+        await self._quit_chat("bye")
+
+    async def _quit_chat(self, reason: str) -> None:
+        await self.session.quit(reason)
         self.exit()
 
     def on_conversation_list_picked(self, event: ConversationList.Picked) -> None:
@@ -494,7 +497,7 @@ class ChatApp(App[None]):
         """Do what a typed line asks; return True to keep the line in the input."""
         self._step((outcome.state, outcome.changes))
         if outcome.quit:
-            await self.action_quit_chat()
+            await self._quit_chat(outcome.quit_reason or "bye")
             return False
         if outcome.send is not None:
             try:

@@ -49,7 +49,7 @@ HELP = (
     "  /files            the files shared in this conversation (F4: pick one to download)",
     "  /nick NAME        change your nickname",
     "  /clear            clear this conversation's window",
-    "  /quit             leave (also Ctrl+C)",
+    "  /quit [REASON]    leave (also Ctrl+C); others read the reason",
     "  //text            send a line that starts with '/'",
     "Keys: TAB chat/users panel, Up/Down/PgUp/PgDn scroll it, Ctrl+N/Ctrl+P next/previous"
     " conversation, F2/F3 show or hide the conversation/user list.",
@@ -84,6 +84,8 @@ class Outcome:
     send: f.Frame | None = None  # the frame for the server
     keep: bool = False  # leave the text in the input line (to correct or resend it)
     quit: bool = False
+    #: the reason others read when we quit (``/quit lunch``: ``alice left (quit: lunch)``)
+    quit_reason: str = ""
     job: Job | None = None  # file work the app carries out (it does I/O)
 
 
@@ -147,8 +149,8 @@ def _help(state: ChatState, _arg: str, now: int) -> Outcome:
     return Outcome(state, tuple(changes))
 
 
-def _quit(state: ChatState, _arg: str, _now: int) -> Outcome:
-    return Outcome(state, quit=True)
+def _quit(state: ChatState, arg: str, _now: int) -> Outcome:
+    return Outcome(state, quit=True, quit_reason=f.Quit(reason=arg.strip()).reason)
 
 
 def _clear(state: ChatState, _arg: str, _now: int) -> Outcome:
@@ -310,8 +312,11 @@ def _topic(state: ChatState, frame: f.SetTopic, now: int) -> Outcome:
         return _noted(state, "Private conversations have no topic.", now, error=True,
                       keep=True)
     if not frame.text:  # `/topic` alone: say it, never clear it by accident
-        topic = state.current.topic
-        said = f"The topic of #{frame.room} is: {topic}" if topic else (
+        conv = state.current
+        by = f" (set by {conv.topic_by})" if conv.topic_by else ""
+        # "(set by ...)." ends the topic, as netcat users read it: the hint after it was
+        # run on ("is: ship friday /topic TEXT sets it") as if part of the topic
+        said = f"The topic of #{frame.room} is: {conv.topic}{by}." if conv.topic else (
             f"#{frame.room} has no topic.")
         return _noted(state, f"{said} /topic TEXT sets it, /topic {CLEAR_TOPIC} clears it.",
                       now)
@@ -385,7 +390,7 @@ def command(state: ChatState, text: str, now: int, *,
     if isinstance(parsed, HelpRequest):  # /help is a UI command; kept for completeness
         return _help(state, arg, now)
     if isinstance(parsed, f.Quit):
-        return Outcome(state, quit=True)
+        return Outcome(state, quit=True, quit_reason=parsed.reason)
     if not state.online:
         return _noted(state, "Not connected: your command is kept in the input line.", now,
                       error=True, keep=True)

@@ -100,6 +100,7 @@ class Conversation:
     lines: tuple[ChatLine, ...] = ()
     users: Mapping[str, str] = field(default_factory=dict)  # folded -> display name
     topic: str = ""
+    topic_by: str = ""  # who set the topic ("" if the server did not say)
     unread: int = 0
     mentioned: bool = False  # an unread line mentions us (or is private)
     joined: bool = False  # a room we are (re)joined to on the current connection
@@ -469,11 +470,30 @@ def _joined(e: _Edit, frame: f.UserJoined) -> None:
             e.switch(room)
             e.notice(room, f"You joined #{room}")
         return
+    if room == DEFAULT_ROOM:
+        _peer_presence(e, name, f"{name} is online again", online=True)
     if room not in e.convs:
         return
     e.add_user(room, name)
     if room != DEFAULT_ROOM:  # the lobby gets the server's own "joined" notice
         e.notice(room, f"{name} joined #{room}")
+
+
+def _peer_presence(e: _Edit, name: str, text: str, *, online: bool) -> None:
+    """The other user of a private conversation left the server (the lobby's PART: nobody
+    leaves the lobby otherwise) or came back: said there, where a line typed meanwhile
+    would be refused (``no_such_user``), and the conversation's user list follows."""
+    key = private_key(name)
+    if key not in e.convs:
+        return
+    present = fold_name(name) in e.convs[key].users
+    if present == online:
+        return
+    if online:
+        e.add_user(key, name)
+    else:
+        e.remove_user(key, name)
+    e.notice(key, text)
 
 
 def _left(e: _Edit, frame: f.UserLeft) -> None:
@@ -486,8 +506,10 @@ def _left(e: _Edit, frame: f.UserLeft) -> None:
         e.note(f"You left #{room}")
         return
     e.remove_user(room, frame.name)
-    if room != DEFAULT_ROOM:  # the lobby gets the server's own "left" notice
-        reason = f" ({frame.reason})" if frame.reason else ""
+    reason = f" ({frame.reason})" if frame.reason else ""
+    if room == DEFAULT_ROOM:  # the lobby gets the server's own "left" notice
+        _peer_presence(e, frame.name, f"{frame.name} left the chat{reason}", online=False)
+    else:
         e.notice(room, f"{frame.name} left #{room}{reason}")
 
 
@@ -522,10 +544,13 @@ def _topic(e: _Edit, frame: f.Topic) -> None:
     conv = e.room(frame.room)
     if conv.topic == frame.text and conv.lines:
         return  # the same topic again (a rejoin after reconnecting)
-    e.convs[frame.room] = replace(conv, topic=frame.text)
+    e.convs[frame.room] = replace(conv, topic=frame.text, topic_by=frame.setter)
     e.change(TopicChanged(frame.room))
     who = f" by {frame.setter}" if frame.setter else ""
-    e.notice(frame.room, f"Topic{who}: {frame.text}")
+    if frame.text:
+        e.notice(frame.room, f"Topic{who}: {frame.text}")
+    else:  # cleared (/topic --clear): not a topic of nothing
+        e.notice(frame.room, f"Topic cleared{who}")
 
 
 def _rooms(e: _Edit, frame: f.RoomList) -> None:

@@ -799,6 +799,34 @@ class RedisBackend:
                 self._sink(ev.Parted(room, name, "connection lost", None))
             self._forget(key)
             self._sink(ev.Departed(name, "connection lost", None))
+        await self._reload_history()
+
+    async def _reload_history(self) -> None:
+        """After a data loss, the rooms' history is what Redis holds now, as for a node that
+        starts: the messages this node had read before were lost with the data (their ids
+        start again at 1), and a node started since never saw them; served on, they made
+        one chat's history differ from node to node."""
+        limit = self.config.history
+        r = self._redis
+        if limit <= 0 or r is None:
+            return
+        # what the reader has handed on so far: Redis's history up to there replaces the
+        # tails; what the reader appends meanwhile (marks after this one) is kept
+        mark, upto = self._marks, self._log_id
+        names = sorted(_s(x) for x in await r.smembers(self.prefix + "histrooms"))
+        pipe = r.pipeline(transaction=False)
+        for room in names:
+            pipe.xrevrange(self.prefix + "hist:" + room, upto, "-", count=limit)
+        fresh: dict[str, _Tail] = {}
+        for room, rows in zip(names, await pipe.execute(), strict=True):
+            tail = fresh[room] = _Tail(limit)
+            for _id, fields in reversed(rows):
+                tail.items.append((0, _stored(_s(fields[b"m"]))))
+        for room, old in self._tails.items():
+            later = [item for item in old.items if item[0] > mark]
+            if later:
+                fresh.setdefault(room, _Tail(limit)).items.extend(later)
+        self._tails = fresh
 
     # ------------------------------------------------------------------ degraded mode
 

@@ -75,6 +75,8 @@ class RawRenderer(Renderer):
         return line
 
     def topic_set(self, e: ev.TopicSet) -> bytes:
+        if not e.text:  # /topic --clear: not a topic set to nothing
+            return _notice(f"{e.setter} cleared the topic of #{e.room}")
         return _notice(f"{e.setter} set the topic of #{e.room}: {e.text}")
 
     def registered(self, e: ev.Registered) -> bytes:

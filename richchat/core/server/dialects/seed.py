@@ -57,6 +57,8 @@ class SeedRenderer(Renderer):
         return message_line(e.name, e.kind, e.text)
 
     def topic_set(self, e: ev.TopicSet) -> bytes | None:
+        if not e.text:
+            return _notice(f"{e.setter} cleared the topic")
         return _notice(f"{e.setter} set the topic: {e.text}")
 
     def registered(self, e: ev.Registered) -> bytes:

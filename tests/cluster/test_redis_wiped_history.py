@@ -1,0 +1,60 @@
+"""After Redis lost the chat's data, every node serves the history Redis holds: the same on
+every node.
+
+Found by the tenth exploratory pass: Redis restarted without its data under two nodes. A node
+that had been up kept serving the history it had read before (``RMSG|lobby|1..7``, then the
+new messages ``RMSG|lobby|1..3`` again: ids restart with the data), while a node started
+since served only the new messages: users of one chat read different lobbies, depending on
+the node they reached."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from richchat.core.server.backends import redis as backend
+from tests.cluster.conftest import NodeFactory
+from tests.conditions import wait_until
+from tests.linechat import LineClient
+from tests.redis_server import RedisServer
+
+
+def _history(lines: list[str]) -> list[str]:
+    """The lobby's history a newcomer got (its RMSG lines before YOU)."""
+    you = next(i for i, l in enumerate(lines) if l.startswith("YOU|"))
+    return [l.split("|", 5)[5] for l in lines[:you] if l.startswith("RMSG|lobby|")]
+
+
+async def test_a_wiped_redis_leaves_no_stale_history(
+    make_node: NodeFactory, redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(backend, "HEARTBEAT_S", 0.2)
+    a, b = await make_node(), await make_node()
+    alice = await LineClient.connect(a.port, hello="t", nick="alice")
+    bob = await LineClient.connect(b.port, hello="t", nick="bob")
+    alice.send("MSG|before the wipe")
+    await bob.expect(lambda l: l.endswith("|alice|before the wipe"))
+
+    redis_server.stop()
+    shutil.rmtree(redis_server.dir)
+    redis_server.dir.mkdir()
+    redis_server.start()  # the same port, nothing in it
+    assert await alice.closed(timeout=30) and await bob.closed(timeout=30)
+    back = [n.backend for n in (a, b)]
+    await wait_until(
+        lambda: not any(x.degraded or x._rejoining for x in back),  # type: ignore[union-attr]
+        "both nodes back in the chat", 60,
+    )  # fmt: skip
+
+    c = await make_node()  # a node started since: it knows only what Redis holds
+    carol = await LineClient.connect(a.port, hello="t", nick="carol")
+    carol.send("MSG|after the wipe")
+    await carol.expect(lambda l: l.endswith("|carol|after the wipe"))
+    seen = {}
+    for node, nick in ((a, "dave"), (b, "erin"), (c, "fred")):
+        newcomer = await LineClient.connect(node.port, hello="t", nick=nick)
+        seen[nick] = _history(newcomer.lines)
+        await newcomer.close()
+    assert seen["dave"] == seen["erin"] == seen["fred"] == ["after the wipe"], seen
+    await carol.close()
