@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 import sys
 
@@ -80,8 +82,30 @@ def _print_error(message: str, hint: str | None = None) -> None:
     console.print(line, soft_wrap=True)
 
 
+_DISK_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+
+
+def _quiet_stdout() -> None:
+    """Point standard output at the null device: the interpreter's last flush of what could
+    not be written would fail again ("Exception ignored ...")."""
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+
+
+def _null_closed_outputs() -> None:
+    """Started with stdout or stderr closed (``>&-``): Python leaves it None, and the first
+    line written raised AttributeError after the work was done (a message sent, then said
+    "unexpected", exit 1). What goes there is dropped instead, as into a closed pipe."""
+    for name in ("stdout", "stderr"):
+        if getattr(sys, name) is None:
+            setattr(sys, name, open(os.devnull, "w"))  # noqa: SIM115 - for the whole run
+
+
 def main() -> None:
     """Console-script entry point."""
+    _null_closed_outputs()
     try:
         app()
     except RichchatError as exc:
@@ -91,6 +115,16 @@ def main() -> None:
         sys.exit(int(exc.exit_status))
     except KeyboardInterrupt:
         sys.exit(int(ExitStatus.INTERRUPTED))
+    except OSError as exc:
+        if _state["debug"]:
+            raise
+        if exc.errno in _DISK_FULL:  # what a command writes itself is checked where it is
+            # written: a full disk left here is its output's (stdout to a full file system)
+            _print_error(f"cannot write the output: {exc.strerror}")
+            _quiet_stdout()
+            sys.exit(int(ExitStatus.FILE_ERROR))
+        _print_error(f"unexpected {type(exc).__name__}: {exc}", "run with --debug for details")
+        sys.exit(int(ExitStatus.ERROR))
     except Exception as exc:  # one line, never a traceback unless --debug
         if _state["debug"]:
             raise
