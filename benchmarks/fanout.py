@@ -1429,13 +1429,13 @@ def paired_table(results: list[Result]) -> str:
 def cluster_table(results: list[Result]) -> str:
     """Cluster runs beside the embedded server's (target ``richchat``) of the same size:
     medians over the runs; the goals are per-node CPU per delivery at most 1.5x embedded and
-    paced p99 at most embedded + 5 ms.
+    paced p99 (arrival) at most embedded + 5 ms.
 
-    The CPU goal is judged at the same load: the paced phase offers both servers the same
-    messages per second. Unpaced, each server runs at its own highest rate, and a busy
-    server writes more messages per write() the more it is offered (FLUSH_INTERVAL in
-    server/delivery.py), so its CPU per delivery falls with its rate: that ratio is shown
-    beside the two rates, for what it is."""
+    The CPU ratio is given for both phases, since the goal names no load: paced (both servers
+    offered the same light load, one message per write()) and unpaced (each at saturation,
+    where a server combines as many messages per write() as arrive while it writes: a node,
+    with half the recipients, writes its clients twice as often and combines fewer, which the
+    deliveries per write() beside the ratio show)."""
     groups: dict[tuple[str, int], list[Result]] = {}
     for r in results:
         groups.setdefault((r.server, r.n), []).append(r)
@@ -1447,9 +1447,9 @@ def cluster_table(results: list[Result]) -> str:
     lines = [
         "| server | N | runs | lost (all runs) | CPU µs/delivery, each node (unpaced) "
         "| Redis CPU µs/message (unpaced) | paced p99 ms | paced CPU µs/delivery, each node "
-        "| Redis CPU µs/message (paced) | vs embedded: CPU/delivery at the same paced rate "
-        "| vs embedded: p99 | unpaced, each at its own rate: CPU/delivery vs embedded "
-        "(deliveries/s, cluster / embedded) |",
+        "| Redis CPU µs/message (paced) | vs embedded: CPU/delivery, paced "
+        "| vs embedded: paced p99 | vs embedded: CPU/delivery, unpaced (deliveries/s; "
+        "deliveries per write(), cluster / embedded) |",
         "|" + "---|" * 12,
     ]
     for (server, n), rs in groups.items():
@@ -1480,8 +1480,16 @@ def cluster_table(results: list[Result]) -> str:
                 med([p.node_cpu_us_per_delivery[i] for p in un]) for i in range(nodes)
             )
             rate = med([p.deliveries_per_s for p in un])
-            emb_rate = med([r.unpaced.deliveries_per_s for r in base if r.unpaced])
-            versus_unpaced = f"{mine_un / emb_un:.2f}x ({rate:,.0f} / {emb_rate:,.0f})"
+            emb_un_phases = [r.unpaced for r in base if r.unpaced]
+            emb_rate = med([p.deliveries_per_s for p in emb_un_phases])
+
+            def per_write(ps: list[PhaseResult]) -> float:
+                return med([p.delivered / p.server_writes for p in ps if p.server_writes])
+
+            versus_unpaced = (
+                f"{mine_un / emb_un:.2f}x (goal <= 1.5x; {rate:,.0f} / {emb_rate:,.0f}; "
+                f"{per_write(un):.0f} / {per_write(emb_un_phases):.0f})"
+            )
         lines.append(
             f"| {server} | {n} | {len(rs)} | {lost} | {per_node(un)} "
             f"| {med([p.redis_cpu_us_per_message for p in un]):.1f} "
