@@ -178,6 +178,11 @@ def server(
     except ValidationError as exc:  # a limit not checked above: one line, never a dump
         err = exc.errors()[0]
         field = "--" + str(err["loc"][0]).replace("_", "-") if err["loc"] else "an option"
+        typed = {"--output-limit": output_limit, "--file-max-size": file_max_size,
+                 "--file-quota": file_quota, "--file-rate": file_rate}.get(field)
+        if typed is not None:  # a size: the text typed, then what it came to
+            raise UsageError(f"bad {field} {typed!r} ({err.get('input')} bytes): "
+                             f"{err['msg']}") from None
         raise UsageError(f"bad {field} {err.get('input')!r}: {err['msg']}") from None
 
     def ready(srv: ChatServer) -> None:

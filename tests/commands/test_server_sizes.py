@@ -29,3 +29,16 @@ def test_a_file_rate_below_one_byte_is_refused_not_unlimited(
     assert "listening" not in first, f"it started: {first}"
     assert proc.returncode == ExitStatus.USAGE, err
     assert err.startswith(f"error: bad --file-rate '{rate}': ") and err.count("\n") == 1, err
+
+
+def test_a_size_below_its_floor_quotes_what_was_typed(
+        cli: list[str], cli_env: dict[str, str], tmp_path: Path) -> None:
+    """``--output-limit 0.5KiB`` said ``bad --output-limit 512: Input should be greater than or
+    equal to 1024``: a value nobody typed. The message quotes the text typed, then the bytes
+    it came to."""
+    res = subprocess.run([*cli, *BASE, "--data-dir", str(tmp_path / "data"),
+                          "--output-limit", "0.5KiB"], env=cli_env, capture_output=True,
+                         text=True, stdin=subprocess.DEVNULL, timeout=60)
+    assert res.returncode == ExitStatus.USAGE, res.stderr
+    assert res.stderr.startswith("error: bad --output-limit '0.5KiB' (512 bytes): "), res.stderr
+    assert "1024" in res.stderr and res.stderr.count("\n") == 1, res.stderr
