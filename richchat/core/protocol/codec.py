@@ -169,11 +169,14 @@ _TEXT_FIELDS = frozenset({"text", "reason"})
 
 def invalid_code(tag: str, exc: ValidationError | FrameSyntaxError) -> str:
     """The error code of a frame that failed validation: the field that failed decides
-    (``room_invalid`` for its room, ``name_invalid`` for a name, ``bad_frame`` for text)."""
-    if isinstance(exc, ValidationError):
-        loc = exc.errors()[0].get("loc", ())
-        if loc and loc[0] in _TEXT_FIELDS:
-            return "bad_frame"
+    (``room_invalid`` for its room, ``name_invalid`` for a name, ``bad_frame`` for text).
+    A frame with too few fields (``RMSG|dev``) is a malformed frame, ``bad_frame``: no field
+    of it was found wrong (its room or name may be fine)."""
+    if isinstance(exc, FrameSyntaxError):
+        return "bad_frame"
+    loc = exc.errors()[0].get("loc", ())
+    if loc and loc[0] in _TEXT_FIELDS:
+        return "bad_frame"
     return _INVALID_CODES.get(tag, "bad_frame")
 
 
