@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from richchat.core.protocol import frames as f
@@ -32,6 +32,16 @@ def test_crlf_split_across_chunks_is_one_terminator() -> None:
     d = LineDecoder()
     assert d.feed(b"one\r") == ["one"]
     assert d.feed(b"\ntwo\n") == ["two"]
+
+
+def test_telnet_cr_nul_is_one_terminator_even_split_across_chunks() -> None:
+    """RFC 854: telnet sends a carriage return as CR NUL; the NUL ends the line with the CR
+    instead of starting the next one (``␀hello``)."""
+    d = LineDecoder()
+    assert d.feed(b"alice\r\x00hello\r\x00") == ["alice", "hello"]
+    assert d.feed(b"one\r") == ["one"]
+    assert d.feed(b"\x00two\r\x00") == ["two"]
+    assert d.feed(b"a\x00b\n\x00c\n") == ["a\x00b", "\x00c"]  # a NUL anywhere else is text
 
 
 def test_empty_lines_are_kept() -> None:
@@ -83,6 +93,8 @@ lines_st = st.lists(
 def test_any_chunking_gives_the_same_lines(
     lines: list[str], eol: bytes, data: st.DataObject
 ) -> None:
+    # after a bare CR a leading NUL is the rest of telnet's CR NUL terminator, not text
+    assume(eol != b"\r" or not any(line.startswith("\x00") for line in lines))
     blob = b"".join(line.encode() + eol for line in lines)
     cuts = sorted(data.draw(st.lists(st.integers(0, len(blob)), max_size=10)))
     chunks = [blob[a:b] for a, b in zip([0, *cuts], [*cuts, len(blob)], strict=False)]

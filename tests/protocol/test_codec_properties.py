@@ -37,7 +37,7 @@ Event = str | LineTooLong
 
 # bytes that make decoding interesting: terminators, UTF-8 lead/continuation bytes, invalid
 # bytes, ESC and other controls, the field separator
-_SPECIAL = [b"\n", b"\r", b"\r\n", b"|", b"\x1b[31m", b"\xc3", b"\xa9", b"\xff", b"\x00",
+_SPECIAL = [b"\n", b"\r", b"\r\n", b"\r\x00", b"|", b"\x1b[31m", b"\xc3", b"\xa9", b"\xff", b"\x00",
             b"\xe2\x80\xae", b"\xf0\x9f\x99\x82", b"a", b"MSG|", b"HELLO|1|x"]
 blobs = st.lists(
     st.one_of(st.sampled_from(_SPECIAL), st.binary(max_size=12)), max_size=40
@@ -47,7 +47,7 @@ blobs = st.lists(
 def reference(blob: bytes, max_line: int, *, eof: bool) -> list[Event]:
     """What the decoder must produce for ``blob`` in one piece: the definition, written
     plainly (split at every terminator; a last piece is a line only at the end of stream)."""
-    parts = re.split(rb"\r\n|\r|\n", blob)
+    parts = re.split(rb"\r\n|\r\x00|\r|\n", blob)
     last = parts.pop()
     out: list[Event] = []
     for part in parts:

@@ -112,8 +112,10 @@ def test_client_frames_both_directions(line: str, frame: f.Frame) -> None:
         ("CMD_USER|", "name_invalid"),
         ("CMD_USER|a|b", "name_invalid"),
         ("CMD_JOIN|no spaces", "room_invalid"),
-        ("RMSG|only-room", "room_invalid"),
-        ("CMD_MSG|bob", "name_invalid"),
+        ("RMSG|only-room", "bad_frame"),  # too few fields: the frame, not its room
+        ("CMD_MSG|bob", "bad_frame"),
+        ("CMD_TOPIC|dev", "bad_frame"),
+        ("CMD_ME|dev", "bad_frame"),
         ("HELLO|x|agent", "bad_frame"),
         ("HELLO|1", "bad_frame"),
         ("PING|bad token!", "bad_frame"),

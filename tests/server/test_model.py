@@ -246,6 +246,7 @@ def hello_item(line: str) -> Item | None:
 
 
 _SEED_NOTICES = [
+    (re.compile(r"^Topic: (.*)$"), lambda m, me: ("topic", LOBBY, m[1])),  # on registration
     (re.compile(r"^\* (\S+) (.*)$"), lambda m, me: ("msg", LOBBY, m[1], "action", m[2])),
     (re.compile(r"^private from (\S+): (.*)$"), lambda m, me: ("priv", m[1], me, m[2])),
     (re.compile(r"^private to (\S+): (.*)$"), lambda m, me: ("priv", me, m[1], m[2])),
@@ -672,8 +673,8 @@ class ChatModel(RuleBasedStateMachine):
         too) sees it come."""
         c.expected += self.history_items(LOBBY)
         c.expected.append(("users", LOBBY, self.online()))
+        c.expected += self.topic_items(LOBBY, c)  # seed clients: SRV|Topic: TEXT
         if c.dialect != "seed":
-            c.expected += self.topic_items(LOBBY, c)
             c.expected.append(("you", spelt))
         c.name = spelt
         for other in self.registered:

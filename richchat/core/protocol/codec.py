@@ -1,9 +1,10 @@
 """Bytes <-> frames. Pure: no sockets, no asyncio.
 
-* :class:`LineDecoder` splits any byte chunks into lines. It accepts ``\\n``, ``\\r\\n`` and a
-  bare ``\\r`` as terminators, replaces invalid UTF-8, and enforces a maximum line length: an
-  oversized line yields one :class:`LineTooLong` event and is skipped up to its terminator,
-  after which decoding carries on normally.
+* :class:`LineDecoder` splits any byte chunks into lines. It accepts ``\\n``, ``\\r\\n``, a
+  bare ``\\r`` and ``\\r`` NUL (telnet's carriage return, RFC 854) as terminators, replaces
+  invalid UTF-8, and enforces a maximum line length: an oversized line yields one
+  :class:`LineTooLong` event and is skipped up to its terminator, after which decoding
+  carries on normally.
 * :func:`decode_client_line` / :func:`decode_server_line` turn one line into a validated frame.
   A client line that is not a frame becomes :class:`RawText` (netcat input); a frame that fails
   validation becomes :class:`InvalidFrame` with a machine-readable code.
@@ -34,7 +35,9 @@ MAX_LINE_BYTES = 2048
 #: Longest line a client accepts from a server (a user list of thousands of users is long).
 MAX_SERVER_LINE_BYTES = 1024 * 1024
 
-_TERMINATOR = re.compile(rb"\r\n|\r|\n")
+#: ``\r\0`` is how telnet sends a carriage return (RFC 854): without it the NUL began the
+#: next line, and a telnet user's every line after the first read ``␀hello``
+_TERMINATOR = re.compile(rb"\r\n|\r\x00|\r|\n")
 _TAG = re.compile(r"^([A-Z][A-Z_]{0,15})\|")
 
 
@@ -94,7 +97,7 @@ class LineDecoder:
         self.max_line = max_line
         self._buf = bytearray()
         self._skipping = False  # inside an oversized line: drop until the next terminator
-        self._skip_lf = False  # last chunk ended in '\r': a leading '\n' belongs to it
+        self._skip_lf = False  # last chunk ended in '\r': a leading '\n' or NUL belongs to it
 
     @property
     def buffered(self) -> int:
@@ -105,7 +108,7 @@ class LineDecoder:
         out: list[str | LineTooLong] = []
         if not data:
             return out
-        if self._skip_lf and data[:1] == b"\n":
+        if self._skip_lf and data[:1] in (b"\n", b"\x00"):
             data = data[1:]
         self._skip_lf = False
         buf = self._buf
@@ -169,11 +172,14 @@ _TEXT_FIELDS = frozenset({"text", "reason"})
 
 def invalid_code(tag: str, exc: ValidationError | FrameSyntaxError) -> str:
     """The error code of a frame that failed validation: the field that failed decides
-    (``room_invalid`` for its room, ``name_invalid`` for a name, ``bad_frame`` for text)."""
-    if isinstance(exc, ValidationError):
-        loc = exc.errors()[0].get("loc", ())
-        if loc and loc[0] in _TEXT_FIELDS:
-            return "bad_frame"
+    (``room_invalid`` for its room, ``name_invalid`` for a name, ``bad_frame`` for text).
+    A frame with too few fields (``RMSG|dev``) is a malformed frame, ``bad_frame``: no field
+    of it was found wrong (its room or name may be fine)."""
+    if isinstance(exc, FrameSyntaxError):
+        return "bad_frame"
+    loc = exc.errors()[0].get("loc", ())
+    if loc and loc[0] in _TEXT_FIELDS:
+        return "bad_frame"
     return _INVALID_CODES.get(tag, "bad_frame")
 
 

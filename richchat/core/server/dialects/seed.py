@@ -84,8 +84,14 @@ class SeedRenderer(Renderer):
         return _notice(welcome_text(ctx.server_name))
 
     def snapshot(self, ctx: RenderContext, peer: Peer, mark: int) -> bytes:
-        history = [_stored(m) for m in ctx.history(DEFAULT_ROOM, mark)]
-        return b"".join(history) + ctx.ulist()
+        """History, the user list, then the lobby's topic when one is set (as every dialect
+        gets it on registration; a seed client knows no ``TOPIC|`` frame: a notice)."""
+        parts = [_stored(m) for m in ctx.history(DEFAULT_ROOM, mark)]
+        parts.append(ctx.ulist())
+        _setter, text = ctx.topic(DEFAULT_ROOM)
+        if text:
+            parts.append(_notice(f"Topic: {text}"))
+        return b"".join(parts)
 
     def members(self, ctx: RenderContext, peer: Peer, room: str) -> bytes:
         return ctx.ulist()  # the only list seed clients know is the lobby's
