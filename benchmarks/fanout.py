@@ -138,17 +138,18 @@ def steal_s() -> float:
 
 def run_delay_s(pid: int) -> float:
     """Seconds the main thread of ``pid`` (a server's event loop) has spent runnable but
-    waiting for a CPU (``/proc/PID/task/PID/schedstat``, second field: run-queue wait, ns)."""
+    waiting for a CPU (``/proc/PID/task/PID/schedstat``, second field: run-queue wait, ns);
+    NaN when it cannot be read (unknown, not "no wait")."""
     try:
         with open(f"/proc/{pid}/task/{pid}/schedstat") as fh:
             return int(fh.read().split()[1]) / 1e9
     except (OSError, IndexError, ValueError):
-        return 0.0
+        return float("nan")
 
 
-def writeback_pages() -> int:
+def writeback_pages() -> float:
     """Pages the kernel has written back to disk since boot (``nr_written``, /proc/vmstat):
-    the disk writes of every process and of the kernel's flusher threads."""
+    the disk writes of every process and of the kernel's flusher threads; NaN when unknown."""
     try:
         with open("/proc/vmstat") as fh:
             for line in fh:
@@ -156,7 +157,7 @@ def writeback_pages() -> int:
                     return int(line.split()[1])
     except (OSError, ValueError):
         pass
-    return 0
+    return float("nan")
 
 
 def proc_rss_kb(pid: int, field: str = "RssAnon") -> int:
@@ -730,8 +731,9 @@ class Phase:
         self.sends_done = 0
         self.gen_cpu = 0.0  # the load generator's own CPU seconds in this phase
         self.steal = 0.0  # seconds of CPU stolen from this VM by the hypervisor meanwhile
-        self.written = 0  # pages written back to disk by the machine meanwhile
-        self.cpu_wait = 0.0  # seconds the server's loop thread waited for a CPU meanwhile
+        self.written = 0.0  # pages written back to disk by the machine meanwhile (NaN: unknown)
+        #: seconds the server's loop threads (every node's) waited for a CPU (NaN: unknown)
+        self.cpu_wait = 0.0
         self.writes = 0  # the server's write() calls (proc_writes) during the phase
 
 
@@ -961,7 +963,7 @@ class Run:
         gen0 = time.process_time()
         steal0 = steal_s()
         written0 = writeback_pages()
-        wait0 = run_delay_s(self.server.proc.pid)
+        wait0 = sum(run_delay_s(p.pid) for p in self.server.procs)  # every node's loop
         self.phase = phase
         self.rx_copies = 0
         copies = phase.expected + (self.senders * msgs if self.dialect.echoes else 0)
@@ -1032,7 +1034,7 @@ class Run:
         phase.gen_cpu = time.process_time() - gen0
         phase.steal = steal_s() - steal0
         phase.written = writeback_pages() - written0
-        phase.cpu_wait = run_delay_s(self.server.proc.pid) - wait0
+        phase.cpu_wait = sum(run_delay_s(p.pid) for p in self.server.procs) - wait0
         phase.writes = sum(proc_writes(p.pid) for p in self.server.procs) - writes0
         gc.enable()
         for c in self.clients:
@@ -1071,7 +1073,8 @@ class PhaseResult:
     read_p99_ms: float = float("nan")
     steal_ms: float = 0.0  # CPU time the hypervisor took from this VM during the phase
     writeback_mb: float = 0.0  # MB the machine wrote back to disk during the phase
-    #: ms the server's event loop thread was runnable but waited for a CPU in the phase
+    #: ms the server's event loop threads (every node's, summed) were runnable but waited for
+    #: a CPU in the phase; NaN when /proc could not tell
     loop_cpu_wait_ms: float = 0.0
     #: the server's write() calls in the phase (0: none counted, e.g. it sends with sendmsg)
     server_writes: int = 0

@@ -237,7 +237,10 @@ def settle(tmp: Path, size: int, enabled: bool = True) -> None:
       first steps of a run overlapped the write-back of the 2 GiB of source files made for
       it);
     * then write a scratch file of 1.25 x ``size`` and delete it at once (never written
-      back: no disk I/O). On a virtual machine whose balloon device reports free memory to
+      back, no disk I/O, as long as it stays below the kernel's background write-back
+      threshold, ``vm.dirty_background_ratio`` of the available memory: 10 % of 23 GB here;
+      on a smaller machine some of it is written, and it may push the source files out of
+      the page cache; the write-back table shows what was written). On a virtual machine whose balloon device reports free memory to
       the hypervisor (virtio free page reporting, ``/sys/module/page_reporting``), memory
       freed a few seconds ago is handed back, and a process writing a new file into the page
       cache makes the hypervisor give it back page by page: writing 1 GiB then costs 1.1-2.6 s
@@ -636,7 +639,9 @@ def main() -> None:
                     help="start each step as the step before left the machine (no sync, no "
                          "scratch file: see settle())")
     ap.add_argument("--server-arg", action="append", default=[], metavar="ARG",
-                    help="one more argument for the richchat server (repeat for several)")
+                    help="one more argument for the richchat server (repeat for several); "
+                         "one that starts with - in the = form: --server-arg=--file-rate "
+                         "--server-arg=300M")
     ap.add_argument("--json", type=Path, help="write the results as JSON here")
     ap.add_argument("--against", type=Path, default=None, metavar="DIR",
                     help="also run the server from the source tree DIR (PYTHONPATH=DIR), "

@@ -79,7 +79,9 @@ def _print_error(message: str, hint: str | None = None) -> None:
     line.append(sanitize_text(message))
     if hint:
         line.append(f" ({sanitize_text(hint)})", style="dim")
-    console.print(line, soft_wrap=True)
+    # stderr on a full disk (2>/dev/full): the error is lost, its exit status must not be
+    with contextlib.suppress(OSError):
+        console.print(line, soft_wrap=True)
 
 
 _DISK_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
@@ -120,8 +122,13 @@ def main() -> None:
             raise
         if exc.errno in _DISK_FULL:  # what a command writes itself is checked where it is
             # written: a full disk left here is its output's (stdout to a full file system)
-            _print_error(f"cannot write the output: {exc.strerror}")
             _quiet_stdout()
+            original = exc.__context__
+            if isinstance(original, RichchatError):  # it failed writing about a failure:
+                _print_error(original.message, original.hint)  # that one comes first
+                _print_error(f"cannot write the output either: {exc.strerror}")
+                sys.exit(int(original.exit_status))
+            _print_error(f"cannot write the output: {exc.strerror}")
             sys.exit(int(ExitStatus.FILE_ERROR))
         _print_error(f"unexpected {type(exc).__name__}: {exc}", "run with --debug for details")
         sys.exit(int(ExitStatus.ERROR))

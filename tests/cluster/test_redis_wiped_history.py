@@ -30,6 +30,31 @@ async def test_a_wiped_redis_leaves_no_stale_history(
     make_node: NodeFactory, redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(backend, "HEARTBEAT_S", 0.2)
+    await _wipe_and_compare(make_node, redis_server)
+
+
+async def test_a_reload_that_fails_is_done_again(
+    make_node: NodeFactory, redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found by review: the node took the chat's new id before it had reloaded the history;
+    when Redis failed during the reload, the node's next attempt to rejoin saw the id
+    unchanged, never reloaded, and served the history from before the loss for good."""
+    monkeypatch.setattr(backend, "HEARTBEAT_S", 0.2)
+    calls = []
+    original = backend.RedisBackend._reload_history
+
+    async def flaky(self: backend.RedisBackend) -> None:
+        calls.append(self.node)
+        if len(calls) == 1:
+            raise ConnectionError("Redis went away again")
+        await original(self)
+
+    monkeypatch.setattr(backend.RedisBackend, "_reload_history", flaky)
+    await _wipe_and_compare(make_node, redis_server)
+    assert calls.count(calls[0]) >= 2, calls  # the node whose reload failed did it again
+
+
+async def _wipe_and_compare(make_node: NodeFactory, redis_server: RedisServer) -> None:
     a, b = await make_node(), await make_node()
     alice = await LineClient.connect(a.port, hello="t", nick="alice")
     bob = await LineClient.connect(b.port, hello="t", nick="bob")

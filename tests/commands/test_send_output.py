@@ -69,3 +69,29 @@ def test_version_on_a_full_disk_is_one_line() -> None:
                              stdin=subprocess.DEVNULL, env=cli_env(), timeout=60, check=False)
     assert res.returncode == ExitStatus.FILE_ERROR, res.stderr
     assert res.stderr.decode() == "error: cannot write the output: No space left on device\n"
+
+
+@pytest.mark.skipif(not FULL.exists(), reason="no /dev/full on this system")
+def test_a_failure_reported_to_a_full_disk_keeps_its_own_exit_status() -> None:
+    """Found by review: ``send 127.0.0.1:1 --json hi > /dev/full`` said only that the output
+    could not be written (exit 22): the refused connection, the failure itself, was hidden.
+    Both are said now, the failure first, with its own exit status (3)."""
+    with open(FULL, "wb") as full:
+        res = subprocess.run([*CLI, "send", "127.0.0.1:1", "--nick", "bot", "--json", "hi"],
+                             stdout=full, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+                             env=cli_env(), timeout=60, check=False)
+    err = res.stderr.decode()
+    assert res.returncode == ExitStatus.CONNECTION_REFUSED, err
+    assert err.startswith("error: connection refused by 127.0.0.1:1"), err
+    assert err.endswith("error: cannot write the output either: No space left on device\n"), err
+
+
+@pytest.mark.skipif(not FULL.exists(), reason="no /dev/full on this system")
+def test_stderr_on_a_full_disk_keeps_the_exit_status() -> None:
+    """Found by review: with stderr on a full disk the error line could not be written and
+    the command exited 1 ('unexpected') instead of its own status."""
+    with open(FULL, "wb") as full:
+        res = subprocess.run([*CLI, "send", "127.0.0.1:1", "--nick", "bot", "hi"],
+                             stdout=subprocess.DEVNULL, stderr=full, stdin=subprocess.DEVNULL,
+                             env=cli_env(), timeout=60, check=False)
+    assert res.returncode == ExitStatus.CONNECTION_REFUSED

@@ -212,3 +212,16 @@ def test_a_fifo_in_the_files_place_is_refused_at_once(
     assert res.returncode == ExitStatus.BAD_FILE, res.stderr
     assert res.stderr.startswith("error: known-servers file ") and "FIFO" in res.stderr
     assert stat.S_ISFIFO(os.stat(path).st_mode)
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="needs /proc/self/fd")
+def test_a_directory_in_the_files_place_leaks_no_descriptor(tmp_path: Path) -> None:
+    """Found by review: since known_servers is opened with O_NONBLOCK and then wrapped, a
+    directory in its place left the descriptor open (fdopen refused it): one per read."""
+    path = tmp_path / "known_servers"
+    path.mkdir()
+    before = len(os.listdir("/proc/self/fd"))
+    for _ in range(5):
+        with pytest.raises(BadFileError, match="directory"):
+            KnownServers(path).pins()
+    assert len(os.listdir("/proc/self/fd")) == before

@@ -148,11 +148,16 @@ class KnownServers:
             # O_NONBLOCK: a FIFO in the file's place is opened at once and refused below (a
             # plain open waited for a writer that never came: the command hung for good)
             fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
-            with os.fdopen(fd, "rb") as fh:
+            try:
+                fh = os.fdopen(fd, "rb")
+            except OSError:  # a directory: fdopen refuses it, and the descriptor is ours
+                os.close(fd)
+                raise
+            with fh:
                 mode = os.fstat(fh.fileno()).st_mode
-                if stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode):
+                if stat.S_ISFIFO(mode):  # (a socket cannot be opened at all: ENXIO)
                     raise self._bad(
-                        "not a regular file (a FIFO or a socket)",
+                        "not a regular file (a FIFO)",
                         hint="name a regular file (--known-servers, RICHCHAT_KNOWN_SERVERS)")
                 # bounded: a link to /dev/zero, or a huge file named by mistake, was read
                 # whole into memory (all of it, or MemoryError)

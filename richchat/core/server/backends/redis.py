@@ -790,7 +790,7 @@ class RedisBackend:
         assert r is not None
         log.warning("the chat's data in Redis was lost: users of other nodes are forgotten")
         await r.set(self.prefix + "id", uuid.uuid4().hex, nx=True)
-        self.cluster_id = _s(await r.get(self.prefix + "id"))
+        new_id = _s(await r.get(self.prefix + "id"))
         known = {_s(k) for k in await r.hkeys(self.prefix + "users")}
         gone = [k for k, h in self._names.items() if h.peer is None and k not in known]
         for key in gone:
@@ -800,6 +800,10 @@ class RedisBackend:
             self._forget(key)
             self._sink(ev.Departed(name, "connection lost", None))
         await self._reload_history()
+        # only now: if Redis failed meanwhile, the next attempt of _rejoin finds the id still
+        # changed and does all of this again (set first, a failed reload was never retried and
+        # the node served the history from before the loss for good)
+        self.cluster_id = new_id
 
     async def _reload_history(self) -> None:
         """After a data loss, the rooms' history is what Redis holds now, as for a node that
