@@ -365,3 +365,18 @@ def test_the_pure_parts_do_not_import_textual() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_a_full_lobby_list_settles_who_is_online_in_private_conversations() -> None:
+    """Found by review: a private conversation's user followed only the lobby's JOIN and
+    PART; bob leaving while we were disconnected, the lobby list of the reconnection no
+    longer had him, but ``@bob`` still listed him, and his coming back said nothing."""
+    before = state(lobby(members=("alice", "bob")), private("bob", members=("alice", "bob")))
+    away, _ = st.apply(before, f.RoomUsers(room="lobby", users=[entry("alice")]), NOW)
+    assert set(away.conversations["@bob"].users) == {"alice"}
+    assert away.conversations["@bob"].lines[-1].text == "bob is not online"
+    back, _ = st.apply(away, f.UserList(users=[entry("alice"), entry("bob")]), NOW)
+    assert set(back.conversations["@bob"].users) == {"alice", "bob"}
+    assert back.conversations["@bob"].lines[-1].text == "bob is online again"
+    again, _ = st.apply(back, f.UserList(users=[entry("alice"), entry("bob")]), NOW)
+    assert again.conversations["@bob"].lines == back.conversations["@bob"].lines  # no repeat

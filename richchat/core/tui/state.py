@@ -447,13 +447,33 @@ def _you(e: _Edit, frame: f.You) -> None:
 
 
 def _user_list(e: _Edit, frame: f.UserList) -> None:
-    e.users(DEFAULT_ROOM, {fold_name(u.name): u.name for u in frame.users})
+    members = {fold_name(u.name): u.name for u in frame.users}
+    e.users(DEFAULT_ROOM, members)
+    _reconcile_peers(e, members)
+
+
+def _reconcile_peers(e: _Edit, lobby: Mapping[str, str]) -> None:
+    """A whole lobby list (on registration, after a reconnect): the other user of each
+    private conversation is online or not by it. Their JOIN or PART may have passed while
+    we were away: ``@bob`` kept listing a bob who had left, and said nothing when he came
+    back."""
+    for conv in list(e.convs.values()):
+        peer = conv.peer
+        if peer is None or e.is_me(peer):
+            continue
+        name = lobby.get(fold_name(peer))
+        if name is not None:
+            _peer_presence(e, name, f"{name} is online again", online=True)
+        else:
+            _peer_presence(e, peer, f"{peer} is not online", online=False)
 
 
 def _room_users(e: _Edit, frame: f.RoomUsers) -> None:
     names = [u.name for u in frame.users]
     if frame.room in e.convs:
         e.users(frame.room, {fold_name(n): n for n in names})
+    if frame.room == DEFAULT_ROOM:
+        _reconcile_peers(e, {fold_name(n): n for n in names})
     if frame.room in e.pending_who:
         e.pending_who = e.pending_who - {frame.room}
         e.note(f"Users in #{frame.room}: " + (", ".join(names) or "nobody"))
