@@ -64,6 +64,10 @@ SEND_CHUNK = 1024 * 1024
 #: a download's receive buffer: filled straight from the socket, then hashed and written in
 #: a worker thread while the next one fills
 RECEIVE_BUFFER = 1024 * 1024
+#: a download's bytes wait at most this long (seconds) in a receive buffer that is not full
+#: while the writer is idle: on a slow link (a server's --file-rate, a weak Wi-Fi) a 1 MiB
+#: buffer takes seconds to fill, and the progress, which counts bytes written, stood still
+FLUSH_INTERVAL = 0.25
 #: bytes hashed per read
 HASH_CHUNK = 1024 * 1024
 #: the part file of a download, in the download directory
@@ -351,7 +355,9 @@ class _Receiver(asyncio.BufferedProtocol):
     """The download side of a transfer connection, after the request: parses the server's
     first line, then receives the file's bytes straight into :data:`RECEIVE_BUFFER`-byte
     buffers (no copy through a StreamReader) and has each full buffer hashed and written by
-    a worker thread while the next one fills; reading pauses while two buffers wait.
+    a worker thread while the next one fills (or, on a slow link, what a buffer holds after
+    :data:`FLUSH_INTERVAL` with the writer idle, so progress moves); reading pauses while two
+    buffers wait.
     Works the same on a TLS transport (asyncio's TLS layer feeds buffered protocols too).
     Bytes received before the connection breaks are written all the same (a resume starts
     after them)."""
@@ -382,7 +388,7 @@ class _Receiver(asyncio.BufferedProtocol):
         self._paused = False
         self._lost: BaseException | None = None
         self._ended = False
-        self.last_activity = self.loop.time()
+        self.last_activity = self._rotated = self.loop.time()
 
     # -- asyncio.BufferedProtocol
 
@@ -405,7 +411,9 @@ class _Receiver(asyncio.BufferedProtocol):
         self._filled += nbytes
         self.left -= nbytes
         self.received += nbytes
-        if self._filled == len(self._buf) or self.left == 0:
+        if self._filled == len(self._buf) or self.left == 0 or (
+                not self._writing and not self._queue
+                and self.last_activity - self._rotated >= FLUSH_INTERVAL):
             self._rotate()
 
     def eof_received(self) -> bool | None:
@@ -477,6 +485,7 @@ class _Receiver(asyncio.BufferedProtocol):
             self._queue.append(memoryview(self._buf)[: self._filled])
             self._buf = bytearray(RECEIVE_BUFFER)
             self._filled = 0
+            self._rotated = self.loop.time()
         if len(self._queue) >= 2 and not self._paused and self.transport is not None:
             self._paused = True
             self.transport.pause_reading()
