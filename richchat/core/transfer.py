@@ -202,9 +202,14 @@ class Sent:
 
 
 async def upload(open_stream: StreamOpener, token: str, path: Path, sha256: str, size: int,
-                 *, timeout: float = 10.0, progress: Progress | None = None) -> Sent:
+                 *, timeout: float = 10.0, progress: Progress | None = None,
+                 rate: int | None = None) -> Sent:
     """Send the file ``path`` (SHA-256 ``sha256``, ``size`` bytes) for ``token``; return once
-    the server has verified and stored it."""
+    the server has verified and stored it. ``rate``: the server's speed limit per transfer
+    (its ``HELLO``'s ``filerate=``), allowed for in every wait: the socket buffers of both
+    ends hold megabytes, which a limited server takes in slowly, so a chunk handed to them
+    or the verification after the last byte can take much longer than ``timeout`` while
+    the bytes are moving."""
     request = t.TransferRequest(op="PUT", token=token)
     reader, writer, accepted = await _request(open_stream, request, timeout)
     try:
@@ -226,7 +231,8 @@ async def upload(open_stream: StreamOpener, token: str, path: Path, sha256: str,
                 fh.seek(position)
                 try:
                     moved = await asyncio.wait_for(
-                        loop.sendfile(writer.transport, fh, position, count), timeout)
+                        loop.sendfile(writer.transport, fh, position, count),
+                        timeout + (count / rate if rate else 0))
                 except asyncio.TimeoutError:
                     raise TimeoutRichchatError(
                         f"the server took no data for {timeout:g} s") from None
@@ -240,8 +246,10 @@ async def upload(open_stream: StreamOpener, token: str, path: Path, sha256: str,
                 position = fh.tell()
                 if progress is not None:
                     progress(position, size)
-        # hashing and fsync of a large file take the server a while
-        done = await _reply(reader, timeout + size / 20e6, "the server to verify the file")
+        # hashing and fsync of a large file take the server a while; a speed-limited server
+        # still reads what the buffers hold (at most what this connection sent)
+        wait = timeout + size / 20e6 + ((size - offset) / rate if rate else 0)
+        done = await _reply(reader, wait, "the server to verify the file")
         if isinstance(done, t.TransferError):
             if done.code == "hash_mismatch":
                 raise FileCorruptError(f"{path} changed while it was sent (the server hashed "

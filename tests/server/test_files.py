@@ -566,3 +566,19 @@ async def test_a_slow_download_shows_progress_before_a_buffer_fills(
                            progress=lambda stage, done, total: seen.append(done))
     assert got.sha256 == sha and seen[-1] == size
     assert any(0 < done < size for done in seen), seen
+
+
+async def test_an_upload_to_a_speed_limited_server_waits_for_it(
+        make_server: ServerFactory, tmp_path: Path) -> None:
+    """The socket buffers of both ends take a megabyte or more at once; a server limited to
+    200 kB/s (--file-rate) then needs 5 s to read it, while the sender waited for the
+    verification ``timeout`` + size / 20 MB/s: send --file failed with 'timed out ... waiting
+    for the server to verify the file' (exit 6) while the bytes were moving. The server
+    announces its limit (``filerate=`` in HELLO), and the sender allows for it."""
+    server = await make_server(file_rate=200_000)
+    src = tmp_path / "slow-up.bin"
+    size = 1_000_000
+    sha = make_file(src, size)
+    shared = await share_file(addr(server), "alice", src, timeout=3.0)
+    assert (shared.sha256, shared.sent) == (sha, size)
+    assert hashlib.sha256((files_dir(server) / sha).read_bytes()).hexdigest() == sha

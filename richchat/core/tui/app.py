@@ -599,6 +599,7 @@ class ChatApp(App[None]):
         try:
             done = await upload(self.session.open_stream, frame.token, path, sha,
                                 size, timeout=self.session.timeout,
+                                rate=self.session.file_rate,
                                 progress=lambda d, t: self._show_progress(
                                     key, "⇡", path.name, d, t))
             resumed = f", resumed at {human_size(done.offset)}" if done.offset else ""
