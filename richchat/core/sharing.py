@@ -225,7 +225,7 @@ async def share_file(
             uploaded = True
             try:
                 done = await upload(client.open_stream, frame.token, path, sha256, size,
-                                    timeout=timeout, progress=moved)
+                                    timeout=timeout, progress=moved, rate=hello.file_rate)
             except TimeoutRichchatError as exc:  # a server or a path that froze
                 raise TimeoutRichchatError(
                     exc.message, hint=exc.hint or "run the same command again to resume the "

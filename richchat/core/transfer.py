@@ -64,6 +64,10 @@ SEND_CHUNK = 1024 * 1024
 #: a download's receive buffer: filled straight from the socket, then hashed and written in
 #: a worker thread while the next one fills
 RECEIVE_BUFFER = 1024 * 1024
+#: a download's bytes wait at most this long (seconds) in a receive buffer that is not full
+#: while the writer is idle: on a slow link (a server's --file-rate, a weak Wi-Fi) a 1 MiB
+#: buffer takes seconds to fill, and the progress, which counts bytes written, stood still
+FLUSH_INTERVAL = 0.25
 #: bytes hashed per read
 HASH_CHUNK = 1024 * 1024
 #: the part file of a download, in the download directory
@@ -198,9 +202,14 @@ class Sent:
 
 
 async def upload(open_stream: StreamOpener, token: str, path: Path, sha256: str, size: int,
-                 *, timeout: float = 10.0, progress: Progress | None = None) -> Sent:
+                 *, timeout: float = 10.0, progress: Progress | None = None,
+                 rate: int | None = None) -> Sent:
     """Send the file ``path`` (SHA-256 ``sha256``, ``size`` bytes) for ``token``; return once
-    the server has verified and stored it."""
+    the server has verified and stored it. ``rate``: the server's speed limit per transfer
+    (its ``HELLO``'s ``filerate=``), allowed for in every wait: the socket buffers of both
+    ends hold megabytes, which a limited server takes in slowly, so a chunk handed to them
+    or the verification after the last byte can take much longer than ``timeout`` while
+    the bytes are moving."""
     request = t.TransferRequest(op="PUT", token=token)
     reader, writer, accepted = await _request(open_stream, request, timeout)
     try:
@@ -222,7 +231,8 @@ async def upload(open_stream: StreamOpener, token: str, path: Path, sha256: str,
                 fh.seek(position)
                 try:
                     moved = await asyncio.wait_for(
-                        loop.sendfile(writer.transport, fh, position, count), timeout)
+                        loop.sendfile(writer.transport, fh, position, count),
+                        timeout + (count / rate if rate else 0))
                 except asyncio.TimeoutError:
                     raise TimeoutRichchatError(
                         f"the server took no data for {timeout:g} s") from None
@@ -236,8 +246,10 @@ async def upload(open_stream: StreamOpener, token: str, path: Path, sha256: str,
                 position = fh.tell()
                 if progress is not None:
                     progress(position, size)
-        # hashing and fsync of a large file take the server a while
-        done = await _reply(reader, timeout + size / 20e6, "the server to verify the file")
+        # hashing and fsync of a large file take the server a while; a speed-limited server
+        # still reads what the buffers hold (at most what this connection sent)
+        wait = timeout + size / 20e6 + ((size - offset) / rate if rate else 0)
+        done = await _reply(reader, wait, "the server to verify the file")
         if isinstance(done, t.TransferError):
             if done.code == "hash_mismatch":
                 raise FileCorruptError(f"{path} changed while it was sent (the server hashed "
@@ -351,7 +363,9 @@ class _Receiver(asyncio.BufferedProtocol):
     """The download side of a transfer connection, after the request: parses the server's
     first line, then receives the file's bytes straight into :data:`RECEIVE_BUFFER`-byte
     buffers (no copy through a StreamReader) and has each full buffer hashed and written by
-    a worker thread while the next one fills; reading pauses while two buffers wait.
+    a worker thread while the next one fills (or, on a slow link, what a buffer holds after
+    :data:`FLUSH_INTERVAL` with the writer idle, so progress moves); reading pauses while two
+    buffers wait.
     Works the same on a TLS transport (asyncio's TLS layer feeds buffered protocols too).
     Bytes received before the connection breaks are written all the same (a resume starts
     after them)."""
@@ -382,7 +396,7 @@ class _Receiver(asyncio.BufferedProtocol):
         self._paused = False
         self._lost: BaseException | None = None
         self._ended = False
-        self.last_activity = self.loop.time()
+        self.last_activity = self._rotated = self.loop.time()
 
     # -- asyncio.BufferedProtocol
 
@@ -405,7 +419,9 @@ class _Receiver(asyncio.BufferedProtocol):
         self._filled += nbytes
         self.left -= nbytes
         self.received += nbytes
-        if self._filled == len(self._buf) or self.left == 0:
+        if self._filled == len(self._buf) or self.left == 0 or (
+                not self._writing and not self._queue
+                and self.last_activity - self._rotated >= FLUSH_INTERVAL):
             self._rotate()
 
     def eof_received(self) -> bool | None:
@@ -477,6 +493,7 @@ class _Receiver(asyncio.BufferedProtocol):
             self._queue.append(memoryview(self._buf)[: self._filled])
             self._buf = bytearray(RECEIVE_BUFFER)
             self._filled = 0
+            self._rotated = self.loop.time()
         if len(self._queue) >= 2 and not self._paused and self.transport is not None:
             self._paused = True
             self.transport.pause_reading()

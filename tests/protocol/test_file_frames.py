@@ -94,6 +94,16 @@ def test_hello_advertises_the_largest_file() -> None:
         assert isinstance(got, f.Hello) and got.file_max is None
 
 
+def test_hello_advertises_the_speed_limit_of_transfers() -> None:
+    hello = f.Hello(version=1, agent="s/1", role="server", file_max=1000, file_rate=200000)
+    line = encode(hello).decode()
+    assert line == "HELLO|1|s/1|role=server|files=1000|filerate=200000\n"
+    assert decode_server_line(line.rstrip("\n")) == hello
+    for bad in ("filerate=", "filerate=0", "filerate=-1", "filerate=1e9", "filerate=fast"):
+        got = decode_server_line(f"HELLO|1|x/1|role=server|files=9|{bad}")
+        assert isinstance(got, f.Hello) and got.file_rate is None and got.file_max == 9
+
+
 def test_slash_commands_of_netcat_users() -> None:
     assert parse_slash("/files") == f.ListFiles(target="lobby")
     assert parse_slash("/files", "dev") == f.ListFiles(target="dev")

@@ -547,3 +547,38 @@ async def test_a_speed_limited_upload_to_a_slow_disk_completes(
     shared = await asyncio.wait_for(share_file(addr(server), "alice", src), 60)
     assert (shared.resumed_from, shared.sent) == (0, size)
     assert hashlib.sha256((files_dir(server) / sha).read_bytes()).hexdigest() == sha
+
+
+async def test_a_slow_download_shows_progress_before_a_buffer_fills(
+        make_server: ServerFactory, tmp_path: Path) -> None:
+    """Progress counts the bytes written, and a download wrote a receive buffer (1 MiB) only
+    once it was full: at 200 kB/s (a server's --file-rate, a weak link) the bar of get and of
+    the chat UI stood at 0% for five seconds a MiB, and a file under 1 MiB jumped from 0% to
+    done. Bytes now reach the disk while the writer is idle, whether the buffer is full or
+    not."""
+    server = await make_server(file_rate=200_000)
+    src = tmp_path / "slow.bin"
+    size = 600_000
+    sha = make_file(src, size)
+    shared = await share_file(addr(server), "alice", src)
+    seen: list[int] = []
+    got = await fetch_file(addr(server), shared.id, DownloadDir(tmp_path / "dl"), nick="bob",
+                           progress=lambda stage, done, total: seen.append(done))
+    assert got.sha256 == sha and seen[-1] == size
+    assert any(0 < done < size for done in seen), seen
+
+
+async def test_an_upload_to_a_speed_limited_server_waits_for_it(
+        make_server: ServerFactory, tmp_path: Path) -> None:
+    """The socket buffers of both ends take a megabyte or more at once; a server limited to
+    200 kB/s (--file-rate) then needs 5 s to read it, while the sender waited for the
+    verification ``timeout`` + size / 20 MB/s: send --file failed with 'timed out ... waiting
+    for the server to verify the file' (exit 6) while the bytes were moving. The server
+    announces its limit (``filerate=`` in HELLO), and the sender allows for it."""
+    server = await make_server(file_rate=200_000)
+    src = tmp_path / "slow-up.bin"
+    size = 1_000_000
+    sha = make_file(src, size)
+    shared = await share_file(addr(server), "alice", src, timeout=3.0)
+    assert (shared.sha256, shared.sent) == (sha, size)
+    assert hashlib.sha256((files_dir(server) / sha).read_bytes()).hexdigest() == sha

@@ -5,9 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import time
 from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 
+import pytest
+from rich.text import Text
 from textual.pilot import Pilot
 from textual.widgets import Label
 
@@ -401,3 +405,44 @@ async def test_share_waits_while_another_upload_of_the_same_bytes_runs(
     finally:
         await first.close()
         await bob.close()
+
+
+async def test_a_resumed_download_shows_the_rate_of_its_own_bytes(
+        make_server: ServerFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A download resumed at 90% showed a rate counting the 90% held already as if received
+    in its first moment (``done / elapsed``): 9 times the real rate, where ``get`` shows the
+    rate of the bytes moved since it started. A clock that steps 1 s per reading makes the
+    rate exact: never more than the bytes received this run per second."""
+    from richchat.core.tui import app as app_module
+
+    clock = iter(range(1, 1_000_000))
+    monkeypatch.setattr(app_module, "time", SimpleNamespace(
+        monotonic=lambda: float(next(clock)), time=time.time))
+    rates: list[float] = []
+    line = render.transfer_line
+
+    def recorded(direction: str, name: str, done: int, total: int,
+                 rate: float | None) -> Text:
+        if rate is not None:
+            rates.append(rate)
+        return line(direction, name, done, total, rate)
+
+    monkeypatch.setattr(render, "transfer_line", recorded)
+    server = await make_server()
+    src = tmp_path / "big.bin"
+    size, held = 1_000_000, 900_000
+    sha = make_file(src, size)
+    dl = tmp_path / "dl"
+    app = make_app(server, dl)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: app.chat.nick == "alice", "registration")
+        shared = await share_file(Address("127.0.0.1", server.port), "bob", src)
+        await until(pilot, lambda: app.chat.file("1") is not None, "the offer")
+        dl.mkdir()  # what an interrupted download left: its first 900 kB
+        (dl / f".richchat-{shared.id}.part").write_bytes(src.read_bytes()[:held])
+        await type_line(pilot, "/get 1")
+        await until(pilot, lambda: any(s.endswith("resumed at 900 kB).")
+                                       for s in plain(app, "lobby")), "the saved line")
+    assert hashlib.sha256((dl / "big.bin").read_bytes()).hexdigest() == sha
+    assert rates, "no rate was shown"
+    assert max(rates) <= size - held, rates

@@ -160,7 +160,8 @@ class Hello(Frame):
     of a client's HELLO is never taken for a server's answer: see :attr:`from_server`), its
     name, users online, TLS flag and key fingerprint (``fp=``), features, flood limit
     (``flood=RATE/BURST``: lines per second and burst; rate 0 is no limit) and, when it takes
-    files, the largest it accepts (``files=BYTES``).
+    files, the largest it accepts (``files=BYTES``) and its speed limit per transfer, if any
+    (``filerate=BYTES``: bytes per second).
     """
 
     tag: ClassVar[str] = "HELLO"
@@ -183,6 +184,10 @@ class Hello(Frame):
     #: file sharing: the largest file the server accepts, in bytes (``files=104857600``);
     #: None when the server does not take files
     file_max: int | None = Field(default=None, ge=0)
+    #: the server's speed limit of each transfer, bytes per second (``filerate=200000``);
+    #: None: no limit. A client waiting for an upload's verification allows for it: the
+    #: bytes the network buffers hold reach a limited server that slowly
+    file_rate: int | None = Field(default=None, ge=1)
     #: a node of a cluster (``server --redis``): the name of the chat it serves
     cluster: str | None = Field(default=None, max_length=64)
 
@@ -204,6 +209,8 @@ class Hello(Frame):
             parts.append(f"flood={_rate_text(self.flood_rate)}/{self.flood_burst}")
         if self.file_max is not None:
             parts.append(f"files={self.file_max}")
+        if self.file_rate is not None:
+            parts.append(f"filerate={self.file_rate}")
         if self.cluster is not None:
             parts.append(f"cluster={_kv_value(self.cluster)}")
         return "|".join(parts)
@@ -241,6 +248,8 @@ class Hello(Frame):
                     values["flood_rate"], values["flood_burst"] = float(rate), int(burst)
             elif key == "files" and is_digits(value):  # malformed: as if absent
                 values["file_max"] = int(value)
+            elif key == "filerate" and is_digits(value) and int(value) >= 1:
+                values["file_rate"] = int(value)  # malformed or 0: as if absent (no limit)
             elif key == "cluster":
                 values["cluster"] = value
             # unknown keys are ignored: later versions may add some

@@ -377,6 +377,7 @@ class ChatServer:
             flood_rate=self.config.flood_rate,
             flood_burst=self.config.flood_burst,
             file_max=self.files.max_size if self.files is not None else None,
+            file_rate=(self.config.file_rate or None) if self.files is not None else None,
             cluster=self.config.cluster_name,
         )
 

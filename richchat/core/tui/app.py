@@ -143,8 +143,10 @@ class ChatApp(App[None]):
         self._busy: dict[str, int] = {}
         #: files asked for and waiting for the server's DOWNLOAD: id -> what we know of it
         self._downloads: dict[str, commands.GetJob] = {}
-        #: transfers under way, for the bar: key -> (direction, name, done, total, start)
-        self._progress: dict[str, tuple[str, str, int, int, float]] = {}
+        #: transfers under way, for the bar: key -> (direction, name, done, total, start,
+        #: base): ``base`` is the bytes done at ``start`` (a resumed transfer's offset), not
+        #: counted in its rate
+        self._progress: dict[str, tuple[str, str, int, int, float, int]] = {}
         self._progress_shown = 0.0
         self.time_format = time_format
         #: exit (with ``failure`` set) if the very first connection attempt fails
@@ -525,8 +527,11 @@ class ChatApp(App[None]):
     def _show_progress(self, key: str, direction: str, name: str, done: int,
                        total: int) -> None:
         old = self._progress.get(key)
-        start = old[4] if old is not None and old[0] == direction else time.monotonic()
-        self._progress[key] = (direction, name, done, total, start)
+        if old is not None and old[0] == direction and done >= old[5]:
+            start, base = old[4], old[5]
+        else:  # a new transfer, or one that starts again (a resume, or from the first byte)
+            start, base = time.monotonic(), done
+        self._progress[key] = (direction, name, done, total, start, base)
         now = time.monotonic()
         if done < total and now - self._progress_shown < 0.1:
             return
@@ -540,8 +545,10 @@ class ChatApp(App[None]):
     def _draw_progress(self) -> None:
         now = time.monotonic()
         lines = []
-        for direction, name, done, total, start in self._progress.values():
-            rate = (done / (now - start)) if now - start > 0.3 else None
+        for direction, name, done, total, start, base in self._progress.values():
+            # the bytes moved since it started: a download resumed at 90% did not receive
+            # those 90% in its first second
+            rate = ((done - base) / (now - start)) if now - start > 0.3 else None
             lines.append(render.transfer_line(direction, name, done, total, rate))
         self.transfer_bar.show_transfers(lines)
 
@@ -592,6 +599,7 @@ class ChatApp(App[None]):
         try:
             done = await upload(self.session.open_stream, frame.token, path, sha,
                                 size, timeout=self.session.timeout,
+                                rate=self.session.file_rate,
                                 progress=lambda d, t: self._show_progress(
                                     key, "⇡", path.name, d, t))
             resumed = f", resumed at {human_size(done.offset)}" if done.offset else ""

@@ -536,6 +536,13 @@ class ChatSession:
         if isinstance(frame, f.SetNick):
             self.wanted_nick = frame.name
 
+    @property
+    def file_rate(self) -> int | None:
+        """The server's speed limit per transfer (its ``HELLO``'s ``filerate=``), or None."""
+        client = self._client
+        hello = client.server_hello if client is not None else None
+        return hello.file_rate if hello is not None else None
+
     async def open_stream(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         """One more connection to the server, opened as the chat connection was (the same
         opener and security): a file transfer's (:mod:`richchat.core.transfer`)."""
