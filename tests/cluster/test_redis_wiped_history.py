@@ -83,3 +83,21 @@ async def _wipe_and_compare(make_node: NodeFactory, redis_server: RedisServer) -
         await newcomer.close()
     assert seen["dave"] == seen["erin"] == seen["fred"] == ["after the wipe"], seen
     await carol.close()
+
+
+async def test_closing_a_node_while_it_rejoins_ends_the_rejoin(
+    make_node: NodeFactory, redis_server: RedisServer
+) -> None:
+    """A node stopped while it was rejoining the cluster (Redis away) left its rejoin task
+    running on the closed client, retrying every second until the event loop closed, where
+    redis-py's cancelled read hung (a test's teardown waited 120 s for it)."""
+    a = await make_node()
+    node = a.backend
+    assert isinstance(node, backend.RedisBackend)
+    redis_server.stop()
+    node._evict()  # as the heartbeat does when the cluster dropped this node
+    rejoining = node._rejoining
+    assert rejoining is not None and not rejoining.done()
+    await a.stop()
+    assert rejoining.done(), "the rejoin outlived the node"
+    redis_server.start()

@@ -281,10 +281,14 @@ class RedisBackend:
         # what the hub published last (the departures of a shutdown) still goes out
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(self._drained(), timeout=3.0)
-        for task in self._tasks:
+        # a rejoin under way too: left running, it went on using the closed client (a retry
+        # a second) until the event loop itself was closed, and then hung in redis-py's
+        # cancelled read (a test's teardown waited 120 s for it)
+        tasks = [*self._tasks, *([self._rejoining] if self._rejoining is not None else [])]
+        for task in tasks:
             task.cancel()
-        if self._tasks:
-            await asyncio.wait(self._tasks, timeout=2.0)
+        if tasks:
+            await asyncio.wait(tasks, timeout=2.0)
         # every step bounded: a Redis that does not answer never holds up a shutdown
         with contextlib.suppress(Exception):
             await asyncio.wait_for(r.eval(lua.LEAVE, 0, self.prefix, self.node), 2.0)
