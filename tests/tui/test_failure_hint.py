@@ -6,10 +6,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from richchat.core.server.tls import CERT_FILE, KEY_FILE
 from richchat.core.trust.known import KnownServers
 from tests.tui.test_app import SIZE, plain, until
-from tests.tui.test_tls_ui import app_for, tls_server
+from tests.tui.test_tls_ui import app_for, tls_server, with_new_key
 
 
 async def test_a_changed_key_on_a_reconnect_says_how_to_forget_it(tmp_path: Path) -> None:
@@ -21,10 +20,7 @@ async def test_a_changed_key_on_a_reconnect_says_how_to_forget_it(tmp_path: Path
         app = app_for(port, known)
         async with app.run_test(size=SIZE) as pilot:
             await until(pilot, lambda: app.chat.nick == "alice", "registration")
-            await server.stop()
-            for name in (CERT_FILE, KEY_FILE):
-                (tmp_path / "data" / name).unlink()
-            server = await tls_server(tmp_path / "data", port=port)
+            server = await with_new_key(server, tmp_path / "data")
             await until(pilot, lambda: app.session.status.state == "failed", "the refusal")
             text = " ".join(plain(app, "lobby"))
             assert "has CHANGED" in text

@@ -6,10 +6,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from richchat.core.server import ChatServer, ServerConfig
 from richchat.core.trust.known import KnownServers
 from tests.tui.test_app import SIZE, until
-from tests.tui.test_tls_ui import app_for, header, tls_server
+from tests.tui.test_tls_ui import app_for, header, tls_server, without_tls
 
 
 async def test_a_pinned_server_without_tls_is_not_called_a_changed_key(tmp_path: Path) -> None:
@@ -21,11 +20,7 @@ async def test_a_pinned_server_without_tls_is_not_called_a_changed_key(tmp_path:
         app = app_for(port, known)
         async with app.run_test(size=SIZE) as pilot:
             await until(pilot, lambda: app.chat.nick == "alice", "registration")
-            await server.stop()
-            server = ChatServer(ServerConfig(host="127.0.0.1", port=port,
-                                             data_dir=tmp_path / "data", beacon=False,
-                                             mdns=False, name="plain"))
-            await server.start()
+            server = await without_tls(server, tmp_path / "data")
             await until(pilot, lambda: app.session.status.state == "failed", "the refusal")
             assert "KEY CHANGED" not in header(app), header(app)
             assert "NO TLS" in header(app), header(app)

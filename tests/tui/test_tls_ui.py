@@ -31,6 +31,29 @@ async def tls_server(data_dir: Path, port: int = 0, **kw: Any) -> ChatServer:
     return server
 
 
+async def with_new_key(server: ChatServer, data_dir: Path) -> ChatServer:
+    """``server`` back on its port with a new key (a wiped data dir, or an impostor)."""
+    port = server.port
+    await server.stop()
+    for name in (CERT_FILE, KEY_FILE):
+        (data_dir / name).unlink()
+    return await tls_server(data_dir, port=port)
+
+
+async def plain_server(data_dir: Path, port: int = 0) -> ChatServer:
+    server = ChatServer(ServerConfig(host="127.0.0.1", port=port, data_dir=data_dir,
+                                     beacon=False, mdns=False, name="plain"))
+    await server.start()
+    return server
+
+
+async def without_tls(server: ChatServer, data_dir: Path) -> ChatServer:
+    """``server`` back on its port in plaintext (it lost --tls, or an impostor)."""
+    port = server.port
+    await server.stop()
+    return await plain_server(data_dir, port)
+
+
 def app_for(port: int, known: Path, **kw: Any) -> ChatApp:
     trust = TrustPolicy(KnownServers(known), unknown="ask")
     return ChatApp(Address("127.0.0.1", port), "alice", reconnect_base=0.1,
@@ -110,10 +133,7 @@ async def test_changed_key_at_start_and_on_a_reconnect(tmp_path: Path) -> None:
         async with app.run_test(size=SIZE) as pilot:
             await until(pilot, lambda: app.chat.nick == "alice", "registration")
             # the server comes back with a new key (a wiped data dir, or an impostor)
-            await server.stop()
-            for name in (CERT_FILE, KEY_FILE):
-                (tmp_path / "data" / name).unlink()
-            server = await tls_server(tmp_path / "data", port=port)
+            server = await with_new_key(server, tmp_path / "data")
             await until(pilot, lambda: app.session.status.state == "failed", "the refusal")
             assert "SERVER KEY CHANGED" in header(app)
             assert any("has CHANGED" in line for line in plain(app, "lobby"))
@@ -124,9 +144,7 @@ async def test_changed_key_at_start_and_on_a_reconnect(tmp_path: Path) -> None:
 
 
 async def test_plaintext_server_is_shown_as_not_encrypted(tmp_path: Path) -> None:
-    server = ChatServer(ServerConfig(host="127.0.0.1", port=0, data_dir=tmp_path / "data",
-                                     beacon=False, mdns=False, name="plain"))
-    await server.start()
+    server = await plain_server(tmp_path / "data")
     try:
         app = app_for(server.port, tmp_path / "known")
         async with app.run_test(size=SIZE) as pilot:

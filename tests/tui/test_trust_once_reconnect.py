@@ -6,12 +6,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from richchat.core.server import ChatServer, ServerConfig
-from richchat.core.server.tls import CERT_FILE, KEY_FILE
 from richchat.core.trust.known import KnownServers
 from richchat.core.tui.widgets import TrustScreen
 from tests.tui.test_app import SIZE, plain, until
-from tests.tui.test_tls_ui import app_for, header, tls_server
+from tests.tui.test_tls_ui import app_for, header, tls_server, with_new_key, without_tls
 
 
 async def test_trusted_this_time_never_falls_back_to_plaintext(tmp_path: Path) -> None:
@@ -26,11 +24,7 @@ async def test_trusted_this_time_never_falls_back_to_plaintext(tmp_path: Path) -
             await until(pilot, lambda: app.chat.nick == "alice", "registration")
             assert "(trusted this time)" in header(app)
             # the same address answers in plaintext (the server lost --tls, or an impostor)
-            await server.stop()
-            server = ChatServer(ServerConfig(host="127.0.0.1", port=port,
-                                             data_dir=tmp_path / "data", beacon=False,
-                                             mdns=False, name="plain"))
-            await server.start()
+            server = await without_tls(server, tmp_path / "data")
             await until(pilot, lambda: app.session.status.state == "failed"
                         or "not encrypted" in header(app), "the reconnection's outcome")
             assert app.session.status.state == "failed", header(app)
@@ -52,10 +46,7 @@ async def test_a_key_trusted_this_time_that_changes_is_refused(tmp_path: Path) -
             await until(pilot, lambda: isinstance(app.screen, TrustScreen), "the trust prompt")
             await pilot.press("o")
             await until(pilot, lambda: app.chat.nick == "alice", "registration")
-            await server.stop()
-            for name in (CERT_FILE, KEY_FILE):
-                (tmp_path / "data" / name).unlink()
-            server = await tls_server(tmp_path / "data", port=port)
+            server = await with_new_key(server, tmp_path / "data")
             new = server.tls.fingerprint  # type: ignore[union-attr]
             await until(pilot, lambda: app.session.status.state == "failed"
                         or isinstance(app.screen, TrustScreen), "the refusal")
