@@ -26,22 +26,29 @@ def lost(app: ChatApp) -> bool:
     return any("sent nothing for" in line for line in plain(app, "lobby"))
 
 
+async def noticed_and_back(server: ServerProc, *, typed: str | None) -> None:
+    """Freeze ``server`` (SIGSTOP) under a registered chat UI, type ``typed`` if given: the UI
+    notices, and reconnects once the server runs again."""
+    app = app_for(server.port)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: app.chat.nick == "alice", "registration")
+        os.kill(server.pid, signal.SIGSTOP)
+        try:
+            if typed is not None:
+                await type_line(pilot, typed)
+            await until(pilot, lambda: lost(app)
+                        and app.session.status.state != "connected",
+                        "the frozen server noticed")
+        finally:
+            os.kill(server.pid, signal.SIGCONT)
+        await until(pilot, lambda: app.session.status.state == "connected"
+                    and app.session.registered, "the reconnection", timeout=20)
+
+
 async def test_a_frozen_server_is_noticed_after_a_message(tmp_path: Path) -> None:
     server = ServerProc(tmp_path / "data")
     try:
-        app = app_for(server.port)
-        async with app.run_test(size=SIZE) as pilot:
-            await until(pilot, lambda: app.chat.nick == "alice", "registration")
-            os.kill(server.pid, signal.SIGSTOP)
-            try:
-                await type_line(pilot, "anyone there?")
-                await until(pilot, lambda: lost(app)
-                            and app.session.status.state != "connected",
-                            "the frozen server noticed")
-            finally:
-                os.kill(server.pid, signal.SIGCONT)
-            await until(pilot, lambda: app.session.status.state == "connected"
-                        and app.session.registered, "the reconnection", timeout=20)
+        await noticed_and_back(server, typed="anyone there?")
     finally:
         server.stop()
 
@@ -51,17 +58,6 @@ async def test_a_frozen_server_is_noticed_by_an_idle_ui(
     monkeypatch.setattr(session, "KEEPALIVE_IDLE", 0.5)
     server = ServerProc(tmp_path / "data")
     try:
-        app = app_for(server.port)
-        async with app.run_test(size=SIZE) as pilot:
-            await until(pilot, lambda: app.chat.nick == "alice", "registration")
-            os.kill(server.pid, signal.SIGSTOP)
-            try:
-                await until(pilot, lambda: lost(app)
-                            and app.session.status.state != "connected",
-                            "the frozen server noticed")
-            finally:
-                os.kill(server.pid, signal.SIGCONT)
-            await until(pilot, lambda: app.session.status.state == "connected"
-                        and app.session.registered, "the reconnection", timeout=20)
+        await noticed_and_back(server, typed=None)
     finally:
         server.stop()
