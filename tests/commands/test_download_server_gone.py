@@ -7,13 +7,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
 from pathlib import Path
 
 from richchat.core.exit_codes import ExitStatus
-from tests.client.servers import cli_env
-from tests.commands.test_files_cli import CLI, make_file
-from tests.conditions import wait_until
+from tests.commands.midtransfer import shared_file, under_way
+from tests.commands.test_files_cli import make_file
 from tests.serverproc import ServerProc
 
 
@@ -21,24 +19,12 @@ async def test_server_stopped_during_a_download_is_said_so(tmp_path: Path) -> No
     size = 4_000_000
     src = tmp_path / "build.bin"
     make_file(src, size)
-    server = ServerProc(tmp_path / "data")
-    try:
-        shared = subprocess.run(
-            [*CLI, "send", f"127.0.0.1:{server.port}", "--nick", "ci", "--file", str(src),
-             "--json"], stdin=subprocess.DEVNULL, capture_output=True, env=cli_env(),
-            timeout=60, check=True)
-    finally:
-        server.stop()
-    file_id = json.loads(shared.stdout)["id"]
+    file_id = shared_file(tmp_path / "data", src)
     server = ServerProc(tmp_path / "data", "--file-rate", "500K")
     out_dir = tmp_path / "downloads"
     try:
-        proc = await asyncio.create_subprocess_exec(
-            *CLI, "get", f"127.0.0.1:{server.port}", file_id, "--nick", "bob", "-o",
-            f"{out_dir}/", "--json", stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE, env=cli_env())
-        await wait_until(lambda: out_dir.is_dir() and any(
-            p.stat().st_size > 0 for p in out_dir.iterdir()), "the download under way")
+        proc = await under_way(["get", f"127.0.0.1:{server.port}", file_id, "--nick", "bob",
+                                "-o", f"{out_dir}/", "--json"], out_dir)
         server.stop()
         out, err = await asyncio.wait_for(proc.communicate(), 60)
     finally:

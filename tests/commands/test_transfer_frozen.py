@@ -6,25 +6,18 @@ server took no data for 1 s' / 'the server sent nothing for 1 s'."""
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import signal
-import subprocess
 from pathlib import Path
 
 from richchat.core.exit_codes import ExitStatus
-from tests.client.servers import cli_env
-from tests.commands.test_files_cli import CLI, make_file
-from tests.conditions import wait_until
+from tests.commands.midtransfer import shared_file, under_way
+from tests.commands.test_files_cli import make_file
 from tests.serverproc import ServerProc
 
 
 async def frozen_mid_transfer(server: ServerProc, args: list[str], grows: Path) -> str:
-    proc = await asyncio.create_subprocess_exec(
-        *CLI, *args, "--timeout", "1", stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, env=cli_env())
-    await wait_until(lambda: grows.is_dir() and any(
-        p.stat().st_size > 0 for p in grows.iterdir()), "the transfer under way")
+    proc = await under_way([*args, "--timeout", "1"], grows)
     os.kill(server.pid, signal.SIGSTOP)
     try:
         _, err = await asyncio.wait_for(proc.communicate(), 60)
@@ -45,15 +38,7 @@ async def test_transfers_from_a_frozen_server_say_how_to_resume(tmp_path: Path) 
         assert "run the same command again" in err, err
     finally:
         server.stop()
-    server = ServerProc(tmp_path / "data")
-    try:
-        shared = subprocess.run(
-            [*CLI, "send", f"127.0.0.1:{server.port}", "--nick", "ci", "--file", str(src),
-             "--json"], stdin=subprocess.DEVNULL, capture_output=True, env=cli_env(),
-            timeout=60, check=True)
-    finally:
-        server.stop()
-    file_id = json.loads(shared.stdout)["id"]
+    file_id = shared_file(tmp_path / "data", src)
     server = ServerProc(tmp_path / "data", "--file-rate", "500K")
     try:
         err = await frozen_mid_transfer(

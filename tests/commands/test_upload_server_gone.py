@@ -7,13 +7,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
 from pathlib import Path
 
 from richchat.core.exit_codes import ExitStatus
-from tests.client.servers import cli_env
-from tests.commands.test_files_cli import CLI, make_file
-from tests.conditions import wait_until
+from tests.commands.midtransfer import under_way
+from tests.commands.test_files_cli import make_file
 from tests.serverproc import ServerProc
 
 
@@ -24,12 +22,8 @@ async def test_server_stopped_during_an_upload_is_said_so(tmp_path: Path) -> Non
     server = ServerProc(tmp_path / "data", "--file-rate", "500K")
     partial = tmp_path / "data" / "files" / "partial"
     try:
-        proc = await asyncio.create_subprocess_exec(
-            *CLI, "send", f"127.0.0.1:{server.port}", "--nick", "ci", "--file", str(src),
-            "--json", stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE, env=cli_env())
-        await wait_until(lambda: partial.is_dir() and any(
-            p.stat().st_size > 0 for p in partial.iterdir()), "the upload under way")
+        proc = await under_way(["send", f"127.0.0.1:{server.port}", "--nick", "ci", "--file",
+                                str(src), "--json"], partial)
         server.stop()
         out, err = await asyncio.wait_for(proc.communicate(), 60)
     finally:
