@@ -447,9 +447,13 @@ class ChatSession:
         client = self._client
         if client is None or self.registered:
             return
-        self._emit(Note(f"{self.address} did not answer the nickname within {self.timeout:g} s; "
-                        "trying a new connection", error=True))
-        # the receiving loop ends and run() reconnects (the task is kept until it is done)
+        self._drop(client, f"{self.address} did not answer the nickname within "
+                           f"{self.timeout:g} s; trying a new connection")
+
+    def _drop(self, client: ChatClient, why: str) -> None:
+        """Say ``why`` and close ``client``: the receiving loop ends and run() reconnects
+        (the closing task is kept until it is done)."""
+        self._emit(Note(why, error=True))
         self._closing = asyncio.ensure_future(client.close())
 
     def _cancel_answer_timer(self) -> None:
@@ -509,11 +513,9 @@ class ChatSession:
         if self._received != received:
             self._watch_idle()
             return
-        self._emit(Note(f"{self.address} sent nothing for {self.timeout:g} s (a frozen server "
-                        "or a broken network); what you sent meanwhile may not have arrived. "
-                        "Trying a new connection", error=True))
-        # the receiving loop ends and run() reconnects (the task is kept until it is done)
-        self._closing = asyncio.ensure_future(client.close())
+        self._drop(client, f"{self.address} sent nothing for {self.timeout:g} s (a frozen "
+                           "server or a broken network); what you sent meanwhile may not have "
+                           "arrived. Trying a new connection")
 
     def _cancel_liveness(self) -> None:
         if self._liveness is not None:
