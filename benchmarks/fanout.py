@@ -366,8 +366,10 @@ def start_richchat(
     return Server(label, proc, int(m.group(2)), HelloDialect(), tmp, " ".join(cmd[1:]), tls=tls)
 
 
-def start_richchat_cluster(label: str, nodes: int = 2, appendfsync: str = "always") -> Server:
-    """``nodes`` richchat servers on one fresh redis-server (its own temporary directory)."""
+def start_richchat_cluster(label: str, nodes: int = 2, appendfsync: str = "always",
+                           root: Path = ROOT) -> Server:
+    """``nodes`` richchat servers (of the checkout ``root``) on one fresh redis-server (its
+    own temporary directory)."""
     from tests.redis_server import RedisServer
 
     tmp = Path(tempfile.mkdtemp(prefix="fanout-cluster-"))
@@ -378,7 +380,7 @@ def start_richchat_cluster(label: str, nodes: int = 2, appendfsync: str = "alway
     try:
         for i in range(nodes):
             (tmp / f"node{i}").mkdir()
-            started.append(start_richchat(label, extra=extra, tmp=tmp / f"node{i}"))
+            started.append(start_richchat(label, extra=extra, tmp=tmp / f"node{i}", root=root))
     except BaseException:
         for node in started:
             node.stop()
@@ -1281,6 +1283,12 @@ def start(target: str) -> Server | None:
         if not (root / "richchat" / "__init__.py").is_file():
             raise SystemExit(f"{target}: no richchat package in {root}")
         return start_richchat(target, root=root, tls=target.startswith("richchat-tls@"))
+    if target.startswith(("richchat-redis@", "richchat-redis-everysec@")):
+        root = Path(target.partition("@")[2]).resolve()
+        if not (root / "richchat" / "__init__.py").is_file():
+            raise SystemExit(f"{target}: no richchat package in {root}")
+        fsync = "everysec" if target.startswith("richchat-redis-everysec@") else "always"
+        return start_richchat_cluster(target, appendfsync=fsync, root=root)
     if target == "richchat-tls":
         return start_richchat("richchat-tls", tls=True)
     if target == "richchat-redis":
@@ -1565,7 +1573,8 @@ def main() -> None:
         default="richchat,ngircd,ncat",
         help="richchat, richchat-tls, richchat-uvloop, richchat-flood, richchat-redis (2 nodes + "
         "Redis, AOF always), richchat-redis-everysec, ngircd, ngircd-tls, ncat; richchat@DIR runs "
-        "the server of another checkout (A/B comparisons), richchat-tls@DIR the same with TLS",
+        "the server of another checkout (A/B comparisons), richchat-tls@DIR the same with TLS, "
+        "richchat-redis@DIR and richchat-redis-everysec@DIR its cluster",
     )
     ap.add_argument("--sizes", default="100:10:200,1000:10:20,5000:10:4", help="N:S:M,...")
     ap.add_argument("--payload", type=int, default=100, help="payload bytes per message")

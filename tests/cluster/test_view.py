@@ -68,3 +68,27 @@ async def test_a_room_with_only_remote_members_stays_in_the_view(chat: Chat) -> 
     remote(chat, ev.Parted("ops", "bob", "left", None))
     chat.do(alice, f.ListRooms())
     assert alice.take() == ["ROOMS|lobby:2"]
+
+
+async def test_a_busy_node_spaces_its_passes_as_one_server_of_the_whole_cluster(
+        chat: Chat) -> None:  # noqa: F811
+    """A pass writes each dirty client once; what arrives while it runs is combined into the
+    next pass's writes. A node writes its own clients only, so its pass is shorter than one
+    server's with every user: a busy node waits, after a pass that took T, T times the
+    cluster's users over its own before the next (never less than FLUSH_INTERVAL, never more
+    than CLUSTER_CYCLE_CAP). One server, or a node alone, keeps FLUSH_INTERVAL."""
+    from richchat.core.server.delivery import CLUSTER_CYCLE_CAP, FLUSH_INTERVAL
+
+    delivery = chat.hub.delivery
+    chat.connect(nick="alice").take()
+    assert delivery.busy_cycle(0.004) == FLUSH_INTERVAL
+    others = [f"u{i}" for i in range(3)]
+    remote(chat, *(ev.Registered(name, f"{name}(10.9.9.9:{i})", None)
+                   for i, name in enumerate(others)))
+    assert delivery.busy_cycle(0.004) == 0.004 * 4  # 4 users, 1 here
+    assert delivery.busy_cycle(0.0001) == FLUSH_INTERVAL
+    assert delivery.busy_cycle(0.05) == CLUSTER_CYCLE_CAP
+    chat.connect(nick="bob").take()
+    assert delivery.busy_cycle(0.004) == 0.004 * 5 / 2
+    remote(chat, *(ev.Departed(name, "left", None) for name in others))
+    assert delivery.busy_cycle(0.004) == FLUSH_INTERVAL
