@@ -582,3 +582,42 @@ async def test_an_upload_to_a_speed_limited_server_waits_for_it(
     shared = await share_file(addr(server), "alice", src, timeout=3.0)
     assert (shared.sha256, shared.sent) == (sha, size)
     assert hashlib.sha256((files_dir(server) / sha).read_bytes()).hexdigest() == sha
+
+
+async def test_bulk_work_runs_below_the_event_loop(
+        make_server: ServerFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A transfer at full speed keeps every CPU of a small machine busy; the threads that write,
+    hash and verify files (server: upload and its check; client: download) run at a lower
+    priority (nice 10) than the event loop thread, which the chat needs, and the event loop
+    thread itself keeps its own."""
+    import threading
+    from collections.abc import Callable
+
+    import richchat.core.hashwrite as hashwrite
+    import richchat.core.server.transfer as server_transfer
+
+    nices: dict[str, set[int]] = {"write": set(), "hash": set(), "finish": set()}
+
+    def nice() -> int:
+        return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    def wrap(role: str, real: Callable[..., object]) -> Callable[..., object]:
+        def recorded(*args: object) -> object:
+            nices[role].add(nice())
+            return real(*args)
+        return recorded
+
+    monkeypatch.setattr(hashwrite, "_write_all", wrap("write", hashwrite._write_all))
+    monkeypatch.setattr(hashwrite, "_hash_all", wrap("hash", hashwrite._hash_all))
+    monkeypatch.setattr(server_transfer, "_finish_upload",
+                        wrap("finish", server_transfer._finish_upload))
+    loop_nice = nice()
+    server = await make_server()
+    src = tmp_path / "f.bin"
+    sha = make_file(src, 3_000_000)
+    shared = await share_file(addr(server), "alice", src)
+    got = await fetch_file(addr(server), shared.id, DownloadDir(tmp_path / "dl"), nick="bob")
+    assert got.sha256 == sha
+    bulk = max(loop_nice, hashwrite.BULK_NICE)
+    assert nices == {"write": {bulk}, "hash": {bulk}, "finish": {bulk}}
+    assert nice() == loop_nice

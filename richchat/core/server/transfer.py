@@ -41,7 +41,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import IO, TYPE_CHECKING, Any, NamedTuple, cast
 
-from richchat.core.hashwrite import HashWriter
+from richchat.core.hashwrite import HashWriter, bulk_thread
 from richchat.core.protocol import transfer as t
 from richchat.core.server.files import FileStore
 from richchat.core.server.tls_link import TlsLink
@@ -129,7 +129,8 @@ class Transfers:
         self.bytes_in = 0
         self.bytes_out = 0
         self.recent: deque[TransferRecord] = deque(maxlen=RECENT)
-        self.executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="richchat-files")
+        self.executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="richchat-files",
+                                           initializer=bulk_thread)
 
     @property
     def max_size(self) -> int:
