@@ -3,6 +3,8 @@ no Redis, no sockets. What a cluster node's clients are shown of remote users.""
 
 from __future__ import annotations
 
+import pytest
+
 from richchat.core.protocol import frames as f
 from richchat.core.server import events as ev
 from richchat.core.server.dialect import Dialect
@@ -74,21 +76,51 @@ async def test_a_busy_node_spaces_its_passes_as_one_server_of_the_whole_cluster(
         chat: Chat) -> None:  # noqa: F811
     """A pass writes each dirty client once; what arrives while it runs is combined into the
     next pass's writes. A node writes its own clients only, so its pass is shorter than one
-    server's with every user: a busy node waits, after a pass that took T, T times the
-    cluster's users over its own before the next (never less than FLUSH_INTERVAL, never more
-    than CLUSTER_CYCLE_CAP). One server, or a node alone, keeps FLUSH_INTERVAL."""
-    from richchat.core.server.delivery import CLUSTER_CYCLE_CAP, FLUSH_INTERVAL
+    server's with every user: after a pass that took T and wrote at least FLUSH_CHUNK
+    clients, a busy node waits T times the cluster's users over its own before the next
+    (never less than FLUSH_INTERVAL, never more than CLUSTER_CYCLE_CAP). One server, a node
+    alone, and a node writing few clients per pass (nothing to save; its users would only
+    wait) keep FLUSH_INTERVAL."""
+    from richchat.core.server.delivery import CLUSTER_CYCLE_CAP, FLUSH_CHUNK, FLUSH_INTERVAL
 
     delivery = chat.hub.delivery
+    many = FLUSH_CHUNK
     chat.connect(nick="alice").take()
-    assert delivery.busy_cycle(0.004) == FLUSH_INTERVAL
+    assert delivery.busy_cycle(0.004, many) == FLUSH_INTERVAL
     others = [f"u{i}" for i in range(3)]
     remote(chat, *(ev.Registered(name, f"{name}(10.9.9.9:{i})", None)
                    for i, name in enumerate(others)))
-    assert delivery.busy_cycle(0.004) == 0.004 * 4  # 4 users, 1 here
-    assert delivery.busy_cycle(0.0001) == FLUSH_INTERVAL
-    assert delivery.busy_cycle(0.05) == CLUSTER_CYCLE_CAP
+    assert delivery.busy_cycle(0.004, many) == 0.004 * 4  # 4 users, 1 here
+    assert delivery.busy_cycle(0.004, many - 1) == FLUSH_INTERVAL
+    assert delivery.busy_cycle(0.0001, many) == FLUSH_INTERVAL
+    assert delivery.busy_cycle(0.05, many) == CLUSTER_CYCLE_CAP
     chat.connect(nick="bob").take()
-    assert delivery.busy_cycle(0.004) == 0.004 * 5 / 2
+    assert delivery.busy_cycle(0.004, many) == 0.004 * 5 / 2
     remote(chat, *(ev.Departed(name, "left", None) for name in others))
-    assert delivery.busy_cycle(0.004) == FLUSH_INTERVAL
+    assert delivery.busy_cycle(0.004, many) == FLUSH_INTERVAL
+
+
+async def test_the_cycle_follows_passes_that_wrote_something(
+        chat: Chat, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+    """Found by review: the cycle was computed after every pass, also one that wrote nothing
+    (an event of the cluster's log for a room with no member here: every node reads every
+    event), from the start of the last pass that did write: a node idle for 10 ms then took
+    "10 ms" for its pass length and held its next message back. Only a pass that wrote sets
+    the cycle, with the number of clients it wrote."""
+    delivery = chat.hub.delivery
+    alice, bob = chat.connect(nick="alice"), chat.connect(nick="bob")
+    remote(chat, ev.Registered("carol", "carol(10.9.9.9:7)", None))
+    alice.take(), bob.take()
+    calls: list[int] = []
+    real = delivery.busy_cycle
+
+    def recorded(took: float, written: int) -> float:
+        calls.append(written)
+        return real(took, written)
+
+    monkeypatch.setattr(delivery, "busy_cycle", recorded)
+    remote(chat, ev.Joined("dev", "carol", "carol(10.9.9.9:7)", None))  # nobody here in #dev
+    assert alice.take() == [] and calls == []
+    remote(chat, ev.Message("lobby", 1, 1, "carol", "msg", "hi", None))
+    assert alice.take() == ["RMSG|lobby|1|1|carol|hi"] and calls == [2]
+    assert delivery.pass_cycle == real(0.0, 2)

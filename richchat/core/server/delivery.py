@@ -10,7 +10,9 @@ messages begin.
 
 Flush: everything published is dispatched and written at most once per ``FLUSH_INTERVAL``
 when busy (at once when idle), first making the backend commit (history on disk before any
-client sees a message), then writing each dirty connection once. A pass over many clients is
+client sees a message), then writing each dirty connection once. A busy node of a cluster
+whose passes write many clients spaces them further apart, as one server with every user of
+the cluster would (:meth:`Delivery.busy_cycle`). A pass over many clients is
 written ``FLUSH_CHUNK`` clients at a time with an event-loop iteration between chunks: what
 arrives meanwhile is dispatched before the next chunk, so the clients the pass has not reached
 yet get it in the same write, and the others in the next pass. A message that comes during a
@@ -196,11 +198,12 @@ class Delivery:
             self._schedule_flush()
 
     def _schedule_flush(self) -> None:
-        """Flush on the next loop iteration, but at most once per FLUSH_INTERVAL.
+        """Flush on the next loop iteration, but no sooner than one cycle after the last
+        pass began (FLUSH_INTERVAL; longer on a busy cluster node: :meth:`busy_cycle`).
 
         An idle server flushes at once; a busy one coalesces everything that arrives within
-        FLUSH_INTERVAL into one commit and one write per client, so the cost of a commit and
-        of a send() is shared by many messages.
+        the cycle into one commit and one write per client, so the cost of a commit and of a
+        send() is shared by many messages.
         """
         loop = self._loop
         due = self._last_flush + self._cycle
@@ -261,30 +264,42 @@ class Delivery:
             return
         self._flush_handle = None
         self._pass, self._pass_pos = [], 0
-        self._cycle = self.busy_cycle(self._loop.time() - self._last_flush)
+        if batch:  # a pass that wrote nothing says nothing of how long a pass takes
+            self._cycle = self.busy_cycle(self._loop.time() - self._last_flush, len(batch))
         if self._dirty or self.outbox:
             self._schedule_flush()
 
-    def busy_cycle(self, took: float) -> float:
-        """The shortest time from one busy pass's start to the next one's.
+    def busy_cycle(self, took: float, written: int) -> float:
+        """The shortest time from a busy pass's start to the next one's, after a pass that
+        wrote ``written`` connections in ``took`` seconds.
 
         One server: :data:`FLUSH_INTERVAL`; a pass over many clients takes longer, and what
         arrives meanwhile is combined into the next write to each client, so a server batches
         more the more clients it has. A node of a cluster writes to its own clients only: its
         pass over half the users takes half the time, so it would combine half as many
         messages per ``write()`` and pay twice the CPU per delivery (a ``write()`` costs about
-        the same whatever it holds). A busy node therefore spaces its passes as one server
-        with every user of the cluster would: the pass it just wrote, stretched by the
-        cluster's users over its own (at most :data:`CLUSTER_CYCLE_CAP`). An idle node, whose
-        passes end before the next message comes, is not delayed by it.
+        the same whatever it holds). A node whose pass wrote at least :data:`FLUSH_CHUNK`
+        connections therefore spaces its passes as one server with every user of the cluster
+        would: the pass it just wrote, stretched by the cluster's users over its own (at most
+        :data:`CLUSTER_CYCLE_CAP`). A node writing fewer connections per pass has few writes
+        to save and keeps :data:`FLUSH_INTERVAL` (a node with one user of a thousand would
+        otherwise make that user wait 25 ms for nothing). The cycle counts from the start of
+        the last pass: a message that comes after a quiet spell longer than the cycle goes
+        out at once, as on one server.
         """
-        if not self._remote:
+        if not self._remote or written < FLUSH_CHUNK:
             return FLUSH_INTERVAL
         local = len(self._entries) - len(self._remote)
         if local <= 0:
             return FLUSH_INTERVAL
         stretched = took * len(self._entries) / local
         return min(CLUSTER_CYCLE_CAP, max(FLUSH_INTERVAL, stretched))
+
+    @property
+    def pass_cycle(self) -> float:
+        """The shortest time from the last pass's start to the next one's (see
+        :meth:`busy_cycle`)."""
+        return self._cycle
 
     @property
     def pass_progress(self) -> tuple[int, int]:
