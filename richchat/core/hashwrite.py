@@ -27,7 +27,8 @@ from typing import IO, Any
 
 Chunk = bytes | bytearray | memoryview
 
-#: the nice value of threads doing bulk work (writing, hashing, verifying files)
+#: how much lower than the thread that starts them threads doing bulk work (writing, hashing,
+#: verifying files) run: nice +10 (at most 19)
 BULK_NICE = 10
 
 
@@ -42,7 +43,8 @@ def bulk_thread() -> None:
         return
     with contextlib.suppress(OSError):
         tid = threading.get_native_id()
-        os.setpriority(os.PRIO_PROCESS, tid, max(os.getpriority(os.PRIO_PROCESS, tid), BULK_NICE))
+        lower = min(19, os.getpriority(os.PRIO_PROCESS, tid) + BULK_NICE)
+        os.setpriority(os.PRIO_PROCESS, tid, lower)
 
 
 def _write_all(file: IO[bytes], chunks: Sequence[Chunk]) -> None:

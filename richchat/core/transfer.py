@@ -96,6 +96,10 @@ def refusal(code: str, text: str) -> RichchatError:
 
 
 #: refusals after which trying again may work (another connection, a new token)
+#: the slowest hashing (bytes/s) a wait allows for: the server hashes a partial file before
+#: it accepts a resumed transfer and the whole file after an upload, in threads that yield to
+#: the chat (nice 10) on a busy machine
+HASH_RATE_FLOOR = 20e6
 RETRYABLE = frozenset({"busy", "bad_token", "timeout", "too_many_transfers"})
 
 
@@ -211,7 +215,9 @@ async def upload(open_stream: StreamOpener, token: str, path: Path, sha256: str,
     or the verification after the last byte can take much longer than ``timeout`` while
     the bytes are moving."""
     request = t.TransferRequest(op="PUT", token=token)
-    reader, writer, accepted = await _request(open_stream, request, timeout)
+    # before it answers, the server hashes what it holds of an earlier attempt (up to size)
+    reader, writer, accepted = await _request(open_stream, request,
+                                              timeout + size / HASH_RATE_FLOOR)
     try:
         if accepted.sha256 != sha256 or accepted.size != size:
             raise ProtocolError("the server accepted another file than the one offered")
@@ -248,7 +254,7 @@ async def upload(open_stream: StreamOpener, token: str, path: Path, sha256: str,
                     progress(position, size)
         # hashing and fsync of a large file take the server a while; a speed-limited server
         # still reads what the buffers hold (at most what this connection sent)
-        wait = timeout + size / 20e6 + ((size - offset) / rate if rate else 0)
+        wait = timeout + size / HASH_RATE_FLOOR + ((size - offset) / rate if rate else 0)
         done = await _reply(reader, wait, "the server to verify the file")
         if isinstance(done, t.TransferError):
             if done.code == "hash_mismatch":
@@ -684,10 +690,12 @@ async def download(open_stream: StreamOpener, token: str, file_id: str, where: D
         receiver.transport = transport
         try:
             transport.write((request.line() + "\n").encode())
+            # a resume: the server hashes its copy's first ``held`` bytes before it answers
+            wait = timeout + held / HASH_RATE_FLOOR
             try:
-                accepted = await asyncio.wait_for(asyncio.shield(receiver.accepted), timeout)
+                accepted = await asyncio.wait_for(asyncio.shield(receiver.accepted), wait)
             except asyncio.TimeoutError:
-                raise TimeoutRichchatError(f"timed out after {timeout:g} s waiting for the "
+                raise TimeoutRichchatError(f"timed out after {wait:g} s waiting for the "
                                            "server to accept the transfer") from None
             if isinstance(accepted, t.TransferError):
                 err = refusal(accepted.code, accepted.text)
