@@ -626,41 +626,66 @@ async def test_bulk_work_runs_below_the_event_loop(
     assert nice() == loop_nice
 
 
-async def test_a_resume_waits_for_the_servers_hash_of_what_it_holds(
-        make_server: ServerFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Found by review: before it answers, the server hashes what it holds (an upload's
-    partial file; a resumed download's first bytes of its copy), in threads that yield to the
-    chat on a busy machine (nice 10); the client waited its plain timeout for that answer
-    whatever the size, so a large resume on a busy machine timed out at every attempt. The
-    wait now allows for hashing at HASH_RATE_FLOOR (20 MB/s) on top. Here the server takes
-    3 s to answer, the timeout is 2 s."""
+def _slow_server_hashing(monkeypatch: pytest.MonkeyPatch, seconds: float) -> None:
+    """The server's hashing of what it holds before it answers a transfer (an upload's
+    partial file, a resumed download's first bytes of its copy) takes ``seconds`` more, in
+    its file thread, as on a busy machine."""
     import richchat.core.server.transfer as server_transfer
-    from richchat.core.transfer import HASH_RATE_FLOOR
 
     real_open, real_prefix = server_transfer._open_partial, server_transfer._prefix_hash
 
     def slow_open(path: Path, size: int) -> object:
-        time.sleep(3.0)  # in the server's file thread
+        time.sleep(seconds)
         return real_open(path, size)
 
     def slow_prefix(path: Path, count: int) -> str:
-        time.sleep(3.0)
+        time.sleep(seconds)
         return real_prefix(path, count)
 
     monkeypatch.setattr(server_transfer, "_open_partial", slow_open)
     monkeypatch.setattr(server_transfer, "_prefix_hash", slow_prefix)
+
+
+async def test_a_resume_waits_for_the_servers_hash_of_what_it_holds(
+        make_server: ServerFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Found by review: before it answers, the server hashes what it holds (an upload's
+    partial file; a resumed download's first bytes of its copy), in threads that yield to the
+    chat on a busy machine (nice +10); the client waited its plain timeout for that answer
+    whatever the size, so a large resume on a busy machine timed out at every attempt. The
+    wait now allows for hashing at HASH_RATE_FLOOR (20 MB/s) on top. Here the server takes
+    3.5 s more than its hashing to answer; the timeout is 3 s; the download holds 85 MB (4.25
+    s allowed on top, for hashing them at any rate above 35 MB/s)."""
+    from richchat.core.transfer import HASH_RATE_FLOOR
+
+    _slow_server_hashing(monkeypatch, 3.5)
     server = await make_server()
     src = tmp_path / "big.bin"
-    size = 60_000_000
-    assert 2.0 + size / HASH_RATE_FLOOR > 3.5
+    size, held = 90_000_000, 85_000_000
+    assert 3.0 + held / HASH_RATE_FLOOR > 3.5 + 2.4  # 85 MB hashed at 35 MB/s: 2.4 s
     sha = make_file(src, size)
-    shared = await share_file(addr(server), "alice", src, timeout=2.0)
+    shared = await share_file(addr(server), "alice", src, timeout=3.0)
     assert shared.sent == size
 
     dl = DownloadDir(tmp_path / "dl")
     dl.ensure()
-    held = 50_000_000
     with open(src, "rb") as whole, open(dl.part_path(shared.id), "wb") as part:
         part.write(whole.read(held))
-    got = await fetch_file(addr(server), shared.id, dl, nick="bob", timeout=2.0)
+    got = await fetch_file(addr(server), shared.id, dl, nick="bob", timeout=3.0)
     assert (got.resumed_from, got.sha256) == (held, sha)
+
+
+async def test_the_servers_own_hashing_is_not_idle_time(
+        make_server: ServerFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Found by review: the server's idle timer for transfers ran while the server itself
+    hashed what it held before answering (the client, told to wait, sends nothing): a hash
+    longer than the idle timeout (60 s; 1 s here) failed the server's own transfer with
+    ``XERR|timeout|nothing received``, and each retry of the client hashed again from the
+    start."""
+    _slow_server_hashing(monkeypatch, 2.5)
+    server = await make_server(transfer_idle_timeout=1.0)
+    src = tmp_path / "f.bin"
+    sha = make_file(src, 1_000_000)
+    shared = await share_file(addr(server), "alice", src)
+    assert (shared.resumed_from, shared.sent) == (0, 1_000_000)
+    got = await fetch_file(addr(server), shared.id, DownloadDir(tmp_path / "dl"), nick="bob")
+    assert got.sha256 == sha
