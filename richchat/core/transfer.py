@@ -212,6 +212,29 @@ class Sent:
     sent: int  # bytes sent on this connection
 
 
+def _read_at(fh: IO[bytes], position: int, count: int) -> bytes:
+    fh.seek(position)
+    return fh.read(count)
+
+
+async def _send_chunk(loop: asyncio.AbstractEventLoop, writer: asyncio.StreamWriter,
+                      fh: IO[bytes], position: int, count: int, tls: bool) -> int:
+    """Send ``count`` bytes of ``fh`` from ``position``; the bytes sent (0: the file ended).
+
+    Plain TCP: ``loop.sendfile`` (the kernel copies). TLS: read off the event loop, write,
+    wait for the buffer to drain. Not ``loop.sendfile``: on a TLS transport it falls back to
+    swapping the connection's protocol for each call, and a transport paused between two
+    calls (a server reading slowly) then resumed a stream protocol that was never paused
+    (asyncio's assertion: the upload died with AssertionError)."""
+    if not tls:
+        return await loop.sendfile(writer.transport, fh, position, count)
+    data = await loop.run_in_executor(None, _read_at, fh, position, count)
+    if data:
+        writer.write(data)
+        await writer.drain()
+    return len(data)
+
+
 async def upload(open_stream: StreamOpener, token: str, path: Path, sha256: str, size: int,
                  *, timeout: float = 10.0, progress: Progress | None = None,
                  rate: int | None = None) -> Sent:
@@ -239,12 +262,13 @@ async def upload(open_stream: StreamOpener, token: str, path: Path, sha256: str,
         with fh:
             if os.fstat(fh.fileno()).st_size != size:
                 raise FileAccessError(f"{path} changed size since it was hashed; share it again")
+            tls = writer.get_extra_info("ssl_object") is not None
             while position < size:
                 count = min(SEND_CHUNK, size - position)
                 fh.seek(position)
                 try:
                     moved = await asyncio.wait_for(
-                        loop.sendfile(writer.transport, fh, position, count),
+                        _send_chunk(loop, writer, fh, position, count, tls),
                         timeout + (count / rate if rate else 0))
                 except asyncio.TimeoutError:
                     raise TimeoutRichchatError(
@@ -256,7 +280,7 @@ async def upload(open_stream: StreamOpener, token: str, path: Path, sha256: str,
                 if moved == 0:  # the end of the file came early: it was cut shorter
                     raise FileCorruptError(f"{path} changed while it was sent (it is shorter "
                                            "than when it was hashed); nothing was shared")
-                position = fh.tell()
+                position += moved
                 if progress is not None:
                     progress(position, size)
         # the server hashes and writes what still waits for its disk, then stores the file;
