@@ -202,6 +202,65 @@ async def test_an_upload_that_does_not_hash_right_is_discarded(make_server: Serv
     await watcher.close()
 
 
+async def _cut_off_upload(server: ChatServer, nick: str, data: bytes, sent: int,
+                          keep_open: bool = False) -> tuple[LineClient, str]:
+    """An upload of ``data`` by ``nick`` whose connection sent ``sent`` bytes, then closed (or,
+    with ``keep_open``, stays open: an upload under way); the chat client and the SHA-256."""
+    sha = hashlib.sha256(data).hexdigest()
+    client, answer = await offer_raw(server.port, nick, "lobby", len(data), sha, "cut.bin")
+    token = answer.split("|")[2]
+    if keep_open:
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(f"XFER|1|PUT|{token}\n".encode())
+        assert (await asyncio.wait_for(reader.readline(), 10)).startswith(b"XOK|")
+        writer.write(data[:sent])
+        await writer.drain()
+        client.transfer = writer  # type: ignore[attr-defined]  # closed with the client
+    else:
+        await transfer_line(server.port, f"XFER|1|PUT|{token}", data[:sent], then_close=True)
+    assert server.files is not None
+    store = server.files.store
+    await wait_until(lambda: store.held.get(sha, 0) == sent if not keep_open
+                     else server.files.bytes_in >= sent,  # type: ignore[union-attr]
+                     "the bytes held")
+    return client, sha
+
+
+async def test_a_file_that_cannot_fit_deletes_nothing_and_cut_off_uploads_make_room(
+        make_server: ServerFactory, tmp_path: Path) -> None:
+    """Found by the exploratory pass of stop 28: an upload that could not fit even after
+    deleting every stored file deleted them all the same, then was refused ("taken by uploads
+    under way") and stayed refused; and an upload cut off long ago held its bytes for the
+    whole retention (7 days), whatever came after. Room is now made from the stored files and
+    the cut-off uploads together, oldest first, and only if it is enough."""
+    server = await make_server(file_quota=3000, file_max_size=3000)
+    assert server.files is not None
+    store = server.files.store
+    old_client, old_sha = await _cut_off_upload(server, "mallory", b"o" * 2000, 1000)
+    make_file(tmp_path / "a", 1000, seed=1)
+    a = (await share_file(addr(server), "alice", tmp_path / "a")).id
+    assert store.used == 2000
+    # 2,500 bytes: the cut-off upload (the oldest, 1,000 held) makes room; the file stays
+    make_file(tmp_path / "b", 1500, seed=2)
+    await share_file(addr(server), "alice", tmp_path / "b")
+    assert old_sha not in store.partials and store.used == 2500
+    await fetch_file(addr(server), a, DownloadDir(tmp_path / "dl"), nick="bob")
+
+    # an upload under way reserves the last 500: a file of 2,600 cannot fit even if both
+    # stored files (2,500) went: refused, and both stay
+    busy_client, _busy = await _cut_off_upload(server, "trent", b"u" * 500, 100,
+                                               keep_open=True)
+    assert store.used == 3000
+    make_file(tmp_path / "c", 2600, seed=3)
+    with pytest.raises(FileTooLargeError):
+        await share_file(addr(server), "alice", tmp_path / "c")
+    await fetch_file(addr(server), a, DownloadDir(tmp_path / "dl2"), nick="bob")
+    assert len([p for p in files_dir(server).iterdir() if len(p.name) == 64]) == 2
+    busy_client.transfer.close()  # type: ignore[attr-defined]
+    await busy_client.close()
+    await old_client.close()
+
+
 async def test_quota_evicts_the_files_shared_longest_ago(make_server: ServerFactory,
                                                          tmp_path: Path) -> None:
     server = await make_server(file_quota=3000, file_max_size=3000)
