@@ -95,11 +95,13 @@ def refusal(code: str, text: str) -> RichchatError:
     return TransferRefusedError(f"the server refused the transfer ({code}): {text}", code=code)
 
 
-#: refusals after which trying again may work (another connection, a new token)
-#: the slowest hashing (bytes/s) a wait allows for: the server hashes a partial file before
-#: it accepts a resumed transfer and the whole file after an upload, in threads that yield to
-#: the chat (nice 10) on a busy machine
+#: the slowest hashing (bytes/s) a wait allows for: before it accepts a transfer the server
+#: hashes what it holds of an earlier attempt (an upload's partial file, the first bytes of
+#: its copy that a resumed download holds), in threads that yield to the chat (nice +10) on
+#: a busy machine; after an upload's last byte it hashes and writes what still waits for
+#: its disk (up to 4 MiB, more on a slow disk)
 HASH_RATE_FLOOR = 20e6
+#: refusals after which trying again may work (another connection, a new token)
 RETRYABLE = frozenset({"busy", "bad_token", "timeout", "too_many_transfers"})
 
 
@@ -149,13 +151,18 @@ def readable_file(path: Path) -> int:
 # --------------------------------------------------------------------------- the connection
 
 
+def _secs(seconds: float) -> str:
+    """Seconds for a message: ``2``, ``0.5``, ``15``, ``1200`` (not ``15.2429`` or ``1.2e+03``)."""
+    return f"{seconds:.0f}" if seconds >= 10 else f"{seconds:.2g}"
+
+
 async def _reply(reader: asyncio.StreamReader, timeout: float,
                  waiting_for: str) -> t.ServerTransferFrame:
     try:
         line = await asyncio.wait_for(reader.readuntil(b"\n"), timeout)
     except asyncio.TimeoutError:
         raise TimeoutRichchatError(
-            f"timed out after {timeout:g} s waiting for {waiting_for}") from None
+            f"timed out after {_secs(timeout)} s waiting for {waiting_for}") from None
     except asyncio.IncompleteReadError as exc:
         raise ConnectionLostError(f"the server closed the transfer connection while we waited "
                                   f"for {waiting_for}") from exc
@@ -205,6 +212,29 @@ class Sent:
     sent: int  # bytes sent on this connection
 
 
+def _read_at(fh: IO[bytes], position: int, count: int) -> bytes:
+    fh.seek(position)
+    return fh.read(count)
+
+
+async def _send_chunk(loop: asyncio.AbstractEventLoop, writer: asyncio.StreamWriter,
+                      fh: IO[bytes], position: int, count: int, tls: bool) -> int:
+    """Send ``count`` bytes of ``fh`` from ``position``; the bytes sent (0: the file ended).
+
+    Plain TCP: ``loop.sendfile`` (the kernel copies). TLS: read off the event loop, write,
+    wait for the buffer to drain. Not ``loop.sendfile``: on a TLS transport it falls back to
+    swapping the connection's protocol for each call, and a transport paused between two
+    calls (a server reading slowly) then resumed a stream protocol that was never paused
+    (asyncio's assertion: the upload died with AssertionError)."""
+    if not tls:
+        return await loop.sendfile(writer.transport, fh, position, count)
+    data = await loop.run_in_executor(None, _read_at, fh, position, count)
+    if data:
+        writer.write(data)
+        await writer.drain()
+    return len(data)
+
+
 async def upload(open_stream: StreamOpener, token: str, path: Path, sha256: str, size: int,
                  *, timeout: float = 10.0, progress: Progress | None = None,
                  rate: int | None = None) -> Sent:
@@ -232,12 +262,13 @@ async def upload(open_stream: StreamOpener, token: str, path: Path, sha256: str,
         with fh:
             if os.fstat(fh.fileno()).st_size != size:
                 raise FileAccessError(f"{path} changed size since it was hashed; share it again")
+            tls = writer.get_extra_info("ssl_object") is not None
             while position < size:
                 count = min(SEND_CHUNK, size - position)
                 fh.seek(position)
                 try:
                     moved = await asyncio.wait_for(
-                        loop.sendfile(writer.transport, fh, position, count),
+                        _send_chunk(loop, writer, fh, position, count, tls),
                         timeout + (count / rate if rate else 0))
                 except asyncio.TimeoutError:
                     raise TimeoutRichchatError(
@@ -249,11 +280,12 @@ async def upload(open_stream: StreamOpener, token: str, path: Path, sha256: str,
                 if moved == 0:  # the end of the file came early: it was cut shorter
                     raise FileCorruptError(f"{path} changed while it was sent (it is shorter "
                                            "than when it was hashed); nothing was shared")
-                position = fh.tell()
+                position += moved
                 if progress is not None:
                     progress(position, size)
-        # hashing and fsync of a large file take the server a while; a speed-limited server
-        # still reads what the buffers hold (at most what this connection sent)
+        # the server hashes and writes what still waits for its disk, then stores the file;
+        # a speed-limited server still reads what the buffers hold (at most what this
+        # connection sent)
         wait = timeout + size / HASH_RATE_FLOOR + ((size - offset) / rate if rate else 0)
         done = await _reply(reader, wait, "the server to verify the file")
         if isinstance(done, t.TransferError):
@@ -695,7 +727,7 @@ async def download(open_stream: StreamOpener, token: str, file_id: str, where: D
             try:
                 accepted = await asyncio.wait_for(asyncio.shield(receiver.accepted), wait)
             except asyncio.TimeoutError:
-                raise TimeoutRichchatError(f"timed out after {wait:g} s waiting for the "
+                raise TimeoutRichchatError(f"timed out after {_secs(wait)} s waiting for the "
                                            "server to accept the transfer") from None
             if isinstance(accepted, t.TransferError):
                 err = refusal(accepted.code, accepted.text)

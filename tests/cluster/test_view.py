@@ -7,6 +7,7 @@ import pytest
 
 from richchat.core.protocol import frames as f
 from richchat.core.server import events as ev
+from richchat.core.server.delivery import Delivery
 from richchat.core.server.dialect import Dialect
 from tests.server.test_hub import Chat, chat  # noqa: F401 - the fixture
 
@@ -72,55 +73,73 @@ async def test_a_room_with_only_remote_members_stays_in_the_view(chat: Chat) -> 
     assert alice.take() == ["ROOMS|lobby:2"]
 
 
-async def test_a_busy_node_spaces_its_passes_as_one_server_of_the_whole_cluster(
-        chat: Chat) -> None:  # noqa: F811
+async def test_a_busy_node_spaces_its_passes_as_one_server_of_the_room_would() -> None:
     """A pass writes each dirty client once; what arrives while it runs is combined into the
     next pass's writes. A node writes its own clients only, so its pass is shorter than one
-    server's with every user: after a pass that took T and wrote at least FLUSH_CHUNK
-    clients, a busy node waits T times the cluster's users over its own before the next
-    (never less than FLUSH_INTERVAL, never more than CLUSTER_CYCLE_CAP). One server, a node
-    alone, and a node writing few clients per pass (nothing to save; its users would only
-    wait) keep FLUSH_INTERVAL."""
-    from richchat.core.server.delivery import CLUSTER_CYCLE_CAP, FLUSH_CHUNK, FLUSH_INTERVAL
+    server's with all the room's members: after a pass that took T and wrote at least
+    FLUSH_CHUNK clients, a busy node waits T times the room's members in the cluster over its
+    members here before the next (never less than FLUSH_INTERVAL, never more than
+    CLUSTER_CYCLE_CAP). One server (spread 1), a room whose members are all here, and a node
+    writing few clients per pass (nothing to save; its users would only wait) keep
+    FLUSH_INTERVAL."""
+    from richchat.core.server.delivery import (
+        CLUSTER_CYCLE_CAP,
+        FLUSH_CHUNK,
+        FLUSH_INTERVAL,
+        Delivery,
+    )
 
-    delivery = chat.hub.delivery
     many = FLUSH_CHUNK
-    chat.connect(nick="alice").take()
-    assert delivery.busy_cycle(0.004, many) == FLUSH_INTERVAL
-    others = [f"u{i}" for i in range(3)]
-    remote(chat, *(ev.Registered(name, f"{name}(10.9.9.9:{i})", None)
-                   for i, name in enumerate(others)))
-    assert delivery.busy_cycle(0.004, many) == 0.004 * 4  # 4 users, 1 here
-    assert delivery.busy_cycle(0.004, many - 1) == FLUSH_INTERVAL
-    assert delivery.busy_cycle(0.0001, many) == FLUSH_INTERVAL
-    assert delivery.busy_cycle(0.05, many) == CLUSTER_CYCLE_CAP
-    chat.connect(nick="bob").take()
-    assert delivery.busy_cycle(0.004, many) == 0.004 * 5 / 2
-    remote(chat, *(ev.Departed(name, "left", None) for name in others))
-    assert delivery.busy_cycle(0.004, many) == FLUSH_INTERVAL
+    assert Delivery.busy_cycle(0.004, many, 1.0) == FLUSH_INTERVAL
+    assert Delivery.busy_cycle(0.004, many, 4.0) == 0.004 * 4
+    assert Delivery.busy_cycle(0.004, many - 1, 4.0) == FLUSH_INTERVAL
+    assert Delivery.busy_cycle(0.0001, many, 4.0) == FLUSH_INTERVAL
+    assert Delivery.busy_cycle(0.05, many, 4.0) == CLUSTER_CYCLE_CAP
+    assert Delivery.busy_cycle(0.05, many, 1000.0) == CLUSTER_CYCLE_CAP
 
 
-async def test_the_cycle_follows_passes_that_wrote_something(
+async def test_the_cycle_follows_passes_that_wrote_and_the_rooms_they_wrote(
         chat: Chat, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
     """Found by review: the cycle was computed after every pass, also one that wrote nothing
     (an event of the cluster's log for a room with no member here: every node reads every
-    event), from the start of the last pass that did write: a node idle for 10 ms then took
-    "10 ms" for its pass length and held its next message back. Only a pass that wrote sets
-    the cycle, with the number of clients it wrote."""
+    event), from the start of the last pass that did write: a node idle for 10 ms took that
+    for its pass length and held its next message back. And it was stretched by all the
+    cluster's users over this node's, also for a room whose members are all on this node
+    (one server would write the same clients in the same time). Only a pass that wrote sets
+    the cycle, with the clients it wrote and the widest room a message of it went to."""
     delivery = chat.hub.delivery
     alice, bob = chat.connect(nick="alice"), chat.connect(nick="bob")
-    remote(chat, ev.Registered("carol", "carol(10.9.9.9:7)", None))
+    remote(chat, *(ev.Registered(f"u{i}", f"u{i}(10.9.9.9:{i})", None) for i in range(6)))
+    chat.do(alice, f.JoinRoom(room="here"))
+    chat.do(bob, f.JoinRoom(room="here"))
     alice.take(), bob.take()
-    calls: list[int] = []
-    real = delivery.busy_cycle
+    calls: list[tuple[int, float]] = []
+    real = Delivery.busy_cycle
 
-    def recorded(took: float, written: int) -> float:
-        calls.append(written)
-        return real(took, written)
+    def recorded(took: float, written: int, spread: float) -> float:
+        calls.append((written, spread))
+        return real(took, written, spread)
 
     monkeypatch.setattr(delivery, "busy_cycle", recorded)
-    remote(chat, ev.Joined("dev", "carol", "carol(10.9.9.9:7)", None))  # nobody here in #dev
+    remote(chat, ev.Joined("dev", "u1", "u1(10.9.9.9:1)", None))  # nobody here in #dev
     assert alice.take() == [] and calls == []
-    remote(chat, ev.Message("lobby", 1, 1, "carol", "msg", "hi", None))
-    assert alice.take() == ["RMSG|lobby|1|1|carol|hi"] and calls == [2]
-    assert delivery.pass_cycle == real(0.0, 2)
+    chat.say(alice, "only us", room="here")  # every member of #here is on this node
+    assert calls == [(2, 1.0)]
+    remote(chat, ev.Message("lobby", 9, 1, "u2", "msg", "hi", None))
+    assert alice.take()[-1] == "RMSG|lobby|9|1|u2|hi"
+    assert calls[-1] == (2, 8 / 2)  # the lobby: 8 members, 2 of them here
+    assert delivery.pass_cycle == real(0.0, 2, 4.0)
+
+
+async def test_a_flush_waits_for_the_cycle_from_the_last_pass(
+        chat: Chat, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+    """What a pass sets as the cycle is what the next flush waits for, from that pass's
+    start (a busy server's next pass; at once once the cycle is over)."""
+    delivery = chat.hub.delivery
+    alice = chat.connect(nick="alice")
+    alice.take()
+    monkeypatch.setattr(delivery, "busy_cycle", lambda took, written, spread: 3600.0)
+    chat.say(alice, "sets the cycle")
+    assert delivery.pass_cycle == 3600.0
+    delivery.post(ev.Message("lobby", 50, 1, "alice", "msg", "next", None))
+    assert delivery.flush_due == delivery.pass_began + 3600.0

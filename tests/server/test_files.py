@@ -202,6 +202,65 @@ async def test_an_upload_that_does_not_hash_right_is_discarded(make_server: Serv
     await watcher.close()
 
 
+async def _cut_off_upload(server: ChatServer, nick: str, data: bytes, sent: int,
+                          keep_open: bool = False) -> tuple[LineClient, str]:
+    """An upload of ``data`` by ``nick`` whose connection sent ``sent`` bytes, then closed (or,
+    with ``keep_open``, stays open: an upload under way); the chat client and the SHA-256."""
+    sha = hashlib.sha256(data).hexdigest()
+    client, answer = await offer_raw(server.port, nick, "lobby", len(data), sha, "cut.bin")
+    token = answer.split("|")[2]
+    if keep_open:
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(f"XFER|1|PUT|{token}\n".encode())
+        assert (await asyncio.wait_for(reader.readline(), 10)).startswith(b"XOK|")
+        writer.write(data[:sent])
+        await writer.drain()
+        client.transfer = writer  # type: ignore[attr-defined]  # closed with the client
+    else:
+        await transfer_line(server.port, f"XFER|1|PUT|{token}", data[:sent], then_close=True)
+    assert server.files is not None
+    store = server.files.store
+    await wait_until(lambda: store.held.get(sha, 0) == sent if not keep_open
+                     else server.files.bytes_in >= sent,  # type: ignore[union-attr]
+                     "the bytes held")
+    return client, sha
+
+
+async def test_a_file_that_cannot_fit_deletes_nothing_and_cut_off_uploads_make_room(
+        make_server: ServerFactory, tmp_path: Path) -> None:
+    """Found by the exploratory pass of stop 28: an upload that could not fit even after
+    deleting every stored file deleted them all the same, then was refused ("taken by uploads
+    under way") and stayed refused; and an upload cut off long ago held its bytes for the
+    whole retention (7 days), whatever came after. Room is now made from the stored files and
+    the cut-off uploads together, oldest first, and only if it is enough."""
+    server = await make_server(file_quota=3000, file_max_size=3000)
+    assert server.files is not None
+    store = server.files.store
+    old_client, old_sha = await _cut_off_upload(server, "mallory", b"o" * 2000, 1000)
+    make_file(tmp_path / "a", 1000, seed=1)
+    a = (await share_file(addr(server), "alice", tmp_path / "a")).id
+    assert store.used == 2000
+    # 2,500 bytes: the cut-off upload (the oldest, 1,000 held) makes room; the file stays
+    make_file(tmp_path / "b", 1500, seed=2)
+    await share_file(addr(server), "alice", tmp_path / "b")
+    assert old_sha not in store.partials and store.used == 2500
+    await fetch_file(addr(server), a, DownloadDir(tmp_path / "dl"), nick="bob")
+
+    # an upload under way reserves the last 500: a file of 2,600 cannot fit even if both
+    # stored files (2,500) went: refused, and both stay
+    busy_client, _busy = await _cut_off_upload(server, "trent", b"u" * 500, 100,
+                                               keep_open=True)
+    assert store.used == 3000
+    make_file(tmp_path / "c", 2600, seed=3)
+    with pytest.raises(FileTooLargeError):
+        await share_file(addr(server), "alice", tmp_path / "c")
+    await fetch_file(addr(server), a, DownloadDir(tmp_path / "dl2"), nick="bob")
+    assert len([p for p in files_dir(server).iterdir() if len(p.name) == 64]) == 2
+    busy_client.transfer.close()  # type: ignore[attr-defined]
+    await busy_client.close()
+    await old_client.close()
+
+
 async def test_quota_evicts_the_files_shared_longest_ago(make_server: ServerFactory,
                                                          tmp_path: Path) -> None:
     server = await make_server(file_quota=3000, file_max_size=3000)
@@ -626,41 +685,66 @@ async def test_bulk_work_runs_below_the_event_loop(
     assert nice() == loop_nice
 
 
-async def test_a_resume_waits_for_the_servers_hash_of_what_it_holds(
-        make_server: ServerFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Found by review: before it answers, the server hashes what it holds (an upload's
-    partial file; a resumed download's first bytes of its copy), in threads that yield to the
-    chat on a busy machine (nice 10); the client waited its plain timeout for that answer
-    whatever the size, so a large resume on a busy machine timed out at every attempt. The
-    wait now allows for hashing at HASH_RATE_FLOOR (20 MB/s) on top. Here the server takes
-    3 s to answer, the timeout is 2 s."""
+def _slow_server_hashing(monkeypatch: pytest.MonkeyPatch, seconds: float) -> None:
+    """The server's hashing of what it holds before it answers a transfer (an upload's
+    partial file, a resumed download's first bytes of its copy) takes ``seconds`` more, in
+    its file thread, as on a busy machine."""
     import richchat.core.server.transfer as server_transfer
-    from richchat.core.transfer import HASH_RATE_FLOOR
 
     real_open, real_prefix = server_transfer._open_partial, server_transfer._prefix_hash
 
     def slow_open(path: Path, size: int) -> object:
-        time.sleep(3.0)  # in the server's file thread
+        time.sleep(seconds)
         return real_open(path, size)
 
     def slow_prefix(path: Path, count: int) -> str:
-        time.sleep(3.0)
+        time.sleep(seconds)
         return real_prefix(path, count)
 
     monkeypatch.setattr(server_transfer, "_open_partial", slow_open)
     monkeypatch.setattr(server_transfer, "_prefix_hash", slow_prefix)
+
+
+async def test_a_resume_waits_for_the_servers_hash_of_what_it_holds(
+        make_server: ServerFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Found by review: before it answers, the server hashes what it holds (an upload's
+    partial file; a resumed download's first bytes of its copy), in threads that yield to the
+    chat on a busy machine (nice +10); the client waited its plain timeout for that answer
+    whatever the size, so a large resume on a busy machine timed out at every attempt. The
+    wait now allows for hashing at HASH_RATE_FLOOR (20 MB/s) on top. Here the server takes
+    3.5 s more than its hashing to answer; the timeout is 3 s; the download holds 85 MB (4.25
+    s allowed on top, for hashing them at any rate above 35 MB/s)."""
+    from richchat.core.transfer import HASH_RATE_FLOOR
+
+    _slow_server_hashing(monkeypatch, 3.5)
     server = await make_server()
     src = tmp_path / "big.bin"
-    size = 60_000_000
-    assert 2.0 + size / HASH_RATE_FLOOR > 3.5
+    size, held = 90_000_000, 85_000_000
+    assert 3.0 + held / HASH_RATE_FLOOR > 3.5 + 2.4  # 85 MB hashed at 35 MB/s: 2.4 s
     sha = make_file(src, size)
-    shared = await share_file(addr(server), "alice", src, timeout=2.0)
+    shared = await share_file(addr(server), "alice", src, timeout=3.0)
     assert shared.sent == size
 
     dl = DownloadDir(tmp_path / "dl")
     dl.ensure()
-    held = 50_000_000
     with open(src, "rb") as whole, open(dl.part_path(shared.id), "wb") as part:
         part.write(whole.read(held))
-    got = await fetch_file(addr(server), shared.id, dl, nick="bob", timeout=2.0)
+    got = await fetch_file(addr(server), shared.id, dl, nick="bob", timeout=3.0)
     assert (got.resumed_from, got.sha256) == (held, sha)
+
+
+async def test_the_servers_own_hashing_is_not_idle_time(
+        make_server: ServerFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Found by review: the server's idle timer for transfers ran while the server itself
+    hashed what it held before answering (the client, told to wait, sends nothing): a hash
+    longer than the idle timeout (60 s; 1 s here) failed the server's own transfer with
+    ``XERR|timeout|nothing received``, and each retry of the client hashed again from the
+    start."""
+    _slow_server_hashing(monkeypatch, 2.5)
+    server = await make_server(transfer_idle_timeout=1.0)
+    src = tmp_path / "f.bin"
+    sha = make_file(src, 1_000_000)
+    shared = await share_file(addr(server), "alice", src)
+    assert (shared.resumed_from, shared.sent) == (0, 1_000_000)
+    got = await fetch_file(addr(server), shared.id, DownloadDir(tmp_path / "dl"), nick="bob")
+    assert got.sha256 == sha

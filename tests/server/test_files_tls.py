@@ -63,3 +63,25 @@ async def test_a_share_checks_the_pinned_key(make_server: ServerFactory, tmp_pat
         await share_file(Address("127.0.0.1", server.port), "alice", src,
                          trust=TrustPolicy(known, unknown="accept-new"))
     assert server.files is not None and not server.files.recent
+
+
+async def test_an_upload_to_a_speed_limited_tls_server(make_server: ServerFactory,
+                                                       tmp_path: Path) -> None:
+    """Found by the exploratory pass of stop 28: `send --file` (and the chat UI's /share) to a
+    TLS server with --file-rate died with "unexpected AssertionError" (exit 1), and now and
+    then without the limit for a large file: the upload sent each chunk with loop.sendfile,
+    whose fallback on a TLS transport swaps the connection's protocol for each call; a
+    transport paused between two calls (the server reading slowly) then resumed a stream
+    protocol that had never been paused (asyncio's assert). A TLS upload now writes the
+    chunks itself, read off the event loop, waiting for the buffer to drain."""
+    server = await make_server(tls=True, file_rate=30_000_000)
+    known = KnownServers(tmp_path / "known")
+    trust = TrustPolicy(known, mode="tls", unknown="accept-new")
+    for n in range(2):  # each chunk ending with the transport paused was a chance
+        src = tmp_path / f"limited{n}.bin"
+        data = hashlib.shake_256(b"limited%d" % n).digest(40_000_000)
+        src.write_bytes(data)
+        shared = await share_file(Address("127.0.0.1", server.port), "alice", src,
+                                  trust=trust)
+        assert (shared.resumed_from, shared.sent) == (0, len(data))
+        assert server.files is not None and server.files.recent[-1].outcome == "stored"

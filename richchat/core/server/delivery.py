@@ -11,8 +11,8 @@ messages begin.
 Flush: everything published is dispatched and written at most once per ``FLUSH_INTERVAL``
 when busy (at once when idle), first making the backend commit (history on disk before any
 client sees a message), then writing each dirty connection once. A busy node of a cluster
-whose passes write many clients spaces them further apart, as one server with every user of
-the cluster would (:meth:`Delivery.busy_cycle`). A pass over many clients is
+whose passes write many clients spaces them further apart, as one server with all the
+members of the room would (:meth:`Delivery.busy_cycle`). A pass over many clients is
 written ``FLUSH_CHUNK`` clients at a time with an event-loop iteration between chunks: what
 arrives meanwhile is dispatched before the next chunk, so the clients the pass has not reached
 yet get it in the same write, and the others in the next pass. A message that comes during a
@@ -52,7 +52,7 @@ log = logging.getLogger("richchat.server")
 FLUSH_INTERVAL = 0.005
 #: a flush writes this many connections, then lets the event loop run before the next ones
 FLUSH_CHUNK = 128
-#: a cluster node spaces its busy passes at most this far apart (see :meth:`Delivery.busy_cycle`)
+#: a cluster node spaces its busy passes at most this far apart (:meth:`Delivery.busy_cycle`)
 CLUSTER_CYCLE_CAP = 0.025
 
 _HELLO, _SEED, _RAW = Dialect.HELLO, Dialect.SEED, Dialect.RAW
@@ -127,6 +127,9 @@ class Delivery:
         self._last_flush = 0.0
         #: a busy server's next pass starts no sooner than this long after the last began
         self._cycle = FLUSH_INTERVAL
+        #: the widest room a message went to since the last pass: its members in the
+        #: cluster over its members here (1.0: one server, or no room with remote members)
+        self._spread = 1.0
         self.flushes = 0  # flush passes so far: the server's activity counter
         self._handlers: dict[type[ev.Event], Callable[[ev.Event], None]] = {
             ev.Message: self._message,  # type: ignore[dict-item]
@@ -265,35 +268,46 @@ class Delivery:
         self._flush_handle = None
         self._pass, self._pass_pos = [], 0
         if batch:  # a pass that wrote nothing says nothing of how long a pass takes
-            self._cycle = self.busy_cycle(self._loop.time() - self._last_flush, len(batch))
+            took = self._loop.time() - self._last_flush
+            self._cycle = self.busy_cycle(took, len(batch), self._spread)
+            self._spread = 1.0
         if self._dirty or self.outbox:
             self._schedule_flush()
 
-    def busy_cycle(self, took: float, written: int) -> float:
+    @staticmethod
+    def busy_cycle(took: float, written: int, spread: float) -> float:
         """The shortest time from a busy pass's start to the next one's, after a pass that
-        wrote ``written`` connections in ``took`` seconds.
+        wrote ``written`` connections in ``took`` seconds, ``spread`` being the widest room a
+        message of it went to: that room's members in the whole cluster over its members here.
 
         One server: :data:`FLUSH_INTERVAL`; a pass over many clients takes longer, and what
         arrives meanwhile is combined into the next write to each client, so a server batches
         more the more clients it has. A node of a cluster writes to its own clients only: its
-        pass over half the users takes half the time, so it would combine half as many
+        pass over half a room's members takes half the time, so it would combine half as many
         messages per ``write()`` and pay twice the CPU per delivery (a ``write()`` costs about
         the same whatever it holds). A node whose pass wrote at least :data:`FLUSH_CHUNK`
-        connections therefore spaces its passes as one server with every user of the cluster
-        would: the pass it just wrote, stretched by the cluster's users over its own (at most
-        :data:`CLUSTER_CYCLE_CAP`). A node writing fewer connections per pass has few writes
-        to save and keeps :data:`FLUSH_INTERVAL` (a node with one user of a thousand would
-        otherwise make that user wait 25 ms for nothing). The cycle counts from the start of
-        the last pass: a message that comes after a quiet spell longer than the cycle goes
-        out at once, as on one server.
+        connections therefore spaces its passes as one server with all of that room's members
+        would: the pass it just wrote, stretched by ``spread`` (at most
+        :data:`CLUSTER_CYCLE_CAP`). A room whose members are all here, and a node writing
+        fewer connections per pass (few writes to save; its users would only wait), keep
+        :data:`FLUSH_INTERVAL`. The cycle counts from the start of the last pass: a message
+        that comes after a quiet spell longer than the cycle goes out at once.
         """
-        if not self._remote or written < FLUSH_CHUNK:
+        if spread <= 1.0 or written < FLUSH_CHUNK:
             return FLUSH_INTERVAL
-        local = len(self._entries) - len(self._remote)
-        if local <= 0:
-            return FLUSH_INTERVAL
-        stretched = took * len(self._entries) / local
-        return min(CLUSTER_CYCLE_CAP, max(FLUSH_INTERVAL, stretched))
+        return min(CLUSTER_CYCLE_CAP, max(FLUSH_INTERVAL, took * spread))
+
+    @property
+    def flush_due(self) -> float | None:
+        """The loop time of the next flush when one is scheduled for later (None: none, or
+        on the next loop iteration)."""
+        handle = self._flush_handle
+        return handle.when() if isinstance(handle, asyncio.TimerHandle) else None
+
+    @property
+    def pass_began(self) -> float:
+        """The loop time the last pass began."""
+        return self._last_flush
 
     @property
     def pass_cycle(self) -> float:
@@ -365,6 +379,10 @@ class Delivery:
         room = self.rooms.get(e.room)
         if room is None:
             return
+        if room.remote and room.members:
+            spread = (len(room.members) + len(room.remote)) / len(room.members)
+            if spread > self._spread:
+                self._spread = spread
         counts = self.dialect_counts
         self._fanout(
             room.members,

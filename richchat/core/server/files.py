@@ -14,9 +14,10 @@ Layout, in ``DATA_DIR/files/``::
 * **Quota** (``file_quota``, default 1 GiB): stored blobs, the declared size of every upload
   under way, and the bytes interrupted uploads hold never exceed it together. An upload
   reserves its size when its bytes start to flow (not when it is offered: an offer nobody
-  uploads holds nothing and evicts nothing); one that does not fit makes room by deleting the
-  blobs shared longest ago (their offers go with them); uploads under way are never deleted
-  for it. A file that cannot fit even then is refused before a byte is sent (``quota_full``).
+  uploads holds nothing and evicts nothing); one that does not fit makes room by deleting,
+  oldest first, the blobs shared longest ago (their offers go with them) and interrupted
+  uploads by their last byte; uploads under way are never deleted for it. A file that cannot
+  fit even then is refused before a byte is sent (``quota_full``), and nothing is deleted.
 * **Retention** (``file_retention``, default 7 days): a blob is deleted (with its offers) that
   long after it was last shared (sharing the same bytes again renews it). An interrupted
   upload is kept as long, counted from its last byte, so its sender can resume it.
@@ -184,10 +185,10 @@ class FileStore:
         # what this upload's partial file holds is part of the size it reserves now
         excess = self.used - self.held.get(sha256, 0) + size - self.quota
         if excess > 0:
-            self._evict(excess)
-            excess = self.used - self.held.get(sha256, 0) + size - self.quota
-            if excess > 0:
+            victims = self._victims(sha256, excess)
+            if victims is None:  # deleting everything it may would not do: delete nothing
                 return "the server's file space is taken by uploads under way; try later"
+            self._evict(victims)
         self.active.add(sha256)
         if sha256 not in self.partials:
             self.partials[sha256] = size
@@ -236,20 +237,39 @@ class FileStore:
             )
         self.blob_bytes += size
 
-    def _evict(self, excess: int) -> None:
-        """Delete the blobs shared longest ago until ``excess`` bytes are free (or none is
-        left to delete)."""
-        rows = self._db.execute("SELECT sha256, size FROM blobs ORDER BY last_shared, rowid")
-        victims: list[tuple[str, int]] = []
-        for sha, size in rows.fetchall():
+    def _victims(self, keep: str, excess: int) -> list[tuple[str, int, bool]] | None:
+        """What to delete, oldest first, to free ``excess`` bytes: stored files by when they
+        were last shared, and interrupted uploads (not under way, not ``keep``) by their last
+        byte; (sha256, bytes, is_blob). None if deleting all of them would not free enough:
+        then nothing is deleted."""
+        rows = self._db.execute("SELECT sha256, size, last_shared, 1 FROM blobs "
+                                "UNION ALL SELECT sha256, 0, updated, 0 FROM partials "
+                                "ORDER BY 3")
+        victims: list[tuple[str, int, bool]] = []
+        for sha, size, _when, is_blob in rows.fetchall():
             if excess <= 0:
                 break
-            victims.append((sha, int(size)))
-            excess -= int(size)
-        for sha, size in victims:
-            log.info("file %s (%d bytes) deleted to make room (quota %d bytes)", sha[:12], size,
-                     self.quota)
-            self.delete_blob(sha)
+            if is_blob:
+                count = int(size)
+            elif sha == keep or sha in self.active:
+                continue
+            else:
+                count = self.held.get(sha, 0)
+            if count:
+                victims.append((sha, count, bool(is_blob)))
+                excess -= count
+        return victims if excess <= 0 else None
+
+    def _evict(self, victims: list[tuple[str, int, bool]]) -> None:
+        for sha, size, is_blob in victims:
+            if is_blob:
+                log.info("file %s (%d bytes) deleted to make room (quota %d bytes)", sha[:12],
+                         size, self.quota)
+                self.delete_blob(sha)
+            else:
+                log.info("interrupted upload %s (%d bytes held) deleted to make room (quota %d "
+                         "bytes)", sha[:12], size, self.quota)
+                self.drop_partial(sha)
 
     def delete_blob(self, sha256: str) -> None:
         """Delete a blob and every offer of it (expired, evicted, or found damaged)."""

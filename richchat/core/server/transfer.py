@@ -423,7 +423,11 @@ class TransferConnection(asyncio.Protocol):
         if self.state == "done":
             return
         timeout = self.transfers.config.transfer_idle_timeout
-        if time.monotonic() - self._last_active > timeout:
+        if self.state in ("opening", "verifying", "checking"):
+            # the server is the one working (hashing what it holds, or what came), in threads
+            # that yield to the chat; the client was told to wait: no idle time of its own
+            self._last_active = time.monotonic()
+        elif time.monotonic() - self._last_active > timeout:
             if self.state == "get":  # the reader took no chunk: XERR cannot reach it either
                 log.info("download to %s stalled for %g s: dropped", self.peer, timeout)
                 self.abort()
