@@ -240,8 +240,15 @@ class Connection(asyncio.Protocol):
         return True  # keep the transport open; _finish_eof closes it (now or after the backlog)
 
     def _finish_eof(self) -> None:
-        if not self.closed:
-            self.close("disconnected")
+        if self.closed:
+            return
+        # on a cluster node its last lines may still be on their way through Redis: their
+        # answers (its registration, the echo of its message) come back first
+        pending = self.hub.backend.settled(self, messages=True)
+        if pending is not None:
+            asyncio.ensure_future(pending).add_done_callback(lambda _: self._finish_eof())
+            return
+        self.close("disconnected")
 
     def pause_writing(self) -> None:
         self.write_fd = -1  # bytes are buffered in the transport: later ones queue behind them
@@ -299,6 +306,8 @@ class Connection(asyncio.Protocol):
                 self._start_throttle()
                 return
             self._handle_line(item)
+            if not self._held:
+                self._hold_until_settled()
             if self._held:  # the rest waits for the backend's answer
                 self._backlog = deque(items[i + 1 :])
                 return
@@ -327,6 +336,9 @@ class Connection(asyncio.Protocol):
         backlog = self._backlog
         if backlog is None or self.closed or self._held:
             return
+        self._hold_until_settled()  # what the line before published (e.g. after a claim)
+        if self._held:
+            return
         # reading is paused meanwhile: its own lines being handled are its sign of life
         self.last_seen = time.monotonic()
         while backlog and not self.closed:
@@ -334,6 +346,8 @@ class Connection(asyncio.Protocol):
                 self._schedule_drain()
                 return
             self._handle_line(backlog.popleft())
+            if not self._held:
+                self._hold_until_settled()
             if self._held:
                 return
         self._backlog = None
@@ -341,6 +355,15 @@ class Connection(asyncio.Protocol):
             self._finish_eof()
         elif self.transport is not None and not self.closed:
             self.transport.resume_reading()
+
+    def _hold_until_settled(self) -> None:
+        """On a cluster node, a line that changed what the next ones may ask about (a
+        registration, a join, a part, a topic, a rename) goes through Redis first: the
+        following lines wait until it is applied, so that their answers come after it and
+        see it, as on one server."""
+        pending = self.hub.backend.settled(self)
+        if pending is not None:
+            self.hold(pending)
 
     def hold(self, pending: Awaitable[object]) -> None:
         """Handle no more input until ``pending`` (an awaitable the hub returned) is done."""

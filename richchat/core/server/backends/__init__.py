@@ -94,6 +94,12 @@ class Backend(Protocol):
         """Any other event, in order with messages (sets the ``mark`` of joins)."""
         ...
 
+    def settled(self, peer: Peer, messages: bool = False) -> Awaitable[None] | None:
+        """None when every change ``peer`` published (with ``messages``: every message it
+        sent too) has been applied to this process's view; else an awaitable done once it
+        has. (One process applies them at once: always None.)"""
+        ...
+
     def set_topic(self, room: str, setter: str, text: str, ts: int) -> None:
         """Store a topic (the :class:`TopicSet` event is published separately)."""
         ...

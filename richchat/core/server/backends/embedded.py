@@ -95,6 +95,9 @@ class EmbeddedBackend:
         self._unstored.append(msg)
         self._sink(msg)
 
+    def settled(self, peer: Peer, messages: bool = False) -> None:
+        return None  # published events are applied at once
+
     def publish(self, event: Event) -> None:
         if type(event) is Joined or type(event) is Registered:
             event.mark = self.store.last_id

@@ -153,6 +153,10 @@ class RedisBackend:
         # events of this node on their way through Redis, by sequence number
         self._seq = 0
         self._pending: dict[int, ev.Event] = {}
+        #: the same, by the connection that caused them: seq -> is a message
+        self._inflight: dict[Peer, dict[int, bool]] = {}
+        #: connections waiting for their events to be applied (see settled())
+        self._settle_waiters: dict[Peer, list[tuple[bool, asyncio.Future[None]]]] = {}
         self._queue: deque[_Op] = deque()
         self._wake = asyncio.Event()
         # reading
@@ -347,6 +351,63 @@ class RedisBackend:
 
     # ------------------------------------------------------------------ events
 
+    def _track(self, seq: int, event: ev.Event) -> None:
+        self._pending[seq] = event
+        peer = _peer_of(event)
+        if peer is not None:
+            self._inflight.setdefault(peer, {})[seq] = type(event) is ev.Message
+
+    def _untrack(self, seq: int) -> ev.Event | None:
+        """An event of this node is back from Redis, or failed: no longer in flight."""
+        event = self._pending.pop(seq, None)
+        if event is not None:
+            peer = _peer_of(event)
+            mine = self._inflight.get(peer) if peer is not None else None
+            if mine is not None:
+                mine.pop(seq, None)
+                if not mine:
+                    del self._inflight[peer]  # type: ignore[arg-type]
+                if peer in self._settle_waiters:
+                    self._wake_settled(peer)  # type: ignore[arg-type]
+        return event
+
+    def _is_settled(self, peer: Peer, messages: bool) -> bool:
+        mine = self._inflight.get(peer)
+        return not mine or (not messages and all(mine.values()))
+
+    def settled(self, peer: Peer, messages: bool = False) -> Awaitable[None] | None:
+        """None when every change ``peer`` made (with ``messages``: and every message it
+        sent) is back from Redis and applied here; else an awaitable done once it is.
+
+        A connection waits for this before its next line, so that what it asks next (who is
+        in a room, which rooms there are) is answered after its own registration, join or
+        part, in the order it sent them, as on one server. While the chat is degraded nobody
+        waits (changes then wait for Redis, messages are refused at once)."""
+        if self._troubles or self._is_settled(peer, messages):
+            return None
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._settle_waiters.setdefault(peer, []).append((messages, future))
+        return future
+
+    def _wake_settled(self, peer: Peer) -> None:
+        keep = []
+        for messages, future in self._settle_waiters.pop(peer, ()):
+            if future.done():
+                continue
+            if self._is_settled(peer, messages):
+                future.set_result(None)
+            else:
+                keep.append((messages, future))
+        if keep:
+            self._settle_waiters[peer] = keep
+
+    def _wake_all_settled(self) -> None:
+        waiters, self._settle_waiters = self._settle_waiters, {}
+        for entries in waiters.values():
+            for _messages, future in entries:
+                if not future.done():
+                    future.set_result(None)
+
     def post_message(
         self, room: str, ts: int, name: str, kind: str, text: str, sender: Peer | None
     ) -> None:
@@ -355,7 +416,7 @@ class RedisBackend:
             self._refuse(msg)
             return
         self._seq += 1
-        self._pending[self._seq] = msg
+        self._track(self._seq, msg)
         self._enqueue(
             self._seq,
             ("m", room, str(ts), name, kind, text),
@@ -402,7 +463,7 @@ class RedisBackend:
             self._sink(event)
             return
         self._seq += 1
-        self._pending[self._seq] = event
+        self._track(self._seq, event)
         self._enqueue(self._seq, args, None)
 
     def _private(self, e: ev.PrivateMessage) -> None:
@@ -526,7 +587,7 @@ class RedisBackend:
         setter (a topic shown on this node alone would split the chat's view for good: the
         other nodes and every later joiner keep the old one); anything else still applies to
         this node's own view (the hub decided it), a claim is refused."""
-        event = self._pending.pop(op.seq, None) if op.seq else None
+        event = self._untrack(op.seq) if op.seq else None
         if type(event) is ev.TopicSet:
             if event.peer is not None:
                 self._sink(ev.Failure(event.peer, DEGRADED_CODE,
@@ -548,7 +609,7 @@ class RedisBackend:
         keep: deque[_Op] = deque()
         for op in self._queue:
             if op.args[0] == "m":
-                msg = self._pending.pop(op.seq, None)
+                msg = self._untrack(op.seq)
                 if type(msg) is ev.Message:
                     self._refuse(msg)
             elif op.args[0] == "v" and op.done is not None:
@@ -605,7 +666,7 @@ class RedisBackend:
 
     def _own(self, origin: str) -> ev.Event | None:
         if origin.startswith(self._origin):
-            return self._pending.pop(int(origin[len(self._origin):]), None)
+            return self._untrack(int(origin[len(self._origin):]))
         return None
 
     def _on_log(self, entry: str) -> None:
@@ -751,6 +812,8 @@ class RedisBackend:
         self._names = {k: h for k, h in self._names.items() if h.peer is None}
         self._owners.clear()
         pending, self._pending = self._pending, {}
+        self._inflight.clear()
+        self._wake_all_settled()
         self._queue.clear()
         for event in pending.values():
             if type(event) is ev.Message:
@@ -841,6 +904,7 @@ class RedisBackend:
     def _trouble(self, part: str, exc: BaseException) -> None:
         was = bool(self._troubles)
         self._troubles.add(part)
+        self._wake_all_settled()  # degraded: nobody waits for Redis (see settled())
         if not was:
             log.warning("Redis does not answer (%s): %s", part, _describe(exc))
             self._sink(ev.Notice(
@@ -910,3 +974,10 @@ def _describe(exc: BaseException) -> str:
 
 
 __all__ = ["RedisBackend", "RedisConfig", "key_prefix", "redact"]
+
+
+def _peer_of(event: ev.Event) -> Peer | None:
+    """The local connection an event of this node came from (None: none)."""
+    if type(event) is ev.Message:
+        return event.sender
+    return getattr(event, "peer", None)  # type: ignore[no-any-return]
