@@ -13,6 +13,9 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
+from richchat.core.server.backends import redis as backend
 from tests.cluster.conftest import NodeFactory
 from tests.linechat import LineClient
 
@@ -52,3 +55,35 @@ async def test_a_script_that_closes_its_side_gets_its_answers(make_node: NodeFac
     assert "MSG|botx: deploy done" in lines, lines
     await watcher.expect(lambda l: l.endswith("|botx|deploy done"))
     await watcher.close()
+
+
+async def test_a_script_gets_the_copy_of_its_private_message(make_node: NodeFactory) -> None:
+    """Found by review: a private message's copy to its sender comes back from Redis too; a
+    script that closed its side right after `CMD_MSG` was closed before it (the addressee got
+    the message, the sender nothing)."""
+    a, b = await make_node(), await make_node()
+    alice = await LineClient.connect(b.port, hello="t", nick="alice")
+    lines = await _lines_until_closed(a.port, "HELLO|1|t\nCMD_USER|bot\nCMD_MSG|alice|hi\n")
+    assert any(l.startswith("PRIV|") and l.endswith("|bot|alice|hi") for l in lines), lines
+    await alice.expect(lambda l: l.startswith("PRIV|") and l.endswith("|bot|alice|hi"))
+    await alice.close()
+
+
+async def test_a_change_that_never_comes_back_holds_the_connection_for_a_while_only(
+        make_node: NodeFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Found by review: a connection waits for its own change to come back from Redis before
+    its next line; a change that never does (the log trimmed before this node read it, a
+    Redis that lost its last writes) would have held it for good, reading paused. It waits
+    SETTLE_LIMIT_S at most (0.5 s here), then goes on."""
+    monkeypatch.setattr(backend, "SETTLE_LIMIT_S", 0.5)
+    a, _b = await make_node(), await make_node()
+    carl = await LineClient.connect(a.port, hello="t", nick="carl")
+    node = a.backend
+    assert isinstance(node, backend.RedisBackend)
+    peer = next(h.peer for h in node._names.values() if h.peer is not None)
+    node._count(peer, 0, 1)  # a change of carl's that Redis will never give back
+    carl.send("CMD_WHO|lobby")
+    assert (await carl.expect(lambda l: l.startswith("RLIST|lobby|"), timeout=10)).count("carl(")
+    carl.send("CMD_WHO|lobby")  # and the next one is not held again
+    await carl.expect(lambda l: l.startswith("RLIST|lobby|"), timeout=10)
+    await carl.close()

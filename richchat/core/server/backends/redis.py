@@ -61,6 +61,8 @@ log = logging.getLogger("richchat.server")
 US = "\x1f"
 #: seconds between heartbeats; a node silent for NODE_TTL_S is reaped (its users leave)
 HEARTBEAT_S = 2.0
+#: the longest a connection waits for its own change to come back from Redis (settled())
+SETTLE_LIMIT_S = 5.0
 NODE_TTL_S = 12.0
 #: entries kept in the log stream: how far behind a node may fall (a lost connection) and
 #: still catch up without a gap; a node cut off for longer is reaped long before that
@@ -153,8 +155,8 @@ class RedisBackend:
         # events of this node on their way through Redis, by sequence number
         self._seq = 0
         self._pending: dict[int, ev.Event] = {}
-        #: the same, by the connection that caused them: seq -> is a message
-        self._inflight: dict[Peer, dict[int, bool]] = {}
+        #: how many of them each connection caused: [changes, messages and private messages]
+        self._inflight: dict[Peer, list[int]] = {}
         #: connections waiting for their events to be applied (see settled())
         self._settle_waiters: dict[Peer, list[tuple[bool, asyncio.Future[None]]]] = {}
         self._queue: deque[_Op] = deque()
@@ -351,29 +353,39 @@ class RedisBackend:
 
     # ------------------------------------------------------------------ events
 
+    def _count(self, peer: Peer, kind: int, delta: int) -> None:
+        """One more (delta 1) or one fewer (-1) event of ``peer`` in flight; ``kind`` 0: a
+        change (registration, join, part, topic, rename), 1: a message or private message."""
+        counts = self._inflight.get(peer)
+        if counts is None:
+            if delta < 0:  # forgotten meanwhile (evicted, or waited for too long)
+                return
+            counts = self._inflight[peer] = [0, 0]
+        counts[kind] += delta
+        if delta < 0:
+            if counts[0] <= 0 and counts[1] <= 0:
+                del self._inflight[peer]
+            if peer in self._settle_waiters:
+                self._wake_settled(peer)
+
     def _track(self, seq: int, event: ev.Event) -> None:
         self._pending[seq] = event
         peer = _peer_of(event)
         if peer is not None:
-            self._inflight.setdefault(peer, {})[seq] = type(event) is ev.Message
+            self._count(peer, 1 if type(event) is ev.Message else 0, 1)
 
     def _untrack(self, seq: int) -> ev.Event | None:
         """An event of this node is back from Redis, or failed: no longer in flight."""
         event = self._pending.pop(seq, None)
         if event is not None:
             peer = _peer_of(event)
-            mine = self._inflight.get(peer) if peer is not None else None
-            if mine is not None:
-                mine.pop(seq, None)
-                if not mine:
-                    del self._inflight[peer]  # type: ignore[arg-type]
-                if peer in self._settle_waiters:
-                    self._wake_settled(peer)  # type: ignore[arg-type]
+            if peer is not None:
+                self._count(peer, 1 if type(event) is ev.Message else 0, -1)
         return event
 
     def _is_settled(self, peer: Peer, messages: bool) -> bool:
-        mine = self._inflight.get(peer)
-        return not mine or (not messages and all(mine.values()))
+        counts = self._inflight.get(peer)
+        return counts is None or (counts[0] <= 0 and (not messages or counts[1] <= 0))
 
     def settled(self, peer: Peer, messages: bool = False) -> Awaitable[None] | None:
         """None when every change ``peer`` made (with ``messages``: and every message it
@@ -385,9 +397,23 @@ class RedisBackend:
         waits (changes then wait for Redis, messages are refused at once)."""
         if self._troubles or self._is_settled(peer, messages):
             return None
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
         self._settle_waiters.setdefault(peer, []).append((messages, future))
+        expiry = loop.call_later(SETTLE_LIMIT_S, self._settle_expired, peer, future)
+        future.add_done_callback(lambda _: expiry.cancel())
         return future
+
+    def _settle_expired(self, peer: Peer, future: asyncio.Future[None]) -> None:
+        """An event of ``peer`` did not come back in time (the log trimmed before this node
+        read it, a Redis that lost its last writes): stop counting its events, so that the
+        connection goes on (its next answers may then come before that event)."""
+        if future.done():
+            return
+        log.warning("events of %s not back from Redis after %g s: not waiting for them",
+                    getattr(peer, "peer", "a connection"), SETTLE_LIMIT_S)
+        self._inflight.pop(peer, None)
+        self._wake_settled(peer)
 
     def _wake_settled(self, peer: Peer) -> None:
         keep = []
@@ -478,12 +504,17 @@ class RedisBackend:
                 self._sink(ev.Failure(e.sender_peer, DEGRADED_CODE, _DEGRADED_PRIVATE))
             return
         self._seq += 1
+        sender = e.sender_peer
+        if sender is not None:
+            self._count(sender, 1, 1)  # its copy comes back like a message's echo
 
         def done(result: object) -> None:
             if result == 1 or result == b"dup":
                 self._sink(e)  # the sender's copy: Redis has it
-            elif e.sender_peer is not None:
-                self._sink(ev.Failure(e.sender_peer, DEGRADED_CODE, _DEGRADED_PRIVATE))
+            elif sender is not None:
+                self._sink(ev.Failure(sender, DEGRADED_CODE, _DEGRADED_PRIVATE))
+            if sender is not None:
+                self._count(sender, 1, -1)
 
         self._enqueue(self._seq, ("v", node, str(e.ts), e.sender, e.to, e.text), done)
 
