@@ -803,8 +803,9 @@ class RedisBackend:
         # stopped or restarted, this node cut off) says nothing about the other node, which
         # was waiting for Redis too and renews its deadline within HEARTBEAT_S of its return.
         heard_since = loop.time()
+        failures = 0  # in a row
         while True:
-            await asyncio.sleep(HEARTBEAT_S)
+            await asyncio.sleep(RETRY_DELAYS[0] if failures == 1 else HEARTBEAT_S)
             try:
                 alive = await r.evalsha(self._heartbeat_sha, 0, self.prefix, self.node, ttl, "0")
                 if alive == 0:
@@ -825,8 +826,13 @@ class RedisBackend:
                 if _is_noscript(exc):
                     await self._reload_scripts()
                     continue
-                self._trouble("heartbeat", exc)
+                failures += 1
+                if failures > 1:  # a second failure in a row: Redis is away
+                    self._trouble("heartbeat", exc)
+                else:  # one failed call (a stale pooled connection): try again at once
+                    log.info("a heartbeat failed (%s); trying again", _describe(exc))
             else:
+                failures = 0
                 self._fine("heartbeat")
 
     def _evict(self) -> None:
