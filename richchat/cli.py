@@ -99,9 +99,13 @@ def _quiet_stdout() -> None:
 def _null_closed_outputs() -> None:
     """Started with stdout or stderr closed (``>&-``): Python leaves it None, and the first
     line written raised AttributeError after the work was done (a message sent, then said
-    "unexpected", exit 1). What goes there is dropped instead, as into a closed pipe."""
+    "unexpected", exit 1). What goes there is dropped instead, as into a closed pipe; a
+    command whose product is its stdout (``get -o -``) checks ``CLOSED_OUTPUTS``."""
+    from richchat.core.process import CLOSED_OUTPUTS
+
     for name in ("stdout", "stderr"):
         if getattr(sys, name) is None:
+            CLOSED_OUTPUTS.add(name)
             setattr(sys, name, open(os.devnull, "w"))  # noqa: SIM115 - for the whole run
 
 

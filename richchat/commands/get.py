@@ -170,10 +170,15 @@ def _to_stdout(target: Address, file_id: str, *, nick: str | None, room: str | N
     import tempfile
 
     from richchat.core.errors import FileAccessError
+    from richchat.core.process import CLOSED_OUTPUTS
     from richchat.core.protocol.filenames import human_size, short_sha
     from richchat.core.protocol.text import sanitize_text
     from richchat.core.transfer import DownloadDir
 
+    if "stdout" in CLOSED_OUTPUTS:  # the file would go nowhere, and exit 0 would say it came
+        raise FileAccessError("cannot write the file to stdout: standard output is closed",
+                              hint="give a directory or a file name with -o, or redirect "
+                              "stdout to a file")
     with tempfile.TemporaryDirectory(prefix="richchat-get-") as tmp:
         result = _fetch(target, file_id, DownloadDir(Path(tmp), "download"), nick=nick,
                         room=room, token=token, auto_nick=auto_nick, timeout=timeout,

@@ -15,6 +15,10 @@ from typing import Any, TypeVar
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+#: the standard outputs this process was started without (``>&-``): "stdout", "stderr"
+#: (the CLI points them at the null device; ``get -o -`` refuses to write its file there)
+CLOSED_OUTPUTS: set[str] = set()
+
 #: pydantic reads this before it looks for plugins (``pydantic.plugin._loader``)
 _PLUGINS_VAR = "PYDANTIC_DISABLE_PLUGINS"
 

@@ -582,3 +582,31 @@ async def test_get_to_stdout_writes_the_verified_bytes_and_nothing_else(
                                   env=env)
     assert code == ExitStatus.FILE_CORRUPT and out == b"" and err.count("\n") == 1
     assert list(cwd.iterdir()) == [] and list(tmp.iterdir()) == []
+
+
+async def test_get_to_a_closed_stdout_fails(make_server: ServerFactory, tmp_path: Path,
+                                            downloads_in_tmp: Path) -> None:
+    """Found by the exploratory pass of stop 28: ``get ID -o - >&-`` downloaded the file, wrote
+    it into the null device that stands for a closed stdout, said "wrote ... to stdout
+    (verified)" and exited 0: a script was told it had the file. Now: one line, exit 22,
+    nothing downloaded."""
+    server = await make_server()
+    src = tmp_path / "data.bin"
+    make_file(src, 300_000)
+    code, out_text, err = await run("send", where(server), "--nick", "alice", "--file",
+                                    str(src), "--json")
+    assert code == ExitStatus.OK, err
+    file_id = json.loads(out_text)["id"]
+    assert server.files is not None
+    gets = len([r for r in server.files.recent if r.op == "GET"])
+    proc = await asyncio.create_subprocess_exec(
+        *CLI, "get", where(server), file_id, "--nick", "bob", "-o", "-",
+        stdin=subprocess.DEVNULL, stdout=None, stderr=subprocess.PIPE, env=cli_env(),
+        preexec_fn=lambda: os.close(1),
+    )
+    _, err_bytes = await asyncio.wait_for(proc.communicate(), 120)
+    assert proc.returncode == ExitStatus.FILE_ERROR, err_bytes
+    lines = err_bytes.decode().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(
+        "error: cannot write the file to stdout: standard output is closed"), lines
+    assert len([r for r in server.files.recent if r.op == "GET"]) == gets
