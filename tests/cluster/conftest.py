@@ -3,13 +3,17 @@ own data directory, all on loopback)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+import shutil
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from richchat.core.server import ChatServer, ServerConfig
+from richchat.core.server.backends import redis as backend
+from tests.conditions import wait_until
+from tests.linechat import LineClient
 from tests.redis_server import RedisServer
 
 NodeFactory = Callable[..., Awaitable[ChatServer]]
@@ -43,3 +47,22 @@ async def make_node(tmp_path: Path, redis_server: RedisServer) -> AsyncIterator[
     yield factory
     for server in nodes:
         await server.stop()
+
+
+async def wipe_redis(redis_server: RedisServer, nodes: Sequence[ChatServer],
+                     clients: Sequence[LineClient]) -> None:
+    """Restart Redis on its port with nothing in it (the chat's data lost); the nodes'
+    ``clients`` are disconnected (the cluster forgot them), and every node comes back into
+    the chat."""
+    redis_server.stop()
+    shutil.rmtree(redis_server.dir)
+    redis_server.dir.mkdir()
+    redis_server.start()  # the same port, nothing in it
+    for client in clients:
+        assert await client.closed(timeout=30)
+    back = [n.backend for n in nodes]
+    assert all(isinstance(x, backend.RedisBackend) for x in back)
+    await wait_until(
+        lambda: not any(x.degraded or x._rejoining for x in back),  # type: ignore[union-attr]
+        "the nodes back in the chat", 60,
+    )  # fmt: skip

@@ -9,13 +9,10 @@ node ``Users online: bob``, and ``/who`` listed them, long after they had gone."
 
 from __future__ import annotations
 
-import shutil
-
 import pytest
 
 from richchat.core.server.backends import redis as backend
-from tests.cluster.conftest import NodeFactory
-from tests.conditions import wait_until
+from tests.cluster.conftest import NodeFactory, wipe_redis
 from tests.linechat import LineClient
 from tests.redis_server import RedisServer
 
@@ -29,17 +26,7 @@ async def test_a_wiped_redis_leaves_no_ghosts(
     bob = await LineClient.connect(b.port, hello="t", nick="bob")
     await alice.expect(lambda l: l.startswith("JOIN|lobby|bob("))
 
-    redis_server.stop()
-    shutil.rmtree(redis_server.dir)
-    redis_server.dir.mkdir()
-    redis_server.start()  # the same port, nothing in it
-    assert await alice.closed(timeout=30) and await bob.closed(timeout=30)
-    back = [n.backend for n in (a, b)]
-    assert all(isinstance(x, backend.RedisBackend) for x in back)
-    await wait_until(
-        lambda: not any(x.degraded or x._rejoining for x in back),  # type: ignore[union-attr]
-        "both nodes back in the chat", 60,
-    )  # fmt: skip
+    await wipe_redis(redis_server, (a, b), (alice, bob))
 
     for node, nick in ((a, "carol"), (b, "dave")):
         newcomer = await LineClient.connect(node.port, hello="t", nick=nick)

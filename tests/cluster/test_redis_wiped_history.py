@@ -9,13 +9,10 @@ the node they reached."""
 
 from __future__ import annotations
 
-import shutil
-
 import pytest
 
 from richchat.core.server.backends import redis as backend
-from tests.cluster.conftest import NodeFactory
-from tests.conditions import wait_until
+from tests.cluster.conftest import NodeFactory, wipe_redis
 from tests.linechat import LineClient
 from tests.redis_server import RedisServer
 
@@ -80,16 +77,7 @@ async def _wipe_and_compare(make_node: NodeFactory, redis_server: RedisServer) -
     alice.send("MSG|before the wipe")
     await bob.expect(lambda l: l.endswith("|alice|before the wipe"))
 
-    redis_server.stop()
-    shutil.rmtree(redis_server.dir)
-    redis_server.dir.mkdir()
-    redis_server.start()  # the same port, nothing in it
-    assert await alice.closed(timeout=30) and await bob.closed(timeout=30)
-    back = [n.backend for n in (a, b)]
-    await wait_until(
-        lambda: not any(x.degraded or x._rejoining for x in back),  # type: ignore[union-attr]
-        "both nodes back in the chat", 60,
-    )  # fmt: skip
+    await wipe_redis(redis_server, (a, b), (alice, bob))
 
     c = await make_node()  # a node started since: it knows only what Redis holds
     carol = await LineClient.connect(a.port, hello="t", nick="carol")
