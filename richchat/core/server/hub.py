@@ -16,6 +16,7 @@ import logging
 import random
 import time
 from collections.abc import Awaitable
+from itertools import chain
 from typing import TYPE_CHECKING
 
 from richchat.core.protocol import frames as f
@@ -363,11 +364,12 @@ class Hub:
         )
         return True
 
-    def room_refusal(self, room: str) -> str | None:
-        """Why a new room ``room`` may not be opened (it looks like an open room, or it mixes
-        scripts), or None."""
+    def room_refusal(self, room: str, peer: Peer | None = None) -> str | None:
+        """Why a new room ``room`` may not be opened (it looks like an open room, or like a
+        room ``peer`` joined whose join is not applied yet, or it mixes scripts), or None."""
         key = name_key(room)
-        for other in self.delivery.rooms:
+        others = self.delivery.rooms if peer is None else chain(self.delivery.rooms, peer.rooms)
+        for other in others:
             if other != room and name_key(other) == key:
                 return (
                     f"the room name #{room} looks like #{other} "
@@ -386,7 +388,7 @@ class Hub:
                       "one user may join: /leave one first")
             return
         if room not in self.delivery.rooms:
-            problem = self.room_refusal(room)
+            problem = self.room_refusal(room, peer)
             if problem is not None:
                 self.fail(peer, "room_invalid", problem)
                 return
