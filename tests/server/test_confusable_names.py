@@ -140,3 +140,15 @@ async def test_room_names_follow_the_same_rule(server: ChatServer) -> None:
     await raw.expect(lambda l: l.startswith("*** You are in #日本語"))
     await c.close()
     await raw.close()
+
+
+async def test_a_look_alike_of_a_room_joined_a_line_before_is_refused(server: ChatServer) -> None:
+    """Found with #15's lazy waits: two joins in one packet (the first one not applied to the
+    fan-out's view yet when the second is handled) opened ``ldev7`` and ``1dev7`` both, two
+    rooms that look alike. A room the user has just joined counts as open."""
+    c = await LineClient.connect(server.port, hello="t", nick="quick")
+    c.send("CMD_JOIN|ldev7\nCMD_JOIN|1dev7")
+    await c.expect(lambda l: l.startswith("RLIST|ldev7|"))
+    err = await c.expect(lambda l: l.startswith(("ERR|", "RLIST|")))
+    assert err.startswith("ERR|room_invalid|") and "#ldev7" in err, err
+    await c.close()

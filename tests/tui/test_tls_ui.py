@@ -64,6 +64,12 @@ def header(app: ChatApp) -> str:
     return str(app.status_bar.render())
 
 
+def prompt_shown(app: ChatApp) -> bool:
+    """The trust prompt is on screen with its widgets mounted (a screen is pushed before it
+    is composed: a query or a key press right after the push can come too early)."""
+    return isinstance(app.screen, TrustScreen) and bool(app.screen.query("#trust-fingerprint"))
+
+
 async def test_first_contact_asks_then_remembers(tmp_path: Path) -> None:
     server = await tls_server(tmp_path / "data")
     fp = server.tls.fingerprint  # type: ignore[union-attr]
@@ -71,7 +77,7 @@ async def test_first_contact_asks_then_remembers(tmp_path: Path) -> None:
     try:
         app = app_for(server.port, known)
         async with app.run_test(size=SIZE) as pilot:
-            await until(pilot, lambda: isinstance(app.screen, TrustScreen), "the trust prompt")
+            await until(pilot, lambda: prompt_shown(app), "the trust prompt")
             shown = str(app.screen.query_one("#trust-fingerprint", Label).render())
             assert shown == fp
             assert server.hub.users_online == 0  # type: ignore[union-attr]  # nothing sent meanwhile
@@ -97,7 +103,7 @@ async def test_trust_this_time_and_cancel(tmp_path: Path) -> None:
     try:
         app = app_for(server.port, known)
         async with app.run_test(size=SIZE) as pilot:
-            await until(pilot, lambda: isinstance(app.screen, TrustScreen), "the trust prompt")
+            await until(pilot, lambda: prompt_shown(app), "the trust prompt")
             await pilot.press("o")
             await until(pilot, lambda: app.chat.nick == "alice", "registration")
             assert "(trusted this time)" in header(app)
@@ -105,7 +111,7 @@ async def test_trust_this_time_and_cancel(tmp_path: Path) -> None:
 
         app = app_for(server.port, known, fail_fast=True)
         async with app.run_test(size=SIZE) as pilot:
-            await until(pilot, lambda: isinstance(app.screen, TrustScreen), "the trust prompt")
+            await until(pilot, lambda: prompt_shown(app), "the trust prompt")
             await pilot.pause()
             await pilot.press("enter")  # Enter is on Cancel: it never trusts by accident
             await until(pilot, lambda: app.failure is not None, "the app giving up")
@@ -162,7 +168,7 @@ async def test_ctrl_c_at_the_trust_prompt_just_quits(tmp_path: Path) -> None:
     try:
         app = app_for(server.port, tmp_path / "known", fail_fast=True)
         async with app.run_test(size=SIZE) as pilot:
-            await until(pilot, lambda: isinstance(app.screen, TrustScreen), "the trust prompt")
+            await until(pilot, lambda: prompt_shown(app), "the trust prompt")
             await pilot.press("ctrl+c")
             await until(pilot, lambda: not app.is_running, "the app to quit")
         assert app.failure is None  # leaving is not a refused key (no exit 17)
@@ -193,7 +199,7 @@ async def test_the_trust_prompt_fits_the_smallest_terminal(tmp_path: Path) -> No
     try:
         app = app_for(server.port, tmp_path / "known")
         async with app.run_test(size=(40, 12)) as pilot:
-            await until(pilot, lambda: isinstance(app.screen, TrustScreen), "the trust prompt")
+            await until(pilot, lambda: prompt_shown(app), "the trust prompt")
             await pilot.pause()
             for selector in ("#trust-fingerprint", "#remember", "#once", "#cancel"):
                 assert _whole_on_screen(app, selector), selector
@@ -206,7 +212,7 @@ async def test_the_trust_prompt_fits_the_smallest_terminal(tmp_path: Path) -> No
         async with app_for(server.port, tmp_path / "other").run_test(size=SIZE) as pilot:
             # a roomy terminal still shows the explanation beside the buttons
             app2 = pilot.app
-            await until(pilot, lambda: isinstance(app2.screen, TrustScreen), "the prompt")
+            await until(pilot, lambda: prompt_shown(app2), "the prompt")
             await pilot.pause()
             for selector in ("#trust-fingerprint", "#trust-explain", "#remember", "#cancel"):
                 assert _whole_on_screen(app2, selector), selector  # type: ignore[arg-type]
@@ -251,7 +257,7 @@ async def test_the_trust_prompt_names_its_keys_at_every_size(
     try:
         app = app_for(server.port, tmp_path / "known")
         async with app.run_test(size=size) as pilot:
-            await until(pilot, lambda: isinstance(app.screen, TrustScreen), "the trust prompt")
+            await until(pilot, lambda: prompt_shown(app), "the trust prompt")
             await pilot.pause()
             box = app.screen.query_one(VerticalScroll)
             assert app.screen.region.contains_region(box.region)

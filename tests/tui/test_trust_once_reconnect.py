@@ -9,7 +9,14 @@ from pathlib import Path
 from richchat.core.trust.known import KnownServers
 from richchat.core.tui.widgets import TrustScreen
 from tests.tui.test_app import SIZE, plain, until
-from tests.tui.test_tls_ui import app_for, header, tls_server, with_new_key, without_tls
+from tests.tui.test_tls_ui import (
+    app_for,
+    header,
+    prompt_shown,
+    tls_server,
+    with_new_key,
+    without_tls,
+)
 
 
 async def test_trusted_this_time_never_falls_back_to_plaintext(tmp_path: Path) -> None:
@@ -19,7 +26,7 @@ async def test_trusted_this_time_never_falls_back_to_plaintext(tmp_path: Path) -
     try:
         app = app_for(port, known)
         async with app.run_test(size=SIZE) as pilot:
-            await until(pilot, lambda: isinstance(app.screen, TrustScreen), "the trust prompt")
+            await until(pilot, lambda: prompt_shown(app), "the trust prompt")
             await pilot.press("o")
             await until(pilot, lambda: app.chat.nick == "alice", "registration")
             assert "(trusted this time)" in header(app)
@@ -43,7 +50,7 @@ async def test_a_key_trusted_this_time_that_changes_is_refused(tmp_path: Path) -
     try:
         app = app_for(port, known)
         async with app.run_test(size=SIZE) as pilot:
-            await until(pilot, lambda: isinstance(app.screen, TrustScreen), "the trust prompt")
+            await until(pilot, lambda: prompt_shown(app), "the trust prompt")
             await pilot.press("o")
             await until(pilot, lambda: app.chat.nick == "alice", "registration")
             server = await with_new_key(server, tmp_path / "data")

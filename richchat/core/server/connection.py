@@ -24,6 +24,13 @@ output without ever blocking the hub.
   (a :class:`~richchat.core.server.tls_link.TlsLink` as the transport) the flush calls the
   link's ``send``, which encrypts and writes the same way, in one call (measured:
   docs/performance.md, TLS).
+* Order on a cluster node: a connection's registration, joins, parts, topics, renames and
+  messages go through Redis before this node applies them. A line that only publishes (a
+  join, a part, a message: :meth:`Hub.publishes_only
+  <richchat.core.server.hub.Hub.publishes_only>`) is handled at once, the log orders it after
+  the earlier ones; a line answered from this node's view or at once (``CMD_WHO``, a refusal,
+  a pong) first waits until the connection's own events are applied, input held meanwhile
+  (:meth:`Connection._wait_for_own_events`), so its answer comes where one server gives it.
 * The transport is whatever asyncio gives (TCP now, TLS later): nothing here assumes plain TCP.
 """
 
@@ -305,9 +312,9 @@ class Connection(asyncio.Protocol):
                 self._backlog = deque(items[i:])
                 self._start_throttle()
                 return
-            self._handle_line(item)
-            if not self._held:
-                self._hold_until_settled()
+            if not self._handle_line(item):  # it waits for this connection's own events
+                self._backlog = deque(items[i:])
+                return
             if self._held:  # the rest waits for the backend's answer
                 self._backlog = deque(items[i + 1 :])
                 return
@@ -336,18 +343,16 @@ class Connection(asyncio.Protocol):
         backlog = self._backlog
         if backlog is None or self.closed or self._held:
             return
-        self._hold_until_settled()  # what the line before published (e.g. after a claim)
-        if self._held:
-            return
         # reading is paused meanwhile: its own lines being handled are its sign of life
         self.last_seen = time.monotonic()
         while backlog and not self.closed:
             if not self._take_token():
                 self._schedule_drain()
                 return
-            self._handle_line(backlog.popleft())
-            if not self._held:
-                self._hold_until_settled()
+            item = backlog.popleft()
+            if not self._handle_line(item):  # it waits for this connection's own events
+                backlog.appendleft(item)
+                return
             if self._held:
                 return
         self._backlog = None
@@ -356,14 +361,23 @@ class Connection(asyncio.Protocol):
         elif self.transport is not None and not self.closed:
             self.transport.resume_reading()
 
-    def _hold_until_settled(self) -> None:
-        """On a cluster node, a line that changed what the next ones may ask about (a
-        registration, a join, a part, a topic, a rename) goes through Redis first: the
-        following lines wait until it is applied, so that their answers come after it and
-        see it, as on one server."""
-        pending = self.hub.backend.settled(self)
-        if pending is not None:
-            self.hold(pending)
+    def _wait_for_own_events(self) -> bool:
+        """True when the line at hand must wait: on a cluster node, a registration, join,
+        part, topic, rename or message of this connection goes through Redis before it is
+        applied here, and a line answered from this node's view or at once (``CMD_WHO``, a
+        refusal, a pong, a quit: anything but :meth:`Hub.publishes_only
+        <richchat.core.server.hub.Hub.publishes_only>`) must come after their answers and see
+        them, as on one server. Input is then held until they are applied; the line is
+        handled again then, its flood token given back. Lines that only publish never wait
+        (the log orders them after the earlier ones by itself): a burst of joins goes to
+        Redis at once, not one round trip each, and a sender of messages keeps its rate.
+        """
+        pending = self.hub.backend.settled(self, messages=True)
+        if pending is None:
+            return False
+        self._tokens += 1  # taken again when the line is handled again
+        self.hold(pending)
+        return True
 
     def hold(self, pending: Awaitable[object]) -> None:
         """Handle no more input until ``pending`` (an awaitable the hub returned) is done."""
@@ -392,7 +406,9 @@ class Connection(asyncio.Protocol):
         if dialect in ASKS_NAME and self.name is None:
             self.hub.ask_name(self)
 
-    def _handle_line(self, item: str | LineTooLong) -> None:
+    def _handle_line(self, item: str | LineTooLong) -> bool:
+        """Handle one line; False when it waits for this connection's own events first
+        (:meth:`_wait_for_own_events`: input is held, the line is to be handled again)."""
         if (
             self.name is not None
             and type(item) is str
@@ -405,11 +421,16 @@ class Connection(asyncio.Protocol):
             text = sanitize_text(item[4:])
             if self.dialect == _SEED:
                 text = strip_own_label(text, self.name)
-            self.hub.say(self, DEFAULT_ROOM, text)
-            return
+            hub = self.hub
+            if not hub.says_only(self, DEFAULT_ROOM, text) and self._wait_for_own_events():
+                return False  # too long: refused, after the answers to its earlier lines
+            hub.say(self, DEFAULT_ROOM, text)
+            return True
         if isinstance(item, LineTooLong):
+            if self._wait_for_own_events():
+                return False
             self.hub.fail(self, "line_too_long", f"line longer than {item.limit} bytes dropped")
-            return
+            return True
         if not self._seen_line:
             self._seen_line = True
             if self._mode_timer is not None:
@@ -423,17 +444,24 @@ class Connection(asyncio.Protocol):
                     self.offered_name = None  # a slow seed client is not at a name prompt
                 self._start(dialect)
             if dialect == Dialect.HELLO:
-                return
+                return True
         if self.dialect == Dialect.PENDING:
-            return
+            return True
         if self.name is None and self.offered_name is not None:
+            # (not registered yet: it has published nothing, nothing to wait for)
             pending = self.hub.answer_name(self, item)  # the answer to the name prompt
             if pending is not None:
                 self.hold(pending)
-            return
+            return True
         parsed = PARSERS[self.dialect](item, self)
         if parsed is None:
-            return
+            return True
+        if (
+            self.hub.backend.in_flight(self)
+            and not (isinstance(parsed, f.Frame) and self.hub.publishes_only(self, parsed))
+            and self._wait_for_own_events()
+        ):
+            return False
         if isinstance(parsed, InvalidFrame):
             self.hub.fail(self, parsed.code, parsed.reason)
         elif isinstance(parsed, HelpCommand):
@@ -446,6 +474,7 @@ class Connection(asyncio.Protocol):
             pending = self.hub.handle(self, parsed)
             if pending is not None:
                 self.hold(pending)
+        return True
 
     # ------------------------------------------------------------------ output
 

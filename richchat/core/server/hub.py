@@ -16,6 +16,7 @@ import logging
 import random
 import time
 from collections.abc import Awaitable
+from itertools import chain
 from typing import TYPE_CHECKING
 
 from richchat.core.protocol import frames as f
@@ -256,6 +257,50 @@ class Hub:
             self.fail(peer, "bad_frame", f"unexpected frame {frame.tag}")
         return None
 
+    def publishes_only(self, peer: Peer, frame: f.Frame) -> bool:
+        """True when :meth:`handle` of ``frame``, now, would only publish (a join, a part, a
+        topic, a message: events the backend orders after ``peer``'s earlier ones) or do
+        nothing, and answer nothing itself: no reply from this process's view (a member
+        list, the rooms, a pong...), no refusal. Such a line needs none of ``peer``'s earlier
+        events applied first; any other line does, on a cluster node (the connection holds
+        it until they are: :meth:`Backend.settled`), for its answer to come after theirs and
+        see them, as on one server. The conditions are those under which :meth:`join`,
+        :meth:`part`, :meth:`set_topic` and :meth:`say` publish; O(1) but for a room new to
+        this process (:meth:`room_refusal`, as :meth:`join` itself)."""
+        kind = type(frame)
+        if kind is f.Pong or kind is f.Hello:
+            return True
+        if peer.name is None:
+            return False
+        if kind is f.Say:
+            return self.says_only(peer, DEFAULT_ROOM, frame.text)  # type: ignore[attr-defined]
+        if kind is f.SayRoom or kind is f.SendAction:
+            return self.says_only(peer, frame.room, frame.text)  # type: ignore[attr-defined]
+        if kind is f.JoinRoom:
+            room = frame.room  # type: ignore[attr-defined]
+            return (
+                room != DEFAULT_ROOM
+                and room not in peer.rooms
+                and len(peer.rooms) < MAX_ROOMS_PER_USER
+                and (room in self.delivery.rooms or self.room_refusal(room, peer) is None)
+            )
+        if kind is f.PartRoom:
+            room = frame.room  # type: ignore[attr-defined]
+            return room != DEFAULT_ROOM and room in peer.rooms
+        if kind is f.SetTopic:
+            room = frame.room  # type: ignore[attr-defined]
+            return room == DEFAULT_ROOM or room in peer.rooms
+        return False
+
+    def says_only(self, peer: Peer, room: str, text: str) -> bool:
+        """True when :meth:`say` would post the message (or drop a blank one) without a word
+        to ``peer``: see :meth:`publishes_only`."""
+        return (
+            (room == DEFAULT_ROOM or room in peer.rooms)
+            and peer.name is not None
+            and (len(text) <= _SURELY_SHORT or len(text.encode("utf-8")) <= MAX_MESSAGE_BYTES)
+        )
+
     def help(self, peer: Peer) -> None:
         self._reply(ev.HelpText(peer))
 
@@ -363,11 +408,12 @@ class Hub:
         )
         return True
 
-    def room_refusal(self, room: str) -> str | None:
-        """Why a new room ``room`` may not be opened (it looks like an open room, or it mixes
-        scripts), or None."""
+    def room_refusal(self, room: str, peer: Peer | None = None) -> str | None:
+        """Why a new room ``room`` may not be opened (it looks like an open room, or like a
+        room ``peer`` joined whose join is not applied yet, or it mixes scripts), or None."""
         key = name_key(room)
-        for other in self.delivery.rooms:
+        others = self.delivery.rooms if peer is None else chain(self.delivery.rooms, peer.rooms)
+        for other in others:
             if other != room and name_key(other) == key:
                 return (
                     f"the room name #{room} looks like #{other} "
@@ -386,7 +432,7 @@ class Hub:
                       "one user may join: /leave one first")
             return
         if room not in self.delivery.rooms:
-            problem = self.room_refusal(room)
+            problem = self.room_refusal(room, peer)
             if problem is not None:
                 self.fail(peer, "room_invalid", problem)
                 return

@@ -100,6 +100,12 @@ class Backend(Protocol):
         has. (One process applies them at once: always None.)"""
         ...
 
+    def in_flight(self, peer: Peer) -> bool:
+        """True while an event ``peer`` published (a change, a message, a private message) is
+        not yet applied to this process's view, i.e. while ``settled(peer, messages=True)``
+        would return an awaitable. O(1); always False for one process."""
+        ...
+
     def set_topic(self, room: str, setter: str, text: str, ts: int) -> None:
         """Store a topic (the :class:`TopicSet` event is published separately)."""
         ...

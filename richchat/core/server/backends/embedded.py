@@ -98,6 +98,9 @@ class EmbeddedBackend:
     def settled(self, peer: Peer, messages: bool = False) -> None:
         return None  # published events are applied at once
 
+    def in_flight(self, peer: Peer) -> bool:
+        return False
+
     def publish(self, event: Event) -> None:
         if type(event) is Joined or type(event) is Registered:
             event.mark = self.store.last_id

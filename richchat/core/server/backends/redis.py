@@ -159,6 +159,9 @@ class RedisBackend:
         self._inflight: dict[Peer, list[int]] = {}
         #: connections waiting for their events to be applied (see settled())
         self._settle_waiters: dict[Peer, list[tuple[bool, asyncio.Future[None]]]] = {}
+        #: how many times a connection had to wait for its own events (settled() returned
+        #: an awaitable): the round trips through Redis its input waited for
+        self.waits = 0
         self._queue: deque[_Op] = deque()
         self._wake = asyncio.Event()
         # reading
@@ -387,16 +390,28 @@ class RedisBackend:
         counts = self._inflight.get(peer)
         return counts is None or (counts[0] <= 0 and (not messages or counts[1] <= 0))
 
+    def in_flight(self, peer: Peer) -> bool:
+        """True while an event ``peer`` published (a change, a message, a private message) is
+        on its way through Redis and the chat is not degraded: ``settled(peer, True)`` would
+        return an awaitable. O(1), creates nothing."""
+        return not self._troubles and not self._is_settled(peer, True)
+
     def settled(self, peer: Peer, messages: bool = False) -> Awaitable[None] | None:
         """None when every change ``peer`` made (with ``messages``: and every message it
         sent) is back from Redis and applied here; else an awaitable done once it is.
 
-        A connection waits for this before its next line, so that what it asks next (who is
-        in a room, which rooms there are) is answered after its own registration, join or
-        part, in the order it sent them, as on one server. While the chat is degraded nobody
-        waits (changes then wait for Redis, messages are refused at once)."""
+        A connection waits for this (with ``messages``) before a line that is answered from
+        this node's view or at once (who is in a room, which rooms there are, a refusal, a
+        pong, a quit: anything but :meth:`Hub.publishes_only
+        <richchat.core.server.hub.Hub.publishes_only>`), so that its answer comes after those
+        to the connection's own registration, join, part or message and sees them, in the
+        order the lines were sent, as on one server; and before it is closed after its input
+        ended. Lines that only publish (a join, a part, a message) do not wait: the log
+        orders them after the connection's earlier events by itself. While the chat is
+        degraded nobody waits (changes then wait for Redis, messages are refused at once)."""
         if self._troubles or self._is_settled(peer, messages):
             return None
+        self.waits += 1
         loop = asyncio.get_running_loop()
         future: asyncio.Future[None] = loop.create_future()
         self._settle_waiters.setdefault(peer, []).append((messages, future))
