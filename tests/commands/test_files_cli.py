@@ -161,7 +161,7 @@ async def test_exit_codes(make_server: ServerFactory, tmp_path: Path,
                              str(tmp_path / "missing.bin"))
     assert code == ExitStatus.FILE_ERROR and "cannot read" in err
     code, _, err = await run("send", where(server), "--nick", "alice", "--file", str(tmp_path))
-    assert code == ExitStatus.FILE_ERROR and "not a regular file" in err
+    assert code == ExitStatus.FILE_ERROR and "is a directory" in err
     code, _, err = await run("send", where(server), "--nick", "alice", "--file", str(big), "hi")
     assert code == ExitStatus.USAGE
     code, _, err = await run("get", where(server), "kkkkkkkkkkkk", "--nick", "bob",

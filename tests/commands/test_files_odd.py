@@ -98,21 +98,51 @@ async def test_a_file_only_another_user_may_read_is_exit_22(
     assert "secret.log" in text
 
 
-async def test_a_file_whose_size_changed_while_hashed_is_exit_21(
+async def test_a_proc_file_is_refused_in_one_line_exit_22(
         make_server: ServerFactory, tmp_path: Path) -> None:
-    """The size ``stat`` gave is not the number of bytes hashed (a log still being written;
-    here a /proc file, whose size is 0 and whose bytes are not): 'changed while it was
-    read; try again', with exit 2, the code of a bad option. README: 21 is 'a file changed
-    while it was sent', and that is what the same change during the upload gets."""
+    """A /proc file: its size reads 0 and its bytes are not, and they are made anew at each
+    read. It got 'changed while it was read ...; try again', exit 21: trying again never
+    helped. It is now refused before anything is sent (the README: a /proc or /sys file is
+    copied into a regular file first), exit 22, in one line, and so it is with --json."""
     server = await make_server()
     status = Path("/proc/self/status")
     if not status.exists() or status.stat().st_size != 0:
         pytest.skip("needs Linux's /proc (a file whose stat size is 0)")
     code, out, err = await run("send", where(server), "--nick", "alice", "--file", str(status))
-    assert code == ExitStatus.FILE_CORRUPT, err
-    assert "changed while it was read" in err and err.count("\n") == 1
+    assert code == ExitStatus.FILE_ERROR, err
+    assert err == (f"error: {status} has no fixed size (it says 0 bytes but has content, as "
+                   "/proc and /sys files do): copy it into a regular file first and share "
+                   "that\n")
     assert out == ""
+    code, out, err2 = await run("send", where(server), "--nick", "alice", "--file",
+                                str(status), "--json")
+    assert code == ExitStatus.FILE_ERROR, err2
+    assert json.loads(out)["error"] == err.removeprefix("error: ").rstrip("\n")
     assert server.files is not None and server.files.bytes_in == 0
+    # a regular file that is empty is still shared (as an empty file)
+    empty = tmp_path / "empty.txt"
+    empty.write_bytes(b"")
+    code, out, err = await run("send", where(server), "--nick", "alice", "--file", str(empty))
+    assert code == ExitStatus.OK, err
+
+
+async def test_an_empty_file_path_is_a_usage_error(
+        make_server: ServerFactory, tmp_path: Path) -> None:
+    """``send --file ""`` (an unset variable: ``--file "$ARCHIVE"``): Typer made the empty
+    path '.', and the command said '. is not a regular file', exit 22. It is a usage error,
+    exit 2, one line; a directory says it is one (exit 22)."""
+    server = await make_server()
+    for extra in ((), ("--json",)):
+        code, out, err = await run("send", where(server), "--nick", "alice", "--file", "",
+                                   *extra)
+        assert code == ExitStatus.USAGE, err
+        assert err == "error: --file needs a file to share, not an empty path\n"
+        if extra:
+            assert json.loads(out)["error"] == err.removeprefix("error: ").rstrip("\n")
+    code, _, err = await run("send", where(server), "--nick", "alice", "-f", str(tmp_path))
+    assert code == ExitStatus.FILE_ERROR, err
+    assert err == (f"error: {tmp_path} is a directory: one file is shared at a time (pack the "
+                   "directory into one first, e.g. with tar)\n")
 
 
 async def test_a_download_directory_that_is_a_file_is_named_so(
