@@ -69,6 +69,46 @@ async def test_the_same_file_shared_twice_at_once_is_shared_twice(
     assert (result["sha256"], result["size"], result["target"]) == (sha, size, "lobby")
 
 
+async def test_a_share_that_waited_for_another_upload_says_the_server_had_it(
+        make_server: ServerFactory, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """The second of two ``send --file`` of the same bytes waits for the first upload; once
+    that one ends, the server holds the file and publishes this offer without an upload.
+    ``--json`` said ``held: false, sent: 0``: nothing sent, yet the server did not have it?
+    It says ``held: true`` (nothing was uploaded by this run), ``waited: true``, and the
+    line on stderr says whose upload it was."""
+    caplog.set_level(logging.INFO)
+    server = await make_server()
+    for json_out in (True, False):
+        src = tmp_path / f"build-{json_out}.tar.gz"
+        size = 150_000
+        sha = make_file(src, size, seed=int(json_out))
+        first = await HeldUpload.start(server.port, src.read_bytes(), sha, src.name)
+        before = _busy_refusals(caplog)
+        proc = await asyncio.create_subprocess_exec(
+            *CLI, "send", where(server), "--nick", "ci2", "--file", str(src),
+            *(("--json",) if json_out else ()), stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=cli_env())
+        try:
+            await wait_until(lambda: _busy_refusals(caplog) > before  # noqa: B023
+                             or proc.returncode is not None,  # noqa: B023
+                             "the second upload to wait", timeout=60)
+            await first.finish()
+            out, err = await asyncio.wait_for(proc.communicate(), 60)
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+            await first.close()
+        assert proc.returncode == ExitStatus.OK, err.decode()
+        if json_out:
+            result = json.loads(out)
+            assert (result["sha256"], result["sent"], result["resumed_from"], result["held"],
+                    result["waited"]) == (sha, 0, 0, True, True), result
+        else:
+            assert ("(the server had it already: another upload of the same bytes ended "
+                    "while this one waited for it): file ") in err.decode(), err.decode()
+
+
 async def test_a_file_only_another_user_may_read_is_exit_22(
         make_server: ServerFactory, tmp_path: Path) -> None:
     """README: 22, 'a local file cannot be read (send --file)'. A missing file said so, but a
