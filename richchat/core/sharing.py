@@ -361,6 +361,8 @@ async def fetch_file(
             try:
                 await client.get(file_id)
                 ready = await _download_answer(client, file_id)
+            except _FileGoneError as exc:
+                raise _part_removed(exc, where, file_id) from None
             except ConnectionLostError:
                 if not cut:
                     raise
@@ -409,6 +411,27 @@ def _fetched(address: Address, file_id: str, path: Path, name: str, size: int, s
                        sha256=sha256, received=received, resumed_from=resumed_from)
 
 
+class _FileGoneError(FileUnavailableError):
+    """The server has no such file (expired, deleted; or a private file not ours)."""
+
+
+def _part_removed(exc: FileUnavailableError, where: DownloadDir,
+                  file_id: str) -> FileUnavailableError:
+    """``exc``, after removing what an earlier, interrupted download of the file left in
+    ``where`` (its part file would never be completed, nor removed by anyone), saying so."""
+    held = where.held(file_id)
+    if not held:
+        return exc
+    part = where.part_path(file_id)
+    try:
+        where.discard(file_id)
+    except OSError as err:
+        return FileUnavailableError(exc.message, hint=f"the part an earlier download of it "
+                                    f"left, {part}, could not be removed: {err.strerror or err}")
+    return FileUnavailableError(exc.message, hint=f"removed {part}, the {human_size(held)} an "
+                                "earlier, interrupted download of it had received")
+
+
 async def _download_answer(client: ChatClient, file_id: str) -> f.DownloadReady:
     deadline = client.deadline()
     while True:
@@ -416,6 +439,8 @@ async def _download_answer(client: ChatClient, file_id: str) -> f.DownloadReady:
                                         deadline=deadline)
         if isinstance(frame, f.DownloadReady) and frame.id == file_id:
             return frame
+        if isinstance(frame, f.Error) and frame.code == "no_such_file":
+            raise _FileGoneError(frame.text)
         if isinstance(frame, f.Error) and frame.code not in ("flood",):
             err = refusal(frame.code, frame.text)
             if isinstance(err, TransferRefusedError):

@@ -9,13 +9,16 @@ import json
 import logging
 import os
 import shutil
+import signal
 import subprocess
 from pathlib import Path
 
 import pytest
 
 from richchat.core.exit_codes import ExitStatus
+from richchat.core.protocol.filenames import human_size
 from richchat.core.sharing import ATTEMPTS
+from richchat.core.transfer import PART_PREFIX, PART_SUFFIX
 from tests.client.servers import cli_env
 from tests.commands.test_files_cli import CLI, make_file, run, where
 from tests.conditions import wait_until
@@ -238,3 +241,50 @@ async def test_a_download_that_does_not_fit_is_never_said_saved(
     text = raw.decode()
     assert proc.returncode == ExitStatus.FILE_ERROR, text
     assert text == f"error: cannot write the download in {small}: No space left on device\n"
+
+
+async def test_an_interrupted_download_of_a_file_since_expired_leaves_no_part_file(
+        make_server: ServerFactory, tmp_path: Path) -> None:
+    """A ``get`` killed halfway leaves its part file for a resume; when the file has expired
+    on the server meanwhile, the next ``get`` said 'no file ... (files expire ...)', exit 20,
+    and left the part file in the download directory for good (hidden, and nobody removes
+    it). It is removed now, and the line says so (and where it was); --json the same."""
+    server = await make_server(file_rate=1_000_000)
+    assert server.files is not None
+    src = tmp_path / "build.bin"
+    sha = make_file(src, 3_000_000)
+    code, out, err = await run("send", where(server), "--nick", "alice", "--file", str(src),
+                               "--json")
+    assert code == ExitStatus.OK, err
+    file_id = json.loads(out)["id"]
+    dl = tmp_path / "dl"
+    part = dl / f"{PART_PREFIX}{file_id}{PART_SUFFIX}"
+    proc = await asyncio.create_subprocess_exec(
+        *CLI, "get", where(server), file_id, "--nick", "bob", "-o", f"{dl}/",
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env=cli_env())
+    try:
+        await wait_until(lambda: (part.exists() and part.stat().st_size >= 200_000)
+                         or proc.returncode is not None, "part of the download on disk",
+                         timeout=60)
+    finally:
+        if proc.returncode is None:
+            proc.send_signal(signal.SIGKILL)
+        await asyncio.wait_for(proc.wait(), 30)
+    held = part.stat().st_size
+    assert 0 < held < 3_000_000
+    server.files.store.delete_blob(sha)  # expired (what the retention sweep does)
+
+    code, out, err = await run("get", where(server), file_id, "--nick", "bob", "-o", f"{dl}/",
+                               "--json")
+    assert code == ExitStatus.FILE_UNAVAILABLE, err
+    assert not part.exists()
+    assert os.listdir(dl) == []
+    assert err == (f"error: no file {file_id} (files expire; ask for it to be shared again) "
+                   f"(removed {part}, the {human_size(held)} an earlier, interrupted download "
+                   "of it had received)\n")
+    # a second try has nothing to remove, and says nothing of it
+    code, _, err = await run("get", where(server), file_id, "--nick", "bob", "-o", f"{dl}/")
+    assert code == ExitStatus.FILE_UNAVAILABLE, err
+    assert err == (f"error: no file {file_id} (files expire; ask for it to be shared "
+                   "again)\n")
