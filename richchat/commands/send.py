@@ -107,18 +107,19 @@ def send(
     except typer.Exit:
         raise
     except RichchatError as exc:
-        failed(exc.message, int(exc.exit_status))
+        failed(exc.line, int(exc.exit_status))
         raise
     except (Interrupted, KeyboardInterrupt):
-        failed("interrupted", int(ExitStatus.INTERRUPTED), interrupted=True)
-        if file is None:
-            sys.stderr.write(interrupted_text(status) + "\n")
-        else:
-            sys.stderr.write("interrupted: the file was not shared (run the same command "
-                             "again to resume the upload)\n")
+        # the document's error is the line on stderr, as for the errors above
+        said = interrupted_text(status) if file is None else (
+            "interrupted: the file was not shared (run the same command again to resume the "
+            "upload)")
+        failed(said, int(ExitStatus.INTERRUPTED), interrupted=True)
+        sys.stderr.write(said + "\n")
         raise typer.Exit(int(ExitStatus.INTERRUPTED)) from None
     except Exception as exc:  # unexpected: the CLI prints it (exit 1); the document says so
-        failed(f"unexpected {type(exc).__name__}: {exc}", int(ExitStatus.ERROR))
+        failed(f"unexpected {type(exc).__name__}: {exc} (run with --debug for details)",
+               int(ExitStatus.ERROR))
         raise
     if code:
         raise typer.Exit(code)

@@ -280,6 +280,7 @@ async def test_an_interrupted_download_of_a_file_since_expired_leaves_no_part_fi
     assert code == ExitStatus.FILE_UNAVAILABLE, err
     assert not part.exists()
     assert os.listdir(dl) == []
+    assert json.loads(out)["error"] == err.removeprefix("error: ").rstrip("\n")
     assert err == (f"error: no file {file_id} (files expire; ask for it to be shared again) "
                    f"(removed {part}, the {human_size(held)} an earlier, interrupted download "
                    "of it had received)\n")
@@ -288,3 +289,24 @@ async def test_an_interrupted_download_of_a_file_since_expired_leaves_no_part_fi
     assert code == ExitStatus.FILE_UNAVAILABLE, err
     assert err == (f"error: no file {file_id} (files expire; ask for it to be shared "
                    "again)\n")
+
+
+async def test_json_errors_carry_the_whole_line_on_stderr(
+        make_server: ServerFactory, tmp_path: Path) -> None:
+    """README: ``--json``'s ``error`` is 'the line on stderr'. It was the message alone: the
+    part in brackets (what was done, what to do: 'nothing was sent', 'type /get ID in the
+    chat again for a new one') was on stderr only, and a script showing the document's
+    error lost it."""
+    server = await make_server(file_max_size=10_000)
+    big = tmp_path / "big.bin"
+    make_file(big, 10_001)
+    code, out, err = await run("send", where(server), "--nick", "alice", "--file", str(big),
+                               "--json")
+    assert code == ExitStatus.FILE_TOO_LARGE, err
+    assert err.endswith(" (nothing was sent)\n") and err.count("\n") == 1, err
+    assert json.loads(out)["error"] == err.removeprefix("error: ").rstrip("\n")
+    code, out, err = await run("get", where(server), "kkkkkkkkkkkk", "--token", "t" * 20,
+                               "-o", f"{tmp_path / 'dl'}/", "--json")
+    assert code == ExitStatus.FILE_UNAVAILABLE, err
+    assert "(type /get kkkkkkkkkkkk in the chat again for a new one)" in err, err
+    assert json.loads(out)["error"] == err.removeprefix("error: ").rstrip("\n")
