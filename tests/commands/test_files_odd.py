@@ -310,3 +310,28 @@ async def test_json_errors_carry_the_whole_line_on_stderr(
     assert code == ExitStatus.FILE_UNAVAILABLE, err
     assert "(type /get kkkkkkkkkkkk in the chat again for a new one)" in err, err
     assert json.loads(out)["error"] == err.removeprefix("error: ").rstrip("\n")
+
+
+async def test_a_long_name_downloaded_twice_stays_within_200_bytes(
+        make_server: ServerFactory, tmp_path: Path) -> None:
+    """README: a saved name is 'at most 200 bytes'. A name of 200 bytes fetched a second time
+    into the same directory became 'NAME (1).bin', 204 bytes; the stem now gives way."""
+    server = await make_server()
+    src = tmp_path / ("é" * 98 + ".bin")  # 196 + 4 bytes
+    assert len(src.name.encode()) == 200
+    make_file(src, 1000)
+    code, out, err = await run("send", where(server), "--nick", "alice", "--file", str(src),
+                               "--json")
+    assert code == ExitStatus.OK, err
+    file_id = json.loads(out)["id"]
+    dl = tmp_path / "dl"
+    names = []
+    for _ in range(2):
+        code, out, err = await run("get", where(server), file_id, "--nick", "bob", "-o",
+                                   f"{dl}/", "--json")
+        assert code == ExitStatus.OK, err
+        names.append(Path(json.loads(out)["path"]).name)
+    assert names[0] == src.name
+    assert names[1].endswith(" (1).bin") and names[1].startswith("é" * 90), names[1]
+    assert len(names[1].encode()) <= 200, len(names[1].encode())
+    assert sorted(os.listdir(dl)) == sorted(names)
