@@ -418,18 +418,9 @@ class _FileGoneError(FileUnavailableError):
 def _part_removed(exc: FileUnavailableError, where: DownloadDir,
                   file_id: str) -> FileUnavailableError:
     """``exc``, after removing what an earlier, interrupted download of the file left in
-    ``where`` (its part file would never be completed, nor removed by anyone), saying so."""
-    held = where.held(file_id)
-    if not held:
-        return exc
-    part = where.part_path(file_id)
-    try:
-        where.discard(file_id)
-    except OSError as err:
-        return FileUnavailableError(exc.message, hint=f"the part an earlier download of it "
-                                    f"left, {part}, could not be removed: {err.strerror or err}")
-    return FileUnavailableError(exc.message, hint=f"removed {part}, the {human_size(held)} an "
-                                "earlier, interrupted download of it had received")
+    ``where``, saying so."""
+    done = where.drop_leftover(file_id)
+    return exc if done is None else FileUnavailableError(exc.message, hint=done)
 
 
 async def _download_answer(client: ChatClient, file_id: str) -> f.DownloadReady:

@@ -53,7 +53,7 @@ from richchat.core.errors import (
 )
 from richchat.core.hashwrite import HashWriter
 from richchat.core.protocol import transfer as t
-from richchat.core.protocol.filenames import numbered, safe_file_name
+from richchat.core.protocol.filenames import human_size, numbered, safe_file_name
 
 StreamOpener = Callable[[], Awaitable[tuple[asyncio.StreamReader, asyncio.StreamWriter]]]
 #: progress: (bytes done, bytes in all)
@@ -645,6 +645,22 @@ class DownloadDir:
     def discard(self, file_id: str) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.part_path(file_id))
+
+    def drop_leftover(self, file_id: str) -> str | None:
+        """Remove the part file an earlier, interrupted download of ``file_id`` left here
+        (the server says the file is gone: it would never be completed, nor removed by
+        anyone); what was done, for the user, or None if there was none."""
+        held = self.held(file_id)
+        if not held:
+            return None
+        part = self.part_path(file_id)
+        try:
+            self.discard(file_id)
+        except OSError as exc:
+            return (f"the part an earlier download of it left, {part}, could not be "
+                    f"removed: {exc.strerror or exc}")
+        return (f"removed {part}, the {human_size(held)} an earlier, interrupted download of "
+                "it had received")
 
     def name_for(self, name: str, sha256: str) -> str:
         """The cleaned base name a file called ``name`` gets here."""
