@@ -697,16 +697,19 @@ class TransferConnection(asyncio.Protocol):
 
     def _release_upload(self) -> None:
         """An upload ends unfinished: its partial file stays for a resume, once the bytes
-        still in the worker are written."""
+        still in the worker are written. The content stays this connection's until then
+        (another upload of it is told ``busy``): a resume at once (a sender killed and run
+        again) opened the partial file while this one's last bytes were still being
+        written into it, and took an offset short of them."""
         grant = self.grant
         if not isinstance(grant, PutGrant):
             return
         transfers = self.transfers
-        if transfers.uploading.get(grant.sha256) is self:
-            del transfers.uploading[grant.sha256]
         store = transfers.store
 
         def ended() -> None:
+            if transfers.uploading.get(grant.sha256) is self:
+                del transfers.uploading[grant.sha256]
             try:  # what the partial file holds is what counts against the quota now
                 held = os.stat(store.partial_path(grant.sha256)).st_size
             except OSError:
