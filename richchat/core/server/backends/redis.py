@@ -45,6 +45,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from richchat.core.errors import RedisUnavailableError
+from richchat.core.protocol.codec import NOT_REDIS_TEXT
 from richchat.core.protocol.text import name_key
 from richchat.core.server import events as ev
 from richchat.core.server.backends import NameHolder, Sink
@@ -228,6 +229,13 @@ class RedisBackend:
                     f"cannot use Redis at {redact(url)}: {reason}",
                     hint="give the password in the URL (redis://:PASSWORD@HOST:PORT/DB) or in "
                     "RICHCHAT_REDIS_PASSWORD",
+                ) from None
+            not_redis = _not_redis(exc)
+            if not_redis is not None:  # something answered, and it is not Redis
+                raise RedisUnavailableError(
+                    f"cannot use Redis at {redact(url)}: {not_redis}",
+                    hint="give --redis / RICHCHAT_REDIS the chat's Redis: "
+                    "redis://[:PASSWORD@]HOST:PORT/DB, port 6379 unless Redis was told otherwise",
                 ) from None
             raise RedisUnavailableError(
                 f"cannot use Redis at {redact(url)}: {_describe(exc)}",
@@ -1003,6 +1011,20 @@ def _refusal(reply: Exception) -> str:
     if kind == "ReadOnlyError" or text.startswith("READONLY"):
         return "its Redis is a read-only replica"
     return "its Redis refused to store it"
+
+
+def _not_redis(exc: BaseException) -> str | None:
+    """Why the address that answered is no Redis (None: nothing says so). A richchat chat
+    server answers a Redis client with a RESP error of its own (:data:`NOT_REDIS_TEXT`);
+    anything else that is not RESP (an HTTP or SSH server's first line) is redis-py's
+    InvalidResponse, "Protocol Error: b'HTTP/1.1 400 Bad Request'"."""
+    from redis.exceptions import InvalidResponse, ResponseError
+
+    if isinstance(exc, ResponseError) and str(exc).strip() == NOT_REDIS_TEXT:
+        return "the address answered, but it is a richchat chat server, not Redis"
+    if isinstance(exc, InvalidResponse):
+        return f"the address answered, but not as Redis does ({_describe(exc)})"
+    return None
 
 
 def _describe(exc: BaseException) -> str:
