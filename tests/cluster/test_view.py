@@ -98,6 +98,17 @@ async def test_members_here_and_elsewhere_are_listed_in_the_order_they_joined(
     assert who(cal) == ["ann", "cal"]
     remote(chat, ev.Joined("dev", "dan", "dan(10.9.9.9:2)", None))
     assert who(cal) == ["ann", "cal", "dan"]
+    remote(chat, ev.Joined("dev", "dan", "dan(10.9.9.9:2)", None))  # again: same place
+    assert who(cal) == ["ann", "cal", "dan"]
+    # (should not happen) dan gone from the chat but not from #dev, back, and in #dev again:
+    # its place is kept, and the room lists the new record (its rename shows)
+    remote(chat, ev.Departed("dan", "connection lost", None),
+           ev.Registered("dan", "dan(10.9.9.9:3)", None),
+           ev.Joined("dev", "dan", "dan(10.9.9.9:3)", None))
+    chat.do(amy, f.PartRoom(room="dev"))
+    chat.do(amy, f.JoinRoom(room="dev"))
+    remote(chat, ev.Renamed("dan", "don", "don(10.9.9.9:3)", None))
+    assert who(cal) == ["cal", "don", "ann"]
 
 
 async def test_a_room_with_only_remote_members_stays_in_the_view(chat: Chat) -> None:  # noqa: F811

@@ -411,12 +411,17 @@ class Delivery:
             room.members[peer] = None
             if room.order is not None:
                 room.order[peer] = None
-        elif peer is None and e.name not in room.remote:  # (again: it keeps its place)
-            user = room.remote[e.name] = self._remote.get(e.name) or RemoteUser(e.name, e.entry)
+        elif peer is None:
+            user = self._remote.get(e.name) or RemoteUser(e.name, e.entry)
+            old = room.remote.get(e.name)
+            room.remote[e.name] = user
             if room is not self.lobby:
                 if room.order is None:  # the first member elsewhere: after those here
                     room.order = dict.fromkeys(room.members)
-                room.order[user] = None
+                if old is None or old is user:  # (joined again: it keeps its place)
+                    room.order[user] = None
+                else:  # the same name in a new record (should not happen): in its place
+                    room.order = {(user if m is old else m): None for m in room.order}
         self._fanout(room.members, *self._render3(lambda r: r.joined(e)), skip=peer)
         if peer is not None and not peer.closed:
             r = self._renderer(peer)
