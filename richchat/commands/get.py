@@ -25,6 +25,8 @@ _OUTPUT = (
     "Default: $RICHCHAT_DOWNLOAD_DIR, else your downloads folder / richchat."
 )
 _TOKEN = "A one-time token from /get in a netcat chat: no nickname, no chat connection."
+#: what an interrupted download into a directory says (on stderr, and in --json's error)
+_RESUME = "run the same command again to resume the download"
 
 
 def get(
@@ -89,14 +91,15 @@ def get(
     try:
         _get(address, file_id, output, nick, room, token, auto_nick, timeout, quiet, json_out,
              tls, fingerprint, strict, known_servers)
-    except typer.Exit as exc:
-        failed("interrupted", exc.exit_code)
+    except typer.Exit as exc:  # interrupted (_fetch said so on stderr: the same line)
+        failed(f"interrupted: {_RESUME}", exc.exit_code)
         raise
     except RichchatError as exc:
-        failed(exc.message, int(exc.exit_status))
+        failed(exc.line, int(exc.exit_status))
         raise
     except Exception as exc:  # unexpected: the CLI prints it (exit 1); the document says so
-        failed(f"unexpected {type(exc).__name__}: {exc}", int(ExitStatus.ERROR))
+        failed(f"unexpected {type(exc).__name__}: {exc} (run with --debug for details)",
+               int(ExitStatus.ERROR))
         raise
 
 
@@ -125,7 +128,7 @@ def _get(address: str, file_id: str, output: str | None, nick: str | None, room:
     result = _fetch(target, file_id, where, nick=nick, room=room, token=token,
                     auto_nick=auto_nick, timeout=timeout, trust=trust,
                     bar=not (json_out or quiet),
-                    interrupted="run the same command again to resume the download")
+                    interrupted=_RESUME)
     if json_out:
         sys.stdout.write(result.model_dump_json() + "\n")
     elif not quiet:

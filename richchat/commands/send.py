@@ -46,7 +46,7 @@ def _room(room: str | None) -> str:
 def send(
     address: str = typer.Argument(..., metavar="HOST[:PORT]", help=_ADDRESS),
     message: list[str] | None = typer.Argument(None, metavar="[MESSAGE ...|-]", help=_MESSAGE),
-    file: Path | None = typer.Option(None, "--file", "-f", readable=False, help="Share this file instead of sending a message (exit 0 once the server verified it; see 'Sharing files' in the README)."),
+    file: str | None = typer.Option(None, "--file", "-f", metavar="PATH", help="Share this file instead of sending a message (exit 0 once the server verified it; see 'Sharing files' in the README). A regular file: not a directory, nor a /proc or /sys file (copy it first)."),
     nick: str = typer.Option(..., "--nick", "-n", help="Nickname to send as (at most 24 characters)."),
     room: str | None = typer.Option(None, "--room", "-r", help="Room to send to, joined first (default lobby; not with --to)."),
     to: str | None = typer.Option(None, "--to", "-t", help="Send privately to this user (not with --room)."),
@@ -69,13 +69,14 @@ def send(
     changed one refused before anything is sent.
 
     Exit codes: 1 message refused by the server, 2 usage (--room with --to,
-    a message over 1900 bytes), 3 connection refused, 4 unknown host,
+    a message over 1900 bytes, an empty --file), 3 connection refused, 4 unknown host,
     5 nickname refused, 6 timeout, 7 not a richchat server, 11 connection lost,
     14 server full, 15 some stdin lines refused (too long; the others were sent),
     16 server key changed (or a pinned server without TLS), 17 unknown key
     refused (--strict), 18 bad known-servers file, 19 file larger than the
     server takes (nothing sent), 20 the server shares no files, 21 the file
     changed while it was sent, 22 the file (or stdin, with -) cannot be read,
+    or is no regular file (a directory; a /proc or /sys file, whose size reads 0),
     24 the server (a node of a cluster) takes no nickname or message now (its
     Redis is away), 130 interrupted (what was delivered is reported).
     """
@@ -98,7 +99,7 @@ def send(
             from richchat.core.sharing import ShareFailure
 
             _json(ShareFailure(server=status.server, nick=status.nick, target=status.target,
-                               name=file.name, error=error, exit_code=code))
+                               name=Path(file).name, error=error, exit_code=code))
 
     try:
         code = _send(address, message, file, nick, room, to, auto_nick, timeout, quiet,
@@ -106,18 +107,19 @@ def send(
     except typer.Exit:
         raise
     except RichchatError as exc:
-        failed(exc.message, int(exc.exit_status))
+        failed(exc.line, int(exc.exit_status))
         raise
     except (Interrupted, KeyboardInterrupt):
-        failed("interrupted", int(ExitStatus.INTERRUPTED), interrupted=True)
-        if file is None:
-            sys.stderr.write(interrupted_text(status) + "\n")
-        else:
-            sys.stderr.write("interrupted: the file was not shared (run the same command "
-                             "again to resume the upload)\n")
+        # the document's error is the line on stderr, as for the errors above
+        said = interrupted_text(status) if file is None else (
+            "interrupted: the file was not shared (run the same command again to resume the "
+            "upload)")
+        failed(said, int(ExitStatus.INTERRUPTED), interrupted=True)
+        sys.stderr.write(said + "\n")
         raise typer.Exit(int(ExitStatus.INTERRUPTED)) from None
     except Exception as exc:  # unexpected: the CLI prints it (exit 1); the document says so
-        failed(f"unexpected {type(exc).__name__}: {exc}", int(ExitStatus.ERROR))
+        failed(f"unexpected {type(exc).__name__}: {exc} (run with --debug for details)",
+               int(ExitStatus.ERROR))
         raise
     if code:
         raise typer.Exit(code)
@@ -127,7 +129,7 @@ def _json(result: BaseModel) -> None:
     sys.stdout.write(result.model_dump_json() + "\n")
 
 
-def _send(address: str, message: list[str] | None, file: Path | None, nick: str,
+def _send(address: str, message: list[str] | None, file: str | None, nick: str,
           room: str | None, to: str | None, auto_nick: bool, timeout: float, quiet: bool,
           json_out: bool, tls: bool, fingerprint: str | None, strict: bool,
           known_servers: Path | None, status: SendStatus) -> int:
@@ -154,7 +156,9 @@ def _send(address: str, message: list[str] | None, file: Path | None, nick: str,
     if file is not None:
         if message:
             raise UsageError("--file shares a file: give no MESSAGE with it")
-        _share(address, nick, file, room, to, auto_nick, timeout, quiet, json_out,
+        if file == "":  # (as a Path, "" would be ".", the current directory)
+            raise UsageError("--file needs a file to share, not an empty path")
+        _share(address, nick, Path(file), room, to, auto_nick, timeout, quiet, json_out,
                command_trust_policy(tls, fingerprint, strict, known_servers), status)
         return 0
     words = [_repaired(word) for word in message or []]

@@ -97,7 +97,7 @@ def server(
     file_max_size: str = typer.Option("100MiB", envvar="RICHCHAT_FILE_MAX_SIZE", help="Largest file accepted (100MiB, 1G, bytes; at least 1 byte: --no-files turns sharing off); announced in HELLO, refused before a byte is sent. A --file-quota below it is the limit instead."),
     file_quota: str = typer.Option("1GiB", envvar="RICHCHAT_FILE_QUOTA", help="Space all shared files may take (at least 1 byte); the files shared longest ago are deleted to make room."),
     file_retention: float = typer.Option(7.0, envvar="RICHCHAT_FILE_RETENTION", min=0.0001, max=MAX_RETENTION_DAYS, help="Days a file is kept after it was last shared."),
-    file_rate: str = typer.Option("0", envvar="RICHCHAT_FILE_RATE", help="Speed limit of each transfer, bytes per second (10M = 10 MiB/s; 0: none)."),
+    file_rate: str = typer.Option("0", envvar="RICHCHAT_FILE_RATE", help="Speed limit of each transfer, bytes per second (10M = 10 MiB/s; 0: none); a small file too takes at least its size / this rate."),
     redis: Optional[str] = typer.Option(
         None, "--redis", envvar="RICHCHAT_REDIS", metavar="URL",
         help="Be one node of a chat kept in this Redis (redis://[:PASSWORD@]HOST:PORT/DB, rediss:// for TLS): several servers, one chat. See README 'Several servers'.",

@@ -20,6 +20,12 @@ class RichchatError(Exception):
     def message(self) -> str:
         return str(self.args[0]) if self.args else self.__class__.__name__
 
+    @property
+    def line(self) -> str:
+        """The whole text of the error line on stderr (after ``error: ``): the message and
+        its hint in brackets. ``--json`` documents carry this, not the message alone."""
+        return f"{self.message} ({self.hint})" if self.hint else self.message
+
 
 class UsageError(RichchatError):
     exit_status = ExitStatus.USAGE

@@ -34,7 +34,8 @@ class ExitStatus(IntEnum):
     FILE_UNAVAILABLE = 20
     FILE_CORRUPT = 21  # the bytes did not hash to the file's SHA-256: discarded
     FILE_ERROR = 22  # a local file cannot be read, or the download cannot be written
-    REDIS_UNAVAILABLE = 23  # server --redis: Redis cannot be reached or refuses us at start
+    #: server --redis: Redis cannot be reached, or refuses us, or the address is no Redis, at start
+    REDIS_UNAVAILABLE = 23
     #: the server (a node of a cluster) lost its Redis: it takes no nickname now; try later
     DEGRADED = 24
     INTERRUPTED = 130  # Ctrl+C (128 + SIGINT)

@@ -82,8 +82,12 @@ class ShareResult(BaseModel):
     sent: int
     #: bytes the server held already when this run started sending (a resumed upload)
     resumed_from: int = 0
-    #: the server held these bytes already (shared before): nothing was uploaded
+    #: the server held these bytes already (shared before, or uploaded meanwhile by another
+    #: upload of them this run waited for): nothing was uploaded
     held: bool = False
+    #: another upload of the same bytes was under way, and this run waited for it to end
+    #: (the server takes one upload of a content at a time)
+    waited: bool = False
     error: None = None  # as in ShareFailure: a script reads one shape
     exit_code: int = 0
 
@@ -191,17 +195,23 @@ async def share_file(
         #: where this run's first upload started (the server's copy then): the first
         #: progress call of an upload is its accepted offset
         start: list[int] = []
+        #: bytes the uploads of this run moved, and where the current one stands (None:
+        #: the next progress call is an upload's accepted offset)
+        tally = {"moved": 0}
+        last: list[int] = []
         report = _stage(progress, "uploading")
 
         def moved(done: int, total: int) -> None:
             if not start:
                 start.append(done)
+            if last:
+                tally["moved"] += max(done - last[0], 0)
+            last[:] = [done]
             if report is not None:
                 report(done, total)
 
         attempt = waits = 0
         cut = False  # the last upload was cut off, and its file is offered again
-        uploaded = False  # an upload was started (else the server held the bytes already)
         while True:
             client.discard_received()
             try:
@@ -217,12 +227,15 @@ async def share_file(
                     "the file was not shared",
                     hint="run the same command again to resume the upload") from None
             if isinstance(frame, f.FileOffer):
-                first = start[0] if start else size
+                # the server holds the whole file: shared before, or uploaded by another
+                # upload of the same bytes this run waited for (after its own was cut off,
+                # perhaps: what it moved then counts; the server did not take an upload of
+                # this run to its end)
                 return ShareResult(server=str(address), nick=me, target=frame.target,
                                    id=frame.id, name=frame.name, size=size, sha256=sha256,
-                                   sent=size - first, resumed_from=start[0] if start else 0,
-                                   held=not uploaded)
-            uploaded = True
+                                   sent=tally["moved"], resumed_from=start[0] if start else 0,
+                                   held=not start, waited=waits > 0)
+            last.clear()  # a new upload: its first progress call is where it starts
             try:
                 done = await upload(client.open_stream, frame.token, path, sha256, size,
                                     timeout=timeout, progress=moved, rate=hello.file_rate)
@@ -253,7 +266,7 @@ async def share_file(
             offer = await _offer_echo(client, me, sha256)
             return ShareResult(server=str(address), nick=me, target=offer.target, id=offer.id,
                                name=offer.name, size=size, sha256=sha256, sent=size - first,
-                               resumed_from=first)
+                               resumed_from=first, waited=waits > 0)
     finally:
         await client.quit()
 
@@ -348,6 +361,8 @@ async def fetch_file(
             try:
                 await client.get(file_id)
                 ready = await _download_answer(client, file_id)
+            except _FileGoneError as exc:
+                raise _part_removed(exc, where, file_id) from None
             except ConnectionLostError:
                 if not cut:
                     raise
@@ -396,6 +411,18 @@ def _fetched(address: Address, file_id: str, path: Path, name: str, size: int, s
                        sha256=sha256, received=received, resumed_from=resumed_from)
 
 
+class _FileGoneError(FileUnavailableError):
+    """The server has no such file (expired, deleted; or a private file not ours)."""
+
+
+def _part_removed(exc: FileUnavailableError, where: DownloadDir,
+                  file_id: str) -> FileUnavailableError:
+    """``exc``, after removing what an earlier, interrupted download of the file left in
+    ``where``, saying so."""
+    done = where.drop_leftover(file_id)
+    return exc if done is None else FileUnavailableError(exc.message, hint=done)
+
+
 async def _download_answer(client: ChatClient, file_id: str) -> f.DownloadReady:
     deadline = client.deadline()
     while True:
@@ -403,6 +430,8 @@ async def _download_answer(client: ChatClient, file_id: str) -> f.DownloadReady:
                                         deadline=deadline)
         if isinstance(frame, f.DownloadReady) and frame.id == file_id:
             return frame
+        if isinstance(frame, f.Error) and frame.code == "no_such_file":
+            raise _FileGoneError(frame.text)
         if isinstance(frame, f.Error) and frame.code not in ("flood",):
             err = refusal(frame.code, frame.text)
             if isinstance(err, TransferRefusedError):

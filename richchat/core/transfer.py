@@ -53,7 +53,7 @@ from richchat.core.errors import (
 )
 from richchat.core.hashwrite import HashWriter
 from richchat.core.protocol import transfer as t
-from richchat.core.protocol.filenames import numbered, safe_file_name
+from richchat.core.protocol.filenames import human_size, numbered, safe_file_name
 
 StreamOpener = Callable[[], Awaitable[tuple[asyncio.StreamReader, asyncio.StreamWriter]]]
 #: progress: (bytes done, bytes in all)
@@ -141,11 +141,31 @@ def readable_file(path: Path) -> int:
         st = path.stat()
     except OSError as exc:
         raise FileAccessError(f"cannot read {path}: {exc.strerror or exc}") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise FileAccessError(f"{path} is a directory: one file is shared at a time (pack "
+                              "the directory into one first, e.g. with tar)")
     if not stat.S_ISREG(st.st_mode):
         raise FileAccessError(f"{path} is not a regular file")
     if not os.access(path, os.R_OK):
         raise FileAccessError(f"cannot read {path}: permission denied")
+    if st.st_size == 0 and _has_content(path):
+        # a kernel file (/proc, /sys): its size reads 0, its bytes are made as they are read
+        # and may differ on each read. A share announces its size and SHA-256 before the
+        # first byte goes: refused, rather than sent as an empty file or a changing one
+        raise FileAccessError(f"{path} has no fixed size (it says 0 bytes but has content, "
+                              "as /proc and /sys files do): copy it into a regular file "
+                              "first and share that")
     return st.st_size
+
+
+def _has_content(path: Path) -> bool:
+    """Whether a file whose size reads 0 gives bytes all the same (False if unreadable:
+    the hash then says why)."""
+    try:
+        with open(path, "rb") as fh:
+            return bool(fh.read(1))
+    except OSError:
+        return False
 
 
 # --------------------------------------------------------------------------- the connection
@@ -625,6 +645,22 @@ class DownloadDir:
     def discard(self, file_id: str) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.part_path(file_id))
+
+    def drop_leftover(self, file_id: str) -> str | None:
+        """Remove the part file an earlier, interrupted download of ``file_id`` left here
+        (the server says the file is gone: it would never be completed, nor removed by
+        anyone); what was done, for the user, or None if there was none."""
+        held = self.held(file_id)
+        if not held:
+            return None
+        part = self.part_path(file_id)
+        try:
+            self.discard(file_id)
+        except OSError as exc:
+            return (f"the part an earlier download of it left, {part}, could not be "
+                    f"removed: {exc.strerror or exc}")
+        return (f"removed {part}, the {human_size(held)} an earlier, interrupted download of "
+                "it had received")
 
     def name_for(self, name: str, sha256: str) -> str:
         """The cleaned base name a file called ``name`` gets here."""

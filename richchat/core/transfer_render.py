@@ -70,6 +70,9 @@ def share_summary(result: ShareResult, address: str) -> str:
     if result.size == 0:
         # nothing to upload, and nothing to deduplicate: what matters is that it is empty
         held = " (an empty file)"
+    elif result.held and result.waited:
+        held = (" (the server had it already: another upload of the same bytes ended while "
+                "this one waited for it)")
     elif result.held:
         held = " (the server had it already)"
     elif result.resumed_from:

@@ -101,12 +101,41 @@ async def test_the_snapshot_is_the_state_at_a_log_position(r: Redis) -> None:
     await apply(r, "n1", 1, "r", "amy", "amy", "amy(e)")
     await apply(r, "n1", 2, "j", "dev", "amy", "amy", "amy(e)")
     await apply(r, "n1", 3, "t", "dev", "amy", "ship it")
-    last, users, rooms, topics, histrooms = await r.eval(lua.SNAPSHOT, 0, P)
+    last, users, rooms, topics, histrooms, registered = await r.eval(lua.SNAPSHOT, 0, P)
     assert last == (await r.xrevrange(P + "log", count=1))[0][0]
     assert users == [b"amy", f"n1{US}amy{US}amy(e)".encode()]
-    assert rooms == [[b"dev", [b"amy"]]]
+    assert rooms == [[b"dev", [b"amy"], [b"amy"]]]
     assert topics == [b"dev", f"amy{US}ship it".encode()]
     assert histrooms == []
+    assert registered == [b"amy"]
+
+
+async def test_the_snapshot_gives_the_order_of_registrations_and_joins(r: Redis) -> None:
+    """The users' hash and the members' sets come in Redis's order (a hash's, a set's): a
+    node started later listed the lobby and the rooms in it, not in the order they came as
+    the nodes that saw them do (#15). The zsets keep that order; a rename keeps its place,
+    a part and a re-join goes last, a departure or a reaped node's users are gone from it."""
+    await join(r, "n1")
+    await join(r, "n2")
+    await join(r, "dead", ttl=-1000)
+    names = ["zoe", "amy", "mia", "bob", "kim", "eve", "dan"]
+    for i, name in enumerate(names):
+        node = ("n1", "n2", "dead")[i % 3]
+        await apply(r, node, 10 + i, "r", name, name, f"{name}(e)")
+    for i, name in enumerate(reversed(names)):
+        node = ("n1", "n2", "dead")[(len(names) - 1 - i) % 3]
+        await apply(r, node, 20 + i, "j", "dev", name, name, f"{name}(e)")
+    await apply(r, "n2", 30, "n", "amy", "ann", "amy", "ann", "ann(e)")  # keeps its place
+    await apply(r, "n1", 31, "p", "dev", "zoe", "zoe", "left")
+    await apply(r, "n1", 32, "j", "dev", "zoe", "zoe", "zoe(e)")  # back: last
+    await apply(r, "n2", 33, "d", "eve", "eve", "gone")  # (still in #dev: not our business)
+    assert await r.eval(lua.REAP, 0, P, "n1", 3000, 1000) == 1  # dead's mia (eve left)
+    _last, users, rooms, _t, _h, registered = await r.eval(lua.SNAPSHOT, 0, P)
+    assert registered == [b"zoe", b"ann", b"bob", b"kim", b"dan"]
+    assert sorted(users[::2]) == sorted(registered)
+    (room, members, joined), = rooms
+    assert room == b"dev" and joined == [b"dan", b"eve", b"kim", b"bob", b"ann", b"zoe"]
+    assert sorted(members) == sorted(joined)
 
 
 def test_helpers() -> None:

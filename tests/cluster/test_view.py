@@ -9,7 +9,7 @@ from richchat.core.protocol import frames as f
 from richchat.core.server import events as ev
 from richchat.core.server.delivery import Delivery
 from richchat.core.server.dialect import Dialect
-from tests.server.test_hub import Chat, chat  # noqa: F401 - the fixture
+from tests.server.test_hub import Chat, FakePeer, chat  # noqa: F401 - the fixture
 
 BOB = "bob(10.9.9.9:7)"
 
@@ -35,7 +35,8 @@ async def test_remote_users_in_lists_counts_and_rooms(chat: Chat) -> None:  # no
     remote(chat, ev.Joined("dev", "bob", BOB, None))
     assert alice.take() == []  # not in #dev
     chat.do(alice, f.JoinRoom(room="dev"))
-    assert alice.take()[-1] == f"RLIST|dev|alice(10.0.0.1:40001),{BOB}"
+    # in the order they joined, as one server lists them (#15: local members came first)
+    assert alice.take()[-1] == f"RLIST|dev|{BOB},alice(10.0.0.1:40001)"
     chat.do(alice, f.ListRooms())
     assert alice.take() == ["ROOMS|lobby:3,dev:2"]
     remote(chat, ev.Message("dev", 7, 1, "bob", "msg", "from afar", None))
@@ -44,7 +45,7 @@ async def test_remote_users_in_lists_counts_and_rooms(chat: Chat) -> None:  # no
     remote(chat, ev.Renamed("bob", "rob", "rob(10.9.9.9:7)", None))
     alice.take()
     chat.do(alice, f.Who(room="dev"))
-    assert alice.take() == ["RLIST|dev|alice(10.0.0.1:40001),rob(10.9.9.9:7)"]
+    assert alice.take() == ["RLIST|dev|rob(10.9.9.9:7),alice(10.0.0.1:40001)"]  # same place
     chat.do(raw, f.Who(room="lobby"))
     assert raw.take() == ["*** bob is now known as rob", "*** Members of #lobby: alice, rob, carol"]
 
@@ -58,6 +59,56 @@ async def test_remote_users_in_lists_counts_and_rooms(chat: Chat) -> None:  # no
     assert chat.hub.users_online == 2
     chat.do(alice, f.Who(room="lobby"))
     assert alice.take() == ["RLIST|lobby|alice(10.0.0.1:40001),carol(10.0.0.1:40002)"]
+
+
+async def test_members_here_and_elsewhere_are_listed_in_the_order_they_joined(
+    chat: Chat,  # noqa: F811
+) -> None:
+    """The fan-out applies joins in the cluster's order, its own included: lists interleave
+    local and remote members as their joins came (#15). A part and a join again goes last; a
+    rename (here or there) keeps its place; once nobody elsewhere is left, the members here
+    are listed in their order as always."""
+    def who(client: FakePeer, room: str = "dev") -> list[str]:
+        client.take()
+        chat.do(client, f.Who(room=room))
+        line = client.take()[-1]
+        return [e.split("(")[0] for e in line.split("|", 2)[2].split(",") if e]
+
+    amy = chat.connect(nick="amy")
+    remote(chat, ev.Registered("bob", "bob(10.9.9.9:1)", None))
+    cal = chat.connect(nick="cal")
+    remote(chat, ev.Registered("dan", "dan(10.9.9.9:2)", None))
+    assert who(amy, "lobby") == ["amy", "bob", "cal", "dan"]
+    chat.do(cal, f.JoinRoom(room="dev"))
+    remote(chat, ev.Joined("dev", "dan", "dan(10.9.9.9:2)", None))
+    chat.do(amy, f.JoinRoom(room="dev"))
+    remote(chat, ev.Joined("dev", "bob", "bob(10.9.9.9:1)", None))
+    assert who(amy) == who(cal) == ["cal", "dan", "amy", "bob"]
+    chat.do(cal, f.PartRoom(room="dev"))
+    chat.do(cal, f.JoinRoom(room="dev"))
+    remote(chat, ev.Parted("dev", "dan", "left", None))
+    remote(chat, ev.Joined("dev", "dan", "dan(10.9.9.9:2)", None))
+    assert who(amy) == ["amy", "bob", "cal", "dan"]
+    remote(chat, ev.Renamed("bob", "rob", "rob(10.9.9.9:1)", None))
+    chat.do(amy, f.SetNick(name="ann"))
+    assert who(cal) == ["ann", "rob", "cal", "dan"]
+    assert who(cal, "lobby") == ["ann", "rob", "cal", "dan"]
+    remote(chat, ev.Parted("dev", "rob", "left", None), ev.Parted("dev", "dan", "left", None))
+    assert chat.hub.delivery.rooms["dev"].order is None  # nobody elsewhere: nothing kept
+    assert who(cal) == ["ann", "cal"]
+    remote(chat, ev.Joined("dev", "dan", "dan(10.9.9.9:2)", None))
+    assert who(cal) == ["ann", "cal", "dan"]
+    remote(chat, ev.Joined("dev", "dan", "dan(10.9.9.9:2)", None))  # again: same place
+    assert who(cal) == ["ann", "cal", "dan"]
+    # (should not happen) dan gone from the chat but not from #dev, back, and in #dev again:
+    # its place is kept, and the room lists the new record (its rename shows)
+    remote(chat, ev.Departed("dan", "connection lost", None),
+           ev.Registered("dan", "dan(10.9.9.9:3)", None),
+           ev.Joined("dev", "dan", "dan(10.9.9.9:3)", None))
+    chat.do(amy, f.PartRoom(room="dev"))
+    chat.do(amy, f.JoinRoom(room="dev"))
+    remote(chat, ev.Renamed("dan", "don", "don(10.9.9.9:3)", None))
+    assert who(cal) == ["cal", "don", "ann"]
 
 
 async def test_a_room_with_only_remote_members_stays_in_the_view(chat: Chat) -> None:  # noqa: F811

@@ -155,13 +155,13 @@ async def test_exit_codes(make_server: ServerFactory, tmp_path: Path,
     assert code == ExitStatus.FILE_TOO_LARGE and err.count("\n") == 1
     assert json.loads(out) == {
         "server": where(server), "nick": "alice", "target": "lobby", "name": "big.bin",
-        "error": err.removeprefix("error: ").split(" (nothing was sent)")[0].strip(),
+        "error": err.removeprefix("error: ").strip(),  # the whole line, its hint included
         "exit_code": ExitStatus.FILE_TOO_LARGE}
     code, _, err = await run("send", where(server), "--nick", "alice", "--file",
                              str(tmp_path / "missing.bin"))
     assert code == ExitStatus.FILE_ERROR and "cannot read" in err
     code, _, err = await run("send", where(server), "--nick", "alice", "--file", str(tmp_path))
-    assert code == ExitStatus.FILE_ERROR and "not a regular file" in err
+    assert code == ExitStatus.FILE_ERROR and "is a directory" in err
     code, _, err = await run("send", where(server), "--nick", "alice", "--file", str(big), "hi")
     assert code == ExitStatus.USAGE
     code, _, err = await run("get", where(server), "kkkkkkkkkkkk", "--nick", "bob",

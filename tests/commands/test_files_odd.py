@@ -9,13 +9,16 @@ import json
 import logging
 import os
 import shutil
+import signal
 import subprocess
 from pathlib import Path
 
 import pytest
 
 from richchat.core.exit_codes import ExitStatus
+from richchat.core.protocol.filenames import human_size
 from richchat.core.sharing import ATTEMPTS
+from richchat.core.transfer import PART_PREFIX, PART_SUFFIX
 from tests.client.servers import cli_env
 from tests.commands.test_files_cli import CLI, make_file, run, where
 from tests.conditions import wait_until
@@ -69,6 +72,46 @@ async def test_the_same_file_shared_twice_at_once_is_shared_twice(
     assert (result["sha256"], result["size"], result["target"]) == (sha, size, "lobby")
 
 
+async def test_a_share_that_waited_for_another_upload_says_the_server_had_it(
+        make_server: ServerFactory, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """The second of two ``send --file`` of the same bytes waits for the first upload; once
+    that one ends, the server holds the file and publishes this offer without an upload.
+    ``--json`` said ``held: false, sent: 0``: nothing sent, yet the server did not have it?
+    It says ``held: true`` (nothing was uploaded by this run), ``waited: true``, and the
+    line on stderr says whose upload it was."""
+    caplog.set_level(logging.INFO)
+    server = await make_server()
+    for json_out in (True, False):
+        src = tmp_path / f"build-{json_out}.tar.gz"
+        size = 150_000
+        sha = make_file(src, size, seed=int(json_out))
+        first = await HeldUpload.start(server.port, src.read_bytes(), sha, src.name)
+        before = _busy_refusals(caplog)
+        proc = await asyncio.create_subprocess_exec(
+            *CLI, "send", where(server), "--nick", "ci2", "--file", str(src),
+            *(("--json",) if json_out else ()), stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=cli_env())
+        try:
+            await wait_until(lambda: _busy_refusals(caplog) > before  # noqa: B023
+                             or proc.returncode is not None,  # noqa: B023
+                             "the second upload to wait", timeout=60)
+            await first.finish()
+            out, err = await asyncio.wait_for(proc.communicate(), 60)
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+            await first.close()
+        assert proc.returncode == ExitStatus.OK, err.decode()
+        if json_out:
+            result = json.loads(out)
+            assert (result["sha256"], result["sent"], result["resumed_from"], result["held"],
+                    result["waited"]) == (sha, 0, 0, True, True), result
+        else:
+            assert ("(the server had it already: another upload of the same bytes ended "
+                    "while this one waited for it): file ") in err.decode(), err.decode()
+
+
 async def test_a_file_only_another_user_may_read_is_exit_22(
         make_server: ServerFactory, tmp_path: Path) -> None:
     """README: 22, 'a local file cannot be read (send --file)'. A missing file said so, but a
@@ -98,21 +141,51 @@ async def test_a_file_only_another_user_may_read_is_exit_22(
     assert "secret.log" in text
 
 
-async def test_a_file_whose_size_changed_while_hashed_is_exit_21(
+async def test_a_proc_file_is_refused_in_one_line_exit_22(
         make_server: ServerFactory, tmp_path: Path) -> None:
-    """The size ``stat`` gave is not the number of bytes hashed (a log still being written;
-    here a /proc file, whose size is 0 and whose bytes are not): 'changed while it was
-    read; try again', with exit 2, the code of a bad option. README: 21 is 'a file changed
-    while it was sent', and that is what the same change during the upload gets."""
+    """A /proc file: its size reads 0 and its bytes are not, and they are made anew at each
+    read. It got 'changed while it was read ...; try again', exit 21: trying again never
+    helped. It is now refused before anything is sent (the README: a /proc or /sys file is
+    copied into a regular file first), exit 22, in one line, and so it is with --json."""
     server = await make_server()
     status = Path("/proc/self/status")
     if not status.exists() or status.stat().st_size != 0:
         pytest.skip("needs Linux's /proc (a file whose stat size is 0)")
     code, out, err = await run("send", where(server), "--nick", "alice", "--file", str(status))
-    assert code == ExitStatus.FILE_CORRUPT, err
-    assert "changed while it was read" in err and err.count("\n") == 1
+    assert code == ExitStatus.FILE_ERROR, err
+    assert err == (f"error: {status} has no fixed size (it says 0 bytes but has content, as "
+                   "/proc and /sys files do): copy it into a regular file first and share "
+                   "that\n")
     assert out == ""
+    code, out, err2 = await run("send", where(server), "--nick", "alice", "--file",
+                                str(status), "--json")
+    assert code == ExitStatus.FILE_ERROR, err2
+    assert json.loads(out)["error"] == err.removeprefix("error: ").rstrip("\n")
     assert server.files is not None and server.files.bytes_in == 0
+    # a regular file that is empty is still shared (as an empty file)
+    empty = tmp_path / "empty.txt"
+    empty.write_bytes(b"")
+    code, out, err = await run("send", where(server), "--nick", "alice", "--file", str(empty))
+    assert code == ExitStatus.OK, err
+
+
+async def test_an_empty_file_path_is_a_usage_error(
+        make_server: ServerFactory, tmp_path: Path) -> None:
+    """``send --file ""`` (an unset variable: ``--file "$ARCHIVE"``): Typer made the empty
+    path '.', and the command said '. is not a regular file', exit 22. It is a usage error,
+    exit 2, one line; a directory says it is one (exit 22)."""
+    server = await make_server()
+    for extra in ((), ("--json",)):
+        code, out, err = await run("send", where(server), "--nick", "alice", "--file", "",
+                                   *extra)
+        assert code == ExitStatus.USAGE, err
+        assert err == "error: --file needs a file to share, not an empty path\n"
+        if extra:
+            assert json.loads(out)["error"] == err.removeprefix("error: ").rstrip("\n")
+    code, _, err = await run("send", where(server), "--nick", "alice", "-f", str(tmp_path))
+    assert code == ExitStatus.FILE_ERROR, err
+    assert err == (f"error: {tmp_path} is a directory: one file is shared at a time (pack the "
+                   "directory into one first, e.g. with tar)\n")
 
 
 async def test_a_download_directory_that_is_a_file_is_named_so(
@@ -168,3 +241,97 @@ async def test_a_download_that_does_not_fit_is_never_said_saved(
     text = raw.decode()
     assert proc.returncode == ExitStatus.FILE_ERROR, text
     assert text == f"error: cannot write the download in {small}: No space left on device\n"
+
+
+async def test_an_interrupted_download_of_a_file_since_expired_leaves_no_part_file(
+        make_server: ServerFactory, tmp_path: Path) -> None:
+    """A ``get`` killed halfway leaves its part file for a resume; when the file has expired
+    on the server meanwhile, the next ``get`` said 'no file ... (files expire ...)', exit 20,
+    and left the part file in the download directory for good (hidden, and nobody removes
+    it). It is removed now, and the line says so (and where it was); --json the same."""
+    server = await make_server(file_rate=1_000_000)
+    assert server.files is not None
+    src = tmp_path / "build.bin"
+    sha = make_file(src, 3_000_000)
+    code, out, err = await run("send", where(server), "--nick", "alice", "--file", str(src),
+                               "--json")
+    assert code == ExitStatus.OK, err
+    file_id = json.loads(out)["id"]
+    dl = tmp_path / "dl"
+    part = dl / f"{PART_PREFIX}{file_id}{PART_SUFFIX}"
+    proc = await asyncio.create_subprocess_exec(
+        *CLI, "get", where(server), file_id, "--nick", "bob", "-o", f"{dl}/",
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env=cli_env())
+    try:
+        await wait_until(lambda: (part.exists() and part.stat().st_size >= 200_000)
+                         or proc.returncode is not None, "part of the download on disk",
+                         timeout=60)
+    finally:
+        if proc.returncode is None:
+            proc.send_signal(signal.SIGKILL)
+        await asyncio.wait_for(proc.wait(), 30)
+    held = part.stat().st_size
+    assert 0 < held < 3_000_000
+    server.files.store.delete_blob(sha)  # expired (what the retention sweep does)
+
+    code, out, err = await run("get", where(server), file_id, "--nick", "bob", "-o", f"{dl}/",
+                               "--json")
+    assert code == ExitStatus.FILE_UNAVAILABLE, err
+    assert not part.exists()
+    assert os.listdir(dl) == []
+    assert json.loads(out)["error"] == err.removeprefix("error: ").rstrip("\n")
+    assert err == (f"error: no file {file_id} (files expire; ask for it to be shared again) "
+                   f"(removed {part}, the {human_size(held)} an earlier, interrupted download "
+                   "of it had received)\n")
+    # a second try has nothing to remove, and says nothing of it
+    code, _, err = await run("get", where(server), file_id, "--nick", "bob", "-o", f"{dl}/")
+    assert code == ExitStatus.FILE_UNAVAILABLE, err
+    assert err == (f"error: no file {file_id} (files expire; ask for it to be shared "
+                   "again)\n")
+
+
+async def test_json_errors_carry_the_whole_line_on_stderr(
+        make_server: ServerFactory, tmp_path: Path) -> None:
+    """README: ``--json``'s ``error`` is 'the line on stderr'. It was the message alone: the
+    part in brackets (what was done, what to do: 'nothing was sent', 'type /get ID in the
+    chat again for a new one') was on stderr only, and a script showing the document's
+    error lost it."""
+    server = await make_server(file_max_size=10_000)
+    big = tmp_path / "big.bin"
+    make_file(big, 10_001)
+    code, out, err = await run("send", where(server), "--nick", "alice", "--file", str(big),
+                               "--json")
+    assert code == ExitStatus.FILE_TOO_LARGE, err
+    assert err.endswith(" (nothing was sent)\n") and err.count("\n") == 1, err
+    assert json.loads(out)["error"] == err.removeprefix("error: ").rstrip("\n")
+    code, out, err = await run("get", where(server), "kkkkkkkkkkkk", "--token", "t" * 20,
+                               "-o", f"{tmp_path / 'dl'}/", "--json")
+    assert code == ExitStatus.FILE_UNAVAILABLE, err
+    assert "(type /get kkkkkkkkkkkk in the chat again for a new one)" in err, err
+    assert json.loads(out)["error"] == err.removeprefix("error: ").rstrip("\n")
+
+
+async def test_a_long_name_downloaded_twice_stays_within_200_bytes(
+        make_server: ServerFactory, tmp_path: Path) -> None:
+    """README: a saved name is 'at most 200 bytes'. A name of 200 bytes fetched a second time
+    into the same directory became 'NAME (1).bin', 204 bytes; the stem now gives way."""
+    server = await make_server()
+    src = tmp_path / ("é" * 98 + ".bin")  # 196 + 4 bytes
+    assert len(src.name.encode()) == 200
+    make_file(src, 1000)
+    code, out, err = await run("send", where(server), "--nick", "alice", "--file", str(src),
+                               "--json")
+    assert code == ExitStatus.OK, err
+    file_id = json.loads(out)["id"]
+    dl = tmp_path / "dl"
+    names = []
+    for _ in range(2):
+        code, out, err = await run("get", where(server), file_id, "--nick", "bob", "-o",
+                                   f"{dl}/", "--json")
+        assert code == ExitStatus.OK, err
+        names.append(Path(json.loads(out)["path"]).name)
+    assert names[0] == src.name
+    assert names[1].endswith(" (1).bin") and names[1].startswith("é" * 90), names[1]
+    assert len(names[1].encode()) <= 200, len(names[1].encode())
+    assert sorted(os.listdir(dl)) == sorted(names)

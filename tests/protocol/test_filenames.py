@@ -88,6 +88,20 @@ def test_numbered_alternatives() -> None:
     assert numbered("a.tar.gz", 2) == "a (2).tar.gz"
     assert numbered("README", 3) == "README (3)"
     assert numbered("report.pdf", 0) == "report.pdf"
+
+
+def test_numbered_names_stay_within_the_limit() -> None:
+    """A cleaned name of the full 200 bytes plus ' (1)' was 204 bytes (the docs: at most
+    200); the stem gives way, on a character boundary, the extension and number kept."""
+    for stem in ("a" * 300, "é" * 150, "b " * 150):
+        for ext in ("", ".pdf", ".tar.gz"):
+            name = safe_file_name(stem + ext)
+            assert len(name.encode()) <= MAX_NAME_BYTES
+            for n in (1, 42, 9999):
+                alt = numbered(name, n)
+                assert len(alt.encode()) <= MAX_NAME_BYTES, (alt, len(alt.encode()))
+                assert alt.endswith(f" ({n}){ext}") and alt[0] == name[0]
+    assert numbered("short.txt", 7) == "short (7).txt"
     assert split_ext("x." + "y" * 40) == ("x." + "y" * 40, "")
 
 

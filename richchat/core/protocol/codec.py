@@ -28,6 +28,7 @@ from richchat.core.protocol.frames import (
     ServerFrame,
     Unknown,
 )
+from richchat.core.protocol.text import is_digits
 
 #: Longest line a server accepts from a client, in bytes, terminator excluded. The longest
 #: chat message is text.MAX_MESSAGE_BYTES: this leaves room for any frame around it.
@@ -79,6 +80,21 @@ def tls_port_notice(host: str, port: int) -> bytes:
     where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     return (TLS_PORT_NOTICE_PREFIX + f": connect with richchat join --tls {where}, or "
             f"ncat --ssl {host} {port}\n".encode("ascii", "replace"))
+
+
+#: What a richchat chat port answers to a Redis client (``server --redis`` pointed at a chat
+#: server by mistake): a RESP error, then the end of the connection. The node that sent it
+#: reads :data:`NOT_REDIS_TEXT` as the error's text and says so in one line.
+NOT_REDIS_TEXT = "this is a richchat chat server, not Redis"
+NOT_REDIS_REPLY = f"-ERR {NOT_REDIS_TEXT}\r\n".encode("ascii")
+
+
+def is_resp_array_header(line: str) -> bool:
+    """Whether a connection's first line is a RESP array header, ``*`` and digits (``*2``):
+    how every command of a Redis client starts (redis-py's first is ``HELLO 3``, ``AUTH``
+    or ``CLIENT SETNAME``: ``*2``, ``*3``...). Never a nickname (``*`` is refused in one),
+    and not a likely first chat line; ``*hello*`` or ``*3 cheers`` are not this."""
+    return len(line) > 1 and line[0] == "*" and is_digits(line[1:], 10)
 
 
 def starts_tls_handshake(data: bytes) -> bool:

@@ -19,7 +19,8 @@ keeps a plain base name:
   ``_`` goes in front;
 * not a reserved Windows device name (``CON``, ``PRN``, ``AUX``, ``NUL``, ``COM1``-``COM9``,
   ``LPT1``-``LPT9``, with any extension: ``con.txt``): an ``_`` goes in front;
-* at most :data:`MAX_NAME_BYTES` bytes of UTF-8, the extension kept;
+* at most :data:`MAX_NAME_BYTES` bytes of UTF-8, the extension kept (and so is a name with
+  its de-duplication suffix, :func:`numbered`);
 * an empty result is replaced by a generated name.
 """
 
@@ -97,11 +98,17 @@ def _fallback(fallback: str) -> str:
 
 
 def numbered(name: str, n: int) -> str:
-    """The ``n``-th alternative to an existing ``name``: ``report (1).pdf``, ``a (2).tar.gz``."""
+    """The ``n``-th alternative to an existing ``name``: ``report (1).pdf``, ``a (2).tar.gz``;
+    never longer than :data:`MAX_NAME_BYTES` (a name that long already loses the end of its
+    stem to the `` (n)``, its extension kept)."""
     if n <= 0:
         return name
     stem, ext = split_ext(name)
-    return f"{stem} ({n}){ext}"
+    suffix = f" ({n}){ext}"
+    room = MAX_NAME_BYTES - len(suffix.encode("utf-8"))
+    if len(stem.encode("utf-8")) > room:
+        stem = _fit(stem, room).rstrip(" .") or "file"
+    return stem + suffix
 
 
 def human_size(size: int) -> str:

@@ -8,6 +8,8 @@ output without ever blocking the hub.
   A connection whose first bytes are ``XFER|`` is no chat connection at all but a file
   transfer: it is handed over, bytes and transport, to :mod:`.transfer` before any line is
   decoded (file bytes never meet the line decoder, the flood bucket or the output limit).
+  A first line that is a RESP array header (``*2``: a Redis client, ``server --redis`` given
+  this server's address) is answered with a RESP error and closed, before any dialect.
 * Flood control: a token bucket per connection (``flood_rate`` lines/s, ``flood_burst``). When
   it runs dry the connection stops reading (TCP pushes back on the sender) until tokens refill:
   nothing is lost, the flooder is simply slowed down, and nobody else waits. The ``flood``
@@ -47,11 +49,13 @@ from typing import TYPE_CHECKING, cast
 
 from richchat.core.protocol import frames as f
 from richchat.core.protocol.codec import (
+    NOT_REDIS_REPLY,
     TLS_ALERT_PROTOCOL_VERSION,
     InvalidFrame,
     LineDecoder,
     LineTooLong,
     encode,
+    is_resp_array_header,
     starts_tls_handshake,
 )
 from richchat.core.protocol.seed import strip_own_label
@@ -216,6 +220,14 @@ class Connection(asyncio.Protocol):
         self.transport.write(TLS_ALERT_PROTOCOL_VERSION)
         self.close("TLS client on a plaintext port: refused (start the server with --tls "
                    "for encrypted chat)")
+
+    def _refuse_redis(self) -> None:
+        """A Redis client (``server --redis`` given this chat server's address): a RESP error
+        it reads as such, and close. None of its command lines is read as a netcat user's
+        nickname or chat line; nobody is told (it never registered)."""
+        self.out.append(NOT_REDIS_REPLY)
+        self.close("a Redis client (server --redis given this chat server's address?): "
+                   "refused")
 
     def _hand_over(self, data: bytes) -> None:
         """A file transfer connection: not a chat client. It leaves the hub (it never was in
@@ -436,6 +448,9 @@ class Connection(asyncio.Protocol):
             if self._mode_timer is not None:
                 self._mode_timer.cancel()
                 self._mode_timer = None
+            if is_resp_array_header(item):
+                self._refuse_redis()
+                return
             # The first line decides the dialect, even after a raw welcome was sent.
             first = PARSERS[Dialect.HELLO](item, self)
             dialect = detect(first)

@@ -25,7 +25,11 @@ whole pass, and the senders, waiting for their echoes, sent fewer messages per p
 
 Users on other nodes of a cluster (events with no local ``peer``) are in the view as
 :class:`RemoteUser` records, beside the local connections and never among them: a broadcast
-loops over local connections only, so a cluster costs the hot path nothing.
+loops over local connections only, so a cluster costs the hot path nothing. Member lists
+(``/who``, ``RLIST|``, ``ULIST|``, the room state after a join) show the cluster's one order,
+the order its log applied the joins (the lobby: the registrations) on every node, as one
+server lists its members: a room with members elsewhere keeps that order beside its local
+members (:attr:`RoomView.order`), updated on joins and parts only.
 
 Lobby presence (registrations, departures, renames) is batched: a burst of N registrations
 walks the lobby once per flush, not N times (N^2 queue operations); each member gets the
@@ -91,13 +95,18 @@ class RemoteUser:
 
 
 class RoomView:
-    __slots__ = ("members", "name", "remote", "setter", "topic")
+    __slots__ = ("members", "name", "order", "remote", "setter", "topic")
 
     def __init__(self, name: str, setter: str = "", topic: str = "") -> None:
         self.name = name
         self.members: dict[Peer, None] = {}  # insertion-ordered set of local members
         #: members on other nodes of a cluster, by name
         self.remote: dict[str, RemoteUser] = {}
+        #: while the room has members on other nodes: every member, here or there, in the
+        #: order their joins were applied (the cluster's one order), which member lists
+        #: show; None: ``members`` alone is that order (one server, or nobody elsewhere).
+        #: Never kept for the lobby, listed in registration order (``Delivery._entries``).
+        self.order: dict[Peer | RemoteUser, None] | None = None
         self.setter = setter
         self.topic = topic
 
@@ -420,8 +429,19 @@ class Delivery:
         peer = e.peer
         if peer is not None and not peer.closed:
             room.members[peer] = None
+            if room.order is not None:
+                room.order[peer] = None
         elif peer is None:
-            room.remote[e.name] = self._remote.get(e.name) or RemoteUser(e.name, e.entry)
+            user = self._remote.get(e.name) or RemoteUser(e.name, e.entry)
+            old = room.remote.get(e.name)
+            room.remote[e.name] = user
+            if room is not self.lobby:
+                if room.order is None:  # the first member elsewhere: after those here
+                    room.order = dict.fromkeys(room.members)
+                if old is None or old is user:  # (joined again: it keeps its place)
+                    room.order[user] = None
+                else:  # the same name in a new record (should not happen): in its place
+                    room.order = {(user if m is old else m): None for m in room.order}
         self._fanout(room.members, *self._render3(lambda r: r.joined(e)), skip=peer)
         if peer is not None and not peer.closed:
             r = self._renderer(peer)
@@ -437,13 +457,21 @@ class Delivery:
             return
         peer = e.peer
         self._fanout(room.members, *self._render3(lambda r: r.parted(e)), skip=peer)
+        order = room.order
         if peer is not None:
             room.members.pop(peer, None)
+            if order is not None:
+                order.pop(peer, None)
             r = self._renderer(peer)
             if r is not None and not peer.closed:
                 self.queue(peer, r.parted_self(e) or b"")
         else:
-            room.remote.pop(e.name, None)
+            user = room.remote.pop(e.name, None)
+            if order is not None:
+                if not room.remote:  # nobody elsewhere: the members here are in that order
+                    room.order = None
+                elif user is not None:
+                    order.pop(user, None)
         if not room.members and not room.remote and room.name != DEFAULT_ROOM:
             del self.rooms[room.name]
 
@@ -681,15 +709,15 @@ class Delivery:
         return self._ulist_cache
 
     def member_entries(self, room: str) -> list[str] | None:
+        """A room's members in join order (the lobby: registration order), as one server
+        lists them; on a node of a cluster, in the cluster's one order, the same on every
+        node (its members here and elsewhere interleaved as their joins came)."""
         view = self.rooms.get(room)
         if view is None:
             return None
         if view is self.lobby:
             return list(self._entries.values())
-        entries = [p.entry for p in view.members]
-        if view.remote:
-            entries += [u.entry for u in view.remote.values()]
-        return entries
+        return [m.entry for m in (view.members if view.order is None else view.order)]
 
     def member_names(self, room: str) -> list[str] | None:
         view = self.rooms.get(room)
@@ -697,10 +725,7 @@ class Delivery:
             return None
         if view is self.lobby:
             return self.lobby_names()
-        names = [p.name for p in view.members if p.name]
-        if view.remote:
-            names += list(view.remote)
-        return names
+        return [m.name for m in (view.members if view.order is None else view.order) if m.name]
 
     def room_counts(self) -> list[tuple[str, int]]:
         rooms = sorted(self.rooms.values(), key=lambda v: (v.name != DEFAULT_ROOM, v.name))

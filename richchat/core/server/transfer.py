@@ -21,7 +21,11 @@ chat connections. The same happens over TLS: the hand-over takes the decrypted s
 * **Downloads** are sent with ``loop.sendfile`` (``os.sendfile`` on plain TCP: no copy
   through Python; on TLS, asyncio reads the file in a worker thread, 256 KiB at a time).
 * **Limits**: at most ``max_transfers`` transfer connections at once; a per-connection speed
-  limit (``file_rate`` bytes/s, 0 = none); a connection that sends nothing (upload) or takes
+  limit (``file_rate`` bytes/s, 0 = none: ``n`` bytes take at least ``n / file_rate``
+  seconds, a small file too: a download's chunks, of at most an eighth of a second's worth,
+  each go when the rate has allowed for them; an upload is read as the rate allows, and its
+  ``XDONE`` waits until the rate has allowed for its last bytes); a connection that sends
+  nothing (upload) or takes
   nothing (download: files go out in 4 MiB ``sendfile`` calls) for ``transfer_idle_timeout``
   seconds is closed.
 """
@@ -37,7 +41,7 @@ import secrets
 import sqlite3
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import IO, TYPE_CHECKING, Any, NamedTuple, cast
 
@@ -56,7 +60,8 @@ log = logging.getLogger("richchat.server")
 MAX_GRANTS_PER_PEER = 8
 #: bytes of an upload waiting for the disk before reading pauses (and resumes below half)
 SINK_HIGH = 4 * 1024 * 1024
-#: bytes of a file sent per ``sendfile`` call when a speed limit applies
+#: bytes of a file sent per ``sendfile`` call when a speed limit applies, at most: and at
+#: most an eighth of a second's worth (:func:`rate_chunk`)
 RATE_CHUNK = 256 * 1024
 #: bytes of a file sent per ``sendfile`` call otherwise: a reader that takes none of them
 #: for ``transfer_idle_timeout`` seconds is dropped (it holds a transfer slot)
@@ -114,6 +119,13 @@ class TransferRecord(NamedTuple):
     outcome: str  # "stored", "sent", or an error code / "interrupted"
 
 
+def rate_chunk(rate: int) -> int:
+    """Bytes per ``sendfile`` call of a download limited to ``rate`` bytes/s: an eighth of a
+    second's worth (so the wait before each, the first one included, is short), at most
+    :data:`RATE_CHUNK`."""
+    return max(1, min(RATE_CHUNK, rate // 8))
+
+
 class Transfers:
     """Issues tokens and runs the transfer connections they open."""
 
@@ -131,6 +143,11 @@ class Transfers:
         self.recent: deque[TransferRecord] = deque(maxlen=RECENT)
         self.executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="richchat-files",
                                            initializer=bulk_thread)
+        #: the clock and the waits of the speed limit (a test gives a virtual clock)
+        self.clock: Callable[[], float] = time.monotonic
+        self.sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+        self.later: Callable[[float, Callable[[], None]], asyncio.Handle] = (
+            lambda delay, callback: asyncio.get_running_loop().call_later(delay, callback))
 
     @property
     def max_size(self) -> int:
@@ -354,7 +371,7 @@ class TransferConnection(asyncio.Protocol):
         self._file: IO[bytes] | None = None
         self._task: asyncio.Task[None] | None = None
         self._rate_start = 0.0
-        self._rate_handle: asyncio.TimerHandle | None = None
+        self._rate_handle: asyncio.Handle | None = None
         self._reading = True
         self._last_active = time.monotonic()
         self._idle_handle: asyncio.TimerHandle | None = None
@@ -423,9 +440,10 @@ class TransferConnection(asyncio.Protocol):
         if self.state == "done":
             return
         timeout = self.transfers.config.transfer_idle_timeout
-        if self.state in ("opening", "verifying", "checking"):
+        if self.state in ("opening", "verifying", "checking") or self._rate_handle is not None:
             # the server is the one working (hashing what it holds, or what came), in threads
-            # that yield to the chat; the client was told to wait: no idle time of its own
+            # that yield to the chat, or holding the transfer to its speed limit; the client
+            # was told to wait: no idle time of its own
             self._last_active = time.monotonic()
         elif time.monotonic() - self._last_active > timeout:
             if self.state == "get":  # the reader took no chunk: XERR cannot reach it either
@@ -566,7 +584,7 @@ class TransferConnection(asyncio.Protocol):
         self.sink = DiskSink(file, hasher, self._pause, self._resume)
         self._accepted(grant)
         self.state = "put"
-        self._rate_start = time.monotonic()
+        self._rate_start = self.transfers.clock()
         if held == grant.size:
             self._verify()
         else:
@@ -587,16 +605,26 @@ class TransferConnection(asyncio.Protocol):
             self.fail("too_long", f"more bytes than the {grant.size} announced")
             return
         self._count_in(data)
-        if self.received == grant.size:
-            self._verify()
-            return
+        last = self.received == grant.size
         rate = self.transfers.config.file_rate
         if rate:
+            # read no more until the rate has allowed for what came (the socket buffers of
+            # both ends hold what the sender wrote meanwhile); the last bytes too: a small
+            # file comes in one read, and its XDONE went at once
             due = self._rate_start + self.moved / rate
-            delay = due - time.monotonic()
+            delay = due - self.transfers.clock()
             if delay > 0.001:
                 self._pause()
-                self._rate_handle = asyncio.get_running_loop().call_later(delay, self._rate_ok)
+                self._rate_handle = self.transfers.later(
+                    delay, self._rate_verify if last else self._rate_ok)
+                return
+        if last:
+            self._verify()
+
+    def _rate_verify(self) -> None:
+        self._rate_handle = None
+        if self.state == "put":
+            self._verify()
 
     def _count_in(self, data: bytes) -> None:
         assert self.sink is not None
@@ -669,16 +697,19 @@ class TransferConnection(asyncio.Protocol):
 
     def _release_upload(self) -> None:
         """An upload ends unfinished: its partial file stays for a resume, once the bytes
-        still in the worker are written."""
+        still in the worker are written. The content stays this connection's until then
+        (another upload of it is told ``busy``): a resume at once (a sender killed and run
+        again) opened the partial file while this one's last bytes were still being
+        written into it, and took an offset short of them."""
         grant = self.grant
         if not isinstance(grant, PutGrant):
             return
         transfers = self.transfers
-        if transfers.uploading.get(grant.sha256) is self:
-            del transfers.uploading[grant.sha256]
         store = transfers.store
 
         def ended() -> None:
+            if transfers.uploading.get(grant.sha256) is self:
+                del transfers.uploading[grant.sha256]
             try:  # what the partial file holds is what counts against the quota now
                 held = os.stat(store.partial_path(grant.sha256)).st_size
             except OSError:
@@ -772,18 +803,22 @@ class TransferConnection(asyncio.Protocol):
         transport = self.transport
         assert transport is not None
         loop = asyncio.get_running_loop()
-        rate = self.transfers.config.file_rate
-        start = time.monotonic()
+        transfers = self.transfers
+        rate = transfers.config.file_rate
+        start = transfers.clock()
         position = offset
         try:
             with file:
                 while position < grant.size:
                     count = min(grant.size - position, SEND_CHUNK)
                     if rate:
-                        count = min(count, RATE_CHUNK)
-                        due = start + (position - offset) / rate
-                        if due > time.monotonic():
-                            await asyncio.sleep(due - time.monotonic())
+                        # each chunk goes once the rate allows for it, the first one too: a
+                        # file of one chunk (under 256 KiB) went at once, at any rate
+                        count = min(count, rate_chunk(rate))
+                        delay = start + (position - offset + count) / rate - transfers.clock()
+                        if delay > 0:
+                            await transfers.sleep(delay)
+                            self._last_active = time.monotonic()
                     file.seek(position)
                     try:
                         await self._sendfile(loop, transport, file, position, count)

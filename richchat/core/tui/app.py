@@ -232,8 +232,9 @@ class ChatApp(App[None]):
         except Exception:  # our bug on a valid frame: find it, say so, keep the others
             for frame in frames:
                 self._apply_frame(frame)
-            return
-        self._step(step)
+        else:
+            self._step(step)
+        self._files_gone(frames)
 
     def _status_changed(self, event: se.StatusChanged) -> None:
         self.status_bar.status = event.status
@@ -264,6 +265,23 @@ class ChatApp(App[None]):
         if isinstance(event.frame, _FILE_FRAMES):
             self._file_frame(event.frame)
         self._apply_frame(event.frame)
+        self._files_gone([event.frame])
+
+    def _files_gone(self, frames: list[f.Frame]) -> None:
+        """The server has no file asked for with /get (``no file ID (files expire ...)``,
+        shown as any error): remove what an earlier, interrupted download of it left in the
+        download directory (nobody would complete or remove it), and say so."""
+        from richchat.core.transfer import DownloadDir
+
+        texts = [f"{x.text} " for x in frames
+                 if isinstance(x, f.Error) and x.code == "no_such_file"]
+        for file_id in [i for i in self._downloads
+                        if any(f"no file {i} " in text for text in texts)]:
+            del self._downloads[file_id]
+            done = DownloadDir(self._download_where()).drop_leftover(file_id)
+            if done is not None:
+                self._note(se.Note(f"File {file_id} is gone from the server: {done}.",
+                                   error=True))
 
     def _file_frame(self, frame: f.Frame) -> None:
         """What the app itself does with a file frame (the state records it too)."""

@@ -41,10 +41,11 @@ import contextlib
 import logging
 import uuid
 from collections import deque
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from richchat.core.errors import RedisUnavailableError
+from richchat.core.protocol.codec import NOT_REDIS_TEXT
 from richchat.core.protocol.text import name_key
 from richchat.core.server import events as ev
 from richchat.core.server.backends import NameHolder, Sink
@@ -232,6 +233,13 @@ class RedisBackend:
                     hint="give the password in the URL (redis://:PASSWORD@HOST:PORT/DB) or in "
                     "RICHCHAT_REDIS_PASSWORD",
                 ) from None
+            not_redis = _not_redis(exc)
+            if not_redis is not None:  # something answered, and it is not Redis
+                raise RedisUnavailableError(
+                    f"cannot use Redis at {redact(url)}: {not_redis}",
+                    hint="give --redis / RICHCHAT_REDIS the chat's Redis: "
+                    "redis://[:PASSWORD@]HOST:PORT/DB, port 6379 unless Redis was told otherwise",
+                ) from None
             raise RedisUnavailableError(
                 f"cannot use Redis at {redact(url)}: {_describe(exc)}",
                 hint="start Redis, or check --redis / RICHCHAT_REDIS (redis://[:PASSWORD@]HOST:PORT/DB)",
@@ -249,22 +257,23 @@ class RedisBackend:
         self.cluster_id = _s(await r.get(p + "id"))
         await r.evalsha(self._heartbeat_sha, 0, p, self.node, int(NODE_TTL_S * 1000), "1")
         snap = await r.eval(lua.SNAPSHOT, 0, p)
-        last, users, rooms, topics, histrooms = snap
+        last, users, rooms, topics, histrooms, registered = snap
         self._log_id = _s(last)
         entries: dict[str, tuple[str, str]] = {}
-        for i in range(0, len(users), 2):
-            key = _s(users[i])
-            node, name, entry = _s(users[i + 1]).split(US, 2)
+        values = {_s(users[i]): _s(users[i + 1]) for i in range(0, len(users), 2)}
+        # the users as the chat registered them, as the nodes that saw it list them
+        for key in _in_order(values, registered):
+            node, name, entry = values[key].split(US, 2)
             entries[key] = (name, entry)
             self._names[key] = NameHolder(name, None)
             self._node_of[key] = node
             self._boot.append(ev.Registered(name, entry, None))
-        for room_raw, members in rooms:
+        for room_raw, members, joined in rooms:
             room = _s(room_raw)
-            for key_raw in members:
-                user = entries.get(_s(key_raw))
+            for key in _in_order([_s(k) for k in members], joined):
+                user = entries.get(key)
                 if user is not None:
-                    self._rooms_of.setdefault(_s(key_raw), set()).add(room)
+                    self._rooms_of.setdefault(key, set()).add(room)
                     self._boot.append(ev.Joined(room, user[0], user[1], None))
         for i in range(0, len(topics), 2):
             setter, text = _s(topics[i + 1]).split(US, 1)
@@ -1018,6 +1027,28 @@ def _refusal(reply: Exception) -> str:
     if kind == "ReadOnlyError" or text.startswith("READONLY"):
         return "its Redis is a read-only replica"
     return "its Redis refused to store it"
+
+
+def _in_order(keys: Iterable[str], ordered: Sequence[Any]) -> list[str]:
+    """``keys`` (from a hash or a set: any order) in the chat's order, ``ordered`` (a zset's
+    keys, lowest number first); keys it lacks (written by an older version) come last."""
+    rank = {_s(k): i for i, k in enumerate(ordered)}
+    last = len(rank)
+    return sorted(keys, key=lambda k: rank.get(k, last))
+
+
+def _not_redis(exc: BaseException) -> str | None:
+    """Why the address that answered is no Redis (None: nothing says so). A richchat chat
+    server answers a Redis client with a RESP error of its own (:data:`NOT_REDIS_TEXT`);
+    anything else that is not RESP (an HTTP or SSH server's first line) is redis-py's
+    InvalidResponse, "Protocol Error: b'HTTP/1.1 400 Bad Request'"."""
+    from redis.exceptions import InvalidResponse, ResponseError
+
+    if isinstance(exc, ResponseError) and str(exc).strip() == NOT_REDIS_TEXT:
+        return "the address answered, but it is a richchat chat server, not Redis"
+    if isinstance(exc, InvalidResponse):
+        return f"the address answered, but not as Redis does ({_describe(exc)})"
+    return None
 
 
 def _describe(exc: BaseException) -> str:

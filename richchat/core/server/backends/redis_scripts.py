@@ -18,6 +18,9 @@ key                        type    what
 ``P users``                hash    name key -> ``NODE US name US entry`` of registered users
 ``P rooms``                set     rooms with members
 ``P members:ROOM``         set     name keys of ROOM's members
+``P order``                string  the last order number given to a registration or a join
+``P uorder``               zset    name key -> order number of the user's registration
+``P morder:ROOM``          zset    name key -> order number of the member's join of ROOM
 ``P topics``               hash    ROOM -> ``setter US text``
 ``P nodes``                zset    node id -> heartbeat deadline (ms, Redis clock)
 ``P applied:NODE``         string  the last sequence number of NODE's events applied
@@ -42,6 +45,12 @@ Exactly once: a node numbers its events and sends them in batches, one script ca
 unknown what Redis did with it) changes nothing twice. Claims and releases carry no number:
 they are idempotent by themselves.
 A node missing from ``nodes`` was reaped: its events are refused (``reaped``).
+
+Order of members: the log orders registrations and joins, and every node lists users (the
+lobby) and a room's members in that order, as one server lists them in the order they came.
+A node that starts later learns it from ``uorder`` and ``morder:ROOM`` (the snapshot lists by
+them); a rename keeps its number (its place). Users or members without a number (written by
+an older version) are listed after the others.
 """
 
 from __future__ import annotations
@@ -59,6 +68,13 @@ local applied = p .. 'applied:' .. node
 local dup = last > 0 and last <= tonumber(redis.call('GET', applied) or '0')
 if last > 0 and not dup then redis.call('SET', applied, last) end
 local logkey, users = p .. 'log', p .. 'users'
+-- a renamed user keeps its place in an order (zset): the old key's number, under the new key
+local function move(zset, old, new)
+  local n = redis.call('ZSCORE', zset, old)
+  if not n then return end
+  redis.call('ZREM', zset, old)
+  redis.call('ZADD', zset, n, new)
+end
 local out = {}
 local i = 6
 while i <= #ARGV do
@@ -97,10 +113,13 @@ while i <= #ARGV do
     if op == 'j' then -- room, key, name, entry
       redis.call('SADD', p .. 'rooms', ARGV[a])
       redis.call('SADD', p .. 'members:' .. ARGV[a], ARGV[a + 1])
+      redis.call('ZADD', p .. 'morder:' .. ARGV[a], 'NX', redis.call('INCR', p .. 'order'),
+                 ARGV[a + 1])
       body = ARGV[a] .. S .. ARGV[a + 2] .. S .. ARGV[a + 3]
     elseif op == 'p' then -- room, key, name, reason
       local members = p .. 'members:' .. ARGV[a]
       redis.call('SREM', members, ARGV[a + 1])
+      redis.call('ZREM', p .. 'morder:' .. ARGV[a], ARGV[a + 1])
       if redis.call('SCARD', members) == 0 then redis.call('SREM', p .. 'rooms', ARGV[a]) end
       body = ARGV[a] .. S .. ARGV[a + 2] .. S .. ARGV[a + 3]
     elseif op == 't' then -- room, setter, text
@@ -108,17 +127,21 @@ while i <= #ARGV do
       body = ARGV[a] .. S .. ARGV[a + 1] .. S .. ARGV[a + 2]
     elseif op == 'r' then -- key, name, entry
       redis.call('HSET', users, ARGV[a], node .. S .. ARGV[a + 1] .. S .. ARGV[a + 2])
+      redis.call('ZADD', p .. 'uorder', redis.call('INCR', p .. 'order'), ARGV[a])
       body = ARGV[a + 1] .. S .. ARGV[a + 2]
     elseif op == 'd' then -- key, name, reason
       redis.call('HDEL', users, ARGV[a])
+      redis.call('ZREM', p .. 'uorder', ARGV[a])
       body = ARGV[a + 1] .. S .. ARGV[a + 2]
     elseif op == 'n' then -- old key, new key, old, new, entry
       redis.call('HDEL', users, ARGV[a])
       redis.call('HSET', users, ARGV[a + 1], node .. S .. ARGV[a + 3] .. S .. ARGV[a + 4])
       if ARGV[a] ~= ARGV[a + 1] then
+        move(p .. 'uorder', ARGV[a], ARGV[a + 1])
         for _, room in ipairs(redis.call('SMEMBERS', p .. 'rooms')) do
           if redis.call('SREM', p .. 'members:' .. room, ARGV[a]) == 1 then
             redis.call('SADD', p .. 'members:' .. room, ARGV[a + 1])
+            move(p .. 'morder:' .. room, ARGV[a], ARGV[a + 1])
           end
         end
       end
@@ -181,11 +204,13 @@ for i = 1, #users, 2 do
     for _, room in ipairs(rooms) do
       local members = p .. 'members:' .. room
       if redis.call('SREM', members, key) == 1 then
+        redis.call('ZREM', p .. 'morder:' .. room, key)
         if redis.call('SCARD', members) == 0 then redis.call('SREM', p .. 'rooms', room) end
         log('p', room .. S .. name .. S .. 'connection lost')
       end
     end
     redis.call('HDEL', p .. 'users', key)
+    redis.call('ZREM', p .. 'uorder', key)
     log('d', name .. S .. 'connection lost')
   end
 end
@@ -199,8 +224,9 @@ return #dead
 """
 
 #: ARGV: prefix. The state of the chat and the log position it is the state at, in one step:
-#: {last log id, users (flat key/value), {{room, {member keys}}...}, topics (flat), rooms
-#: with history}.
+#: {last log id, users (flat key/value), {{room, {member keys}, {member keys in join
+#: order}}...}, topics (flat), rooms with history, user keys in registration order}. (The
+#: hash and the sets come in no particular order; the zsets give the chat's one order.)
 SNAPSHOT = r"""
 local p = ARGV[1]
 local last = redis.call('XREVRANGE', p .. 'log', '+', '-', 'COUNT', 1)
@@ -208,10 +234,11 @@ local lid = '0-0'
 if #last > 0 then lid = last[1][1] end
 local rooms = {}
 for _, room in ipairs(redis.call('SMEMBERS', p .. 'rooms')) do
-  table.insert(rooms, {room, redis.call('SMEMBERS', p .. 'members:' .. room)})
+  table.insert(rooms, {room, redis.call('SMEMBERS', p .. 'members:' .. room),
+                       redis.call('ZRANGE', p .. 'morder:' .. room, 0, -1)})
 end
 return {lid, redis.call('HGETALL', p .. 'users'), rooms, redis.call('HGETALL', p .. 'topics'),
-        redis.call('SMEMBERS', p .. 'histrooms')}
+        redis.call('SMEMBERS', p .. 'histrooms'), redis.call('ZRANGE', p .. 'uorder', 0, -1)}
 """
 
 #: ARGV: prefix, node. A node that stops cleanly leaves at once (nothing for the reaper).

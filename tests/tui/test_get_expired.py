@@ -1,0 +1,65 @@
+"""The chat UI's ``/get`` of a file that expired on the server after an interrupted download
+of it (#16): the server's 'no file ID (files expire ...)' was shown, and the part file the
+interrupted download left stayed in the download directory for good. It is removed now,
+and a line says so. A real server in this test's event loop; the interrupted download is a
+real ``richchat get``, killed halfway."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import subprocess
+from pathlib import Path
+
+from richchat.core.client import Address
+from richchat.core.protocol.filenames import human_size
+from richchat.core.sharing import share_file
+from richchat.core.transfer import PART_PREFIX, PART_SUFFIX
+from tests.client.servers import cli_env
+from tests.commands.test_files_cli import CLI, make_file
+from tests.conditions import wait_until
+from tests.server.conftest import ServerFactory, make_server
+from tests.tui.test_app import SIZE, plain, type_line, until
+from tests.tui.test_files_ui import make_app
+
+__all__ = ["make_server"]
+
+
+async def test_get_of_an_expired_file_removes_the_part_file_left(
+        make_server: ServerFactory, tmp_path: Path) -> None:
+    server = await make_server(file_rate=1_000_000)
+    assert server.files is not None
+    src = tmp_path / "notes.bin"
+    sha = make_file(src, 3_000_000)
+    dl = tmp_path / "dl"
+    app = make_app(server, dl)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: app.chat.nick == "alice", "registration")
+        shared = await share_file(Address("127.0.0.1", server.port), "bob", src)
+        await until(pilot, lambda: any("[1] bob shared notes.bin" in s
+                                       for s in plain(app, "lobby")), "the offer")
+        # an earlier download into the same directory, killed halfway
+        part = dl / f"{PART_PREFIX}{shared.id}{PART_SUFFIX}"
+        proc = await asyncio.create_subprocess_exec(
+            *CLI, "get", f"127.0.0.1:{server.port}", shared.id, "--nick", "carol", "-o",
+            f"{dl}/", stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL, env=cli_env())
+        try:
+            await wait_until(lambda: (part.exists() and part.stat().st_size >= 200_000)
+                             or proc.returncode is not None, "part of the download on disk",
+                             timeout=60)
+        finally:
+            if proc.returncode is None:
+                proc.send_signal(signal.SIGKILL)
+            await asyncio.wait_for(proc.wait(), 30)
+        held = part.stat().st_size
+        server.files.store.delete_blob(sha)  # expired (what the retention sweep does)
+
+        await type_line(pilot, "/get 1")
+        said = (f"File {shared.id} is gone from the server: removed {part}, the "
+                f"{human_size(held)} an earlier, interrupted download of it had received.")
+        await until(pilot, lambda: any(said in s for s in plain(app, "lobby")),
+                    "the line saying the part file was removed")
+        assert any(f"no file {shared.id}" in s for s in plain(app, "lobby"))
+        assert not part.exists()
+    assert list(dl.iterdir()) == []
