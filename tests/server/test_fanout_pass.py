@@ -1,7 +1,11 @@
 """A broadcast to more clients than one flush chunk is written over several event-loop
 iterations: what arrives meanwhile joins the clients the pass has not reached yet, and goes to
 the others in the next pass. Real server, real sockets; the writes are recorded by wrapping
-Connection.flush_out (the bytes still go to the sockets)."""
+Connection.flush_out (the bytes still go to the sockets).
+
+A slice ends after FLUSH_CHUNK clients or FLUSH_SLICE seconds: the tests of the merge pin the
+time bound out of the way (a slow machine would end slices early), and one test sets it to 0
+to see the loop run every SLICE_STEP clients."""
 
 from __future__ import annotations
 
@@ -12,13 +16,20 @@ import pytest
 
 from richchat.core.protocol.text import name_key
 from richchat.core.server import ChatServer
+from richchat.core.server import delivery as delivery_module
 from richchat.core.server.connection import Connection
-from richchat.core.server.delivery import FLUSH_CHUNK
+from richchat.core.server.delivery import FLUSH_CHUNK, SLICE_STEP
 from richchat.core.server.hub import Hub
 from richchat.core.server.peer import Peer
 from tests.linechat import LineClient
 
 CLIENTS = FLUSH_CHUNK + 40  # two chunks per pass
+
+
+@pytest.fixture
+def count_slices(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Slices end by count only (FLUSH_CHUNK clients), however slow the machine."""
+    monkeypatch.setattr(delivery_module, "FLUSH_SLICE", 3600.0)
 
 
 async def _crowd(port: int, count: int) -> list[LineClient]:
@@ -82,7 +93,7 @@ async def _read_messages(client: LineClient, count: int) -> list[str]:
 
 
 async def test_a_message_during_a_pass_joins_the_clients_not_reached_yet(
-    server: ChatServer, monkeypatch: pytest.MonkeyPatch
+    server: ChatServer, monkeypatch: pytest.MonkeyPatch, count_slices: None
 ) -> None:
     clients = await _crowd(server.port, CLIENTS)
     hub = server.hub
@@ -116,7 +127,9 @@ async def test_a_message_during_a_pass_joins_the_clients_not_reached_yet(
         await c.close()
 
 
-async def test_shutdown_during_a_pass_finishes_it_first(server: ChatServer) -> None:
+async def test_shutdown_during_a_pass_finishes_it_first(
+    server: ChatServer, count_slices: None
+) -> None:
     clients = await _crowd(server.port, CLIENTS)
     hub = server.hub
     assert hub is not None
@@ -129,4 +142,38 @@ async def test_shutdown_during_a_pass_finishes_it_first(server: ChatServer) -> N
     for c in clients:
         assert await _read_messages(c, 1) == ["last words"]
         await c.expect("SRV|Server is shutting down", timeout=20.0)
+        await c.close()
+
+
+async def test_a_slice_ends_after_its_time_too(
+    server: ChatServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A slice also ends once it has written for FLUSH_SLICE seconds (checked every
+    SLICE_STEP clients): with writes that take long (many messages each, a loaded machine,
+    a node of a cluster whose messages cross the loop several times on their way through
+    Redis) the loop still runs often. At 0 s every slice is SLICE_STEP clients; every client
+    still gets the message once, in order with the next."""
+    clients = await _crowd(server.port, CLIENTS)
+    hub = server.hub
+    assert hub is not None
+    await _everyone_known(clients)
+    monkeypatch.setattr(delivery_module, "FLUSH_SLICE", 0.0)
+    sender = _peer(hub, "u2")
+    hub.say(sender, "lobby", "sliced")
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 5.0
+    seen: list[int] = []
+    while loop.time() < deadline:
+        reached, in_pass = hub.delivery.pass_progress
+        if in_pass and (not seen or seen[-1] != reached):
+            seen.append(reached)
+        if seen and in_pass == 0:
+            break
+        await asyncio.sleep(0)
+    # one slice per loop iteration, SLICE_STEP clients each (the last one the rest)
+    assert seen[: len(seen) - 1] == [SLICE_STEP * (i + 1) for i in range(len(seen) - 1)], seen
+    assert len(seen) >= CLIENTS // SLICE_STEP, seen
+    hub.say(sender, "lobby", "after")
+    for c in clients:
+        assert await _read_messages(c, 2) == ["sliced", "after"]
         await c.close()

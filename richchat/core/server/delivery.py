@@ -13,10 +13,15 @@ when busy (at once when idle), first making the backend commit (history on disk 
 client sees a message), then writing each dirty connection once. A busy node of a cluster
 whose passes write many clients spaces them further apart, as one server with all the
 members of the room would (:meth:`Delivery.busy_cycle`). A pass over many clients is
-written ``FLUSH_CHUNK`` clients at a time with an event-loop iteration between chunks: what
-arrives meanwhile is dispatched before the next chunk, so the clients the pass has not reached
-yet get it in the same write, and the others in the next pass. A message that comes during a
-broadcast waits for at most the rest of one pass.
+written in slices (``FLUSH_CHUNK`` clients, and no longer than ``FLUSH_SLICE``) with an
+event-loop iteration between slices: what arrives meanwhile is dispatched before the next
+slice, so the clients the pass has not reached yet get it in the same write, and the others in
+the next pass. A message that comes during a broadcast waits for at most the rest of one pass.
+The time bound matters most on a node of a cluster: a message's way through Redis and back
+crosses the event loop three or four times (its line read, the write to Redis, the log read
+back, its dispatch), and each crossing waits for the slice being written; with slices of 128
+clients whose writes hold many messages each (tens of µs per write at saturation) that was a
+whole pass, and the senders, waiting for their echoes, sent fewer messages per pass.
 
 Users on other nodes of a cluster (events with no local ``peer``) are in the view as
 :class:`RemoteUser` records, beside the local connections and never among them: a broadcast
@@ -54,10 +59,14 @@ log = logging.getLogger("richchat.server")
 
 #: a busy server flushes (commits history, writes to sockets) at most once per this many s
 FLUSH_INTERVAL = 0.005
-#: a flush writes this many connections, then lets the event loop run before the next ones
+#: a slice of a pass writes at most this many connections, then lets the event loop run
 FLUSH_CHUNK = 128
 #: a cluster node spaces its busy passes at most this far apart (:meth:`Delivery.busy_cycle`)
 CLUSTER_CYCLE_CAP = 0.025
+#: a slice of a pass also ends once it has written for this long (s), checked every
+#: SLICE_STEP connections: the event loop runs at least this often during a long pass
+FLUSH_SLICE = 0.001
+SLICE_STEP = 16
 
 _HELLO, _SEED, _RAW = Dialect.HELLO, Dialect.SEED, Dialect.RAW
 _RENDER: tuple[Renderer, ...] = tuple(r for r in RENDERERS if r is not None)
@@ -264,13 +273,24 @@ class Delivery:
                 self._pass = batch
                 self._last_flush = self._loop.time()
                 self.flushes += 1
-            end = len(batch) if limit is None else min(len(batch), pos + limit)
-            self._pass_pos = end
-            for i in range(pos, end):
-                batch[i].flush_out()
-            pos = end
-            if limit is not None:
-                break
+            if limit is None:
+                end = self._pass_pos = len(batch)
+                for i in range(pos, end):
+                    batch[i].flush_out()
+                pos = end
+                continue
+            # a slice: at most ``limit`` connections, and no longer than FLUSH_SLICE
+            end = min(len(batch), pos + limit)
+            time = self._loop.time
+            began = time()
+            while pos < end:
+                step = self._pass_pos = min(end, pos + SLICE_STEP)
+                for i in range(pos, step):
+                    batch[i].flush_out()
+                pos = step
+                if time() - began >= FLUSH_SLICE:
+                    break
+            break
         if pos < len(batch):
             self._flush_handle = self._loop.call_soon(self._flush_step)
             return
