@@ -450,7 +450,7 @@ class Connection(asyncio.Protocol):
                 self._mode_timer = None
             if is_resp_array_header(item):
                 self._refuse_redis()
-                return
+                return True
             # The first line decides the dialect, even after a raw welcome was sent.
             first = PARSERS[Dialect.HELLO](item, self)
             dialect = detect(first)
