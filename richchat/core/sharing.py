@@ -362,7 +362,7 @@ async def fetch_file(
                 await client.get(file_id)
                 ready = await _download_answer(client, file_id)
             except _FileGoneError as exc:
-                raise _part_removed(exc, where, file_id) from None
+                raise _with_leftover(exc, where, file_id) from None
             except ConnectionLostError:
                 if not cut:
                     raise
@@ -415,12 +415,12 @@ class _FileGoneError(FileUnavailableError):
     """The server has no such file (expired, deleted; or a private file not ours)."""
 
 
-def _part_removed(exc: FileUnavailableError, where: DownloadDir,
-                  file_id: str) -> FileUnavailableError:
-    """``exc``, after removing what an earlier, interrupted download of the file left in
-    ``where``, saying so."""
-    done = where.drop_leftover(file_id)
-    return exc if done is None else FileUnavailableError(exc.message, hint=done)
+def _with_leftover(exc: FileUnavailableError, where: DownloadDir,
+                   file_id: str) -> FileUnavailableError:
+    """``exc``, saying where the part file an earlier, interrupted download of the file left
+    in ``where`` is (kept: see :meth:`DownloadDir.leftover`)."""
+    note = where.leftover(file_id)
+    return exc if note is None else FileUnavailableError(exc.message, hint=note)
 
 
 async def _download_answer(client: ChatClient, file_id: str) -> f.DownloadReady:

@@ -646,21 +646,18 @@ class DownloadDir:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.part_path(file_id))
 
-    def drop_leftover(self, file_id: str) -> str | None:
-        """Remove the part file an earlier, interrupted download of ``file_id`` left here
-        (the server says the file is gone: it would never be completed, nor removed by
-        anyone); what was done, for the user, or None if there was none."""
+    def leftover(self, file_id: str) -> str | None:
+        """What an earlier, interrupted download of ``file_id`` left here, for the user, when
+        the server says it has no such file (None: nothing). The part file is kept: the
+        server says so of an expired file and, alike, of a private file asked for under
+        another nickname than its addressee's (to anyone else it does not exist), and the
+        download would resume under the right one. The user is told where it is."""
         held = self.held(file_id)
         if not held:
             return None
-        part = self.part_path(file_id)
-        try:
-            self.discard(file_id)
-        except OSError as exc:
-            return (f"the part an earlier download of it left, {part}, could not be "
-                    f"removed: {exc.strerror or exc}")
-        return (f"removed {part}, the {human_size(held)} an earlier, interrupted download of "
-                "it had received")
+        return (f"{self.part_path(file_id)} holds the {human_size(held)} an interrupted "
+                "download of it received: kept in case only the nickname was not the "
+                "addressee's; delete it if the file is gone")
 
     def name_for(self, name: str, sha256: str) -> str:
         """The cleaned base name a file called ``name`` gets here."""

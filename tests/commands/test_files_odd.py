@@ -22,7 +22,7 @@ from richchat.core.transfer import PART_PREFIX, PART_SUFFIX
 from tests.client.servers import cli_env
 from tests.commands.test_files_cli import CLI, make_file, run, where
 from tests.conditions import wait_until
-from tests.linechat import HeldUpload
+from tests.linechat import HeldUpload, LineClient
 from tests.server.conftest import ServerFactory, make_server
 
 __all__ = ["make_server"]
@@ -243,24 +243,11 @@ async def test_a_download_that_does_not_fit_is_never_said_saved(
     assert text == f"error: cannot write the download in {small}: No space left on device\n"
 
 
-async def test_an_interrupted_download_of_a_file_since_expired_leaves_no_part_file(
-        make_server: ServerFactory, tmp_path: Path) -> None:
-    """A ``get`` killed halfway leaves its part file for a resume; when the file has expired
-    on the server meanwhile, the next ``get`` said 'no file ... (files expire ...)', exit 20,
-    and left the part file in the download directory for good (hidden, and nobody removes
-    it). It is removed now, and the line says so (and where it was); --json the same."""
-    server = await make_server(file_rate=1_000_000)
-    assert server.files is not None
-    src = tmp_path / "build.bin"
-    sha = make_file(src, 3_000_000)
-    code, out, err = await run("send", where(server), "--nick", "alice", "--file", str(src),
-                               "--json")
-    assert code == ExitStatus.OK, err
-    file_id = json.loads(out)["id"]
-    dl = tmp_path / "dl"
+async def _interrupted_get(server_addr: str, file_id: str, nick: str, dl: Path) -> tuple[Path, int]:
+    """A ``get`` killed once part of the file is on disk: its part file, and its size."""
     part = dl / f"{PART_PREFIX}{file_id}{PART_SUFFIX}"
     proc = await asyncio.create_subprocess_exec(
-        *CLI, "get", where(server), file_id, "--nick", "bob", "-o", f"{dl}/",
+        *CLI, "get", server_addr, file_id, "--nick", nick, "-o", f"{dl}/",
         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         env=cli_env())
     try:
@@ -273,22 +260,74 @@ async def test_an_interrupted_download_of_a_file_since_expired_leaves_no_part_fi
         await asyncio.wait_for(proc.wait(), 30)
     held = part.stat().st_size
     assert 0 < held < 3_000_000
+    return part, held
+
+
+async def test_an_interrupted_download_of_a_file_since_expired_says_where_its_part_is(
+        make_server: ServerFactory, tmp_path: Path) -> None:
+    """A ``get`` killed halfway leaves its part file for a resume; when the file has expired
+    on the server meanwhile, the next ``get`` said 'no file ... (files expire ...)', exit 20,
+    and nothing of the part file, hidden in the download directory for good. The line now
+    says where it is (kept: see the next test); --json the same."""
+    server = await make_server(file_rate=1_000_000)
+    assert server.files is not None
+    src = tmp_path / "build.bin"
+    sha = make_file(src, 3_000_000)
+    code, out, err = await run("send", where(server), "--nick", "alice", "--file", str(src),
+                               "--json")
+    assert code == ExitStatus.OK, err
+    file_id = json.loads(out)["id"]
+    dl = tmp_path / "dl"
+    part, held = await _interrupted_get(where(server), file_id, "bob", dl)
     server.files.store.delete_blob(sha)  # expired (what the retention sweep does)
 
     code, out, err = await run("get", where(server), file_id, "--nick", "bob", "-o", f"{dl}/",
                                "--json")
     assert code == ExitStatus.FILE_UNAVAILABLE, err
-    assert not part.exists()
-    assert os.listdir(dl) == []
+    assert part.stat().st_size == held
     assert json.loads(out)["error"] == err.removeprefix("error: ").rstrip("\n")
     assert err == (f"error: no file {file_id} (files expire; ask for it to be shared again) "
-                   f"(removed {part}, the {human_size(held)} an earlier, interrupted download "
-                   "of it had received)\n")
-    # a second try has nothing to remove, and says nothing of it
+                   f"({part} holds the {human_size(held)} an interrupted download of it "
+                   "received: kept in case only the nickname was not the addressee's; delete "
+                   "it if the file is gone)\n")
+    part.unlink()  # the user deletes it: nothing more is said
     code, _, err = await run("get", where(server), file_id, "--nick", "bob", "-o", f"{dl}/")
     assert code == ExitStatus.FILE_UNAVAILABLE, err
     assert err == (f"error: no file {file_id} (files expire; ask for it to be shared "
                    "again)\n")
+
+
+async def test_a_private_download_asked_for_under_another_nickname_keeps_its_part(
+        make_server: ServerFactory, tmp_path: Path) -> None:
+    """Found by review: a private file is for its addressee alone; under any other nickname
+    the server answers as for an expired file (to anyone else it does not exist). After an
+    interrupted download, a ``get`` under the wrong nickname removed the part file, and the
+    right one then started again from the first byte. It is kept; the right one resumes."""
+    server = await make_server(file_rate=1_000_000)
+    src = tmp_path / "letter.bin"
+    make_file(src, 3_000_000)
+    bob = await LineClient.connect(server.port, hello="t", nick="bob")  # online to be sent to
+    code, out, err = await run("send", where(server), "--nick", "alice", "--to", "bob",
+                               "--file", str(src), "--json")
+    assert code == ExitStatus.OK, err
+    file_id = json.loads(out)["id"]
+    await bob.close()
+    await wait_until(lambda: server.hub is not None and server.hub.users_online == 0,
+                     "bob to be gone")
+    dl = tmp_path / "dl"
+    part, held = await _interrupted_get(where(server), file_id, "bob", dl)
+
+    code, _, err = await run("get", where(server), file_id, "--nick", "carol", "-o", f"{dl}/")
+    assert code == ExitStatus.FILE_UNAVAILABLE, err
+    assert f"{part} holds the {human_size(held)}" in err
+    assert part.stat().st_size == held
+
+    code, out, err = await run("get", where(server), file_id, "--nick", "bob", "-o", f"{dl}/",
+                               "--json")
+    assert code == ExitStatus.OK, err
+    got = json.loads(out)
+    assert got["resumed_from"] == held
+    assert Path(got["path"]).read_bytes() == src.read_bytes()
 
 
 async def test_json_errors_carry_the_whole_line_on_stderr(

@@ -269,8 +269,8 @@ class ChatApp(App[None]):
 
     def _files_gone(self, frames: list[f.Frame]) -> None:
         """The server has no file asked for with /get (``no file ID (files expire ...)``,
-        shown as any error): remove what an earlier, interrupted download of it left in the
-        download directory (nobody would complete or remove it), and say so."""
+        shown as any error): say where the part file an earlier, interrupted download of it
+        left in the download directory is (kept: :meth:`DownloadDir.leftover`)."""
         from richchat.core.transfer import DownloadDir
 
         texts = [f"{x.text} " for x in frames
@@ -278,9 +278,9 @@ class ChatApp(App[None]):
         for file_id in [i for i in self._downloads
                         if any(f"no file {i} " in text for text in texts)]:
             del self._downloads[file_id]
-            done = DownloadDir(self._download_where()).drop_leftover(file_id)
-            if done is not None:
-                self._note(se.Note(f"File {file_id} is gone from the server: {done}.",
+            note = DownloadDir(self._download_where()).leftover(file_id)
+            if note is not None:
+                self._note(se.Note(f"File {file_id} is not on the server: {note}.",
                                    error=True))
 
     def _file_frame(self, frame: f.Frame) -> None:
