@@ -32,7 +32,8 @@ output without ever blocking the hub.
   <richchat.core.server.hub.Hub.publishes_only>`) is handled at once, the log orders it after
   the earlier ones (but after a private message to another node's user, which goes through
   that node's inbox, not the log: it waits until Redis took it); a line answered from this
-  node's view or at once (``CMD_WHO``, a refusal, a pong) first waits until the connection's own events are applied, input held meanwhile
+  node's view or at once (``CMD_WHO``, a refusal, a pong) first waits until the
+  connection's own events are applied, input held meanwhile
   (:meth:`Connection._wait_for_own_events`), so its answer comes where one server gives it.
 * The transport is whatever asyncio gives (TCP now, TLS later): nothing here assumes plain TCP.
 """
