@@ -76,7 +76,7 @@ def send(
     refused (--strict), 18 bad known-servers file, 19 file larger than the
     server takes (nothing sent), 20 the server shares no files, 21 the file
     changed while it was sent, 22 the file (or stdin, with -) cannot be read,
-    or is no regular file (a directory; a /proc or /sys file, whose size reads 0),
+    or is no regular file (a directory; a /proc or /sys file, whose size is not its content),
     24 the server (a node of a cluster) takes no nickname or message now (its
     Redis is away), 130 interrupted (what was delivered is reported).
     """

@@ -148,22 +148,30 @@ def readable_file(path: Path) -> int:
         raise FileAccessError(f"{path} is not a regular file")
     if not os.access(path, os.R_OK):
         raise FileAccessError(f"cannot read {path}: permission denied")
-    if st.st_size == 0 and _has_content(path):
-        # a kernel file (/proc, /sys): its size reads 0, its bytes are made as they are read
-        # and may differ on each read. A share announces its size and SHA-256 before the
-        # first byte goes: refused, rather than sent as an empty file or a changing one
-        raise FileAccessError(f"{path} has no fixed size (it says 0 bytes but has content, "
-                              "as /proc and /sys files do): copy it into a regular file "
-                              "first and share that")
+    if (st.st_size == 0 or (st.st_blocks == 0 and st.st_size <= _KERNEL_FILE_SIZE)) and (
+        _size_is_not_content(path, st.st_size)
+    ):
+        # a kernel file: its size reads 0 (/proc) or a page (/sys), its bytes are made as
+        # they are read and may differ on each read. A share announces its size and SHA-256
+        # before the first byte goes: refused, rather than sent as an empty file, a changing
+        # one, or failed with "changed while it was read; try again" (it always would)
+        raise FileAccessError(f"{path} has no fixed size (it says {st.st_size} bytes but its "
+                              "content is another length, as /proc and /sys files do): copy "
+                              "it into a regular file first and share that")
     return st.st_size
 
 
-def _has_content(path: Path) -> bool:
-    """Whether a file whose size reads 0 gives bytes all the same (False if unreadable:
-    the hash then says why)."""
+#: a file this small that occupies no disk blocks may be a kernel file (sysfs: 4096)
+_KERNEL_FILE_SIZE = 65536
+
+
+def _size_is_not_content(path: Path, size: int) -> bool:
+    """Whether a file of ``size`` bytes by its stat gives another number of bytes (a kernel
+    file; a sparse regular file reads exactly its size). False if unreadable: the hash then
+    says why."""
     try:
         with open(path, "rb") as fh:
-            return bool(fh.read(1))
+            return len(fh.read(size + 1)) != size
     except OSError:
         return False
 

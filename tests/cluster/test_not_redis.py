@@ -142,3 +142,27 @@ async def test_a_netcat_user_whose_first_line_starts_with_a_star_still_chats(
     finally:
         assert chat.stop() == 0
     assert _stored_messages(chat.data_dir / "history.sqlite3") == [("carol", "hi")]
+
+
+async def test_a_tls_chat_server_and_rediss_at_a_plain_one_fail_clearly(
+    cli: list[str], cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    """Found by review: ``redis://`` at a TLS chat server (it closes a client that does not
+    start TLS) said "Connection closed by server. (start Redis, ...)", and ``rediss://`` at
+    a plain one an SSL error with the same advice, though the address answered."""
+    tls = ServerProc(tmp_path / "tls", "--tls")
+    plain = ServerProc(tmp_path / "plain")
+    try:
+        cases = [
+            (f"redis://127.0.0.1:{tls.port}/0", "then closed the connection: no Redis"),
+            (f"rediss://127.0.0.1:{plain.port}/0", "but not with TLS as rediss:// asks"),
+        ]
+        for i, (url, said) in enumerate(cases):
+            done = await asyncio.to_thread(_node, cli, cli_env, tmp_path / f"node{i}", url)
+            lines = [l for l in done.stderr.splitlines() if l.strip()]
+            assert done.returncode == 23, done.stderr
+            assert len(lines) == 1 and said in lines[0], lines
+            assert "start Redis" not in lines[0] and "Traceback" not in done.stderr, lines
+    finally:
+        assert tls.stop() == 0
+        assert plain.stop() == 0

@@ -261,3 +261,52 @@ async def test_a_seed_script_gets_its_answers_in_order(make_node: NodeFactory) -
     assert "#lobby (2)" in lines[listing], lines
     await obs.expect(lambda l: l.endswith("|sd1|two"))
     await obs.close()
+
+
+async def test_a_message_after_a_private_message_to_another_node_comes_second(
+        make_node: NodeFactory) -> None:
+    """Found by review: a private message to a user of another node goes through that node's
+    inbox, not the log, so the log did not order the sender's next message after it; the
+    other node reads both in one XREAD and handled the log's first: the addressee saw the
+    lobby message before the private one sent before it (89 pairs of 200). A line after a
+    private message to another node now waits until Redis took it."""
+    a, b = await make_node(flood_rate=0), await make_node(flood_rate=0)
+    bob = await LineClient.connect(b.port, hello="t", nick="bob")
+    amy = await LineClient.connect(a.port, hello="t", nick="amy")
+    pairs = 40
+    amy.send("".join(f"CMD_MSG|bob|secret{i}\nMSG|hello{i}\n" for i in range(pairs)))
+    seen: list[str] = []
+    while len(seen) < 2 * pairs:
+        line = await bob.readline(timeout=20.0)
+        if line.startswith("PRIV|") and "|amy|bob|secret" in line:
+            seen.append("s" + line.rsplit("secret", 1)[1])
+        elif line.startswith("RMSG|lobby|") and line.endswith(tuple(f"|amy|hello{i}" for i in range(pairs))):
+            seen.append("h" + line.rsplit("hello", 1)[1])
+    assert seen == [x for i in range(pairs) for x in (f"s{i}", f"h{i}")], seen
+    await amy.close()
+    await bob.close()
+
+
+async def test_the_flood_warning_comes_after_the_answers_to_the_lines_before_it(
+        make_node: NodeFactory) -> None:
+    """Found by review: a burst of joins over the flood limit on a cluster node got ERR|flood
+    first, then the JOIN answers to the lines before it (they no longer hold the connection,
+    and were still on their way through Redis); one server answers the first five joins, then
+    warns. The warning now waits for them, as a line answered at once does."""
+    a, b = await make_node(flood_rate=20, flood_burst=5), await make_node()
+    obs = await LineClient.connect(b.port, hello="t", nick="obs")
+    fast = await LineClient.connect(a.port, hello="t", nick="fast")
+    await asyncio.sleep(0.3)  # the bucket full again after the registration's lines
+    fast.send("".join(f"CMD_JOIN|f{i}\n" for i in range(8)))
+    order: list[str] = []
+    while len(order) < 9:
+        line = await fast.readline(timeout=20.0)
+        if line.startswith("JOIN|f") and "|fast(" in line:
+            order.append(line.split("|")[1])
+        elif line.startswith("ERR|flood|"):
+            order.append("flood")
+    warned = order.index("flood")
+    assert order[:warned] == [f"f{i}" for i in range(warned)] and warned >= 4, order
+    assert sorted(x for x in order if x != "flood") == [f"f{i}" for i in range(8)], order
+    await fast.close()
+    await obs.close()

@@ -153,19 +153,32 @@ async def test_a_proc_file_is_refused_in_one_line_exit_22(
         pytest.skip("needs Linux's /proc (a file whose stat size is 0)")
     code, out, err = await run("send", where(server), "--nick", "alice", "--file", str(status))
     assert code == ExitStatus.FILE_ERROR, err
-    assert err == (f"error: {status} has no fixed size (it says 0 bytes but has content, as "
-                   "/proc and /sys files do): copy it into a regular file first and share "
-                   "that\n")
+    assert err == (f"error: {status} has no fixed size (it says 0 bytes but its content is "
+                   "another length, as /proc and /sys files do): copy it into a regular file "
+                   "first and share that\n")
     assert out == ""
     code, out, err2 = await run("send", where(server), "--nick", "alice", "--file",
                                 str(status), "--json")
     assert code == ExitStatus.FILE_ERROR, err2
     assert json.loads(out)["error"] == err.removeprefix("error: ").rstrip("\n")
     assert server.files is not None and server.files.bytes_in == 0
-    # a regular file that is empty is still shared (as an empty file)
+    # a /sys file says it is a page (4096 bytes) and is a few: it got 'changed while it was
+    # read; try again', exit 21, found by review
+    mtu = Path("/sys/class/net/lo/mtu")
+    code, out, err = await run("send", where(server), "--nick", "alice", "--file", str(mtu))
+    assert code == ExitStatus.FILE_ERROR, err
+    assert err.startswith(f"error: {mtu} has no fixed size (it says {mtu.stat().st_size} bytes"), err
+    assert server.files is not None and server.files.bytes_in == 0
+    # a regular file that is empty is still shared (as an empty file), and so is a small
+    # sparse one (no disk blocks, and its size in zeros)
     empty = tmp_path / "empty.txt"
     empty.write_bytes(b"")
     code, out, err = await run("send", where(server), "--nick", "alice", "--file", str(empty))
+    assert code == ExitStatus.OK, err
+    sparse = tmp_path / "sparse.bin"
+    with open(sparse, "wb") as fh:
+        fh.truncate(4096)
+    code, out, err = await run("send", where(server), "--nick", "alice", "--file", str(sparse))
     assert code == ExitStatus.OK, err
 
 

@@ -479,6 +479,34 @@ async def test_file_descriptors_exhausted(tmp_path: Path) -> None:
     stop_cleanly(server)
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="needs Linux (prlimit, /proc)")
+async def test_a_refused_client_that_spoke_first_gets_the_refusal(tmp_path: Path) -> None:
+    """Found in CI: out of descriptors, the server wrote the refusal and closed at once; a
+    client that had already sent its HELLO (as ``richchat send`` does on connecting) was
+    reset, and its asyncio stream raised "connection reset" before handing over the refusal
+    it had received (``send``: exit 11, "closed the connection", instead of 14, "full").
+    The server now ends its side and closes once the client has ended its own."""
+    server = ServerProc(tmp_path / "data", log_dir=tmp_path)
+    alice = await LineClient.connect(server.port, hello="t", nick="alice")
+    limit = _open_fds(server.pid)
+    subprocess.run(["prlimit", f"--pid={server.pid}", f"--nofile={limit}:{limit}"],
+                   check=True, timeout=WAIT)
+    refusal = b"ERR|server_full|the server is out of file descriptors, try later\n"
+    for _ in range(3):
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(b"HELLO|1|eager\n")
+        await writer.drain()
+        await asyncio.sleep(0.3)  # the server's answer (and, before, its reset) is in by now
+        assert await asyncio.wait_for(reader.readline(), WAIT) == refusal
+        assert await asyncio.wait_for(reader.read(), WAIT) == b""  # then its end, no reset
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
+    assert "|alice|" in await _say(alice, "alice", "still here")
+    await alice.close()
+    stop_cleanly(server)
+
+
 # ----------------------------------------------------------------------------- SIGSTOP
 
 

@@ -12,8 +12,9 @@ up to :data:`ACCEPT_BATCH` connections and hands each to ``loop.connect_accepted
 Out of descriptors (``EMFILE``, ``ENFILE``) it closes a descriptor held in reserve for this,
 accepts the waiting client with it, writes the refusal (``ERR|server_full|...``, as a server
 at its ``--max-clients`` cap; nothing on a TLS port, which cannot speak before the handshake),
-closes it and takes the reserve back: every client gets an answer at once, and the server
-logs the episode once (when a client is refused), and once when it ends. If the reserve
+ends its side, closes it once the client ended its own (at most :data:`LINGER_S`: a reset
+could lose the refusal) and takes the reserve back: every client gets an answer at once, and
+the server logs the episode once (when a client is refused), and once when it ends. If the reserve
 cannot be taken back (something else got the descriptor), or accepting fails even with it
 (``ENFILE``: the whole system is out), accepting pauses for :data:`RETRY_DELAY` seconds:
 one timer.
@@ -35,6 +36,8 @@ log = logging.getLogger("richchat.server")
 ACCEPT_BATCH = 128
 #: seconds accepting pauses when even the reserve descriptor is gone
 RETRY_DELAY = 1.0
+#: seconds a refused connection waits at most for its client to end its side
+LINGER_S = 2.0
 _EXHAUSTED = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
 
 
@@ -56,12 +59,16 @@ class Acceptor:
         self._exhausted = False
         self._retry: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        #: refused connections waiting for their client's end (see _refuse)
+        self._lingering: dict[socket.socket, asyncio.TimerHandle] = {}
         sock.setblocking(False)
         self._loop.add_reader(sock.fileno(), self._ready)
 
     def close(self) -> None:
         if self._retry is not None:
             self._retry.cancel()
+        for conn in list(self._lingering):
+            self._refused_done(conn)
         with contextlib.suppress(ValueError, OSError):  # already closed
             self._loop.remove_reader(self.sock.fileno())
         self.sock.close()
@@ -129,18 +136,57 @@ class Acceptor:
                 break
             self._episode(exc)
             self.refused += 1
-            if self.refusal is not None:
-                with contextlib.suppress(OSError):  # a few bytes: the socket buffer takes them
-                    conn.setblocking(False)
-                    conn.send(self.refusal)
-            conn.close()
-            self._reserve = _take_reserve()
+            self._refuse(conn)
+            self._reserve = _take_reserve()  # None while the refused one lingers: see there
         else:
             return  # a batch refused; readiness brings the rest
         # stop listening for a while: one timer, not a spin on a socket that stays readable
         self._episode(exc)
         self._loop.remove_reader(self.sock.fileno())
         self._retry = self._loop.call_later(RETRY_DELAY, self._resume)
+
+    def _refuse(self, conn: socket.socket) -> None:
+        """Write the refusal, end our side, and close once the client has ended its own.
+
+        Closed at once, a socket whose client had already sent its ``HELLO`` (unread) was
+        reset (RST), and a client's asyncio stream raised "connection reset" before handing
+        over the refusal it had received (``send`` said the server closed the connection,
+        exit 11, instead of "full", exit 14). The descriptor is held meanwhile, at most
+        :data:`LINGER_S`: accepting pauses until it is free again (it is the reserve's)."""
+        try:
+            conn.setblocking(False)
+            if self.refusal is not None:
+                conn.send(self.refusal)  # a few bytes: the socket buffer takes them
+            conn.shutdown(socket.SHUT_WR)
+            self._loop.add_reader(conn.fileno(), self._refused_readable, conn)
+        except OSError:
+            conn.close()
+            return
+        self._lingering[conn] = self._loop.call_later(LINGER_S, self._refused_done, conn)
+
+    def _refused_readable(self, conn: socket.socket) -> None:
+        try:
+            while conn.recv(4096):  # what it sent (its HELLO) is read and dropped
+                pass
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            pass
+        self._refused_done(conn)  # its end (or an error): done
+
+    def _refused_done(self, conn: socket.socket) -> None:
+        handle = self._lingering.pop(conn, None)
+        if handle is None:
+            return
+        handle.cancel()
+        with contextlib.suppress(ValueError, OSError):
+            self._loop.remove_reader(conn.fileno())
+        conn.close()
+        if self._reserve is None:
+            self._reserve = _take_reserve()
+        if self._retry is not None and self._reserve is not None:  # paused for it: go on
+            self._retry.cancel()
+            self._resume()
 
     def _resume(self) -> None:
         self._retry = None

@@ -30,8 +30,10 @@ output without ever blocking the hub.
   messages go through Redis before this node applies them. A line that only publishes (a
   join, a part, a message: :meth:`Hub.publishes_only
   <richchat.core.server.hub.Hub.publishes_only>`) is handled at once, the log orders it after
-  the earlier ones; a line answered from this node's view or at once (``CMD_WHO``, a refusal,
-  a pong) first waits until the connection's own events are applied, input held meanwhile
+  the earlier ones (but after a private message to another node's user, which goes through
+  that node's inbox, not the log: it waits until Redis took it); a line answered from this
+  node's view or at once (``CMD_WHO``, a refusal, a pong) first waits until the
+  connection's own events are applied, input held meanwhile
   (:meth:`Connection._wait_for_own_events`), so its answer comes where one server gives it.
 * The transport is whatever asyncio gives (TCP now, TLS later): nothing here assumes plain TCP.
 """
@@ -334,16 +336,32 @@ class Connection(asyncio.Protocol):
     def _start_throttle(self) -> None:
         assert self.transport is not None
         self.transport.pause_reading()
-        if not self._flood_warned:
-            self._flood_warned = True
-            cfg = self.hub.config
-            self.hub.fail(
-                self,
-                "flood",
-                f"slow down: at most {cfg.flood_rate:g} lines/s (burst {cfg.flood_burst}); "
-                "your lines are delayed",
-            )
+        self._warn_flood()
         self._schedule_drain()
+
+    def _warn_flood(self) -> None:
+        """Say once per flood that lines are delayed: after the answers to the lines before
+        (on a cluster node those may still be on their way through Redis: the warning waits
+        for them, as a line answered at once does)."""
+        if self._flood_warned:
+            return
+        self._flood_warned = True
+        pending = self.hub.backend.settled(self, messages=True)
+        if pending is None:
+            self._say_flood()
+        else:
+            asyncio.ensure_future(pending).add_done_callback(lambda _: self._say_flood())
+
+    def _say_flood(self) -> None:
+        if self.closed:
+            return
+        cfg = self.hub.config
+        self.hub.fail(
+            self,
+            "flood",
+            f"slow down: at most {cfg.flood_rate:g} lines/s (burst {cfg.flood_burst}); "
+            "your lines are delayed",
+        )
 
     def _schedule_drain(self) -> None:
         rate = self.hub.config.flood_rate
@@ -359,6 +377,7 @@ class Connection(asyncio.Protocol):
         self.last_seen = time.monotonic()
         while backlog and not self.closed:
             if not self._take_token():
+                self._warn_flood()  # (a flood may begin here: lines held meanwhile)
                 self._schedule_drain()
                 return
             item = backlog.popleft()
@@ -434,8 +453,11 @@ class Connection(asyncio.Protocol):
             if self.dialect == _SEED:
                 text = strip_own_label(text, self.name)
             hub = self.hub
-            if not hub.says_only(self, DEFAULT_ROOM, text) and self._wait_for_own_events():
-                return False  # too long: refused, after the answers to its earlier lines
+            if (
+                not hub.says_only(self, DEFAULT_ROOM, text)  # too long: refused, after the
+                or hub.backend.unordered_in_flight(self)  # answers to its earlier lines; or
+            ) and self._wait_for_own_events():  # after its private message to another node
+                return False
             hub.say(self, DEFAULT_ROOM, text)
             return True
         if isinstance(item, LineTooLong):
@@ -471,9 +493,13 @@ class Connection(asyncio.Protocol):
         parsed = PARSERS[self.dialect](item, self)
         if parsed is None:
             return True
+        backend = self.hub.backend
         if (
-            self.hub.backend.in_flight(self)
-            and not (isinstance(parsed, f.Frame) and self.hub.publishes_only(self, parsed))
+            backend.in_flight(self)
+            and (
+                not (isinstance(parsed, f.Frame) and self.hub.publishes_only(self, parsed))
+                or backend.unordered_in_flight(self)
+            )
             and self._wait_for_own_events()
         ):
             return False

@@ -106,6 +106,13 @@ class Backend(Protocol):
         would return an awaitable. O(1); always False for one process."""
         ...
 
+    def unordered_in_flight(self, peer: Peer) -> bool:
+        """True while an event ``peer`` published travels a way that what it publishes next
+        is not ordered after (a cluster: a private message to another node's user, which
+        goes through that node's inbox, not the log): its next line, even one that only
+        publishes, waits until it is taken. O(1); always False for one process."""
+        ...
+
     def set_topic(self, room: str, setter: str, text: str, ts: int) -> None:
         """Store a topic (the :class:`TopicSet` event is published separately)."""
         ...

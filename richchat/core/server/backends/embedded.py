@@ -101,6 +101,9 @@ class EmbeddedBackend:
     def in_flight(self, peer: Peer) -> bool:
         return False
 
+    def unordered_in_flight(self, peer: Peer) -> bool:
+        return False
+
     def publish(self, event: Event) -> None:
         if type(event) is Joined or type(event) is Registered:
             event.mark = self.store.last_id

@@ -367,15 +367,17 @@ class RedisBackend:
 
     def _count(self, peer: Peer, kind: int, delta: int) -> None:
         """One more (delta 1) or one fewer (-1) event of ``peer`` in flight; ``kind`` 0: a
-        change (registration, join, part, topic, rename), 1: a message or private message."""
+        change (registration, join, part, topic, rename), 1: a message, 2: a private
+        message to a user of another node (it goes through that node's inbox, not the log:
+        the log does not order what the connection publishes next after it)."""
         counts = self._inflight.get(peer)
         if counts is None:
             if delta < 0:  # forgotten meanwhile (evicted, or waited for too long)
                 return
-            counts = self._inflight[peer] = [0, 0]
+            counts = self._inflight[peer] = [0, 0, 0]
         counts[kind] += delta
         if delta < 0:
-            if counts[0] <= 0 and counts[1] <= 0:
+            if counts[0] <= 0 and counts[1] <= 0 and counts[2] <= 0:
                 del self._inflight[peer]
             if peer in self._settle_waiters:
                 self._wake_settled(peer)
@@ -397,7 +399,18 @@ class RedisBackend:
 
     def _is_settled(self, peer: Peer, messages: bool) -> bool:
         counts = self._inflight.get(peer)
-        return counts is None or (counts[0] <= 0 and (not messages or counts[1] <= 0))
+        return counts is None or (
+            counts[0] <= 0 and (not messages or (counts[1] <= 0 and counts[2] <= 0))
+        )
+
+    def unordered_in_flight(self, peer: Peer) -> bool:
+        """True while a private message of ``peer`` to a user of another node is on its way
+        (not the log: what ``peer`` publishes next must wait for it to be taken, or it could
+        reach that user first). O(1), creates nothing."""
+        if self._troubles:
+            return False
+        counts = self._inflight.get(peer)
+        return counts is not None and counts[2] > 0
 
     def in_flight(self, peer: Peer) -> bool:
         """True while an event ``peer`` published (a change, a message, a private message) is
@@ -530,7 +543,7 @@ class RedisBackend:
         self._seq += 1
         sender = e.sender_peer
         if sender is not None:
-            self._count(sender, 1, 1)  # its copy comes back like a message's echo
+            self._count(sender, 2, 1)  # its copy comes back like a message's echo
 
         def done(result: object) -> None:
             if result == 1 or result == b"dup":
@@ -538,7 +551,7 @@ class RedisBackend:
             elif sender is not None:
                 self._sink(ev.Failure(sender, DEGRADED_CODE, _DEGRADED_PRIVATE))
             if sender is not None:
-                self._count(sender, 1, -1)
+                self._count(sender, 2, -1)
 
         self._enqueue(self._seq, ("v", node, str(e.ts), e.sender, e.to, e.text), done)
 
@@ -1041,13 +1054,23 @@ def _not_redis(exc: BaseException) -> str | None:
     """Why the address that answered is no Redis (None: nothing says so). A richchat chat
     server answers a Redis client with a RESP error of its own (:data:`NOT_REDIS_TEXT`);
     anything else that is not RESP (an HTTP or SSH server's first line) is redis-py's
-    InvalidResponse, "Protocol Error: b'HTTP/1.1 400 Bad Request'"."""
+    InvalidResponse (with hiredis: 'Protocol error, got "H" as reply type byte'); a server
+    that closes at once (a TLS server given plain text) "Connection closed by server"; and
+    ``rediss://`` at a server without TLS fails its handshake."""
+    from redis.exceptions import ConnectionError as RedisConnectionError
     from redis.exceptions import InvalidResponse, ResponseError
 
-    if isinstance(exc, ResponseError) and str(exc).strip() == NOT_REDIS_TEXT:
+    text = str(exc)
+    if isinstance(exc, ResponseError) and text.strip() == NOT_REDIS_TEXT:
         return "the address answered, but it is a richchat chat server, not Redis"
     if isinstance(exc, InvalidResponse):
         return f"the address answered, but not as Redis does ({_describe(exc)})"
+    if isinstance(exc, RedisConnectionError) and "Connection closed by server" in text:
+        return ("the address answered, then closed the connection: no Redis (a TLS server? "
+                "a Redis with TLS takes rediss://)")
+    if isinstance(exc, RedisConnectionError) and "SSL" in text:
+        return (f"the address answered, but not with TLS as rediss:// asks ({_describe(exc)}): "
+                "a Redis without TLS takes redis://")
     return None
 
 
