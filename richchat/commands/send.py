@@ -111,9 +111,7 @@ def send(
         raise
     except (Interrupted, KeyboardInterrupt):
         # the document's error is the line on stderr, as for the errors above
-        said = interrupted_text(status) if file is None else (
-            "interrupted: the file was not shared (run the same command again to resume the "
-            "upload)")
+        said = interrupted_text(status) if file is None else _interrupted_share()
         failed(said, int(ExitStatus.INTERRUPTED), interrupted=True)
         sys.stderr.write(said + "\n")
         raise typer.Exit(int(ExitStatus.INTERRUPTED)) from None
@@ -123,6 +121,18 @@ def send(
         raise
     if code:
         raise typer.Exit(code)
+
+
+def _interrupted_share() -> str:
+    """What an interrupted ``send --file`` tells: not shared, unless every byte had already
+    reached the server (it then verifies and shares the file all the same)."""
+    from richchat.core.transfer import LAST_UPLOAD
+
+    if LAST_UPLOAD.delivered:
+        return ("interrupted, but every byte of the file had reached the server: it shares "
+                "the file once it has verified it")
+    return ("interrupted: the file was not shared (run the same command again to resume the "
+            "upload)")
 
 
 def _json(result: BaseModel) -> None:

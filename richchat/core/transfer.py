@@ -263,6 +263,47 @@ async def _send_chunk(loop: asyncio.AbstractEventLoop, writer: asyncio.StreamWri
     return len(data)
 
 
+class UploadEnd:
+    """How the last upload of this process ended when it did not end well: whether every
+    byte of the file had reached the server (``delivered``: the server then verifies and
+    shares it although this process stopped waiting; the user must be told so)."""
+
+    delivered = False
+
+
+LAST_UPLOAD = UploadEnd()
+
+
+def _unacknowledged(writer: asyncio.StreamWriter) -> int | None:
+    """Bytes written to the connection that the server's end has not acknowledged yet
+    (Linux's SIOCOUTQ; None where it cannot be told)."""
+    sock = writer.get_extra_info("socket")
+    if sock is None:
+        return None
+    try:
+        import fcntl
+        import struct
+        import termios
+
+        raw = fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, b"\0\0\0\0")
+        return int(struct.unpack("i", raw)[0])
+    except (ImportError, OSError, ValueError):
+        return None
+
+
+def _abort(writer: asyncio.StreamWriter) -> None:
+    """Drop the connection with a reset: what this end still holds unsent is discarded, so a
+    server does not get (and share) the rest of a file whose upload was stopped."""
+    sock = writer.get_extra_info("socket")
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        import socket as _socket
+        import struct
+
+        if sock is not None:
+            sock.setsockopt(_socket.SOL_SOCKET, _socket.SO_LINGER, struct.pack("ii", 1, 0))
+    writer.transport.abort()
+
+
 async def upload(open_stream: StreamOpener, token: str, path: Path, sha256: str, size: int,
                  *, timeout: float = 10.0, progress: Progress | None = None,
                  rate: int | None = None) -> Sent:
@@ -273,9 +314,12 @@ async def upload(open_stream: StreamOpener, token: str, path: Path, sha256: str,
     or the verification after the last byte can take much longer than ``timeout`` while
     the bytes are moving."""
     request = t.TransferRequest(op="PUT", token=token)
+    LAST_UPLOAD.delivered = False
     # before it answers, the server hashes what it holds of an earlier attempt (up to size)
     reader, writer, accepted = await _request(open_stream, request,
                                               timeout + size / HASH_RATE_FLOOR)
+    position = 0
+    ended_well = False
     try:
         if accepted.sha256 != sha256 or accepted.size != size:
             raise ProtocolError("the server accepted another file than the one offered")
@@ -323,9 +367,14 @@ async def upload(open_stream: StreamOpener, token: str, path: Path, sha256: str,
             raise refusal(done.code, done.text)
         if not isinstance(done, t.TransferDone) or done.sha256 != sha256:
             raise ProtocolError("the server confirmed another file than the one sent")
+        ended_well = True
         return Sent(offset, size - offset)
     finally:
-        await _close(writer)
+        if ended_well:
+            await _close(writer)
+        else:  # stopped (Ctrl+C, a timeout, an error): nothing more goes to the server
+            LAST_UPLOAD.delivered = position >= size and _unacknowledged(writer) == 0
+            _abort(writer)
 
 
 async def _refusal_after(reader: asyncio.StreamReader) -> None:

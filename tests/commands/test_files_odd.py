@@ -387,3 +387,46 @@ async def test_a_long_name_downloaded_twice_stays_within_200_bytes(
     assert names[1].endswith(" (1).bin") and names[1].startswith("é" * 90), names[1]
     assert len(names[1].encode()) <= 200, len(names[1].encode())
     assert sorted(os.listdir(dl)) == sorted(names)
+
+
+async def test_an_upload_stopped_with_ctrl_c_is_not_shared(
+        make_server: ServerFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Found by the exploratory pass: Ctrl+C during ``send --file`` said 'the file was not
+    shared', exit 130, and about 10 s later the server published it under the sender's
+    name (privately or to the lobby): the whole file was in the socket buffers, the client
+    closed gracefully, the server read on, verified it and shared it. A stopped upload now
+    drops its connection with a reset: what was still unsent is discarded, the server keeps
+    a part for a resume and shares nothing."""
+    server = await make_server(file_rate=50_000)  # slow: most of the file waits in buffers
+    assert server.files is not None
+    ended: list[str] = []
+    real_ended = server.files.store.upload_ended
+
+    def upload_ended(sha256: str, held: int) -> None:
+        ended.append(sha256)
+        real_ended(sha256, held)
+
+    real_commit = server.files.store.commit
+
+    def commit(sha256: str, size: int) -> None:  # the whole file taken: stored
+        ended.append(sha256)
+        real_commit(sha256, size)
+
+    monkeypatch.setattr(server.files.store, "upload_ended", upload_ended)
+    monkeypatch.setattr(server.files.store, "commit", commit)
+    src = tmp_path / "oops.bin"
+    sha = make_file(src, 300_000)
+    proc = await asyncio.create_subprocess_exec(
+        *CLI, "send", where(server), "--nick", "oopser", "--file", str(src),
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        env=cli_env())
+    await wait_until(lambda: server.files is not None and server.files.bytes_in > 0,
+                     "the upload to begin", timeout=60)
+    proc.send_signal(signal.SIGINT)
+    _, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == ExitStatus.INTERRUPTED, err
+    assert b"interrupted: the file was not shared" in err, err
+    await wait_until(lambda: sha in ended, "the server to see the upload end", timeout=60)
+    await asyncio.sleep(0.2)  # an offer would be published right after the commit
+    assert server.files.store.room_offers("lobby") == []
+    assert server.files.store.blob_size(sha) is None
