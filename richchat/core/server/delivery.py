@@ -129,6 +129,9 @@ class Delivery:
         self._entries: dict[Peer | RemoteUser, str] = {}
         #: registered users on other nodes, by name
         self._remote: dict[str, RemoteUser] = {}
+        #: the names of this process's registered connections as of the last event
+        #: dispatched (a rename later in the same batch is not theirs yet: see name_of)
+        self._names: dict[Peer | RemoteUser, str] = {}
         self._ulist_cache: bytes | None = None
         self._ulist_handle: asyncio.TimerHandle | None = None
         #: events published, not dispatched yet
@@ -490,6 +493,7 @@ class Delivery:
     def _registered(self, e: ev.Registered) -> None:
         peer = e.peer
         if peer is not None and not peer.closed:
+            self._names[peer] = e.name
             r = self._renderer(peer)
             if r is not None:
                 # the lobby as it was before this user: its own JOIN follows in the batch
@@ -507,6 +511,7 @@ class Delivery:
         if peer is not None:
             self.lobby.members.pop(peer, None)
             self._entries.pop(peer, None)
+            self._names.pop(peer, None)
         else:
             user = self._remote.pop(e.name, None)
             self.lobby.remote.pop(e.name, None)
@@ -518,6 +523,7 @@ class Delivery:
         peer = e.peer
         if peer is not None and peer in self._entries:
             self._entries[peer] = e.entry
+            self._names[peer] = e.new
         elif peer is None:
             self._remote_renamed(e)
         self._presence_change(self._render3(lambda r: r.renamed(e)))
@@ -700,8 +706,15 @@ class Delivery:
     def users_online(self) -> int:
         return len(self._entries)
 
+    def name_of(self, peer: Peer) -> str:
+        """``peer``'s name as of the last event dispatched: a reply rendered now describes
+        the chat as it was when its request was handled, not a rename the hub has already
+        made for a later line of the same batch."""
+        return self._names.get(peer) or peer.name or ""
+
     def lobby_names(self) -> list[str]:
-        return [p.name for p in self._entries if p.name]
+        names = self._names
+        return [n for p in self._entries if (n := names.get(p) or p.name)]
 
     def ulist(self) -> bytes:
         if self._ulist_cache is None:
@@ -717,7 +730,9 @@ class Delivery:
             return None
         if view is self.lobby:
             return list(self._entries.values())
-        return [m.entry for m in (view.members if view.order is None else view.order)]
+        entries = self._entries  # as of the last event dispatched (see name_of)
+        return [entries.get(m, m.entry)
+                for m in (view.members if view.order is None else view.order)]
 
     def member_names(self, room: str) -> list[str] | None:
         view = self.rooms.get(room)
@@ -725,7 +740,9 @@ class Delivery:
             return None
         if view is self.lobby:
             return self.lobby_names()
-        return [m.name for m in (view.members if view.order is None else view.order) if m.name]
+        names = self._names
+        return [n for m in (view.members if view.order is None else view.order)
+                if (n := names.get(m) or m.name)]
 
     def room_counts(self) -> list[tuple[str, int]]:
         rooms = sorted(self.rooms.values(), key=lambda v: (v.name != DEFAULT_ROOM, v.name))

@@ -38,6 +38,10 @@ class RenderContext(Protocol):
         """Registered users in registration order."""
         ...
 
+    def name_of(self, peer: Peer) -> str:
+        """``peer``'s name as of the event being rendered (not a later rename's)."""
+        ...
+
     def ulist(self) -> bytes:
         """``ULIST|...`` of the lobby, cached between changes."""
         ...

@@ -96,7 +96,7 @@ class HelloRenderer(Renderer):
         setter, text = ctx.topic(DEFAULT_ROOM)
         if text:
             parts.append(self._topic(DEFAULT_ROOM, setter, text))
-        parts.append(encode_frame(f.You.model_construct(name=peer.name)))
+        parts.append(encode_frame(f.You.model_construct(name=ctx.name_of(peer))))
         return b"".join(parts)
 
     def name_is(self, name: str) -> bytes:

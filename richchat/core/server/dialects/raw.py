@@ -103,13 +103,14 @@ class RawRenderer(Renderer):
 
     def snapshot(self, ctx: RenderContext, peer: Peer, mark: int) -> bytes:
         parts = [_stored(m) for m in ctx.history(DEFAULT_ROOM, mark)]
-        names = ", ".join(n for n in ctx.lobby_names() if n != peer.name) or "nobody yet"
+        me = ctx.name_of(peer)
+        names = ", ".join(n for n in ctx.lobby_names() if n != me) or "nobody yet"
         parts.append(_notice(f"Users online: {names}"))
         _setter, text = ctx.topic(DEFAULT_ROOM)
         if text:
             parts.append(_notice(f"Topic: {text}"))
         parts.append(
-            _notice(f"You are {peer.name}. Type /nick NAME to change it, /help for commands.")
+            _notice(f"You are {me}. Type /nick NAME to change it, /help for commands.")
         )
         return b"".join(parts)
 
