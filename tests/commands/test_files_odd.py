@@ -446,3 +446,24 @@ async def test_a_download_whose_blob_is_gone_keeps_its_part_and_says_where(
                    f"({part} holds the {human_size(held)} an interrupted download of it "
                    "received: kept in case only the nickname was not the addressee's; delete "
                    "it if the file is gone)\n")
+
+
+async def test_a_file_to_nobody_online_is_refused_as_a_message_to_nobody_is(
+        make_server: ServerFactory, tmp_path: Path) -> None:
+    """``send --to nobody hi`` exits 1 with ``no user named 'nobody' is online``; ``send
+    --file small.txt --to nobody`` exited 20 (no such file? the file was fine) with the
+    server's ``no user named nobody is online``. Both are a refusal by the server of the
+    addressee: the same line, the same exit status, --json alike."""
+    server = await make_server()
+    src = tmp_path / "small.txt"
+    make_file(src, 100)
+    said = "error: no user named 'nobody' is online\n"
+    for what in (("hi",), ("--file", str(src))):
+        code, _, err = await run("send", where(server), "--nick", "alice", "--to", "nobody",
+                                 *what)
+        assert (code, err) == (ExitStatus.ERROR, said), what
+        code, out, err = await run("send", where(server), "--nick", "alice", "--to", "nobody",
+                                   "--json", *what)
+        assert (code, err) == (ExitStatus.ERROR, said), what
+        result = json.loads(out)
+        assert (result["error"], result["exit_code"]) == (said[7:-1], ExitStatus.ERROR), what
