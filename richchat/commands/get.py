@@ -112,6 +112,8 @@ def _get(address: str, file_id: str, output: str | None, nick: str | None, room:
     from richchat.core.transfer_render import fetch_summary
     from richchat.core.trust.connect import command_trust_policy
 
+    if output == "":  # (as a Path, "" would be ".", the current directory)
+        raise UsageError("-o needs a directory or a file name, not an empty path")
     if nick is None and token is None:
         raise UsageError("--nick is needed", hint="or --token, from /get in a netcat chat")
     target = parse_address(address)

@@ -68,7 +68,8 @@ def send(
     TLS is tried first; a new server key is pinned (and printed on stderr), a
     changed one refused before anything is sent.
 
-    Exit codes: 1 message refused by the server, 2 usage (--room with --to,
+    Exit codes: 1 message refused by the server (or a --file: --to a user not
+    online), 2 usage (--room with --to,
     a message over 1900 bytes, an empty --file), 3 connection refused, 4 unknown host,
     5 nickname refused, 6 timeout, 7 not a richchat server, 11 connection lost,
     14 server full, 15 some stdin lines refused (too long; the others were sent),

@@ -25,13 +25,21 @@ from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from richchat.core.client import Address, ChatClient, Opener, frame_error_text, open_tcp
+from richchat.core.client import (
+    Address,
+    ChatClient,
+    Opener,
+    RequestRejectedError,
+    frame_error_text,
+    open_tcp,
+)
 from richchat.core.errors import (
     ConnectionLostError,
     FileCorruptError,
     FileTooLargeError,
     FileUnavailableError,
     ProtocolError,
+    RichchatError,
     TimeoutRichchatError,
     UsageError,
 )
@@ -216,7 +224,7 @@ async def share_file(
             client.discard_received()
             try:
                 await client.share(target, size, sha256, name)
-                frame = await _share_answer(client, me, sha256)
+                frame = await _share_answer(client, me, sha256, target)
             except ConnectionLostError:
                 if not cut:
                     raise
@@ -263,7 +271,7 @@ async def share_file(
             # this run's bytes: from where its first upload started (retries within the
             # run resume; what they moved counts), not only the last attempt's
             first = start[0] if start else done.offset
-            offer = await _offer_echo(client, me, sha256)
+            offer = await _offer_echo(client, me, sha256, target)
             return ShareResult(server=str(address), nick=me, target=offer.target, id=offer.id,
                                name=offer.name, size=size, sha256=sha256, sent=size - first,
                                resumed_from=first, waited=waits > 0)
@@ -275,7 +283,17 @@ def _mine(frame: f.FileOffer, me: str, sha256: str) -> bool:
     return frame.sha256 == sha256 and fold_name(frame.sender) == fold_name(me)
 
 
-async def _share_answer(client: ChatClient, me: str, sha256: str) -> f.UploadReady | f.FileOffer:
+def _share_refusal(frame: f.Error, target: str) -> RichchatError:
+    """The error for the server's refusal of a file offered to ``target``: an addressee not
+    online is said as ``send --to`` says it of a message (and exits 1 as it does), not as a
+    file the server does not have."""
+    if frame.code == "no_such_user" and target.startswith("@"):
+        return RequestRejectedError(f"no user named {target[1:]!r} is online", code=frame.code)
+    return refusal(frame.code, frame.text)
+
+
+async def _share_answer(client: ChatClient, me: str, sha256: str,
+                        target: str) -> f.UploadReady | f.FileOffer:
     """The server's answer to ``CMD_SHARE``: upload, or the offer (bytes held already)."""
     deadline = client.deadline()
     while True:
@@ -286,10 +304,10 @@ async def _share_answer(client: ChatClient, me: str, sha256: str) -> f.UploadRea
         if isinstance(frame, f.FileOffer) and _mine(frame, me, sha256):
             return frame
         if isinstance(frame, f.Error) and frame.code != "flood":
-            raise refusal(frame.code, frame.text)
+            raise _share_refusal(frame, target)
 
 
-async def _offer_echo(client: ChatClient, me: str, sha256: str) -> f.FileOffer:
+async def _offer_echo(client: ChatClient, me: str, sha256: str, target: str) -> f.FileOffer:
     """The offer of our file, as the server published it after verifying the upload."""
     deadline = client.deadline()
     while True:
@@ -298,7 +316,7 @@ async def _offer_echo(client: ChatClient, me: str, sha256: str) -> f.FileOffer:
         if isinstance(frame, f.FileOffer) and _mine(frame, me, sha256):
             return frame
         if isinstance(frame, f.Error) and frame.code != "flood":
-            raise refusal(frame.code, frame.text)
+            raise _share_refusal(frame, target)
 
 
 async def fetch_file(

@@ -822,10 +822,14 @@ async def download(open_stream: StreamOpener, token: str, file_id: str, where: D
             if isinstance(accepted, t.TransferError):
                 err = refusal(accepted.code, accepted.text)
                 # we hold more than the file (start again), or there is nothing to resume
-                # (a token for another file says nothing about this one's part file)
-                keep = accepted.code == "wrong_file" or (
+                # (a token for another file says nothing about this one's part file); the
+                # server has no such file: kept, and said where (see DownloadDir.leftover)
+                keep = accepted.code in ("wrong_file", "no_such_file") or (
                     accepted.code != "bad_offset" and not isinstance(
                         err, (FileUnavailableError, FileCorruptError)))
+                note = where.leftover(file_id) if accepted.code == "no_such_file" else None
+                if note is not None and isinstance(err, FileUnavailableError):
+                    err = FileUnavailableError(err.message, hint=note)
                 raise err
             if not isinstance(accepted, t.TransferAccepted) or (
                     sha256 is not None and accepted.sha256 != sha256) or (

@@ -430,3 +430,83 @@ async def test_an_upload_stopped_with_ctrl_c_is_not_shared(
     await asyncio.sleep(0.2)  # an offer would be published right after the commit
     assert server.files.store.room_offers("lobby") == []
     assert server.files.store.blob_size(sha) is None
+
+
+async def test_an_empty_output_path_is_a_usage_error(
+        make_server: ServerFactory, tmp_path: Path) -> None:
+    """``get ... -o ""`` (an unset variable: ``-o "$DEST"``): the empty path was the current
+    directory, and the file was saved there without a word. It is a usage error, exit 2, one
+    line, as ``send --file ""`` is; nothing is downloaded."""
+    server = await make_server()
+    src = tmp_path / "a.txt"
+    make_file(src, 100)
+    code, out, err = await run("send", where(server), "--nick", "alice", "--file", str(src),
+                               "--json")
+    assert code == ExitStatus.OK, err
+    file_id = json.loads(out)["id"]
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    for extra in ((), ("--json",)):
+        proc = await asyncio.create_subprocess_exec(
+            *CLI, "get", where(server), file_id, "--nick", "bob", "-o", "", *extra, cwd=cwd,
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            env=cli_env())
+        raw_out, raw_err = await asyncio.wait_for(proc.communicate(), 60)
+        err = raw_err.decode()
+        assert proc.returncode == ExitStatus.USAGE, err
+        assert err == "error: -o needs a directory or a file name, not an empty path\n"
+        if extra:
+            assert json.loads(raw_out)["error"] == err.removeprefix("error: ").rstrip("\n")
+        assert list(cwd.iterdir()) == []
+
+
+async def test_a_download_whose_blob_is_gone_keeps_its_part_and_says_where(
+        make_server: ServerFactory, tmp_path: Path) -> None:
+    """The file's offer stands but its blob is gone from the server's disk (removed by hand,
+    a damaged disk): the chat connection announces the download, and the transfer
+    connection answers ``no_such_file`` 'the file is no longer available'. That answer
+    removed the part file an earlier, interrupted download had left, without a word. As when
+    the chat connection says there is no such file, the part file is kept and the line says
+    where it is."""
+    server = await make_server(file_rate=1_000_000)
+    assert server.files is not None
+    src = tmp_path / "build.bin"
+    sha = make_file(src, 3_000_000)
+    code, out, err = await run("send", where(server), "--nick", "alice", "--file", str(src),
+                               "--json")
+    assert code == ExitStatus.OK, err
+    file_id = json.loads(out)["id"]
+    dl = tmp_path / "dl"
+    part, held = await _interrupted_get(where(server), file_id, "bob", dl)
+    os.unlink(server.files.store.blob_path(sha))  # the blob alone: the offer stays
+
+    code, out, err = await run("get", where(server), file_id, "--nick", "bob", "-o", f"{dl}/",
+                               "--json")
+    assert code == ExitStatus.FILE_UNAVAILABLE, err
+    assert part.stat().st_size == held
+    assert json.loads(out)["error"] == err.removeprefix("error: ").rstrip("\n")
+    assert err == ("error: the file is no longer available "
+                   f"({part} holds the {human_size(held)} an interrupted download of it "
+                   "received: kept in case only the nickname was not the addressee's; delete "
+                   "it if the file is gone)\n")
+
+
+async def test_a_file_to_nobody_online_is_refused_as_a_message_to_nobody_is(
+        make_server: ServerFactory, tmp_path: Path) -> None:
+    """``send --to nobody hi`` exits 1 with ``no user named 'nobody' is online``; ``send
+    --file small.txt --to nobody`` exited 20 (no such file? the file was fine) with the
+    server's ``no user named nobody is online``. Both are a refusal by the server of the
+    addressee: the same line, the same exit status, --json alike."""
+    server = await make_server()
+    src = tmp_path / "small.txt"
+    make_file(src, 100)
+    said = "error: no user named 'nobody' is online\n"
+    for what in (("hi",), ("--file", str(src))):
+        code, _, err = await run("send", where(server), "--nick", "alice", "--to", "nobody",
+                                 *what)
+        assert (code, err) == (ExitStatus.ERROR, said), what
+        code, out, err = await run("send", where(server), "--nick", "alice", "--to", "nobody",
+                                   "--json", *what)
+        assert (code, err) == (ExitStatus.ERROR, said), what
+        result = json.loads(out)
+        assert (result["error"], result["exit_code"]) == (said[7:-1], ExitStatus.ERROR), what

@@ -75,6 +75,8 @@ CHUNK = 128
 #: entries per XREAD; the read blocks this many ms when there is nothing new
 READ_COUNT = 2048
 READ_BLOCK_MS = 2000
+#: how long the node waits for any answer of Redis (a blocking read's time and some)
+SOCKET_TIMEOUT_S = (READ_BLOCK_MS / 1000) + 8
 #: seconds between attempts while Redis does not answer (doubling up to the last)
 RETRY_DELAYS = (0.05, 0.1, 0.2, 0.5, 1.0)
 DEGRADED_CODE = "degraded"
@@ -207,7 +209,7 @@ class RedisBackend:
                 decode_responses=False,
                 client_name=f"richchat-{self.node}",
                 socket_connect_timeout=5,
-                socket_timeout=(READ_BLOCK_MS / 1000) + 8,
+                socket_timeout=SOCKET_TIMEOUT_S,
                 retry=Retry(NoBackoff(), 0),
                 max_connections=16,
             )
@@ -232,6 +234,13 @@ class RedisBackend:
                     f"cannot use Redis at {redact(url)}: {reason}",
                     hint="give the password in the URL (redis://:PASSWORD@HOST:PORT/DB) or in "
                     "RICHCHAT_REDIS_PASSWORD",
+                ) from None
+            no_database = await _missing_database(exc, url, extra)
+            if no_database is not None:
+                raise RedisUnavailableError(
+                    f"cannot use Redis at {redact(url)}: {no_database}",
+                    hint="give --redis / RICHCHAT_REDIS a database it has "
+                    "(redis://[:PASSWORD@]HOST:PORT/0), or raise databases in its redis.conf",
                 ) from None
             not_redis = _not_redis(exc)
             if not_redis is not None:  # something answered, and it is not Redis
@@ -1059,10 +1068,16 @@ def _not_redis(exc: BaseException) -> str | None:
     ``rediss://`` at a server without TLS fails its handshake."""
     from redis.exceptions import ConnectionError as RedisConnectionError
     from redis.exceptions import InvalidResponse, ResponseError
+    from redis.exceptions import TimeoutError as RedisTimeoutError
 
     text = str(exc)
     if isinstance(exc, ResponseError) and text.strip() == NOT_REDIS_TEXT:
         return "the address answered, but it is a richchat chat server, not Redis"
+    if isinstance(exc, RedisTimeoutError) and "Timeout reading" in text:
+        # connected, and not a byte back in all that time: a Redis answers its first
+        # command at once (even while it loads its data: with a LOADING error)
+        return ("the address accepted the connection but never answered as Redis does "
+                f"(nothing in {SOCKET_TIMEOUT_S:g} s): no Redis listens there")
     if isinstance(exc, InvalidResponse):
         return f"the address answered, but not as Redis does ({_describe(exc)})"
     if isinstance(exc, RedisConnectionError) and "Connection closed by server" in text:
@@ -1072,6 +1087,38 @@ def _not_redis(exc: BaseException) -> str | None:
         return (f"the address answered, but not with TLS as rediss:// asks ({_describe(exc)}): "
                 "a Redis without TLS takes redis://")
     return None
+
+
+async def _missing_database(exc: BaseException, url: str, extra: dict[str, Any]) -> str | None:
+    """Why Redis refused the URL's database (None: it did not): the database it was asked
+    for and, asked again on database 0 (CONFIG GET databases, where allowed), how many it
+    has. ``SELECT`` of a database past the last says only 'DB index is out of range'."""
+    from redis.asyncio import Redis
+    from redis.asyncio.connection import parse_url
+    from redis.exceptions import ResponseError
+
+    if not (isinstance(exc, ResponseError) and "DB index is out of range" in str(exc)):
+        return None
+    try:
+        db = int(parse_url(url).get("db", 0))
+    except (TypeError, ValueError):
+        return f"Redis has no such database ({_describe(exc)})"
+    count = 0
+    with contextlib.suppress(Exception):  # not allowed (ACL, a renamed CONFIG): said less
+        r = Redis.from_url(url, **extra, socket_connect_timeout=5, socket_timeout=5,
+                           decode_responses=True)
+        r.connection_pool.connection_kwargs["db"] = 0  # the URL's database wins over db=0
+        try:
+            got = await asyncio.wait_for(r.config_get("databases"), 10)
+            count = int(str(got.get("databases") or 0))
+        finally:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(r.aclose(), 2)
+    if count > 0:
+        return (f"Redis refused database {db}: it has {count} databases (0 to {count - 1}; "
+                "databases in redis.conf)")
+    return (f"Redis refused database {db}: it has fewer databases (databases in redis.conf; "
+            "16 unless set)")
 
 
 def _describe(exc: BaseException) -> str:
