@@ -144,3 +144,17 @@ def test_numbers_int_would_refuse_are_invalid_never_an_exception(line: str) -> N
                 None, None, None, None)
         else:
             assert isinstance(frame, (InvalidFrame, f.Unknown, f.SayRoom)), frame
+
+
+def test_a_hello_with_a_spaced_agent_is_refused_in_words_not_a_regex() -> None:
+    """Found by the exploratory pass: ``HELLO|1|My Chat 0.3`` was answered
+    ``ERR|bad_frame|String should match pattern '^[\\w./+\\-]+$'`` (pydantic's text)."""
+    from richchat.core.protocol.codec import InvalidFrame, decode_client_line
+
+    for line in ("HELLO|1|My Chat 0.3", "HELLO|1|a\x00b"):
+        frame = decode_client_line(line)
+        assert isinstance(frame, InvalidFrame), frame
+        assert frame.code == "bad_frame", frame
+        assert frame.reason == ("the agent (HELLO's second field) may hold only letters, "
+                                "digits and _ . / + - (no spaces)"), frame
+        assert "pattern" not in frame.reason

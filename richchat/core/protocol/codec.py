@@ -203,6 +203,13 @@ def _reason(exc: ValidationError | FrameSyntaxError) -> str:
     if isinstance(exc, FrameSyntaxError):
         return str(exc)
     err = exc.errors()[0]
+    if err.get("type") == "string_pattern_mismatch":  # pydantic's text names its regex
+        loc = err.get("loc", ())
+        field = str(loc[0]) if loc else "a field"
+        if field == "agent":
+            return ("the agent (HELLO's second field) may hold only letters, digits and "
+                    "_ . / + - (no spaces)")
+        return f"the {field} field has characters it may not hold"
     msg = str(err.get("msg", "invalid"))
     return msg.removeprefix("Value error, ")
 
