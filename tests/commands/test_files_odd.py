@@ -17,6 +17,7 @@ import pytest
 
 from richchat.core.exit_codes import ExitStatus
 from richchat.core.protocol.filenames import human_size
+from richchat.core.server import ChatServer
 from richchat.core.sharing import ATTEMPTS
 from richchat.core.transfer import PART_PREFIX, PART_SUFFIX
 from tests.client.servers import cli_env
@@ -201,17 +202,22 @@ async def test_an_empty_file_path_is_a_usage_error(
                    "directory into one first, e.g. with tar)\n")
 
 
-async def test_a_download_directory_that_is_a_file_is_named_so(
-        make_server: ServerFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """RICHCHAT_DOWNLOAD_DIR (or ``-o DIR/``) naming a file: 'cannot create the download
-    directory ...: File exists', as if the directory were missing; it exists, as a file."""
-    server = await make_server()
+async def _shared_small(server: ChatServer, tmp_path: Path) -> str:
+    """The id of a 100-byte file alice shared in the lobby of ``server``."""
     src = tmp_path / "a.txt"
     make_file(src, 100)
     code, out, err = await run("send", where(server), "--nick", "alice", "--file", str(src),
                                "--json")
     assert code == ExitStatus.OK, err
-    file_id = json.loads(out)["id"]
+    return str(json.loads(out)["id"])
+
+
+async def test_a_download_directory_that_is_a_file_is_named_so(
+        make_server: ServerFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """RICHCHAT_DOWNLOAD_DIR (or ``-o DIR/``) naming a file: 'cannot create the download
+    directory ...: File exists', as if the directory were missing; it exists, as a file."""
+    server = await make_server()
+    file_id = await _shared_small(server, tmp_path)
     not_a_dir = tmp_path / "downloads"
     not_a_dir.write_text("a file")
     env = dict(cli_env(), RICHCHAT_DOWNLOAD_DIR=str(not_a_dir))
@@ -256,7 +262,7 @@ async def test_a_download_that_does_not_fit_is_never_said_saved(
     assert text == f"error: cannot write the download in {small}: No space left on device\n"
 
 
-async def _interrupted_get(server_addr: str, file_id: str, nick: str, dl: Path) -> tuple[Path, int]:
+async def interrupted_get(server_addr: str, file_id: str, nick: str, dl: Path) -> tuple[Path, int]:
     """A ``get`` killed once part of the file is on disk: its part file, and its size."""
     part = dl / f"{PART_PREFIX}{file_id}{PART_SUFFIX}"
     proc = await asyncio.create_subprocess_exec(
@@ -276,14 +282,12 @@ async def _interrupted_get(server_addr: str, file_id: str, nick: str, dl: Path) 
     return part, held
 
 
-async def test_an_interrupted_download_of_a_file_since_expired_says_where_its_part_is(
-        make_server: ServerFactory, tmp_path: Path) -> None:
-    """A ``get`` killed halfway leaves its part file for a resume; when the file has expired
-    on the server meanwhile, the next ``get`` said 'no file ... (files expire ...)', exit 20,
-    and nothing of the part file, hidden in the download directory for good. The line now
-    says where it is (kept: see the next test); --json the same."""
+async def _shared_then_cut_off(make_server: ServerFactory, tmp_path: Path
+                               ) -> tuple[ChatServer, str, str, Path, Path, int]:  # fmt: skip
+    """A server (file rate limited: a download takes a while), a 3 MB file alice shared, and
+    bob's download of it into tmp_path/dl killed halfway: (server, sha256, file id, the
+    download directory, the part file, its size)."""
     server = await make_server(file_rate=1_000_000)
-    assert server.files is not None
     src = tmp_path / "build.bin"
     sha = make_file(src, 3_000_000)
     code, out, err = await run("send", where(server), "--nick", "alice", "--file", str(src),
@@ -291,7 +295,18 @@ async def test_an_interrupted_download_of_a_file_since_expired_says_where_its_pa
     assert code == ExitStatus.OK, err
     file_id = json.loads(out)["id"]
     dl = tmp_path / "dl"
-    part, held = await _interrupted_get(where(server), file_id, "bob", dl)
+    part, held = await interrupted_get(where(server), file_id, "bob", dl)
+    return server, sha, file_id, dl, part, held
+
+
+async def test_an_interrupted_download_of_a_file_since_expired_says_where_its_part_is(
+        make_server: ServerFactory, tmp_path: Path) -> None:
+    """A ``get`` killed halfway leaves its part file for a resume; when the file has expired
+    on the server meanwhile, the next ``get`` said 'no file ... (files expire ...)', exit 20,
+    and nothing of the part file, hidden in the download directory for good. The line now
+    says where it is (kept: see the next test); --json the same."""
+    server, sha, file_id, dl, part, held = await _shared_then_cut_off(make_server, tmp_path)
+    assert server.files is not None
     server.files.store.delete_blob(sha)  # expired (what the retention sweep does)
 
     code, out, err = await run("get", where(server), file_id, "--nick", "bob", "-o", f"{dl}/",
@@ -328,7 +343,7 @@ async def test_a_private_download_asked_for_under_another_nickname_keeps_its_par
     await wait_until(lambda: server.hub is not None and server.hub.users_online == 0,
                      "bob to be gone")
     dl = tmp_path / "dl"
-    part, held = await _interrupted_get(where(server), file_id, "bob", dl)
+    part, held = await interrupted_get(where(server), file_id, "bob", dl)
 
     code, _, err = await run("get", where(server), file_id, "--nick", "carol", "-o", f"{dl}/")
     assert code == ExitStatus.FILE_UNAVAILABLE, err
@@ -438,12 +453,7 @@ async def test_an_empty_output_path_is_a_usage_error(
     directory, and the file was saved there without a word. It is a usage error, exit 2, one
     line, as ``send --file ""`` is; nothing is downloaded."""
     server = await make_server()
-    src = tmp_path / "a.txt"
-    make_file(src, 100)
-    code, out, err = await run("send", where(server), "--nick", "alice", "--file", str(src),
-                               "--json")
-    assert code == ExitStatus.OK, err
-    file_id = json.loads(out)["id"]
+    file_id = await _shared_small(server, tmp_path)
     cwd = tmp_path / "cwd"
     cwd.mkdir()
     for extra in ((), ("--json",)):
@@ -468,16 +478,8 @@ async def test_a_download_whose_blob_is_gone_keeps_its_part_and_says_where(
     removed the part file an earlier, interrupted download had left, without a word. As when
     the chat connection says there is no such file, the part file is kept and the line says
     where it is."""
-    server = await make_server(file_rate=1_000_000)
+    server, sha, file_id, dl, part, held = await _shared_then_cut_off(make_server, tmp_path)
     assert server.files is not None
-    src = tmp_path / "build.bin"
-    sha = make_file(src, 3_000_000)
-    code, out, err = await run("send", where(server), "--nick", "alice", "--file", str(src),
-                               "--json")
-    assert code == ExitStatus.OK, err
-    file_id = json.loads(out)["id"]
-    dl = tmp_path / "dl"
-    part, held = await _interrupted_get(where(server), file_id, "bob", dl)
     os.unlink(server.files.store.blob_path(sha))  # the blob alone: the offer stays
 
     code, out, err = await run("get", where(server), file_id, "--nick", "bob", "-o", f"{dl}/",

@@ -7,18 +7,13 @@ real ``richchat get``, killed halfway."""
 
 from __future__ import annotations
 
-import asyncio
-import signal
-import subprocess
 from pathlib import Path
 
 from richchat.core.client import Address
 from richchat.core.protocol.filenames import human_size
 from richchat.core.sharing import share_file
-from richchat.core.transfer import PART_PREFIX, PART_SUFFIX
-from tests.client.servers import cli_env
-from tests.commands.test_files_cli import CLI, make_file
-from tests.conditions import wait_until
+from tests.commands.test_files_cli import make_file
+from tests.commands.test_files_odd import interrupted_get
 from tests.server.conftest import ServerFactory, make_server
 from tests.tui.test_app import SIZE, plain, type_line, until
 from tests.tui.test_files_ui import make_app
@@ -40,20 +35,7 @@ async def test_get_of_an_expired_file_says_where_the_part_file_left_is(
         await until(pilot, lambda: any("[1] bob shared notes.bin" in s
                                        for s in plain(app, "lobby")), "the offer")
         # an earlier download into the same directory, killed halfway
-        part = dl / f"{PART_PREFIX}{shared.id}{PART_SUFFIX}"
-        proc = await asyncio.create_subprocess_exec(
-            *CLI, "get", f"127.0.0.1:{server.port}", shared.id, "--nick", "carol", "-o",
-            f"{dl}/", stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL, env=cli_env())
-        try:
-            await wait_until(lambda: (part.exists() and part.stat().st_size >= 200_000)
-                             or proc.returncode is not None, "part of the download on disk",
-                             timeout=60)
-        finally:
-            if proc.returncode is None:
-                proc.send_signal(signal.SIGKILL)
-            await asyncio.wait_for(proc.wait(), 30)
-        held = part.stat().st_size
+        part, held = await interrupted_get(f"127.0.0.1:{server.port}", shared.id, "carol", dl)
         server.files.store.delete_blob(sha)  # expired (what the retention sweep does)
 
         await type_line(pilot, "/get 1")
