@@ -36,6 +36,7 @@ import errno
 import hashlib
 import os
 import stat
+import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -373,7 +374,13 @@ async def upload(open_stream: StreamOpener, token: str, path: Path, sha256: str,
         if ended_well:
             await _close(writer)
         else:  # stopped (Ctrl+C, a timeout, an error): nothing more goes to the server
-            LAST_UPLOAD.delivered = position >= size and _unacknowledged(writer) == 0
+            stopped = sys.exc_info()[1]
+            LAST_UPLOAD.delivered = (
+                isinstance(stopped, (asyncio.CancelledError, KeyboardInterrupt))
+                and position >= size
+                and writer.transport.get_write_buffer_size() == 0  # (TLS: asyncio's buffer)
+                and _unacknowledged(writer) == 0
+            )
             _abort(writer)
 
 

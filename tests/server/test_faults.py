@@ -507,6 +507,32 @@ async def test_a_refused_client_that_spoke_first_gets_the_refusal(tmp_path: Path
     stop_cleanly(server)
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="needs Linux (prlimit, /proc)")
+async def test_refused_clients_that_never_close_do_not_hold_up_the_others(
+        tmp_path: Path) -> None:
+    """Found by review: a refused connection lingering for its client's end held the one
+    spare descriptor, so clients waiting behind one that never closed were refused one every
+    2 s (20 clients: 40 s). The longest-lingering one is closed when the next client needs
+    its descriptor: all of them get their answer at once."""
+    server = ServerProc(tmp_path / "data", log_dir=tmp_path)
+    alice = await LineClient.connect(server.port, hello="t", nick="alice")
+    limit = _open_fds(server.pid)
+    subprocess.run(["prlimit", f"--pid={server.pid}", f"--nofile={limit}:{limit}"],
+                   check=True, timeout=WAIT)
+    refusal = b"ERR|server_full|the server is out of file descriptors, try later\n"
+    streams = [await asyncio.open_connection("127.0.0.1", server.port) for _ in range(20)]
+    try:
+        answers = await asyncio.wait_for(
+            asyncio.gather(*(reader.readline() for reader, _ in streams)), 30)
+        assert answers == [refusal] * 20
+    finally:
+        for _, writer in streams:
+            writer.close()
+    assert "|alice|" in await _say(alice, "alice", "still here")
+    await alice.close()
+    stop_cleanly(server)
+
+
 # ----------------------------------------------------------------------------- SIGSTOP
 
 

@@ -120,8 +120,9 @@ class Acceptor:
 
     def _out_of_descriptors(self, exc: OSError) -> None:
         for _ in range(ACCEPT_BATCH):
-            if self._reserve is None:
+            if self._reserve is None and not self._free_one():
                 break
+            assert self._reserve is not None  # (_free_one took it back)
             os.close(self._reserve)  # one descriptor free: for the client waiting
             self._reserve = None
             try:
@@ -137,7 +138,7 @@ class Acceptor:
             self._episode(exc)
             self.refused += 1
             self._refuse(conn)
-            self._reserve = _take_reserve()  # None while the refused one lingers: see there
+            self._reserve = _take_reserve()  # None while the refused one lingers: _free_one
         else:
             return  # a batch refused; readiness brings the rest
         # stop listening for a while: one timer, not a spin on a socket that stays readable
@@ -152,7 +153,8 @@ class Acceptor:
         reset (RST), and a client's asyncio stream raised "connection reset" before handing
         over the refusal it had received (``send`` said the server closed the connection,
         exit 11, instead of "full", exit 14). The descriptor is held meanwhile, at most
-        :data:`LINGER_S`: accepting pauses until it is free again (it is the reserve's)."""
+        :data:`LINGER_S`, or until the next client waiting needs it (:meth:`_free_one`: every
+        client still gets its answer at once)."""
         try:
             conn.setblocking(False)
             if self.refusal is not None:
@@ -163,6 +165,15 @@ class Acceptor:
             conn.close()
             return
         self._lingering[conn] = self._loop.call_later(LINGER_S, self._refused_done, conn)
+
+    def _free_one(self) -> bool:
+        """A descriptor for the next client waiting: the refused connection that has lingered
+        longest is closed now (its client has had the refusal and our end; what it sent
+        since is read first, so the close resets nothing it could still want)."""
+        if not self._lingering:
+            return False
+        self._refused_done(next(iter(self._lingering)))
+        return self._reserve is not None
 
     def _refused_readable(self, conn: socket.socket) -> None:
         try:
@@ -181,6 +192,9 @@ class Acceptor:
         handle.cancel()
         with contextlib.suppress(ValueError, OSError):
             self._loop.remove_reader(conn.fileno())
+        with contextlib.suppress(OSError):  # what it sent: unread, the close would reset
+            while conn.recv(4096):
+                pass
         conn.close()
         if self._reserve is None:
             self._reserve = _take_reserve()

@@ -1075,9 +1075,11 @@ def _not_redis(exc: BaseException) -> str | None:
         return "the address answered, but it is a richchat chat server, not Redis"
     if isinstance(exc, RedisTimeoutError) and "Timeout reading" in text:
         # connected, and not a byte back in all that time: a Redis answers its first
-        # command at once (even while it loads its data: with a LOADING error)
-        return ("the address accepted the connection but never answered as Redis does "
-                f"(nothing in {SOCKET_TIMEOUT_S:g} s): no Redis listens there")
+        # command at once (even while it loads its data: with a LOADING error), unless it
+        # is blocked (CLIENT PAUSE, a long script, a stopped process)
+        return ("the address accepted the connection but did not answer in "
+                f"{SOCKET_TIMEOUT_S:g} s: no Redis listens there, or a Redis that is blocked "
+                "or paused")
     if isinstance(exc, InvalidResponse):
         return f"the address answered, but not as Redis does ({_describe(exc)})"
     if isinstance(exc, RedisConnectionError) and "Connection closed by server" in text:
