@@ -63,14 +63,19 @@ async def test_the_same_file_shared_twice_at_once_is_shared_twice(
         await first.finish()  # the first upload ends
         out, err = await asyncio.wait_for(proc.communicate(), 60)
     finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-        await first.close()
+        await _end_both(proc, first)
     assert still_waiting, err.decode()
     assert proc.returncode == ExitStatus.OK, err.decode()
     result = json.loads(out)
     assert (result["sha256"], result["size"], result["target"]) == (sha, size, "lobby")
+
+
+async def _end_both(proc: asyncio.subprocess.Process, first: HeldUpload) -> None:
+    """The ``send`` still running (a failed test) killed, and the held upload closed."""
+    if proc.returncode is None:
+        proc.kill()
+        await proc.wait()
+    await first.close()
 
 
 async def test_a_share_that_waited_for_another_upload_says_the_server_had_it(
@@ -99,10 +104,7 @@ async def test_a_share_that_waited_for_another_upload_says_the_server_had_it(
             await first.finish()
             out, err = await asyncio.wait_for(proc.communicate(), 60)
         finally:
-            if proc.returncode is None:
-                proc.kill()
-                await proc.wait()
-            await first.close()
+            await _end_both(proc, first)
         assert proc.returncode == ExitStatus.OK, err.decode()
         if json_out:
             result = json.loads(out)

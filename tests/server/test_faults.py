@@ -479,6 +479,19 @@ async def test_file_descriptors_exhausted(tmp_path: Path) -> None:
     stop_cleanly(server)
 
 
+OUT_OF_FDS = b"ERR|server_full|the server is out of file descriptors, try later\n"
+
+
+async def _at_the_descriptor_limit(tmp_path: Path) -> tuple[ServerProc, LineClient]:
+    """A server with alice connected, its RLIMIT_NOFILE lowered to what it has open."""
+    server = ServerProc(tmp_path / "data", log_dir=tmp_path)
+    alice = await LineClient.connect(server.port, hello="t", nick="alice")
+    limit = _open_fds(server.pid)
+    subprocess.run(["prlimit", f"--pid={server.pid}", f"--nofile={limit}:{limit}"],
+                   check=True, timeout=WAIT)
+    return server, alice
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="needs Linux (prlimit, /proc)")
 async def test_a_refused_client_that_spoke_first_gets_the_refusal(tmp_path: Path) -> None:
     """Found in CI: out of descriptors, the server wrote the refusal and closed at once; a
@@ -486,12 +499,8 @@ async def test_a_refused_client_that_spoke_first_gets_the_refusal(tmp_path: Path
     reset, and its asyncio stream raised "connection reset" before handing over the refusal
     it had received (``send``: exit 11, "closed the connection", instead of 14, "full").
     The server now ends its side and closes once the client has ended its own."""
-    server = ServerProc(tmp_path / "data", log_dir=tmp_path)
-    alice = await LineClient.connect(server.port, hello="t", nick="alice")
-    limit = _open_fds(server.pid)
-    subprocess.run(["prlimit", f"--pid={server.pid}", f"--nofile={limit}:{limit}"],
-                   check=True, timeout=WAIT)
-    refusal = b"ERR|server_full|the server is out of file descriptors, try later\n"
+    server, alice = await _at_the_descriptor_limit(tmp_path)
+    refusal = OUT_OF_FDS
     for _ in range(3):
         reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
         writer.write(b"HELLO|1|eager\n")
@@ -514,12 +523,8 @@ async def test_refused_clients_that_never_close_do_not_hold_up_the_others(
     spare descriptor, so clients waiting behind one that never closed were refused one every
     2 s (20 clients: 40 s). The longest-lingering one is closed when the next client needs
     its descriptor: all of them get their answer at once."""
-    server = ServerProc(tmp_path / "data", log_dir=tmp_path)
-    alice = await LineClient.connect(server.port, hello="t", nick="alice")
-    limit = _open_fds(server.pid)
-    subprocess.run(["prlimit", f"--pid={server.pid}", f"--nofile={limit}:{limit}"],
-                   check=True, timeout=WAIT)
-    refusal = b"ERR|server_full|the server is out of file descriptors, try later\n"
+    server, alice = await _at_the_descriptor_limit(tmp_path)
+    refusal = OUT_OF_FDS
     streams = [await asyncio.open_connection("127.0.0.1", server.port) for _ in range(20)]
     try:
         answers = await asyncio.wait_for(
